@@ -1,0 +1,256 @@
+/// Which gradient a check is about.
+public enum GradTarget: String, Sendable, CaseIterable, CustomStringConvertible {
+    case dx, dgamma, dbeta
+    public var description: String { rawValue }
+}
+
+/// Settings of a finite-difference check. The defaults are `torch.autograd.gradcheck`'s.
+public struct GradcheckOptions: Sendable, Equatable {
+    /// The finite-difference step h: numeric = (L(v + h) − L(v − h)) / 2h.
+    public var step = 1e-6
+    public var atol = 1e-5
+    public var rtol = 1e-3
+    /// How many elements of each gradient to check; nil means every element when there are at most
+    /// `autoFullLimit`, otherwise a random sample of `defaultSampleSize`.
+    public var sampleSize: Int?
+    /// Check every element whatever the size.
+    public var full = false
+    /// Seed of the sample (SplitMix64).
+    public var seed: UInt64 = 0
+    /// How many of the worst elements a report lists.
+    public var worstCount = 5
+
+    public static let autoFullLimit = 4096
+    public static let defaultSampleSize = 512
+
+    public init() {}
+
+    public func validate() throws(NormError) {
+        guard step.isFinite, step > 0 else { throw NormError.argument("the finite-difference step must be > 0 (got \(step))") }
+        guard atol.isFinite, atol >= 0, rtol.isFinite, rtol >= 0 else {
+            throw NormError.argument("atol and rtol must be finite and ≥ 0 (got atol=\(atol), rtol=\(rtol))")
+        }
+        if let sampleSize, sampleSize < 1 { throw NormError.argument("the sample size must be at least 1 (got \(sampleSize))") }
+        guard worstCount >= 0 else { throw NormError.argument("worstCount must be ≥ 0") }
+    }
+}
+
+/// One checked element.
+public struct GradcheckElement: Sendable, Equatable {
+    public let offset: Int
+    public let index: [Int]
+    public let analytic: Double
+    public let numeric: Double
+    public var absError: Double { abs(analytic - numeric) }
+    /// |analytic − numeric| / |numeric|; 0 when both are 0, ∞ when only the numeric one is.
+    public var relError: Double {
+        if numeric == 0 { return analytic == 0 ? 0 : .infinity }
+        return absError / abs(numeric)
+    }
+    /// torch.allclose's rule: |a − n| ≤ atol + rtol·|n|.
+    public func passes(atol: Double, rtol: Double) -> Bool {
+        absError <= atol + rtol * abs(numeric)
+    }
+}
+
+/// The verdict on one gradient.
+public struct GradcheckReport: Sendable {
+    public let target: GradTarget
+    /// True when the analytic side was a gradient supplied from outside, not the engine's backward.
+    public let supplied: Bool
+    public let shape: Shape
+    public let checked: Int
+    public var total: Int { shape.count }
+    public var sampled: Bool { checked < total }
+    public let failures: Int
+    public let maxAbsError: Double
+    public let maxRelError: Double
+    /// The elements with the largest absolute error, worst first.
+    public let worst: [GradcheckElement]
+    public let options: GradcheckOptions
+    /// What the comparison means beyond the plain numbers (e.g. the batch reduction of paramgrad=mean).
+    public let notes: [String]
+    public var passed: Bool { failures == 0 }
+}
+
+/// Central finite differences, in Float64, of the scalar loss L = Σ dy·y with respect to x, γ and β, compared
+/// with the layer's backward pass or with a gradient supplied from outside.
+///
+/// Under paramgrad=mean the convention defines dγ and dβ as the true gradient divided by N, so the numeric
+/// gradient is divided by N before comparing (and the report says so). In BatchNorm's training mode y depends on
+/// the batch statistics only; the running statistics are not touched.
+public enum Gradcheck {
+    public static func run(
+        spec: LayerSpec,
+        input: Tensor<Double>,
+        gamma: Tensor<Double>?,
+        beta: Tensor<Double>?,
+        outputGradient dy: Tensor<Double>,
+        mode: Mode = .train,
+        running: (mean: Tensor<Double>, variance: Tensor<Double>)? = nil,
+        targets: [GradTarget] = GradTarget.allCases,
+        supplied: [GradTarget: Tensor<Double>] = [:],
+        options: GradcheckOptions = GradcheckOptions(),
+        isCancelled: () -> Bool = { false }
+    ) throws(NormError) -> [GradcheckReport] {
+        try options.validate()
+        let plan = try NormPlan(spec: spec, inputShape: input.shape)
+        let hasAffine = plan.affineShape != nil
+        let gammaNow = gamma ?? plan.affineShape.map { Tensor<Double>.ones($0) }
+        let betaNow = beta ?? plan.affineShape.map { Tensor<Double>.zeros($0) }
+
+        func forwardLoss(x: Tensor<Double>, g: Tensor<Double>?, b: Tensor<Double>?) throws(NormError) -> Double {
+            let result = try Normalization.forward(spec: spec, input: x, gamma: g, beta: b, mode: mode, running: running)
+            return compensatedDot(result.output.scalars, dy.scalars)
+        }
+
+        let forward = try Normalization.forward(spec: spec, input: input, gamma: gammaNow, beta: betaNow,
+                                                mode: mode, running: running)
+        let engine = try Normalization.backward(forward: forward, gamma: gammaNow, outputGradient: dy)
+
+        var reports: [GradcheckReport] = []
+        for target in targets {
+            if target != .dx && !hasAffine {
+                if targets.count == 1 { throw NormError.argument("this layer has affine=none: there is no \(target) to check") }
+                continue
+            }
+            let pair: (Tensor<Double>?, Tensor<Double>?)
+            switch target {
+            case .dx: pair = (input, engine.dx)
+            case .dgamma: pair = (gammaNow, engine.dgamma)
+            case .dbeta: pair = (betaNow, engine.dbeta)
+            }
+            guard let variable = pair.0 else { continue }
+            let engineGradient = pair.1
+            let analytic: Tensor<Double>
+            if let given = supplied[target] {
+                guard given.shape == variable.shape else {
+                    throw NormError.mismatch("the supplied \(target) has shape \(given.shape) but \(target) must have shape \(variable.shape)")
+                }
+                analytic = given
+            } else if let engineGradient {
+                analytic = engineGradient
+            } else {
+                continue
+            }
+
+            var notes: [String] = []
+            let batchDivisor: Double
+            if target != .dx && spec.paramGrad == .mean {
+                batchDivisor = Double(plan.batch)
+                notes.append("paramgrad=mean defines \(target) as the true gradient divided by N, so the numeric gradient was divided by N = \(plan.batch)")
+            } else {
+                batchDivisor = 1
+            }
+
+            let offsets = sampleOffsets(count: variable.count, options: options)
+            if offsets.count < variable.count {
+                notes.append("checked a random sample of \(offsets.count) of \(variable.count) elements (seed \(options.seed)); use full to check all")
+            }
+            var elements: [GradcheckElement] = []
+            elements.reserveCapacity(offsets.count)
+            var perturbed = variable
+            for offset in offsets {
+                if isCancelled() { throw NormError(.interrupted, "gradcheck interrupted after \(elements.count) of \(offsets.count) elements") }
+                let original = variable.scalars[offset]
+                perturbed.set(offset: offset, to: original + options.step)
+                let plus = try loss(target, perturbed, input, gammaNow, betaNow, forwardLoss)
+                perturbed.set(offset: offset, to: original - options.step)
+                let minus = try loss(target, perturbed, input, gammaNow, betaNow, forwardLoss)
+                perturbed.set(offset: offset, to: original)
+                let numeric = (plus - minus) / (2 * options.step) / batchDivisor
+                elements.append(GradcheckElement(offset: offset, index: variable.shape.multiIndex(ofOffset: offset),
+                                                 analytic: analytic.scalars[offset], numeric: numeric))
+            }
+            let failures = elements.filter { !$0.passes(atol: options.atol, rtol: options.rtol) }.count
+            // NaN errors sort first: they are the worst news.
+            func key(_ e: GradcheckElement) -> Double { e.absError.isNaN ? .infinity : e.absError }
+            let worst = elements.sorted { (key($0), $1.offset) > (key($1), $0.offset) }.prefix(options.worstCount)
+            reports.append(GradcheckReport(
+                target: target, supplied: supplied[target] != nil, shape: variable.shape, checked: elements.count,
+                failures: failures,
+                maxAbsError: elements.map(key).max() ?? 0,
+                maxRelError: elements.map { $0.relError.isNaN ? .infinity : $0.relError }.max() ?? 0,
+                worst: Array(worst), options: options, notes: notes))
+        }
+        return reports
+    }
+
+    private static func loss(
+        _ target: GradTarget, _ perturbed: Tensor<Double>, _ x: Tensor<Double>, _ g: Tensor<Double>?,
+        _ b: Tensor<Double>?, _ forwardLoss: (Tensor<Double>, Tensor<Double>?, Tensor<Double>?) throws(NormError) -> Double
+    ) throws(NormError) -> Double {
+        switch target {
+        case .dx: try forwardLoss(perturbed, g, b)
+        case .dgamma: try forwardLoss(x, perturbed, b)
+        case .dbeta: try forwardLoss(x, g, perturbed)
+        }
+    }
+
+    /// Every offset, or a sorted random sample of distinct ones.
+    static func sampleOffsets(count: Int, options: GradcheckOptions) -> [Int] {
+        let wanted: Int
+        if options.full {
+            wanted = count
+        } else if let size = options.sampleSize {
+            wanted = min(size, count)
+        } else {
+            wanted = count <= GradcheckOptions.autoFullLimit ? count : GradcheckOptions.defaultSampleSize
+        }
+        if wanted >= count { return Array(0..<count) }
+        // Partial Fisher–Yates over a sparse permutation: O(wanted) memory whatever the tensor size.
+        var generator = SplitMix64(seed: options.seed)
+        var swapped: [Int: Int] = [:]
+        var chosen: [Int] = []
+        chosen.reserveCapacity(wanted)
+        for i in 0..<wanted {
+            let j = i + generator.nextInt(below: count - i)
+            let atJ = swapped[j] ?? j
+            swapped[j] = swapped[i] ?? i
+            chosen.append(atJ)
+        }
+        return chosen.sorted()
+    }
+
+    /// Σ aᵢ·bᵢ with Neumaier's compensation: the finite differences subtract two nearly equal losses, so their
+    /// rounding error matters.
+    static func compensatedDot(_ a: [Double], _ b: [Double]) -> Double {
+        var sum = 0.0
+        var compensation = 0.0
+        for (x, y) in zip(a, b) {
+            let term = x * y
+            let t = sum + term
+            if abs(sum) >= abs(term) {
+                compensation += (sum - t) + term
+            } else {
+                compensation += (term - t) + sum
+            }
+            sum = t
+        }
+        return sum + compensation
+    }
+}
+
+extension NormLayer {
+    /// Gradcheck the layer's last forward pass in Float64 (its input, γ, β and mode), for the upstream gradient
+    /// `dy`. Supplied gradients, if any, are checked instead of the engine's.
+    public func gradcheck(
+        outputGradient dy: Tensor<Scalar>,
+        targets: [GradTarget] = GradTarget.allCases,
+        supplied: [GradTarget: Tensor<Scalar>] = [:],
+        options: GradcheckOptions = GradcheckOptions(),
+        isCancelled: () -> Bool = { false }
+    ) throws(NormError) -> [GradcheckReport] {
+        guard let lastForward else {
+            throw NormError.state("gradcheck needs a forward pass first: run forward, then gradcheck")
+        }
+        var running: (mean: Tensor<Double>, variance: Tensor<Double>)? = nil
+        if let runningMean, let runningVariance {
+            running = (runningMean.converted(), runningVariance.converted())
+        }
+        return try Gradcheck.run(
+            spec: spec, input: lastForward.input.converted(), gamma: gamma?.converted(), beta: beta?.converted(),
+            outputGradient: dy.converted(), mode: lastForward.mode, running: running, targets: targets,
+            supplied: supplied.mapValues { $0.converted() }, options: options, isCancelled: isCancelled)
+    }
+}

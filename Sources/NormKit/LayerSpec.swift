@@ -1,0 +1,194 @@
+/// The normalisation layers NormKit implements. LayerNorm and InstanceNorm are GroupNorm with G = 1 and G = C;
+/// all of them run on one core (`NormPlan` + `NormKernels`), which differs only in which elements share statistics.
+public enum LayerKind: String, Sendable, CaseIterable, CustomStringConvertible {
+    case groupnorm, layernorm, instancenorm, batchnorm, rmsnorm
+
+    public var description: String { rawValue }
+
+    public var displayName: String {
+        switch self {
+        case .groupnorm: "GroupNorm"
+        case .layernorm: "LayerNorm"
+        case .instancenorm: "InstanceNorm"
+        case .batchnorm: "BatchNorm"
+        case .rmsnorm: "RMSNorm"
+        }
+    }
+}
+
+/// Which elements share one mean and variance.
+public enum Reduce: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// GroupNorm paper and PyTorch: per (sample, group) over the group's C/G channels and every spatial position.
+    /// For BatchNorm: per channel over the batch and every spatial position.
+    case group
+    /// PyDLLib's code (`.sum(2)` on the (N, G, C/G, *spatial) view): per (sample, group, spatial position), over
+    /// the group's C/G channels only. For BatchNorm: per element (channel and position), over the batch only.
+    case channels
+
+    public var description: String { rawValue }
+}
+
+/// The shape of γ and β.
+public enum Affine: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// One γ and β per channel: shape (C). Paper and PyTorch.
+    case channel
+    /// One γ and β per element of a sample: shape (C, *spatial). PyDLLib's code.
+    case element
+    /// No γ or β: y = x̂.
+    case none
+
+    public var description: String { rawValue }
+}
+
+/// How dγ and dβ are reduced over the batch.
+public enum ParamGrad: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// The true gradient of Σ dy·y: summed over the batch (PyTorch).
+    case sum
+    /// The sum divided by N (PyDLLib's `.mean(axis=0)`).
+    case mean
+
+    public var description: String { rawValue }
+}
+
+/// Which variance normalises x.
+public enum VarianceEstimator: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Σ(x − μ)² / m, as the paper, PyTorch and PyDLLib's GroupNorm use.
+    case biased
+    /// Σ(x − μ)² / (m − 1), as PyDLLib's BatchNorm uses.
+    case unbiased
+
+    public var description: String { rawValue }
+}
+
+/// Named bundles of conventions.
+public enum Preset: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Group Normalization paper (Wu & He 2018) and PyTorch: reduce=group, affine=channel, paramgrad=sum, eps 1e-5.
+    case torch
+    /// The code of PyDLLib's layers: reduce=channels, affine=element, paramgrad=mean, eps 1e-6
+    /// (and, for BatchNorm, the unbiased variance).
+    case pydllib
+
+    public var description: String { rawValue }
+}
+
+public enum Mode: String, Sendable, CustomStringConvertible {
+    case train, eval
+    public var description: String { rawValue }
+}
+
+/// A layer's kind and conventions: pure configuration, no data.
+public struct LayerSpec: Sendable, Equatable {
+    public var kind: LayerKind
+    /// The number of groups, for GroupNorm and RMSNorm. LayerNorm is 1, InstanceNorm is C, BatchNorm has none.
+    public var groups: Int?
+    public var reduce: Reduce
+    public var affine: Affine
+    public var paramGrad: ParamGrad
+    public var variance: VarianceEstimator
+    public var eps: Double
+    /// BatchNorm's running-statistics update: running = (1 − momentum)·running + momentum·batch.
+    public var momentum: Double
+    /// The preset the conventions came from; options set afterwards may have changed some of them.
+    public var preset: Preset
+
+    /// A layer with a preset's conventions. Validates `groups` as the seed does: a positive integer.
+    public init(kind: LayerKind, groups: Int? = nil, preset: Preset = .torch) throws(NormError) {
+        switch kind {
+        case .groupnorm:
+            guard let groups else {
+                throw NormError.argument("groupnorm needs the number of groups, e.g. `groupnorm 32`")
+            }
+            guard groups > 0 else { throw NormError.argument("num_groups must be a positive integer (got \(groups))") }
+        case .rmsnorm:
+            if let groups, groups <= 0 { throw NormError.argument("num_groups must be a positive integer (got \(groups))") }
+        case .layernorm, .instancenorm, .batchnorm:
+            if groups != nil { throw NormError.argument("\(kind) takes no number of groups") }
+        }
+        self.kind = kind
+        switch kind {
+        case .groupnorm: self.groups = groups
+        case .rmsnorm: self.groups = groups ?? 1
+        case .layernorm: self.groups = 1
+        case .instancenorm, .batchnorm: self.groups = nil
+        }
+        reduce = .group
+        affine = .channel
+        paramGrad = .sum
+        variance = .biased
+        eps = 1e-5
+        momentum = 0.1
+        self.preset = .torch
+        apply(preset)
+    }
+
+    /// Set every convention a preset defines.
+    public mutating func apply(_ preset: Preset) {
+        self.preset = preset
+        switch preset {
+        case .torch:
+            reduce = .group
+            affine = .channel
+            paramGrad = .sum
+            variance = .biased
+            eps = 1e-5
+            momentum = 0.1
+        case .pydllib:
+            reduce = .channels
+            affine = .element
+            paramGrad = .mean
+            variance = kind == .batchnorm ? .unbiased : .biased
+            eps = 1e-6
+            momentum = 0.1
+        }
+    }
+
+    /// Check the numeric options; the shape-dependent checks happen when an input arrives.
+    public func validate() throws(NormError) {
+        guard eps.isFinite, eps >= 0 else {
+            throw NormError.argument("eps must be a finite number ≥ 0 (got \(eps))")
+        }
+        guard momentum.isFinite, momentum >= 0, momentum <= 1 else {
+            throw NormError.argument("momentum must be between 0 and 1 (got \(momentum))")
+        }
+        if kind == .rmsnorm && variance == .unbiased {
+            throw NormError.argument("rmsnorm divides the sum of squares by m; it has no unbiased variant")
+        }
+    }
+
+    /// The number of groups for an input with `channels` channels, or an error in the seed's words.
+    public func resolvedGroups(channels: Int) throws(NormError) -> Int {
+        switch kind {
+        case .batchnorm, .instancenorm: return channels
+        case .groupnorm, .layernorm, .rmsnorm:
+            let g = groups ?? 1
+            guard channels % g == 0 else {
+                throw NormError.mismatch("The number of channels must be evenly divisible by num_groups: \(channels) channels, \(g) groups")
+            }
+            return g
+        }
+    }
+
+    /// Whether the layer centres its input (every kind but RMSNorm).
+    public var centres: Bool { kind != .rmsnorm }
+
+    /// The number of values γ and β hold for a sample of shape (C, *spatial).
+    public func parameterCount(sampleShape: [Int]) -> Int {
+        guard let channels = sampleShape.first else { return 0 }
+        switch affine {
+        case .none: return 0
+        case .channel: return 2 * channels
+        case .element: return 2 * sampleShape.reduce(1, *)
+        }
+    }
+
+    /// What PyDLLib's own `nparams` reports for this kind: 2·C for its GroupNorm, LayerNorm and InstanceNorm even
+    /// though its γ and β are element-wise; 2·C·spatial for its BatchNorm. Nil for kinds it does not have.
+    public func pydllibReportedParameterCount(sampleShape: [Int]) -> Int? {
+        guard let channels = sampleShape.first else { return nil }
+        switch kind {
+        case .groupnorm, .layernorm, .instancenorm: return 2 * channels
+        case .batchnorm: return 2 * sampleShape.reduce(1, *)
+        case .rmsnorm: return nil
+        }
+    }
+}

@@ -1,0 +1,153 @@
+/// A normalisation layer with its state: the per-sample shape it locked to on its first input, γ and β,
+/// BatchNorm's running statistics and mode, the last forward pass, and the gradients accumulated over backward
+/// calls (as PyTorch's `.grad` and PyDLLib's `+=` do) with their count.
+///
+/// Every mutating method either succeeds or throws leaving the layer exactly as it was.
+public struct NormLayer<Scalar: NormScalar>: Sendable {
+    public private(set) var spec: LayerSpec
+    /// (C, *spatial), fixed by the first forward pass; later inputs must match it (the batch size may change).
+    public private(set) var sampleShape: [Int]?
+    /// Nil until set or until the first forward pass fills in ones.
+    public private(set) var gamma: Tensor<Scalar>?
+    /// Nil until set or until the first forward pass fills in zeros.
+    public private(set) var beta: Tensor<Scalar>?
+    /// BatchNorm: mean 0 and variance 1 until the first training pass updates them.
+    public private(set) var runningMean: Tensor<Scalar>?
+    public private(set) var runningVariance: Tensor<Scalar>?
+    /// BatchNorm starts in training mode; the other layers ignore the mode.
+    public var mode: Mode = .train
+    public private(set) var lastForward: ForwardResult<Scalar>?
+    public private(set) var gammaGrad: Tensor<Scalar>?
+    public private(set) var betaGrad: Tensor<Scalar>?
+    /// How many backward passes have added into `gammaGrad` and `betaGrad` since the last `zeroGrad()`.
+    public private(set) var backwardCount = 0
+    public private(set) var lastGradients: Gradients<Scalar>?
+
+    public init(spec: LayerSpec) throws(NormError) {
+        try spec.validate()
+        self.spec = spec
+    }
+
+    public var isInitialised: Bool { sampleShape != nil }
+
+    /// Set γ. Before the first forward pass the shape is checked there (the channels are not known yet).
+    public mutating func setGamma(_ value: Tensor<Scalar>) throws(NormError) {
+        try checkParameter(value, name: "gamma")
+        gamma = value
+    }
+
+    public mutating func setBeta(_ value: Tensor<Scalar>) throws(NormError) {
+        try checkParameter(value, name: "beta")
+        beta = value
+    }
+
+    /// Set BatchNorm's running mean and variance (shape `plan.statsShape`: (C) per channel, (C, *spatial) per
+    /// element). Before the first forward pass the shape is checked there.
+    public mutating func setRunningStatistics(mean: Tensor<Scalar>, variance: Tensor<Scalar>) throws(NormError) {
+        guard spec.kind == .batchnorm else {
+            throw NormError.argument("only batchnorm keeps running statistics")
+        }
+        guard mean.shape == variance.shape else {
+            throw NormError.mismatch("running mean \(mean.shape) and running variance \(variance.shape) must have the same shape")
+        }
+        if let plan = try lockedPlan(), plan.statsShape != mean.shape {
+            throw NormError.mismatch("running statistics must have shape \(plan.statsShape) for this layer; got \(mean.shape)")
+        }
+        runningMean = mean
+        runningVariance = variance
+    }
+
+    private func checkParameter(_ value: Tensor<Scalar>, name: String) throws(NormError) {
+        guard spec.affine != .none else {
+            throw NormError.mismatch("this layer has affine=none, so it takes no \(name)")
+        }
+        if let plan = try lockedPlan() {
+            try Normalization.checkAffine(value, name: name, plan: plan, spec: spec)
+        }
+    }
+
+    /// The plan for the locked sample shape with batch size 1, or nil before the first input.
+    private func lockedPlan() throws(NormError) -> NormPlan? {
+        guard let sampleShape else { return nil }
+        return try NormPlan(spec: spec, inputShape: Shape(derivedFrom: [1] + sampleShape))
+    }
+
+    /// Run the layer on `input`: in training mode BatchNorm also updates its running statistics.
+    @discardableResult
+    public mutating func forward(_ input: Tensor<Scalar>) throws(NormError) -> ForwardResult<Scalar> {
+        let plan = try NormPlan(spec: spec, inputShape: input.shape)
+        if let sampleShape, sampleShape != plan.sampleShape {
+            throw NormError.mismatch("input is not the same shape as the layer's input_shape: the layer was initialised with samples of shape \(Shape.format(sampleShape)), this input's samples are \(Shape.format(plan.sampleShape))")
+        }
+        let gammaNow = gamma ?? plan.affineShape.map { Tensor<Scalar>.ones($0) }
+        let betaNow = beta ?? plan.affineShape.map { Tensor<Scalar>.zeros($0) }
+        var running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)? = nil
+        if spec.kind == .batchnorm {
+            if let runningMean, runningMean.shape != plan.statsShape {
+                throw NormError.mismatch("running statistics have shape \(runningMean.shape) but this input needs \(plan.statsShape)")
+            }
+            running = (runningMean ?? .zeros(plan.statsShape), runningVariance ?? .ones(plan.statsShape))
+        }
+        let result = try Normalization.forward(spec: spec, input: input, gamma: gammaNow, beta: betaNow,
+                                               mode: mode, running: running)
+        // Commit: nothing below can fail.
+        if spec.kind == .batchnorm, mode == .train, let running, let unbiased = result.unbiasedVariance,
+           let batchMean = result.mean {
+            let keep = 1 - spec.momentum
+            runningMean = Self.blend(running.mean, keep: keep, batch: batchMean, momentum: spec.momentum)
+            runningVariance = Self.blend(running.variance, keep: keep, batch: unbiased, momentum: spec.momentum)
+        } else if spec.kind == .batchnorm, runningMean == nil, let running {
+            runningMean = running.mean
+            runningVariance = running.variance
+        }
+        sampleShape = plan.sampleShape
+        gamma = gammaNow
+        beta = betaNow
+        lastForward = result
+        return result
+    }
+
+    private static func blend(_ old: Tensor<Scalar>, keep: Double, batch: Tensor<Scalar>, momentum: Double) -> Tensor<Scalar> {
+        let values = zip(old.scalars, batch.scalars).map { Scalar(fromDouble: keep * $0.asDouble + momentum * $1.asDouble) }
+        return Tensor(uncheckedShape: old.shape, scalars: values)
+    }
+
+    /// Back-propagate `dy` through the last forward pass; dγ and dβ are added to `gammaGrad` and `betaGrad`.
+    @discardableResult
+    public mutating func backward(_ dy: Tensor<Scalar>) throws(NormError) -> Gradients<Scalar> {
+        guard let lastForward else {
+            throw NormError.state("backward needs a forward pass first: run forward, then backward")
+        }
+        let gradients = try Normalization.backward(forward: lastForward, gamma: gamma, outputGradient: dy)
+        if let dgamma = gradients.dgamma, let dbeta = gradients.dbeta {
+            gammaGrad = Self.add(gammaGrad, dgamma)
+            betaGrad = Self.add(betaGrad, dbeta)
+        }
+        backwardCount += 1
+        lastGradients = gradients
+        return gradients
+    }
+
+    private static func add(_ total: Tensor<Scalar>?, _ value: Tensor<Scalar>) -> Tensor<Scalar> {
+        guard let total else { return value }
+        return Tensor(uncheckedShape: value.shape, scalars: zip(total.scalars, value.scalars).map { $0 + $1 })
+    }
+
+    /// Forget the accumulated parameter gradients (PyTorch's `zero_grad`).
+    public mutating func zeroGrad() {
+        gammaGrad = nil
+        betaGrad = nil
+        backwardCount = 0
+    }
+
+    /// The number of values γ and β hold, once the layer knows its sample shape.
+    public var parameterCount: Int? {
+        sampleShape.map { spec.parameterCount(sampleShape: $0) }
+    }
+
+    /// Under the pydllib preset, what PyDLLib's own `nparams` would report (see `LayerSpec`).
+    public var pydllibReportedParameterCount: Int? {
+        guard spec.preset == .pydllib, let sampleShape else { return nil }
+        return spec.pydllibReportedParameterCount(sampleShape: sampleShape)
+    }
+}

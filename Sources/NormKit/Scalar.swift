@@ -1,0 +1,28 @@
+/// The element types a tensor can hold.
+public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
+    case float32
+    case float64
+
+    public var description: String { rawValue }
+    public var byteSize: Int { self == .float32 ? 4 : 8 }
+}
+
+/// Float and Double, with concrete conversions so that specialised loops never go through generic
+/// `BinaryFloatingPoint` conversion paths.
+public protocol NormScalar: BinaryFloatingPoint, Sendable, LosslessStringConvertible {
+    static var dtype: DType { get }
+    init(fromDouble value: Double)
+    var asDouble: Double { get }
+}
+
+extension Float: NormScalar {
+    public static var dtype: DType { .float32 }
+    @inlinable public init(fromDouble value: Double) { self.init(value) }
+    @inlinable public var asDouble: Double { Double(self) }
+}
+
+extension Double: NormScalar {
+    public static var dtype: DType { .float64 }
+    @inlinable public init(fromDouble value: Double) { self = value }
+    @inlinable public var asDouble: Double { self }
+}
