@@ -101,13 +101,13 @@ public enum Normalization {
         let statsCount = plan.statsShape.count
 
         if !usesRunning {
-            if spec.variance == .unbiased && m < 2 {
-                throw NormError.mismatch("the unbiased variance divides by m − 1 = 0: each statistics set has a single element (input \(input.shape))")
-            }
             if spec.kind == .batchnorm && m < 2 {
                 throw NormError.mismatch(spec.reduce == .channels
                     ? "BatchNorm over the batch axis needs a batch of at least 2 in training; got N = \(plan.batch)"
                     : "BatchNorm needs more than 1 value per channel when training; got input \(input.shape)")
+            }
+            if spec.variance == .unbiased && m < 2 {
+                throw NormError.mismatch("the unbiased variance divides by m − 1 = 0: each statistics set has a single element (input \(input.shape))")
             }
         }
 
