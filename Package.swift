@@ -7,6 +7,9 @@ let package = Package(
         .executable(name: "normlab", targets: ["normlab"]),
         .library(name: "NormKit", targets: ["NormKit"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         // The math: tensors, normalisation layers, gradcheck. No printing, no I/O.
         .target(
@@ -14,12 +17,18 @@ let package = Package(
             // squareRoot() in generic code lowers to libm's sqrt, which nothing else links on Linux.
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
-        .executableTarget(name: "normlab", dependencies: ["NormKit"]),
+        // The REPL core: commands, interpreter, printing, .npy. Text in, text out; no terminal.
+        .target(name: "NormLabCore", dependencies: ["NormKit"]),
+        .executableTarget(
+            name: "normlab",
+            dependencies: ["NormLabCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .testTarget(
             name: "NormKitTests",
             dependencies: ["NormKit"],
             resources: [.copy("Reference")]
         ),
+        .testTarget(name: "NormLabCoreTests", dependencies: ["NormLabCore"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -151,3 +151,26 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         return spec.pydllibReportedParameterCount(sampleShape: sampleShape)
     }
 }
+
+extension NormLayer {
+    /// The same layer in another element type: parameters, running statistics and accumulated gradients are
+    /// converted; the last forward pass is dropped (run forward again before backward).
+    public func converted<Other: NormScalar>(to _: Other.Type = Other.self) -> NormLayer<Other> {
+        if let same = self as? NormLayer<Other> { return same }
+        var other = NormLayer<Other>(unvalidated: spec)
+        other.sampleShape = sampleShape
+        other.gamma = gamma?.converted()
+        other.beta = beta?.converted()
+        other.runningMean = runningMean?.converted()
+        other.runningVariance = runningVariance?.converted()
+        other.mode = mode
+        other.gammaGrad = gammaGrad?.converted()
+        other.betaGrad = betaGrad?.converted()
+        other.backwardCount = backwardCount
+        return other
+    }
+
+    init(unvalidated spec: LayerSpec) {
+        self.spec = spec
+    }
+}

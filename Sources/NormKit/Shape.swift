@@ -74,7 +74,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { Shape.format(dims) }
 
-    static func format(_ dims: [Int]) -> String {
+    public static func format(_ dims: [Int]) -> String {
         "(" + dims.map(String.init).joined(separator: ", ") + ")"
     }
 }

@@ -1,39 +1,165 @@
-import NormKit
+import ArgumentParser
+import Foundation
+import NormLabCore
 
-// A placeholder front end until the REPL core lands: it proves the engine links and runs.
-let version = "0.1.0"
-let arguments = CommandLine.arguments.dropFirst()
+/// The `normlab` command line: flags, where lines come from, and exit codes. All the work is NormLabCore's.
+struct NormLabCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "normlab",
+        abstract: "Explore normalisation layers: every statistic, every step of forward and backward.",
+        discussion: """
+        With no FILE and no -c, normlab reads commands: interactively on a terminal, silently from a pipe.
+        Exit status: 0 when every command succeeded, 1 when one failed, 2 for bad command-line flags.
+        Type `help` inside NormLab for the command language.
+        """,
+        version: NormLabVersion.current)
 
-if arguments.contains("--version") {
-    print("normlab \(version)")
-} else if arguments.contains("--help") || arguments.contains("-h") {
-    print("""
-    usage: normlab [--version] [--help]
+    @Argument(help: "Script files to run, in order.")
+    var files: [String] = []
 
-    NormLab explores normalisation layers. This build has the engine (NormKit) only;
-    with no arguments it runs one GroupNorm (G=2) on randn 2 4 3 3 seed 0 under both conventions.
-    """)
-} else if let unknown = arguments.first {
-    print("normlab: unknown argument '\(unknown)' (try --help)")
-    exit(2)
-} else {
-    do {
-        let x = Tensor<Double>.randn(try Shape([2, 4, 3, 3]), seed: 0)
-        for preset in Preset.allCases {
-            var layer = try NormLayer<Double>(spec: LayerSpec(kind: .groupnorm, groups: 2, preset: preset))
-            let result = try layer.forward(x)
-            let y = result.output.scalars
-            let mean = y.reduce(0, +) / Double(y.count)
-            print("GroupNorm(2) preset=\(preset): mean/var shape \(result.variance.shape), y mean \(mean), parameters \(layer.parameterCount ?? 0)")
+    @Option(name: .customShort("c"), help: ArgumentHelp("Run these commands (separate several with ';').", valueName: "commands"))
+    var commands: String?
+
+    @Flag(help: "In scripts, go on after an error (the exit status is still 1).")
+    var keepGoing = false
+
+    @Flag(help: "Print each command before its output, as a transcript.")
+    var echo = false
+
+    @Flag(help: "No colour, even on a terminal.")
+    var noColor = false
+
+    @Option(help: "Digits after the point when printing (0–16).")
+    var precision: Int?
+
+    @Option(help: "Element type of new tensors: float32 or float64.")
+    var dtype: String?
+
+    func validate() throws {
+        if let precision, !(0...16).contains(precision) {
+            throw ValidationError("--precision must be from 0 to 16, got \(precision)")
         }
-    } catch {
-        print("normlab: \(error)")
-        exit(1)
+        if let dtype, dtype != "float32" && dtype != "float64" {
+            throw ValidationError("--dtype must be float32 or float64, got '\(dtype)'")
+        }
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+/// Unbuffered writes to the two file descriptors, so output and errors stay in the order they happened.
+final class StandardSink: OutputSink {
+    func write(_ text: String, to stream: NormLabCore.OutputStream) {
+        writeAll(stream == .standard ? STDOUT_FILENO : STDERR_FILENO, text)
+    }
+}
+
+func writeAll(_ fd: Int32, _ text: String) {
+    var bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if written <= 0 {
+            if written < 0 && errno == EINTR { continue }
+            return
+        }
+        offset += written
+    }
+    bytes.removeAll()
+}
+
+func main() -> Int32 {
+    let command: NormLabCommand
+    do {
+        command = try NormLabCommand.parse(Array(CommandLine.arguments.dropFirst()))
+    } catch {
+        let code = NormLabCommand.exitCode(for: error)
+        if code == .success {
+            writeAll(STDOUT_FILENO, NormLabCommand.fullMessage(for: error) + "\n")
+            return 0
+        }
+        writeAll(STDERR_FILENO, NormLabCommand.fullMessage(for: error) + "\n" + NormLabCommand.usageString() + "\n")
+        return 2
+    }
+
+    let environment = ProcessInfo.processInfo.environment
+    let stdinIsTerminal = isatty(STDIN_FILENO) == 1
+    let stdoutIsTerminal = isatty(STDOUT_FILENO) == 1
+    let colorAllowed = stdoutIsTerminal && !command.noColor && (environment["NO_COLOR"] ?? "").isEmpty
+        && environment["TERM"] != "dumb"
+
+    let interpreter = Interpreter(sink: StandardSink())
+    interpreter.colorAllowed = colorAllowed
+    interpreter.session.settings.color = colorAllowed
+    interpreter.keepGoing = command.keepGoing
+    interpreter.echo = command.echo
+    if let precision = command.precision { interpreter.session.settings.precision = precision }
+    if let dtype = command.dtype { interpreter.execute("set dtype \(dtype)", origin: Origin(source: "--dtype", line: 1)) }
+
+    var failed = false
+    if let commands = command.commands {
+        failed = !interpreter.runScript(commands, source: "-c") || failed
+        if failed && !command.keepGoing { return 1 }
+    }
+    for file in command.files {
+        if interpreter.quitRequested { break }
+        guard let data = FileManager.default.contents(atPath: file), let contents = String(data: data, encoding: .utf8) else {
+            writeAll(STDERR_FILENO, "normlab: cannot read \(file)\n")
+            failed = true
+            if command.keepGoing { continue } else { return 1 }
+        }
+        if !interpreter.runScript(contents, source: file) {
+            failed = true
+            if !command.keepGoing { return 1 }
+        }
+    }
+    if command.commands != nil || !command.files.isEmpty {
+        return failed ? 1 : 0
+    }
+    if stdinIsTerminal {
+        InteractiveShell(interpreter: interpreter).run()
+        return 0
+    }
+    return readPipedInput(interpreter, keepGoing: command.keepGoing) ? 0 : 1
+}
+
+/// Commands from a pipe or a redirected file: no prompts, errors as `<stdin>:LINE:`.
+func readPipedInput(_ interpreter: Interpreter, keepGoing: Bool) -> Bool {
+    var statements = StatementAccumulator()
+    var lineNumber = 0
+    var succeeded = true
+    while !interpreter.quitRequested, let line = readLine(strippingNewline: true) {
+        lineNumber += 1
+        guard let chunk = statements.add(line, lineNumber: lineNumber) else { continue }
+        if !interpreter.execute(chunk.text, origin: Origin(source: "<stdin>", line: chunk.line)) {
+            succeeded = false
+            if !keepGoing { return false }
+        }
+    }
+    if !interpreter.quitRequested, let unfinished = statements.unfinished {
+        interpreter.reportUnclosed(unfinished, source: "<stdin>")
+        return false
+    }
+    return succeeded
+}
+
+/// The interactive loop on a terminal. Plain line reading for now; line editing comes with readline.
+struct InteractiveShell {
+    let interpreter: Interpreter
+
+    func run() {
+        writeAll(STDOUT_FILENO, "NormLab \(NormLabVersion.current) — type `help` for commands, `help groupnorm` to start; tutorials are in sessions/\n")
+        var statements = StatementAccumulator()
+        var lineNumber = 0
+        while !interpreter.quitRequested {
+            writeAll(STDOUT_FILENO, statements.isContinuing ? "     ... " : "normlab> ")
+            guard let line = readLine(strippingNewline: true) else {
+                writeAll(STDOUT_FILENO, "\n")
+                break
+            }
+            lineNumber += 1
+            guard let chunk = statements.add(line, lineNumber: lineNumber) else { continue }
+            interpreter.execute(chunk.text, origin: .interactive)
+        }
+    }
+}
+
+exit(main())

@@ -1,0 +1,53 @@
+import Foundation
+
+/// How one tensor's numbers are written: the same style for every element, chosen from the range of the values
+/// that are shown.
+enum NumberStyle: Equatable {
+    /// Every shown value is a whole number: `3.`, `-12.`.
+    case integral
+    /// `precision` digits after the point.
+    case fixed(Int)
+    /// Mantissa with `precision` digits after the point and an exponent.
+    case scientific(Int)
+
+    /// Fixed unless the largest magnitude is ≥ 1e6, or every non-zero value would print as 0 in fixed form.
+    static func choose(for values: [Double], precision: Int) -> NumberStyle {
+        let finite = values.filter(\.isFinite)
+        let magnitudes = finite.map(abs)
+        guard let largest = magnitudes.max() else { return .fixed(precision) }
+        if finite.allSatisfy({ $0 == $0.rounded() }) && largest < 1e15 { return .integral }
+        let smallestUnit = pow(10, -Double(precision)) / 2
+        if largest >= 1e6 || largest < smallestUnit { return .scientific(precision) }
+        return .fixed(precision)
+    }
+
+    func format(_ value: Double) -> String {
+        if value.isNaN { return "nan" }
+        if value.isInfinite { return value < 0 ? "-inf" : "inf" }
+        switch self {
+        case .integral: return String(format: "%.0f.", value)
+        case .fixed(let digits): return String(format: "%.\(digits)f", value)
+        case .scientific(let digits): return String(format: "%.\(digits)e", value)
+        }
+    }
+}
+
+/// A single number in running text (summaries, tables): fixed for ordinary magnitudes, scientific otherwise.
+/// Against a `scale` (the largest magnitude around it), rounding noise below 1e-12 of it prints as 0.
+func formatNumber(_ value: Double, precision: Int, scale: Double = 0) -> String {
+    if value.isNaN { return "nan" }
+    if value.isInfinite { return value < 0 ? "-inf" : "inf" }
+    if abs(value) < scale * 1e-12 { return String(format: "%.\(precision)f", 0.0) }
+    let magnitude = abs(value)
+    if value == 0 || (magnitude >= pow(10, -Double(precision)) && magnitude < 1e6) {
+        return String(format: "%.\(precision)f", value)
+    }
+    return String(format: "%.\(precision)e", value)
+}
+
+/// Short form of an option value: 1e-05 rather than 1.0000000000000001e-05.
+func formatOption(_ value: Double) -> String {
+    var text = String(format: "%g", value)
+    if Double(text) != value { text = "\(value)" }
+    return text
+}

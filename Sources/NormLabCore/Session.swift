@@ -1,0 +1,205 @@
+import NormKit
+
+/// A tensor of either element type, as the session stores it.
+public enum AnyTensor: Equatable, Sendable {
+    case float32(Tensor<Float>)
+    case float64(Tensor<Double>)
+
+    public init<S: NormScalar>(_ tensor: Tensor<S>) {
+        if let t = tensor as? Tensor<Float> {
+            self = .float32(t)
+        } else {
+            self = .float64(tensor.converted())
+        }
+    }
+
+    public var shape: Shape {
+        switch self {
+        case .float32(let t): t.shape
+        case .float64(let t): t.shape
+        }
+    }
+
+    public var dtype: DType {
+        switch self {
+        case .float32: .float32
+        case .float64: .float64
+        }
+    }
+
+    public var count: Int { shape.count }
+
+    public func converted(to dtype: DType) -> AnyTensor {
+        switch (self, dtype) {
+        case (.float32(let t), .float64): .float64(t.converted())
+        case (.float64(let t), .float32): .float32(t.converted())
+        default: self
+        }
+    }
+
+    public func tensor<S: NormScalar>(as _: S.Type = S.self) -> Tensor<S> {
+        switch self {
+        case .float32(let t): t.converted()
+        case .float64(let t): t.converted()
+        }
+    }
+
+    /// The element at a flat offset, widened to Double.
+    public func value(at offset: Int) -> Double {
+        switch self {
+        case .float32(let t): Double(t.scalars[offset])
+        case .float64(let t): t.scalars[offset]
+        }
+    }
+
+    public var doubles: [Double] {
+        switch self {
+        case .float32(let t): t.scalars.map(Double.init)
+        case .float64(let t): t.scalars
+        }
+    }
+
+    public func reshaped(_ shape: Shape) throws(NormError) -> AnyTensor {
+        switch self {
+        case .float32(let t): .float32(try t.reshaped(shape))
+        case .float64(let t): .float64(try t.reshaped(shape))
+        }
+    }
+}
+
+/// The current layer, in the element type of the last input it saw.
+public enum AnyLayer: Sendable {
+    case float32(NormLayer<Float>)
+    case float64(NormLayer<Double>)
+
+    public var spec: LayerSpec {
+        switch self {
+        case .float32(let l): l.spec
+        case .float64(let l): l.spec
+        }
+    }
+
+    public var dtype: DType {
+        switch self {
+        case .float32: .float32
+        case .float64: .float64
+        }
+    }
+
+    public func converted(to dtype: DType) -> AnyLayer {
+        switch (self, dtype) {
+        case (.float32(let l), .float64): .float64(l.converted())
+        case (.float64(let l), .float32): .float32(l.converted())
+        default: self
+        }
+    }
+
+    public var mode: Mode {
+        switch self {
+        case .float32(let l): l.mode
+        case .float64(let l): l.mode
+        }
+    }
+
+    public var sampleShape: [Int]? {
+        switch self {
+        case .float32(let l): l.sampleShape
+        case .float64(let l): l.sampleShape
+        }
+    }
+
+    public var backwardCount: Int {
+        switch self {
+        case .float32(let l): l.backwardCount
+        case .float64(let l): l.backwardCount
+        }
+    }
+
+    public var parameterCount: Int? {
+        switch self {
+        case .float32(let l): l.parameterCount
+        case .float64(let l): l.parameterCount
+        }
+    }
+
+    public var pydllibReportedParameterCount: Int? {
+        switch self {
+        case .float32(let l): l.pydllibReportedParameterCount
+        case .float64(let l): l.pydllibReportedParameterCount
+        }
+    }
+
+    public var hasForward: Bool {
+        switch self {
+        case .float32(let l): l.lastForward != nil
+        case .float64(let l): l.lastForward != nil
+        }
+    }
+
+    public var gammaGrad: AnyTensor? {
+        switch self {
+        case .float32(let l): l.gammaGrad.map(AnyTensor.init)
+        case .float64(let l): l.gammaGrad.map(AnyTensor.init)
+        }
+    }
+
+    public var betaGrad: AnyTensor? {
+        switch self {
+        case .float32(let l): l.betaGrad.map(AnyTensor.init)
+        case .float64(let l): l.betaGrad.map(AnyTensor.init)
+        }
+    }
+
+    public var gamma: AnyTensor? {
+        switch self {
+        case .float32(let l): l.gamma.map(AnyTensor.init)
+        case .float64(let l): l.gamma.map(AnyTensor.init)
+        }
+    }
+
+    public var beta: AnyTensor? {
+        switch self {
+        case .float32(let l): l.beta.map(AnyTensor.init)
+        case .float64(let l): l.beta.map(AnyTensor.init)
+        }
+    }
+}
+
+/// Every setting `set` can change.
+public struct Settings: Equatable, Sendable {
+    public var dtype: DType = .float64
+    public var precision = 4
+    public var color = false
+    public var threshold = 1000
+    public var maxElements = Shape.defaultMaxElements
+
+    public static let keys = ["dtype", "precision", "color", "threshold", "maxelems"]
+
+    public init() {}
+}
+
+/// Everything a user has made: named tensors (in the order they were first made), the layer and the settings.
+/// A value type, so the interpreter can keep a copy and put it back when a command fails halfway.
+public struct Session: Sendable {
+    public private(set) var tensors: [String: AnyTensor] = [:]
+    public private(set) var order: [String] = []
+    public var layer: AnyLayer?
+    /// The command text the layer was made from, for `layer`.
+    public var layerRequest: LayerRequest?
+    public var settings = Settings()
+    public var history: [String] = []
+
+    public init() {}
+
+    public subscript(name: String) -> AnyTensor? {
+        get { tensors[name] }
+        set {
+            if let newValue {
+                if tensors[name] == nil { order.append(name) }
+                tensors[name] = newValue
+            } else if tensors.removeValue(forKey: name) != nil {
+                order.removeAll { $0 == name }
+            }
+        }
+    }
+}

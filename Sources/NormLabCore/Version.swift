@@ -1,0 +1,3 @@
+public enum NormLabVersion {
+    public static let current = "0.2.0"
+}
