@@ -74,7 +74,7 @@ extension Interpreter {
         } else {
             rows.append(("input", "not seen yet: the first forward fixes the sample shape (C, *spatial)"))
         }
-        if layer.hasForward || layer.backwardCount > 0 {
+        if layer.backwardCount > 0 {
             rows.append(("gradients", "dγ, dβ accumulated over \(plural(layer.backwardCount, "backward pass", "backward passes"))"))
         }
         let width = rows.map(\.0.count).max() ?? 0
@@ -94,7 +94,7 @@ extension Interpreter {
             which == .gamma ? try l.setGamma(value.tensor()) : try l.setBeta(value.tensor())
             session.layer = .float64(l)
         }
-        var line = "\(which.rawValue): \(value.shape) \(value.dtype) set"
+        var line = "\(which.rawValue): \(value.shape) set"
         if layer.sampleShape == nil { line += "; its shape is checked against the input at the first forward" }
         out(line)
     }
@@ -350,6 +350,7 @@ extension Interpreter {
         table.headers += ["count", "mean", "var", "std", "min", "max"]
         table.numericColumns = Set(0..<table.headers.count).subtracting(labelColumns == 3 ? [2] : [])
         let precision = session.settings.precision
+        let noise = (values.lazy.filter(\.isFinite).map(abs).max() ?? 0) * NoiseFloor.relative(tensor.dtype)
         func statistics(_ offsets: [Int]?) -> [String] {
             var count = 0, sum = 0.0, low = Double.infinity, high = -Double.infinity
             var nan = false
@@ -363,7 +364,7 @@ extension Interpreter {
             if let offsets { for o in offsets { squares += (values[o] - mean) * (values[o] - mean) } }
             else { for v in values { squares += (v - mean) * (v - mean) } }
             let variance = squares / Double(count)
-            let f = { (x: Double) in formatNumber(x, precision: precision) }
+            let f = { (x: Double) in formatNumber(x, precision: precision, scale: noise) }
             return [String(count), f(mean), f(variance), f(variance.squareRoot()), nan ? "nan" : f(low), nan ? "nan" : f(high)]
         }
         let limit = 64
@@ -390,7 +391,7 @@ extension Interpreter {
         if !finite.isEmpty {
             let mean = finite.reduce(0, +) / Double(finite.count)
             let variance = finite.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(finite.count)
-            let scale = finite.map(abs).max() ?? 0
+            let scale = (finite.map(abs).max() ?? 0) * NoiseFloor.relative(tensor.dtype)
             let f = { (x: Double) in formatNumber(x, precision: precision, scale: scale) }
             line += "  mean \(f(mean))  std \(f(variance.squareRoot()))  min \(f(finite.min()!))  max \(f(finite.max()!))"
         }

@@ -107,11 +107,15 @@ public final class Interpreter {
         for token in tokens {
             if token.kind == .semicolon { statements.append([]) } else { statements[statements.count - 1].append(token) }
         }
+        var succeeded = true
         for statement in statements where !statement.isEmpty {
             if quitRequested { break }
-            guard run(statement, text: text, origin: origin) else { return false }
+            if !run(statement, text: text, origin: origin) {
+                succeeded = false
+                if !keepGoing { break }
+            }
         }
-        return true
+        return succeeded
     }
 
     private func echoChunk(_ text: String) {
@@ -192,7 +196,8 @@ public final class Interpreter {
     /// The end of the input came inside a statement with an open `[`.
     public func reportUnclosed(_ chunk: StatementAccumulator.Chunk, source: String) {
         if echo { echoChunk(chunk.text) }
-        report(Diagnostic("a '[' opened here is never closed before the end of the input"),
+        let open = Lexer.unclosedBrackets(in: chunk.text).first ?? 0
+        report(Diagnostic("this '[' is never closed before the end of the input", at: open..<(open + 1), in: chunk.text),
                origin: Origin(source: source, line: chunk.line))
     }
 

@@ -75,10 +75,15 @@ public enum Lexer {
     /// How many `[` are still open at the end of `text` (quotes and comments taken into account); a statement with
     /// unclosed brackets continues on the next line.
     public static func openBrackets(in text: String) -> Int {
-        var depth = 0
+        unclosedBrackets(in: text).count
+    }
+
+    /// The offsets of the `[` still open at the end of `text`, outermost first.
+    public static func unclosedBrackets(in text: String) -> [Int] {
+        var open: [Int] = []
         var inQuote = false
         var inComment = false
-        for c in text {
+        for (offset, c) in text.enumerated() {
             if inComment {
                 if c == "\n" { inComment = false }
                 continue
@@ -90,11 +95,11 @@ public enum Lexer {
             switch c {
             case "\"": inQuote = true
             case "#": inComment = true
-            case "[": depth += 1
-            case "]": depth -= 1
+            case "[": open.append(offset)
+            case "]": _ = open.popLast()
             default: break
             }
         }
-        return max(depth, 0)
+        return open
     }
 }

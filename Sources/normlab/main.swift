@@ -76,7 +76,7 @@ func main() -> Int32 {
             writeAll(STDOUT_FILENO, NormLabCommand.fullMessage(for: error) + "\n")
             return 0
         }
-        writeAll(STDERR_FILENO, NormLabCommand.fullMessage(for: error) + "\n" + NormLabCommand.usageString() + "\n")
+        writeAll(STDERR_FILENO, NormLabCommand.fullMessage(for: error) + "\n")
         return 2
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NormKit
 
 /// How one tensor's numbers are written: the same style for every element, chosen from the range of the values
 /// that are shown.
@@ -33,11 +34,11 @@ enum NumberStyle: Equatable {
 }
 
 /// A single number in running text (summaries, tables): fixed for ordinary magnitudes, scientific otherwise.
-/// Against a `scale` (the largest magnitude around it), rounding noise below 1e-12 of it prints as 0.
-func formatNumber(_ value: Double, precision: Int, scale: Double = 0) -> String {
+/// Values below `noise` (rounding noise, such as the 1e-17 mean of a normalised group) print as 0.
+func formatNumber(_ value: Double, precision: Int, scale noise: Double = 0) -> String {
     if value.isNaN { return "nan" }
     if value.isInfinite { return value < 0 ? "-inf" : "inf" }
-    if abs(value) < scale * 1e-12 { return String(format: "%.\(precision)f", 0.0) }
+    if abs(value) < noise { return String(format: "%.\(precision)f", 0.0) }
     let magnitude = abs(value)
     if value == 0 || (magnitude >= pow(10, -Double(precision)) && magnitude < 1e6) {
         return String(format: "%.\(precision)f", value)
@@ -50,4 +51,10 @@ func formatOption(_ value: Double) -> String {
     var text = String(format: "%g", value)
     if Double(text) != value { text = "\(value)" }
     return text
+}
+
+/// How far below a tensor's largest magnitude a summary value is rounding noise rather than a number: a mean of
+/// 1e-17 next to values of size 1 is an exact 0 computed in Float64.
+enum NoiseFloor {
+    static func relative(_ dtype: DType) -> Double { dtype == .float32 ? 1e-6 : 1e-12 }
 }

@@ -1,0 +1,200 @@
+import Foundation
+import NormKit
+import Testing
+@testable import NormLabCore
+
+@Suite struct InterpreterTests {
+    @Test func forwardMakesTensors() {
+        let (i, sink) = makeInterpreter()
+        let (out, err) = run(i, sink, "tensor x = randn 2 4 3 3 seed 0", "layer groupnorm 2", "forward")
+        #expect(err.isEmpty)
+        for name in ["y", "mean", "var", "rstd", "xhat", "xc"] { #expect(i.session[name] != nil, "\(name)") }
+        #expect(i.session["mean"]?.shape.dims == [2, 2])
+        #expect(out.contains("statistics per (sample, group), over 2 channels × 9 positions = 18 elements: mean, var, rstd of shape (2, 2)"))
+        #expect(out.contains("y: (2, 4, 3, 3)  mean 0.0000  std 1.0000  min -2.0780  max 2.3447"))
+        run(i, sink, "backward")
+        for name in ["dy", "dx", "dgamma", "dbeta"] { #expect(i.session[name] != nil, "\(name)") }
+    }
+
+    /// A failed command leaves the session exactly as it was.
+    @Test func failedCommandsChangeNothing() throws {
+        let (i, sink) = makeInterpreter()
+        run(i, sink, "tensor x = randn 2 4 3 seed 0", "layer groupnorm 2", "forward", "backward")
+        let before = i.session
+        let (_, e1) = run(i, sink, "forward q")
+        #expect(e1.contains("no tensor named 'q'"))
+        run(i, sink, "tensor bad = zeros 2 3 5")  // fine on its own...
+        let (_, e2) = run(i, sink, "forward bad")  // ...but not with this layer: 3 channels, 2 groups
+        #expect(e2.contains("The number of channels must be evenly divisible by num_groups: 3 channels, 2 groups"))
+        #expect(i.session["y"] == before["y"])
+        #expect(i.session.layer?.backwardCount == 1)
+        let (_, e3) = run(i, sink, "tensor x = [[1, 2], [3]]")
+        #expect(e3.contains("ragged"))
+        #expect(i.session["x"] == before["x"])
+        let (_, e4) = run(i, sink, "backward zz")
+        #expect(e4.contains("no tensor named 'zz'"))
+        #expect(i.session["dx"] == before["dx"] && i.session.layer?.backwardCount == 1)
+        let (_, e5) = run(i, sink, "del x nothere")
+        #expect(e5.contains("no tensor named 'nothere'"))
+        #expect(i.session["x"] != nil)
+        let (_, e6) = run(i, sink, "set precision 40")
+        #expect(e6.contains("precision must be a whole number from 0 to 16, got '40'"))
+        #expect(i.session.settings == before.settings)
+    }
+
+    @Test func parametersAreCheckedAtForward() {
+        let (i, sink) = makeInterpreter()
+        let (out, _) = run(i, sink, "layer groupnorm 2", "param gamma = full 2 3")
+        #expect(out.contains("gamma: (3) set; its shape is checked against the input at the first forward"))
+        let (_, err) = run(i, sink, "tensor x = randn 2 4 5", "forward")
+        #expect(err.contains("gamma has shape (3) but affine=channel needs one value per channel: (4)"))
+        #expect(i.session["y"] == nil)
+        run(i, sink, "param gamma = full 2 4", "forward")
+        #expect(i.session["y"] != nil)
+        let (_, err2) = run(i, sink, "param beta = zeros 4 5")
+        #expect(err2.contains("beta has shape (4, 5) but affine=channel needs one value per channel: (4)"))
+    }
+
+    @Test func dtypes() {
+        let (i, sink) = makeInterpreter()
+        run(i, sink, "set dtype float32", "tensor x = randn 2 4 seed 1", "layer layernorm", "forward")
+        #expect(i.session["x"]?.dtype == .float32)
+        #expect(i.session["y"]?.dtype == .float32)
+        #expect(i.session.layer?.dtype == .float32)
+        run(i, sink, "set dtype float64", "tensor x = randn 2 4 seed 1")
+        let (_, err) = run(i, sink, "forward")
+        #expect(err.contains("note: x is float64: the layer's parameters and statistics are converted to float64"))
+        #expect(i.session["y"]?.dtype == .float64)
+    }
+
+    @Test func reshapeTensorsAndDel() {
+        let (i, sink) = makeInterpreter()
+        let (out, _) = run(i, sink, "tensor a = arange 2 6", "reshape a 3 4", "tensors", "del a", "tensors")
+        #expect(out.contains("a: (3, 4) float64"))
+        #expect(out.contains("name  shape   dtype    elements\na     (3, 4)  float64        12"))
+        #expect(out.hasSuffix("deleted a\nno tensors yet: make one with `tensor x = randn 2 4 3 3`\n"))
+        let (_, err) = run(i, sink, "tensor b = ones 4", "reshape b 3")
+        #expect(err.contains("cannot reshape (4) (4 elements) to (3) (3 elements)"))
+    }
+
+    @Test func elementCap() {
+        let (i, sink) = makeInterpreter()
+        let (_, err) = run(i, sink, "set maxelems 100", "tensor x = zeros 11 10")
+        #expect(err.contains("shape (11, 10) has 110 elements, more than the limit of 100 (maxelems)"))
+        let (_, err2) = run(i, sink, "tensor x = zeros 4294967296 4294967296 4294967296")
+        #expect(err2.contains("the product overflows"))
+    }
+
+    @Test func statsByGroupChannelSample() {
+        let (i, sink) = makeInterpreter()
+        let (out, _) = run(i, sink, "tensor x = arange 2 4 2", "layer groupnorm 2", "stats x")
+        #expect(out.contains("""
+        stats of x (2, 4, 2), by group (var is the biased variance):
+        sample  group  channels  count     mean      var     std      min      max
+             0      0  0–1           4   1.5000   1.2500  1.1180   0.0000   3.0000
+             0      1  2–3           4   5.5000   1.2500  1.1180   4.0000   7.0000
+             1      0  0–1           4   9.5000   1.2500  1.1180   8.0000  11.0000
+             1      1  2–3           4  13.5000   1.2500  1.1180  12.0000  15.0000
+           all                      16   7.5000  21.2500  4.6098   0.0000  15.0000
+        """))
+        let (byChannel, _) = run(i, sink, "stats x by channel")
+        #expect(byChannel.contains("      0      4   4.5000  16.2500  4.0311  0.0000   9.0000"))
+        let (bySample, _) = run(i, sink, "stats x by sample")
+        #expect(bySample.contains("     1      8  11.5000"))
+        let (_, err) = run(i, sink, "tensor v = ones 3", "stats v by channel")
+        #expect(err.contains("v has rank 1: there is no sample or channel axis"))
+    }
+
+    @Test func showGroupsAndLayer() {
+        let (i, sink) = makeInterpreter()
+        let (_, err) = run(i, sink, "layer groupnorm 2", "show groups")
+        #expect(err.contains("show groups needs the number of channels"))
+        let (out, _) = run(i, sink, "tensor x = randn 1 6 2 seed 0", "layer groupnorm 3 preset=pydllib", "show groups", "forward", "layer")
+        #expect(out.contains("GroupNorm with G = 3 over C = 6 channels: 2 channels per group\n  group 0: channels 0–1\n  group 1: channels 2–3\n  group 2: channels 4–5"))
+        #expect(out.contains("Statistics are taken per (sample, group, position), over 2 channels only = 2 elements."))
+        #expect(out.contains("parameters       24 (γ and β of shape (6, 2)); PyDLLib's own nparams reports 12"))
+    }
+
+    @Test func batchNormModes() {
+        let (i, sink) = makeInterpreter()
+        let (out, _) = run(i, sink, "tensor x = randn 4 3 2 seed 0", "layer batchnorm", "forward")
+        #expect(out.contains("BatchNorm, train mode"))
+        #expect(i.session["running_mean"]?.shape.dims == [3])
+        let running = i.session["running_mean"]
+        let (out2, _) = run(i, sink, "eval", "forward")
+        #expect(out2.contains("eval: batchnorm normalises with running_mean and running_var"))
+        #expect(out2.contains("running statistics per channel"))
+        #expect(i.session["running_mean"] == running)
+        let (out3, _) = run(i, sink, "layer groupnorm 1", "eval")
+        #expect(out3.contains("only batchnorm uses the mode"))
+    }
+
+    @Test func gradientsAccumulateAndZero() {
+        let (i, sink) = makeInterpreter()
+        run(i, sink, "tensor x = randn 2 4 seed 0", "layer groupnorm 2", "forward", "backward ones")
+        let first = i.session["dbeta"]
+        let (out, _) = run(i, sink, "backward ones")
+        #expect(out.contains("accumulated over 2 backward passes (zero_grad resets)"))
+        #expect(i.session["dbeta"]?.doubles == first?.doubles.map { $0 * 2 })
+        run(i, sink, "zero_grad")
+        #expect(i.session["dbeta"] == nil && i.session.layer?.backwardCount == 0)
+        let (_, err) = run(i, sink, "show grad")
+        #expect(err.contains("no gradients yet"))
+    }
+
+    @Test func warningsReachStandardError() {
+        let (i, sink) = makeInterpreter()
+        let (_, err) = run(i, sink, "tensor x = randn 2 3 4 seed 0", "layer instancenorm preset=pydllib", "forward")
+        #expect(err.contains("warning: every statistics set of this InstanceNorm holds a single element"))
+        let (_, err2) = run(i, sink, "tensor c = full 2 1 2 3", "layer layernorm eps=0", "forward c")
+        #expect(err2.contains("warning: eps = 0 and 1 statistics set has zero variance"))
+        let (out, _) = run(i, sink, "show y")
+        #expect(out.contains("y: (1, 2, 3) float64, 6 NaN"))
+    }
+
+    @Test func scriptsNestedRunsAndDepth() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try "tensor a = ones 2\nrun inner.nl\n".write(to: directory.appendingPathComponent("outer.nl"), atomically: true, encoding: .utf8)
+        try "# inner\nshow a\nshow b\n".write(to: directory.appendingPathComponent("inner.nl"), atomically: true, encoding: .utf8)
+        try "run self.nl\n".write(to: directory.appendingPathComponent("self.nl"), atomically: true, encoding: .utf8)
+        let sink = BufferSink()
+        let i = Interpreter(sink: sink, workingDirectory: directory.path)
+        #expect(!i.runScript("run outer.nl\n", source: "main.nl"))
+        #expect(sink.error.hasPrefix("inner.nl:3: error: no tensor named 'b'; did you mean 'a'?\n  show b\n       ^\n  in `run` at outer.nl:2\n  in `run` at main.nl:1\n"))
+        let sink2 = BufferSink()
+        let j = Interpreter(sink: sink2, workingDirectory: directory.path)
+        #expect(!j.runScript("run self.nl\n", source: "main.nl"))
+        #expect(sink2.error.contains("`run` is nested more than 16 deep (does a script run itself?)"))
+        let (_, err) = run(j, sink2, "run missing.nl")
+        #expect(err.contains("no such file: 'missing.nl'"))
+    }
+
+    @Test func keepGoingAndQuit() {
+        let sink = BufferSink()
+        let i = Interpreter(sink: sink)
+        i.keepGoing = true
+        #expect(!i.runScript("show a\ntensor a = ones 1\nshow a; quit\ntensor b = ones 1\n", source: "k.nl"))
+        #expect(sink.error.contains("k.nl:1: error"))
+        #expect(i.session["a"] != nil && i.session["b"] == nil)
+        #expect(i.quitRequested)
+    }
+
+    @Test func historyAndHelp() {
+        let (i, sink) = makeInterpreter()
+        let (out, _) = run(i, sink, "tensor x = ones 2", "tensors", "history")
+        #expect(out.hasSuffix("   1  tensor x = ones 2\n   2  tensors\n   3  history\n"))
+        let (help, _) = run(i, sink, "help")
+        for spec in CommandTable.commands { #expect(help.contains("  \(spec.name) ")) }
+        let (layerHelp, _) = run(i, sink, "help layer")
+        #expect(layerHelp.hasPrefix("usage: layer groupnorm G [key=value…]"))
+        #expect(layerHelp.contains("Examples:\n  layer groupnorm 2"))
+        let (gn, _) = run(i, sink, "help groupnorm")
+        #expect(gn.contains("G = 32 is the paper's default"))
+        let (conventions, _) = run(i, sink, "help conventions")
+        #expect(conventions.contains("preset=pydllib"))
+        let (_, err) = run(i, sink, "help forwrd")
+        #expect(err.contains("no help for 'forwrd'; did you mean 'forward'?"))
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+@testable import NormLabCore
+
+/// Every sessions/NN-name.nl is run as a script, with each command echoed, and must reproduce its transcript
+/// sessions/NN-name.out exactly. NORMLAB_RECORD=1 rewrites the transcripts (and fails, so a person reviews the
+/// diff); CI never records.
+@Suite struct SessionTests {
+    static let scripts: [String] = {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: Repository.sessions.path)) ?? []
+        return names.filter { $0.hasSuffix(".nl") }.sorted()
+    }()
+
+    @Test func thereAreSessions() {
+        #expect(Self.scripts.count >= 5)
+    }
+
+    @Test(arguments: scripts)
+    func transcript(_ script: String) throws {
+        let url = Repository.sessions.appendingPathComponent(script)
+        let contents = try String(contentsOf: url, encoding: .utf8)
+        let sink = BufferSink()
+        let interpreter = Interpreter(sink: sink, workingDirectory: Repository.root.path)
+        interpreter.echo = true
+        let succeeded = interpreter.runScript(contents, source: "sessions/" + script)
+        #expect(succeeded, "\(script) stopped with an error:\n\(sink.error)")
+
+        let expectedURL = url.deletingPathExtension().appendingPathExtension("out")
+        if ProcessInfo.processInfo.environment["NORMLAB_RECORD"] == "1" {
+            try sink.transcript.write(to: expectedURL, atomically: true, encoding: .utf8)
+            Issue.record("recorded \(expectedURL.lastPathComponent): review the diff, then run the tests without NORMLAB_RECORD")
+            return
+        }
+        let expected = try String(contentsOf: expectedURL, encoding: .utf8)
+        if sink.transcript != expected {
+            let got = sink.transcript.split(separator: "\n", omittingEmptySubsequences: false)
+            let want = expected.split(separator: "\n", omittingEmptySubsequences: false)
+            let line = zip(got, want).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, want.count)
+            Issue.record("""
+            \(script): the transcript differs from \(expectedURL.lastPathComponent) at line \(line + 1):
+              expected: \(line < want.count ? String(want[line]) : "<end>")
+              got:      \(line < got.count ? String(got[line]) : "<end>")
+            (NORMLAB_RECORD=1 swift test rewrites the transcripts)
+            """)
+        }
+    }
+}

@@ -1,0 +1,31 @@
+import Foundation
+@testable import NormLabCore
+
+enum Repository {
+    static let root: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = root.appendingPathComponent("Tests/NormLabCoreTests/Fixtures")
+    static let sessions = root.appendingPathComponent("sessions")
+}
+
+/// An interpreter writing to a buffer, working in the repository root.
+func makeInterpreter() -> (Interpreter, BufferSink) {
+    let sink = BufferSink()
+    let interpreter = Interpreter(sink: sink, workingDirectory: Repository.root.path)
+    return (interpreter, sink)
+}
+
+/// Run lines; return (stdout, stderr).
+@discardableResult
+func run(_ interpreter: Interpreter, _ sink: BufferSink, _ lines: String...) -> (String, String) {
+    let outBefore = sink.standard.count, errBefore = sink.error.count
+    for line in lines { interpreter.execute(line) }
+    return (String(sink.standard.dropFirst(outBefore)), String(sink.error.dropFirst(errBefore)))
+}
+
+/// The parse error for one statement, rendered as the user sees it.
+func parseError(_ text: String) -> String? {
+    let (interpreter, sink) = makeInterpreter()
+    let ok = interpreter.execute(text)
+    return ok ? nil : sink.error
+}
