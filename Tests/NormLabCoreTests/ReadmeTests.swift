@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+@testable import NormLabCore
+
+/// README's examples are run like a session: the quick-start transcript must be what NormLab prints, and the
+/// language table must name every command.
+@Suite struct ReadmeTests {
+    static func readme() throws -> String {
+        try String(contentsOf: Repository.root.appendingPathComponent("README.md"), encoding: .utf8)
+    }
+
+    @Test func quickStartTranscriptIsTrue() throws {
+        let text = try Self.readme()
+        let marker = "```\n$ swift run -c release normlab\n"
+        let start = try #require(text.range(of: marker))
+        let end = try #require(text.range(of: "```\n", range: start.upperBound..<text.endIndex))
+        let block = String(text[start.upperBound..<end.lowerBound])
+        let commands = block.split(separator: "\n").filter { $0.hasPrefix("normlab> ") }.map { String($0.dropFirst(9)) }
+        #expect(commands.count >= 3)
+        let sink = BufferSink()
+        let interpreter = Interpreter(sink: sink, workingDirectory: Repository.root.path)
+        interpreter.echo = true
+        #expect(interpreter.runScript(commands.joined(separator: "\n") + "\n", source: "README.md"))
+        #expect(sink.transcript == block)
+    }
+
+    @Test func everyCommandIsDocumented() throws {
+        let text = try Self.readme()
+        for spec in CommandTable.commands {
+            let forms = ["`\(spec.name) ", "`\(spec.name)`", ", \(spec.name)`", "`\(spec.name)\\|"]
+            #expect(forms.contains { text.contains($0) }, "README's command table does not mention \(spec.name)")
+        }
+    }
+}
