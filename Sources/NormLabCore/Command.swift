@@ -80,5 +80,21 @@ public enum Command: Equatable, Sendable {
     case run(path: Located<String>)
     case history
     case help(String?)
+    case gradcheck(GradcheckRequest)
     case quit
+}
+
+/// `gradcheck [dx|dgamma|dbeta|all] [against NAME] [eps=… atol=… rtol=… seed=…] [sample=K | full]`
+public struct GradcheckRequest: Equatable, Sendable {
+    /// Empty means all of the layer's gradients.
+    public var targets: [GradTarget] = []
+    public var against: Located<String>?
+    public var step: Double?
+    public var atol: Double?
+    public var rtol: Double?
+    public var sample: Int?
+    public var seed: UInt64?
+    public var full = false
+
+    public init() {}
 }

@@ -289,6 +289,56 @@ public enum CommandTable {
                 return .run(path: Located(path.text, path.range))
             }),
         CommandSpec(
+            name: "gradcheck", aliases: [],
+            usage: ["gradcheck [dx|dgamma|dbeta|all] [against NAME] [eps=H atol=A rtol=R] [sample=K | full]"],
+            summary: "check gradients against central finite differences in float64",
+            details: """
+            Differentiates L = Σ dy·y numerically, (L(v + h) − L(v − h)) / 2h for every checked element v of x, γ or
+            β, on the last forward pass's input and the last backward's dy (randn seed 1000 if there was none),
+            and compares with the layer's own backward pass, or with NAME: a gradient computed elsewhere. An
+            element passes when |analytic − numeric| ≤ atol + rtol·|numeric| (torch.autograd.gradcheck's rule
+            and defaults: eps (the step h) 1e-6, atol 1e-5, rtol 1e-3). Tensors of more than 4096 elements are
+            checked on a random sample of 512 (sample=K for another size, seed=S for another draw, full for
+            all). Under paramgrad=mean the numeric dγ, dβ are divided by N, as the convention defines them.
+            Ctrl-C stops it.
+            """,
+            examples: ["gradcheck", "gradcheck dx against mydx", "gradcheck dgamma atol=1e-8", "gradcheck dx sample=100"],
+            subwords: GradTarget.allCases.map(\.rawValue) + ["all", "against", "full", "eps=", "atol=", "rtol=", "sample=", "seed="],
+            argumentKind: .tensorName,
+            parse: { cursor in
+                var request = GradcheckRequest()
+                while let token = cursor.next() {
+                    if let target = GradTarget(rawValue: token.text) {
+                        guard request.targets.isEmpty else { throw cursor.error("name one gradient or all", at: token) }
+                        request.targets = [target]
+                    } else if token.text == "all" {
+                        guard request.targets.isEmpty else { throw cursor.error("name one gradient or all", at: token) }
+                        request.targets = GradTarget.allCases
+                    } else if token.text == "against" {
+                        request.against = try cursor.name("the name of the gradient to check")
+                    } else if token.text == "full" {
+                        request.full = true
+                    } else if token.kind == .word, let equals = cursor.peek, equals.kind == .equals {
+                        _ = cursor.next()
+                        switch token.text {
+                        case "eps": request.step = try cursor.number("a step h > 0")
+                        case "atol": request.atol = try cursor.number("a tolerance ≥ 0")
+                        case "rtol": request.rtol = try cursor.number("a tolerance ≥ 0")
+                        case "sample": request.sample = try cursor.integer("a sample size", minimum: 1, maximum: 1 << 24).value
+                        case "seed": request.seed = UInt64(try cursor.integer("a seed (a whole number ≥ 0)", minimum: 0).value)
+                        default:
+                            throw cursor.error("unknown option \(cursor.describe(token)); options are eps, atol, rtol, sample, seed", at: token)
+                        }
+                    } else {
+                        throw cursor.error("expected dx, dgamma, dbeta, all, against NAME, full or an option, got \(cursor.describe(token))", at: token)
+                    }
+                }
+                if request.full && request.sample != nil {
+                    throw cursor.error("give sample=K or full, not both", at: nil)
+                }
+                return .gradcheck(request)
+            }),
+        CommandSpec(
             name: "history", aliases: [], usage: ["history"],
             summary: "list the commands run so far in this session",
             details: "", examples: ["history"], subwords: [], argumentKind: .none,

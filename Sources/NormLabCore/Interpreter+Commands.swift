@@ -59,6 +59,8 @@ extension Interpreter {
             }
         case .help(let topic):
             out(try Help.text(for: topic))
+        case .gradcheck(let request):
+            try gradcheck(request, text: text)
         case .quit:
             requestQuit()
         }
