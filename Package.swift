@@ -19,16 +19,24 @@ let package = Package(
         ),
         // The REPL core: commands, interpreter, printing, .npy. Text in, text out; no terminal.
         .target(name: "NormLabCore", dependencies: ["NormKit"]),
+        // GNU readline, the one system dependency (Debian: libreadline-dev); only the executable uses it.
+        .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"]), .brew(["readline"])]),
         .executableTarget(
             name: "normlab",
-            dependencies: ["NormLabCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "NormLabCore", "CReadline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .testTarget(
             name: "NormKitTests",
             dependencies: ["NormKit"],
             resources: [.copy("Reference")]
         ),
-        .testTarget(name: "NormLabCoreTests", dependencies: ["NormLabCore"]),
+        // Fixtures/ holds .npy files the tests read by path.
+        .testTarget(name: "NormLabCoreTests", dependencies: ["NormLabCore"], exclude: ["Fixtures"]),
+        // Drives the release binary in tmux; depends on nothing but the built executable.
+        .testTarget(name: "TerminalTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -151,7 +151,7 @@ public enum Gradcheck {
             elements.reserveCapacity(offsets.count)
             var perturbed = variable
             for offset in offsets {
-                if isCancelled() { throw NormError(.interrupted, "gradcheck interrupted after \(elements.count) of \(offsets.count) elements") }
+                if isCancelled() { throw NormError(.interrupted, "gradcheck stopped after \(elements.count) of \(offsets.count) elements") }
                 let original = variable.scalars[offset]
                 perturbed.set(offset: offset, to: original + options.step)
                 let plus = try loss(target, perturbed, input, gammaNow, betaNow, forwardLoss)

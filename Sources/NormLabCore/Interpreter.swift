@@ -145,6 +145,10 @@ public final class Interpreter {
             report(diagnostic, origin: origin)
         } catch is NestedRunFailure {
             // Already reported where it happened, with this run in its trace.
+        } catch let error as NormError where error.code == .interrupted {
+            // On a terminal the ^C echo ends the line the computation was printing on.
+            let lead = origin == .interactive ? "\n" : ""
+            sink.write(lead + style.warning("interrupted:") + " " + error.message + "; the session is as it was before\n", to: .error)
         } catch let error as NormError {
             report(Diagnostic(error.message), origin: origin)
         } catch {

@@ -115,7 +115,7 @@ func main() -> Int32 {
         return failed ? 1 : 0
     }
     if stdinIsTerminal {
-        InteractiveShell(interpreter: interpreter).run()
+        InteractiveShell(interpreter: interpreter, color: colorAllowed).run()
         return 0
     }
     return readPipedInput(interpreter, keepGoing: command.keepGoing) ? 0 : 1
@@ -139,27 +139,6 @@ func readPipedInput(_ interpreter: Interpreter, keepGoing: Bool) -> Bool {
         return false
     }
     return succeeded
-}
-
-/// The interactive loop on a terminal. Plain line reading for now; line editing comes with readline.
-struct InteractiveShell {
-    let interpreter: Interpreter
-
-    func run() {
-        writeAll(STDOUT_FILENO, "NormLab \(NormLabVersion.current) — type `help` for commands, `help groupnorm` to start; tutorials are in sessions/\n")
-        var statements = StatementAccumulator()
-        var lineNumber = 0
-        while !interpreter.quitRequested {
-            writeAll(STDOUT_FILENO, statements.isContinuing ? "     ... " : "normlab> ")
-            guard let line = readLine(strippingNewline: true) else {
-                writeAll(STDOUT_FILENO, "\n")
-                break
-            }
-            lineNumber += 1
-            guard let chunk = statements.add(line, lineNumber: lineNumber) else { continue }
-            interpreter.execute(chunk.text, origin: .interactive)
-        }
-    }
 }
 
 exit(main())

@@ -118,7 +118,7 @@ import Testing
             try layer.gradcheck(outputGradient: dy, isCancelled: { calls += 1; return calls > 3 })
         }
         #expect(error?.code == .interrupted)
-        #expect(error?.message == "gradcheck interrupted after 3 of 48 elements")
+        #expect(error?.message == "gradcheck stopped after 3 of 48 elements")
     }
 
     @Test func errors() throws {

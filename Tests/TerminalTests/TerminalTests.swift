@@ -1,0 +1,250 @@
+import Foundation
+import Testing
+
+/// The release `normlab` on a real terminal: tmux types keys and reads the screen, as a person would.
+/// `.ci/run` installs tmux; the binary is built once, in release mode, in a scratch folder of its own.
+@Suite(.serialized) struct TerminalTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Built once for the whole suite; nil with the build's output when it fails.
+    static let release: Result<URL, BuildFailure> = {
+        let scratch = root.appendingPathComponent(".build-terminal-tests")
+        let (status, output) = Shell.run("/usr/bin/env", ["swift", "build", "-c", "release", "--product", "normlab",
+                                                          "--scratch-path", scratch.path], in: root)
+        guard status == 0 else { return .failure(BuildFailure(output: output)) }
+        let (_, binPath) = Shell.run("/usr/bin/env", ["swift", "build", "-c", "release", "--scratch-path", scratch.path, "--show-bin-path"], in: root)
+        return .success(URL(fileURLWithPath: binPath.trimmingCharacters(in: .whitespacesAndNewlines)).appendingPathComponent("normlab"))
+    }()
+
+    struct BuildFailure: Error, CustomStringConvertible {
+        let output: String
+        var description: String { "swift build -c release failed:\n\(output)" }
+    }
+
+    func start(history: String? = nil, environment: [String: String] = [:]) throws -> Tmux {
+        #expect(Shell.run("/usr/bin/env", ["which", "tmux"], in: Self.root).0 == 0, "tmux is not installed (.ci/run installs it)")
+        let binary = try Self.release.get()
+        let historyPath = history ?? FileManager.default.temporaryDirectory.appendingPathComponent("normlab-history-\(UUID().uuidString)").path
+        var env = ["NORMLAB_HISTORY": historyPath, "TERM": "xterm-256color"]
+        env.merge(environment) { $1 }
+        let tmux = try Tmux(command: binary.path, environment: env, directory: Self.root)
+        try #require(tmux.waitFor { $0.contains("normlab> ") } != nil, "no prompt:\n\(tmux.screen())")
+        return tmux
+    }
+
+    @Test func typingACommandShowsItsOutput() throws {
+        let t = try start()
+        defer { t.close() }
+        t.type("tensor x = arange 2 3")
+        t.keys("Enter")
+        t.type("show x")
+        t.keys("Enter")
+        let screen = try #require(t.waitFor { $0.contains("[3., 4., 5.]]") }, "\(t.screen())")
+        #expect(screen.contains("normlab> show x\nx: (2, 3) float64\n[[0., 1., 2.],\n [3., 4., 5.]]"))
+    }
+
+    @Test func tabCompletesCommandsSubwordsAndTensorNames() throws {
+        let t = try start()
+        defer { t.close() }
+        t.type("layer gro")
+        t.keys("Tab")
+        #expect(t.waitFor { $0.hasSuffix("normlab> layer groupnorm") } != nil, "\(t.screen())")
+        // The completion ended the word with a space: typing goes on after it.
+        t.type("2 pre")
+        t.keys("Tab")
+        #expect(t.waitFor { $0.contains("normlab> layer groupnorm 2 preset=") } != nil, "\(t.screen())")
+        t.type("py")
+        t.keys("Tab")
+        #expect(t.waitFor { $0.hasSuffix("normlab> layer groupnorm 2 preset=pydllib") } != nil, "\(t.screen())")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("GroupNorm, G = 2, preset=pydllib") } != nil, "\(t.screen())")
+        t.type("tensor activations = ones 2 4")
+        t.keys("Enter")
+        t.type("show act")
+        t.keys("Tab")
+        #expect(t.waitFor { $0.hasSuffix("normlab> show activations") } != nil, "\(t.screen())")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("activations: (2, 4) float64\n[[1., 1., 1., 1.],") } != nil, "\(t.screen())")
+    }
+
+    @Test func upRecallsTheLastLineAndHistorySurvivesARestart() throws {
+        let history = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-history-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: history) }
+        do {
+            let t = try start(history: history)
+            defer { t.close() }
+            t.type("tensor remembered = ones 3")
+            t.keys("Enter")
+            _ = t.waitFor { $0.contains("remembered: (3) float64") }
+            t.keys("Up")
+            #expect(t.waitFor { $0.hasSuffix("normlab> tensor remembered = ones 3") } != nil, "\(t.screen())")
+            t.keys("C-u")
+            t.keys("C-d")
+            #expect(t.waitFor { $0.contains("EXIT=0") } != nil, "\(t.screen())")
+        }
+        let contents = try String(contentsOfFile: history, encoding: .utf8)
+        #expect(contents.contains("tensor remembered = ones 3"))
+        let again = try start(history: history)
+        defer { again.close() }
+        again.keys("Up")
+        #expect(again.waitFor { $0.hasSuffix("normlab> tensor remembered = ones 3") } != nil, "\(again.screen())")
+    }
+
+    @Test func ctrlCAbandonsAHalfTypedLine() throws {
+        let t = try start()
+        defer { t.close() }
+        t.type("tensor half = [1, 2")
+        t.keys("C-c")
+        #expect(t.waitFor { $0.contains("normlab> tensor half = [1, 2^C\nnormlab> ") } != nil, "\(t.screen())")
+        t.type("tensors")
+        t.keys("Enter")
+        let screen = try #require(t.waitFor { $0.contains("no tensors yet") }, "\(t.screen())")
+        #expect(!screen.contains("half:"))
+        // A statement continued over lines is abandoned too.
+        t.type("tensor y = [1,")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.hasSuffix("     ... ") } != nil, "\(t.screen())")
+        t.keys("C-c")
+        t.type("tensor z = ones 1")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("z: (1) float64") } != nil, "\(t.screen())")
+    }
+
+    @Test func ctrlCInterruptsALongCommand() throws {
+        let t = try start()
+        defer { t.close() }
+        t.type("tensor x = randn 4 64 16 16; layer groupnorm 8; forward")
+        t.keys("Enter")
+        _ = t.waitFor { $0.contains("made: y mean var rstd xhat xc") }
+        t.type("gradcheck dx full")
+        t.keys("Enter")
+        Thread.sleep(forTimeInterval: 1.5)
+        t.keys("C-c")
+        let screen = try #require(t.waitFor { $0.contains("interrupted: gradcheck stopped after") }, "\(t.screen())")
+        #expect(screen.contains("of 65536 elements; the session is as it was before"))
+        t.type("stats rstd")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("stats of rstd (4, 8)") } != nil, "\(t.screen())")
+    }
+
+    @Test func ctrlDExitsWithStatusZero() throws {
+        let t = try start()
+        defer { t.close() }
+        t.keys("C-d")
+        #expect(t.waitFor { $0.contains("EXIT=0") } != nil, "\(t.screen())")
+    }
+
+    @Test func quitExitsWithStatusZero() throws {
+        let t = try start()
+        defer { t.close() }
+        t.type("quit")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("EXIT=0") } != nil, "\(t.screen())")
+    }
+
+    @Test func colourOnATerminalAndNoneWithNoColor() throws {
+        let coloured = try start()
+        defer { coloured.close() }
+        coloured.type("show nothing")
+        coloured.keys("Enter")
+        _ = coloured.waitFor { $0.contains("no tensor named") }
+        let withEscapes = coloured.screen(escapes: true)
+        // capture-pane -e writes each attribute as its own escape: bold, then the colour.
+        #expect(withEscapes.contains("\u{1B}[34mnormlab>"), "the prompt is not coloured")
+        #expect(withEscapes.contains("\u{1B}[31merror:"), "the error is not coloured")
+
+        let plain = try start(environment: ["NO_COLOR": "1"])
+        defer { plain.close() }
+        plain.type("show nothing")
+        plain.keys("Enter")
+        _ = plain.waitFor { $0.contains("no tensor named") }
+        #expect(!plain.screen(escapes: true).contains("\u{1B}["))
+    }
+}
+
+/// One tmux server of its own (a private socket) running one program.
+final class Tmux {
+    let socket = "normlab-test-\(UUID().uuidString.prefix(8))"
+
+    init(command: String, environment: [String: String], directory: URL, width: Int = 120, height: Int = 40) throws {
+        let exports = environment.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
+        // After the program ends, its exit status stays on the screen.
+        let script = "cd '\(directory.path)' && env -u NO_COLOR \(exports) '\(command)'; echo EXIT=$?; sleep 60"
+        // The tmux server started here outlives the command: give it no pipe to hold open.
+        let status = Shell.run("/usr/bin/env", ["tmux", "-L", socket, "new-session", "-d", "-s", "t", "-x", "\(width)",
+                                                "-y", "\(height)", script], in: nil, capture: false).0
+        guard status == 0 else { throw TmuxError(message: "tmux new-session failed with status \(status)") }
+    }
+
+    struct TmuxError: Error { let message: String }
+
+    @discardableResult
+    func tmux(_ arguments: [String]) -> (Int32, String) {
+        Shell.run("/usr/bin/env", ["tmux", "-L", socket] + arguments, in: nil)
+    }
+
+    func type(_ text: String) { tmux(["send-keys", "-t", "t", "-l", text]) }
+    func keys(_ names: String...) { tmux(["send-keys", "-t", "t"] + names) }
+
+    /// The visible screen, trailing blank lines and spaces removed.
+    func screen(escapes: Bool = false) -> String {
+        let (_, text) = tmux(["capture-pane", "-p", "-t", "t"] + (escapes ? ["-e"] : []))
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            var l = String(line)
+            while l.last == " " { l.removeLast() }
+            return l
+        }
+        while lines.last?.isEmpty == true { lines.removeLast() }
+        var joined = lines.joined(separator: "\n")
+        // A prompt waiting for input ends with a space that capture-pane keeps only if something follows.
+        if joined.hasSuffix("normlab>") { joined += " " }
+        if joined.hasSuffix("     ...") { joined = String(joined.dropLast(8)) + "     ... " }
+        return joined
+    }
+
+    /// Poll the screen until `condition` holds (at most `timeout` seconds); the screen then, or nil.
+    func waitFor(timeout: TimeInterval = 30, _ condition: (String) -> Bool) -> String? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let text = screen()
+            if condition(text) { return text }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return nil
+    }
+
+    func close() { tmux(["kill-server"]) }
+}
+
+/// Runs a command with posix_spawn and waitpid. (Foundation's Process left the tmux client unreaped here, and a
+/// pipe to the daemonised tmux server never reaches end of file.) Output goes through a temporary file.
+enum Shell {
+    static func run(_ executable: String, _ arguments: [String], in directory: URL?, capture: Bool = true) -> (Int32, String) {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-shell-\(UUID().uuidString)").path
+        defer { unlink(outputPath) }
+        let script = "cd \"$1\" || exit 127; shift; exec \"$@\" >\"\(capture ? outputPath : "/dev/null")\" 2>&1 </dev/null"
+        let argv = ["/bin/sh", "-c", script, "sh", directory?.path ?? FileManager.default.currentDirectoryPath, executable] + arguments
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        // Test threads block signals, and a spawned process inherits the mask: start tmux with a clean one.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGINT)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", nil, &attributes, &cArguments, environ)
+        guard spawned == 0 else { return (-1, "posix_spawn failed: \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        let output = capture ? ((try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "") : ""
+        return (exitStatus, output)
+    }
+}
