@@ -104,6 +104,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         gamma = gammaNow
         beta = betaNow
         lastForward = result
+        lastGradients = nil
         return result
     }
 

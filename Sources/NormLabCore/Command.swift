@@ -34,6 +34,7 @@ public enum ShowTarget: Equatable, Sendable {
     case grad
     case layer
     case groups
+    case axes(SetSelector)
 }
 
 public enum StatsAxis: String, Equatable, Sendable, CaseIterable {
@@ -81,6 +82,9 @@ public enum Command: Equatable, Sendable {
     case history
     case help(String?)
     case gradcheck(GradcheckRequest)
+    case explain(ExplainTopic, SetSelector)
+    case histogram([Located<String>], group: Located<Int>?)
+    case compare(Located<String>, Located<String>, rtol: Double?, atol: Double?)
     case quit
 }
 

@@ -193,13 +193,13 @@ public enum CommandTable {
                 return .backward(source)
             }),
         CommandSpec(
-            name: "show", aliases: [], usage: ["show NAME", "show grad", "show layer", "show groups"],
-            summary: "print a tensor, the gradients, the layer, or which channels form which group",
+            name: "show", aliases: [], usage: ["show NAME", "show grad", "show layer", "show groups", "show axes [n=I g=J p=K c=C]"],
+            summary: "print a tensor, the gradients, the layer, which channels form which group, or a picture of the sets",
             details: """
             Tensors print like NumPy: nested brackets, aligned columns, one format for the whole tensor, `set
             precision` digits; past `set threshold` elements only the first and last 3 along each axis.
             """,
-            examples: ["show x", "show grad", "show groups"], subwords: ["grad", "layer", "groups"],
+            examples: ["show x", "show grad", "show groups", "show axes g=1"], subwords: ["grad", "layer", "groups", "axes"],
             argumentKind: .tensorName,
             parse: { cursor in
                 let token = try cursor.word("a tensor name, grad, layer or groups")
@@ -208,6 +208,7 @@ public enum CommandTable {
                 case "grad": target = .grad
                 case "layer": target = .layer
                 case "groups": target = .groups
+                case "axes": target = .axes(try parseSelector(&cursor))
                 default:
                     try ArgumentCursor.checkName(token, cursor: cursor)
                     target = .tensor(Located(token.text, token.range))
@@ -339,6 +340,60 @@ public enum CommandTable {
                 return .gradcheck(request)
             }),
         CommandSpec(
+            name: "explain", aliases: [],
+            usage: ["explain forward [n=I g=J p=K c=C]", "explain backward [n=I g=J p=K c=C]", "explain layer [n=I g=J p=K c=C]"],
+            summary: "derive the last forward or backward pass step by step, with its numbers",
+            details: """
+            Picks one statistics set (default the first): n= sample and g= group, p= position for per-position
+            statistics (reduce=channels), c= channel for batchnorm. forward: μ, x − μ, its squares, σ², rstd, x̂ and
+            y = γ·x̂ + β, in the order the seed layer computes them. backward: the chain rule back through the same
+            steps, then the closed form of dx, both checked against the engine's dx, and dγ, dβ with their batch
+            reduction. layer: the same as `show axes`. Every number shown is the engine's own (or computed from
+            its values, where the engine does not keep it).
+            """,
+            examples: ["explain forward", "explain backward n=1 g=1", "explain forward c=2"],
+            subwords: ExplainTopic.allCases.map(\.rawValue) + ["n=", "g=", "p=", "c="], argumentKind: .none,
+            parse: { cursor in
+                let topic = ExplainTopic(rawValue: try cursor.keyword(ExplainTopic.allCases.map(\.rawValue), "forward, backward or layer").text)!
+                return .explain(topic, try parseSelector(&cursor))
+            }),
+        CommandSpec(
+            name: "hist", aliases: [], usage: ["hist NAME [group J]", "hist A B [group J]"],
+            summary: "a histogram of a tensor's values, or of two side by side",
+            details: "With two tensors (say x and y) the histograms stand side by side: normalisation happening. `group J` keeps the elements of the layer's group J.",
+            examples: ["hist x", "hist x y", "hist x y group 1"], subwords: ["group"], argumentKind: .tensorName,
+            parse: { cursor in
+                var names = [try cursor.name()]
+                if let next = cursor.peek, next.kind == .word, next.text != "group" { names.append(try cursor.name()) }
+                var group: Located<Int>? = nil
+                if !cursor.isAtEnd {
+                    _ = try cursor.keyword(["group"], "group")
+                    group = try cursor.integer("a group number", minimum: 0)
+                }
+                try cursor.finish()
+                return .histogram(names, group: group)
+            }),
+        CommandSpec(
+            name: "compare", aliases: [], usage: ["compare A B [rtol=R atol=A]"],
+            summary: "compare two tensors: bitwise equal, close, and where they differ most",
+            details: "allclose is NumPy's rule, |a − b| ≤ atol + rtol·|b|, with its defaults rtol 1e-5 and atol 1e-8. The shapes must be equal: compare does not broadcast.",
+            examples: ["compare dx mydx", "compare y y_ref rtol=1e-3"], subwords: ["rtol=", "atol="], argumentKind: .tensorName,
+            parse: { cursor in
+                let a = try cursor.name(), b = try cursor.name()
+                var rtol: Double? = nil, atol: Double? = nil
+                for (key, value) in try cursor.options() {
+                    guard let number = ArgumentCursor.parseNumber(value.text), number >= 0, number.isFinite else {
+                        throw cursor.error("\(key.text) must be a number ≥ 0, got \(cursor.describe(value))", at: value)
+                    }
+                    switch key.text {
+                    case "rtol": rtol = number
+                    case "atol": atol = number
+                    default: throw cursor.error("unknown option \(cursor.describe(key)); options are rtol, atol", at: key)
+                    }
+                }
+                return .compare(a, b, rtol: rtol, atol: atol)
+            }),
+        CommandSpec(
             name: "history", aliases: [], usage: ["history"],
             summary: "list the commands run so far in this session",
             details: "", examples: ["history"], subwords: [], argumentKind: .none,
@@ -366,6 +421,25 @@ public enum CommandTable {
     }
 
     public static var allNames: [String] { commands.flatMap { [$0.name] + $0.aliases } }
+
+    /// `n=I g=J p=K c=C` in any order.
+    static func parseSelector(_ cursor: inout ArgumentCursor) throws -> SetSelector {
+        var selector = SetSelector()
+        for (key, value) in try cursor.options() {
+            guard let number = Int(value.text), number >= 0 else {
+                throw cursor.error("\(key.text)= takes a whole number ≥ 0, got \(cursor.describe(value))", at: value)
+            }
+            let located = Located(number, value.range)
+            switch key.text {
+            case "n": selector.sample = located
+            case "g": selector.group = located
+            case "p": selector.position = located
+            case "c": selector.channel = located
+            default: throw cursor.error("unknown option \(cursor.describe(key)); options are n= (sample), g= (group), p= (position), c= (channel)", at: key)
+            }
+        }
+        return selector
+    }
 
     static func parseSource(_ cursor: inout ArgumentCursor) throws -> TensorSource {
         guard let token = cursor.peek else {

@@ -22,7 +22,7 @@ public enum Completion {
     ]
 
     static let settingValues: [String: [String]] = [
-        "dtype": DType.allCases.map(\.rawValue), "color": ["on", "off"],
+        "dtype": DType.allCases.map(\.rawValue), "color": ["on", "off"], "unicode": ["on", "off"],
     ]
 
     /// Candidates for the word that ends `line` (the text before the cursor).

@@ -59,6 +59,12 @@ extension Interpreter {
             }
         case .help(let topic):
             out(try Help.text(for: topic))
+        case .explain(let topic, let selector):
+            try explain(topic, selector, text: text)
+        case .histogram(let names, let group):
+            try histogram(names, group: group, text: text)
+        case .compare(let a, let b, let rtol, let atol):
+            try compare(a, b, rtol: rtol ?? 1e-5, atol: atol ?? 1e-8, text: text)
         case .gradcheck(let request):
             try gradcheck(request, text: text)
         case .quit:
@@ -153,6 +159,9 @@ extension Interpreter {
         case "threshold":
             guard let n = Int(value.value), n >= 1 else { throw bad("a whole number ≥ 1") }
             settings.threshold = n
+        case "unicode":
+            guard ["on", "off"].contains(value.value) else { throw bad("on or off") }
+            settings.unicode = value.value == "on"
         case "maxelems":
             guard let n = Int(value.value), n >= 1, n <= Shape.defaultMaxElements * 8 else {
                 throw bad("a whole number from 1 to \(Shape.defaultMaxElements * 8)")
@@ -173,6 +182,7 @@ extension Interpreter {
         case "color": return s.color ? "on" : "off"
         case "threshold": return String(s.threshold)
         case "maxelems": return String(s.maxElements)
+        case "unicode": return s.unicode ? "on" : "off"
         default: return "?"
         }
     }
@@ -184,6 +194,7 @@ extension Interpreter {
             "color": "colour on a terminal (on|off)" + (colorAllowed ? "" : "; not a colour terminal now"),
             "threshold": "tensors with more elements print summarised",
             "maxelems": "the largest tensor allowed, in elements",
+            "unicode": "μ σ² x̂ γ β Σ ∂ and block characters (on|off; off spells them in ASCII)",
         ]
         var table = TextTable(headers: ["setting", "value", "meaning"])
         for key in Settings.keys { table.rows.append([key, settingValue(key), meanings[key] ?? ""]) }

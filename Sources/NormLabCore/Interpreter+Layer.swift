@@ -256,6 +256,8 @@ extension Interpreter {
             }
         case .groups:
             try showGroups()
+        case .axes(let selector):
+            try showAxes(selector, text: text)
         }
     }
 

@@ -59,15 +59,20 @@ public final class Interpreter {
     // MARK: - Output
 
     func out(_ text: String) {
-        sink.write(text + "\n", to: .standard)
+        sink.write(plain(text) + "\n", to: .standard)
+    }
+
+    /// With `set unicode off`, math symbols and block characters spelled in ASCII.
+    func plain(_ text: String) -> String {
+        session.settings.unicode ? text : ASCII.transliterate(text)
     }
 
     func warn(_ text: String, origin: Origin) {
-        sink.write(prefix(origin) + style.warning("warning:") + " " + text + "\n", to: .error)
+        sink.write(prefix(origin) + style.warning("warning:") + " " + plain(text) + "\n", to: .error)
     }
 
     func note(_ text: String) {
-        sink.write(style.note("note:") + " " + text + "\n", to: .error)
+        sink.write(style.note("note:") + " " + plain(text) + "\n", to: .error)
     }
 
     private func prefix(_ origin: Origin) -> String {
@@ -82,7 +87,7 @@ public final class Interpreter {
         for outer in runStack.reversed() {
             text += "  in `run` at \(outer.source):\(outer.line)\n"
         }
-        sink.write(text, to: .error)
+        sink.write(plain(text), to: .error)
     }
 
     // MARK: - Statements

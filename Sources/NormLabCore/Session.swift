@@ -172,8 +172,10 @@ public struct Settings: Equatable, Sendable {
     public var color = false
     public var threshold = 1000
     public var maxElements = Shape.defaultMaxElements
+    /// Off: math symbols and block characters are spelled in ASCII (automatic when the locale is not UTF-8).
+    public var unicode = true
 
-    public static let keys = ["dtype", "precision", "color", "threshold", "maxelems"]
+    public static let keys = ["dtype", "precision", "color", "threshold", "maxelems", "unicode"]
 
     public init() {}
 }

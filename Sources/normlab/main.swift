@@ -92,6 +92,10 @@ func main() -> Int32 {
     interpreter.keepGoing = command.keepGoing
     interpreter.echo = command.echo
     if let precision = command.precision { interpreter.session.settings.precision = precision }
+    // μ, σ², x̂ and block characters need a UTF-8 locale; elsewhere they are spelled in ASCII.
+    let locale = environment["LC_ALL"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["LC_CTYPE"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["LANG"] ?? ""
+    let lowered = locale.lowercased()
+    interpreter.session.settings.unicode = lowered.contains("utf-8") || lowered.contains("utf8")
     if let dtype = command.dtype { interpreter.execute("set dtype \(dtype)", origin: Origin(source: "--dtype", line: 1)) }
 
     var failed = false
