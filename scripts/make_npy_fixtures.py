@@ -63,6 +63,24 @@ def session_data():
     np.save(os.path.join(DATA, "gamma.npy"), np.array([1.0, 0.5, 2.0, 1.5], dtype=np.float32))
     np.save(os.path.join(DATA, "labels.npy"), np.array([[0, 1, 2, 3]], dtype=np.int64))
 
+    # Tutorial 05: somebody's GroupNorm backward (G=2, eps 1e-5, gamma 1, beta 0) with the mean term forgotten.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 3))
+    dy = rng.standard_normal((2, 4, 3))
+    xr = x.reshape(2, 2, -1)
+    mu = xr.mean(2, keepdims=True)
+    var = xr.var(2, keepdims=True)
+    rstd = 1 / np.sqrt(var + 1e-5)
+    xhat = (xr - mu) * rstd
+    g = dy.reshape(2, 2, -1)
+    m = xr.shape[2]
+    right = rstd / m * (m * g - g.sum(2, keepdims=True) - xhat * (g * xhat).sum(2, keepdims=True))
+    wrong = rstd / m * (m * g - xhat * (g * xhat).sum(2, keepdims=True))  # the -sum(g) term is missing
+    np.save(os.path.join(DATA, "my_x.npy"), x)
+    np.save(os.path.join(DATA, "my_dy.npy"), dy)
+    np.save(os.path.join(DATA, "my_dx.npy"), wrong.reshape(x.shape))
+    np.save(os.path.join(DATA, "my_dx_fixed.npy"), right.reshape(x.shape))
+
 
 if __name__ == "__main__":
     fixtures()

@@ -151,7 +151,7 @@ extension Interpreter {
             let meanHat = xhat.reduce(0, +) / Double(m)
             let meanSquare = xhat.map { $0 * $0 }.reduce(0, +) / Double(m)
             let expected = Double(divisor) / Double(m) * variance / (variance + spec.eps)
-            let scale = NoiseFloor.relative(.float64)
+            let scale = NoiseFloor.relative(r.dtype) * (xhat.map(abs).max() ?? 1)
             out("  check: mean(x̂) = \(formatNumber(meanHat, precision: session.settings.precision, scale: scale)), mean(x̂²) = \(number(meanSquare))" + (spec.centres ? " = \(divisor == m ? "" : "(m − 1)/m·")σ²/(σ² + eps) = \(number(expected))" : ""))
         }
     }

@@ -6,6 +6,7 @@ struct PassRecord {
     let spec: LayerSpec
     let plan: NormPlan
     let mode: Mode
+    let dtype: DType
     let x: [Double]
     let mean: [Double]?
     let variance: [Double]
@@ -23,6 +24,7 @@ struct PassRecord {
         spec = f.spec
         plan = f.plan
         mode = f.mode
+        dtype = S.dtype
         x = f.input.scalars.map(\.asDouble)
         mean = f.mean?.scalars.map(\.asDouble)
         variance = f.variance.scalars.map(\.asDouble)

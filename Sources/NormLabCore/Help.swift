@@ -25,6 +25,7 @@ enum HelpTopics {
         variance=unbiased divides Σ(x − μ)² by m − 1 instead of m (a common mistake outside batchnorm's running
         estimate).
         """),
+        ("tour", "the tutorial sessions, in order", Tour.text),
         ("language", "how commands are written", """
         One command per line, or several separated by `;`. `#` starts a comment. A statement with an open `[`
         continues on the next line. Options are written key=value. Names are letters, digits and _, starting
@@ -91,5 +92,31 @@ enum Help {
         case .rmsnorm:
             return "rmsnorm [G]: y = γ·x/√(mean(x²) + eps) + β over each group (G = 1 by default), no mean subtraction."
         }
+    }
+}
+
+/// The tutorial path in sessions/: each a script and its transcript.
+enum Tour {
+    static let sessions: [(file: String, summary: String)] = [
+        ("01-first-groupnorm-by-hand", "a first GroupNorm: groups, statistics, every forward step by hand, backward"),
+        ("02-layernorm-and-instancenorm", "G = 1 is LayerNorm and G = C is InstanceNorm, bit for bit"),
+        ("03-batchnorm-depends-on-the-batch", "BatchNorm: a sample's output depends on its batch; train against eval"),
+        ("04-deriving-the-backward-pass", "the chain rule step by step, the closed form, and a gradient check"),
+        ("05-a-wrong-gradient", "a wrong hand-written dx from .npy, caught by compare and gradcheck"),
+        ("06-eps-constant-inputs-and-precision", "eps, constant inputs, and float32 against float64 at a 1e6 offset"),
+        ("07-statistics-per-group", "where mean, var, rstd, x − μ and x̂ come from, group by group"),
+        ("08-two-conventions", "preset=torch against preset=pydllib on an image-shaped input"),
+        ("09-npy-in-and-out", "tensors from NumPy .npy files in, results out"),
+    ]
+
+    static var text: String {
+        var lines = ["The tutorial path (from the repository: `normlab sessions/NAME.nl`, or `run sessions/NAME.nl` here;",
+                     "each has its transcript beside it as NAME.out):"]
+        let width = sessions.map(\.file.count).max() ?? 0
+        for (file, summary) in sessions {
+            lines.append("  " + file + String(repeating: " ", count: width - file.count + 2) + summary)
+        }
+        lines.append("Start with the first; a learner who knows y = γ·(x − μ)/σ + β can follow them in order.")
+        return lines.joined(separator: "\n")
     }
 }

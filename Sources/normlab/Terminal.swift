@@ -131,7 +131,7 @@ struct InteractiveShell {
         history.load()
         interpreter.isCancelled = { interruptRequested.load(ordering: .relaxed) }
 
-        let banner = "NormLab \(NormLabVersion.current) — type `help` for the commands; tutorials: `run sessions/01-first-groupnorm.nl` and on (from the repository)"
+        let banner = "NormLab \(NormLabVersion.current) — `help` lists the commands; `help tour` the tutorials in sessions/"
         writeAll(STDOUT_FILENO, banner + "\n")
         // \u{1}…\u{2} tell readline the escape codes take no room on the line.
         let paint = { (text: String) in color ? "\u{1}\u{1B}[1;34m\u{2}" + text + "\u{1}\u{1B}[0m\u{2}" : text }

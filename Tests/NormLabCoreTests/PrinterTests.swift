@@ -15,7 +15,8 @@ import Testing
         """)
         #expect(try render([3], [1, 2, 3]) == "[1., 2., 3.]")
         #expect(try render([2], [1e-7, 2e-7]) == "[1.0000e-07, 2.0000e-07]")
-        #expect(try render([2], [1e7, -1.5]) == "[ 1.0000e+07, -1.5000e+00]")
+        #expect(try render([2], [1e9, -1.5]) == "[ 1.0000e+09, -1.5000e+00]")
+        #expect(try render([2], [1e7, -1.5]) == "[10000000.0000,       -1.5000]")
         #expect(try render([2], [1e7, -1]) == "[10000000.,       -1.]")
         #expect(try render([2], [0.123456, 1], precision: 2) == "[0.12, 1.00]")
     }

@@ -45,3 +45,14 @@ import Testing
         }
     }
 }
+
+@Suite struct TourTests {
+    /// `help tour` names every session in sessions/, in order, and nothing that is not there.
+    @Test func tourListsEverySession() throws {
+        let files = SessionTests.scripts.map { String($0.dropLast(3)) }
+        #expect(Tour.sessions.map(\.file) == files)
+        let (i, sink) = makeInterpreter()
+        let (text, _) = run(i, sink, "help tour")
+        for file in files { #expect(text.contains(file)) }
+    }
+}

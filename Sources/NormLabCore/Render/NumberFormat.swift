@@ -11,14 +11,14 @@ enum NumberStyle: Equatable {
     /// Mantissa with `precision` digits after the point and an exponent.
     case scientific(Int)
 
-    /// Fixed unless the largest magnitude is ≥ 1e6, or every non-zero value would print as 0 in fixed form.
+    /// Fixed unless the largest magnitude is ≥ 1e8 (NumPy's threshold), or every non-zero value would print as 0 in fixed form.
     static func choose(for values: [Double], precision: Int) -> NumberStyle {
         let finite = values.filter(\.isFinite)
         let magnitudes = finite.map(abs)
         guard let largest = magnitudes.max() else { return .fixed(precision) }
         if finite.allSatisfy({ $0 == $0.rounded() }) && largest < 1e15 { return .integral }
         let smallestUnit = pow(10, -Double(precision)) / 2
-        if largest >= 1e6 || largest < smallestUnit { return .scientific(precision) }
+        if largest >= 1e8 || largest < smallestUnit { return .scientific(precision) }
         return .fixed(precision)
     }
 
@@ -40,7 +40,7 @@ func formatNumber(_ value: Double, precision: Int, scale noise: Double = 0) -> S
     if value.isInfinite { return value < 0 ? "-inf" : "inf" }
     if abs(value) < noise { return String(format: "%.\(precision)f", 0.0) }
     let magnitude = abs(value)
-    if value == 0 || (magnitude >= pow(10, -Double(precision)) && magnitude < 1e6) {
+    if value == 0 || (magnitude >= pow(10, -Double(precision)) && magnitude < 1e8) {
         return String(format: "%.\(precision)f", value)
     }
     return String(format: "%.\(precision)e", value)
