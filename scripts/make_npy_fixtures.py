@@ -81,6 +81,28 @@ def session_data():
     np.save(os.path.join(DATA, "my_dx.npy"), wrong.reshape(x.shape))
     np.save(os.path.join(DATA, "my_dx_fixed.npy"), right.reshape(x.shape))
 
+    # Tutorial 10: a PyDLLib-style GroupNorm (G=2, statistics per position, element-wise gamma and beta,
+    # eps 1e-6) by somebody whose dgamma sums over the batch where the library averages.
+    rng = np.random.default_rng(10)
+    n, c, h, w, groups = 2, 4, 2, 2, 2
+    x = rng.standard_normal((n, c, h, w))
+    gamma = 1 + 0.5 * rng.standard_normal((c, h, w))
+    beta = 0.5 * rng.standard_normal((c, h, w))
+    dy = rng.standard_normal((n, c, h, w))
+    xr = x.reshape(n, groups, c // groups, h * w)
+    mu = xr.mean(2, keepdims=True)
+    var = xr.var(2, keepdims=True)
+    rstd = 1 / np.sqrt(var + 1e-6)
+    xhat = ((xr - mu) * rstd).reshape(x.shape)
+    y = xhat * gamma + beta
+    g = (dy * gamma).reshape(xr.shape)
+    hr = xhat.reshape(xr.shape)
+    k = c // groups
+    dx = (rstd / k * (k * g - g.sum(2, keepdims=True) - hr * (g * hr).sum(2, keepdims=True))).reshape(x.shape)
+    for name, value in [("x", x), ("gamma", gamma), ("beta", beta), ("dy", dy), ("y", y), ("dx", dx),
+                        ("dgamma", (dy * xhat).sum(0)), ("dbeta", dy.mean(0))]:
+        np.save(os.path.join(DATA, f"their_{name}.npy"), value)
+
 
 if __name__ == "__main__":
     fixtures()

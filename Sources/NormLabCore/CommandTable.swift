@@ -394,6 +394,24 @@ public enum CommandTable {
                 return .compare(a, b, rtol: rtol, atol: atol)
             }),
         CommandSpec(
+            name: "export", aliases: [], usage: ["export numpy PATH.py", "export torch PATH.py"],
+            summary: "write a Python script that recomputes the last pass with NumPy or PyTorch and checks NormLab",
+            details: """
+            Saves the input, γ, β, dy and NormLab's y, dx, dγ, dβ as .npy files beside PATH and writes a script that
+            rebuilds the layer with its conventions, recomputes them (numpy: the formulas in plain NumPy; torch:
+            F.group_norm or F.batch_norm with autograd where the conventions are PyTorch's, the formula with autograd
+            where they are not) and prints the agreement; it exits 1 when any result differs by more than 1e-12
+            (float64) or 1e-5 (float32) relative to the tensor's largest magnitude, 0 otherwise.
+            """,
+            examples: ["export numpy check.py", "export torch check_torch.py"],
+            subwords: ExportTarget.allCases.map(\.rawValue), argumentKind: .path,
+            parse: { cursor in
+                let target = ExportTarget(rawValue: try cursor.keyword(ExportTarget.allCases.map(\.rawValue), "numpy or torch").text)!
+                let path = try cursor.word("a path for the script (….py)")
+                try cursor.finish()
+                return .export(target, path: Located(path.text, path.range))
+            }),
+        CommandSpec(
             name: "history", aliases: [], usage: ["history"],
             summary: "list the commands run so far in this session",
             details: "", examples: ["history"], subwords: [], argumentKind: .none,

@@ -74,6 +74,8 @@ public enum Completion {
             if position == 2 { return matching(["by"]) }
             if position == 3 { return matching(StatsAxis.allCases.map(\.rawValue)) }
             return .nothing
+        case "export":
+            return position == 1 ? matching(ExportTarget.allCases.map(\.rawValue)) : (position == 2 ? .paths : .nothing)
         case "gradcheck":
             if words.last == "against" { return matching(names) }
             return matching(GradTarget.allCases.map(\.rawValue) + ["all", "against", "full", "eps=", "atol=", "rtol=", "sample=", "seed="])

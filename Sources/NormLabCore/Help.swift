@@ -107,6 +107,7 @@ enum Tour {
         ("07-statistics-per-group", "where mean, var, rstd, x − μ and x̂ come from, group by group"),
         ("08-two-conventions", "preset=torch against preset=pydllib on an image-shaped input"),
         ("09-npy-in-and-out", "tensors from NumPy .npy files in, results out"),
+        ("10-debugging-a-backward-pass", "your x, γ, β, dy, dx, dγ, dβ from .npy against NormLab's, with compare's hints"),
     ]
 
     static var text: String {

@@ -59,6 +59,8 @@ extension Interpreter {
             }
         case .help(let topic):
             out(try Help.text(for: topic))
+        case .export(let target, let path):
+            try export(target, path: path, text: text)
         case .explain(let topic, let selector):
             try explain(topic, selector, text: text)
         case .histogram(let names, let group):

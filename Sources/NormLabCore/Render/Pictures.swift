@@ -136,5 +136,8 @@ extension Interpreter {
             out("  max abs diff \(formatNumber(worstAbs, precision: 2)) at \(Shape.format(shape.multiIndex(ofOffset: worstAbsAt))): \(a.value) = \(formatNumber(x[worstAbsAt], precision: p)), \(b.value) = \(formatNumber(y[worstAbsAt], precision: p))")
             out("  max rel diff \(formatNumber(worstRel, precision: 2)) at \(Shape.format(shape.multiIndex(ofOffset: worstRelAt))) (relative to \(b.value))")
         }
+        for hint in compareHints(x, y, names: (a.value, b.value), shape: shape) {
+            out("  hint: " + hint)
+        }
     }
 }

@@ -1,0 +1,214 @@
+import Foundation
+import NormKit
+
+public enum ExportTarget: String, Equatable, Sendable, CaseIterable {
+    case numpy, torch
+}
+
+/// `export numpy|torch PATH`: a self-contained Python script that rebuilds the session's layer, input, parameters
+/// and upstream gradient (saved beside it as .npy), recomputes y, dx, dγ, dβ, and checks them against NormLab's.
+extension Interpreter {
+    func export(_ target: ExportTarget, path: Located<String>, text: String) throws {
+        let layer = try currentLayer()
+        guard let record = layer.passRecord, let dy = session["dy"], record.dx != nil, dy.count == record.x.count else {
+            throw Diagnostic("export needs a forward and a backward pass to reproduce: run forward and backward first")
+        }
+        let url = resolve(path.value)
+        guard url.pathExtension == "py" else {
+            throw Diagnostic("export writes a Python script: give a path ending in .py", at: path.range, in: text)
+        }
+        let directory = url.deletingLastPathComponent()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw Diagnostic("cannot export to \(Escaping.quoted(path.value)): the folder does not exist", at: path.range, in: text)
+        }
+        let stem = url.deletingPathExtension().lastPathComponent
+        let dtype = layer.dtype
+        let spec = record.spec
+        let shape = record.plan.inputShape
+        func tensor(_ values: [Double], _ dims: [Int]) throws -> AnyTensor {
+            AnyTensor.float64(try Tensor(shape: Shape(dims, maxElements: Int.max), scalars: values)).converted(to: dtype)
+        }
+        var files: [(String, AnyTensor)] = [
+            ("x", try tensor(record.x, shape.dims)), ("dy", dy.converted(to: dtype)),
+            ("y", try tensor(record.y, shape.dims)), ("dx", try tensor(record.dx ?? [], shape.dims)),
+        ]
+        if let affine = record.plan.affineShape, let g = record.gamma, let b = record.beta {
+            files += [("gamma", try tensor(g, affine.dims)), ("beta", try tensor(b, affine.dims))]
+            if let dg = record.dgamma, let db = record.dbeta {
+                files += [("dgamma", try tensor(dg, affine.dims)), ("dbeta", try tensor(db, affine.dims))]
+            }
+        }
+        if record.mode == .eval, let mean = record.mean {
+            files += [("running_mean", try tensor(mean, record.plan.statsShape.dims)),
+                      ("running_var", try tensor(record.variance, record.plan.statsShape.dims))]
+        }
+        do {
+            for (name, value) in files {
+                try AtomicFile.write(NPY.encode(value), to: directory.appendingPathComponent("\(stem)_\(name).npy"))
+            }
+            let script = target == .numpy ? numpyScript(spec: spec, record: record, stem: stem, dtype: dtype)
+                                          : torchScript(spec: spec, record: record, stem: stem, dtype: dtype)
+            try AtomicFile.write(Data(script.utf8), to: url)
+        } catch {
+            throw Diagnostic("cannot export to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range, in: text)
+        }
+        out("wrote \(Escaping.visible(path.value)) and \(files.count) .npy files beside it (\(stem)_x.npy, …); run `python3 \(Escaping.visible(path.value))`: it exits 0 when \(target == .numpy ? "NumPy" : "PyTorch") agrees with NormLab")
+    }
+
+    private func header(_ spec: LayerSpec, _ record: PassRecord, stem: String, dtype: DType, what: String) -> String {
+        let groups = record.plan.groups
+        return """
+        #!/usr/bin/env python3
+        \"\"\"\(what)
+
+        Made by NormLab \(NormLabVersion.current): \(LayerDescription.title(spec, mode: record.mode)).
+        The input, parameters and upstream gradient are the .npy files beside this script; so are NormLab's y, dx,
+        dgamma and dbeta. The script recomputes them and prints the largest error of each, relative to the largest
+        magnitude of NormLab's tensor; it exits 1 when any is above the tolerance (1e-12 for float64, 1e-5 for
+        float32), 0 otherwise.
+        \"\"\"
+        import os
+        import sys
+
+        import numpy as np
+
+        HERE = os.path.dirname(os.path.abspath(__file__))
+        STEM = "\(stem)"
+
+
+        def load(name):
+            path = os.path.join(HERE, f"{STEM}_{name}.npy")
+            return np.load(path).astype(np.float64) if os.path.exists(path) else None
+
+
+        KIND = "\(spec.kind)"          # groupnorm, layernorm, instancenorm, batchnorm or rmsnorm
+        GROUPS = \(groups)              # G (batchnorm and instancenorm: C)
+        REDUCE = "\(spec.reduce)"        # group: over C/G channels × positions; channels: per position (batchnorm: per element)
+        AFFINE = "\(spec.affine)"        # channel: γ, β of shape (C); element: (C, *spatial); none
+        PARAMGRAD = "\(spec.paramGrad)"     # sum or mean over the batch
+        VARIANCE = "\(spec.variance)"      # biased (÷ m) or unbiased (÷ (m − 1))
+        EPS = \(spec.eps)
+        MODE = "\(record.mode)"            # batchnorm: train uses the batch's statistics, eval the running ones
+        TOLERANCE = \(dtype == .float64 ? "1e-12" : "1e-5")
+
+        x, dy = load("x"), load("dy")
+        gamma, beta = load("gamma"), load("beta")
+        running_mean, running_var = load("running_mean"), load("running_var")
+        expected = {name: load(name) for name in ("y", "dx", "dgamma", "dbeta")}
+
+
+        def view(a):
+            \"\"\"a reshaped so that `axes` hold exactly the elements that share one mean and variance.\"\"\"
+            n, c = a.shape[:2]
+            s = int(np.prod(a.shape[2:])) if a.ndim > 2 else 1
+            if KIND == "batchnorm":
+                return (a.reshape(n, c, s), (0, 2)) if REDUCE == "group" else (a.reshape(n, c * s), (0,))
+            k = c // GROUPS
+            return (a.reshape(n, GROUPS, k * s), (2,)) if REDUCE == "group" else (a.reshape(n, GROUPS, k, s), (2,))
+
+
+        def affine(p, identity):
+            if AFFINE == "none" or p is None:
+                return identity
+            if AFFINE == "channel":
+                return p.reshape((1, -1) + (1,) * (x.ndim - 2))
+            return p.reshape((1,) + x.shape[1:])
+
+        """
+    }
+
+    private func checkTail() -> String {
+        """
+
+
+        ok = True
+        for name, value in results.items():
+            want = expected.get(name)
+            if want is None:
+                continue
+            scale = float(np.max(np.abs(want)))
+            difference = float(np.max(np.abs(value - want)))
+            error = difference / scale if scale > 0 else difference
+            good = error <= TOLERANCE
+            ok = ok and good
+            print(f"{name}: max error {error:.3e} relative to max |{name}| = {scale:.4g}: {'ok' if good else 'DIFFERS'}")
+        sys.exit(0 if ok else 1)
+        """
+    }
+
+    func numpyScript(spec: LayerSpec, record: PassRecord, stem: String, dtype: DType) -> String {
+        header(spec, record, stem: stem, dtype: dtype, what: "NormLab's layer, recomputed with plain NumPy (float64).") + """
+        xr, axes = view(x)
+        m = int(np.prod([xr.shape[a] for a in axes]))
+        d = m - 1 if VARIANCE == "unbiased" else m
+        centre = KIND != "rmsnorm"
+        if KIND == "batchnorm" and MODE == "eval":
+            shape = np.sum(xr, axis=axes, keepdims=True).shape
+            mean, var = running_mean.reshape(shape), running_var.reshape(shape)
+        else:
+            mean = xr.mean(axis=axes, keepdims=True) if centre else np.zeros(1)
+            var = ((xr - mean) ** 2).sum(axis=axes, keepdims=True) / d
+        rstd = 1.0 / np.sqrt(var + EPS)
+        xhat = ((xr - mean) * rstd).reshape(x.shape)
+        y = xhat * affine(gamma, 1.0) + affine(beta, 0.0)
+
+        g = (dy * affine(gamma, 1.0)).reshape(xr.shape)      # ∂x̂
+        h = xhat.reshape(xr.shape)
+        if KIND == "batchnorm" and MODE == "eval":
+            dxr = g * rstd
+        else:
+            sum_g = g.sum(axis=axes, keepdims=True) if centre else 0.0
+            dxr = rstd * (g - sum_g / m - h * (g * h).sum(axis=axes, keepdims=True) / d)
+        dx = dxr.reshape(x.shape)
+        results = {"y": y, "dx": dx}
+        if AFFINE != "none":
+            batch_axes = (0,) if AFFINE == "element" else (0,) + tuple(range(2, x.ndim))
+            dgamma, dbeta = (dy * xhat).sum(axis=batch_axes), dy.sum(axis=batch_axes)
+            if PARAMGRAD == "mean":
+                dgamma, dbeta = dgamma / x.shape[0], dbeta / x.shape[0]
+            results.update(dgamma=dgamma, dbeta=dbeta)
+        """ + checkTail()
+    }
+
+    func torchScript(spec: LayerSpec, record: PassRecord, stem: String, dtype: DType) -> String {
+        let native = spec.reduce == .group && spec.affine == .channel && spec.variance == .biased && spec.kind != .rmsnorm
+        let how = native
+            ? "PyTorch's own \(spec.kind == .batchnorm ? "F.batch_norm" : "F.group_norm") with autograd"
+            : "the layer's formula in PyTorch operations with autograd (PyTorch has no built-in layer for these conventions)"
+        return header(spec, record, stem: stem, dtype: dtype, what: "NormLab's layer, recomputed with \(how).") + """
+        import torch
+        import torch.nn.functional as F
+
+        torch.set_default_dtype(torch.float64)
+        X = torch.tensor(x, requires_grad=True)
+        G = torch.tensor(gamma, requires_grad=True) if gamma is not None and AFFINE != "none" else None
+        B = torch.tensor(beta, requires_grad=True) if beta is not None and AFFINE != "none" else None
+        NATIVE = \(native ? "True" : "False")
+        if NATIVE and KIND == "batchnorm":
+            rm = torch.tensor(running_mean) if running_mean is not None else torch.zeros(x.shape[1])
+            rv = torch.tensor(running_var) if running_var is not None else torch.ones(x.shape[1])
+            Y = F.batch_norm(X, rm, rv, G, B, training=(MODE == "train"), momentum=0.0, eps=EPS)
+        elif NATIVE:
+            Y = F.group_norm(X, GROUPS, G, B, eps=EPS)
+        else:
+            xr, axes = view(X)
+            m = int(np.prod([xr.shape[a] for a in axes]))
+            d = m - 1 if VARIANCE == "unbiased" else m
+            if KIND == "batchnorm" and MODE == "eval":
+                shape = xr.sum(dim=axes, keepdim=True).shape
+                mean, var = torch.tensor(running_mean).reshape(shape), torch.tensor(running_var).reshape(shape)
+            else:
+                mean = xr.mean(dim=axes, keepdim=True) if KIND != "rmsnorm" else torch.zeros(1)
+                var = ((xr - mean) ** 2).sum(dim=axes, keepdim=True) / d
+            xhat = ((xr - mean) / torch.sqrt(var + EPS)).reshape(X.shape)
+            Y = xhat * (affine(G, 1.0) if G is not None else 1.0) + (affine(B, 0.0) if B is not None else 0.0)
+        (Y * torch.tensor(dy)).sum().backward()
+        results = {"y": Y.detach().numpy(), "dx": X.grad.numpy()}
+        if G is not None:
+            scale = x.shape[0] if PARAMGRAD == "mean" else 1
+            results.update(dgamma=G.grad.numpy() / scale, dbeta=B.grad.numpy() / scale)
+        """ + checkTail()
+    }
+}
+

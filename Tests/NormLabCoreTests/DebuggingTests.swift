@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+@testable import NormLabCore
+
+/// compare's diagnosis hints, each triggered by the mistake it names, and the Python exports run for real.
+@Suite struct HintTests {
+    func hints(_ lines: String...) -> [String] {
+        let (i, sink) = makeInterpreter()
+        var out = ""
+        for line in lines { out += run(i, sink, line).0 }
+        return out.split(separator: "\n").filter { $0.contains("hint:") }.map(String.init)
+    }
+
+    @Test func batchReduction() {
+        let found = hints("tensor x = randn 3 4 2 seed 0", "layer groupnorm 2", "forward", "backward",
+                          "tensor summed = dgamma", "layer groupnorm 2 paramgrad=mean", "forward", "backward",
+                          "compare dgamma summed")
+        #expect(found.contains { $0.contains("dgamma ≈ summed/N with N = 3: looks like a mean-vs-sum reduction over the batch") }, "\(found)")
+    }
+
+    @Test func missingMeanTerm() {
+        let found = hints("load x sessions/data/my_x.npy", "load dy sessions/data/my_dy.npy", "load mine sessions/data/my_dx.npy",
+                          "layer groupnorm 2", "forward", "backward dy", "compare mine dx")
+        #expect(found.contains { $0.contains("mine does not sum to 0 over each statistics set, and differs from the other by a constant per set: the mean term") }, "\(found)")
+    }
+
+    @Test func biasedAgainstUnbiased() {
+        let found = hints("tensor x = randn 2 4 3 seed 1", "layer groupnorm 2 variance=unbiased", "forward",
+                          "tensor y_unbiased = y", "layer groupnorm 2", "forward", "compare y_unbiased y")
+        #expect(found.contains { $0.contains("close to √(m/(m − 1))") && $0.contains("biased against unbiased variance") }, "\(found)")
+    }
+
+    @Test func signFlip() {
+        let found = hints("tensor a = [1, -2, 3]", "tensor b = [-1, 2, -3]", "compare a b")
+        #expect(found == ["  hint: a ≈ −b: a sign flip (the gradient of −L, or dy negated)"])
+    }
+
+    @Test func otherConvention() {
+        let found = hints("tensor x = randn 2 4 3 seed 2", "layer groupnorm 2 preset=pydllib", "forward", "tensor theirs = y",
+                          "layer groupnorm 2", "forward", "backward", "compare theirs y")
+        #expect(found.contains { $0.contains("theirs matches the y of the same layer with preset=pydllib: a convention mismatch") }, "\(found)")
+        let reduceOnly = hints("tensor x = randn 2 4 3 seed 2", "layer groupnorm 2 reduce=channels", "forward", "tensor theirs = y",
+                               "layer groupnorm 2", "forward", "backward", "compare theirs y")
+        #expect(reduceOnly.contains { $0.contains("theirs matches the y of the same layer with reduce=channels") }, "\(reduceOnly)")
+    }
+
+    @Test func equalTensorsGetNoHints() {
+        #expect(hints("tensor a = [1, 2]", "tensor b = a", "compare a b").isEmpty)
+        let (i, sink) = makeInterpreter()
+        let (_, err) = run(i, sink, "tensor a = ones 2 3", "tensor b = ones 3 2", "compare a b")
+        #expect(err.contains("a has shape (2, 3) and b has shape (3, 2): compare needs equal shapes (it does not broadcast)"))
+    }
+}
+
+@Suite struct ExportTests {
+    static let setups = [
+        "tensor x = randn 3 4 2 3 seed 1; layer groupnorm 2; param gamma = randn 4 seed 2",
+        "tensor x = randn 3 4 2 3 seed 1; layer groupnorm 2 preset=pydllib; param beta = randn 4 2 3 seed 3",
+        "tensor x = randn 4 3 2 seed 4; layer batchnorm; forward; eval",
+        "tensor x = randn 4 3 2 seed 5; layer batchnorm preset=pydllib",
+        "tensor x = randn 2 4 3 seed 6; layer rmsnorm 2",
+        "tensor x = randn 2 6 seed 7; layer layernorm affine=none variance=unbiased",
+        "set dtype float32; tensor x = randn 2 4 3 seed 8; layer instancenorm",
+    ]
+
+    func python(_ arguments: [String]) -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do { try process.run() } catch { return (-1, "\(error)") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    func exported(_ setup: String) throws -> (URL, String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-export-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let (i, sink) = makeInterpreter()
+        let (out, err) = run(i, sink, setup, "forward", "backward",
+                             "export numpy \(directory.path)/check.py", "export torch \(directory.path)/check_torch.py")
+        #expect(err.isEmpty, "\(err)")
+        return (directory, out)
+    }
+
+    /// The NumPy export, run by python3, agrees with NormLab (1e-12 in float64, 1e-5 in float32).
+    @Test(arguments: setups)
+    func numpyExportAgrees(_ setup: String) throws {
+        let (directory, out) = try exported(setup)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(out.contains("wrote \(directory.path)/check.py"))
+        let (status, output) = python([directory.appendingPathComponent("check.py").path])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("dx: max error"), "\(output)")
+        #expect(!output.contains("DIFFERS"))
+    }
+
+    /// The check can fail: a NormLab result changed on disk makes the script exit 1.
+    @Test func numpyExportCatchesADifference() throws {
+        let (directory, _) = try exported(Self.setups[0])
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let dx = directory.appendingPathComponent("check_dx.npy")
+        var data = try Data(contentsOf: dx)
+        data[data.count - 3] ^= 0x40  // flip a bit of the last value
+        try data.write(to: dx)
+        let (status, output) = python([directory.appendingPathComponent("check.py").path])
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("dx: max error") && output.contains("DIFFERS"))
+    }
+
+    @Test(arguments: setups)
+    func torchExportCompiles(_ setup: String) throws {
+        let (directory, _) = try exported(setup)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (status, output) = python(["-m", "py_compile", directory.appendingPathComponent("check_torch.py").path])
+        #expect(status == 0, "\(output)")
+    }
+
+    @Test func exportNeedsAPass() {
+        let (i, sink) = makeInterpreter()
+        let (_, err) = run(i, sink, "layer groupnorm 1", "export numpy /tmp/x.py")
+        #expect(err.contains("export needs a forward and a backward pass"))
+        let (_, err2) = run(i, sink, "tensor x = randn 2 2 seed 0", "forward", "backward", "export numpy /tmp/x.txt")
+        #expect(err2.contains("give a path ending in .py"))
+    }
+}
