@@ -74,7 +74,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
 
     /// Run the layer on `input`: in training mode BatchNorm also updates its running statistics.
     @discardableResult
-    public mutating func forward(_ input: Tensor<Scalar>) throws(NormError) -> ForwardResult<Scalar> {
+    public mutating func forward(_ input: Tensor<Scalar>, threads: Int = 1) throws(NormError) -> ForwardResult<Scalar> {
         let plan = try NormPlan(spec: spec, inputShape: input.shape)
         if let sampleShape, sampleShape != plan.sampleShape {
             throw NormError.mismatch("input is not the same shape as the layer's input_shape: the layer was initialised with samples of shape \(Shape.format(sampleShape)), this input's samples are \(Shape.format(plan.sampleShape))")
@@ -89,7 +89,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
             running = (runningMean ?? .zeros(plan.statsShape), runningVariance ?? .ones(plan.statsShape))
         }
         let result = try Normalization.forward(spec: spec, input: input, gamma: gammaNow, beta: betaNow,
-                                               mode: mode, running: running)
+                                               mode: mode, running: running, threads: threads)
         // Commit: nothing below can fail.
         if spec.kind == .batchnorm, mode == .train, let running, let unbiased = result.unbiasedVariance,
            let batchMean = result.mean {
@@ -115,11 +115,11 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
 
     /// Back-propagate `dy` through the last forward pass; dγ and dβ are added to `gammaGrad` and `betaGrad`.
     @discardableResult
-    public mutating func backward(_ dy: Tensor<Scalar>) throws(NormError) -> Gradients<Scalar> {
+    public mutating func backward(_ dy: Tensor<Scalar>, threads: Int = 1) throws(NormError) -> Gradients<Scalar> {
         guard let lastForward else {
             throw NormError.state("backward needs a forward pass first: run forward, then backward")
         }
-        let gradients = try Normalization.backward(forward: lastForward, gamma: gamma, outputGradient: dy)
+        let gradients = try Normalization.backward(forward: lastForward, gamma: gamma, outputGradient: dy, threads: threads)
         if let dgamma = gradients.dgamma, let dbeta = gradients.dbeta {
             gammaGrad = Self.add(gammaGrad, dgamma)
             betaGrad = Self.add(betaGrad, dbeta)

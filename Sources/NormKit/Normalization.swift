@@ -90,7 +90,19 @@ public enum Normalization {
         gamma: Tensor<Scalar>?,
         beta: Tensor<Scalar>?,
         mode: Mode = .train,
-        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)? = nil
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)? = nil,
+        threads: Int = 1
+    ) throws(NormError) -> ForwardResult<Scalar> {
+        try computeForward(spec: spec, input: input, gamma: gamma, beta: beta, mode: mode, running: running,
+                           threads: threads, allowFastPath: true)
+    }
+
+    /// `allowFastPath: false` runs the general per-element path, the reference the fast kernels are tested against.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func computeForward<Scalar: NormScalar>(
+        spec: LayerSpec, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, mode: Mode,
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int, allowFastPath: Bool
     ) throws(NormError) -> ForwardResult<Scalar> {
         try spec.validate()
         let plan = try NormPlan(spec: spec, inputShape: input.shape)
@@ -114,10 +126,48 @@ public enum Normalization {
         var means = [Double](repeating: 0, count: statsCount)
         var variances = [Double](repeating: 0, count: statsCount)
         var unbiased: [Double]? = nil
-        var nonFinite = 0
-        input.scalars.withUnsafeBufferPointer { x in
-            for v in x where !v.isFinite { nonFinite += 1 }
+        func countNonFinite() -> Int {
+            input.scalars.withUnsafeBufferPointer { x in x.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
         }
+
+        if allowFastPath && FastKernels.applies(spec, plan) {
+            let gammaValues = gamma?.scalars.map(\.asDouble)
+            let betaValues = beta?.scalars.map(\.asDouble)
+            var stats: FastKernels.Statistics? = nil
+            var output: [Scalar] = []
+            // The kernel writes every element: no need to zero the buffers first.
+            let normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
+                output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
+                    stats = input.scalars.withUnsafeBufferPointer { x in
+                        FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                                            xhat: h, y: y, threads: threads)
+                    }
+                    yCount = input.count
+                }
+                hCount = input.count
+            }
+            guard let stats else { throw NormError.state("internal: the fast kernel produced no statistics") }
+            var warnings: [NormWarning] = []
+            if m == 1 && spec.centres { warnings.append(.singleElementSets(layer: spec.kind.displayName)) }
+            if spec.eps == 0 {
+                let zeroSets = stats.variances.filter { $0 == 0 }.count
+                if zeroSets > 0 { warnings.append(.zeroVarianceWithZeroEps(sets: zeroSets)) }
+            }
+            if stats.means.contains(where: { !$0.isFinite }) || stats.variances.contains(where: { !$0.isFinite }) {
+                let count = countNonFinite()
+                if count > 0 { warnings.append(.nonFiniteInput(count: count)) }
+            }
+            func tensor(_ values: [Double]) -> Tensor<Scalar> {
+                Tensor(uncheckedShape: plan.statsShape, scalars: values.map { Scalar(fromDouble: $0) })
+            }
+            return ForwardResult(
+                spec: spec, plan: plan, mode: .train, input: input,
+                output: Tensor(uncheckedShape: input.shape, scalars: output),
+                normalized: Tensor(uncheckedShape: input.shape, scalars: normalized),
+                mean: spec.centres ? tensor(stats.means) : nil, variance: tensor(stats.variances),
+                rstd: tensor(stats.rstds), unbiasedVariance: nil, warnings: warnings, exactMeans: stats.means)
+        }
+        let nonFinite = countNonFinite()
 
         if usesRunning {
             guard let running else {
@@ -262,7 +312,17 @@ public enum Normalization {
     public static func backward<Scalar: NormScalar>(
         forward: ForwardResult<Scalar>,
         gamma: Tensor<Scalar>?,
-        outputGradient dy: Tensor<Scalar>
+        outputGradient dy: Tensor<Scalar>,
+        threads: Int = 1
+    ) throws(NormError) -> Gradients<Scalar> {
+        try computeBackward(forward: forward, gamma: gamma, outputGradient: dy, threads: threads, allowFastPath: true)
+    }
+
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func computeBackward<Scalar: NormScalar>(
+        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, outputGradient dy: Tensor<Scalar>, threads: Int,
+        allowFastPath: Bool
     ) throws(NormError) -> Gradients<Scalar> {
         let plan = forward.plan
         let spec = forward.spec
@@ -278,6 +338,28 @@ public enum Normalization {
         let affineIsElement = spec.affine == .element
         let constantStats = spec.kind == .batchnorm && forward.mode == .eval
         let centre = spec.centres
+
+        if allowFastPath && FastKernels.applies(spec, plan) && forward.mode == .train {
+            let paramCount = plan.affineShape?.count ?? 0
+            var dgamma = [Double](repeating: 0, count: paramCount)
+            var dbeta = [Double](repeating: 0, count: paramCount)
+            let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
+                dy.scalars.withUnsafeBufferPointer { g in
+                    forward.normalized.scalars.withUnsafeBufferPointer { h in
+                        FastKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: rstds,
+                                             gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                    }
+                }
+                count = dy.count
+            }
+            let dxTensor = Tensor(uncheckedShape: dy.shape, scalars: dx)
+            guard let affineShape = plan.affineShape else { return Gradients(dx: dxTensor, dgamma: nil, dbeta: nil) }
+            let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
+            func parameter(_ values: [Double]) -> Tensor<Scalar> {
+                Tensor(uncheckedShape: affineShape, scalars: values.map { Scalar(fromDouble: $0 / batchDivisor) })
+            }
+            return Gradients(dx: dxTensor, dgamma: parameter(dgamma), dbeta: parameter(dbeta))
+        }
 
         var sumD = [Double](repeating: 0, count: statsCount)
         var sumDX = [Double](repeating: 0, count: statsCount)

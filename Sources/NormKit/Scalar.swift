@@ -13,6 +13,9 @@ public protocol NormScalar: BinaryFloatingPoint, Sendable, LosslessStringConvert
     static var dtype: DType { get }
     init(fromDouble value: Double)
     var asDouble: Double { get }
+    /// Eight elements widened to Float64 lanes, and back: one kernel serves both types (FastKernels).
+    static func loadWide(_ pointer: UnsafePointer<Self>) -> SIMD8<Double>
+    static func storeNarrow(_ value: SIMD8<Double>, to pointer: UnsafeMutablePointer<Self>)
 }
 
 extension Float: NormScalar {

@@ -83,6 +83,7 @@ public enum Command: Equatable, Sendable {
     case help(String?)
     case gradcheck(GradcheckRequest)
     case explain(ExplainTopic, SetSelector)
+    case time(TimedStep, runs: Int?)
     case export(ExportTarget, path: Located<String>)
     case histogram([Located<String>], group: Located<Int>?)
     case compare(Located<String>, Located<String>, rtol: Double?, atol: Double?)

@@ -244,6 +244,8 @@ public enum CommandTable {
               color on|off             colour on a terminal
               threshold N              print tensors of more elements summarised (default 1000)
               maxelems N               the largest tensor allowed (default 134217728 = 2^27)
+              unicode on|off           μ, σ², x̂ … or their ASCII spelling
+              threads N                threads for forward and backward (default: the cores)
             """,
             examples: ["set dtype float32", "set precision 6", "set"], subwords: Settings.keys,
             argumentKind: .none,
@@ -410,6 +412,29 @@ public enum CommandTable {
                 let path = try cursor.word("a path for the script (….py)")
                 try cursor.finish()
                 return .export(target, path: Located(path.text, path.range))
+            }),
+        CommandSpec(
+            name: "time", aliases: [], usage: ["time forward|backward|step [runs=K]"],
+            summary: "time the layer on the last forward's input: median, min, max and bandwidth",
+            details: """
+            Like IPython's %timeit: one warm-up run, then K timed runs (by default as many as fit in about a second,
+            at most \(Interpreter.maxTimedRuns)). step is forward then backward. The effective bandwidth is the
+            bytes that must move (forward: read x, write y; backward: read dy and x̂, write dx) divided by the median.
+            Uses `set threads`; the session is not changed. Ctrl-C stops it.
+            """,
+            examples: ["time step", "time forward runs=50"], subwords: TimedStep.allCases.map(\.rawValue) + ["runs="],
+            argumentKind: .none,
+            parse: { cursor in
+                let what = TimedStep(rawValue: try cursor.keyword(TimedStep.allCases.map(\.rawValue), "forward, backward or step").text)!
+                var runs: Int? = nil
+                for (key, value) in try cursor.options() {
+                    guard key.text == "runs" else { throw cursor.error("unknown option \(cursor.describe(key)); the option is runs=K", at: key) }
+                    guard let n = Int(value.text), n >= 1, n <= Interpreter.maxTimedRuns else {
+                        throw cursor.error("runs must be a whole number from 1 to \(Interpreter.maxTimedRuns), got \(cursor.describe(value))", at: value)
+                    }
+                    runs = n
+                }
+                return .time(what, runs: runs)
             }),
         CommandSpec(
             name: "history", aliases: [], usage: ["history"],

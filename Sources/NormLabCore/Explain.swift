@@ -221,13 +221,13 @@ extension Interpreter {
             }
             out("     = " + list(closed))
             let closedDiff = zip(closed, engine).map { abs($0 - $1) }.max() ?? 0
-            out("     agrees with the engine's dx to \(formatNumber(closedDiff, precision: 1)) (largest difference)")
+            out("     agrees with the engine's dx \(agreement(closedDiff))")
             if spec.centres {
                 out("  why Σ dx = 0: the −Σ∂x̂ term removes the mean of ∂x̂, and the x̂ term is orthogonal to it (Σx̂ = 0)")
             }
         }
         let stepDiff = zip(stepwise, engine).map { abs($0 - $1) }.max() ?? 0
-        out("  the chain rule above agrees with the engine's dx to \(formatNumber(stepDiff, precision: 1)) (largest difference)")
+        out("  the chain rule above agrees with the engine's dx \(agreement(stepDiff))")
 
         guard spec.affine != .none, let dgamma = r.dgamma, let dbeta = r.dbeta else {
             out("  no dγ or dβ: affine=none")
@@ -245,6 +245,14 @@ extension Interpreter {
     }
 
     var layerBackwardCount: Int { session.layer?.backwardCount ?? 0 }
+
+    /// "exactly", or "to within 1e-15": the largest difference rounded up to a power of ten, so the wording does
+    /// not hang on the last bit of a rounding error.
+    func agreement(_ difference: Double) -> String {
+        guard difference > 0 else { return "exactly" }
+        guard difference.isFinite else { return "nowhere: the difference is not finite" }
+        return "to within 1e\(Int(Foundation.log10(difference).rounded(.up)))"
+    }
 }
 
 import Foundation

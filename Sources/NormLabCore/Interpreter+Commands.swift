@@ -59,6 +59,8 @@ extension Interpreter {
             }
         case .help(let topic):
             out(try Help.text(for: topic))
+        case .time(let what, let runs):
+            try time(what, runs: runs)
         case .export(let target, let path):
             try export(target, path: path, text: text)
         case .explain(let topic, let selector):
@@ -161,6 +163,9 @@ extension Interpreter {
         case "threshold":
             guard let n = Int(value.value), n >= 1 else { throw bad("a whole number ≥ 1") }
             settings.threshold = n
+        case "threads":
+            guard let n = Int(value.value), (1...256).contains(n) else { throw bad("a whole number from 1 to 256") }
+            settings.threads = n
         case "unicode":
             guard ["on", "off"].contains(value.value) else { throw bad("on or off") }
             settings.unicode = value.value == "on"
@@ -185,6 +190,7 @@ extension Interpreter {
         case "threshold": return String(s.threshold)
         case "maxelems": return String(s.maxElements)
         case "unicode": return s.unicode ? "on" : "off"
+        case "threads": return String(s.threads)
         default: return "?"
         }
     }
@@ -197,6 +203,7 @@ extension Interpreter {
             "threshold": "tensors with more elements print summarised",
             "maxelems": "the largest tensor allowed, in elements",
             "unicode": "μ σ² x̂ γ β Σ ∂ and block characters (on|off; off spells them in ASCII)",
+            "threads": "threads for forward and backward (the same bits for any number)",
         ]
         var table = TextTable(headers: ["setting", "value", "meaning"])
         for key in Settings.keys { table.rows.append([key, settingValue(key), meanings[key] ?? ""]) }

@@ -138,11 +138,11 @@ extension Interpreter {
         let summary: ForwardSummary
         switch layer {
         case .float32(var l):
-            let result = try l.forward(input.tensor(as: Float.self))
+            let result = try l.forward(input.tensor(as: Float.self), threads: session.settings.threads)
             (made, summary) = Self.collect(result, layer: l)
             session.layer = .float32(l)
         case .float64(var l):
-            let result = try l.forward(input.tensor(as: Double.self))
+            let result = try l.forward(input.tensor(as: Double.self), threads: session.settings.threads)
             (made, summary) = Self.collect(result, layer: l)
             session.layer = .float64(l)
         }
@@ -205,12 +205,12 @@ extension Interpreter {
         var made: [(String, AnyTensor)] = [("dy", dy)]
         switch layer {
         case .float32(var l):
-            let g = try l.backward(dy.tensor(as: Float.self))
+            let g = try l.backward(dy.tensor(as: Float.self), threads: session.settings.threads)
             made.append(("dx", AnyTensor(g.dx)))
             if let dg = l.gammaGrad, let db = l.betaGrad { made += [("dgamma", AnyTensor(dg)), ("dbeta", AnyTensor(db))] }
             session.layer = .float32(l)
         case .float64(var l):
-            let g = try l.backward(dy.tensor(as: Double.self))
+            let g = try l.backward(dy.tensor(as: Double.self), threads: session.settings.threads)
             made.append(("dx", AnyTensor(g.dx)))
             if let dg = l.gammaGrad, let db = l.betaGrad { made += [("dgamma", AnyTensor(dg)), ("dbeta", AnyTensor(db))] }
             session.layer = .float64(l)

@@ -1,3 +1,4 @@
+import Foundation
 import NormKit
 
 /// A tensor of either element type, as the session stores it.
@@ -174,8 +175,10 @@ public struct Settings: Equatable, Sendable {
     public var maxElements = Shape.defaultMaxElements
     /// Off: math symbols and block characters are spelled in ASCII (automatic when the locale is not UTF-8).
     public var unicode = true
+    /// Threads for forward and backward; the results are the same bits for any number.
+    public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    public static let keys = ["dtype", "precision", "color", "threshold", "maxelems", "unicode"]
+    public static let keys = ["dtype", "precision", "color", "threshold", "maxelems", "unicode", "threads"]
 
     public init() {}
 }

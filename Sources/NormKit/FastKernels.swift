@@ -1,0 +1,321 @@
+import Dispatch
+
+public typealias WideLoadable = NormScalar
+
+extension Float {
+    @inline(__always)
+    public static func loadWide(_ pointer: UnsafePointer<Float>) -> SIMD8<Double> {
+        SIMD8<Double>(UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self))
+    }
+
+    @inline(__always)
+    public static func storeNarrow(_ value: SIMD8<Double>, to pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: SIMD8<Float>(value), as: SIMD8<Float>.self)
+    }
+}
+
+extension Double {
+    @inline(__always)
+    public static func loadWide(_ pointer: UnsafePointer<Double>) -> SIMD8<Double> {
+        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Double>.self)
+    }
+
+    @inline(__always)
+    public static func storeNarrow(_ value: SIMD8<Double>, to pointer: UnsafeMutablePointer<Double>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Double>.self)
+    }
+}
+
+/// The fast path for layers whose statistics sets are contiguous in memory: every (sample, group) of GroupNorm,
+/// LayerNorm, InstanceNorm and RMSNorm under reduce=group is one run of K·S elements. Work is split over those
+/// blocks; each block is reduced by one thread in a fixed order, and per-channel parameter gradients are summed
+/// over the batch in sample order, so the results are bit-identical for every thread count.
+enum FastKernels {
+    static func applies(_ spec: LayerSpec, _ plan: NormPlan) -> Bool {
+        spec.kind != .batchnorm && spec.reduce == .group
+    }
+
+    /// Run `body` over 0..<count in up to `threads` parallel chunks.
+    static func parallel(_ count: Int, threads: Int, _ body: @Sendable (Range<Int>) -> Void) {
+        let workers = max(1, min(threads, count))
+        if workers == 1 {
+            body(0..<count)
+            return
+        }
+        let chunks = min(count, workers * 4)
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let lower = count * chunk / chunks, upper = count * (chunk + 1) / chunks
+            if lower < upper { body(lower..<upper) }
+        }
+    }
+
+    @inline(__always)
+    static func sum<S: WideLoadable>(_ x: UnsafePointer<S>, _ count: Int) -> Double {
+        var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
+        var i = 0
+        while i + 16 <= count {
+            acc0 += S.loadWide(x + i)
+            acc1 += S.loadWide(x + i + 8)
+            i += 16
+        }
+        var total = (acc0 + acc1).sum()
+        while i < count {
+            total += x[i].asDouble
+            i += 1
+        }
+        return total
+    }
+
+    /// True when every element equals the first; stops at the first that differs (at once, for real data).
+    @inline(__always)
+    static func isConstant<S: WideLoadable>(_ x: UnsafePointer<S>, _ count: Int) -> Bool {
+        let first = x[0]
+        var i = 1
+        while i < count {
+            if x[i] != first { return false }
+            i += 1
+        }
+        return true
+    }
+
+    @inline(__always)
+    static func squares<S: WideLoadable>(_ x: UnsafePointer<S>, _ count: Int, mean: Double) -> Double {
+        var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
+        let mu = SIMD8<Double>(repeating: mean)
+        var i = 0
+        while i + 16 <= count {
+            let a = S.loadWide(x + i) - mu, b = S.loadWide(x + i + 8) - mu
+            acc0 += a * a
+            acc1 += b * b
+            i += 16
+        }
+        var total = (acc0 + acc1).sum()
+        while i < count {
+            let d = x[i].asDouble - mean
+            total += d * d
+            i += 1
+        }
+        return total
+    }
+
+    struct Statistics {
+        var means: [Double]
+        var variances: [Double]
+        var rstds: [Double]
+        var sumSquares: [Double]
+    }
+
+    /// Statistics, x̂ and y in three passes over each block (sum, squares, normalise + affine).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func forward<S: WideLoadable>(
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
+        xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>, threads: Int
+    ) -> Statistics {
+        let blocks = plan.statsShape.count
+        let blockLength = plan.setSize
+        let m = Double(blockLength)
+        let divisor = Double(spec.variance == .unbiased ? blockLength - 1 : blockLength)
+        let centre = spec.centres
+        let eps = spec.eps
+        let elementAffine = spec.affine == .element
+        var stats = Statistics(means: .init(repeating: 0, count: blocks), variances: .init(repeating: 0, count: blocks),
+                               rstds: .init(repeating: 0, count: blocks), sumSquares: .init(repeating: 0, count: blocks))
+        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
+        stats.means.withUnsafeMutableBufferPointer { meansBuffer in
+        stats.variances.withUnsafeMutableBufferPointer { varBuffer in
+        stats.rstds.withUnsafeMutableBufferPointer { rstdBuffer in
+        stats.sumSquares.withUnsafeMutableBufferPointer { squaresBuffer in
+            nonisolated(unsafe) let means = meansBuffer.baseAddress!, vars = varBuffer.baseAddress!
+            nonisolated(unsafe) let rstds = rstdBuffer.baseAddress!, sq = squaresBuffer.baseAddress!
+            let channelsPerGroup = plan.channelsPerGroup, spatial = plan.spatial, groups = plan.groups
+            parallel(blocks, threads: threads) { range in
+                for block in range {
+                    let start = block * blockLength
+                    var mean = 0.0
+                    if centre {
+                        // A constant set gets its value exactly, so x − μ is exactly 0 there (sum/m may round).
+                        mean = isConstant(xp + start, blockLength) ? xp[start].asDouble : sum(xp + start, blockLength) / m
+                    }
+                    let squares = squares(xp + start, blockLength, mean: mean)
+                    let variance = squares / divisor
+                    let rstd = 1 / (variance + eps).squareRoot()
+                    means[block] = mean
+                    vars[block] = variance
+                    rstds[block] = rstd
+                    sq[block] = squares
+                    let g = block % groups
+                    for k in 0..<channelsPerGroup {
+                        let c = g * channelsPerGroup + k
+                        let base = start + k * spatial
+                        let muV = SIMD8<Double>(repeating: mean), rV = SIMD8<Double>(repeating: rstd)
+                        if elementAffine, let gamma, let beta {
+                            gamma.withUnsafeBufferPointer { gp in
+                                beta.withUnsafeBufferPointer { bp in
+                                    for s in 0..<spatial {
+                                        let h = (xp[base + s].asDouble - mean) * rstd
+                                        hp[base + s] = S(fromDouble: h)
+                                        yp[base + s] = S(fromDouble: gp[c * spatial + s] * h + bp[c * spatial + s])
+                                    }
+                                }
+                            }
+                            continue
+                        }
+                        let gc = gamma?[c] ?? 1, bc = beta?[c] ?? 0
+                        let gV = SIMD8<Double>(repeating: gc), bV = SIMD8<Double>(repeating: bc)
+                        var s = 0
+                        while s + 8 <= spatial {
+                            let h = (S.loadWide(xp + base + s) - muV) * rV
+                            S.storeNarrow(h, to: hp + base + s)
+                            S.storeNarrow(gV * h + bV, to: yp + base + s)
+                            s += 8
+                        }
+                        while s < spatial {
+                            let h = (xp[base + s].asDouble - mean) * rstd
+                            hp[base + s] = S(fromDouble: h)
+                            yp[base + s] = S(fromDouble: gc * h + bc)
+                            s += 1
+                        }
+                    }
+                }
+            }
+        }}}}
+        return stats
+    }
+
+    /// dx, and dγ, dβ before the batch reduction's division, in two passes over each block.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func backward<S: WideLoadable>(
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
+        gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let blocks = plan.statsShape.count
+        let blockLength = plan.setSize
+        let m = Double(blockLength)
+        let divisor = spec.variance == .unbiased ? m - 1 : m
+        let centre = spec.centres
+        let channelsPerGroup = plan.channelsPerGroup, spatial = plan.spatial, groups = plan.groups
+        let channels = plan.channels, batch = plan.batch
+        let channelAffine = spec.affine == .channel
+        let hasAffine = spec.affine != .none
+        // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
+        var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
+        var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
+        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
+        partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
+        partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
+            nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
+            parallel(blocks, threads: threads) { range in
+                for block in range {
+                    let start = block * blockLength
+                    let g = block % groups, n = block / groups
+                    var sumD = 0.0, sumDX = 0.0
+                    for k in 0..<channelsPerGroup {
+                        let c = g * channelsPerGroup + k
+                        let base = start + k * spatial
+                        var accD = SIMD8<Double>(), accDX = SIMD8<Double>(), accY = SIMD8<Double>(), accYX = SIMD8<Double>()
+                        var tailD = 0.0, tailDX = 0.0, tailY = 0.0, tailYX = 0.0
+                        if spec.affine == .element, let gamma {
+                            for s in 0..<spatial {
+                                let dyv = gp[base + s].asDouble, h = hp[base + s].asDouble
+                                let dh = dyv * gamma[c * spatial + s]
+                                tailD += dh
+                                tailDX += dh * h
+                            }
+                        } else {
+                            let gc = gamma?[c] ?? 1
+                            let gV = SIMD8<Double>(repeating: gc)
+                            var s = 0
+                            while s + 8 <= spatial {
+                                let dyv = S.loadWide(gp + base + s), h = S.loadWide(hp + base + s)
+                                let dh = dyv * gV
+                                accD += dh
+                                accDX += dh * h
+                                accY += dyv
+                                accYX += dyv * h
+                                s += 8
+                            }
+                            while s < spatial {
+                                let dyv = gp[base + s].asDouble, h = hp[base + s].asDouble
+                                let dh = dyv * gc
+                                tailD += dh
+                                tailDX += dh * h
+                                tailY += dyv
+                                tailYX += dyv * h
+                                s += 1
+                            }
+                        }
+                        sumD += accD.sum() + tailD
+                        sumDX += accDX.sum() + tailDX
+                        if channelAffine, let pg, let pb {
+                            pg[n * channels + c] = accYX.sum() + tailYX
+                            pb[n * channels + c] = accY.sum() + tailY
+                        }
+                    }
+                    let rstd = rstds[block]
+                    let meanTerm = centre ? sumD / m : 0
+                    let projection = sumDX / divisor
+                    let rV = SIMD8<Double>(repeating: rstd), mV = SIMD8<Double>(repeating: meanTerm)
+                    let pV = SIMD8<Double>(repeating: projection)
+                    for k in 0..<channelsPerGroup {
+                        let c = g * channelsPerGroup + k
+                        let base = start + k * spatial
+                        if spec.affine == .element, let gamma {
+                            for s in 0..<spatial {
+                                let dh = gp[base + s].asDouble * gamma[c * spatial + s]
+                                dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - hp[base + s].asDouble * projection))
+                            }
+                            continue
+                        }
+                        let gV = SIMD8<Double>(repeating: gamma?[c] ?? 1)
+                        var s = 0
+                        while s + 8 <= spatial {
+                            let dh = S.loadWide(gp + base + s) * gV
+                            S.storeNarrow(rV * (dh - mV - S.loadWide(hp + base + s) * pV), to: dxp + base + s)
+                            s += 8
+                        }
+                        let gc = gamma?[c] ?? 1
+                        while s < spatial {
+                            let dh = gp[base + s].asDouble * gc
+                            dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - hp[base + s].asDouble * projection))
+                            s += 1
+                        }
+                    }
+                }
+            }
+        }}
+        guard hasAffine else { return }
+        if channelAffine {
+            for c in 0..<channels {
+                var totalG = 0.0, totalB = 0.0
+                for n in 0..<batch {
+                    totalG += partialGamma[n * channels + c]
+                    totalB += partialBeta[n * channels + c]
+                }
+                dgamma[c] = totalG
+                dbeta[c] = totalB
+            }
+        } else {
+            // Element-wise γ: one sum over the batch per element, in sample order.
+            let perSample = channels * spatial
+            dgamma.withUnsafeMutableBufferPointer { dgBuffer in
+                dbeta.withUnsafeMutableBufferPointer { dbBuffer in
+                    nonisolated(unsafe) let dg = dgBuffer.baseAddress!, db = dbBuffer.baseAddress!
+                    parallel(perSample, threads: threads) { range in
+                        for e in range {
+                            var totalG = 0.0, totalB = 0.0
+                            for n in 0..<batch {
+                                let dyv = gp[n * perSample + e].asDouble
+                                totalG += dyv * hp[n * perSample + e].asDouble
+                                totalB += dyv
+                            }
+                            dg[e] = totalG
+                            db[e] = totalB
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+@testable import NormKit
+import Testing
+
+/// The fast kernels against the general per-element path, on awkward sizes, and bit-identical for any thread count.
+@Suite struct FastPathTests {
+    /// (kind, groups, dims): group sizes that are not a multiple of the SIMD width, one element per group,
+    /// N = 1, no spatial dims, tiny and large.
+    static let cases: [(LayerKind, Int?, [Int])] = [
+        (.groupnorm, 2, [2, 4, 3, 3]), (.groupnorm, 3, [1, 6, 5]), (.groupnorm, 4, [3, 4]),
+        (.groupnorm, 1, [1, 1, 1]), (.groupnorm, 8, [2, 16, 17]), (.groupnorm, 32, [2, 64, 9, 9]),
+        (.layernorm, nil, [4, 7, 3]), (.instancenorm, nil, [2, 5, 1]), (.rmsnorm, 2, [2, 4, 11]),
+        (.groupnorm, 4, [1, 8, 33, 7]),
+    ]
+
+    func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine) throws {
+        for (i, (kind, groups, dims)) in Self.cases.enumerated() {
+            var spec = try LayerSpec(kind: kind, groups: groups)
+            spec.affine = affine
+            let shape = try Shape(dims)
+            let x: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(i)).map { 3 + 2 * $0 }.converted()
+            let dy: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(100 + i)).converted()
+            let plan = try NormPlan(spec: spec, inputShape: shape)
+            let gamma: Tensor<S>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 7).converted() }
+            let beta: Tensor<S>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 8).converted() }
+            let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .train,
+                                                              running: nil, threads: 1, allowFastPath: false)
+            let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: gamma, outputGradient: dy,
+                                                                   threads: 1, allowFastPath: false)
+            var first: (ForwardResult<S>, Gradients<S>)? = nil
+            for threads in [1, 2, 3, 8] {
+                let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+                let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
+                let pairs: [(String, Tensor<S>?, Tensor<S>?)] = [
+                    ("y", fast.output, reference.output), ("xhat", fast.normalized, reference.normalized),
+                    ("var", fast.variance, reference.variance), ("dx", grads.dx, referenceGrads.dx),
+                    ("dgamma", grads.dgamma, referenceGrads.dgamma), ("dbeta", grads.dbeta, referenceGrads.dbeta),
+                ]
+                for (name, a, b) in pairs {
+                    guard let a, let b else { #expect((a == nil) == (b == nil)); continue }
+                    let scale = b.scalars.map { abs($0.asDouble) }.max() ?? 1
+                    let worst = zip(a.scalars, b.scalars).map { abs($0.asDouble - $1.asDouble) }.max() ?? 0
+                    #expect(worst <= tolerance * max(1, scale), "\(kind) \(dims) \(name): \(worst)")
+                }
+                if let (f, g) = first {
+                    #expect(f.output == fast.output && f.normalized == fast.normalized && f.variance == fast.variance,
+                            "\(kind) \(dims): forward differs between 1 and \(threads) threads")
+                    #expect(g.dx == grads.dx && g.dgamma == grads.dgamma && g.dbeta == grads.dbeta,
+                            "\(kind) \(dims): backward differs between 1 and \(threads) threads")
+                } else {
+                    first = (fast, grads)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: Affine.allCases)
+    func float64MatchesTheReference(_ affine: Affine) throws { try check(Double.self, tolerance: 1e-12, affine: affine) }
+
+    @Test(arguments: Affine.allCases)
+    func float32MatchesTheReference(_ affine: Affine) throws { try check(Float.self, tolerance: 1e-5, affine: affine) }
+
+    @Test func constantAndNonFiniteInputs() throws {
+        let spec = try LayerSpec(kind: .groupnorm, groups: 2)
+        let constant = Tensor<Float>.full(0.1, shape: try Shape([2, 4, 9]))
+        let result = try Normalization.forward(spec: spec, input: constant, gamma: nil, beta: nil, threads: 2)
+        #expect(result.normalized.scalars.allSatisfy { $0 == 0 })
+        var values = Tensor<Double>.randn(try Shape([1, 4, 5]), seed: 1).scalars
+        values[3] = .nan
+        let nan = try Normalization.forward(spec: spec, input: Tensor(shape: Shape([1, 4, 5]), scalars: values), gamma: nil, beta: nil)
+        #expect(nan.warnings == [.nonFiniteInput(count: 1)])
+        #expect(nan.output.scalars[0].isNaN && !nan.output.scalars[10].isNaN)
+    }
+}
