@@ -28,6 +28,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // swift run -c release normlab-bench: timings against NumPy and PyTorch (Benchmarks/compare.py).
+        .executableTarget(name: "normlab-bench", dependencies: ["NormKit", "NormLabCore"], path: "Benchmarks/NormBench"),
         .testTarget(
             name: "NormKitTests",
             dependencies: ["NormKit"],

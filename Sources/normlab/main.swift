@@ -67,6 +67,7 @@ func writeAll(_ fd: Int32, _ text: String) {
 }
 
 func main() -> Int32 {
+    MemoryTuning.keepLargeBlocks()
     let command: NormLabCommand
     do {
         command = try NormLabCommand.parse(Array(CommandLine.arguments.dropFirst()))

@@ -1,0 +1,114 @@
+import Dispatch
+import Foundation
+import NormKit
+import NormLabCore
+
+// NormLab's benchmark: GroupNorm forward and forward+backward in float32, 1 and 2 threads, side by side with a
+// plain NumPy implementation and PyTorch's F.group_norm (when importable) measured in the same run.
+// Usage: swift run -c release normlab-bench [runs]
+
+MemoryTuning.keepLargeBlocks()  // as normlab itself does
+let runs = CommandLine.arguments.count > 1 ? max(10, Int(CommandLine.arguments[1]) ?? 20) : 20
+let shapes: [([Int], Int)] = [([8, 64, 56, 56], 32), ([32, 256, 14, 14], 32), ([1, 32, 128, 128], 8)]
+let clock = ContinuousClock()
+
+func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
+
+func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
+
+/// Copy bandwidth: bytes read plus bytes written per second by a memcpy of `count` floats.
+func copyBandwidth(count: Int) -> Double {
+    let source = [Float](repeating: 1, count: count)
+    var target = [Float](repeating: 0, count: count)
+    var samples: [Double] = []
+    for _ in 0..<(runs + 1) {
+        let t = clock.measure {
+            target.withUnsafeMutableBytes { dst in source.withUnsafeBytes { src in dst.copyMemory(from: src) } }
+        }
+        samples.append(seconds(t))
+    }
+    return Double(2 * count * 4) / median(Array(samples.dropFirst()))
+}
+
+func python(_ arguments: [String]) -> [String: Any]? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3"] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+}
+
+let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .appendingPathComponent("compare.py").path
+
+print("| shape, G | threads | NormLab fwd ms | fwd+bwd ms | NumPy fwd+bwd ms | PyTorch fwd ms | PyTorch fwd+bwd ms | vs PyTorch (fwd+bwd) | vs NumPy | vs bandwidth bound |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for (dims, groups) in shapes {
+    let shape = try Shape(dims)
+    let spec = try LayerSpec(kind: .groupnorm, groups: groups)
+    let x = Tensor<Float>.randn(shape, seed: 0)
+    let dy = Tensor<Float>.randn(shape, seed: 1)
+    let gamma = Tensor<Float>.ones(try Shape([dims[1]])), beta = Tensor<Float>.zeros(try Shape([dims[1]]))
+    // Interleave thread counts (A B A B): back-to-back runs on this machine exaggerate speed-ups.
+    var forward: [Int: [Double]] = [1: [], 2: []], step: [Int: [Double]] = [1: [], 2: []]
+    for round in 0...runs {
+        for threads in [1, 2] {
+            // Each round's results are released before the next, as in the REPL (and as PyTorch frees its own).
+            var result: ForwardResult<Float>? = nil
+            let f = clock.measure { result = try? Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads) }
+            guard let forwardResult = result else { fatalError("forward failed") }
+            result = nil
+            let b = clock.measure { _ = try? Normalization.backward(forward: forwardResult, gamma: gamma, outputGradient: dy, threads: threads) }
+            if round > 0 {  // the first round is the warm-up
+                forward[threads]!.append(seconds(f))
+                step[threads]!.append(seconds(f) + seconds(b))
+            }
+        }
+    }
+    let bandwidth = copyBandwidth(count: shape.count)
+    let bound = Double(5 * shape.count * 4) / bandwidth  // read x, write y; read dy and x̂, write dx
+    for threads in [1, 2] {
+        let ours = median(step[threads]!), oursForward = median(forward[threads]!)
+        let reference = python([script] + dims.map(String.init) + [String(groups), String(threads), String(runs)]) ?? [:]
+        let numpy = reference["numpy_step"] as? Double
+        let torch = reference["torch_step"] as? Double, torchForward = reference["torch_forward"] as? Double
+        func ms(_ s: Double?) -> String { s.map { String(format: "%.2f", $0 * 1e3) } ?? "—" }
+        func ratio(_ a: Double, _ b: Double?) -> String { b.map { String(format: "%.2f×", a / $0) } ?? "—" }
+        print("| \(shape) G=\(groups) | \(threads) | \(ms(oursForward)) | \(ms(ours)) | \(ms(numpy)) | \(ms(torchForward)) | \(ms(torch)) | \(ratio(ours, torch)) | \(numpy.map { String(format: "%.1f× faster", $0 / ours) } ?? "—") | \(String(format: "%.2f×", ours / bound)) (bound \(ms(bound)) ms at \(String(format: "%.1f", bandwidth / 1e9)) GB/s copy) |")
+    }
+}
+
+// Start-up to the first prompt's work, and printing a big tensor.
+let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("normlab")
+if FileManager.default.fileExists(atPath: binary.path) {
+    // posix_spawn + waitpid: Foundation's Process adds tens of milliseconds of its own on Linux.
+    var samples: [Double] = []
+    for _ in 0..<21 {
+        var arguments: [UnsafeMutablePointer<CChar>?] = [strdup(binary.path), strdup("-c"), strdup("quit"), nil]
+        defer { for pointer in arguments { free(pointer) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let t = clock.measure {
+            var pid: pid_t = 0
+            if posix_spawn(&pid, binary.path, &actions, nil, &arguments, environ) == 0 {
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+            }
+        }
+        samples.append(seconds(t))
+    }
+    print(String(format: "\nstart-up (normlab -c quit, median of 21): %.1f ms", median(samples) * 1e3))
+}
+let sink = BufferSink()
+let interpreter = Interpreter(sink: sink)
+interpreter.execute("set dtype float32; tensor big = randn 8 64 112 112 seed 0")
+var showSamples: [Double] = []
+for _ in 0..<11 { showSamples.append(seconds(clock.measure { interpreter.execute("show big") })) }
+print(String(format: "show of a 6.4M-element tensor (8, 64, 112, 112), median of 11: %.1f ms", median(showSamples) * 1e3))
