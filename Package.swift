@@ -30,6 +30,8 @@ let package = Package(
         ),
         // swift run -c release normlab-bench: timings against NumPy and PyTorch (Benchmarks/compare.py).
         .executableTarget(name: "normlab-bench", dependencies: ["NormKit", "NormLabCore"], path: "Benchmarks/NormBench"),
+        // swift run -c release normlab-fuzz N SEED: the long fuzz run (the tests run 20,000 inputs).
+        .executableTarget(name: "normlab-fuzz", dependencies: ["NormLabCore"], path: "Benchmarks/NormFuzz"),
         .testTarget(
             name: "NormKitTests",
             dependencies: ["NormKit"],

@@ -22,6 +22,7 @@ extension Interpreter {
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw Diagnostic("cannot export to \(Escaping.quoted(path.value)): the folder does not exist", at: path.range, in: text)
         }
+        try AtomicFile.checkReplaceable(url, path: path, text: text)
         let stem = url.deletingPathExtension().lastPathComponent
         let dtype = layer.dtype
         let spec = record.spec

@@ -208,6 +208,17 @@ extension Interpreter {
         var table = TextTable(headers: ["setting", "value", "meaning"])
         for key in Settings.keys { table.rows.append([key, settingValue(key), meanings[key] ?? ""]) }
         out(table.render(style: style))
+        var limits = TextTable(headers: ["limit", "value", "what it bounds (fixed)"])
+        limits.rows = [
+            ["rank", String(Shape.maxRank), "dimensions of a tensor; a layer's input has at most \(NormPlan.maxSpatialDims) spatial ones"],
+            ["literal depth", String(Shape.maxRank), "nesting of a [ … ] literal"],
+            ["statement", String(Self.maxStatementLength), "characters in one statement"],
+            ["run depth", String(Self.maxRunDepth), "`run` inside `run`"],
+            ["time runs", String(Self.maxTimedRuns), "runs=K of `time`"],
+            ["gradcheck sample", String(1 << 24), "sample=K of `gradcheck`"],
+            ["history", String(Self.maxHistory), "statements `history` keeps"],
+        ]
+        out(limits.render(style: style))
     }
 }
 

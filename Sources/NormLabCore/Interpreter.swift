@@ -32,6 +32,10 @@ public final class BufferSink: OutputSink {
 /// leaves the session exactly as it was.
 public final class Interpreter {
     public static let maxRunDepth = 16
+    /// The longest statement (in characters) NormLab reads; longer ones are refused, not parsed.
+    public static let maxStatementLength = 65_536
+    /// The history keeps the last this many statements.
+    public static let maxHistory = 10_000
 
     public var session = Session()
     public let sink: OutputSink
@@ -97,6 +101,11 @@ public final class Interpreter {
     /// then skipped.
     @discardableResult
     public func execute(_ text: String, origin: Origin = .interactive) -> Bool {
+        let length = text.count
+        guard length <= Self.maxStatementLength else {
+            report(Diagnostic("the statement is \(length) characters long; the limit is \(Self.maxStatementLength) (load big tensors from .npy files instead)"), origin: origin)
+            return false
+        }
         if echo { echoChunk(text) }
         let tokens: [Token]
         do {
@@ -106,7 +115,10 @@ public final class Interpreter {
             return false
         }
         if tokens.isEmpty { return true }
-        if runStack.isEmpty { session.history.append(text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        if runStack.isEmpty {
+            session.history.append(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            if session.history.count > Self.maxHistory { session.history.removeFirst(session.history.count - Self.maxHistory) }
+        }
 
         var statements: [[Token]] = [[]]
         for token in tokens {
@@ -239,6 +251,7 @@ public final class Interpreter {
         guard !isDirectory.boolValue else {
             throw Diagnostic("\(Escaping.quoted(path.value)) is a directory, not a file", at: path.range, in: text)
         }
+        try AtomicFile.checkRegular(url, path: path, text: text)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw Diagnostic("cannot read \(Escaping.quoted(path.value)) (permission denied?)", at: path.range, in: text)
         }
@@ -295,7 +308,8 @@ public struct StatementAccumulator {
         if pending.isEmpty { firstLine = lineNumber }
         pending.append(clean)
         let text = pending.joined(separator: "\n")
-        guard Lexer.openBrackets(in: text) == 0 else { return nil }
+        // A statement past the length limit is handed over as it is, to be refused, rather than grown forever.
+        guard Lexer.openBrackets(in: text) == 0 || text.count > Interpreter.maxStatementLength else { return nil }
         pending = []
         return Chunk(text: text, line: firstLine)
     }

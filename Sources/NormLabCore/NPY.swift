@@ -237,6 +237,7 @@ extension Interpreter {
         guard !isDirectory.boolValue else {
             throw Diagnostic("\(Escaping.quoted(path.value)) is a directory, not a .npy file", at: path.range, in: text)
         }
+        try AtomicFile.checkRegular(url, path: path, text: text)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw Diagnostic("cannot read \(Escaping.quoted(path.value)) (permission denied?)", at: path.range, in: text)
         }
@@ -262,6 +263,7 @@ extension Interpreter {
         if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw Diagnostic("cannot save to \(Escaping.quoted(path.value)): it is a directory", at: path.range, in: text)
         }
+        try AtomicFile.checkReplaceable(url, path: path, text: text)
         do {
             try AtomicFile.write(NPY.encode(tensor), to: url)
         } catch {
@@ -273,6 +275,23 @@ extension Interpreter {
 
 /// Write to a temporary file beside the target, then rename: a failure never leaves a half-written file.
 public enum AtomicFile {
+    /// Devices and FIFOs are not read: /dev/zero would never end, a FIFO could block forever.
+    static func checkRegular(_ url: URL, path: Located<String>, text: String) throws {
+        if let type = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.type] as? FileAttributeType,
+           type != .typeRegular {
+            throw Diagnostic("\(Escaping.quoted(path.value)) is not a regular file", at: path.range, in: text)
+        }
+    }
+
+    /// Renaming over a device or a FIFO (say /dev/null) would replace it: only regular files are replaced.
+    static func checkReplaceable(_ url: URL, path: Located<String>, text: String) throws {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+              let type = attributes[.type] as? FileAttributeType else { return }
+        guard type == .typeRegular else {
+            throw Diagnostic("cannot save to \(Escaping.quoted(path.value)): it exists and is not a regular file", at: path.range, in: text)
+        }
+    }
+
     public static func write(_ data: Data, to url: URL) throws {
         let temporary = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
