@@ -243,18 +243,24 @@ public final class Interpreter {
         return URL(fileURLWithPath: workingDirectory).appendingPathComponent(expanded)
     }
 
-    func readText(_ url: URL, path: Located<String>, text: String) throws -> String {
+    /// The bytes of a regular file, or an error naming what is wrong with the path (`what`: "a .npy file").
+    func readFile(_ url: URL, path: Located<String>, text: String, what: String) throws -> Data {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
             throw Diagnostic("no such file: \(Escaping.quoted(path.value))", at: path.range, in: text)
         }
         guard !isDirectory.boolValue else {
-            throw Diagnostic("\(Escaping.quoted(path.value)) is a directory, not a file", at: path.range, in: text)
+            throw Diagnostic("\(Escaping.quoted(path.value)) is a directory, not \(what)", at: path.range, in: text)
         }
         try AtomicFile.checkRegular(url, path: path, text: text)
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw Diagnostic("cannot read \(Escaping.quoted(path.value)) (permission denied?)", at: path.range, in: text)
         }
+        return data
+    }
+
+    func readText(_ url: URL, path: Located<String>, text: String) throws -> String {
+        let data = try readFile(url, path: path, text: text, what: "a file")
         guard let contents = String(data: data, encoding: .utf8) else {
             throw Diagnostic("\(Escaping.quoted(path.value)) is not UTF-8 text", at: path.range, in: text)
         }

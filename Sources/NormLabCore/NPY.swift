@@ -229,18 +229,7 @@ public enum NPY {
 
 extension Interpreter {
     func load(_ name: Located<String>, path: Located<String>, text: String) throws {
-        let url = resolve(path.value)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw Diagnostic("no such file: \(Escaping.quoted(path.value))", at: path.range, in: text)
-        }
-        guard !isDirectory.boolValue else {
-            throw Diagnostic("\(Escaping.quoted(path.value)) is a directory, not a .npy file", at: path.range, in: text)
-        }
-        try AtomicFile.checkRegular(url, path: path, text: text)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw Diagnostic("cannot read \(Escaping.quoted(path.value)) (permission denied?)", at: path.range, in: text)
-        }
+        let data = try readFile(resolve(path.value), path: path, text: text, what: "a .npy file")
         let loaded: NPY.Loaded
         do {
             loaded = try NPY.decode(data, integerTarget: session.settings.dtype, maxElements: session.settings.maxElements)
