@@ -4,6 +4,47 @@ public typealias WideLoadable = NormScalar
 
 extension Float {
     @inline(__always)
+    public static func gradientRun(_ dy: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                   count: Int, gamma: Double, rstd: Double, meanTerm: Double, projection: Double) {
+        let g = SIMD16<Float>(repeating: Float(gamma)), r = SIMD16<Float>(repeating: Float(rstd))
+        let m = SIMD16<Float>(repeating: Float(meanTerm)), p = SIMD16<Float>(repeating: Float(projection))
+        var s = 0
+        while s + 16 <= count {
+            let dh = UnsafeRawPointer(dy + s).loadUnaligned(as: SIMD16<Float>.self) * g
+            let h = UnsafeRawPointer(xhat + s).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(dx + s).storeBytes(of: r * (dh - m - h * p), as: SIMD16<Float>.self)
+            s += 16
+        }
+        while s < count {
+            dx[s] = Float(rstd) * (dy[s] * Float(gamma) - Float(meanTerm) - xhat[s] * Float(projection))
+            s += 1
+        }
+    }
+
+    @inline(__always)
+    public static func normalizeRun(_ x: UnsafePointer<Float>, _ xhat: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                    count: Int, mean: Double, rstd: Double, gamma: Double, beta: Double) {
+        // μ as a Float pair: x − μ_high is exact near the mean (Sterbenz), so a 1e6 offset keeps its fraction.
+        let high = Float(mean), low = Float(mean - Double(high))
+        let muHigh = SIMD16<Float>(repeating: high), muLow = SIMD16<Float>(repeating: low)
+        let r = SIMD16<Float>(repeating: Float(rstd))
+        let g = SIMD16<Float>(repeating: Float(gamma)), b = SIMD16<Float>(repeating: Float(beta))
+        var s = 0
+        while s + 16 <= count {
+            let h = ((UnsafeRawPointer(x + s).loadUnaligned(as: SIMD16<Float>.self) - muHigh) - muLow) * r
+            UnsafeMutableRawPointer(xhat + s).storeBytes(of: h, as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(y + s).storeBytes(of: g * h + b, as: SIMD16<Float>.self)
+            s += 16
+        }
+        while s < count {
+            let h = ((x[s] - high) - low) * Float(rstd)
+            xhat[s] = h
+            y[s] = Float(gamma) * h + Float(beta)
+            s += 1
+        }
+    }
+
+    @inline(__always)
     public static func loadWide(_ pointer: UnsafePointer<Float>) -> SIMD8<Double> {
         SIMD8<Double>(UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self))
     }
@@ -15,6 +56,44 @@ extension Float {
 }
 
 extension Double {
+    @inline(__always)
+    public static func gradientRun(_ dy: UnsafePointer<Double>, _ xhat: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>,
+                                   count: Int, gamma: Double, rstd: Double, meanTerm: Double, projection: Double) {
+        let g = SIMD8<Double>(repeating: (gamma)), r = SIMD8<Double>(repeating: (rstd))
+        let m = SIMD8<Double>(repeating: (meanTerm)), p = SIMD8<Double>(repeating: (projection))
+        var s = 0
+        while s + 8 <= count {
+            let dh = UnsafeRawPointer(dy + s).loadUnaligned(as: SIMD8<Double>.self) * g
+            let h = UnsafeRawPointer(xhat + s).loadUnaligned(as: SIMD8<Double>.self)
+            UnsafeMutableRawPointer(dx + s).storeBytes(of: r * (dh - m - h * p), as: SIMD8<Double>.self)
+            s += 8
+        }
+        while s < count {
+            dx[s] = (rstd) * (dy[s] * (gamma) - (meanTerm) - xhat[s] * (projection))
+            s += 1
+        }
+    }
+
+    @inline(__always)
+    public static func normalizeRun(_ x: UnsafePointer<Double>, _ xhat: UnsafeMutablePointer<Double>, _ y: UnsafeMutablePointer<Double>,
+                                    count: Int, mean: Double, rstd: Double, gamma: Double, beta: Double) {
+        let mu = SIMD8<Double>(repeating: mean), r = SIMD8<Double>(repeating: rstd)
+        let g = SIMD8<Double>(repeating: gamma), b = SIMD8<Double>(repeating: beta)
+        var s = 0
+        while s + 8 <= count {
+            let h = (UnsafeRawPointer(x + s).loadUnaligned(as: SIMD8<Double>.self) - mu) * r
+            UnsafeMutableRawPointer(xhat + s).storeBytes(of: h, as: SIMD8<Double>.self)
+            UnsafeMutableRawPointer(y + s).storeBytes(of: g * h + b, as: SIMD8<Double>.self)
+            s += 8
+        }
+        while s < count {
+            let h = (x[s] - mean) * rstd
+            xhat[s] = h
+            y[s] = gamma * h + beta
+            s += 1
+        }
+    }
+
     @inline(__always)
     public static func loadWide(_ pointer: UnsafePointer<Double>) -> SIMD8<Double> {
         UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Double>.self)
@@ -161,21 +240,8 @@ enum FastKernels {
                             }
                             continue
                         }
-                        let gc = gamma?[c] ?? 1, bc = beta?[c] ?? 0
-                        let gV = SIMD8<Double>(repeating: gc), bV = SIMD8<Double>(repeating: bc)
-                        var s = 0
-                        while s + 8 <= spatial {
-                            let h = (S.loadWide(xp + base + s) - muV) * rV
-                            S.storeNarrow(h, to: hp + base + s)
-                            S.storeNarrow(gV * h + bV, to: yp + base + s)
-                            s += 8
-                        }
-                        while s < spatial {
-                            let h = (xp[base + s].asDouble - mean) * rstd
-                            hp[base + s] = S(fromDouble: h)
-                            yp[base + s] = S(fromDouble: gc * h + bc)
-                            s += 1
-                        }
+                        S.normalizeRun(xp + base, hp + base, yp + base, count: spatial, mean: mean, rstd: rstd,
+                                       gamma: gamma?[c] ?? 1, beta: beta?[c] ?? 0)
                     }
                 }
             }
@@ -256,8 +322,6 @@ enum FastKernels {
                     let rstd = rstds[block]
                     let meanTerm = centre ? sumD / m : 0
                     let projection = sumDX / divisor
-                    let rV = SIMD8<Double>(repeating: rstd), mV = SIMD8<Double>(repeating: meanTerm)
-                    let pV = SIMD8<Double>(repeating: projection)
                     for k in 0..<channelsPerGroup {
                         let c = g * channelsPerGroup + k
                         let base = start + k * spatial
@@ -268,19 +332,8 @@ enum FastKernels {
                             }
                             continue
                         }
-                        let gV = SIMD8<Double>(repeating: gamma?[c] ?? 1)
-                        var s = 0
-                        while s + 8 <= spatial {
-                            let dh = S.loadWide(gp + base + s) * gV
-                            S.storeNarrow(rV * (dh - mV - S.loadWide(hp + base + s) * pV), to: dxp + base + s)
-                            s += 8
-                        }
-                        let gc = gamma?[c] ?? 1
-                        while s < spatial {
-                            let dh = gp[base + s].asDouble * gc
-                            dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - hp[base + s].asDouble * projection))
-                            s += 1
-                        }
+                        S.gradientRun(gp + base, hp + base, dxp + base, count: spatial, gamma: gamma?[c] ?? 1,
+                                      rstd: rstd, meanTerm: meanTerm, projection: projection)
                     }
                 }
             }
