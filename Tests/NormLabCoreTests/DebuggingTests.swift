@@ -77,8 +77,7 @@ import Testing
     }
 
     func exported(_ setup: String) throws -> (URL, String) {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-export-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("normlab-export")
         let (i, sink) = makeInterpreter()
         let (out, err) = run(i, sink, setup, "forward", "backward",
                              "export numpy \(directory.path)/check.py", "export torch \(directory.path)/check_torch.py")

@@ -61,8 +61,7 @@ import Testing
     }
 
     @Test func aFailedSaveKeepsTheOldFile() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-keep-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("normlab-keep")
         defer { try? FileManager.default.removeItem(at: directory) }
         let target = directory.appendingPathComponent("x.npy")
         try Data("old".utf8).write(to: target)

@@ -153,8 +153,7 @@ import Testing
     }
 
     @Test func scriptsNestedRunsAndDepth() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("normlab-test")
         defer { try? FileManager.default.removeItem(at: directory) }
         try "tensor a = ones 2\nrun inner.nl\n".write(to: directory.appendingPathComponent("outer.nl"), atomically: true, encoding: .utf8)
         try "# inner\nshow a\nshow b\n".write(to: directory.appendingPathComponent("inner.nl"), atomically: true, encoding: .utf8)

@@ -73,8 +73,7 @@ import Testing
 
     @Test func loadAndSaveCommands() throws {
         let (i, sink) = makeInterpreter()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-npy-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try makeTemporaryDirectory("normlab-npy")
         defer { try? FileManager.default.removeItem(at: directory) }
         let target = directory.appendingPathComponent("x.npy").path
         let (out, _) = run(i, sink, "tensor x = randn 2 3 seed 4", "save x \(target)", "load x2 \(target)")

@@ -29,3 +29,10 @@ func parseError(_ text: String) -> String? {
     let ok = interpreter.execute(text)
     return ok ? nil : sink.error
 }
+
+/// A fresh folder under the system's temporary directory; the caller removes it.
+func makeTemporaryDirectory(_ prefix: String) throws -> URL {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    return directory
+}
