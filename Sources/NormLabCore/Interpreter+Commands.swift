@@ -170,8 +170,9 @@ extension Interpreter {
             guard ["on", "off"].contains(value.value) else { throw bad("on or off") }
             settings.unicode = value.value == "on"
         case "maxelems":
-            guard let n = Int(value.value), n >= 1, n <= Shape.defaultMaxElements * 8 else {
-                throw bad("a whole number from 1 to \(Shape.defaultMaxElements * 8)")
+            // 2^28 float64 elements are 2 GiB; a forward pass holds about four tensors of its input's size.
+            guard let n = Int(value.value), n >= 1, n <= Shape.defaultMaxElements * 2 else {
+                throw bad("a whole number from 1 to \(Shape.defaultMaxElements * 2)")
             }
             settings.maxElements = n
         default:

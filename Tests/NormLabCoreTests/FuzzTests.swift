@@ -71,3 +71,14 @@ import Testing
         #expect(try Data(contentsOf: target) == Data("old".utf8))
     }
 }
+
+@Suite struct MemoryLimitTests {
+    /// No setting lets one tensor grow past 2^28 elements (2 GiB of float64).
+    @Test func maxelemsIsCapped() {
+        let (i, sink) = makeInterpreter()
+        let (_, err) = run(i, sink, "set maxelems 1073741824")
+        #expect(err.contains("maxelems must be a whole number from 1 to 268435456"))
+        let (_, err2) = run(i, sink, "tensor x = zeros 16384 16384 2")
+        #expect(err2.contains("more than the limit of 134217728 (maxelems)"))
+    }
+}
