@@ -105,13 +105,39 @@ extension Double {
     }
 }
 
-/// The fast path for layers whose statistics sets are contiguous in memory: every (sample, group) of GroupNorm,
-/// LayerNorm, InstanceNorm and RMSNorm under reduce=group is one run of K·S elements. Work is split over those
-/// blocks; each block is reduced by one thread in a fixed order, and per-channel parameter gradients are summed
-/// over the batch in sample order, so the results are bit-identical for every thread count.
+/// The fast path for layers whose statistics sets are made of whole (sample, channel) rows of S contiguous
+/// elements: every (sample, group) of GroupNorm, LayerNorm, InstanceNorm and RMSNorm under reduce=group (K rows),
+/// and every channel of BatchNorm (N rows). Work is split over the sets; each set is reduced by one thread in a
+/// fixed order, and per-channel parameter gradients are summed over the batch in sample order, so the results are
+/// bit-identical for every thread count.
 enum FastKernels {
+    /// GroupNorm-like layers with reduce=group (a set is K contiguous channel rows of one sample) and BatchNorm
+    /// per channel with channel-wise γ, β (a set is one channel's row in every sample).
     static func applies(_ spec: LayerSpec, _ plan: NormPlan) -> Bool {
-        spec.kind != .batchnorm && spec.reduce == .group
+        spec.reduce == .group && (spec.kind != .batchnorm || spec.affine != .element)
+    }
+
+    /// Where the rows of a statistics set lie: every row is `spatial` contiguous elements of one (sample, channel).
+    struct Rows: Sendable {
+        let batchNorm: Bool
+        let count: Int
+        let channels: Int
+        let spatial: Int
+        let groups: Int
+        let channelsPerGroup: Int
+
+        init(_ spec: LayerSpec, _ plan: NormPlan) {
+            batchNorm = spec.kind == .batchnorm
+            count = batchNorm ? plan.batch : plan.channelsPerGroup
+            channels = plan.channels
+            spatial = plan.spatial
+            groups = plan.groups
+            channelsPerGroup = plan.channelsPerGroup
+        }
+
+        @inline(__always) func sample(_ set: Int, _ row: Int) -> Int { batchNorm ? row : set / groups }
+        @inline(__always) func channel(_ set: Int, _ row: Int) -> Int { batchNorm ? set : (set % groups) * channelsPerGroup + row }
+        @inline(__always) func offset(_ set: Int, _ row: Int) -> Int { (sample(set, row) * channels + channel(set, row)) * spatial }
     }
 
     /// Run `body` over 0..<count in up to `threads` parallel chunks.
@@ -192,12 +218,12 @@ enum FastKernels {
         xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>, threads: Int
     ) -> Statistics {
         let blocks = plan.statsShape.count
-        let blockLength = plan.setSize
-        let m = Double(blockLength)
-        let divisor = Double(spec.variance == .unbiased ? blockLength - 1 : blockLength)
+        let m = Double(plan.setSize)
+        let divisor = Double(spec.variance == .unbiased ? plan.setSize - 1 : plan.setSize)
         let centre = spec.centres
         let eps = spec.eps
         let elementAffine = spec.affine == .element
+        let rows = Rows(spec, plan)
         var stats = Statistics(means: .init(repeating: 0, count: blocks), variances: .init(repeating: 0, count: blocks),
                                rstds: .init(repeating: 0, count: blocks), sumSquares: .init(repeating: 0, count: blocks))
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
@@ -207,27 +233,32 @@ enum FastKernels {
         stats.sumSquares.withUnsafeMutableBufferPointer { squaresBuffer in
             nonisolated(unsafe) let means = meansBuffer.baseAddress!, vars = varBuffer.baseAddress!
             nonisolated(unsafe) let rstds = rstdBuffer.baseAddress!, sq = squaresBuffer.baseAddress!
-            let channelsPerGroup = plan.channelsPerGroup, spatial = plan.spatial, groups = plan.groups
+            let spatial = rows.spatial
             parallel(blocks, threads: threads) { range in
                 for block in range {
-                    let start = block * blockLength
                     var mean = 0.0
                     if centre {
                         // A constant set gets its value exactly, so x − μ is exactly 0 there (sum/m may round).
-                        mean = isConstant(xp + start, blockLength) ? xp[start].asDouble : sum(xp + start, blockLength) / m
+                        let first = xp[rows.offset(block, 0)]
+                        var constant = true, total = 0.0
+                        for r in 0..<rows.count {
+                            let row = xp + rows.offset(block, r)
+                            if constant { constant = row[0] == first && isConstant(row, spatial) }
+                            total += sum(row, spatial)
+                        }
+                        mean = constant ? first.asDouble : total / m
                     }
-                    let squares = squares(xp + start, blockLength, mean: mean)
+                    var squares = 0.0
+                    for r in 0..<rows.count { squares += Self.squares(xp + rows.offset(block, r), spatial, mean: mean) }
                     let variance = squares / divisor
                     let rstd = 1 / (variance + eps).squareRoot()
                     means[block] = mean
                     vars[block] = variance
                     rstds[block] = rstd
                     sq[block] = squares
-                    let g = block % groups
-                    for k in 0..<channelsPerGroup {
-                        let c = g * channelsPerGroup + k
-                        let base = start + k * spatial
-                        let muV = SIMD8<Double>(repeating: mean), rV = SIMD8<Double>(repeating: rstd)
+                    for r in 0..<rows.count {
+                        let c = rows.channel(block, r)
+                        let base = rows.offset(block, r)
                         if elementAffine, let gamma, let beta {
                             gamma.withUnsafeBufferPointer { gp in
                                 beta.withUnsafeBufferPointer { bp in
@@ -257,11 +288,11 @@ enum FastKernels {
         gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
     ) {
         let blocks = plan.statsShape.count
-        let blockLength = plan.setSize
-        let m = Double(blockLength)
+        let m = Double(plan.setSize)
         let divisor = spec.variance == .unbiased ? m - 1 : m
         let centre = spec.centres
-        let channelsPerGroup = plan.channelsPerGroup, spatial = plan.spatial, groups = plan.groups
+        let rows = Rows(spec, plan)
+        let spatial = plan.spatial
         let channels = plan.channels, batch = plan.batch
         let channelAffine = spec.affine == .channel
         let hasAffine = spec.affine != .none
@@ -274,12 +305,10 @@ enum FastKernels {
             nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
             parallel(blocks, threads: threads) { range in
                 for block in range {
-                    let start = block * blockLength
-                    let g = block % groups, n = block / groups
                     var sumD = 0.0, sumDX = 0.0
-                    for k in 0..<channelsPerGroup {
-                        let c = g * channelsPerGroup + k
-                        let base = start + k * spatial
+                    for r in 0..<rows.count {
+                        let c = rows.channel(block, r), n = rows.sample(block, r)
+                        let base = rows.offset(block, r)
                         var accD = SIMD8<Double>(), accDX = SIMD8<Double>(), accY = SIMD8<Double>(), accYX = SIMD8<Double>()
                         var tailD = 0.0, tailDX = 0.0, tailY = 0.0, tailYX = 0.0
                         if spec.affine == .element, let gamma {
@@ -322,9 +351,9 @@ enum FastKernels {
                     let rstd = rstds[block]
                     let meanTerm = centre ? sumD / m : 0
                     let projection = sumDX / divisor
-                    for k in 0..<channelsPerGroup {
-                        let c = g * channelsPerGroup + k
-                        let base = start + k * spatial
+                    for r in 0..<rows.count {
+                        let c = rows.channel(block, r)
+                        let base = rows.offset(block, r)
                         if spec.affine == .element, let gamma {
                             for s in 0..<spatial {
                                 let dh = gp[base + s].asDouble * gamma[c * spatial + s]

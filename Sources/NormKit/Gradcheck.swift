@@ -165,7 +165,15 @@ public enum Gradcheck {
             let failures = elements.filter { !$0.passes(atol: options.atol, rtol: options.rtol) }.count
             // NaN errors sort first: they are the worst news.
             func key(_ e: GradcheckElement) -> Double { e.absError.isNaN ? .infinity : e.absError }
-            let worst = elements.sorted { (key($0), $1.offset) > (key($1), $0.offset) }.prefix(options.worstCount)
+            // Errors equal to 10 significant bits count as ties (then the lower index first): rounding noise in the
+            // last bits must not reorder the table.
+            func coarse(_ e: GradcheckElement) -> Double {
+                let value = key(e)
+                guard value.isFinite, value > 0 else { return value }
+                let scale = Double(sign: .plus, exponent: 10 - value.exponent, significand: 1)
+                return (value * scale).rounded() / scale
+            }
+            let worst = elements.sorted { (coarse($0), $1.offset) > (coarse($1), $0.offset) }.prefix(options.worstCount)
             reports.append(GradcheckReport(
                 target: target, supplied: supplied[target] != nil, shape: variable.shape, checked: elements.count,
                 failures: failures,

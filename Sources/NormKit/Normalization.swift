@@ -130,7 +130,7 @@ public enum Normalization {
             input.scalars.withUnsafeBufferPointer { x in x.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
         }
 
-        if allowFastPath && FastKernels.applies(spec, plan) {
+        if allowFastPath && !usesRunning && FastKernels.applies(spec, plan) {
             let gammaValues = gamma?.scalars.map(\.asDouble)
             let betaValues = beta?.scalars.map(\.asDouble)
             var stats: FastKernels.Statistics? = nil
@@ -165,7 +165,9 @@ public enum Normalization {
                 output: Tensor(uncheckedShape: input.shape, scalars: output),
                 normalized: Tensor(uncheckedShape: input.shape, scalars: normalized),
                 mean: spec.centres ? tensor(stats.means) : nil, variance: tensor(stats.variances),
-                rstd: tensor(stats.rstds), unbiasedVariance: nil, warnings: warnings, exactMeans: stats.means)
+                rstd: tensor(stats.rstds),
+                unbiasedVariance: spec.kind == .batchnorm ? tensor(stats.sumSquares.map { $0 / Double(m - 1) }) : nil,
+                warnings: warnings, exactMeans: stats.means)
         }
         let nonFinite = countNonFinite()
 

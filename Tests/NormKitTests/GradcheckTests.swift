@@ -90,7 +90,7 @@ import Testing
         #expect(!report.passed)
         #expect(report.failures > 0)
         #expect(report.worst.count == 5)
-        #expect(report.worst[0].absError >= report.worst[1].absError)
+        #expect(report.worst[0].absError >= report.worst[1].absError * (1 - 0x1p-9))  // ties within 10 bits keep index order
 
         // The engine's own dx, supplied from outside, passes.
         let good = try layer.backwardOnce(dy)
