@@ -91,6 +91,7 @@ extension Interpreter {
 
         out("explain forward — \(LayerDescription.title(spec, mode: r.mode))")
         out("  the set: \(label); m = \(m) elements share one \(spec.centres ? "mean and variance" : "mean square")")
+        out("  reduced over: " + LayerDescription.conventions(spec)[0].1.replacingOccurrences(of: "one mean and variance ", with: "").replacingOccurrences(of: "one mean square ", with: ""))
         out("  x = " + list(x))
         var step = 0
         func line(_ formula: String, _ value: String) {
@@ -179,6 +180,7 @@ extension Interpreter {
 
         out("explain backward — \(LayerDescription.title(spec, mode: r.mode))")
         out("  the set: \(label); m = \(mInt); the loss is L = Σ dy·y, with dy the last backward's")
+        out("  reduced over: " + LayerDescription.conventions(spec)[0].1.replacingOccurrences(of: "one mean and variance ", with: "").replacingOccurrences(of: "one mean square ", with: "") + "; so are the sums below")
         out("  dy = " + list(dy))
         var step = 0
         func line(_ formula: String, _ value: String) {
