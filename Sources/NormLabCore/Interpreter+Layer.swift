@@ -299,7 +299,9 @@ extension Interpreter {
         let dims = tensor.shape.dims
         var axis = requested
         var groups = 1
-        if axis == nil || axis == .group {
+        // By default, by group only for tensors shaped like the layer's input (not, say, its (N, G) statistics).
+        let inputShaped = session.layer?.sampleShape.map { Array(dims.dropFirst()) == $0 } ?? (dims.count >= 3)
+        if axis == .group || (axis == nil && inputShaped) {
             if dims.count >= 2, let spec = session.layer?.spec, spec.kind != .batchnorm,
                let g = try? spec.resolvedGroups(channels: dims[1]) {
                 groups = g
@@ -313,6 +315,8 @@ extension Interpreter {
             } else {
                 axis = dims.count >= 2 ? .channel : nil
             }
+        } else if axis == nil {
+            axis = dims.count >= 2 ? .channel : nil
         }
         if (axis == .channel || axis == .sample) && dims.count < 2 && requested != nil {
             throw Diagnostic("\(name.value) has rank 1: there is no sample or channel axis; `stats \(name.value)` gives the overall numbers", at: name.range, in: text)

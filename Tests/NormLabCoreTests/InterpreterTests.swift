@@ -101,6 +101,9 @@ import Testing
         #expect(byChannel.contains("      0      4   4.5000  16.2500  4.0311  0.0000   9.0000"))
         let (bySample, _) = run(i, sink, "stats x by sample")
         #expect(bySample.contains("     1      8  11.5000"))
+        // The layer's (N, G) statistics are not its input: by channel, not by group.
+        let (ofStatistics, _) = run(i, sink, "forward", "stats rstd")
+        #expect(ofStatistics.contains("stats of rstd (2, 2), by channel"))
         let (_, err) = run(i, sink, "tensor v = ones 3", "stats v by channel")
         #expect(err.contains("v has rank 1: there is no sample or channel axis"))
     }
