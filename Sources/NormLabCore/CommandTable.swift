@@ -285,7 +285,7 @@ public enum CommandTable {
             name: "run", aliases: [], usage: ["run FILE"],
             summary: "run the commands in a file",
             details: "Stops at the first error, which names the file and line. Runs may nest up to \(Interpreter.maxRunDepth) deep.",
-            examples: ["run sessions/01-first-groupnorm.nl"], subwords: [], argumentKind: .path,
+            examples: ["run sessions/01-first-groupnorm-by-hand.nl"], subwords: [], argumentKind: .path,
             parse: { cursor in
                 let path = try cursor.word("a file path")
                 try cursor.finish()
