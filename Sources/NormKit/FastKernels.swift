@@ -367,8 +367,20 @@ enum FastKernels {
                 }
             }
         }}
-        guard hasAffine else { return }
-        if channelAffine {
+        reduceParameterGradients(spec: spec, plan: plan, dy: dy, xhat: xhat, partialGamma: partialGamma,
+                                 partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+    }
+
+    /// dγ, dβ from per (sample, channel) partial sums (channel-wise γ), or from dy and x̂ (element-wise γ); summed
+    /// over the batch in sample order either way.
+    static func reduceParameterGradients<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>,
+        partialGamma: [Double], partialBeta: [Double], dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let channels = plan.channels, batch = plan.batch, spatial = plan.spatial
+        guard spec.affine != .none else { return }
+        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!
+        if spec.affine == .channel {
             for c in 0..<channels {
                 var totalG = 0.0, totalB = 0.0
                 for n in 0..<batch {

@@ -130,7 +130,8 @@ public enum Normalization {
             input.scalars.withUnsafeBufferPointer { x in x.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
         }
 
-        if allowFastPath && !usesRunning && FastKernels.applies(spec, plan) {
+        let positionPath = PositionKernels.applies(spec)
+        if allowFastPath && !usesRunning && (FastKernels.applies(spec, plan) || positionPath) {
             let gammaValues = gamma?.scalars.map(\.asDouble)
             let betaValues = beta?.scalars.map(\.asDouble)
             var stats: FastKernels.Statistics? = nil
@@ -139,8 +140,11 @@ public enum Normalization {
             let normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
                 output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
                     stats = input.scalars.withUnsafeBufferPointer { x in
-                        FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                            xhat: h, y: y, threads: threads)
+                        positionPath
+                            ? PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                                                      xhat: h, y: y, threads: threads)
+                            : FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                                                  xhat: h, y: y, threads: threads)
                     }
                     yCount = input.count
                 }
@@ -341,15 +345,21 @@ public enum Normalization {
         let constantStats = spec.kind == .batchnorm && forward.mode == .eval
         let centre = spec.centres
 
-        if allowFastPath && FastKernels.applies(spec, plan) && forward.mode == .train {
+        let positionPath = PositionKernels.applies(spec)
+        if allowFastPath && (FastKernels.applies(spec, plan) || positionPath) && forward.mode == .train {
             let paramCount = plan.affineShape?.count ?? 0
             var dgamma = [Double](repeating: 0, count: paramCount)
             var dbeta = [Double](repeating: 0, count: paramCount)
             let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
                 dy.scalars.withUnsafeBufferPointer { g in
                     forward.normalized.scalars.withUnsafeBufferPointer { h in
-                        FastKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: rstds,
-                                             gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                        if positionPath {
+                            PositionKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: rstds,
+                                                     gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                        } else {
+                            FastKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: rstds,
+                                                 gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                        }
                     }
                 }
                 count = dy.count

@@ -13,10 +13,12 @@ import Testing
         (.batchnorm, nil, [5, 2]),
     ]
 
-    func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine) throws {
+    func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {
         for (i, (kind, groups, dims)) in Self.cases.enumerated() {
             var spec = try LayerSpec(kind: kind, groups: groups)
             spec.affine = affine
+            spec.reduce = reduce
+            if kind == .batchnorm && reduce == .channels { continue }  // per element over the batch: general path
             if kind == .batchnorm && affine == .element { continue }  // not on the fast path
             let shape = try Shape(dims)
             let x: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(i)).map { 3 + 2 * $0 }.converted()
@@ -60,6 +62,13 @@ import Testing
 
     @Test(arguments: Affine.allCases)
     func float32MatchesTheReference(_ affine: Affine) throws { try check(Float.self, tolerance: 1e-5, affine: affine) }
+
+    /// Per-position statistics (reduce=channels, PyDLLib's GroupNorm) run on their own kernels.
+    @Test(arguments: Affine.allCases)
+    func perPositionStatisticsMatchTheReference(_ affine: Affine) throws {
+        try check(Double.self, tolerance: 1e-12, affine: affine, reduce: .channels)
+        try check(Float.self, tolerance: 1e-5, affine: affine, reduce: .channels)
+    }
 
     @Test func constantAndNonFiniteInputs() throws {
         let spec = try LayerSpec(kind: .groupnorm, groups: 2)

@@ -1,0 +1,133 @@
+/// The fast path for per-position statistics (reduce=channels, PyDLLib's GroupNorm, LayerNorm, InstanceNorm and
+/// RMSNorm): in each (sample, group) block the K channel rows of S elements are reduced row by row into one
+/// accumulator per position, so every loop runs along contiguous memory. Work is split over the blocks; each block
+/// is reduced in a fixed order, so the results are the same bits for every thread count.
+enum PositionKernels {
+    static func applies(_ spec: LayerSpec) -> Bool {
+        spec.kind != .batchnorm && spec.reduce == .channels
+    }
+
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func forward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
+        xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>, threads: Int
+    ) -> FastKernels.Statistics {
+        let count = plan.statsShape.count
+        let k = plan.channelsPerGroup, spatial = plan.spatial, groups = plan.groups, channels = plan.channels
+        let m = Double(k)
+        let divisor = Double(spec.variance == .unbiased ? k - 1 : k)
+        let centre = spec.centres, eps = spec.eps, elementAffine = spec.affine == .element
+        var stats = FastKernels.Statistics(means: .init(repeating: 0, count: count), variances: .init(repeating: 0, count: count),
+                                           rstds: .init(repeating: 0, count: count), sumSquares: .init(repeating: 0, count: count))
+        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
+        stats.means.withUnsafeMutableBufferPointer { meansBuffer in
+        stats.variances.withUnsafeMutableBufferPointer { varBuffer in
+        stats.rstds.withUnsafeMutableBufferPointer { rstdBuffer in
+        stats.sumSquares.withUnsafeMutableBufferPointer { squaresBuffer in
+            nonisolated(unsafe) let means = meansBuffer.baseAddress!, vars = varBuffer.baseAddress!
+            nonisolated(unsafe) let rstds = rstdBuffer.baseAddress!, sq = squaresBuffer.baseAddress!
+            FastKernels.parallel(plan.batch * groups, threads: threads) { range in
+                var constant = [Bool](repeating: true, count: spatial)
+                for block in range {
+                    let g = block % groups, n = block / groups
+                    let first = (n * channels + g * k) * spatial
+                    let mu = means + block * spatial, v = vars + block * spatial
+                    let r = rstds + block * spatial, q = sq + block * spatial
+                    for s in 0..<spatial { mu[s] = 0; q[s] = 0; constant[s] = true }
+                    if centre {
+                        for row in 0..<k {
+                            let xr = xp + first + row * spatial
+                            for s in 0..<spatial {
+                                mu[s] += xr[s].asDouble
+                                if xr[s] != xp[first + s] { constant[s] = false }
+                            }
+                        }
+                        // A constant set gets its value exactly, so x − μ is exactly 0 there (sum/m may round).
+                        for s in 0..<spatial { mu[s] = constant[s] ? xp[first + s].asDouble : mu[s] / m }
+                    }
+                    for row in 0..<k {
+                        let xr = xp + first + row * spatial
+                        for s in 0..<spatial {
+                            let d = xr[s].asDouble - mu[s]
+                            q[s] += d * d
+                        }
+                    }
+                    for s in 0..<spatial {
+                        v[s] = q[s] / divisor
+                        r[s] = 1 / (v[s] + eps).squareRoot()
+                    }
+                    for row in 0..<k {
+                        let c = g * k + row
+                        let base = first + row * spatial
+                        for s in 0..<spatial {
+                            let h = (xp[base + s].asDouble - mu[s]) * r[s]
+                            let p = elementAffine ? c * spatial + s : c
+                            hp[base + s] = S(fromDouble: h)
+                            yp[base + s] = S(fromDouble: (gamma?[p] ?? 1) * h + (beta?[p] ?? 0))
+                        }
+                    }
+                }
+            }
+        }}}}
+        return stats
+    }
+
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func backward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
+        gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let k = plan.channelsPerGroup, spatial = plan.spatial, groups = plan.groups, channels = plan.channels
+        let batch = plan.batch
+        let m = Double(k)
+        let divisor = spec.variance == .unbiased ? m - 1 : m
+        let centre = spec.centres, elementAffine = spec.affine == .element, channelAffine = spec.affine == .channel
+        var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
+        var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
+        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
+        partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
+        partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
+            nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
+            FastKernels.parallel(batch * groups, threads: threads) { range in
+                var sumD = [Double](repeating: 0, count: spatial)
+                var sumDX = [Double](repeating: 0, count: spatial)
+                for block in range {
+                    let g = block % groups, n = block / groups
+                    let first = (n * channels + g * k) * spatial
+                    for s in 0..<spatial { sumD[s] = 0; sumDX[s] = 0 }
+                    for row in 0..<k {
+                        let c = g * k + row
+                        let base = first + row * spatial
+                        var rowY = 0.0, rowYX = 0.0
+                        for s in 0..<spatial {
+                            let dyv = gp[base + s].asDouble, h = hp[base + s].asDouble
+                            let dh = dyv * (gamma?[elementAffine ? c * spatial + s : c] ?? 1)
+                            sumD[s] += dh
+                            sumDX[s] += dh * h
+                            rowY += dyv
+                            rowYX += dyv * h
+                        }
+                        if channelAffine, let pg, let pb {
+                            pg[n * channels + c] = rowYX
+                            pb[n * channels + c] = rowY
+                        }
+                    }
+                    for row in 0..<k {
+                        let c = g * k + row
+                        let base = first + row * spatial
+                        for s in 0..<spatial {
+                            let rstd = rstds[block * spatial + s]
+                            let dh = gp[base + s].asDouble * (gamma?[elementAffine ? c * spatial + s : c] ?? 1)
+                            let meanTerm = centre ? sumD[s] / m : 0
+                            dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - hp[base + s].asDouble * sumDX[s] / divisor))
+                        }
+                    }
+                }
+            }
+        }}
+        FastKernels.reduceParameterGradients(spec: spec, plan: plan, dy: dy, xhat: xhat, partialGamma: partialGamma,
+                                             partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+    }
+}
