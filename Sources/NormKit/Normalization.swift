@@ -123,9 +123,6 @@ public enum Normalization {
             }
         }
 
-        var means = [Double](repeating: 0, count: statsCount)
-        var variances = [Double](repeating: 0, count: statsCount)
-        var unbiased: [Double]? = nil
         func countNonFinite() -> Int {
             input.scalars.withUnsafeBufferPointer { x in x.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
         }
@@ -174,6 +171,9 @@ public enum Normalization {
                 warnings: warnings, exactMeans: stats.means)
         }
         let nonFinite = countNonFinite()
+        var means = [Double](repeating: 0, count: statsCount)
+        var variances = [Double](repeating: 0, count: statsCount)
+        var unbiased: [Double]? = nil
 
         if usesRunning {
             guard let running else {

@@ -21,6 +21,17 @@ enum PositionKernels {
         var stats = FastKernels.Statistics(means: .init(repeating: 0, count: count), variances: .init(repeating: 0, count: count),
                                            rstds: .init(repeating: 0, count: count), sumSquares: .init(repeating: 0, count: count))
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
+        // γ and β as plain pointers (ones and zeros when absent): no optionals or ARC in the element loops.
+        let parameterCount = elementAffine ? channels * spatial : channels
+        let gammaValues = gamma ?? [Double](repeating: 1, count: parameterCount)
+        let betaValues = beta ?? [Double](repeating: 0, count: parameterCount)
+        let parameters = UnsafeMutablePointer<Double>.allocate(capacity: 2 * parameterCount)
+        defer { parameters.deallocate() }
+        for i in 0..<parameterCount {
+            parameters[i] = gammaValues[i]
+            parameters[parameterCount + i] = betaValues[i]
+        }
+        nonisolated(unsafe) let gp = UnsafePointer(parameters), bp = UnsafePointer(parameters + parameterCount)
         stats.means.withUnsafeMutableBufferPointer { meansBuffer in
         stats.variances.withUnsafeMutableBufferPointer { varBuffer in
         stats.rstds.withUnsafeMutableBufferPointer { rstdBuffer in
@@ -28,7 +39,8 @@ enum PositionKernels {
             nonisolated(unsafe) let means = meansBuffer.baseAddress!, vars = varBuffer.baseAddress!
             nonisolated(unsafe) let rstds = rstdBuffer.baseAddress!, sq = squaresBuffer.baseAddress!
             FastKernels.parallel(plan.batch * groups, threads: threads) { range in
-                var constant = [Bool](repeating: true, count: spatial)
+                let constant = UnsafeMutablePointer<Bool>.allocate(capacity: spatial)
+                defer { constant.deallocate() }
                 for block in range {
                     let g = block % groups, n = block / groups
                     let first = (n * channels + g * k) * spatial
@@ -60,11 +72,12 @@ enum PositionKernels {
                     for row in 0..<k {
                         let c = g * k + row
                         let base = first + row * spatial
+                        let stride = elementAffine ? 1 : 0
+                        let g0 = gp + (elementAffine ? c * spatial : c), b0 = bp + (elementAffine ? c * spatial : c)
                         for s in 0..<spatial {
                             let h = (xp[base + s].asDouble - mu[s]) * r[s]
-                            let p = elementAffine ? c * spatial + s : c
                             hp[base + s] = S(fromDouble: h)
-                            yp[base + s] = S(fromDouble: (gamma?[p] ?? 1) * h + (beta?[p] ?? 0))
+                            yp[base + s] = S(fromDouble: g0[s * stride] * h + b0[s * stride])
                         }
                     }
                 }
@@ -87,12 +100,23 @@ enum PositionKernels {
         var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
+        let parameterCount = elementAffine ? channels * spatial : channels
+        let gammaValues = gamma ?? [Double](repeating: 1, count: parameterCount)
+        let gammaPointer = UnsafeMutablePointer<Double>.allocate(capacity: parameterCount)
+        defer { gammaPointer.deallocate() }
+        for i in 0..<parameterCount { gammaPointer[i] = gammaValues[i] }
+        nonisolated(unsafe) let gammaBase = UnsafePointer(gammaPointer)
+        let rstdPointer = UnsafeMutablePointer<Double>.allocate(capacity: rstds.count)
+        defer { rstdPointer.deallocate() }
+        for i in 0..<rstds.count { rstdPointer[i] = rstds[i] }
+        nonisolated(unsafe) let rstdBase = UnsafePointer(rstdPointer)
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
         partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
             nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
             FastKernels.parallel(batch * groups, threads: threads) { range in
-                var sumD = [Double](repeating: 0, count: spatial)
-                var sumDX = [Double](repeating: 0, count: spatial)
+                let sumD = UnsafeMutablePointer<Double>.allocate(capacity: spatial)
+                let sumDX = UnsafeMutablePointer<Double>.allocate(capacity: spatial)
+                defer { sumD.deallocate(); sumDX.deallocate() }
                 for block in range {
                     let g = block % groups, n = block / groups
                     let first = (n * channels + g * k) * spatial
@@ -101,9 +125,11 @@ enum PositionKernels {
                         let c = g * k + row
                         let base = first + row * spatial
                         var rowY = 0.0, rowYX = 0.0
+                        let stride = elementAffine ? 1 : 0
+                        let g0 = gammaBase + (elementAffine ? c * spatial : c)
                         for s in 0..<spatial {
                             let dyv = gp[base + s].asDouble, h = hp[base + s].asDouble
-                            let dh = dyv * (gamma?[elementAffine ? c * spatial + s : c] ?? 1)
+                            let dh = dyv * g0[s * stride]
                             sumD[s] += dh
                             sumDX[s] += dh * h
                             rowY += dyv
@@ -117,9 +143,12 @@ enum PositionKernels {
                     for row in 0..<k {
                         let c = g * k + row
                         let base = first + row * spatial
+                        let stride = elementAffine ? 1 : 0
+                        let g0 = gammaBase + (elementAffine ? c * spatial : c)
+                        let r0 = rstdBase + block * spatial
                         for s in 0..<spatial {
-                            let rstd = rstds[block * spatial + s]
-                            let dh = gp[base + s].asDouble * (gamma?[elementAffine ? c * spatial + s : c] ?? 1)
+                            let rstd = r0[s]
+                            let dh = gp[base + s].asDouble * g0[s * stride]
                             let meanTerm = centre ? sumD[s] / m : 0
                             dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - hp[base + s].asDouble * sumDX[s] / divisor))
                         }
