@@ -1,7 +1,5 @@
 import Dispatch
 
-public typealias WideLoadable = NormScalar
-
 extension Float {
     @inline(__always)
     public static func gradientRun(_ dy: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
@@ -155,7 +153,7 @@ enum FastKernels {
     }
 
     @inline(__always)
-    static func sum<S: WideLoadable>(_ x: UnsafePointer<S>, _ count: Int) -> Double {
+    static func sum<S: NormScalar>(_ x: UnsafePointer<S>, _ count: Int) -> Double {
         var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
         var i = 0
         while i + 16 <= count {
@@ -173,7 +171,7 @@ enum FastKernels {
 
     /// True when every element equals the first; stops at the first that differs (at once, for real data).
     @inline(__always)
-    static func isConstant<S: WideLoadable>(_ x: UnsafePointer<S>, _ count: Int) -> Bool {
+    static func isConstant<S: NormScalar>(_ x: UnsafePointer<S>, _ count: Int) -> Bool {
         let first = x[0]
         var i = 1
         while i < count {
@@ -184,7 +182,7 @@ enum FastKernels {
     }
 
     @inline(__always)
-    static func squares<S: WideLoadable>(_ x: UnsafePointer<S>, _ count: Int, mean: Double) -> Double {
+    static func squares<S: NormScalar>(_ x: UnsafePointer<S>, _ count: Int, mean: Double) -> Double {
         var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
         let mu = SIMD8<Double>(repeating: mean)
         var i = 0
@@ -208,12 +206,37 @@ enum FastKernels {
         var variances: [Double]
         var rstds: [Double]
         var sumSquares: [Double]
+
+        init(count: Int) {
+            means = .init(repeating: 0, count: count)
+            variances = means
+            rstds = means
+            sumSquares = means
+        }
+
+        /// Raw pointers into the four arrays for the parallel kernels, which write disjoint elements.
+        struct Pointers {
+            let means, variances, rstds, sumSquares: UnsafeMutablePointer<Double>
+        }
+
+        mutating func withPointers(_ body: (Pointers) -> Void) {
+            means.withUnsafeMutableBufferPointer { m in
+                variances.withUnsafeMutableBufferPointer { v in
+                    rstds.withUnsafeMutableBufferPointer { r in
+                        sumSquares.withUnsafeMutableBufferPointer { q in
+                            body(Pointers(means: m.baseAddress!, variances: v.baseAddress!, rstds: r.baseAddress!,
+                                          sumSquares: q.baseAddress!))
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Statistics, x̂ and y in three passes over each block (sum, squares, normalise + affine).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    static func forward<S: WideLoadable>(
+    static func forward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
         xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>, threads: Int
     ) -> Statistics {
@@ -224,15 +247,10 @@ enum FastKernels {
         let eps = spec.eps
         let elementAffine = spec.affine == .element
         let rows = Rows(spec, plan)
-        var stats = Statistics(means: .init(repeating: 0, count: blocks), variances: .init(repeating: 0, count: blocks),
-                               rstds: .init(repeating: 0, count: blocks), sumSquares: .init(repeating: 0, count: blocks))
+        var stats = Statistics(count: blocks)
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
-        stats.means.withUnsafeMutableBufferPointer { meansBuffer in
-        stats.variances.withUnsafeMutableBufferPointer { varBuffer in
-        stats.rstds.withUnsafeMutableBufferPointer { rstdBuffer in
-        stats.sumSquares.withUnsafeMutableBufferPointer { squaresBuffer in
-            nonisolated(unsafe) let means = meansBuffer.baseAddress!, vars = varBuffer.baseAddress!
-            nonisolated(unsafe) let rstds = rstdBuffer.baseAddress!, sq = squaresBuffer.baseAddress!
+        stats.withPointers { out in
+            nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
             parallel(blocks, threads: threads) { range in
                 for block in range {
@@ -276,14 +294,14 @@ enum FastKernels {
                     }
                 }
             }
-        }}}}
+        }
         return stats
     }
 
     /// dx, and dγ, dβ before the batch reduction's division, in two passes over each block.
     @_specialize(where S == Float)
     @_specialize(where S == Double)
-    static func backward<S: WideLoadable>(
+    static func backward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
         gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
     ) {

@@ -18,8 +18,7 @@ enum PositionKernels {
         let m = Double(k)
         let divisor = Double(spec.variance == .unbiased ? k - 1 : k)
         let centre = spec.centres, eps = spec.eps, elementAffine = spec.affine == .element
-        var stats = FastKernels.Statistics(means: .init(repeating: 0, count: count), variances: .init(repeating: 0, count: count),
-                                           rstds: .init(repeating: 0, count: count), sumSquares: .init(repeating: 0, count: count))
+        var stats = FastKernels.Statistics(count: count)
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
         // γ and β as plain pointers (ones and zeros when absent): no optionals or ARC in the element loops.
         let parameterCount = elementAffine ? channels * spatial : channels
@@ -32,12 +31,8 @@ enum PositionKernels {
             parameters[parameterCount + i] = betaValues[i]
         }
         nonisolated(unsafe) let gp = UnsafePointer(parameters), bp = UnsafePointer(parameters + parameterCount)
-        stats.means.withUnsafeMutableBufferPointer { meansBuffer in
-        stats.variances.withUnsafeMutableBufferPointer { varBuffer in
-        stats.rstds.withUnsafeMutableBufferPointer { rstdBuffer in
-        stats.sumSquares.withUnsafeMutableBufferPointer { squaresBuffer in
-            nonisolated(unsafe) let means = meansBuffer.baseAddress!, vars = varBuffer.baseAddress!
-            nonisolated(unsafe) let rstds = rstdBuffer.baseAddress!, sq = squaresBuffer.baseAddress!
+        stats.withPointers { out in
+            nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             FastKernels.parallel(plan.batch * groups, threads: threads) { range in
                 let constant = UnsafeMutablePointer<Bool>.allocate(capacity: spatial)
                 defer { constant.deallocate() }
@@ -82,7 +77,7 @@ enum PositionKernels {
                     }
                 }
             }
-        }}}}
+        }
         return stats
     }
 

@@ -130,6 +130,14 @@ public enum AnyLayer: Sendable {
         }
     }
 
+    /// The input of the last forward pass, in the layer's element type.
+    public var lastInput: AnyTensor? {
+        switch self {
+        case .float32(let l): l.lastForward.map { AnyTensor($0.input) }
+        case .float64(let l): l.lastForward.map { AnyTensor($0.input) }
+        }
+    }
+
     public var hasForward: Bool {
         switch self {
         case .float32(let l): l.lastForward != nil

@@ -12,12 +12,13 @@ extension Interpreter {
 
     func time(_ what: TimedStep, runs requested: Int?) throws {
         let layer = try currentLayer()
-        guard let record = layer.passRecord else {
+        // The last input as it is: no widened copies of the pass (a timing must not pay for bookkeeping).
+        guard let input = layer.lastInput else {
             throw Diagnostic("time needs a forward pass first: run forward (it times the layer on the same input)")
         }
-        let input = AnyTensor.float64(try Tensor(shape: record.plan.inputShape, scalars: record.x))
+        let shape = input.shape
         let threads = session.settings.threads
-        let dy = AnyTensor.float64(.randn(record.plan.inputShape, seed: Self.defaultUpstreamSeed))
+        let dy = AnyTensor.float64(.randn(shape, seed: Self.defaultUpstreamSeed))
         let run: () throws -> Void
         switch layer {
         case .float32(let l):
@@ -42,13 +43,13 @@ extension Interpreter {
         }
         samples.sort()
         let median = samples[samples.count / 2]
-        let elements = Double(record.plan.inputShape.count)
+        let elements = Double(shape.count)
         let size = Double(layer.dtype.byteSize)
         // What must move at least: forward reads x and writes y; backward reads dy and x̂ and writes dx.
         let passes: Double = what == .forward ? 2 : (what == .backward ? 3 : 5)
         let bandwidth = passes * elements * size / median / 1e9
         let ms = { (s: Double) in String(format: "%.3f", s * 1e3) }
-        out("time \(what): \(record.spec.kind.displayName) on \(record.plan.inputShape) \(layer.dtype), \(plural(threads, "thread", "threads")): \(runs) runs after a warm-up")
+        out("time \(what): \(layer.spec.kind.displayName) on \(shape) \(layer.dtype), \(plural(threads, "thread", "threads")): \(runs) runs after a warm-up")
         out("  median \(ms(median)) ms, min \(ms(samples.first!)) ms, max \(ms(samples.last!)) ms; \(String(format: "%.2f", bandwidth)) GB/s effective (\(Int(passes)) × \(Int(elements)) × \(Int(size)) bytes / median)")
     }
 
