@@ -8,6 +8,26 @@ import NormLabCore
 // Usage: swift run -c release normlab-bench [runs]
 
 MemoryTuning.keepLargeBlocks()  // as normlab itself does
+
+// `normlab-bench loop forward|step ITERATIONS [THREADS [N C H W G]]`: one GroupNorm shape in float32 (default
+// (8,64,56,56) G=32) in a loop and nothing else, for a profiler (perf record .build/release/normlab-bench loop step 2000).
+if CommandLine.arguments.count > 2, CommandLine.arguments[1] == "loop" {
+    let arguments = CommandLine.arguments
+    let iterations = arguments.count > 3 ? Int(arguments[3]) ?? 1000 : 1000
+    let threads = arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1
+    let numbers = arguments.count > 9 ? arguments[5...9].compactMap { Int($0) } : [8, 64, 56, 56, 32]
+    guard numbers.count == 5 else { fatalError("usage: normlab-bench loop forward|step ITERATIONS [THREADS [N C H W G]]") }
+    let shape = try Shape(Array(numbers[0..<4]))
+    let spec = try LayerSpec(kind: .groupnorm, groups: numbers[4])
+    let x = Tensor<Float>.randn(shape, seed: 0), dy = Tensor<Float>.randn(shape, seed: 1)
+    let gamma = Tensor<Float>.ones(try Shape([numbers[1]])), beta = Tensor<Float>.zeros(try Shape([numbers[1]]))
+    let withBackward = CommandLine.arguments[2] == "step"
+    for _ in 0..<iterations {
+        let result = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+        if withBackward { _ = try Normalization.backward(forward: result, gamma: gamma, outputGradient: dy, threads: threads) }
+    }
+    exit(0)
+}
 let runs = CommandLine.arguments.count > 1 ? max(10, Int(CommandLine.arguments[1]) ?? 20) : 20
 let shapes: [([Int], Int)] = [([8, 64, 56, 56], 32), ([32, 256, 14, 14], 32), ([1, 32, 128, 128], 8)]
 let clock = ContinuousClock()

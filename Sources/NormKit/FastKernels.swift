@@ -1,108 +1,5 @@
 import Dispatch
 
-extension Float {
-    @inline(__always)
-    public static func gradientRun(_ dy: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                                   count: Int, gamma: Double, rstd: Double, meanTerm: Double, projection: Double) {
-        let g = SIMD16<Float>(repeating: Float(gamma)), r = SIMD16<Float>(repeating: Float(rstd))
-        let m = SIMD16<Float>(repeating: Float(meanTerm)), p = SIMD16<Float>(repeating: Float(projection))
-        var s = 0
-        while s + 16 <= count {
-            let dh = UnsafeRawPointer(dy + s).loadUnaligned(as: SIMD16<Float>.self) * g
-            let h = UnsafeRawPointer(xhat + s).loadUnaligned(as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(dx + s).storeBytes(of: r * (dh - m - h * p), as: SIMD16<Float>.self)
-            s += 16
-        }
-        while s < count {
-            dx[s] = Float(rstd) * (dy[s] * Float(gamma) - Float(meanTerm) - xhat[s] * Float(projection))
-            s += 1
-        }
-    }
-
-    @inline(__always)
-    public static func normalizeRun(_ x: UnsafePointer<Float>, _ xhat: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                    count: Int, mean: Double, rstd: Double, gamma: Double, beta: Double) {
-        // μ as a Float pair: x − μ_high is exact near the mean (Sterbenz), so a 1e6 offset keeps its fraction.
-        let high = Float(mean), low = Float(mean - Double(high))
-        let muHigh = SIMD16<Float>(repeating: high), muLow = SIMD16<Float>(repeating: low)
-        let r = SIMD16<Float>(repeating: Float(rstd))
-        let g = SIMD16<Float>(repeating: Float(gamma)), b = SIMD16<Float>(repeating: Float(beta))
-        var s = 0
-        while s + 16 <= count {
-            let h = ((UnsafeRawPointer(x + s).loadUnaligned(as: SIMD16<Float>.self) - muHigh) - muLow) * r
-            UnsafeMutableRawPointer(xhat + s).storeBytes(of: h, as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(y + s).storeBytes(of: g * h + b, as: SIMD16<Float>.self)
-            s += 16
-        }
-        while s < count {
-            let h = ((x[s] - high) - low) * Float(rstd)
-            xhat[s] = h
-            y[s] = Float(gamma) * h + Float(beta)
-            s += 1
-        }
-    }
-
-    @inline(__always)
-    public static func loadWide(_ pointer: UnsafePointer<Float>) -> SIMD8<Double> {
-        SIMD8<Double>(UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self))
-    }
-
-    @inline(__always)
-    public static func storeNarrow(_ value: SIMD8<Double>, to pointer: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(pointer).storeBytes(of: SIMD8<Float>(value), as: SIMD8<Float>.self)
-    }
-}
-
-extension Double {
-    @inline(__always)
-    public static func gradientRun(_ dy: UnsafePointer<Double>, _ xhat: UnsafePointer<Double>, _ dx: UnsafeMutablePointer<Double>,
-                                   count: Int, gamma: Double, rstd: Double, meanTerm: Double, projection: Double) {
-        let g = SIMD8<Double>(repeating: (gamma)), r = SIMD8<Double>(repeating: (rstd))
-        let m = SIMD8<Double>(repeating: (meanTerm)), p = SIMD8<Double>(repeating: (projection))
-        var s = 0
-        while s + 8 <= count {
-            let dh = UnsafeRawPointer(dy + s).loadUnaligned(as: SIMD8<Double>.self) * g
-            let h = UnsafeRawPointer(xhat + s).loadUnaligned(as: SIMD8<Double>.self)
-            UnsafeMutableRawPointer(dx + s).storeBytes(of: r * (dh - m - h * p), as: SIMD8<Double>.self)
-            s += 8
-        }
-        while s < count {
-            dx[s] = (rstd) * (dy[s] * (gamma) - (meanTerm) - xhat[s] * (projection))
-            s += 1
-        }
-    }
-
-    @inline(__always)
-    public static func normalizeRun(_ x: UnsafePointer<Double>, _ xhat: UnsafeMutablePointer<Double>, _ y: UnsafeMutablePointer<Double>,
-                                    count: Int, mean: Double, rstd: Double, gamma: Double, beta: Double) {
-        let mu = SIMD8<Double>(repeating: mean), r = SIMD8<Double>(repeating: rstd)
-        let g = SIMD8<Double>(repeating: gamma), b = SIMD8<Double>(repeating: beta)
-        var s = 0
-        while s + 8 <= count {
-            let h = (UnsafeRawPointer(x + s).loadUnaligned(as: SIMD8<Double>.self) - mu) * r
-            UnsafeMutableRawPointer(xhat + s).storeBytes(of: h, as: SIMD8<Double>.self)
-            UnsafeMutableRawPointer(y + s).storeBytes(of: g * h + b, as: SIMD8<Double>.self)
-            s += 8
-        }
-        while s < count {
-            let h = (x[s] - mean) * rstd
-            xhat[s] = h
-            y[s] = gamma * h + beta
-            s += 1
-        }
-    }
-
-    @inline(__always)
-    public static func loadWide(_ pointer: UnsafePointer<Double>) -> SIMD8<Double> {
-        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Double>.self)
-    }
-
-    @inline(__always)
-    public static func storeNarrow(_ value: SIMD8<Double>, to pointer: UnsafeMutablePointer<Double>) {
-        UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Double>.self)
-    }
-}
-
 /// The fast path for layers whose statistics sets are made of whole (sample, channel) rows of S contiguous
 /// elements: every (sample, group) of GroupNorm, LayerNorm, InstanceNorm and RMSNorm under reduce=group (K rows),
 /// and every channel of BatchNorm (N rows). Work is split over the sets; each set is reduced by one thread in a
@@ -136,6 +33,15 @@ enum FastKernels {
         @inline(__always) func sample(_ set: Int, _ row: Int) -> Int { batchNorm ? row : set / groups }
         @inline(__always) func channel(_ set: Int, _ row: Int) -> Int { batchNorm ? set : (set % groups) * channelsPerGroup + row }
         @inline(__always) func offset(_ set: Int, _ row: Int) -> Int { (sample(set, row) * channels + channel(set, row)) * spatial }
+
+        /// The set's elements as contiguous runs: one run of K·S for a GroupNorm set, N runs of S for BatchNorm.
+        @inline(__always) func forEachRun(_ set: Int, _ body: (_ offset: Int, _ count: Int) -> Void) {
+            if batchNorm {
+                for row in 0..<count { body(offset(set, row), spatial) }
+            } else {
+                body(offset(set, 0), count * spatial)
+            }
+        }
     }
 
     /// Run `body` over 0..<count in up to `threads` parallel chunks.
@@ -150,55 +56,6 @@ enum FastKernels {
             let lower = count * chunk / chunks, upper = count * (chunk + 1) / chunks
             if lower < upper { body(lower..<upper) }
         }
-    }
-
-    @inline(__always)
-    static func sum<S: NormScalar>(_ x: UnsafePointer<S>, _ count: Int) -> Double {
-        var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
-        var i = 0
-        while i + 16 <= count {
-            acc0 += S.loadWide(x + i)
-            acc1 += S.loadWide(x + i + 8)
-            i += 16
-        }
-        var total = (acc0 + acc1).sum()
-        while i < count {
-            total += x[i].asDouble
-            i += 1
-        }
-        return total
-    }
-
-    /// True when every element equals the first; stops at the first that differs (at once, for real data).
-    @inline(__always)
-    static func isConstant<S: NormScalar>(_ x: UnsafePointer<S>, _ count: Int) -> Bool {
-        let first = x[0]
-        var i = 1
-        while i < count {
-            if x[i] != first { return false }
-            i += 1
-        }
-        return true
-    }
-
-    @inline(__always)
-    static func squares<S: NormScalar>(_ x: UnsafePointer<S>, _ count: Int, mean: Double) -> Double {
-        var acc0 = SIMD8<Double>(), acc1 = SIMD8<Double>()
-        let mu = SIMD8<Double>(repeating: mean)
-        var i = 0
-        while i + 16 <= count {
-            let a = S.loadWide(x + i) - mu, b = S.loadWide(x + i + 8) - mu
-            acc0 += a * a
-            acc1 += b * b
-            i += 16
-        }
-        var total = (acc0 + acc1).sum()
-        while i < count {
-            let d = x[i].asDouble - mean
-            total += d * d
-            i += 1
-        }
-        return total
     }
 
     struct Statistics {
@@ -233,12 +90,13 @@ enum FastKernels {
         }
     }
 
-    /// Statistics, x̂ and y in three passes over each block (sum, squares, normalise + affine).
+    /// Statistics and y in three passes over each set (Σ(x − x₀), Σ(x − μ)², normalise + affine); x̂ is not
+    /// stored (`normalized` recomputes it on demand, backward from x).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
-        xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>, threads: Int
+        y: UnsafeMutableBufferPointer<S>, threads: Int
     ) -> Statistics {
         let blocks = plan.statsShape.count
         let m = Double(plan.setSize)
@@ -248,7 +106,9 @@ enum FastKernels {
         let elementAffine = spec.affine == .element
         let rows = Rows(spec, plan)
         var stats = Statistics(count: blocks)
-        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
+        let parameters = Parameters(gamma: gamma, beta: beta, count: elementAffine ? plan.channels * plan.spatial : plan.channels)
+        defer { parameters.deallocate() }
+        nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!
         stats.withPointers { out in
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
@@ -256,18 +116,19 @@ enum FastKernels {
                 for block in range {
                     var mean = 0.0
                     if centre {
-                        // A constant set gets its value exactly, so x − μ is exactly 0 there (sum/m may round).
-                        let first = xp[rows.offset(block, 0)]
-                        var constant = true, total = 0.0
-                        for r in 0..<rows.count {
-                            let row = xp + rows.offset(block, r)
-                            if constant { constant = row[0] == first && isConstant(row, spatial) }
-                            total += sum(row, spatial)
+                        // Shifted by the set's first element: a constant set sums to exactly 0, so μ is exactly its
+                        // value and x − μ is exactly 0 there; the shift also keeps Float32 partial sums small.
+                        let shift = xp[rows.offset(block, 0)]
+                        var total = 0.0
+                        rows.forEachRun(block) { offset, count in
+                            total += Lanes.shiftedSum(xp + offset, count: count, shift: shift)
                         }
-                        mean = constant ? first.asDouble : total / m
+                        mean = shift.asDouble + total / m
                     }
                     var squares = 0.0
-                    for r in 0..<rows.count { squares += Self.squares(xp + rows.offset(block, r), spatial, mean: mean) }
+                    rows.forEachRun(block) { offset, count in
+                        squares += Lanes.centredSquares(xp + offset, count: count, mean: mean)
+                    }
                     let variance = squares / divisor
                     let rstd = 1 / (variance + eps).squareRoot()
                     means[block] = mean
@@ -277,20 +138,17 @@ enum FastKernels {
                     for r in 0..<rows.count {
                         let c = rows.channel(block, r)
                         let base = rows.offset(block, r)
-                        if elementAffine, let gamma, let beta {
-                            gamma.withUnsafeBufferPointer { gp in
-                                beta.withUnsafeBufferPointer { bp in
-                                    for s in 0..<spatial {
-                                        let h = (xp[base + s].asDouble - mean) * rstd
-                                        hp[base + s] = S(fromDouble: h)
-                                        yp[base + s] = S(fromDouble: gp[c * spatial + s] * h + bp[c * spatial + s])
-                                    }
-                                }
+                        if elementAffine {
+                            let g = parameters.gamma + c * spatial, b = parameters.beta + c * spatial
+                            for s in 0..<spatial {
+                                let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: g[s], beta: b[s])
+                                yp[base + s] = map.apply(xp[base + s])
                             }
-                            continue
+                        } else {
+                            let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: parameters.gamma[c],
+                                                   beta: parameters.beta[c])
+                            Lanes.apply(map, xp + base, yp + base, count: spatial)
                         }
-                        S.normalizeRun(xp + base, hp + base, yp + base, count: spatial, mean: mean, rstd: rstd,
-                                       gamma: gamma?[c] ?? 1, beta: beta?[c] ?? 0)
                     }
                 }
             }
@@ -298,12 +156,37 @@ enum FastKernels {
         return stats
     }
 
-    /// dx, and dγ, dβ before the batch reduction's division, in two passes over each block.
+    /// x̂ = (x − μ)·rstd for every element, as the forward pass's `AffineMap` with γ = 1, β = 0.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func normalized<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double],
+        into xhat: UnsafeMutableBufferPointer<S>, threads: Int
+    ) {
+        let rows = Rows(spec, plan)
+        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!
+        means.withUnsafeBufferPointer { meanBuffer in
+            rstds.withUnsafeBufferPointer { rstdBuffer in
+                nonisolated(unsafe) let mu = meanBuffer.baseAddress!, r = rstdBuffer.baseAddress!
+                parallel(plan.statsShape.count, threads: threads) { range in
+                    for block in range {
+                        rows.forEachRun(block) { offset, count in
+                            Lanes.apply(AffineMap<S>(mean: mu[block], rstd: r[block]), xp + offset, hp + offset, count: count)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dx, and dγ, dβ before the batch reduction's division, in two passes over each set, from dy and x (x̂ is
+    /// recomputed, never read).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func backward<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
-        gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double],
+        rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
+        dbeta: inout [Double], threads: Int
     ) {
         let blocks = plan.statsShape.count
         let m = Double(plan.setSize)
@@ -312,92 +195,91 @@ enum FastKernels {
         let rows = Rows(spec, plan)
         let spatial = plan.spatial
         let channels = plan.channels, batch = plan.batch
+        let elementAffine = spec.affine == .element
         let channelAffine = spec.affine == .channel
-        let hasAffine = spec.affine != .none
+        let parameters = Parameters(gamma: gamma, beta: nil, count: elementAffine ? channels * spatial : channels)
+        defer { parameters.deallocate() }
         // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
         var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
-        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
+        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
+        means.withUnsafeBufferPointer { meanBuffer in
+        rstds.withUnsafeBufferPointer { rstdBuffer in
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
         partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
             nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
+            nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
             parallel(blocks, threads: threads) { range in
                 for block in range {
+                    let mean = meanOf[block], rstd = rstdOf[block]
+                    let xhat = AffineMap<S>(mean: mean, rstd: rstd)
+                    // Σ γ·dy and Σ γ·dy·x̂ over the set.
                     var sumD = 0.0, sumDX = 0.0
                     for r in 0..<rows.count {
                         let c = rows.channel(block, r), n = rows.sample(block, r)
                         let base = rows.offset(block, r)
-                        var accD = SIMD8<Double>(), accDX = SIMD8<Double>(), accY = SIMD8<Double>(), accYX = SIMD8<Double>()
-                        var tailD = 0.0, tailDX = 0.0, tailY = 0.0, tailYX = 0.0
-                        if spec.affine == .element, let gamma {
+                        if elementAffine {
+                            let g = parameters.gamma + c * spatial
                             for s in 0..<spatial {
-                                let dyv = gp[base + s].asDouble, h = hp[base + s].asDouble
-                                let dh = dyv * gamma[c * spatial + s]
-                                tailD += dh
-                                tailDX += dh * h
+                                let h = xhat.apply(xp[base + s])
+                                let dh = gp[base + s].asDouble * g[s]
+                                sumD += dh
+                                sumDX += dh * h.asDouble
                             }
                         } else {
-                            let gc = gamma?[c] ?? 1
-                            let gV = SIMD8<Double>(repeating: gc)
-                            var s = 0
-                            while s + 8 <= spatial {
-                                let dyv = S.loadWide(gp + base + s), h = S.loadWide(hp + base + s)
-                                let dh = dyv * gV
-                                accD += dh
-                                accDX += dh * h
-                                accY += dyv
-                                accYX += dyv * h
-                                s += 8
+                            let sums = Lanes.gradientSums(gp + base, xp + base, count: spatial, mean: mean)
+                            let gc = parameters.gamma[c]
+                            sumD += gc * sums.dy
+                            sumDX += gc * rstd * sums.dyCentred
+                            if channelAffine, let pg, let pb {
+                                pg[n * channels + c] = rstd * sums.dyCentred
+                                pb[n * channels + c] = sums.dy
                             }
-                            while s < spatial {
-                                let dyv = gp[base + s].asDouble, h = hp[base + s].asDouble
-                                let dh = dyv * gc
-                                tailD += dh
-                                tailDX += dh * h
-                                tailY += dyv
-                                tailYX += dyv * h
-                                s += 1
-                            }
-                        }
-                        sumD += accD.sum() + tailD
-                        sumDX += accDX.sum() + tailDX
-                        if channelAffine, let pg, let pb {
-                            pg[n * channels + c] = accYX.sum() + tailYX
-                            pb[n * channels + c] = accY.sum() + tailY
                         }
                     }
-                    let rstd = rstds[block]
                     let meanTerm = centre ? sumD / m : 0
                     let projection = sumDX / divisor
                     for r in 0..<rows.count {
                         let c = rows.channel(block, r)
                         let base = rows.offset(block, r)
-                        if spec.affine == .element, let gamma {
+                        if elementAffine {
+                            let g = parameters.gamma + c * spatial
                             for s in 0..<spatial {
-                                let dh = gp[base + s].asDouble * gamma[c * spatial + s]
-                                dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - hp[base + s].asDouble * projection))
+                                let h = xhat.apply(xp[base + s])
+                                let dh = gp[base + s].asDouble * g[s]
+                                dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - h.asDouble * projection))
                             }
-                            continue
+                        } else {
+                            Lanes.gradient(gp + base, xp + base, dxp + base, count: spatial, mean: mean, rstd: rstd,
+                                           gamma: parameters.gamma[c], meanTerm: meanTerm, projection: projection)
                         }
-                        S.gradientRun(gp + base, hp + base, dxp + base, count: spatial, gamma: gamma?[c] ?? 1,
-                                      rstd: rstd, meanTerm: meanTerm, projection: projection)
                     }
                 }
             }
-        }}
-        reduceParameterGradients(spec: spec, plan: plan, dy: dy, xhat: xhat, partialGamma: partialGamma,
-                                 partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+        }}}}
+        let groups = plan.groups, perGroup = plan.channelsPerGroup
+        means.withUnsafeBufferPointer { meanBuffer in
+            rstds.withUnsafeBufferPointer { rstdBuffer in
+                nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
+                reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
+                                         partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta, threads: threads) { n, e in
+                    // Element-wise γ lives only under reduce=group here: the set is (sample, group).
+                    let block = n * groups + (e / spatial) / perGroup
+                    return AffineMap<S>(mean: meanOf[block], rstd: rstdOf[block]).apply(xp[n * channels * spatial + e]).asDouble
+                }
+            }
+        }
     }
 
-    /// dγ, dβ from per (sample, channel) partial sums (channel-wise γ), or from dy and x̂ (element-wise γ); summed
-    /// over the batch in sample order either way.
+    /// dγ, dβ from per (sample, channel) partial sums (channel-wise γ), or from dy and x̂ (element-wise γ, with
+    /// `xhat(sample, element)`); summed over the batch in sample order either way.
     static func reduceParameterGradients<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>,
-        partialGamma: [Double], partialBeta: [Double], dgamma: inout [Double], dbeta: inout [Double], threads: Int
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, partialGamma: [Double], partialBeta: [Double],
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int, xhat: @Sendable (Int, Int) -> Double
     ) {
         let channels = plan.channels, batch = plan.batch, spatial = plan.spatial
         guard spec.affine != .none else { return }
-        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!
+        nonisolated(unsafe) let gp = dy.baseAddress!
         if spec.affine == .channel {
             for c in 0..<channels {
                 var totalG = 0.0, totalB = 0.0
@@ -419,7 +301,7 @@ enum FastKernels {
                             var totalG = 0.0, totalB = 0.0
                             for n in 0..<batch {
                                 let dyv = gp[n * perSample + e].asDouble
-                                totalG += dyv * hp[n * perSample + e].asDouble
+                                totalG += dyv * xhat(n, e)
                                 totalB += dyv
                             }
                             dg[e] = totalG
@@ -429,5 +311,24 @@ enum FastKernels {
                 }
             }
         }
+    }
+
+    /// γ and β as plain pointers (ones and zeros when absent): no optionals or ARC in the element loops.
+    struct Parameters: @unchecked Sendable {
+        let gamma: UnsafePointer<Double>
+        let beta: UnsafePointer<Double>
+        private let storage: UnsafeMutablePointer<Double>
+
+        init(gamma: [Double]?, beta: [Double]?, count: Int) {
+            storage = .allocate(capacity: 2 * count)
+            for i in 0..<count {
+                storage[i] = gamma?[i] ?? 1
+                storage[count + i] = beta?[i] ?? 0
+            }
+            self.gamma = UnsafePointer(storage)
+            self.beta = UnsafePointer(storage + count)
+        }
+
+        func deallocate() { storage.deallocate() }
     }
 }

@@ -29,8 +29,19 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     public let input: Tensor<Scalar>
     /// y = γ·x̂ + β.
     public let output: Tensor<Scalar>
-    /// x̂ = (x − μ)·rstd (RMSNorm: x·rstd).
-    public let normalized: Tensor<Scalar>
+    /// x̂ = (x − μ)·rstd (RMSNorm: x·rstd). The fast kernels do not store it (it would add a tensor's worth of
+    /// memory traffic to every pass); it is then recomputed here, with the forward pass's own operations.
+    public var normalized: Tensor<Scalar> {
+        if let storedNormalized { return storedNormalized }
+        let values = [Scalar](unsafeUninitializedCapacity: input.count) { xhat, count in
+            input.scalars.withUnsafeBufferPointer { x in
+                FastKernels.normalized(spec: spec, plan: plan, x: x, means: exactMeans, rstds: exactRstds, into: xhat,
+                                       threads: 1)
+            }
+            count = input.count
+        }
+        return Tensor(uncheckedShape: input.shape, scalars: values)
+    }
     /// μ per statistics set (`plan.statsShape`); nil for RMSNorm, which does not centre. In BatchNorm's eval mode,
     /// the running mean.
     public let mean: Tensor<Scalar>?
@@ -42,8 +53,11 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     /// BatchNorm in training: the unbiased batch variance that feeds the running estimate.
     public let unbiasedVariance: Tensor<Scalar>?
     public let warnings: [NormWarning]
-    /// μ as the engine used it (Float64, before rounding to the element type).
+    /// μ and rstd as the engine used them (Float64, before rounding to the element type).
     let exactMeans: [Double]
+    let exactRstds: [Double]
+    /// x̂ when the pass stored it (the general path and the per-position kernels); nil when `normalized` recomputes it.
+    let storedNormalized: Tensor<Scalar>?
 
     /// x − μ, computed on demand (RMSNorm: x itself).
     public var centered: Tensor<Scalar> {
@@ -132,20 +146,22 @@ public enum Normalization {
             let gammaValues = gamma?.scalars.map(\.asDouble)
             let betaValues = beta?.scalars.map(\.asDouble)
             var stats: FastKernels.Statistics? = nil
-            var output: [Scalar] = []
-            // The kernel writes every element: no need to zero the buffers first.
-            let normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
-                output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
-                    stats = input.scalars.withUnsafeBufferPointer { x in
-                        positionPath
-                            ? PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                                      xhat: h, y: y, threads: threads)
-                            : FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                                  xhat: h, y: y, threads: threads)
+            var normalized: [Scalar]? = nil
+            // The kernels write every element: no need to zero the buffers first.
+            let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
+                input.scalars.withUnsafeBufferPointer { x in
+                    if positionPath {
+                        normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
+                            stats = PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues,
+                                                            beta: betaValues, xhat: h, y: y, threads: threads)
+                            hCount = input.count
+                        }
+                    } else {
+                        stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                                                    y: y, threads: threads)
                     }
-                    yCount = input.count
                 }
-                hCount = input.count
+                yCount = input.count
             }
             guard let stats else { throw NormError.state("internal: the fast kernel produced no statistics") }
             var warnings: [NormWarning] = []
@@ -164,11 +180,11 @@ public enum Normalization {
             return ForwardResult(
                 spec: spec, plan: plan, mode: .train, input: input,
                 output: Tensor(uncheckedShape: input.shape, scalars: output),
-                normalized: Tensor(uncheckedShape: input.shape, scalars: normalized),
                 mean: spec.centres ? tensor(stats.means) : nil, variance: tensor(stats.variances),
                 rstd: tensor(stats.rstds),
                 unbiasedVariance: spec.kind == .batchnorm ? tensor(stats.sumSquares.map { $0 / Double(m - 1) }) : nil,
-                warnings: warnings, exactMeans: stats.means)
+                warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
+                storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
         }
         let nonFinite = countNonFinite()
         var means = [Double](repeating: 0, count: statsCount)
@@ -239,13 +255,14 @@ public enum Normalization {
         return ForwardResult(
             spec: spec, plan: plan, mode: usesRunning ? .eval : .train, input: input,
             output: Tensor(uncheckedShape: input.shape, scalars: output),
-            normalized: Tensor(uncheckedShape: input.shape, scalars: normalized),
             mean: centre ? stats(means) : nil,
             variance: stats(variances),
             rstd: stats(rstds),
             unbiasedVariance: unbiased.map(stats),
             warnings: warnings,
-            exactMeans: means)
+            exactMeans: means,
+            exactRstds: rstds,
+            storedNormalized: Tensor(uncheckedShape: input.shape, scalars: normalized))
     }
 
     /// Per statistics set: the mean (zero when not centring) and Σ(x − μ)². Two passes, Float64 accumulators.
@@ -352,13 +369,16 @@ public enum Normalization {
             var dbeta = [Double](repeating: 0, count: paramCount)
             let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
                 dy.scalars.withUnsafeBufferPointer { g in
-                    forward.normalized.scalars.withUnsafeBufferPointer { h in
-                        if positionPath {
+                    if positionPath {
+                        forward.normalized.scalars.withUnsafeBufferPointer { h in
                             PositionKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: rstds,
                                                      gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
-                        } else {
-                            FastKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: rstds,
-                                                 gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                        }
+                    } else {
+                        forward.input.scalars.withUnsafeBufferPointer { x in
+                            FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
+                                                 rstds: forward.exactRstds, gamma: gammaValues, dx: out, dgamma: &dgamma,
+                                                 dbeta: &dbeta, threads: threads)
                         }
                     }
                 }

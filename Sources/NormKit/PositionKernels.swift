@@ -151,7 +151,9 @@ enum PositionKernels {
                 }
             }
         }}
-        FastKernels.reduceParameterGradients(spec: spec, plan: plan, dy: dy, xhat: xhat, partialGamma: partialGamma,
-                                             partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+        let perSample = channels * spatial
+        FastKernels.reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
+                                             partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
+                                             threads: threads) { n, e in hp[n * perSample + e].asDouble }
     }
 }

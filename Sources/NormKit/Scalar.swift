@@ -13,16 +13,6 @@ public protocol NormScalar: BinaryFloatingPoint, Sendable, LosslessStringConvert
     static var dtype: DType { get }
     init(fromDouble value: Double)
     var asDouble: Double { get }
-    /// Eight elements widened to Float64 lanes, and back: one kernel serves both types (FastKernels).
-    static func loadWide(_ pointer: UnsafePointer<Self>) -> SIMD8<Double>
-    static func storeNarrow(_ value: SIMD8<Double>, to pointer: UnsafeMutablePointer<Self>)
-    /// x̂ = (x − μ)·rstd and y = γ·x̂ + β over `count` contiguous elements, in this type's own SIMD lanes
-    /// (statistics stay Float64; one rounding per operation, as the scalar formula).
-    static func normalizeRun(_ x: UnsafePointer<Self>, _ xhat: UnsafeMutablePointer<Self>, _ y: UnsafeMutablePointer<Self>,
-                             count: Int, mean: Double, rstd: Double, gamma: Double, beta: Double)
-    /// dx = rstd·(dy·γ − meanTerm − x̂·projection) over `count` contiguous elements, in this type's own lanes.
-    static func gradientRun(_ dy: UnsafePointer<Self>, _ xhat: UnsafePointer<Self>, _ dx: UnsafeMutablePointer<Self>,
-                            count: Int, gamma: Double, rstd: Double, meanTerm: Double, projection: Double)
 }
 
 extension Float: NormScalar {

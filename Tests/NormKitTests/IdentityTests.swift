@@ -97,8 +97,11 @@ import Testing
         let pydllib = try LayerSpec(kind: .groupnorm, groups: 3, preset: .pydllib)
         let a = try Normalization.forward(spec: torch, input: x, gamma: nil, beta: nil)
         let b = try Normalization.forward(spec: pydllib, input: x, gamma: nil, beta: nil)
-        #expect(a.output == b.output)
-        #expect(a.variance == b.variance)
+        // Different kernels (whole-set runs vs per-position rows) sum in different orders: equal to rounding.
+        for (u, v) in zip(a.output.scalars + a.variance.scalars, b.output.scalars + b.variance.scalars) {
+            #expect(abs(u - v) <= 1e-15 * max(1, abs(v)))
+        }
+        #expect(a.output.shape == b.output.shape && a.variance.shape == b.variance.shape)
     }
 
     /// ... and with spatial dims they differ.
