@@ -36,18 +36,21 @@ func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.
 
 func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
 
-/// Copy bandwidth: bytes read plus bytes written per second by a memcpy of `count` floats.
+/// Copy bandwidth over the working set of a forward + backward pass: memcpy x → y and dy → dx, four tensors of
+/// `count` floats, as the passes touch them (a copy of one tensor alone would stay in the last-level cache and
+/// measure that cache, not the memory the passes stream from). Bytes read plus bytes written per second.
 func copyBandwidth(count: Int) -> Double {
-    let source = [Float](repeating: 1, count: count)
-    var target = [Float](repeating: 0, count: count)
+    let x = [Float](repeating: 1, count: count), dy = [Float](repeating: 2, count: count)
+    var y = [Float](repeating: 0, count: count), dx = [Float](repeating: 0, count: count)
     var samples: [Double] = []
     for _ in 0..<(runs + 1) {
         let t = clock.measure {
-            target.withUnsafeMutableBytes { dst in source.withUnsafeBytes { src in dst.copyMemory(from: src) } }
+            y.withUnsafeMutableBytes { dst in x.withUnsafeBytes { src in dst.copyMemory(from: src) } }
+            dx.withUnsafeMutableBytes { dst in dy.withUnsafeBytes { src in dst.copyMemory(from: src) } }
         }
         samples.append(seconds(t))
     }
-    return Double(2 * count * 4) / median(Array(samples.dropFirst()))
+    return Double(2 * 2 * count * 4) / median(Array(samples.dropFirst()))
 }
 
 func python(_ arguments: [String]) -> [String: Any]? {
@@ -66,41 +69,70 @@ func python(_ arguments: [String]) -> [String: Any]? {
 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("compare.py").path
 
-print("| shape, G | threads | NormLab fwd ms | fwd+bwd ms | NumPy fwd+bwd ms | PyTorch fwd ms | PyTorch fwd+bwd ms | vs PyTorch (fwd+bwd) | vs NumPy | vs bandwidth bound |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for (dims, groups) in shapes {
-    let shape = try Shape(dims)
-    let spec = try LayerSpec(kind: .groupnorm, groups: groups)
-    let x = Tensor<Float>.randn(shape, seed: 0)
-    let dy = Tensor<Float>.randn(shape, seed: 1)
-    let gamma = Tensor<Float>.ones(try Shape([dims[1]])), beta = Tensor<Float>.zeros(try Shape([dims[1]]))
-    // Interleave thread counts (A B A B): back-to-back runs on this machine exaggerate speed-ups.
+// The machine is noisy and its state drifts over seconds: every measurement (NormLab, NumPy, PyTorch, the copy)
+// is repeated in `repeats` rounds spread over the run, and the table shows the median of the rounds' medians.
+let repeats = 3
+struct Measured {
     var forward: [Int: [Double]] = [1: [], 2: []], step: [Int: [Double]] = [1: [], 2: []]
-    for round in 0...runs {
-        for threads in [1, 2] {
-            // Each round's results are released before the next, as in the REPL (and as PyTorch frees its own).
-            var result: ForwardResult<Float>? = nil
-            let f = clock.measure { result = try? Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads) }
-            guard let forwardResult = result else { fatalError("forward failed") }
-            result = nil
-            let b = clock.measure { _ = try? Normalization.backward(forward: forwardResult, gamma: gamma, outputGradient: dy, threads: threads) }
-            if round > 0 {  // the first round is the warm-up
-                forward[threads]!.append(seconds(f))
-                step[threads]!.append(seconds(f) + seconds(b))
+    var numpy: [Int: [Double]] = [1: [], 2: []], torch: [Int: [Double]] = [1: [], 2: []]
+    var torchForward: [Int: [Double]] = [1: [], 2: []]
+    var bandwidth: [Double] = []
+}
+var measured = [Measured](repeating: Measured(), count: shapes.count)
+for _ in 0..<repeats {
+    for (index, (dims, groups)) in shapes.enumerated() {
+        let shape = try Shape(dims)
+        let spec = try LayerSpec(kind: .groupnorm, groups: groups)
+        let x = Tensor<Float>.randn(shape, seed: 0)
+        let dy = Tensor<Float>.randn(shape, seed: 1)
+        let gamma = Tensor<Float>.ones(try Shape([dims[1]])), beta = Tensor<Float>.zeros(try Shape([dims[1]]))
+        // Interleave thread counts (A B A B): back-to-back runs on this machine exaggerate speed-ups.
+        var forward: [Int: [Double]] = [1: [], 2: []], step: [Int: [Double]] = [1: [], 2: []]
+        for round in 0...runs {
+            for threads in [1, 2] {
+                // Each round's results are released before the next, as in the REPL (and as PyTorch frees its own).
+                var result: ForwardResult<Float>? = nil
+                let f = clock.measure { result = try? Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads) }
+                guard let forwardResult = result else { fatalError("forward failed") }
+                result = nil
+                let b = clock.measure { _ = try? Normalization.backward(forward: forwardResult, gamma: gamma, outputGradient: dy, threads: threads) }
+                if round > 0 {  // the first round is the warm-up
+                    forward[threads]!.append(seconds(f))
+                    step[threads]!.append(seconds(f) + seconds(b))
+                }
             }
         }
+        measured[index].bandwidth.append(copyBandwidth(count: shape.count))
+        for threads in [1, 2] {
+            measured[index].forward[threads]!.append(median(forward[threads]!))
+            measured[index].step[threads]!.append(median(step[threads]!))
+            let reference = python([script] + dims.map(String.init) + [String(groups), String(threads), String(runs)]) ?? [:]
+            if let numpy = reference["numpy_step"] as? Double { measured[index].numpy[threads]!.append(numpy) }
+            if let torch = reference["torch_step"] as? Double { measured[index].torch[threads]!.append(torch) }
+            if let torch = reference["torch_forward"] as? Double { measured[index].torchForward[threads]!.append(torch) }
+        }
     }
-    let bandwidth = copyBandwidth(count: shape.count)
-    let bound = Double(5 * shape.count * 4) / bandwidth  // read x, write y; read dy and x̂, write dx
+}
+
+print("| shape, G | threads | NormLab fwd ms | fwd+bwd ms | NumPy fwd+bwd ms | PyTorch fwd ms | PyTorch fwd+bwd ms | vs PyTorch (fwd+bwd) | vs NumPy | vs bandwidth bound |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for (index, (dims, groups)) in shapes.enumerated() {
+    let shape = try Shape(dims)
+    let m = measured[index]
+    let bandwidth = median(m.bandwidth)
+    let bound = Double(5 * shape.count * 4) / bandwidth  // read x, write y; read dy and x, write dx
     for threads in [1, 2] {
-        let ours = median(step[threads]!), oursForward = median(forward[threads]!)
-        let reference = python([script] + dims.map(String.init) + [String(groups), String(threads), String(runs)]) ?? [:]
-        let numpy = reference["numpy_step"] as? Double
-        let torch = reference["torch_step"] as? Double, torchForward = reference["torch_forward"] as? Double
+        func middle(_ values: [Double]) -> Double? { values.isEmpty ? nil : median(values) }
+        let ours = median(m.step[threads]!), oursForward = median(m.forward[threads]!)
+        let numpy = middle(m.numpy[threads]!), torch = middle(m.torch[threads]!)
+        let torchForward = middle(m.torchForward[threads]!)
         func ms(_ s: Double?) -> String { s.map { String(format: "%.2f", $0 * 1e3) } ?? "—" }
         func ratio(_ a: Double, _ b: Double?) -> String { b.map { String(format: "%.2f×", a / $0) } ?? "—" }
         print("| \(shape) G=\(groups) | \(threads) | \(ms(oursForward)) | \(ms(ours)) | \(ms(numpy)) | \(ms(torchForward)) | \(ms(torch)) | \(ratio(ours, torch)) | \(numpy.map { String(format: "%.1f× faster", $0 / ours) } ?? "—") | \(String(format: "%.2f×", ours / bound)) (bound \(ms(bound)) ms at \(String(format: "%.1f", bandwidth / 1e9)) GB/s copy) |")
     }
+}
+if let version = python(["-c", "import json, torch; print(json.dumps({'v': torch.__version__}))"])?["v"] as? String {
+    print("\nPyTorch \(version); medians of \(repeats) rounds, each the median of \(runs) timed runs after a warm-up")
 }
 
 // Start-up to the first prompt's work, and printing a big tensor.

@@ -113,18 +113,26 @@ enum FastKernels {
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
             parallel(blocks, threads: threads) { range in
+                // μ of the current set when the previous set's normalise pass already summed it.
+                var pendingMean: Double? = nil
                 for block in range {
                     var mean = 0.0
                     if centre {
-                        // Shifted by the set's first element: a constant set sums to exactly 0, so μ is exactly its
-                        // value and x − μ is exactly 0 there; the shift also keeps Float32 partial sums small.
-                        let shift = xp[rows.offset(block, 0)]
-                        var total = 0.0
-                        rows.forEachRun(block) { offset, count in
-                            total += Lanes.shiftedSum(xp + offset, count: count, shift: shift)
+                        if let pendingMean {
+                            mean = pendingMean
+                        } else {
+                            // Shifted by the set's first element: a constant set sums to exactly 0, so μ is exactly
+                            // its value and x − μ is exactly 0 there; the shift also keeps Float32 partial sums small.
+                            // Row by row, in row order, as the fused pass below sums the next set.
+                            let shift = xp[rows.offset(block, 0)]
+                            var total = 0.0
+                            for r in 0..<rows.count {
+                                total += Lanes.shiftedSum(xp + rows.offset(block, r), count: spatial, shift: shift)
+                            }
+                            mean = shift.asDouble + total / m
                         }
-                        mean = shift.asDouble + total / m
                     }
+                    pendingMean = nil
                     var squares = 0.0
                     rows.forEachRun(block) { offset, count in
                         squares += Lanes.centredSquares(xp + offset, count: count, mean: mean)
@@ -135,6 +143,10 @@ enum FastKernels {
                     vars[block] = variance
                     rstds[block] = rstd
                     sq[block] = squares
+                    // Normalise this set, summing the next set of this thread's range in the same loop.
+                    let fuse = centre && !elementAffine && block + 1 < range.upperBound
+                    let nextShift = fuse ? xp[rows.offset(block + 1, 0)] : 0
+                    var nextTotal = 0.0
                     for r in 0..<rows.count {
                         let c = rows.channel(block, r)
                         let base = rows.offset(block, r)
@@ -147,9 +159,15 @@ enum FastKernels {
                         } else {
                             let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: parameters.gamma[c],
                                                    beta: parameters.beta[c])
-                            Lanes.apply(map, xp + base, yp + base, count: spatial)
+                            if fuse {
+                                nextTotal += Lanes.applyAndShiftedSum(map, xp + base, yp + base, count: spatial,
+                                                                      next: xp + rows.offset(block + 1, r), shift: nextShift)
+                            } else {
+                                Lanes.apply(map, xp + base, yp + base, count: spatial)
+                            }
                         }
                     }
+                    if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                 }
             }
         }
@@ -210,6 +228,11 @@ enum FastKernels {
             nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
             nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
             parallel(blocks, threads: threads) { range in
+                // Per row (Σ dy, Σ dy·(x − μ)) of the current set, and of the next one as the fused pass makes them.
+                let rowSums = UnsafeMutablePointer<(dy: Double, dyCentred: Double)>.allocate(capacity: 2 * rows.count)
+                defer { rowSums.deallocate() }
+                var current = rowSums, next = rowSums + rows.count
+                var haveSums = false
                 for block in range {
                     let mean = meanOf[block], rstd = rstdOf[block]
                     let xhat = AffineMap<S>(mean: mean, rstd: rstd)
@@ -227,7 +250,7 @@ enum FastKernels {
                                 sumDX += dh * h.asDouble
                             }
                         } else {
-                            let sums = Lanes.gradientSums(gp + base, xp + base, count: spatial, mean: mean)
+                            let sums = haveSums ? current[r] : Lanes.gradientSums(gp + base, xp + base, count: spatial, mean: mean)
                             let gc = parameters.gamma[c]
                             sumD += gc * sums.dy
                             sumDX += gc * rstd * sums.dyCentred
@@ -239,6 +262,8 @@ enum FastKernels {
                     }
                     let meanTerm = centre ? sumD / m : 0
                     let projection = sumDX / divisor
+                    // dx for this set, summing the next set of this thread's range in the same loop.
+                    let fuse = !elementAffine && block + 1 < range.upperBound
                     for r in 0..<rows.count {
                         let c = rows.channel(block, r)
                         let base = rows.offset(block, r)
@@ -249,11 +274,19 @@ enum FastKernels {
                                 let dh = gp[base + s].asDouble * g[s]
                                 dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - h.asDouble * projection))
                             }
+                        } else if fuse {
+                            let nextBase = rows.offset(block + 1, r)
+                            next[r] = Lanes.gradientAndSums(gp + base, xp + base, dxp + base, count: spatial, mean: mean,
+                                                            rstd: rstd, gamma: parameters.gamma[c], meanTerm: meanTerm,
+                                                            projection: projection, nextDy: gp + nextBase,
+                                                            nextX: xp + nextBase, nextMean: meanOf[block + 1])
                         } else {
                             Lanes.gradient(gp + base, xp + base, dxp + base, count: spatial, mean: mean, rstd: rstd,
                                            gamma: parameters.gamma[c], meanTerm: meanTerm, projection: projection)
                         }
                     }
+                    haveSums = fuse
+                    swap(&current, &next)
                 }
             }
         }}}}

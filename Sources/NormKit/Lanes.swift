@@ -20,6 +20,18 @@ enum Lanes {
         return DoubleLanes.shiftedSum(cast(x), count: count, shift: unsafeBitCast(shift, to: Double.self))
     }
 
+    /// `apply(map, x, y)`, and `shiftedSum(next, shift)` with the same bits, in one pass where that is faster.
+    @inline(__always)
+    static func applyAndShiftedSum<S: NormScalar>(_ map: AffineMap<S>, _ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
+                                                  count: Int, next: UnsafePointer<S>, shift: S) -> Double {
+        if S.self == Float.self {
+            return FloatLanes.applyAndShiftedSum(unsafeBitCast(map, to: AffineMap<Float>.self), cast(x), cast(y),
+                                                 count: count, next: cast(next), shift: unsafeBitCast(shift, to: Float.self))
+        }
+        apply(map, x, y, count: count)
+        return shiftedSum(next, count: count, shift: shift)
+    }
+
     /// Σ(x − μ)².
     @inline(__always)
     static func centredSquares<S: NormScalar>(_ x: UnsafePointer<S>, count: Int, mean: Double) -> Double {
@@ -43,6 +55,22 @@ enum Lanes {
                                             mean: Double) -> (dy: Double, dyCentred: Double) {
         if S.self == Float.self { return FloatLanes.gradientSums(cast(dy), cast(x), count: count, mean: mean) }
         return DoubleLanes.gradientSums(cast(dy), cast(x), count: count, mean: mean)
+    }
+
+    /// `gradient` for this row and `gradientSums` for the next set's row, with the same bits as the two apart.
+    @inline(__always)
+    static func gradientAndSums<S: NormScalar>(
+        _ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, _ dx: UnsafeMutablePointer<S>, count: Int, mean: Double,
+        rstd: Double, gamma: Double, meanTerm: Double, projection: Double, nextDy: UnsafePointer<S>,
+        nextX: UnsafePointer<S>, nextMean: Double
+    ) -> (dy: Double, dyCentred: Double) {
+        if S.self == Float.self {
+            return FloatLanes.gradientAndSums(cast(dy), cast(x), cast(dx), count: count, mean: mean, rstd: rstd,
+                                              gamma: gamma, meanTerm: meanTerm, projection: projection,
+                                              nextDy: cast(nextDy), nextX: cast(nextX), nextMean: nextMean)
+        }
+        gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma, meanTerm: meanTerm, projection: projection)
+        return gradientSums(nextDy, nextX, count: count, mean: nextMean)
     }
 
     /// dx = rstd·((γ·dy − meanTerm) − x̂·projection), per row.
@@ -120,24 +148,53 @@ enum FloatLanes {
     @inline(__always)
     static func chunkEnd(_ i: Int, _ count: Int) -> Int { i + min(chunk, (count - i) & ~31) }
 
+    /// Σ(x − shift) over a row: 16-element steps into one vector, eight steps per chunk. `applyAndShiftedSum`
+    /// repeats this structure exactly, so a row's sum has the same bits whichever of the two computed it.
     @inline(__always)
     static func shiftedSum(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> Double {
         let k = V(repeating: shift)
         var wide = SIMD4<Double>()
         var i = 0
-        while i + 32 <= count {
-            let end = chunkEnd(i, count)
-            var a = V(), b = V()
+        while i + 16 <= count {
+            let end = i + min(chunk / 2, (count - i) & ~15)
+            var a = V()
             while i < end {
                 a += load(x + i) - k
-                b += load(x + i + 16) - k
-                i &+= 32
+                i &+= 16
             }
-            fold(a + b, into: &wide)
+            fold(a, into: &wide)
         }
         var total = wide.sum()
         while i < count {
             total += Double(x[i] - shift)
+            i += 1
+        }
+        return total
+    }
+
+    /// `apply(map, x, y)` and `shiftedSum(next, shift)` in one loop: the next set's row streams in from memory
+    /// while this one is normalised and written.
+    @inline(__always)
+    static func applyAndShiftedSum(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                   count: Int, next: UnsafePointer<Float>, shift: Float) -> Double {
+        let hi = V(repeating: map.high), s = V(repeating: map.scale), t = V(repeating: map.offset)
+        let k = V(repeating: shift)
+        var wide = SIMD4<Double>()
+        var i = 0
+        while i + 16 <= count {
+            let end = i + min(chunk / 2, (count - i) & ~15)
+            var a = V()
+            while i < end {
+                store((load(x + i) - hi) * s + t, y + i)
+                a += load(next + i) - k
+                i &+= 16
+            }
+            fold(a, into: &wide)
+        }
+        var total = wide.sum()
+        while i < count {
+            y[i] = map.apply(x[i])
+            total += Double(next[i] - shift)
             i += 1
         }
         return total
@@ -178,6 +235,13 @@ enum FloatLanes {
         while i + 16 <= count {
             store((load(x + i) - hi) * s + t, y + i)
             i += 16
+        }
+        // Rows of 7×7 or 14×14 leave 1 or 4 elements: four at a time, then one.
+        while i + 4 <= count {
+            let v = (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self) - hi.lowHalf.lowHalf)
+                * s.lowHalf.lowHalf + t.lowHalf.lowHalf
+            UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            i += 4
         }
         while i < count {
             y[i] = map.apply(x[i])
@@ -223,6 +287,58 @@ enum FloatLanes {
         return (sumY, sumYD - low * sumY)
     }
 
+    /// `gradient(dy, x, dx, …)` for this row and `gradientSums(nextDy, nextX, nextMean)` for the next set's row in one
+    /// loop; the sums repeat `gradientSums`'s structure exactly (same bits), so the next set's memory streams in while
+    /// this row's dx is computed and written.
+    @inline(__always)
+    static func gradientAndSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                count: Int, mean: Double, rstd: Double, gamma: Double, meanTerm: Double,
+                                projection: Double, nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>,
+                                nextMean: Double) -> (dy: Double, dyCentred: Double) {
+        typealias H = SIMD8<Float>
+        let (high, low) = split(mean)
+        let r = Float(rstd), g = Float(gamma), rp = Float(rstd * projection)
+        let mt = Float(meanTerm - low * rstd * projection)
+        let hi = H(repeating: high), rv = H(repeating: r), gv = H(repeating: g), mv = H(repeating: mt)
+        let pv = H(repeating: rp)
+        let (nextHigh, nextLow) = split(nextMean)
+        let nhi = H(repeating: nextHigh)
+        @inline(__always) func load8(_ p: UnsafePointer<Float>) -> H { UnsafeRawPointer(p).loadUnaligned(as: H.self) }
+        @inline(__always) func store8(_ v: H, _ p: UnsafeMutablePointer<Float>) {
+            UnsafeMutableRawPointer(p).storeBytes(of: v, as: H.self)
+        }
+        @inline(__always) func fold8(_ v: H, into wide: inout SIMD4<Double>) {
+            let q = v.lowHalf + v.highHalf
+            wide += SIMD4<Double>(Double(q[0]), Double(q[1]), Double(q[2]), Double(q[3]))
+        }
+        var wideY = SIMD4<Double>(), wideYD = SIMD4<Double>()
+        var i = 0
+        while i + 16 <= count {
+            let end = i + min(chunk / 2, (count - i) & ~15)
+            var y0 = H(), y1 = H(), yd0 = H(), yd1 = H()
+            while i < end {
+                store8(rv * ((gv * load8(dy + i) - mv) - (load8(x + i) - hi) * pv), dx + i)
+                store8(rv * ((gv * load8(dy + i + 8) - mv) - (load8(x + i + 8) - hi) * pv), dx + i + 8)
+                let g0 = load8(nextDy + i), g1 = load8(nextDy + i + 8)
+                y0 += g0
+                y1 += g1
+                yd0 += g0 * (load8(nextX + i) - nhi)
+                yd1 += g1 * (load8(nextX + i + 8) - nhi)
+                i &+= 16
+            }
+            fold8(y0 + y1, into: &wideY)
+            fold8(yd0 + yd1, into: &wideYD)
+        }
+        var sumY = wideY.sum(), sumYD = wideYD.sum()
+        while i < count {
+            dx[i] = r * ((g * dy[i] - mt) - (x[i] - high) * rp)
+            sumY += Double(nextDy[i])
+            sumYD += Double(nextDy[i] * (nextX[i] - nextHigh))
+            i += 1
+        }
+        return (sumY, sumYD - nextLow * sumY)
+    }
+
     /// dx = rstd·((γ·dy − meanTerm′) − (x − high)·rstd·projection) with meanTerm′ = meanTerm − low·rstd·projection:
     /// the formula's order, so a set of one element (γ·dy − meanTerm = 0) gets dx = 0 exactly.
     @inline(__always)
@@ -237,6 +353,14 @@ enum FloatLanes {
         while i + 16 <= count {
             store(rv * ((gv * load(dy + i) - mv) - (load(x + i) - hi) * pv), dx + i)
             i += 16
+        }
+        while i + 4 <= count {
+            let g4 = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD4<Float>.self)
+            let x4 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self)
+            let v = rv.lowHalf.lowHalf * ((gv.lowHalf.lowHalf * g4 - mv.lowHalf.lowHalf)
+                - (x4 - hi.lowHalf.lowHalf) * pv.lowHalf.lowHalf)
+            UnsafeMutableRawPointer(dx + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            i += 4
         }
         while i < count {
             dx[i] = r * ((g * dy[i] - mt) - (x[i] - high) * rp)
