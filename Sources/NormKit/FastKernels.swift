@@ -51,7 +51,9 @@ enum FastKernels {
             body(0..<count)
             return
         }
-        let chunks = min(count, workers * 4)
+        // One contiguous range per worker: the sets are equal in size, and a longer range lets the fused passes
+        // stream the next set while computing the current one.
+        let chunks = workers
         DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
             let lower = count * chunk / chunks, upper = count * (chunk + 1) / chunks
             if lower < upper { body(lower..<upper) }
