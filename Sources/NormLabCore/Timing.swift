@@ -45,7 +45,7 @@ extension Interpreter {
         let median = samples[samples.count / 2]
         let elements = Double(shape.count)
         let size = Double(layer.dtype.byteSize)
-        // What must move at least: forward reads x and writes y; backward reads dy and x̂ and writes dx.
+        // What must move at least: forward reads x and writes y; backward reads dy and x (x̂ is recomputed) and writes dx.
         let passes: Double = what == .forward ? 2 : (what == .backward ? 3 : 5)
         let bandwidth = passes * elements * size / median / 1e9
         let ms = { (s: Double) in String(format: "%.3f", s * 1e3) }
