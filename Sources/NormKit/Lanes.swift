@@ -15,7 +15,8 @@ enum Lanes {
     @inline(__always)
     static func shiftedSum<S: NormScalar>(_ x: UnsafePointer<S>, count: Int, shift: S) -> Double {
         if S.self == Float.self {
-            return FloatLanes.shiftedSum(cast(x), count: count, shift: unsafeBitCast(shift, to: Float.self))
+            let total = FloatLanes.shiftedSum(cast(x), count: count, shift: unsafeBitCast(shift, to: Float.self))
+            return total.isFinite ? total : wideShiftedSum(x, count: count, shift: shift)
         }
         return DoubleLanes.shiftedSum(cast(x), count: count, shift: unsafeBitCast(shift, to: Double.self))
     }
@@ -25,8 +26,10 @@ enum Lanes {
     static func applyAndShiftedSum<S: NormScalar>(_ map: AffineMap<S>, _ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>,
                                                   count: Int, next: UnsafePointer<S>, shift: S) -> Double {
         if S.self == Float.self {
-            return FloatLanes.applyAndShiftedSum(unsafeBitCast(map, to: AffineMap<Float>.self), cast(x), cast(y),
-                                                 count: count, next: cast(next), shift: unsafeBitCast(shift, to: Float.self))
+            let total = FloatLanes.applyAndShiftedSum(unsafeBitCast(map, to: AffineMap<Float>.self), cast(x), cast(y),
+                                                      count: count, next: cast(next),
+                                                      shift: unsafeBitCast(shift, to: Float.self))
+            return total.isFinite ? total : wideShiftedSum(next, count: count, shift: shift)
         }
         apply(map, x, y, count: count)
         return shiftedSum(next, count: count, shift: shift)
@@ -35,7 +38,10 @@ enum Lanes {
     /// Σ(x − μ)².
     @inline(__always)
     static func centredSquares<S: NormScalar>(_ x: UnsafePointer<S>, count: Int, mean: Double) -> Double {
-        if S.self == Float.self { return FloatLanes.centredSquares(cast(x), count: count, mean: mean) }
+        if S.self == Float.self {
+            let total = FloatLanes.centredSquares(cast(x), count: count, mean: mean)
+            return total.isFinite ? total : wideSquares(x, count: count, mean: mean)
+        }
         return DoubleLanes.centredSquares(cast(x), count: count, mean: mean)
     }
 
@@ -53,7 +59,10 @@ enum Lanes {
     @inline(__always)
     static func gradientSums<S: NormScalar>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, count: Int,
                                             mean: Double) -> (dy: Double, dyCentred: Double) {
-        if S.self == Float.self { return FloatLanes.gradientSums(cast(dy), cast(x), count: count, mean: mean) }
+        if S.self == Float.self {
+            let sums = FloatLanes.gradientSums(cast(dy), cast(x), count: count, mean: mean)
+            return sums.dy.isFinite && sums.dyCentred.isFinite ? sums : wideGradientSums(dy, x, count: count, mean: mean)
+        }
         return DoubleLanes.gradientSums(cast(dy), cast(x), count: count, mean: mean)
     }
 
@@ -65,9 +74,11 @@ enum Lanes {
         nextX: UnsafePointer<S>, nextMean: Double
     ) -> (dy: Double, dyCentred: Double) {
         if S.self == Float.self {
-            return FloatLanes.gradientAndSums(cast(dy), cast(x), cast(dx), count: count, mean: mean, rstd: rstd,
-                                              gamma: gamma, meanTerm: meanTerm, projection: projection,
-                                              nextDy: cast(nextDy), nextX: cast(nextX), nextMean: nextMean)
+            let sums = FloatLanes.gradientAndSums(cast(dy), cast(x), cast(dx), count: count, mean: mean, rstd: rstd,
+                                                  gamma: gamma, meanTerm: meanTerm, projection: projection,
+                                                  nextDy: cast(nextDy), nextX: cast(nextX), nextMean: nextMean)
+            return sums.dy.isFinite && sums.dyCentred.isFinite
+                ? sums : wideGradientSums(nextDy, nextX, count: count, mean: nextMean)
         }
         gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma, meanTerm: meanTerm, projection: projection)
         return gradientSums(nextDy, nextX, count: count, mean: nextMean)
@@ -85,6 +96,35 @@ enum Lanes {
             DoubleLanes.gradient(cast(dy), cast(x), cast(dx), count: count, mean: mean, rstd: rstd, gamma: gamma,
                                  meanTerm: meanTerm, projection: projection)
         }
+    }
+
+    // Float32 lanes overflow where Float64 would not (|x| near 1e19 squares past Float.greatestFiniteMagnitude):
+    // a row whose lane sum is not finite is summed again element by element in Float64. Non-finite input gives a
+    // non-finite sum either way.
+
+    static func wideShiftedSum<S: NormScalar>(_ x: UnsafePointer<S>, count: Int, shift: S) -> Double {
+        var total = 0.0
+        for i in 0..<count { total += x[i].asDouble - shift.asDouble }
+        return total
+    }
+
+    static func wideSquares<S: NormScalar>(_ x: UnsafePointer<S>, count: Int, mean: Double) -> Double {
+        var total = 0.0
+        for i in 0..<count {
+            let d = x[i].asDouble - mean
+            total += d * d
+        }
+        return total
+    }
+
+    static func wideGradientSums<S: NormScalar>(_ dy: UnsafePointer<S>, _ x: UnsafePointer<S>, count: Int,
+                                                mean: Double) -> (dy: Double, dyCentred: Double) {
+        var sumY = 0.0, sumYD = 0.0
+        for i in 0..<count {
+            sumY += dy[i].asDouble
+            sumYD += dy[i].asDouble * (x[i].asDouble - mean)
+        }
+        return (sumY, sumYD)
     }
 
     @inline(__always)

@@ -70,6 +70,30 @@ import Testing
         try check(Float.self, tolerance: 1e-5, affine: affine, reduce: .channels)
     }
 
+    /// Float32 values near 1e19 square past Float.greatestFiniteMagnitude in float32 lanes; those rows are summed
+    /// again in Float64, so the statistics stay those of the general path.
+    @Test func float32LanesThatWouldOverflow() throws {
+        let shape = try Shape([2, 4, 40])
+        let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 3).map { 1e19 * $0 }.converted()
+        let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 4).map { 1e30 * $0 }.converted()
+        let spec = try LayerSpec(kind: .groupnorm, groups: 2)
+        let reference = try Normalization.computeForward(spec: spec, input: x, gamma: nil, beta: nil, mode: .train,
+                                                          running: nil, threads: 1, allowFastPath: false)
+        let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: nil, outputGradient: dy,
+                                                               threads: 1, allowFastPath: false)
+        for threads in [1, 2] {
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: threads)
+            let grads = try Normalization.backward(forward: fast, gamma: nil, outputGradient: dy, threads: threads)
+            #expect(fast.variance.scalars.allSatisfy { $0.isFinite })
+            for (name, a, b) in [("var", fast.variance, reference.variance), ("y", fast.output, reference.output),
+                                 ("dx", grads.dx, referenceGrads.dx)] {
+                let scale = b.scalars.map { abs($0.asDouble) }.max() ?? 1
+                let worst = zip(a.scalars, b.scalars).map { abs($0.asDouble - $1.asDouble) }.max() ?? 0
+                #expect(worst <= 1e-5 * scale, "\(name): \(worst) against a scale of \(scale)")
+            }
+        }
+    }
+
     @Test func constantAndNonFiniteInputs() throws {
         let spec = try LayerSpec(kind: .groupnorm, groups: 2)
         let constant = Tensor<Float>.full(0.1, shape: try Shape([2, 4, 9]))
