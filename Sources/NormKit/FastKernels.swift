@@ -44,18 +44,16 @@ enum FastKernels {
         }
     }
 
-    /// Run `body` over 0..<count in up to `threads` parallel chunks.
-    static func parallel(_ count: Int, threads: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    /// Run `body` over 0..<count in up to `threads` parallel chunks, one contiguous range per thread: the sets are
+    /// equal in size, and a longer range lets the fused passes stream the next set while computing the current one.
+    static func parallel(_ count: Int, threads: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
         let workers = max(1, min(threads, count))
         if workers == 1 {
             body(0..<count)
             return
         }
-        // One contiguous range per worker: the sets are equal in size, and a longer range lets the fused passes
-        // stream the next set while computing the current one.
-        let chunks = workers
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let lower = count * chunk / chunks, upper = count * (chunk + 1) / chunks
+        WorkerPool.shared.run(chunks: workers, threads: workers) { chunk in
+            let lower = count * chunk / workers, upper = count * (chunk + 1) / workers
             if lower < upper { body(lower..<upper) }
         }
     }
@@ -310,7 +308,7 @@ enum FastKernels {
     /// `xhat(sample, element)`); summed over the batch in sample order either way.
     static func reduceParameterGradients<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, partialGamma: [Double], partialBeta: [Double],
-        dgamma: inout [Double], dbeta: inout [Double], threads: Int, xhat: @Sendable (Int, Int) -> Double
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int, xhat: @escaping @Sendable (Int, Int) -> Double
     ) {
         let channels = plan.channels, batch = plan.batch, spatial = plan.spatial
         guard spec.affine != .none else { return }

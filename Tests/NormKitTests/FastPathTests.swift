@@ -94,6 +94,33 @@ import Testing
         }
     }
 
+    /// Passes posted from many threads at once share one worker pool: each must still get its own, exact result.
+    @Test func concurrentCallersGetTheirOwnResults() async throws {
+        let spec = try LayerSpec(kind: .groupnorm, groups: 4)
+        let shape = try Shape([4, 8, 33])
+        let inputs: [Tensor<Float>] = (0..<6).map { Tensor<Double>.randn(shape, seed: UInt64(50 + $0)).converted() }
+        let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 99).converted()
+        let expected = try inputs.map { x in
+            let f = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: 1)
+            return (f.output, try Normalization.backward(forward: f, gamma: nil, outputGradient: dy, threads: 1).dx)
+        }
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for round in 0..<48 {
+                let index = round % inputs.count
+                let x = inputs[index], (y, dx) = expected[index]
+                group.addTask {
+                    for _ in 0..<20 {
+                        let f = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: 2)
+                        let g = try Normalization.backward(forward: f, gamma: nil, outputGradient: dy, threads: 2)
+                        if f.output != y || g.dx != dx { return false }
+                    }
+                    return true
+                }
+            }
+            for try await same in group { #expect(same) }
+        }
+    }
+
     @Test func constantAndNonFiniteInputs() throws {
         let spec = try LayerSpec(kind: .groupnorm, groups: 2)
         let constant = Tensor<Float>.full(0.1, shape: try Shape([2, 4, 9]))
