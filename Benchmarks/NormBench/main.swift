@@ -38,15 +38,22 @@ func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2]
 
 /// Copy bandwidth over the working set of a forward + backward pass: memcpy x → y and dy → dx, four tensors of
 /// `count` floats, as the passes touch them (a copy of one tensor alone would stay in the last-level cache and
-/// measure that cache, not the memory the passes stream from). Bytes read plus bytes written per second.
-func copyBandwidth(count: Int) -> Double {
-    let x = [Float](repeating: 1, count: count), dy = [Float](repeating: 2, count: count)
-    var y = [Float](repeating: 0, count: count), dx = [Float](repeating: 0, count: count)
+/// measure that cache, not the memory the passes stream from), split over `threads` threads as the kernels split
+/// their work. Bytes read plus bytes written per second.
+func copyBandwidth(count: Int, threads: Int) -> Double {
+    let x = UnsafeMutablePointer<Float>.allocate(capacity: count), dy = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    let y = UnsafeMutablePointer<Float>.allocate(capacity: count), dx = UnsafeMutablePointer<Float>.allocate(capacity: count)
+    defer { x.deallocate(); dy.deallocate(); y.deallocate(); dx.deallocate() }
+    for p in [x, dy, y, dx] { p.initialize(repeating: 1, count: count) }
+    nonisolated(unsafe) let (sx, sdy, sy, sdx) = (x, dy, y, dx)
     var samples: [Double] = []
     for _ in 0..<(runs + 1) {
         let t = clock.measure {
-            y.withUnsafeMutableBytes { dst in x.withUnsafeBytes { src in dst.copyMemory(from: src) } }
-            dx.withUnsafeMutableBytes { dst in dy.withUnsafeBytes { src in dst.copyMemory(from: src) } }
+            KernelThreads.run(chunks: threads, threads: threads) { chunk in
+                let lower = count * chunk / threads, upper = count * (chunk + 1) / threads
+                (sy + lower).update(from: sx + lower, count: upper - lower)
+                (sdx + lower).update(from: sdy + lower, count: upper - lower)
+            }
         }
         samples.append(seconds(t))
     }
@@ -76,7 +83,7 @@ struct Measured {
     var forward: [Int: [Double]] = [1: [], 2: []], step: [Int: [Double]] = [1: [], 2: []]
     var numpy: [Int: [Double]] = [1: [], 2: []], torch: [Int: [Double]] = [1: [], 2: []]
     var torchForward: [Int: [Double]] = [1: [], 2: []]
-    var bandwidth: [Double] = []
+    var bandwidth: [Int: [Double]] = [1: [], 2: []]
 }
 var measured = [Measured](repeating: Measured(), count: shapes.count)
 for _ in 0..<repeats {
@@ -102,7 +109,7 @@ for _ in 0..<repeats {
                 }
             }
         }
-        measured[index].bandwidth.append(copyBandwidth(count: shape.count))
+        for threads in [1, 2] { measured[index].bandwidth[threads]!.append(copyBandwidth(count: shape.count, threads: threads)) }
         for threads in [1, 2] {
             measured[index].forward[threads]!.append(median(forward[threads]!))
             measured[index].step[threads]!.append(median(step[threads]!))
@@ -119,9 +126,9 @@ print("|---|---|---|---|---|---|---|---|---|---|")
 for (index, (dims, groups)) in shapes.enumerated() {
     let shape = try Shape(dims)
     let m = measured[index]
-    let bandwidth = median(m.bandwidth)
-    let bound = Double(5 * shape.count * 4) / bandwidth  // read x, write y; read dy and x, write dx
     for threads in [1, 2] {
+        let bandwidth = median(m.bandwidth[threads]!)
+        let bound = Double(5 * shape.count * 4) / bandwidth  // read x, write y; read dy and x, write dx
         func middle(_ values: [Double]) -> Double? { values.isEmpty ? nil : median(values) }
         let ours = median(m.step[threads]!), oursForward = median(m.forward[threads]!)
         let numpy = middle(m.numpy[threads]!), torch = middle(m.torch[threads]!)

@@ -170,6 +170,12 @@ enum FloatLanes {
     @inline(__always)
     static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
 
+    @inline(__always)
+    static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
+
+    @inline(__always)
+    static func widen(_ q: SIMD4<Float>) -> SIMD4<Double> { SIMD4<Double>(Double(q[0]), Double(q[1]), Double(q[2]), Double(q[3])) }
+
     /// Folds 16 Float lanes pairwise to 4 and adds them to Float64 lanes.
     @inline(__always)
     static func fold(_ v: V, into wide: inout SIMD4<Double>) {
@@ -204,6 +210,13 @@ enum FloatLanes {
             }
             fold(a, into: &wide)
         }
+        // Rows of 14×14 or 7×7 leave a few elements: four at a time, then one.
+        var a4 = SIMD4<Float>()
+        while i + 4 <= count {
+            a4 += load4(x + i) - k.lowHalf.lowHalf
+            i &+= 4
+        }
+        wide += widen(a4)
         var total = wide.sum()
         while i < count {
             total += Double(x[i] - shift)
@@ -231,6 +244,14 @@ enum FloatLanes {
             }
             fold(a, into: &wide)
         }
+        var a4 = SIMD4<Float>()
+        while i + 4 <= count {
+            let v = (load4(x + i) - hi.lowHalf.lowHalf) * s.lowHalf.lowHalf + t.lowHalf.lowHalf
+            UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            a4 += load4(next + i) - k.lowHalf.lowHalf
+            i &+= 4
+        }
+        wide += widen(a4)
         var total = wide.sum()
         while i < count {
             y[i] = map.apply(x[i])
@@ -318,6 +339,15 @@ enum FloatLanes {
             fold8(y0 + y1, into: &wideY)
             fold8(yd0 + yd1, into: &wideYD)
         }
+        var y4 = SIMD4<Float>(), yd4 = SIMD4<Float>()
+        while i + 4 <= count {
+            let g4 = load4(dy + i)
+            y4 += g4
+            yd4 += g4 * (load4(x + i) - hi.lowHalf)
+            i &+= 4
+        }
+        wideY += widen(y4)
+        wideYD += widen(yd4)
         var sumY = wideY.sum(), sumYD = wideYD.sum()
         while i < count {
             sumY += Double(dy[i])
@@ -369,6 +399,17 @@ enum FloatLanes {
             fold8(y0 + y1, into: &wideY)
             fold8(yd0 + yd1, into: &wideYD)
         }
+        var y4 = SIMD4<Float>(), yd4 = SIMD4<Float>()
+        while i + 4 <= count {
+            let v = rv.lowHalf * ((gv.lowHalf * load4(dy + i) - mv.lowHalf) - (load4(x + i) - hi.lowHalf) * pv.lowHalf)
+            UnsafeMutableRawPointer(dx + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            let g4 = load4(nextDy + i)
+            y4 += g4
+            yd4 += g4 * (load4(nextX + i) - nhi.lowHalf)
+            i &+= 4
+        }
+        wideY += widen(y4)
+        wideYD += widen(yd4)
         var sumY = wideY.sum(), sumYD = wideYD.sum()
         while i < count {
             dx[i] = r * ((g * dy[i] - mt) - (x[i] - high) * rp)
