@@ -1,6 +1,14 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
+// The float32 lane loops are compiled a second time for AVX2 CPUs (NormKit picks the build at run time, see
+// FloatKernel.swift). The manifest is compiled for the machine that builds, so this needs no cross-compiling guard.
+#if arch(x86_64)
+let avx2Settings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+#else
+let avx2Settings: [SwiftSetting] = []
+#endif
+
 let package = Package(
     name: "NormLab",
     products: [
@@ -12,8 +20,12 @@ let package = Package(
     ],
     targets: [
         // The math: tensors, normalisation layers, gradcheck. No printing, no I/O.
+        // The float32 lane loops, for the build's baseline CPU and (one file, linked) for AVX2.
+        .target(name: "NormLanes"),
+        .target(name: "NormLanesAVX2", swiftSettings: avx2Settings),
         .target(
             name: "NormKit",
+            dependencies: ["NormLanes", "NormLanesAVX2"],
             // squareRoot() in generic code lowers to libm's sqrt, which nothing else links on Linux.
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
@@ -34,7 +46,7 @@ let package = Package(
         .executableTarget(name: "normlab-fuzz", dependencies: ["NormLabCore"], path: "Benchmarks/NormFuzz"),
         .testTarget(
             name: "NormKitTests",
-            dependencies: ["NormKit"],
+            dependencies: ["NormKit", "NormLanes", "NormLanesAVX2"],
             resources: [.copy("Reference")]
         ),
         // Fixtures/ holds .npy files the tests read by path.

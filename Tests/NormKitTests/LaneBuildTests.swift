@@ -1,0 +1,83 @@
+@testable import NormKit
+import NormLanes
+import NormLanesAVX2
+import Testing
+
+/// The two builds of the float32 lane loops (baseline and AVX2) must give the same bits: NormKit picks one at run
+/// time, and a result must not depend on the machine's CPU.
+@Suite(.enabled(if: FloatKernel.usesAVX2, "this CPU cannot run the AVX2 build"))
+struct LaneBuildTests {
+    static let sizes = [0, 1, 3, 4, 5, 15, 16, 17, 31, 33, 49, 127, 128, 129, 196, 255, 256, 257, 1000, 3136]
+
+    func data(_ count: Int, seed: UInt64, scale: Double = 1, offset: Double = 0) -> [Float] {
+        guard count > 0, let shape = try? Shape([count]) else { return [] }
+        return Tensor<Double>.randn(shape, seed: seed).scalars.map { Float(offset + scale * $0) }
+    }
+
+    @Test(arguments: sizes)
+    func sameBits(_ count: Int) {
+        let x = data(count, seed: 1, scale: 2, offset: 1e3), dy = data(count, seed: 2)
+        let nextX = data(count, seed: 3, scale: 0.5, offset: -7), nextDy = data(count, seed: 4)
+        let mean = 1e3 + 0.123456789, nextMean = -7.0 + 0.987654321
+        x.withUnsafeBufferPointer { xb in dy.withUnsafeBufferPointer { gb in
+        nextX.withUnsafeBufferPointer { nxb in nextDy.withUnsafeBufferPointer { ngb in
+            let xp = xb.baseAddress ?? UnsafePointer(bitPattern: 16)!, gp = gb.baseAddress ?? UnsafePointer(bitPattern: 16)!
+            let nxp = nxb.baseAddress ?? UnsafePointer(bitPattern: 16)!, ngp = ngb.baseAddress ?? UnsafePointer(bitPattern: 16)!
+            #expect(NormLanes.FloatLanes.shiftedSum(xp, count: count, shift: 999.5)
+                    .bitPattern == NormLanesAVX2.FloatLanes.shiftedSum(xp, count: count, shift: 999.5).bitPattern)
+            #expect(NormLanes.FloatLanes.centredSquares(xp, count: count, mean: mean)
+                    .bitPattern == NormLanesAVX2.FloatLanes.centredSquares(xp, count: count, mean: mean).bitPattern)
+            let a = NormLanes.FloatLanes.gradientSums(gp, xp, count: count, mean: mean)
+            let b = NormLanesAVX2.FloatLanes.gradientSums(gp, xp, count: count, mean: mean)
+            #expect(a.dy.bitPattern == b.dy.bitPattern && a.dyCentred.bitPattern == b.dyCentred.bitPattern)
+
+            var y1 = [Float](repeating: 0, count: count), y2 = y1
+            let map = AffineMap<Float>(mean: mean, rstd: 0.37, gamma: 1.5, beta: -0.25)
+            let m1 = NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
+            let m2 = NormLanesAVX2.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
+            y1.withUnsafeMutableBufferPointer { NormLanes.FloatLanes.apply(m1, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count) }
+            y2.withUnsafeMutableBufferPointer { NormLanesAVX2.FloatLanes.apply(m2, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count) }
+            #expect(y1.map(\.bitPattern) == y2.map(\.bitPattern))
+
+            var s1 = 0.0, s2 = 0.0
+            y1.withUnsafeMutableBufferPointer {
+                s1 = NormLanes.FloatLanes.applyAndShiftedSum(m1, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                                                             count: count, next: nxp, shift: -7)
+            }
+            y2.withUnsafeMutableBufferPointer {
+                s2 = NormLanesAVX2.FloatLanes.applyAndShiftedSum(m2, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                                                                 count: count, next: nxp, shift: -7)
+            }
+            #expect(s1.bitPattern == s2.bitPattern && y1.map(\.bitPattern) == y2.map(\.bitPattern))
+            // The fused loop's sum is the separate loop's, to the bit.
+            #expect(s1.bitPattern == NormLanes.FloatLanes.shiftedSum(nxp, count: count, shift: -7).bitPattern)
+
+            var d1 = [Float](repeating: 0, count: count), d2 = d1
+            d1.withUnsafeMutableBufferPointer {
+                NormLanes.FloatLanes.gradient(gp, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
+                                              mean: mean, rstd: 0.37, gamma: 1.5, meanTerm: 0.01, projection: 0.3)
+            }
+            d2.withUnsafeMutableBufferPointer {
+                NormLanesAVX2.FloatLanes.gradient(gp, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
+                                                  mean: mean, rstd: 0.37, gamma: 1.5, meanTerm: 0.01, projection: 0.3)
+            }
+            #expect(d1.map(\.bitPattern) == d2.map(\.bitPattern))
+            var f1 = [Float](repeating: 0, count: count), f2 = f1
+            var t1 = (dy: 0.0, dyCentred: 0.0), t2 = t1
+            f1.withUnsafeMutableBufferPointer {
+                t1 = NormLanes.FloatLanes.gradientAndSums(gp, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                                                          count: count, mean: mean, rstd: 0.37, gamma: 1.5, meanTerm: 0.01,
+                                                          projection: 0.3, nextDy: ngp, nextX: nxp, nextMean: nextMean)
+            }
+            f2.withUnsafeMutableBufferPointer {
+                t2 = NormLanesAVX2.FloatLanes.gradientAndSums(gp, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                                                              count: count, mean: mean, rstd: 0.37, gamma: 1.5, meanTerm: 0.01,
+                                                              projection: 0.3, nextDy: ngp, nextX: nxp, nextMean: nextMean)
+            }
+            #expect(f1.map(\.bitPattern) == f2.map(\.bitPattern) && f1.map(\.bitPattern) == d1.map(\.bitPattern))
+            #expect(t1.dy.bitPattern == t2.dy.bitPattern && t1.dyCentred.bitPattern == t2.dyCentred.bitPattern)
+            let separate = NormLanes.FloatLanes.gradientSums(ngp, nxp, count: count, mean: nextMean)
+            #expect(t1.dy.bitPattern == separate.dy.bitPattern && t1.dyCentred.bitPattern == separate.dyCentred.bitPattern)
+        }}}}
+    }
+}
