@@ -36,7 +36,23 @@ func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.
 
 func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }
 
-/// Copy bandwidth over the working set of a forward + backward pass: memcpy x → y and dy → dx, four tensors of
+/// A copy with ordinary SIMD loads and stores, as the kernels write (glibc's memcpy switches to non-temporal stores
+/// above a size threshold, so its speed would change with the number of threads that split the copy).
+@inline(never)
+func copy(_ source: UnsafePointer<Float>, _ target: UnsafeMutablePointer<Float>, _ count: Int) {
+    var i = 0
+    while i + 16 <= count {
+        UnsafeMutableRawPointer(target + i).storeBytes(of: UnsafeRawPointer(source + i).loadUnaligned(as: SIMD16<Float>.self),
+                                                       as: SIMD16<Float>.self)
+        i += 16
+    }
+    while i < count {
+        target[i] = source[i]
+        i += 1
+    }
+}
+
+/// Copy bandwidth over the working set of a forward + backward pass: copy x → y and dy → dx, four tensors of
 /// `count` floats, as the passes touch them (a copy of one tensor alone would stay in the last-level cache and
 /// measure that cache, not the memory the passes stream from), split over `threads` threads as the kernels split
 /// their work. Bytes read plus bytes written per second.
@@ -51,8 +67,8 @@ func copyBandwidth(count: Int, threads: Int) -> Double {
         let t = clock.measure {
             KernelThreads.run(chunks: threads, threads: threads) { chunk in
                 let lower = count * chunk / threads, upper = count * (chunk + 1) / threads
-                (sy + lower).update(from: sx + lower, count: upper - lower)
-                (sdx + lower).update(from: sdy + lower, count: upper - lower)
+                copy(sx + lower, sy + lower, upper - lower)
+                copy(sdy + lower, sdx + lower, upper - lower)
             }
         }
         samples.append(seconds(t))

@@ -44,16 +44,18 @@ enum FastKernels {
         }
     }
 
-    /// Run `body` over 0..<count in up to `threads` parallel chunks, one contiguous range per thread: the sets are
-    /// equal in size, and a longer range lets the fused passes stream the next set while computing the current one.
+    /// Run `body` over 0..<count in up to `threads` parallel threads, as four contiguous ranges per thread: long
+    /// enough for the fused passes (which stream the next set of a range while computing the current one), and
+    /// short enough that a worker that wakes late takes fewer of them. Results do not depend on the split.
     static func parallel(_ count: Int, threads: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
         let workers = max(1, min(threads, count))
         if workers == 1 {
             body(0..<count)
             return
         }
-        WorkerPool.shared.run(chunks: workers, threads: workers) { chunk in
-            let lower = count * chunk / workers, upper = count * (chunk + 1) / workers
+        let chunks = min(count, 4 * workers)
+        WorkerPool.shared.run(chunks: chunks, threads: workers) { chunk in
+            let lower = count * chunk / chunks, upper = count * (chunk + 1) / chunks
             if lower < upper { body(lower..<upper) }
         }
     }
