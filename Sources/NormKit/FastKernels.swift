@@ -297,20 +297,26 @@ enum FastKernels {
             rstds.withUnsafeBufferPointer { rstdBuffer in
                 nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
                 reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
-                                         partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta, threads: threads) { n, e in
+                                         partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
+                                         threads: threads) { n, elements, h in
                     // Element-wise γ lives only under reduce=group here: the set is (sample, group).
-                    let block = n * groups + (e / spatial) / perGroup
-                    return AffineMap<S>(mean: meanOf[block], rstd: rstdOf[block]).apply(xp[n * channels * spatial + e]).asDouble
+                    for e in elements {
+                        let block = n * groups + (e / spatial) / perGroup
+                        let map = AffineMap<S>(mean: meanOf[block], rstd: rstdOf[block])
+                        h[e - elements.lowerBound] = map.apply(xp[n * channels * spatial + e]).asDouble
+                    }
                 }
             }
         }
     }
 
     /// dγ, dβ from per (sample, channel) partial sums (channel-wise γ), or from dy and x̂ (element-wise γ, with
-    /// `xhat(sample, element)`); summed over the batch in sample order either way.
+    /// `xhat(sample, elements, into)` writing x̂ of one sample's elements); summed over the batch in sample order
+    /// either way.
     static func reduceParameterGradients<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, partialGamma: [Double], partialBeta: [Double],
-        dgamma: inout [Double], dbeta: inout [Double], threads: Int, xhat: @escaping @Sendable (Int, Int) -> Double
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int,
+        xhat: @escaping @Sendable (_ sample: Int, _ elements: Range<Int>, _ into: UnsafeMutablePointer<Double>) -> Void
     ) {
         let channels = plan.channels, batch = plan.batch, spatial = plan.spatial
         guard spec.affine != .none else { return }
@@ -332,15 +338,21 @@ enum FastKernels {
                 dbeta.withUnsafeMutableBufferPointer { dbBuffer in
                     nonisolated(unsafe) let dg = dgBuffer.baseAddress!, db = dbBuffer.baseAddress!
                     parallel(perSample, threads: threads) { range in
+                        // Sample by sample along contiguous memory; each element still sums over n in order.
+                        let h = UnsafeMutablePointer<Double>.allocate(capacity: range.count)
+                        defer { h.deallocate() }
                         for e in range {
-                            var totalG = 0.0, totalB = 0.0
-                            for n in 0..<batch {
-                                let dyv = gp[n * perSample + e].asDouble
-                                totalG += dyv * xhat(n, e)
-                                totalB += dyv
+                            dg[e] = 0
+                            db[e] = 0
+                        }
+                        for n in 0..<batch {
+                            xhat(n, range, h)
+                            let row = gp + n * perSample
+                            for e in range {
+                                let dyv = row[e].asDouble
+                                dg[e] += dyv * h[e - range.lowerBound]
+                                db[e] += dyv
                             }
-                            dg[e] = totalG
-                            db[e] = totalB
                         }
                     }
                 }

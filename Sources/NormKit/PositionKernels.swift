@@ -154,6 +154,8 @@ enum PositionKernels {
         let perSample = channels * spatial
         FastKernels.reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
                                              partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
-                                             threads: threads) { n, e in hp[n * perSample + e].asDouble }
+                                             threads: threads) { n, elements, h in
+            for e in elements { h[e - elements.lowerBound] = hp[n * perSample + e].asDouble }
+        }
     }
 }
