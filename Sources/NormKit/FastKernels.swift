@@ -66,11 +66,14 @@ enum FastKernels {
         var rstds: [Double]
         var sumSquares: [Double]
 
+        /// Uninitialised: the kernels write every element (zeroing 4 × 802,816 values for PyDLLib's per-position
+        /// statistics at (8, 64, 56, 56) cost more than some whole passes).
         init(count: Int) {
-            means = .init(repeating: 0, count: count)
-            variances = means
-            rstds = means
-            sumSquares = means
+            func array() -> [Double] { [Double](unsafeUninitializedCapacity: count) { _, initialized in initialized = count } }
+            means = array()
+            variances = array()
+            rstds = array()
+            sumSquares = array()
         }
 
         /// Raw pointers into the four arrays for the parallel kernels, which write disjoint elements.

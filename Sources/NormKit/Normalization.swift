@@ -356,7 +356,6 @@ public enum Normalization {
         let statsCount = plan.statsShape.count
         let m = Double(plan.setSize)
         let divisor = spec.variance == .unbiased ? m - 1 : m
-        let rstds = forward.rstd.scalars.map(\.asDouble)
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let affineIsElement = spec.affine == .element
         let constantStats = spec.kind == .batchnorm && forward.mode == .eval
@@ -371,7 +370,7 @@ public enum Normalization {
                 dy.scalars.withUnsafeBufferPointer { g in
                     if positionPath {
                         forward.normalized.scalars.withUnsafeBufferPointer { h in
-                            PositionKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: rstds,
+                            PositionKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: forward.exactRstds,
                                                      gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
                         }
                     } else {
@@ -393,6 +392,7 @@ public enum Normalization {
             return Gradients(dx: dxTensor, dgamma: parameter(dgamma), dbeta: parameter(dbeta))
         }
 
+        let rstds = forward.rstd.scalars.map(\.asDouble)
         var sumD = [Double](repeating: 0, count: statsCount)
         var sumDX = [Double](repeating: 0, count: statsCount)
         let paramCount = plan.affineShape?.count ?? 0
