@@ -36,11 +36,33 @@ enum FastKernels {
 
         /// The set's elements as contiguous runs: one run of K·S for a GroupNorm set, N runs of S for BatchNorm.
         @inline(__always) func forEachRun(_ set: Int, _ body: (_ offset: Int, _ count: Int) -> Void) {
+            let where_ = locate(set)
             if batchNorm {
-                for row in 0..<count { body(offset(set, row), spatial) }
+                for row in 0..<count { body(where_.offset(row), spatial) }
             } else {
-                body(offset(set, 0), count * spatial)
+                body(where_.offset(0), count * spatial)
             }
+        }
+
+        /// Where a set's rows are, with one division for the whole set: rows of (8, 64, 56, 56) are long, but rows
+        /// of 14×14 are 196 elements, and three integer divisions per row per pass were a visible share of a pass.
+        struct Located {
+            let first: Int, rowStride: Int
+            let channel0: Int, channelStep: Int
+            let sample0: Int, sampleStep: Int
+            @inline(__always) func offset(_ row: Int) -> Int { first + row * rowStride }
+            @inline(__always) func channel(_ row: Int) -> Int { channel0 + row * channelStep }
+            @inline(__always) func sample(_ row: Int) -> Int { sample0 + row * sampleStep }
+        }
+
+        @inline(__always) func locate(_ set: Int) -> Located {
+            if batchNorm {
+                return Located(first: set * spatial, rowStride: channels * spatial, channel0: set, channelStep: 0,
+                               sample0: 0, sampleStep: 1)
+            }
+            let n = set / groups, c0 = (set - n * groups) * channelsPerGroup
+            return Located(first: (n * channels + c0) * spatial, rowStride: spatial, channel0: c0, channelStep: 1,
+                           sample0: n, sampleStep: 0)
         }
     }
 
@@ -121,6 +143,7 @@ enum FastKernels {
                 // μ of the current set when the previous set's normalise pass already summed it.
                 var pendingMean: Double? = nil
                 for block in range {
+                    let here = rows.locate(block), following = rows.locate(block + 1)
                     var mean = 0.0
                     if centre {
                         if let pendingMean {
@@ -129,10 +152,10 @@ enum FastKernels {
                             // Shifted by the set's first element: a constant set sums to exactly 0, so μ is exactly
                             // its value and x − μ is exactly 0 there; the shift also keeps Float32 partial sums small.
                             // Row by row, in row order, as the fused pass below sums the next set.
-                            let shift = xp[rows.offset(block, 0)]
+                            let shift = xp[here.offset(0)]
                             var total = 0.0
                             for r in 0..<rows.count {
-                                total += Lanes.shiftedSum(xp + rows.offset(block, r), count: spatial, shift: shift)
+                                total += Lanes.shiftedSum(xp + here.offset(r), count: spatial, shift: shift)
                             }
                             mean = shift.asDouble + total / m
                         }
@@ -150,11 +173,11 @@ enum FastKernels {
                     sq[block] = squares
                     // Normalise this set, summing the next set of this thread's range in the same loop.
                     let fuse = centre && !elementAffine && block + 1 < range.upperBound
-                    let nextShift = fuse ? xp[rows.offset(block + 1, 0)] : 0
+                    let nextShift = fuse ? xp[following.offset(0)] : 0
                     var nextTotal = 0.0
                     for r in 0..<rows.count {
-                        let c = rows.channel(block, r)
-                        let base = rows.offset(block, r)
+                        let c = here.channel(r)
+                        let base = here.offset(r)
                         if elementAffine {
                             let g = parameters.gamma + c * spatial, b = parameters.beta + c * spatial
                             for s in 0..<spatial {
@@ -166,7 +189,7 @@ enum FastKernels {
                                                    beta: parameters.beta[c])
                             if fuse {
                                 nextTotal += Lanes.applyAndShiftedSum(map, xp + base, yp + base, count: spatial,
-                                                                      next: xp + rows.offset(block + 1, r), shift: nextShift)
+                                                                      next: xp + following.offset(r), shift: nextShift)
                             } else {
                                 Lanes.apply(map, xp + base, yp + base, count: spatial)
                             }
@@ -239,13 +262,14 @@ enum FastKernels {
                 var current = rowSums, next = rowSums + rows.count
                 var haveSums = false
                 for block in range {
+                    let here = rows.locate(block), following = rows.locate(block + 1)
                     let mean = meanOf[block], rstd = rstdOf[block]
                     let xhat = AffineMap<S>(mean: mean, rstd: rstd)
                     // Σ γ·dy and Σ γ·dy·x̂ over the set.
                     var sumD = 0.0, sumDX = 0.0
                     for r in 0..<rows.count {
-                        let c = rows.channel(block, r), n = rows.sample(block, r)
-                        let base = rows.offset(block, r)
+                        let c = here.channel(r), n = here.sample(r)
+                        let base = here.offset(r)
                         if elementAffine {
                             let g = parameters.gamma + c * spatial
                             for s in 0..<spatial {
@@ -270,8 +294,8 @@ enum FastKernels {
                     // dx for this set, summing the next set of this thread's range in the same loop.
                     let fuse = !elementAffine && block + 1 < range.upperBound
                     for r in 0..<rows.count {
-                        let c = rows.channel(block, r)
-                        let base = rows.offset(block, r)
+                        let c = here.channel(r)
+                        let base = here.offset(r)
                         if elementAffine {
                             let g = parameters.gamma + c * spatial
                             for s in 0..<spatial {
@@ -280,7 +304,7 @@ enum FastKernels {
                                 dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - h.asDouble * projection))
                             }
                         } else if fuse {
-                            let nextBase = rows.offset(block + 1, r)
+                            let nextBase = following.offset(r)
                             next[r] = Lanes.gradientAndSums(gp + base, xp + base, dxp + base, count: spatial, mean: mean,
                                                             rstd: rstd, gamma: parameters.gamma[c], meanTerm: meanTerm,
                                                             projection: projection, nextDy: gp + nextBase,
