@@ -102,6 +102,7 @@ struct Measured {
     var bandwidth: [Int: [Double]] = [1: [], 2: []]
 }
 var measured = [Measured](repeating: Measured(), count: shapes.count)
+var torchVersion: String? = nil  // compare.py reports it with its timings
 for _ in 0..<repeats {
     for (index, (dims, groups)) in shapes.enumerated() {
         let shape = try Shape(dims)
@@ -133,6 +134,7 @@ for _ in 0..<repeats {
             if let numpy = reference["numpy_step"] as? Double { measured[index].numpy[threads]!.append(numpy) }
             if let torch = reference["torch_step"] as? Double { measured[index].torch[threads]!.append(torch) }
             if let torch = reference["torch_forward"] as? Double { measured[index].torchForward[threads]!.append(torch) }
+            if let version = reference["torch_version"] as? String { torchVersion = version }
         }
     }
 }
@@ -154,9 +156,7 @@ for (index, (dims, groups)) in shapes.enumerated() {
         print("| \(shape) G=\(groups) | \(threads) | \(ms(oursForward)) | \(ms(ours)) | \(ms(numpy)) | \(ms(torchForward)) | \(ms(torch)) | \(ratio(ours, torch)) | \(numpy.map { String(format: "%.1f× faster", $0 / ours) } ?? "—") | \(String(format: "%.2f×", ours / bound)) (bound \(ms(bound)) ms at \(String(format: "%.1f", bandwidth / 1e9)) GB/s copy) |")
     }
 }
-if let version = python(["-c", "import json, torch; print(json.dumps({'v': torch.__version__}))"])?["v"] as? String {
-    print("\nPyTorch \(version); medians of \(repeats) rounds, each the median of \(runs) timed runs after a warm-up")
-}
+print("\n\(torchVersion.map { "PyTorch \($0); " } ?? "PyTorch not importable; ")medians of \(repeats) rounds, each the median of \(runs) timed runs after a warm-up")
 
 // Start-up to the first prompt's work, and printing a big tensor.
 let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("normlab")

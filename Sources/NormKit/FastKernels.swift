@@ -30,22 +30,18 @@ enum FastKernels {
             channelsPerGroup = plan.channelsPerGroup
         }
 
-        @inline(__always) func sample(_ set: Int, _ row: Int) -> Int { batchNorm ? row : set / groups }
-        @inline(__always) func channel(_ set: Int, _ row: Int) -> Int { batchNorm ? set : (set % groups) * channelsPerGroup + row }
-        @inline(__always) func offset(_ set: Int, _ row: Int) -> Int { (sample(set, row) * channels + channel(set, row)) * spatial }
-
         /// The set's elements as contiguous runs: one run of K·S for a GroupNorm set, N runs of S for BatchNorm.
         @inline(__always) func forEachRun(_ set: Int, _ body: (_ offset: Int, _ count: Int) -> Void) {
-            let where_ = locate(set)
+            let located = locate(set)
             if batchNorm {
-                for row in 0..<count { body(where_.offset(row), spatial) }
+                for row in 0..<count { body(located.offset(row), spatial) }
             } else {
-                body(where_.offset(0), count * spatial)
+                body(located.offset(0), count * spatial)
             }
         }
 
-        /// Where a set's rows are, with one division for the whole set: rows of (8, 64, 56, 56) are long, but rows
-        /// of 14×14 are 196 elements, and three integer divisions per row per pass were a visible share of a pass.
+        /// Where a set's rows are (first offset, and the steps from row to row), with one division per set rather
+        /// than per row.
         struct Located {
             let first: Int, rowStride: Int
             let channel0: Int, channelStep: Int
@@ -117,8 +113,9 @@ enum FastKernels {
         }
     }
 
-    /// Statistics and y in three passes over each set (Σ(x − x₀), Σ(x − μ)², normalise + affine); x̂ is not
-    /// stored (`normalized` recomputes it on demand, backward from x).
+    /// Statistics and y: Σ(x − x₀) (fused into the previous set's normalise pass, except for the first set of a
+    /// thread's range), then Σ(x − μ)², then normalise + affine. x̂ is not stored (`normalized` recomputes it on
+    /// demand, backward from x).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(

@@ -1,13 +1,6 @@
-/// The element loops of the fast kernels, one implementation per element type, over `count` contiguous elements.
-///
-/// μ enters Float32 lanes as its nearest Float, μ_high, with the remainder μ_low = μ − μ_high kept in Float64 and
-/// folded into per-row constants: x − μ_high is exact near the mean (Sterbenz), so a Float32 input of 1e6 + noise
-/// keeps its fraction, and each element costs one subtraction. For Double, μ_high = μ and μ_low = 0.
-///
-/// Sums are returned in Float64. Float32 sums are formed in Float32 lanes over chunks of at most 256 elements (each
-/// lane adds at most 8 terms, then the lanes are folded pairwise), and the chunks' partial sums are added in
-/// Float64: a relative error of a few Float32 roundings at worst, while the lanes run at full SIMD width. Double sums
-/// accumulate in Double lanes throughout.
+/// The element loops of the fast kernels, one implementation per element type, over `count` contiguous elements:
+/// float32 in NormLanes (FloatLanes.swift, whose header gives the arithmetic: μ as a Float pair, chunked Float32 sums
+/// added in Float64), picked by `FloatKernel`; float64 below, in Float64 lanes throughout (μ_high = μ, μ_low = 0).
 enum Lanes {
     // Each entry point dispatches on the element type; under specialisation the test folds away.
 

@@ -91,7 +91,7 @@ extension Interpreter {
 
         out("explain forward — \(LayerDescription.title(spec, mode: r.mode))")
         out("  the set: \(label); m = \(m) elements share one \(spec.centres ? "mean and variance" : "mean square")")
-        out("  reduced over: " + LayerDescription.conventions(spec)[0].1.replacingOccurrences(of: "one mean and variance ", with: "").replacingOccurrences(of: "one mean square ", with: ""))
+        out("  reduced over: " + reducedOver(spec))
         out("  x = " + list(x))
         var step = 0
         func line(_ formula: String, _ value: String) {
@@ -180,7 +180,7 @@ extension Interpreter {
 
         out("explain backward — \(LayerDescription.title(spec, mode: r.mode))")
         out("  the set: \(label); m = \(mInt); the loss is L = Σ dy·y, with dy the last backward's")
-        out("  reduced over: " + LayerDescription.conventions(spec)[0].1.replacingOccurrences(of: "one mean and variance ", with: "").replacingOccurrences(of: "one mean square ", with: "") + "; so are the sums below")
+        out("  reduced over: " + reducedOver(spec) + "; so are the sums below")
         out("  dy = " + list(dy))
         var step = 0
         func line(_ formula: String, _ value: String) {
@@ -259,3 +259,13 @@ extension Interpreter {
 
 import Foundation
 private func Foundation_pow(_ a: Double, _ b: Double) -> Double { Foundation.pow(a, b) }
+
+extension Interpreter {
+    /// The axes a layer's statistics reduce over, as `help conventions` words them, without the leading
+    /// "one mean and variance" / "one mean square".
+    func reducedOver(_ spec: LayerSpec) -> String {
+        LayerDescription.conventions(spec)[0].1
+            .replacingOccurrences(of: "one mean and variance ", with: "")
+            .replacingOccurrences(of: "one mean square ", with: "")
+    }
+}

@@ -28,8 +28,9 @@ public struct FloatMap: Sendable {
 
 public enum FloatLanes {
     typealias V = SIMD16<Float>
-    /// 32 elements per step (two vectors), eight steps per chunk: each lane adds at most 8 terms in Float32 before
-    /// the chunk's partial sums are folded and added in Float64.
+    /// Elements per chunk of the two-accumulator loop (`centredSquares`: eight steps of two vectors); the
+    /// one-vector loops use chunk / 2. Either way each lane adds at most 8 terms in Float32 before the chunk's
+    /// partial sums are folded and added in Float64.
     static let chunk = 256
 
     @inline(__always)
@@ -42,6 +43,20 @@ public enum FloatLanes {
     static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self) }
 
     @inline(__always)
+    static func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+    }
+
+    /// Eight-wide vectors for the loops that keep four accumulators: with their operands they fit 16 SSE registers.
+    typealias H = SIMD8<Float>
+
+    @inline(__always)
+    static func load8(_ p: UnsafePointer<Float>) -> H { UnsafeRawPointer(p).loadUnaligned(as: H.self) }
+
+    @inline(__always)
+    static func store8(_ v: H, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: H.self) }
+
+    @inline(__always)
     static func widen(_ q: SIMD4<Float>) -> SIMD4<Double> { SIMD4<Double>(Double(q[0]), Double(q[1]), Double(q[2]), Double(q[3])) }
 
     /// The four lanes' sum in a fixed order (`sum()` leaves the order to the code generator, and the two builds of
@@ -52,9 +67,12 @@ public enum FloatLanes {
     /// Folds 16 Float lanes pairwise to 4 and adds them to Float64 lanes.
     @inline(__always)
     static func fold(_ v: V, into wide: inout SIMD4<Double>) {
-        let q = (v.lowHalf.lowHalf + v.lowHalf.highHalf) + (v.highHalf.lowHalf + v.highHalf.highHalf)
-        wide += SIMD4<Double>(Double(q[0]), Double(q[1]), Double(q[2]), Double(q[3]))
+        wide += widen((v.lowHalf.lowHalf + v.lowHalf.highHalf) + (v.highHalf.lowHalf + v.highHalf.highHalf))
     }
+
+    /// Folds 8 Float lanes pairwise to 4 and adds them to Float64 lanes.
+    @inline(__always)
+    static func fold8(_ v: H, into wide: inout SIMD4<Double>) { wide += widen(v.lowHalf + v.highHalf) }
 
     /// μ = high + low with high the nearest Float; low stays in Float64 and enters only per-row constants.
     @inline(__always)
@@ -119,8 +137,7 @@ public enum FloatLanes {
         }
         var a4 = SIMD4<Float>()
         while i + 4 <= count {
-            let v = (load4(x + i) - hi.lowHalf.lowHalf) * s.lowHalf.lowHalf + t.lowHalf.lowHalf
-            UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            store4((load4(x + i) - hi.lowHalf.lowHalf) * s.lowHalf.lowHalf + t.lowHalf.lowHalf, y + i)
             a4 += load4(next + i) - k.lowHalf.lowHalf
             i &+= 4
         }
@@ -172,9 +189,7 @@ public enum FloatLanes {
         }
         // Rows of 7×7 or 14×14 leave 1 or 4 elements: four at a time, then one.
         while i + 4 <= count {
-            let v = (UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self) - hi.lowHalf.lowHalf)
-                * s.lowHalf.lowHalf + t.lowHalf.lowHalf
-            UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            store4((load4(x + i) - hi.lowHalf.lowHalf) * s.lowHalf.lowHalf + t.lowHalf.lowHalf, y + i)
             i += 4
         }
         while i < count {
@@ -187,15 +202,8 @@ public enum FloatLanes {
     @inline(never)
     public static func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
                              mean: Double) -> (dy: Double, dyCentred: Double) {
-        // Eight-wide vectors here: two accumulators of each sum and their operands fit the 16 SSE registers.
-        typealias H = SIMD8<Float>
         let (high, low) = split(mean)
         let hi = H(repeating: high)
-        @inline(__always) func load8(_ p: UnsafePointer<Float>) -> H { UnsafeRawPointer(p).loadUnaligned(as: H.self) }
-        @inline(__always) func fold8(_ v: H, into wide: inout SIMD4<Double>) {
-            let q = v.lowHalf + v.highHalf
-            wide += SIMD4<Double>(Double(q[0]), Double(q[1]), Double(q[2]), Double(q[3]))
-        }
         var wideY = SIMD4<Double>(), wideYD = SIMD4<Double>()
         var i = 0
         while i + 16 <= count {
@@ -238,7 +246,6 @@ public enum FloatLanes {
                                 count: Int, mean: Double, rstd: Double, gamma: Double, meanTerm: Double,
                                 projection: Double, nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>,
                                 nextMean: Double) -> (dy: Double, dyCentred: Double) {
-        typealias H = SIMD8<Float>
         let (high, low) = split(mean)
         let r = Float(rstd), g = Float(gamma), rp = Float(rstd * projection)
         let mt = Float(meanTerm - low * rstd * projection)
@@ -246,14 +253,6 @@ public enum FloatLanes {
         let pv = H(repeating: rp)
         let (nextHigh, nextLow) = split(nextMean)
         let nhi = H(repeating: nextHigh)
-        @inline(__always) func load8(_ p: UnsafePointer<Float>) -> H { UnsafeRawPointer(p).loadUnaligned(as: H.self) }
-        @inline(__always) func store8(_ v: H, _ p: UnsafeMutablePointer<Float>) {
-            UnsafeMutableRawPointer(p).storeBytes(of: v, as: H.self)
-        }
-        @inline(__always) func fold8(_ v: H, into wide: inout SIMD4<Double>) {
-            let q = v.lowHalf + v.highHalf
-            wide += SIMD4<Double>(Double(q[0]), Double(q[1]), Double(q[2]), Double(q[3]))
-        }
         var wideY = SIMD4<Double>(), wideYD = SIMD4<Double>()
         var i = 0
         while i + 16 <= count {
@@ -274,8 +273,7 @@ public enum FloatLanes {
         }
         var y4 = SIMD4<Float>(), yd4 = SIMD4<Float>()
         while i + 4 <= count {
-            let v = rv.lowHalf * ((gv.lowHalf * load4(dy + i) - mv.lowHalf) - (load4(x + i) - hi.lowHalf) * pv.lowHalf)
-            UnsafeMutableRawPointer(dx + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            store4(rv.lowHalf * ((gv.lowHalf * load4(dy + i) - mv.lowHalf) - (load4(x + i) - hi.lowHalf) * pv.lowHalf), dx + i)
             let g4 = load4(nextDy + i)
             y4 += g4
             yd4 += g4 * (load4(nextX + i) - nhi.lowHalf)
@@ -309,11 +307,8 @@ public enum FloatLanes {
             i += 16
         }
         while i + 4 <= count {
-            let g4 = UnsafeRawPointer(dy + i).loadUnaligned(as: SIMD4<Float>.self)
-            let x4 = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD4<Float>.self)
-            let v = rv.lowHalf.lowHalf * ((gv.lowHalf.lowHalf * g4 - mv.lowHalf.lowHalf)
-                - (x4 - hi.lowHalf.lowHalf) * pv.lowHalf.lowHalf)
-            UnsafeMutableRawPointer(dx + i).storeBytes(of: v, as: SIMD4<Float>.self)
+            store4(rv.lowHalf.lowHalf * ((gv.lowHalf.lowHalf * load4(dy + i) - mv.lowHalf.lowHalf)
+                - (load4(x + i) - hi.lowHalf.lowHalf) * pv.lowHalf.lowHalf), dx + i)
             i += 4
         }
         while i < count {
