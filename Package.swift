@@ -33,24 +33,28 @@ let package = Package(
         .target(name: "NormLabCore", dependencies: ["NormKit"]),
         // GNU readline, the one system dependency (Debian: libreadline-dev); only the executable uses it.
         .systemLibrary(name: "CReadline", providers: [.apt(["libreadline-dev"]), .brew(["readline"])]),
+        // glibc's allocator thresholds, set by the executables (not the library: it is process-wide).
+        .target(name: "CMemoryTuning"),
         .executableTarget(
             name: "normlab",
             dependencies: [
-                "NormLabCore", "CReadline",
+                "NormLabCore", "CReadline", "CMemoryTuning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // swift run -c release normlab-bench: timings against NumPy and PyTorch (Benchmarks/compare.py).
-        .executableTarget(name: "normlab-bench", dependencies: ["NormKit", "NormLabCore"], path: "Benchmarks/NormBench"),
+        .executableTarget(name: "normlab-bench", dependencies: ["NormKit", "NormLabCore", "CMemoryTuning"], path: "Benchmarks/NormBench"),
+        // The grammar-aware fuzzer, shared by the fuzz tests and the long run; not part of any product.
+        .target(name: "NormLabFuzzing", dependencies: ["NormKit", "NormLabCore"], path: "Benchmarks/NormLabFuzzing"),
         // swift run -c release normlab-fuzz N SEED: the long fuzz run (the tests run 20,000 inputs).
-        .executableTarget(name: "normlab-fuzz", dependencies: ["NormLabCore"], path: "Benchmarks/NormFuzz"),
+        .executableTarget(name: "normlab-fuzz", dependencies: ["NormLabFuzzing"], path: "Benchmarks/NormFuzz"),
         .testTarget(
             name: "NormKitTests",
             dependencies: ["NormKit", "NormLanes", "NormLanesAVX2"],
             resources: [.copy("Reference")]
         ),
         // Fixtures/ holds .npy files the tests read by path.
-        .testTarget(name: "NormLabCoreTests", dependencies: ["NormLabCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "NormLabCoreTests", dependencies: ["NormLabCore", "NormLabFuzzing"], exclude: ["Fixtures"]),
         // Drives the release binary in tmux; depends on nothing but the built executable.
         .testTarget(name: "TerminalTests"),
     ],

@@ -1,5 +1,5 @@
 import Foundation
-import NormLabCore
+import NormLabFuzzing
 
 // The long fuzz run: swift run -c release normlab-fuzz [N] [SEED]
 // N inputs (9 in 10 command lines, 1 in 10 .npy files) from a seed; a trap would end the process with a

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import CMemoryTuning
 import NormLabCore
 
 /// The `normlab` command line: flags, where lines come from, and exit codes. All the work is NormLabCore's.
@@ -47,7 +48,7 @@ struct NormLabCommand: ParsableCommand {
 
 /// Unbuffered writes to the two file descriptors, so output and errors stay in the order they happened.
 final class StandardSink: OutputSink {
-    func write(_ text: String, to stream: NormLabCore.OutputStream) {
+    func write(_ text: String, to stream: OutputChannel) {
         writeAll(stream == .standard ? STDOUT_FILENO : STDERR_FILENO, text)
     }
 }
@@ -67,7 +68,7 @@ func writeAll(_ fd: Int32, _ text: String) {
 }
 
 func main() -> Int32 {
-    MemoryTuning.keepLargeBlocks()
+    normlab_keep_large_blocks()
     let command: NormLabCommand
     do {
         command = try NormLabCommand.parse(Array(CommandLine.arguments.dropFirst()))

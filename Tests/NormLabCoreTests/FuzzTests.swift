@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import NormLabCore
+import NormLabFuzzing
 
 /// A fixed seed over 20,000 hostile inputs: every one gets an answer, none traps (a trap ends this test process).
 /// The long run is `swift run -c release normlab-fuzz N SEED` (README: Reliability).

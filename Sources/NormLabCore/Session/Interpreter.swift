@@ -1,13 +1,13 @@
 import Foundation
 import NormKit
 
-public enum OutputStream: Sendable {
+public enum OutputChannel: Sendable {
     case standard, error
 }
 
 /// Where the interpreter's text goes: stdout and stderr for the executable, a buffer for tests.
 public protocol OutputSink: AnyObject {
-    func write(_ text: String, to stream: OutputStream)
+    func write(_ text: String, to stream: OutputChannel)
 }
 
 /// Collects output; `transcript` interleaves both streams in the order they were written.
@@ -18,7 +18,7 @@ public final class BufferSink: OutputSink {
 
     public init() {}
 
-    public func write(_ text: String, to stream: OutputStream) {
+    public func write(_ text: String, to stream: OutputChannel) {
         switch stream {
         case .standard: standard += text
         case .error: error += text

@@ -1,5 +1,6 @@
 import Foundation
 import NormKit
+import NormLabCore
 
 /// A deterministic, grammar-aware fuzzer for the command line and the .npy reader: valid commands with mutated
 /// numbers, shapes, names, options and brackets; random bytes, NUL and other control characters, invalid UTF-8,
@@ -164,6 +165,7 @@ public struct Fuzzer {
     }
 }
 
-final class DiscardSink: OutputSink {
-    func write(_ text: String, to stream: OutputStream) {}
+public final class DiscardSink: OutputSink {
+    public init() {}
+    public func write(_ text: String, to stream: OutputChannel) {}
 }
