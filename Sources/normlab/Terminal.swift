@@ -119,7 +119,35 @@ struct HistoryFile {
     }
 }
 
-/// The interactive loop on a terminal.
+/// Lines from readline, with the prompts, history and completion of an interactive session.
+final class ReadlineLines: LineReader {
+    let interpreter: Interpreter
+    let continuationPrompt: String
+
+    init(interpreter: Interpreter, color: Bool) {
+        self.interpreter = interpreter
+        // \u{1}…\u{2} tell readline the escape codes take no room on the line.
+        let paint = { (text: String) in color ? "\u{1}\u{1B}[1;34m\u{2}" + text + "\u{1}\u{1B}[0m\u{2}" : text }
+        Terminal.primaryPrompt = paint("normlab> ")
+        continuationPrompt = paint("     ... ")
+    }
+
+    func nextLine(continuing: Bool) -> InputLine? {
+        Terminal.tensorNames = interpreter.session.order
+        Terminal.abandonedLine = false
+        guard let line = Terminal.readLine(prompt: continuing ? continuationPrompt : Terminal.primaryPrompt) else {
+            writeAll(STDOUT_FILENO, "\n")
+            return nil
+        }
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if !trimmed.isEmpty { add_history(trimmed) }
+        // A Ctrl-C that comes while the line runs stops the computation, not the next prompt.
+        interruptRequested.store(false, ordering: .relaxed)
+        return InputLine(line, abandonsStatement: Terminal.abandonedLine)
+    }
+}
+
+/// The interactive session on a terminal: the interpreter's read–eval loop over readline.
 struct InteractiveShell {
     let interpreter: Interpreter
     let color: Bool
@@ -130,32 +158,9 @@ struct InteractiveShell {
         let history = HistoryFile(environment: ProcessInfo.processInfo.environment)
         history.load()
         interpreter.isCancelled = { interruptRequested.load(ordering: .relaxed) }
-
         let banner = "NormLab \(NormLabVersion.current) — `help` lists the commands; `help tour` the tutorials in sessions/"
         writeAll(STDOUT_FILENO, banner + "\n")
-        // \u{1}…\u{2} tell readline the escape codes take no room on the line.
-        let paint = { (text: String) in color ? "\u{1}\u{1B}[1;34m\u{2}" + text + "\u{1}\u{1B}[0m\u{2}" : text }
-        Terminal.primaryPrompt = paint("normlab> ")
-        let continuation = paint("     ... ")
-
-        var statements = StatementAccumulator()
-        var lineNumber = 0
-        while !interpreter.quitRequested {
-            Terminal.tensorNames = interpreter.session.order
-            let prompt = statements.isContinuing ? continuation : Terminal.primaryPrompt
-            Terminal.abandonedLine = false
-            guard let line = Terminal.readLine(prompt: prompt) else {
-                writeAll(STDOUT_FILENO, "\n")
-                break
-            }
-            if Terminal.abandonedLine { statements.reset() }
-            lineNumber += 1
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if !trimmed.isEmpty { add_history(trimmed) }
-            guard let chunk = statements.add(line, lineNumber: lineNumber) else { continue }
-            interruptRequested.store(false, ordering: .relaxed)
-            interpreter.execute(chunk.text, origin: .interactive)
-        }
+        interpreter.run(ReadlineLines(interpreter: interpreter, color: color), source: nil)
         if let warning = history.save() {
             writeAll(STDERR_FILENO, "warning: \(warning)\n")
         }

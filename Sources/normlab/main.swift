@@ -93,12 +93,16 @@ func main() -> Int32 {
     interpreter.session.settings.color = colorAllowed
     interpreter.keepGoing = command.keepGoing
     interpreter.echo = command.echo
-    if let precision = command.precision { interpreter.session.settings.precision = precision }
     // μ, σ², x̂ and block characters need a UTF-8 locale; elsewhere they are spelled in ASCII.
     let locale = environment["LC_ALL"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["LC_CTYPE"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["LANG"] ?? ""
     let lowered = locale.lowercased()
     interpreter.session.settings.unicode = lowered.contains("utf-8") || lowered.contains("utf8")
-    if let dtype = command.dtype { interpreter.execute("set dtype \(dtype)", origin: Origin(source: "--dtype", line: 1)) }
+    // The flags set the session directly, through the settings table (validate() checked their values).
+    for (name, value) in [("dtype", command.dtype), ("precision", command.precision.map(String.init))] {
+        if let value, let setting = Settings.setting(named: name) {
+            _ = setting.assign(value, to: &interpreter.session.settings)
+        }
+    }
 
     var failed = false
     if let commands = command.commands {
@@ -124,27 +128,15 @@ func main() -> Int32 {
         InteractiveShell(interpreter: interpreter, color: colorAllowed).run()
         return 0
     }
-    return readPipedInput(interpreter, keepGoing: command.keepGoing) ? 0 : 1
+    // Commands from a pipe or a redirected file: no prompts, errors as `<stdin>:LINE:`.
+    return interpreter.run(StandardInputLines(), source: "<stdin>") ? 0 : 1
 }
 
-/// Commands from a pipe or a redirected file: no prompts, errors as `<stdin>:LINE:`.
-func readPipedInput(_ interpreter: Interpreter, keepGoing: Bool) -> Bool {
-    var statements = StatementAccumulator()
-    var lineNumber = 0
-    var succeeded = true
-    while !interpreter.quitRequested, let line = readLine(strippingNewline: true) {
-        lineNumber += 1
-        guard let chunk = statements.add(line, lineNumber: lineNumber) else { continue }
-        if !interpreter.execute(chunk.text, origin: Origin(source: "<stdin>", line: chunk.line)) {
-            succeeded = false
-            if !keepGoing { return false }
-        }
+/// Lines from a pipe or a redirected file.
+final class StandardInputLines: LineReader {
+    func nextLine(continuing: Bool) -> InputLine? {
+        readLine(strippingNewline: true).map { InputLine($0) }
     }
-    if !interpreter.quitRequested, let unfinished = statements.unfinished {
-        interpreter.reportUnclosed(unfinished, source: "<stdin>")
-        return false
-    }
-    return succeeded
 }
 
 exit(main())

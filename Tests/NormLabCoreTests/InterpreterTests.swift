@@ -188,7 +188,7 @@ import Testing
         let (out, _) = run(i, sink, "tensor x = ones 2", "tensors", "history")
         #expect(out.hasSuffix("   1  tensor x = ones 2\n   2  tensors\n   3  history\n"))
         let (help, _) = run(i, sink, "help")
-        for spec in CommandTable.commands { #expect(help.contains("  \(spec.name) ")) }
+        for spec in CommandTable.commands.map({ $0.help }) { #expect(help.contains("  \(spec.name) ")) }
         let (layerHelp, _) = run(i, sink, "help layer")
         #expect(layerHelp.hasPrefix("usage: layer groupnorm G [key=value…]"))
         #expect(layerHelp.contains("Examples:\n  layer groupnorm 2"))

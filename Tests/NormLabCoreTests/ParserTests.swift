@@ -28,58 +28,72 @@ import Testing
 }
 
 @Suite struct ParserTests {
-    func parse(_ text: String) throws -> Command {
-        try Interpreter.parse(try Lexer.tokens(text), text: text)
+    func parse(_ text: String) throws -> any Command {
+        try CommandTable.parse(try Lexer.tokens(text), text: text)
+    }
+
+    /// The command `text` parses to, as the declaration it must be.
+    func parse<C: Command & Equatable>(_ text: String, as: C.Type) throws -> C? {
+        try parse(text) as? C
     }
 
     @Test func everyCommandParses() throws {
-        #expect(try parse("tensor x = randn 2 4 3 3 seed 7") == .tensor(name: Located("x", 7..<8), source: .random(normal: true, dims: [2, 4, 3, 3], seed: 7)))
-        #expect(try parse("tensor x = rand 3") == .tensor(name: Located("x", 7..<8), source: .random(normal: false, dims: [3], seed: 0)))
-        #expect(try parse("tensor z = zeros 2 3") == .tensor(name: Located("z", 7..<8), source: .zeros([2, 3])))
-        #expect(try parse("tensor z = ones 2") == .tensor(name: Located("z", 7..<8), source: .ones([2])))
-        #expect(try parse("tensor z = arange 6") == .tensor(name: Located("z", 7..<8), source: .arange([6])))
-        #expect(try parse("tensor z = full -1.5e2 2 2") == .tensor(name: Located("z", 7..<8), source: .full(-150, [2, 2])))
-        #expect(try parse("tensor z = [[1, -2], [3e1, 4]]") == .tensor(name: Located("z", 7..<8), source: .literal(
+        #expect(try parse("tensor x = randn 2 4 3 3 seed 7", as: MakeTensor.self) == MakeTensor(name: Located("x", 7..<8), source: .random(normal: true, dims: [2, 4, 3, 3], seed: 7)))
+        #expect(try parse("tensor x = rand 3", as: MakeTensor.self) == MakeTensor(name: Located("x", 7..<8), source: .random(normal: false, dims: [3], seed: 0)))
+        #expect(try parse("tensor z = zeros 2 3", as: MakeTensor.self) == MakeTensor(name: Located("z", 7..<8), source: .zeros([2, 3])))
+        #expect(try parse("tensor z = ones 2", as: MakeTensor.self) == MakeTensor(name: Located("z", 7..<8), source: .ones([2])))
+        #expect(try parse("tensor z = arange 6", as: MakeTensor.self) == MakeTensor(name: Located("z", 7..<8), source: .arange([6])))
+        #expect(try parse("tensor z = full -1.5e2 2 2", as: MakeTensor.self) == MakeTensor(name: Located("z", 7..<8), source: .full(-150, [2, 2])))
+        #expect(try parse("tensor z = [[1, -2], [3e1, 4]]", as: MakeTensor.self) == MakeTensor(name: Located("z", 7..<8), source: .literal(
             .list([.list([.number(1), .number(-2)]), .list([.number(30), .number(4)])]))))
-        #expect(try parse("tensor z = x") == .tensor(name: Located("z", 7..<8), source: .copy(Located("x", 11..<12))))
-        #expect(try parse("reshape x 2 12") == .reshape(name: Located("x", 8..<9), dims: [2, 12]))
-        #expect(try parse("tensors") == .tensors)
-        #expect(try parse("del a b") == .delete([Located("a", 4..<5), Located("b", 6..<7)]))
-        #expect(try parse("layer") == .layer(nil))
-        #expect(try parse("layer groupnorm 4 eps=1e-6 preset=pydllib") == .layer(LayerRequest(
+        #expect(try parse("tensor z = x", as: MakeTensor.self) == MakeTensor(name: Located("z", 7..<8), source: .copy(Located("x", 11..<12))))
+        #expect(try parse("reshape x 2 12", as: Reshape.self) == Reshape(name: Located("x", 8..<9), dims: [2, 12]))
+        #expect(try parse("tensors", as: ListTensors.self) == ListTensors())
+        #expect(try parse("del a b", as: DeleteTensors.self) == DeleteTensors(names: [Located("a", 4..<5), Located("b", 6..<7)]))
+        #expect(try parse("layer", as: ChooseLayer.self) == ChooseLayer(request: nil))
+        #expect(try parse("layer groupnorm 4 eps=1e-6 preset=pydllib", as: ChooseLayer.self) == ChooseLayer(request: LayerRequest(
             kind: .groupnorm, groups: Located(4, 16..<17),
             options: [LayerOption(key: .eps, value: Located("1e-6", 22..<26)),
                       LayerOption(key: .preset, value: Located("pydllib", 34..<41))])))
-        #expect(try parse("layer rmsnorm") == .layer(LayerRequest(kind: .rmsnorm, groups: nil, options: [])))
-        #expect(try parse("param gamma = full 2 4") == .param(.gamma, .full(2, [4])))
-        #expect(try parse("param beta = b") == .param(.beta, .copy(Located("b", 13..<14))))
-        #expect(try parse("train") == .mode(.train))
-        #expect(try parse("eval") == .mode(.eval))
-        #expect(try parse("zero_grad") == .zeroGrad)
-        #expect(try parse("forward") == .forward(nil))
-        #expect(try parse("forward x2") == .forward(Located("x2", 8..<10)))
-        #expect(try parse("backward") == .backward(nil))
-        #expect(try parse("backward ones") == .backward(.ones))
-        #expect(try parse("backward randn seed 3") == .backward(.randn(seed: 3)))
-        #expect(try parse("backward randn") == .backward(.randn(seed: 1000)))
-        #expect(try parse("backward g") == .backward(.tensor(Located("g", 9..<10))))
-        #expect(try parse("show x") == .show(.tensor(Located("x", 5..<6))))
-        #expect(try parse("show grad") == .show(.grad))
-        #expect(try parse("show layer") == .show(.layer))
-        #expect(try parse("show groups") == .show(.groups))
-        #expect(try parse("stats x") == .stats(name: Located("x", 6..<7), by: nil))
-        #expect(try parse("stats x by channel") == .stats(name: Located("x", 6..<7), by: .channel))
-        #expect(try parse("set dtype float32") == .set(key: Located("dtype", 4..<9), value: Located("float32", 10..<17)))
-        #expect(try parse("set") == .listSettings)
-        #expect(try parse("load x \"a b.npy\"") == .load(name: Located("x", 5..<6), path: Located("a b.npy", 7..<16)))
-        #expect(try parse("save x out.npy") == .save(name: Located("x", 5..<6), path: Located("out.npy", 7..<14)))
-        #expect(try parse("run s.nl") == .run(path: Located("s.nl", 4..<8)))
-        #expect(try parse("history") == .history)
-        #expect(try parse("help") == .help(nil))
-        #expect(try parse("help layer") == .help("layer"))
-        #expect(try parse("? layer") == .help("layer"))
-        #expect(try parse("quit") == .quit)
-        #expect(try parse("exit") == .quit)
+        #expect(try parse("layer rmsnorm", as: ChooseLayer.self) == ChooseLayer(request: LayerRequest(kind: .rmsnorm, groups: nil, options: [])))
+        #expect(try parse("param gamma = full 2 4", as: SetParameter.self) == SetParameter(which: .gamma, source: .full(2, [4])))
+        #expect(try parse("param beta = b", as: SetParameter.self) == SetParameter(which: .beta, source: .copy(Located("b", 13..<14))))
+        #expect(try parse("train", as: TrainMode.self) == TrainMode())
+        #expect(try parse("eval", as: EvalMode.self) == EvalMode())
+        #expect(try parse("zero_grad", as: ZeroGrad.self) == ZeroGrad())
+        #expect(try parse("forward", as: Forward.self) == Forward(input: nil))
+        #expect(try parse("forward x2", as: Forward.self) == Forward(input: Located("x2", 8..<10)))
+        #expect(try parse("backward", as: Backward.self) == Backward(source: nil))
+        #expect(try parse("backward ones", as: Backward.self) == Backward(source: .ones))
+        #expect(try parse("backward randn seed 3", as: Backward.self) == Backward(source: .randn(seed: 3)))
+        #expect(try parse("backward randn", as: Backward.self) == Backward(source: .randn(seed: 1000)))
+        #expect(try parse("backward g", as: Backward.self) == Backward(source: .tensor(Located("g", 9..<10))))
+        #expect(try parse("show x", as: Show.self) == Show(target: .tensor(Located("x", 5..<6))))
+        #expect(try parse("show grad", as: Show.self) == Show(target: .grad))
+        #expect(try parse("show layer", as: Show.self) == Show(target: .layer))
+        #expect(try parse("show groups", as: Show.self) == Show(target: .groups))
+        #expect(try parse("stats x", as: Stats.self) == Stats(name: Located("x", 6..<7), axis: nil))
+        #expect(try parse("stats x by channel", as: Stats.self) == Stats(name: Located("x", 6..<7), axis: .channel))
+        #expect(try parse("set dtype float32", as: SetSetting.self) == SetSetting(key: Located("dtype", 4..<9), value: Located("float32", 10..<17)))
+        #expect(try parse("set", as: SetSetting.self) == SetSetting())
+        #expect(try parse("load x \"a b.npy\"", as: Load.self) == Load(name: Located("x", 5..<6), path: Located("a b.npy", 7..<16)))
+        #expect(try parse("save x out.npy", as: Save.self) == Save(name: Located("x", 5..<6), path: Located("out.npy", 7..<14)))
+        #expect(try parse("run s.nl", as: RunFile.self) == RunFile(path: Located("s.nl", 4..<8)))
+        #expect(try parse("history", as: ShowHistory.self) == ShowHistory())
+        #expect(try parse("help", as: ShowHelp.self) == ShowHelp(topic: nil))
+        #expect(try parse("help layer", as: ShowHelp.self) == ShowHelp(topic: "layer"))
+        #expect(try parse("? layer", as: ShowHelp.self) == ShowHelp(topic: "layer"))
+        #expect(try parse("quit", as: Quit.self) == Quit())
+        #expect(try parse("exit", as: Quit.self) == Quit())
+        #expect(try parse("compare a b rtol=1e-3", as: Compare.self) == Compare(Located("a", 8..<9), Located("b", 10..<11), rtol: 1e-3))
+        #expect(try parse("time step runs=5", as: Time.self) == Time(.step, runs: 5))
+        #expect(try parse("explain forward", as: Explain.self) == Explain(.forward))
+        #expect(try parse("export numpy c.py", as: Export.self) == Export(target: .numpy, path: Located("c.py", 13..<17)))
+        #expect(try parse("hist x", as: Histogram.self) == Histogram(names: [Located("x", 5..<6)], group: nil))
+        var check = Gradcheck()
+        check.targets = [.dx]
+        check.sample = 3
+        #expect(try parse("gradcheck dx sample=3", as: Gradcheck.self) == check)
     }
 
     /// Every error names what was wrong and what was expected, with a caret under the token.
@@ -154,7 +168,7 @@ import Testing
     @Test func commandTable() throws {
         let names = CommandTable.allNames
         #expect(Set(names).count == names.count)
-        for spec in CommandTable.commands {
+        for spec in CommandTable.commands.map({ $0.help }) {
             #expect(!spec.usage.isEmpty && !spec.summary.isEmpty && !spec.examples.isEmpty, "\(spec.name)")
             for example in spec.examples {
                 #expect(throws: Never.self, "\(example)") { _ = try parse(example) }

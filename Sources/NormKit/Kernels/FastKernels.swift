@@ -9,7 +9,7 @@ enum FastKernels {
     /// GroupNorm-like layers with reduce=group (a set is K contiguous channel rows of one sample) and BatchNorm
     /// per channel with channel-wise γ, β (a set is one channel's row in every sample).
     static func applies(_ spec: LayerSpec, _ plan: NormPlan) -> Bool {
-        spec.reduce == .group && (spec.kind != .batchnorm || spec.affine != .element)
+        spec.kind.fastKernel(reduce: spec.reduce, affine: spec.affine) == .rows
     }
 
     /// Where the rows of a statistics set lie: every row is `spatial` contiguous elements of one (sample, channel).
@@ -22,7 +22,7 @@ enum FastKernels {
         let channelsPerGroup: Int
 
         init(_ spec: LayerSpec, _ plan: NormPlan) {
-            batchNorm = spec.kind == .batchnorm
+            batchNorm = spec.kind.statisticsSpanBatch
             count = batchNorm ? plan.batch : plan.channelsPerGroup
             channels = plan.channels
             spatial = plan.spatial

@@ -4,7 +4,7 @@
 /// is reduced in a fixed order, so the results are the same bits for every thread count.
 enum PositionKernels {
     static func applies(_ spec: LayerSpec) -> Bool {
-        spec.kind != .batchnorm && spec.reduce == .channels
+        spec.kind.fastKernel(reduce: spec.reduce, affine: spec.affine) == .positions
     }
 
     // Positions four at a time in Float64 lanes, then one at a time: lane-wise IEEE arithmetic, so the same bits as

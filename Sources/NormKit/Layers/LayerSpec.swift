@@ -1,21 +1,3 @@
-/// The normalisation layers NormKit implements. LayerNorm and InstanceNorm are GroupNorm with G = 1 and G = C;
-/// all of them run on one core (`NormPlan` + `NormKernels`), which differs only in which elements share statistics.
-public enum LayerKind: String, Sendable, CaseIterable, CustomStringConvertible {
-    case groupnorm, layernorm, instancenorm, batchnorm, rmsnorm
-
-    public var description: String { rawValue }
-
-    public var displayName: String {
-        switch self {
-        case .groupnorm: "GroupNorm"
-        case .layernorm: "LayerNorm"
-        case .instancenorm: "InstanceNorm"
-        case .batchnorm: "BatchNorm"
-        case .rmsnorm: "RMSNorm"
-        }
-    }
-}
-
 /// Which elements share one mean and variance.
 public enum Reduce: String, Sendable, CaseIterable, CustomStringConvertible {
     /// GroupNorm paper and PyTorch: per (sample, group) over the group's C/G channels and every spatial position.
@@ -136,7 +118,7 @@ public struct LayerSpec: Sendable, Equatable {
             reduce = .channels
             affine = .element
             paramGrad = .mean
-            variance = kind == .batchnorm ? .unbiased : .biased
+            variance = kind.pydllibVariance
             eps = 1e-6
             momentum = 0.1
         }
@@ -150,7 +132,7 @@ public struct LayerSpec: Sendable, Equatable {
         guard momentum.isFinite, momentum >= 0, momentum <= 1 else {
             throw NormError.argument("momentum must be between 0 and 1 (got \(momentum))")
         }
-        if kind == .rmsnorm && variance == .unbiased {
+        if !kind.centres && variance == .unbiased {
             throw NormError.argument("rmsnorm divides the sum of squares by m; it has no unbiased variant")
         }
     }
@@ -169,7 +151,7 @@ public struct LayerSpec: Sendable, Equatable {
     }
 
     /// Whether the layer centres its input (every kind but RMSNorm).
-    public var centres: Bool { kind != .rmsnorm }
+    public var centres: Bool { kind.centres }
 
     /// The number of values γ and β hold for a sample of shape (C, *spatial).
     public func parameterCount(sampleShape: [Int]) -> Int {

@@ -22,6 +22,9 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
     /// How many backward passes have added into `gammaGrad` and `betaGrad` since the last `zeroGrad()`.
     public private(set) var backwardCount = 0
     public private(set) var lastGradients: Gradients<Scalar>?
+    /// The upstream gradient of the last backward pass, kept with the gradients it produced, so that a
+    /// derivation, an export or a gradient check of this pass uses this dy and no other.
+    public private(set) var lastOutputGradient: Tensor<Scalar>?
 
     public init(spec: LayerSpec) throws(NormError) {
         try spec.validate()
@@ -44,7 +47,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
     /// Set BatchNorm's running mean and variance (shape `plan.statsShape`: (C) per channel, (C, *spatial) per
     /// element). Before the first forward pass the shape is checked there.
     public mutating func setRunningStatistics(mean: Tensor<Scalar>, variance: Tensor<Scalar>) throws(NormError) {
-        guard spec.kind == .batchnorm else {
+        guard spec.kind.hasRunningStatistics else {
             throw NormError.argument("only batchnorm keeps running statistics")
         }
         guard mean.shape == variance.shape else {
@@ -82,7 +85,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         let gammaNow = gamma ?? plan.affineShape.map { Tensor<Scalar>.ones($0) }
         let betaNow = beta ?? plan.affineShape.map { Tensor<Scalar>.zeros($0) }
         var running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)? = nil
-        if spec.kind == .batchnorm {
+        if spec.kind.hasRunningStatistics {
             if let runningMean, runningMean.shape != plan.statsShape {
                 throw NormError.mismatch("running statistics have shape \(runningMean.shape) but this input needs \(plan.statsShape)")
             }
@@ -91,12 +94,12 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         let result = try Normalization.forward(spec: spec, input: input, gamma: gammaNow, beta: betaNow,
                                                mode: mode, running: running, threads: threads)
         // Commit: nothing below can fail.
-        if spec.kind == .batchnorm, mode == .train, let running, let unbiased = result.unbiasedVariance,
+        if spec.kind.hasRunningStatistics, mode == .train, let running, let unbiased = result.unbiasedVariance,
            let batchMean = result.mean {
             let keep = 1 - spec.momentum
             runningMean = Self.blend(running.mean, keep: keep, batch: batchMean, momentum: spec.momentum)
             runningVariance = Self.blend(running.variance, keep: keep, batch: unbiased, momentum: spec.momentum)
-        } else if spec.kind == .batchnorm, runningMean == nil, let running {
+        } else if spec.kind.hasRunningStatistics, runningMean == nil, let running {
             runningMean = running.mean
             runningVariance = running.variance
         }
@@ -105,6 +108,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         beta = betaNow
         lastForward = result
         lastGradients = nil
+        lastOutputGradient = nil
         return result
     }
 
@@ -126,6 +130,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         }
         backwardCount += 1
         lastGradients = gradients
+        lastOutputGradient = dy
         return gradients
     }
 

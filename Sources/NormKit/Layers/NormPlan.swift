@@ -55,7 +55,7 @@ public struct NormPlan: Sendable, Equatable {
         groups = g
         channelsPerGroup = k
 
-        switch (spec.kind == .batchnorm, spec.reduce) {
+        switch (spec.kind.statisticsSpanBatch, spec.reduce) {
         case (false, .group):
             statsShape = Shape(derivedFrom: [n, g])
             setSize = k * s

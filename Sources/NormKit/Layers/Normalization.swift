@@ -122,12 +122,12 @@ public enum Normalization {
         let plan = try NormPlan(spec: spec, inputShape: input.shape)
         try checkAffine(gamma, name: "gamma", plan: plan, spec: spec)
         try checkAffine(beta, name: "beta", plan: plan, spec: spec)
-        let usesRunning = spec.kind == .batchnorm && mode == .eval
+        let usesRunning = spec.kind.hasRunningStatistics && mode == .eval
         let m = plan.setSize
         let statsCount = plan.statsShape.count
 
         if !usesRunning {
-            if spec.kind == .batchnorm && m < 2 {
+            if spec.kind.hasRunningStatistics && m < 2 {  // the running variance needs m − 1 > 0
                 throw NormError.mismatch(spec.reduce == .channels
                     ? "BatchNorm over the batch axis needs a batch of at least 2 in training; got N = \(plan.batch)"
                     : "BatchNorm needs more than 1 value per channel when training; got input \(input.shape)")
@@ -182,7 +182,7 @@ public enum Normalization {
                 output: Tensor(uncheckedShape: input.shape, scalars: output),
                 mean: spec.centres ? tensor(stats.means) : nil, variance: tensor(stats.variances),
                 rstd: tensor(stats.rstds),
-                unbiasedVariance: spec.kind == .batchnorm ? tensor(stats.sumSquares.map { $0 / Double(m - 1) }) : nil,
+                unbiasedVariance: spec.kind.hasRunningStatistics ? tensor(stats.sumSquares.map { $0 / Double(m - 1) }) : nil,
                 warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
                 storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
         }
@@ -205,7 +205,7 @@ public enum Normalization {
             means = mu
             let divisor = Double(spec.variance == .unbiased ? m - 1 : m)
             variances = sumSquares.map { $0 / divisor }
-            if spec.kind == .batchnorm {
+            if spec.kind.hasRunningStatistics {
                 unbiased = sumSquares.map { $0 / Double(m - 1) }
             }
         }
@@ -358,7 +358,7 @@ public enum Normalization {
         let divisor = spec.variance == .unbiased ? m - 1 : m
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let affineIsElement = spec.affine == .element
-        let constantStats = spec.kind == .batchnorm && forward.mode == .eval
+        let constantStats = spec.kind.hasRunningStatistics && forward.mode == .eval
         let centre = spec.centres
 
         let positionPath = PositionKernels.applies(spec)

@@ -5,59 +5,10 @@ public enum ExportTarget: String, Equatable, Sendable, CaseIterable {
     case numpy, torch
 }
 
-/// `export numpy|torch PATH`: a self-contained Python script that rebuilds the session's layer, input, parameters
-/// and upstream gradient (saved beside it as .npy), recomputes y, dx, dγ, dβ, and checks them against NormLab's.
-extension Interpreter {
-    func export(_ target: ExportTarget, path: Located<String>, text: String) throws {
-        let layer = try currentLayer()
-        guard let record = layer.passRecord, let dy = session["dy"], record.dx != nil, dy.count == record.x.count else {
-            throw Diagnostic("export needs a forward and a backward pass to reproduce: run forward and backward first")
-        }
-        let url = resolve(path.value)
-        guard url.pathExtension == "py" else {
-            throw Diagnostic("export writes a Python script: give a path ending in .py", at: path.range, in: text)
-        }
-        let directory = url.deletingLastPathComponent()
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw Diagnostic("cannot export to \(Escaping.quoted(path.value)): the folder does not exist", at: path.range, in: text)
-        }
-        try AtomicFile.checkReplaceable(url, path: path, text: text)
-        let stem = url.deletingPathExtension().lastPathComponent
-        let dtype = layer.dtype
-        let spec = record.spec
-        let shape = record.plan.inputShape
-        func tensor(_ values: [Double], _ dims: [Int]) throws -> AnyTensor {
-            AnyTensor.float64(try Tensor(shape: Shape(dims, maxElements: Int.max), scalars: values)).converted(to: dtype)
-        }
-        var files: [(String, AnyTensor)] = [
-            ("x", try tensor(record.x, shape.dims)), ("dy", dy.converted(to: dtype)),
-            ("y", try tensor(record.y, shape.dims)), ("dx", try tensor(record.dx ?? [], shape.dims)),
-        ]
-        if let affine = record.plan.affineShape, let g = record.gamma, let b = record.beta {
-            files += [("gamma", try tensor(g, affine.dims)), ("beta", try tensor(b, affine.dims))]
-            if let dg = record.dgamma, let db = record.dbeta {
-                files += [("dgamma", try tensor(dg, affine.dims)), ("dbeta", try tensor(db, affine.dims))]
-            }
-        }
-        if record.mode == .eval, let mean = record.mean {
-            files += [("running_mean", try tensor(mean, record.plan.statsShape.dims)),
-                      ("running_var", try tensor(record.variance, record.plan.statsShape.dims))]
-        }
-        do {
-            for (name, value) in files {
-                try AtomicFile.write(NPY.encode(value), to: directory.appendingPathComponent("\(stem)_\(name).npy"))
-            }
-            let script = target == .numpy ? numpyScript(spec: spec, record: record, stem: stem, dtype: dtype)
-                                          : torchScript(spec: spec, record: record, stem: stem, dtype: dtype)
-            try AtomicFile.write(Data(script.utf8), to: url)
-        } catch {
-            throw Diagnostic("cannot export to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range, in: text)
-        }
-        out("wrote \(Escaping.visible(path.value)) and \(files.count) .npy files beside it (\(stem)_x.npy, …); run `python3 \(Escaping.visible(path.value))`: it exits 0 when \(target == .numpy ? "NumPy" : "PyTorch") agrees with NormLab")
-    }
-
-    private func header(_ spec: LayerSpec, _ record: PassRecord, stem: String, dtype: DType, what: String) -> String {
+/// The Python scripts `export` writes: they rebuild the layer with its conventions from the .npy files beside
+/// them, recompute y, dx, dγ, dβ (plain NumPy, or PyTorch with autograd) and check NormLab's.
+enum PythonExport {
+    private static func header(_ spec: LayerSpec, _ record: PassRecord, stem: String, dtype: DType, what: String) -> String {
         let groups = record.plan.groups
         return """
         #!/usr/bin/env python3
@@ -119,7 +70,7 @@ extension Interpreter {
         """
     }
 
-    private func checkTail() -> String {
+    private static func checkTail() -> String {
         """
 
 
@@ -138,7 +89,7 @@ extension Interpreter {
         """
     }
 
-    func numpyScript(spec: LayerSpec, record: PassRecord, stem: String, dtype: DType) -> String {
+    static func numpyScript(spec: LayerSpec, record: PassRecord, stem: String, dtype: DType) -> String {
         header(spec, record, stem: stem, dtype: dtype, what: "NormLab's layer, recomputed with plain NumPy (float64).") + """
         xr, axes = view(x)
         m = int(np.prod([xr.shape[a] for a in axes]))
@@ -172,10 +123,10 @@ extension Interpreter {
         """ + checkTail()
     }
 
-    func torchScript(spec: LayerSpec, record: PassRecord, stem: String, dtype: DType) -> String {
-        let native = spec.reduce == .group && spec.affine == .channel && spec.variance == .biased && spec.kind != .rmsnorm
+    static func torchScript(spec: LayerSpec, record: PassRecord, stem: String, dtype: DType) -> String {
+        let native = spec.reduce == .group && spec.affine == .channel && spec.variance == .biased && spec.kind.centres
         let how = native
-            ? "PyTorch's own \(spec.kind == .batchnorm ? "F.batch_norm" : "F.group_norm") with autograd"
+            ? "PyTorch's own \(spec.kind.statisticsSpanBatch ? "F.batch_norm" : "F.group_norm") with autograd"
             : "the layer's formula in PyTorch operations with autograd (PyTorch has no built-in layer for these conventions)"
         return header(spec, record, stem: stem, dtype: dtype, what: "NormLab's layer, recomputed with \(how).") + """
         import torch

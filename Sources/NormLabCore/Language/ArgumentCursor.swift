@@ -2,18 +2,18 @@ import NormKit
 
 /// Reads one command's tokens (after its name) for the parsers in the command table, and words its errors:
 /// what was found, what was expected, and the command's usage.
-struct ArgumentCursor {
+public struct ArgumentCursor {
     let tokens: [Token]
     let text: String
-    let spec: CommandSpec
+    let help: CommandHelp
     /// Where "nothing" is, for errors about missing arguments: just past the last token of the command.
     let endOffset: Int
     private(set) var index = 0
 
-    init(tokens: [Token], text: String, spec: CommandSpec, endOffset: Int) {
+    init(tokens: [Token], text: String, help: CommandHelp, endOffset: Int) {
         self.tokens = tokens
         self.text = text
-        self.spec = spec
+        self.help = help
         self.endOffset = endOffset
     }
 
@@ -33,7 +33,7 @@ struct ArgumentCursor {
     }
 
     var usageHint: String {
-        "usage: " + spec.usage.joined(separator: "\n       ")
+        "usage: " + help.usage.joined(separator: "\n       ")
     }
 
     func describe(_ token: Token?) -> String {
@@ -47,7 +47,7 @@ struct ArgumentCursor {
     /// Nothing may follow.
     mutating func finish() throws {
         guard let extra = peek else { return }
-        throw error("unexpected \(describe(extra)): `\(spec.name)` takes nothing more here", at: extra)
+        throw error("unexpected \(describe(extra)): `\(help.name)` takes nothing more here", at: extra)
     }
 
     mutating func word(_ what: String) throws -> Token {

@@ -1,11 +1,17 @@
 /// A plain text table: a header row and aligned columns (numbers right-aligned, text left-aligned).
-struct TextTable {
-    var headers: [String]
-    var rows: [[String]] = []
+public struct TextTable: Sendable {
+    public var headers: [String]
+    public var rows: [[String]] = []
     /// Columns whose cells are right-aligned.
-    var numericColumns: Set<Int> = []
+    public var numericColumns: Set<Int> = []
 
-    func render(style: Style) -> String {
+    public init(headers: [String], rows: [[String]] = [], numericColumns: Set<Int> = []) {
+        self.headers = headers
+        self.rows = rows
+        self.numericColumns = numericColumns
+    }
+
+    public func render(style: Style) -> String {
         let widths = headers.indices.map { column in
             ([headers[column]] + rows.map { column < $0.count ? $0[column] : "" }).map(\.count).max() ?? 0
         }

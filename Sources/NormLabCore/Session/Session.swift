@@ -174,31 +174,12 @@ public enum AnyLayer: Sendable {
     }
 }
 
-/// Every setting `set` can change.
-public struct Settings: Equatable, Sendable {
-    public var dtype: DType = .float64
-    public var precision = 4
-    public var color = false
-    public var threshold = 1000
-    public var maxElements = Shape.defaultMaxElements
-    /// Off: math symbols and block characters are spelled in ASCII (automatic when the locale is not UTF-8).
-    public var unicode = true
-    /// Threads for forward and backward; the results are the same bits for any number.
-    public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
-
-    public static let keys = ["dtype", "precision", "color", "threshold", "maxelems", "unicode", "threads"]
-
-    public init() {}
-}
-
 /// Everything a user has made: named tensors (in the order they were first made), the layer and the settings.
 /// A value type, so the interpreter can keep a copy and put it back when a command fails halfway.
 public struct Session: Sendable {
     public private(set) var tensors: [String: AnyTensor] = [:]
     public private(set) var order: [String] = []
     public var layer: AnyLayer?
-    /// The command text the layer was made from, for `layer`.
-    public var layerRequest: LayerRequest?
     public var settings = Settings()
     public var history: [String] = []
 

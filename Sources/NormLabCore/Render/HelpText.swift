@@ -36,10 +36,10 @@ enum HelpTopics {
     static var names: [String] { topics.map(\.name) }
 }
 
-enum Help {
+enum HelpText {
     static func text(for topic: String?) throws -> String {
         guard let topic else { return overview() }
-        if let spec = CommandTable.lookup(topic) { return command(spec) }
+        if let command = CommandTable.lookup(topic) { return self.command(command.help) }
         if let entry = HelpTopics.topics.first(where: { $0.name == topic }) { return entry.text }
         if let kind = LayerKind(rawValue: topic) { return layer(kind) }
         var message = "no help for \(Escaping.quoted(topic))"
@@ -49,9 +49,9 @@ enum Help {
     }
 
     static func overview() -> String {
-        let width = CommandTable.commands.map(\.name.count).max() ?? 0
+        let width = CommandTable.commands.map { $0.help.name.count }.max() ?? 0
         var lines = ["Commands (`help COMMAND` for details and examples):"]
-        for spec in CommandTable.commands {
+        for spec in CommandTable.commands.map({ $0.help }) {
             lines.append("  " + spec.name + String(repeating: " ", count: width - spec.name.count + 2) + spec.summary)
         }
         lines.append("Topics: " + HelpTopics.topics.map { "\($0.name) (\($0.summary))" }.joined(separator: "; "))
@@ -59,7 +59,7 @@ enum Help {
         return lines.joined(separator: "\n")
     }
 
-    static func command(_ spec: CommandSpec) -> String {
+    static func command(_ spec: CommandHelp) -> String {
         var lines = spec.usage.map { "usage: " + $0 }
         if spec.usage.count > 1 {
             lines = ["usage: " + spec.usage[0]] + spec.usage.dropFirst().map { "       " + $0 }
@@ -73,6 +73,7 @@ enum Help {
         return lines.joined(separator: "\n")
     }
 
+    /// What `help KIND` says of a layer kind.
     static func layer(_ kind: LayerKind) -> String {
         switch kind {
         case .groupnorm:

@@ -15,6 +15,8 @@ struct PassRecord {
     let y: [Double]
     let gamma: [Double]?
     let beta: [Double]?
+    /// The upstream gradient the backward after this forward used (not whatever `dy` names now).
+    let dy: [Double]?
     let dx: [Double]?
     let dgamma: [Double]?
     let dbeta: [Double]?
@@ -36,6 +38,7 @@ struct PassRecord {
         // Gradients belong to this pass only if backward ran after it.
         let g = layer.lastGradients.flatMap { $0.dx.shape == f.input.shape ? $0 : nil }
         dx = g?.dx.scalars.map(\.asDouble)
+        dy = g == nil ? nil : layer.lastOutputGradient?.scalars.map(\.asDouble)
         dgamma = g?.dgamma?.scalars.map(\.asDouble)
         dbeta = g?.dbeta?.scalars.map(\.asDouble)
     }

@@ -85,7 +85,7 @@ enum CompareHints {
         if other != flipped && other != r.spec { variants.append(("preset=\(other.preset)", other)) }
         var unbiased = r.spec
         unbiased.variance = r.spec.variance == .biased ? .unbiased : .biased
-        if r.spec.kind != .rmsnorm { variants.append(("variance=\(unbiased.variance)", unbiased)) }
+        if r.spec.kind.centres { variants.append(("variance=\(unbiased.variance)", unbiased)) }
         var hints: [String] = []
         for (label, spec) in variants {
             guard let pass = try? Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, mode: r.mode),
@@ -113,10 +113,10 @@ enum CompareHints {
     }
 }
 
-extension Interpreter {
-    func compareHints(_ a: [Double], _ b: [Double], names: (String, String), shape: Shape) -> [String] {
-        let record = session.layer?.passRecord
-        let dy = session["dy"].flatMap { $0.shape == record?.plan.inputShape ? $0.doubles : nil }
-        return CompareHints.hints(.init(a: a, b: b, names: names, shape: shape, record: record, dy: dy))
+extension CompareHints {
+    /// Hints for `compare A B`, against the last pass and the dy its backward used.
+    static func hints(_ a: [Double], _ b: [Double], names: (String, String), shape: Shape, layer: AnyLayer?) -> [String] {
+        let record = layer?.passRecord
+        return hints(.init(a: a, b: b, names: names, shape: shape, record: record, dy: record?.dy))
     }
 }

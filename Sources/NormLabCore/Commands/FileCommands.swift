@@ -1,0 +1,191 @@
+import Foundation
+import NormKit
+
+struct Load: Command, Equatable {
+    static let help = CommandHelp(
+        name: "load", usage: ["load NAME PATH"],
+        summary: "read a NumPy .npy file into a tensor",
+        details: """
+        Reads .npy versions 1–3, little-endian float32 and float64 (kept as they are) and integer or bool arrays
+        (converted to the session's dtype, with a note), in C order. Quote a path with spaces: "my data.npy".
+        """,
+        examples: ["load x data/x.npy"], completion: .positions([.none, .path]))
+
+    let name: Located<String>
+    let path: Located<String>
+
+    init(name: Located<String>, path: Located<String>) {
+        self.name = name
+        self.path = path
+    }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        name = try cursor.name()
+        let path = try cursor.word("a file path")
+        try cursor.finish()
+        self.path = Located(path.text, path.range)
+    }
+
+    func run(in context: StatementContext) throws -> Report {
+        let interpreter = context.interpreter
+        let data = try interpreter.readFile(interpreter.resolve(path.value), path: path, text: context.text, what: "a .npy file")
+        let loaded: NPY.Loaded
+        do {
+            loaded = try NPY.decode(data, integerTarget: context.settings.dtype, maxElements: context.settings.maxElements)
+        } catch {
+            throw context.error("cannot load \(Escaping.quoted(path.value)): \(error.message)", at: path.range)
+        }
+        context.session[name.value] = loaded.tensor
+        var report = Report()
+        if let message = loaded.note { report.add(.note(message)) }
+        report.line(context.wording.headline(name.value, loaded.tensor) + " loaded from \(Escaping.visible(path.value))")
+        return report
+    }
+}
+
+struct Save: Command, Equatable {
+    static let help = CommandHelp(
+        name: "save", usage: ["save NAME PATH"],
+        summary: "write a tensor to a NumPy .npy file",
+        details: "Writes a temporary file beside PATH and renames it, so a failure never leaves a half-written file.",
+        examples: ["save dx dx.npy"], completion: .positions([.tensor, .path]))
+
+    let name: Located<String>
+    let path: Located<String>
+
+    init(name: Located<String>, path: Located<String>) {
+        self.name = name
+        self.path = path
+    }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        name = try cursor.name()
+        let path = try cursor.word("a file path")
+        try cursor.finish()
+        self.path = Located(path.text, path.range)
+    }
+
+    func run(in context: StatementContext) throws -> Report {
+        let tensor = try context.lookup(name)
+        let url = context.interpreter.resolve(path.value)
+        let directory = url.deletingLastPathComponent()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw context.error("cannot save to \(Escaping.quoted(path.value)): the folder \(Escaping.quoted(directory.path)) does not exist", at: path.range)
+        }
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw context.error("cannot save to \(Escaping.quoted(path.value)): it is a directory", at: path.range)
+        }
+        try AtomicFile.checkReplaceable(url, path: path, text: context.text)
+        do {
+            try AtomicFile.write(NPY.encode(tensor), to: url)
+        } catch {
+            throw context.error("cannot save to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
+        }
+        return Report([.text("\(name.value): \(tensor.shape) \(tensor.dtype) saved to \(Escaping.visible(path.value))")])
+    }
+}
+
+struct RunFile: Command, Equatable {
+    static let help = CommandHelp(
+        name: "run", usage: ["run FILE"],
+        summary: "run the commands in a file",
+        details: "Stops at the first error, which names the file and line. Runs may nest up to \(Interpreter.maxRunDepth) deep.",
+        examples: ["run sessions/01-first-groupnorm-by-hand.nl"], completion: .positions([.path]))
+
+    let path: Located<String>
+
+    init(path: Located<String>) { self.path = path }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        let path = try cursor.word("a file path")
+        try cursor.finish()
+        self.path = Located(path.text, path.range)
+    }
+
+    /// The file's statements print as they run; nothing is left to return.
+    func run(in context: StatementContext) throws -> Report {
+        try context.interpreter.runFile(path, text: context.text, origin: context.origin)
+        return .empty
+    }
+}
+
+struct Export: Command, Equatable {
+    static let help = CommandHelp(
+        name: "export", usage: ["export numpy PATH.py", "export torch PATH.py"],
+        summary: "write a Python script that recomputes the last pass with NumPy or PyTorch and checks NormLab",
+        details: """
+        Saves the input, γ, β, dy and NormLab's y, dx, dγ, dβ as .npy files beside PATH and writes a script that
+        rebuilds the layer with its conventions, recomputes them (numpy: the formulas in plain NumPy; torch:
+        F.group_norm or F.batch_norm with autograd where the conventions are PyTorch's, the formula with autograd
+        where they are not) and prints the agreement; it exits 1 when any result differs by more than 1e-12
+        (float64) or 1e-5 (float32) relative to the tensor's largest magnitude, 0 otherwise. dy is the one the
+        last backward used.
+        """,
+        examples: ["export numpy check.py", "export torch check_torch.py"],
+        completion: .positions([.words(ExportTarget.allCases.map(\.rawValue)), .path]))
+
+    let target: ExportTarget
+    let path: Located<String>
+
+    init(target: ExportTarget, path: Located<String>) {
+        self.target = target
+        self.path = path
+    }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        target = ExportTarget(rawValue: try cursor.keyword(ExportTarget.allCases.map(\.rawValue), "numpy or torch").text)!
+        let path = try cursor.word("a path for the script (….py)")
+        try cursor.finish()
+        self.path = Located(path.text, path.range)
+    }
+
+    func run(in context: StatementContext) throws -> Report {
+        let layer = try context.currentLayer()
+        guard let record = layer.passRecord, let dyValues = record.dy, let dxValues = record.dx else {
+            throw Diagnostic("export needs a forward and a backward pass to reproduce: run forward and backward first")
+        }
+        let url = context.interpreter.resolve(path.value)
+        guard url.pathExtension == "py" else {
+            throw context.error("export writes a Python script: give a path ending in .py", at: path.range)
+        }
+        let directory = url.deletingLastPathComponent()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw context.error("cannot export to \(Escaping.quoted(path.value)): the folder does not exist", at: path.range)
+        }
+        try AtomicFile.checkReplaceable(url, path: path, text: context.text)
+        let stem = url.deletingPathExtension().lastPathComponent
+        let dtype = layer.dtype
+        let shape = record.plan.inputShape
+        func tensor(_ values: [Double], _ dims: [Int]) throws -> AnyTensor {
+            AnyTensor.float64(try Tensor(shape: Shape(dims, maxElements: Int.max), scalars: values)).converted(to: dtype)
+        }
+        var files: [(String, AnyTensor)] = [
+            ("x", try tensor(record.x, shape.dims)), ("dy", try tensor(dyValues, shape.dims)),
+            ("y", try tensor(record.y, shape.dims)), ("dx", try tensor(dxValues, shape.dims)),
+        ]
+        if let affine = record.plan.affineShape, let g = record.gamma, let b = record.beta {
+            files += [("gamma", try tensor(g, affine.dims)), ("beta", try tensor(b, affine.dims))]
+            if let dg = record.dgamma, let db = record.dbeta {
+                files += [("dgamma", try tensor(dg, affine.dims)), ("dbeta", try tensor(db, affine.dims))]
+            }
+        }
+        if record.mode == .eval, let mean = record.mean {
+            files += [("running_mean", try tensor(mean, record.plan.statsShape.dims)),
+                      ("running_var", try tensor(record.variance, record.plan.statsShape.dims))]
+        }
+        do {
+            for (name, value) in files {
+                try AtomicFile.write(NPY.encode(value), to: directory.appendingPathComponent("\(stem)_\(name).npy"))
+            }
+            let script = target == .numpy ? PythonExport.numpyScript(spec: record.spec, record: record, stem: stem, dtype: dtype)
+                                          : PythonExport.torchScript(spec: record.spec, record: record, stem: stem, dtype: dtype)
+            try AtomicFile.write(Data(script.utf8), to: url)
+        } catch {
+            throw context.error("cannot export to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
+        }
+        let shown = Escaping.visible(path.value)
+        return Report([.text("wrote \(shown) and \(files.count) .npy files beside it (\(stem)_x.npy, …); run `python3 \(shown)`: it exits 0 when \(target == .numpy ? "NumPy" : "PyTorch") agrees with NormLab")])
+    }
+}

@@ -1,0 +1,70 @@
+import NormKit
+
+struct Histogram: Command, Equatable {
+    static let help = CommandHelp(
+        name: "hist", usage: ["hist NAME [group J]", "hist A B [group J]"],
+        summary: "a histogram of a tensor's values, or of two side by side",
+        details: "With two tensors (say x and y) the histograms stand side by side: normalisation happening. `group J` keeps the elements of the layer's group J.",
+        examples: ["hist x", "hist x y", "hist x y group 1"], completion: .tensorsAnd(["group"]))
+
+    let names: [Located<String>]
+    let group: Located<Int>?
+
+    init(names: [Located<String>], group: Located<Int>?) {
+        self.names = names
+        self.group = group
+    }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        var names = [try cursor.name()]
+        if let next = cursor.peek, next.kind == .word, next.text != "group" { names.append(try cursor.name()) }
+        var group: Located<Int>? = nil
+        if !cursor.isAtEnd {
+            _ = try cursor.keyword(["group"], "group")
+            group = try cursor.integer("a group number", minimum: 0)
+        }
+        try cursor.finish()
+        self.names = names
+        self.group = group
+    }
+
+    func run(in context: StatementContext) throws -> Report {
+        var pictures: [HistogramPicture] = []
+        for name in names {
+            let tensor = try context.lookup(name)
+            var values = tensor.doubles
+            var title = name.value
+            if let group {
+                guard let spec = context.session.layer?.spec, tensor.shape.rank >= 2, spec.kind.hasGroups,
+                      let plan = try? NormPlan(spec: spec, inputShape: tensor.shape) else {
+                    throw context.error("`group` needs a layer with groups and a tensor of its input's shape (N, C, …)", at: group.range)
+                }
+                guard group.value >= 0 && group.value < plan.groups else {
+                    throw context.error("group \(group.value) is out of range: the groups run from 0 to \(plan.groups - 1)", at: group.range)
+                }
+                let channels = plan.channels(ofGroup: group.value)
+                values = values.enumerated().filter { channels.contains(($0.offset / plan.spatial) % plan.channels) }.map(\.element)
+                title += " group \(group.value)"
+            }
+            pictures.append(Self.picture(title: title, values: values))
+        }
+        return Report([.histograms(pictures)])
+    }
+
+    /// Counts in `bins` equal bins between the smallest and largest finite value (one bin when they are equal).
+    static func picture(title: String, values: [Double], bins: Int = 12) -> HistogramPicture {
+        let finite = values.filter(\.isFinite)
+        guard let low = finite.min(), let high = finite.max() else {
+            return HistogramPicture(title: title, total: values.count, nonFinite: values.count, range: nil, edges: [], counts: [])
+        }
+        var counts = [Int](repeating: 0, count: bins)
+        let span = high - low
+        for v in finite {
+            counts[span == 0 ? 0 : min(bins - 1, Int((v - low) / span * Double(bins)))] += 1
+        }
+        let shownBins = span == 0 ? 1 : bins
+        let edges = (0...shownBins).map { low + span * Double($0) / Double(bins) }
+        return HistogramPicture(title: title, total: values.count, nonFinite: values.count - finite.count,
+                                range: (low, high), edges: edges, counts: Array(counts.prefix(shownBins)))
+    }
+}

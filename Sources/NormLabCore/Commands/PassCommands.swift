@@ -1,0 +1,181 @@
+import NormKit
+
+struct Forward: Command, Equatable {
+    static let help = CommandHelp(
+        name: "forward", usage: ["forward [X]"],
+        summary: "run the layer on X (default x)",
+        details: """
+        Makes y, mean, var, rstd, xhat and xc (x − mean) session tensors (RMSNorm has no mean or xc) and prints a
+        summary of y. batchnorm also makes running_mean and running_var.
+        """,
+        examples: ["forward", "forward x2"], completion: .tensorsAnd())
+
+    let input: Located<String>?
+
+    init(input: Located<String>?) { self.input = input }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        input = cursor.isAtEnd ? nil : try cursor.name()
+        try cursor.finish()
+    }
+
+    func run(in context: StatementContext) throws -> Report {
+        var layer = try context.currentLayer()
+        let inputName = input?.value ?? "x"
+        let x: AnyTensor
+        if let input {
+            x = try context.lookup(input)
+        } else {
+            guard let named = context.session["x"] else {
+                throw Diagnostic("forward runs on x by default, and there is no x: make it (`tensor x = randn 2 4 3 3`) or name the input (`forward NAME`)")
+            }
+            x = named
+        }
+        var report = Report()
+        if layer.dtype != x.dtype {
+            if layer.sampleShape != nil {
+                report.add(.note("\(inputName) is \(x.dtype): the layer's parameters and statistics are converted to \(x.dtype)"))
+            }
+            layer = layer.converted(to: x.dtype)
+        }
+        let threads = context.settings.threads
+        let made: [(String, AnyTensor)]
+        let summary: Summary
+        switch layer {
+        case .float32(var l):
+            let result = try l.forward(x.tensor(as: Float.self), threads: threads)
+            (made, summary) = Self.collect(result, layer: l)
+            context.session.layer = .float32(l)
+        case .float64(var l):
+            let result = try l.forward(x.tensor(as: Double.self), threads: threads)
+            (made, summary) = Self.collect(result, layer: l)
+            context.session.layer = .float64(l)
+        }
+        for (tensorName, tensor) in made { context.session[tensorName] = tensor }
+        report.line("\(layer.spec.kind.displayName) forward on \(inputName) \(x.shape) \(x.dtype)" + (summary.mode == .eval ? ", eval mode" : ""))
+        report.line("  " + summary.statistics)
+        report.line("  " + context.wording.summaryLine("y", made[0].1))
+        report.line("  made: " + made.map(\.0).joined(separator: " "))
+        for warning in summary.warnings { report.add(.warning(warning, origin: context.origin)) }
+        return report
+    }
+
+    struct Summary {
+        let statistics: String
+        let warnings: [String]
+        let mode: Mode
+    }
+
+    /// The session tensors a forward pass makes, named for what they hold, and the words for its statistics.
+    static func collect<S: NormScalar>(_ r: ForwardResult<S>, layer: NormLayer<S>) -> ([(String, AnyTensor)], Summary) {
+        var made: [(String, AnyTensor)] = [("y", AnyTensor(r.output))]
+        if let mean = r.mean { made.append(("mean", AnyTensor(mean))) }
+        made.append(("var", AnyTensor(r.variance)))
+        made.append(("rstd", AnyTensor(r.rstd)))
+        made.append(("xhat", AnyTensor(r.normalized)))
+        if r.mean != nil { made.append(("xc", AnyTensor(r.centered))) }
+        if let rm = layer.runningMean, let rv = layer.runningVariance {
+            made.append(("running_mean", AnyTensor(rm)))
+            made.append(("running_var", AnyTensor(rv)))
+        }
+        let names = r.mean == nil ? "mean square, rstd" : "mean, var, rstd"
+        let source = r.mode == .eval ? "running statistics" : "statistics"
+        let statistics = "\(source) \(LayerDescription.setDescription(r.spec, plan: r.plan)): \(names) of shape \(r.plan.statsShape)"
+        return (made, Summary(statistics: statistics, warnings: r.warnings.map(\.description), mode: r.mode))
+    }
+}
+
+/// The upstream gradient of `backward`.
+public enum UpstreamSource: Equatable, Sendable {
+    case tensor(Located<String>)
+    case ones
+    case randn(seed: UInt64)
+}
+
+struct Backward: Command, Equatable {
+    /// Not 0: with x = randn … seed 0, dy = randn seed 0 would equal x, and dx would nearly vanish.
+    static let defaultSeed: UInt64 = 1000
+
+    static let help = CommandHelp(
+        name: "backward", usage: ["backward [DY | ones | randn [seed S]]"],
+        summary: "back-propagate an upstream gradient dy through the last forward pass",
+        details: """
+        With no argument dy is randn of y's shape with seed \(defaultSeed) (not 0, which would copy an x made with seed 0;
+        ones would make dx vanish for most layers, which hides the interesting part). `randn` alone also uses
+        seed \(defaultSeed). Makes dy, dx, dgamma and dbeta session tensors; dgamma and dbeta are the
+        accumulated gradients (see `show grad` and zero_grad).
+        """,
+        examples: ["backward", "backward ones", "backward randn seed 3", "backward g"],
+        completion: .tensorsAnd(["ones", "randn"]))
+
+    /// Nil: randn with the default seed.
+    let source: UpstreamSource?
+
+    init(source: UpstreamSource?) { self.source = source }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        guard let token = cursor.peek else { source = nil; return }
+        if token.kind == .word && token.text == "ones" {
+            _ = cursor.next()
+            source = .ones
+        } else if token.kind == .word && token.text == "randn" {
+            _ = cursor.next()
+            var seed = Self.defaultSeed
+            if let s = cursor.peek, s.kind == .word, s.text == "seed" {
+                _ = cursor.next()
+                seed = UInt64(try cursor.integer("a seed (a whole number ≥ 0)", minimum: 0).value)
+            }
+            source = .randn(seed: seed)
+        } else {
+            source = .tensor(try cursor.name("a tensor name, ones or randn"))
+        }
+        try cursor.finish()
+    }
+
+    func run(in context: StatementContext) throws -> Report {
+        let layer = try context.currentLayer()
+        guard let y = context.session["y"], layer.hasForward else {
+            throw Diagnostic("backward needs a forward pass first: run forward, then backward")
+        }
+        let dy: AnyTensor
+        let described: String
+        switch source {
+        case nil:
+            dy = AnyTensor.float64(.randn(y.shape, seed: Self.defaultSeed)).converted(to: layer.dtype)
+            described = "dy = randn seed \(Self.defaultSeed) (the default; `backward ones`, `backward randn seed S` or `backward NAME` choose another)"
+        case .ones?:
+            dy = AnyTensor.float64(.ones(y.shape)).converted(to: layer.dtype)
+            described = "dy = ones"
+        case .randn(let seed)?:
+            dy = AnyTensor.float64(.randn(y.shape, seed: seed)).converted(to: layer.dtype)
+            described = "dy = randn seed \(seed)"
+        case .tensor(let name)?:
+            dy = try context.lookup(name).converted(to: layer.dtype)
+            described = "dy = \(name.value)"
+        }
+        var made: [(String, AnyTensor)] = [("dy", dy)]
+        let threads = context.settings.threads
+        switch layer {
+        case .float32(var l):
+            let g = try l.backward(dy.tensor(as: Float.self), threads: threads)
+            made.append(("dx", AnyTensor(g.dx)))
+            if let dg = l.gammaGrad, let db = l.betaGrad { made += [("dgamma", AnyTensor(dg)), ("dbeta", AnyTensor(db))] }
+            context.session.layer = .float32(l)
+        case .float64(var l):
+            let g = try l.backward(dy.tensor(as: Double.self), threads: threads)
+            made.append(("dx", AnyTensor(g.dx)))
+            if let dg = l.gammaGrad, let db = l.betaGrad { made += [("dgamma", AnyTensor(dg)), ("dbeta", AnyTensor(db))] }
+            context.session.layer = .float64(l)
+        }
+        for (name, tensor) in made { context.session[name] = tensor }
+        let spec = layer.spec
+        let count = context.session.layer?.backwardCount ?? 0
+        var report = Report([.text(described), .text("  " + context.wording.summaryLine("dx", made[1].1))])
+        if let dgamma = context.session["dgamma"], spec.affine != .none {
+            let reduction = spec.paramGrad == .sum ? "summed over the batch" : "averaged over the batch (paramgrad=mean)"
+            report.line("  dgamma, dbeta: \(dgamma.shape), \(reduction); accumulated over \(plural(count, "backward pass", "backward passes"))" + (count > 1 ? " (zero_grad resets)" : ""))
+        }
+        report.line("  made: " + made.map(\.0).joined(separator: " "))
+        return report
+    }
+}

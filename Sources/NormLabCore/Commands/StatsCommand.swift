@@ -1,0 +1,149 @@
+import NormKit
+
+public enum StatsAxis: String, Equatable, Sendable, CaseIterable {
+    case group, channel, sample
+}
+
+struct Stats: Command, Equatable {
+    static let help = CommandHelp(
+        name: "stats", usage: ["stats NAME [by group|channel|sample]"],
+        summary: "count, mean, var, std, min and max per group, channel or sample, and overall",
+        details: """
+        By group when NAME has the layer's input shape and the layer has groups, else by channel for rank ≥ 2,
+        else overall only. var is the biased variance (divided by the count), as normalisation uses.
+        """,
+        examples: ["stats x", "stats y by channel"],
+        completion: CompletionRule { request in
+            switch request.position {
+            case 1: request.matching(request.tensorNames)
+            case 2: request.matching(["by"])
+            case 3: request.matching(StatsAxis.allCases.map(\.rawValue))
+            default: .nothing
+            }
+        })
+
+    let name: Located<String>
+    let axis: StatsAxis?
+
+    init(name: Located<String>, axis: StatsAxis?) {
+        self.name = name
+        self.axis = axis
+    }
+
+    init(parsing cursor: inout ArgumentCursor) throws {
+        name = try cursor.name()
+        var axis: StatsAxis? = nil
+        if !cursor.isAtEnd {
+            _ = try cursor.keyword(["by"], "by")
+            axis = StatsAxis(rawValue: try cursor.keyword(StatsAxis.allCases.map(\.rawValue), "group, channel or sample").text)
+        }
+        try cursor.finish()
+        self.axis = axis
+    }
+
+    func run(in context: StatementContext) throws -> Report {
+        let tensor = try context.lookup(name)
+        let (axis, groups) = try resolveAxis(tensor, context: context)
+        let (labels, rows) = Self.rows(tensor.shape.dims, by: axis, groups: groups)
+        var table = TextTable(headers: labels + ["count", "mean", "var", "std", "min", "max"])
+        table.numericColumns = Set(0..<table.headers.count).subtracting(labels.count == 3 ? [2] : [])
+        let values = tensor.doubles
+        let noise = (values.lazy.filter(\.isFinite).map(abs).max() ?? 0) * NoiseFloor.relative(tensor.dtype)
+        let precision = context.settings.precision
+        func cells(_ offsets: [Int]?) -> [String] {
+            let s = Self.statistics(values, offsets)
+            let f = { (x: Double) in formatNumber(x, precision: precision, scale: noise) }
+            return [String(s.count), f(s.mean), f(s.variance), f(s.variance.squareRoot()),
+                    s.hasNaN ? "nan" : f(s.low), s.hasNaN ? "nan" : f(s.high)]
+        }
+        let limit = 64
+        let shownRows = rows.count <= limit ? Array(rows.indices) : Array(0..<10) + [-1] + Array((rows.count - 10)..<rows.count)
+        for i in shownRows {
+            if i < 0 {
+                table.rows.append(Array(repeating: "…", count: labels.count) + Array(repeating: "", count: 6))
+            } else {
+                table.rows.append(rows[i].label + cells(rows[i].offsets))
+            }
+        }
+        if labels.isEmpty { table.rows.append(cells(nil)) }
+        else { table.rows.append(["all"] + Array(repeating: "", count: labels.count - 1) + cells(nil)) }
+        let what = axis.map { "by \($0.rawValue)" } ?? "overall"
+        return Report([.text("stats of \(name.value) \(tensor.shape), \(what) (var is the biased variance):"), .table(table)])
+    }
+
+    /// The axis to tabulate by (nil: overall only) and, by group, the number of groups.
+    private func resolveAxis(_ tensor: AnyTensor, context: StatementContext) throws -> (StatsAxis?, Int) {
+        let dims = tensor.shape.dims
+        let layer = context.session.layer
+        // By default, by group only for tensors shaped like the layer's input (not, say, its (N, G) statistics).
+        let inputShaped = layer?.sampleShape.map { Array(dims.dropFirst()) == $0 } ?? (dims.count >= 3)
+        var resolved = axis
+        var groups = 1
+        if axis == .group || (axis == nil && inputShaped) {
+            if dims.count >= 2, let spec = layer?.spec, spec.kind.hasGroups,
+               let g = try? spec.resolvedGroups(channels: dims[1]) {
+                groups = g
+                resolved = .group
+            } else if axis == .group {
+                let reason = dims.count < 2 ? "it has no channel axis (rank \(dims.count))"
+                    : layer == nil ? "there is no layer to say what the groups are"
+                    : !layer!.spec.kind.hasGroups ? "\(layer!.spec.kind) has no groups"
+                    : "its \(dims[1]) channels do not divide into the layer's groups"
+                throw context.error("cannot take stats of \(name.value) by group: \(reason)", at: name.range)
+            } else {
+                resolved = dims.count >= 2 ? .channel : nil
+            }
+        } else if axis == nil {
+            resolved = dims.count >= 2 ? .channel : nil
+        }
+        if (resolved == .channel || resolved == .sample) && dims.count < 2 && axis != nil {
+            throw context.error("\(name.value) has rank 1: there is no sample or channel axis; `stats \(name.value)` gives the overall numbers", at: name.range)
+        }
+        return (resolved, groups)
+    }
+
+    /// The label columns and, per row, its labels and the offsets of its elements.
+    static func rows(_ dims: [Int], by axis: StatsAxis?, groups: Int) -> ([String], [(label: [String], offsets: [Int])]) {
+        let n = dims.first ?? 1
+        let c = dims.count >= 2 ? dims[1] : 1
+        let s = dims.count >= 2 ? dims.dropFirst(2).reduce(1, *) : 1
+        func channelOffsets(_ i: Int, _ ch: Int) -> [Int] { Array(((i * c + ch) * s)..<((i * c + ch + 1) * s)) }
+        var rows: [(label: [String], offsets: [Int])] = []
+        switch axis {
+        case .group?:
+            let k = c / groups
+            for i in 0..<n {
+                for g in 0..<groups {
+                    let offsets = ((g * k)..<((g + 1) * k)).flatMap { channelOffsets(i, $0) }
+                    rows.append(([String(i), String(g), k == 1 ? "\(g * k)" : "\(g * k)–\(g * k + k - 1)"], offsets))
+                }
+            }
+            return (["sample", "group", "channels"], rows)
+        case .channel?:
+            for ch in 0..<c { rows.append(([String(ch)], (0..<n).flatMap { channelOffsets($0, ch) })) }
+            return (["channel"], rows)
+        case .sample?:
+            let per = dims.reduce(1, *) / n
+            for i in 0..<n { rows.append(([String(i)], Array((i * per)..<((i + 1) * per)))) }
+            return (["sample"], rows)
+        case nil:
+            return ([], [])
+        }
+    }
+
+    /// Two-pass statistics of the chosen elements (all when `offsets` is nil); min and max skip NaN.
+    static func statistics(_ values: [Double], _ offsets: [Int]?) -> (count: Int, mean: Double, variance: Double, low: Double, high: Double, hasNaN: Bool) {
+        var count = 0, sum = 0.0, low = Double.infinity, high = -Double.infinity
+        var nan = false
+        func visit(_ v: Double) {
+            count += 1; sum += v
+            if v.isNaN { nan = true } else { low = min(low, v); high = max(high, v) }
+        }
+        if let offsets { for o in offsets { visit(values[o]) } } else { for v in values { visit(v) } }
+        let mean = sum / Double(count)
+        var squares = 0.0
+        if let offsets { for o in offsets { squares += (values[o] - mean) * (values[o] - mean) } }
+        else { for v in values { squares += (v - mean) * (v - mean) } }
+        return (count, mean, squares / Double(count), low, high, nan)
+    }
+}
