@@ -100,6 +100,10 @@ import Testing
         #expect(help.status == 0 && help.stdout.contains("--keep-going"))
         let precise = try normlab(["--precision", "2", "--dtype", "float32", "-c", "tensor x = full 0.3 2; show x"])
         #expect(precise.stdout.hasSuffix("x: (2) float32\n[0.30, 0.30]\n"))
+        // The flags set the session: nothing printed for them, nothing in the history, nothing echoed.
+        #expect(precise.stdout == "x: (2) float32\nx: (2) float32\n[0.30, 0.30]\n")
+        let echoed = try normlab(["--dtype", "float32", "--echo", "-c", "history"])
+        #expect(echoed.stdout == "normlab> history\n   1  history\n")
     }
 
     @Test func echoMakesATranscript() throws {

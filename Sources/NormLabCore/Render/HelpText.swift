@@ -109,6 +109,7 @@ enum Tour {
         ("08-two-conventions", "preset=torch against preset=pydllib on an image-shaped input"),
         ("09-npy-in-and-out", "tensors from NumPy .npy files in, results out"),
         ("10-debugging-a-backward-pass", "your x, γ, β, dy, dx, dγ, dβ from .npy against NormLab's, with compare's hints"),
+        ("11-gradients-accumulate", "dγ, dβ accumulate until zero_grad; run, reshape, del, BatchNorm's modes, history"),
     ]
 
     static var text: String {
