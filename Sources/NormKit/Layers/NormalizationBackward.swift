@@ -1,0 +1,147 @@
+extension Normalization {
+    /// The gradients of Σ dy·y for the pass `forward`. With dx̂ = dy·γ, in a training pass:
+    ///
+    ///     dx = rstd · (dx̂ − Σdx̂ / m − x̂ · Σ(dx̂·x̂) / d)
+    ///
+    /// where the sums run over the statistics set, d = m for the biased variance and m − 1 for the unbiased one,
+    /// and RMSNorm has no Σdx̂ term; in BatchNorm's eval mode the statistics are constants and dx = rstd · dx̂.
+    /// dγ = Σ dy·x̂ and dβ = Σ dy over the batch (and, for affine=channel, the positions), divided by N under
+    /// paramgrad=mean.
+    @_specialize(exported: true, where Scalar == Float)
+    @_specialize(exported: true, where Scalar == Double)
+    public static func backward<Scalar: NormScalar>(
+        forward: ForwardResult<Scalar>,
+        gamma: Tensor<Scalar>?,
+        outputGradient dy: Tensor<Scalar>,
+        threads: Int = 1
+    ) throws(NormError) -> Gradients<Scalar> {
+        try computeBackward(forward: forward, gamma: gamma, outputGradient: dy, threads: threads, allowFastPath: true)
+    }
+
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func computeBackward<Scalar: NormScalar>(
+        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, outputGradient dy: Tensor<Scalar>, threads: Int,
+        allowFastPath: Bool
+    ) throws(NormError) -> Gradients<Scalar> {
+        let plan = forward.plan
+        let spec = forward.spec
+        guard dy.shape == forward.output.shape else {
+            throw NormError.mismatch("dy has shape \(dy.shape) but y has shape \(forward.output.shape); they must match")
+        }
+        try checkAffine(gamma, name: "gamma", plan: plan, spec: spec)
+        let gammaValues = gamma?.scalars.map(\.asDouble)
+        let dx: [Scalar]
+        let dgamma: [Double], dbeta: [Double]
+        if allowFastPath && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec)) && forward.mode == .train {
+            (dx, dgamma, dbeta) = fastBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
+        } else {
+            (dx, dgamma, dbeta) = generalBackward(forward: forward, gammaValues: gammaValues, dy: dy)
+        }
+        let dxTensor = Tensor(uncheckedShape: dy.shape, scalars: dx)
+        guard let affineShape = plan.affineShape else { return Gradients(dx: dxTensor, dgamma: nil, dbeta: nil) }
+        let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
+        func parameter(_ values: [Double]) -> Tensor<Scalar> {
+            Tensor(uncheckedShape: affineShape, scalars: values.map { Scalar(fromDouble: $0 / batchDivisor) })
+        }
+        return Gradients(dx: dxTensor, dgamma: parameter(dgamma), dbeta: parameter(dbeta))
+    }
+
+    /// dx, and dγ, dβ summed over the batch, on the fast kernels.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func fastBackward<Scalar: NormScalar>(
+        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        let plan = forward.plan, spec = forward.spec
+        let positionPath = PositionKernels.applies(spec)
+        let paramCount = plan.affineShape?.count ?? 0
+        var dgamma = [Double](repeating: 0, count: paramCount)
+        var dbeta = [Double](repeating: 0, count: paramCount)
+        let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
+            dy.scalars.withUnsafeBufferPointer { g in
+                if positionPath {
+                    forward.normalized.scalars.withUnsafeBufferPointer { h in
+                        PositionKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: forward.exactRstds,
+                                                 gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                    }
+                } else {
+                    forward.input.scalars.withUnsafeBufferPointer { x in
+                        FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
+                                             rstds: forward.exactRstds, gamma: gammaValues, dx: out, dgamma: &dgamma,
+                                             dbeta: &dbeta, threads: threads)
+                    }
+                }
+            }
+            count = dy.count
+        }
+        return (dx, dgamma, dbeta)
+    }
+
+    /// dx, and dγ, dβ summed over the batch, element by element: every layer, every convention, eval mode.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func generalBackward<Scalar: NormScalar>(
+        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        let plan = forward.plan, spec = forward.spec
+        let statsCount = plan.statsShape.count
+        let m = Double(plan.setSize)
+        let divisor = spec.variance == .unbiased ? m - 1 : m
+        let affineIsElement = spec.affine == .element
+        let constantStats = spec.kind.hasRunningStatistics && forward.mode == .eval
+        let centre = spec.centres
+        let rstds = forward.rstd.scalars.map(\.asDouble)
+        var sumD = [Double](repeating: 0, count: statsCount)
+        var sumDX = [Double](repeating: 0, count: statsCount)
+        let paramCount = plan.affineShape?.count ?? 0
+        var dgamma = [Double](repeating: 0, count: paramCount)
+        var dbeta = [Double](repeating: 0, count: paramCount)
+        var dx = [Scalar](repeating: 0, count: dy.count)
+
+        dy.scalars.withUnsafeBufferPointer { g in
+            forward.normalized.scalars.withUnsafeBufferPointer { xhat in
+                for n in 0..<plan.batch {
+                    for c in 0..<plan.channels {
+                        let start = (n * plan.channels + c) * plan.spatial
+                        for s in 0..<plan.spatial {
+                            let stat = plan.statIndex(sample: n, channel: c, position: s)
+                            let p = affineIsElement ? c * plan.spatial + s : c
+                            let dyv = g[start + s].asDouble
+                            let h = xhat[start + s].asDouble
+                            let dh = dyv * (gammaValues?[p] ?? 1)
+                            sumD[stat] += dh
+                            sumDX[stat] += dh * h
+                            if paramCount > 0 {
+                                dgamma[p] += dyv * h
+                                dbeta[p] += dyv
+                            }
+                        }
+                    }
+                }
+                dx.withUnsafeMutableBufferPointer { out in
+                    for n in 0..<plan.batch {
+                        for c in 0..<plan.channels {
+                            let start = (n * plan.channels + c) * plan.spatial
+                            for s in 0..<plan.spatial {
+                                let stat = plan.statIndex(sample: n, channel: c, position: s)
+                                let p = affineIsElement ? c * plan.spatial + s : c
+                                let dh = g[start + s].asDouble * (gammaValues?[p] ?? 1)
+                                let value: Double
+                                if constantStats {
+                                    value = rstds[stat] * dh
+                                } else {
+                                    let meanTerm = centre ? sumD[stat] / m : 0
+                                    value = rstds[stat] * (dh - meanTerm - xhat[start + s].asDouble * sumDX[stat] / divisor)
+                                }
+                                out[start + s] = Scalar(fromDouble: value)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        return (dx, dgamma, dbeta)
+    }
+}
