@@ -61,9 +61,7 @@ func agreement(_ difference: Double) -> String {
 /// The axes a layer's statistics reduce over, as `help conventions` words them, without the leading
 /// "one mean and variance" / "one mean square".
 func reducedOver(_ spec: LayerSpec) -> String {
-    LayerDescription.conventions(spec)[0].1
-        .replacingOccurrences(of: "one mean and variance ", with: "")
-        .replacingOccurrences(of: "one mean square ", with: "")
+    LayerDescription.conventions(spec)[0].1.replacingOccurrences(of: "one \(LayerDescription.sharedStatistics(spec)) ", with: "")
 }
 
 /// `explain forward`: μ, x − μ, its squares, σ², rstd, x̂ and y for one set, in the seed layer's order.
@@ -82,7 +80,7 @@ struct ForwardDerivation {
         let spec = r.spec
         let m = members.count
         var d = Derivation(title: "explain forward — \(LayerDescription.title(spec, mode: r.mode))")
-        d.text("the set: \(label); m = \(m) elements share one \(spec.centres ? "mean and variance" : "mean square")")
+        d.text("the set: \(label); m = \(m) elements share one \(LayerDescription.sharedStatistics(spec))")
         d.text("reduced over: " + reducedOver(spec))
         let x = members.map { r.x[$0] }
         d.text("x = " + w.list(x))

@@ -20,10 +20,7 @@ struct Load: Command, Equatable {
     }
 
     init(parsing cursor: inout ArgumentCursor) throws {
-        name = try cursor.name()
-        let path = try cursor.word("a file path")
-        try cursor.finish()
-        self.path = Located(path.text, path.range)
+        (name, path) = try cursor.nameAndPath()
     }
 
     func run(in context: StatementContext) throws -> Report {
@@ -59,10 +56,7 @@ struct Save: Command, Equatable {
     }
 
     init(parsing cursor: inout ArgumentCursor) throws {
-        name = try cursor.name()
-        let path = try cursor.word("a file path")
-        try cursor.finish()
-        self.path = Located(path.text, path.range)
+        (name, path) = try cursor.nameAndPath()
     }
 
     func run(in context: StatementContext) throws -> Report {
@@ -83,6 +77,16 @@ struct Save: Command, Equatable {
             throw context.error("cannot save to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
         }
         return Report([.text("\(name.value): \(tensor.shape) \(tensor.dtype) saved to \(Escaping.visible(path.value))")])
+    }
+}
+
+extension ArgumentCursor {
+    /// `NAME PATH` and nothing more (`load`, `save`).
+    mutating func nameAndPath() throws -> (Located<String>, Located<String>) {
+        let name = try self.name()
+        let path = try word("a file path")
+        try finish()
+        return (name, Located(path.text, path.range))
     }
 }
 

@@ -78,7 +78,7 @@ struct Forward: Command, Equatable {
             made.append(("running_mean", AnyTensor(rm)))
             made.append(("running_var", AnyTensor(rv)))
         }
-        let names = r.mean == nil ? "mean square, rstd" : "mean, var, rstd"
+        let names = LayerDescription.statisticsNames(r.spec)
         let source = r.mode == .eval ? "running statistics" : "statistics"
         let statistics = "\(source) \(LayerDescription.setDescription(r.spec, plan: r.plan)): \(names) of shape \(r.plan.statsShape)"
         return (made, Summary(statistics: statistics, warnings: r.warnings.map(\.description), mode: r.mode))

@@ -111,7 +111,7 @@ struct Show: Command, Equatable {
             batch: plan.batch, channels: plan.channels, positions: plan.spatial,
             spatialNote: plan.spatialDims.count > 1 ? " (\(plan.spatialDims.map(String.init).joined(separator: "×")) flattened)" : "",
             marked: grid, memberCount: members.count, label: label,
-            setWords: record.spec.centres ? "mean and variance" : "mean square",
+            setWords: LayerDescription.sharedStatistics(record.spec),
             reducedOver: LayerDescription.conventions(record.spec)[0].1)
         return Report([.axes(picture)])
     }

@@ -2,6 +2,16 @@ import NormKit
 
 /// Words for a layer's conventions, shared by `layer`, `forward` and `show groups`.
 enum LayerDescription {
+    /// What the elements of one set share: "mean and variance" for a centring layer, "mean square" for RMSNorm.
+    static func sharedStatistics(_ spec: LayerSpec) -> String {
+        spec.centres ? "mean and variance" : "mean square"
+    }
+
+    /// The statistics tensors a forward pass makes, as `forward` names them.
+    static func statisticsNames(_ spec: LayerSpec) -> String {
+        spec.centres ? "mean, var, rstd" : "mean square, rstd"
+    }
+
     static func title(_ spec: LayerSpec, mode: Mode) -> String {
         var title = spec.kind.displayName
         switch spec.kind {
@@ -28,7 +38,7 @@ enum LayerDescription {
 
     static func conventions(_ spec: LayerSpec) -> [(String, String)] {
         let bn = spec.kind.statisticsSpanBatch
-        let what = spec.centres ? "one mean and variance" : "one mean square"
+        let what = "one " + sharedStatistics(spec)
         let reduce: String
         switch (bn, spec.reduce) {
         case (false, .group): reduce = "\(what) per (sample, group), over its C/G channels × all positions"
