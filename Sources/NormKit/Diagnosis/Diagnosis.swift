@@ -1,0 +1,124 @@
+/// Why a user's tensor differs from NormKit's, by name. A cause is reported only when its hypothesis, recomputed
+/// in Float64, reproduces the user's tensor to within the rounding estimate of the user's dtype: a wrong cause
+/// is worse than none.
+public enum DiagnosisCause: String, Sendable, CaseIterable, CustomStringConvertible {
+    // dx
+    case missingMeanTerm = "missing-mean-term"
+    case missingXhatTerm = "missing-xhat-term"
+    case xhatTermSign = "xhat-term-sign"
+    case dxNegated = "dx-negated"
+    case dxMissingGamma = "dx-missing-gamma"
+    case wrongSetSize = "wrong-set-size"
+    case rstdPower = "rstd-power"
+    case lossAveraged = "loss-averaged"
+    // y (and what follows from it)
+    case interleavedGroups = "interleaved-groups"
+    case perPositionStatistics = "per-position-statistics"
+    case unbiasedVariance = "unbiased-variance"
+    case epsOutsideSqrt = "eps-outside-sqrt"
+    case epsValue = "eps-value"
+    case float32Cancellation = "float32-cancellation"
+    // dγ, dβ
+    case paramGradMean = "param-grad-mean"
+    case paramGradSum = "param-grad-sum"
+    case dgammaWithoutXhat = "dgamma-without-xhat"
+    case dgammaUsesY = "dgamma-uses-y"
+
+    public var description: String { rawValue }
+
+    /// Causes that are mistakes in the forward pass: the backward is then judged against the backward of that
+    /// forward.
+    public var isForward: Bool {
+        switch self {
+        case .interleavedGroups, .perPositionStatistics, .unbiasedVariance, .epsOutsideSqrt, .epsValue, .float32Cancellation: true
+        default: false
+        }
+    }
+}
+
+/// Which result of the pass a tensor is.
+public enum DiagnosisRole: String, Sendable, CaseIterable, CustomStringConvertible {
+    case y, dx, dgamma, dbeta
+    public var description: String { rawValue }
+}
+
+/// How a user's tensor compares with NormKit's.
+public enum DiagnosisVerdict: String, Sendable {
+    /// Equal within the dtype's plain rounding.
+    case match
+    /// Different, but no more than the dtype's rounding amplified by the problem's conditioning explains.
+    case rounding
+    case differs
+}
+
+/// The verdict for one tensor, with the measurements behind it.
+public struct DiagnosisFinding: Sendable {
+    public let role: DiagnosisRole
+    public let verdict: DiagnosisVerdict
+    public let maxAbsDifference: Double
+    /// The multi-index of the largest difference.
+    public let worstIndex: [Int]
+    /// How many elements exceed the rounding estimate.
+    public let beyondEstimate: Int
+    public let count: Int
+    /// The largest rounding estimate of any element: plain, and amplified by the conditioning (|μ|·rstd).
+    public let plainEstimate: Double
+    public let conditionedEstimate: Double
+    /// Nil unless a hypothesis reproduces the tensor.
+    public let cause: DiagnosisCause?
+    /// The tensor differs from NormKit's only as the forward's identified cause makes it: it is right for the
+    /// user's own forward.
+    public let followsForward: DiagnosisCause?
+    /// For dx: the least-squares fit of the user's dx as a·T1 + b·T2 + c·T3.
+    public let termFit: TermFit?
+    /// eps-value: the eps that fits; wrong-set-size: the m that was used; rstd-power: the power used.
+    public let fittedValue: Double?
+}
+
+/// dx ≈ a·rstd·∂x̂ + b·(−rstd·mean ∂x̂) + c·(−rstd·x̂·mean(∂x̂·x̂)), over all sets, and what is left.
+public struct TermFit: Sendable {
+    public let a: Double, b: Double, c: Double
+    /// ‖dx − fit‖ / ‖dx‖.
+    public let residual: Double
+}
+
+/// What `Diagnosis.run` found.
+public struct DiagnosisReport: Sendable {
+    public let findings: [DiagnosisFinding]
+    /// The forward's cause, when y differs and one was identified.
+    public var forwardCause: DiagnosisCause? { findings.first { $0.role == .y }?.cause }
+}
+
+/// A user's tensors for one layer, input, γ, β and dy, judged against NormKit's pass.
+public enum Diagnosis {
+    /// `user`: the tensors to judge (any subset of y, dx, dγ, dβ) and whether each was computed in float32.
+    public static func run(spec: LayerSpec, shape: Shape, x: [Double], gamma: [Double]?, beta: [Double]?, dy: [Double],
+                           user: [DiagnosisRole: [Double]], float32: [DiagnosisRole: Bool]) throws(NormError) -> DiagnosisReport {
+        let reference = try DiagnosisPass(spec: spec, shape: shape, x: x, gamma: gamma, beta: beta, dy: dy)
+        var findings: [DiagnosisFinding] = []
+        // Forward first: a wrong forward explains what follows it.
+        var forward: ForwardHypotheses.Found? = nil
+        for role in DiagnosisRole.allCases {
+            guard let values = user[role] else { continue }
+            let judge = Judge(reference: reference, role: role, float32: float32[role] ?? false)
+            guard let expected = judge.expected, values.count == expected.count else {
+                throw NormError.mismatch("\(role) has \(values.count) elements; the layer's \(role) has \(judge.expected?.count ?? 0)")
+            }
+            var finding = judge.compare(values)
+            if finding.verdict == .differs {
+                if role == .y {
+                    if let found = ForwardHypotheses(reference: reference, judge: judge).explain(values) {
+                        forward = found
+                        finding = judge.compare(values, cause: found.cause, fitted: found.fitted)
+                    }
+                } else if let forward, judge.against(forward.values).agrees(values) {
+                    finding = judge.compare(values, follows: forward.cause)
+                } else {
+                    finding = BackwardHypotheses(reference: reference, judge: judge).explain(values, finding: finding)
+                }
+            }
+            findings.append(finding)
+        }
+        return DiagnosisReport(findings: findings)
+    }
+}

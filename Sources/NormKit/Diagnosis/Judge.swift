@@ -1,0 +1,114 @@
+import Foundation
+
+/// Compares a user's tensor with one role of a pass, element by element, against rounding estimates.
+///
+/// The estimates model a correct implementation in the user's dtype (unit roundoff u: 2⁻²⁴ for float32, 2⁻⁵³
+/// for float64), with a safety factor K = 4·(2 + log₂ m) for the sums over a set:
+/// - plain: every value rounded a few times: K·u·(|γ|·(1 + |x̂|) + |β|) for y; K·u·rstd·max|∂x̂|·(1 + max|x̂|)
+///   per set for dx; K·u·Σ|dy|·(1 + |x̂|) for dγ; K·u·Σ|dy| for dβ.
+/// - conditioned: plus what the mean's own rounding does to x − μ, which grows with |μ|·rstd (a float32 mean of
+///   values near 1000 with σ = 1 is off by about u·1000, i.e. 1000·u in x̂): the same estimates times
+///   (1 + |μ|·rstd).
+struct Judge {
+    let reference: DiagnosisPass
+    let role: DiagnosisRole
+    let float32: Bool
+    let plain: [Double]
+    let conditioned: [Double]
+    /// The values a tensor is compared with: the pass's own, or a hypothesis's (`against`).
+    private(set) var expected: [Double]?
+
+    init(reference p: DiagnosisPass, role: DiagnosisRole, float32: Bool) {
+        self.reference = p
+        self.role = role
+        self.float32 = float32
+        switch role {
+        case .y: expected = p.y
+        case .dx: expected = p.dx
+        case .dgamma: expected = p.dgamma
+        case .dbeta: expected = p.dbeta
+        }
+        let u = float32 ? 0x1p-24 : 0x1p-53
+        let k = 4 * (2 + log2(max(p.m, 1)))
+        let amplification = p.sets.indices.map { 1 + (p.spec.centres ? abs(p.mean[$0]) * p.rstd[$0] : 0) }
+        switch role {
+        case .y:
+            let simple = (0..<p.count).map { k * u * (abs(p.gammaAt($0)) * (1 + abs(p.xhat[$0])) + abs(p.betaAt($0))) }
+            plain = simple
+            conditioned = (0..<p.count).map { simple[$0] + k * u * abs(p.gammaAt($0)) * (amplification[p.setOf[$0]] - 1) * (1 + abs(p.xhat[$0])) }
+        case .dx:
+            let g = p.dxhat()
+            var perSet = [Double](repeating: 0, count: p.sets.count)
+            for (s, members) in p.sets.enumerated() {
+                let gMax = members.map { abs(g[$0]) }.max() ?? 0
+                let hMax = members.map { abs(p.xhat[$0]) }.max() ?? 0
+                perSet[s] = k * u * p.rstd[s] * gMax * (1 + hMax)
+            }
+            plain = (0..<p.count).map { perSet[p.setOf[$0]] }
+            conditioned = (0..<p.count).map { perSet[p.setOf[$0]] * amplification[p.setOf[$0]] }
+        case .dgamma, .dbeta:
+            let size = p.plan.affineShape?.count ?? 0
+            var simple = [Double](repeating: 0, count: size), amplified = simple
+            for i in 0..<p.count {
+                let q = p.parameterOf[i]
+                let weight = role == .dgamma ? 1 + abs(p.xhat[i]) : 1
+                simple[q] += abs(p.dy[i]) * weight
+                amplified[q] += abs(p.dy[i]) * weight * (role == .dgamma ? amplification[p.setOf[i]] : 1)
+            }
+            let scale = k * u * (p.spec.paramGrad == .mean ? 1 / Double(p.plan.batch) : 1)
+            plain = simple.map { $0 * scale }
+            conditioned = amplified.map { $0 * scale }
+        }
+    }
+
+    /// The same estimates, against another pass's values for this role (a hypothesis about the user's forward).
+    func against(_ values: PassValues) -> Judge {
+        var other = self
+        switch role {
+        case .y: other.expected = values.y
+        case .dx: other.expected = values.dx
+        case .dgamma: other.expected = values.dgamma
+        case .dbeta: other.expected = values.dbeta
+        }
+        return other
+    }
+
+    var shape: Shape { role == .y || role == .dx ? reference.plan.inputShape : (reference.plan.affineShape ?? reference.plan.inputShape) }
+
+    /// |a − b|, with NaN against a number (or two different infinities) as infinitely far.
+    static func distance(_ a: Double, _ b: Double) -> Double {
+        if a == b || (a.isNaN && b.isNaN) { return 0 }
+        let d = abs(a - b)
+        return d.isNaN ? .infinity : d
+    }
+
+    /// True when `values` equal `candidate` within the conditioned estimate everywhere.
+    func reproduces(_ candidate: [Double], _ values: [Double]) -> Bool {
+        guard candidate.count == values.count else { return false }
+        return values.indices.allSatisfy { Self.distance(candidate[$0], values[$0]) <= conditioned[$0] }
+    }
+
+    /// True when `values` equal this pass's role within the conditioned estimate.
+    func agrees(_ values: [Double]) -> Bool {
+        guard let expected else { return false }
+        return reproduces(expected, values)
+    }
+
+    func compare(_ values: [Double], cause: DiagnosisCause? = nil, follows: DiagnosisCause? = nil, fit: TermFit? = nil,
+                 fitted: Double? = nil) -> DiagnosisFinding {
+        let expected = self.expected ?? []
+        var worst = 0.0, worstAt = 0, beyond = 0
+        var plainOK = true, conditionedOK = true
+        for i in values.indices {
+            let d = Self.distance(values[i], expected[i])
+            if d > worst { worst = d; worstAt = i }
+            if d > plain[i] { plainOK = false }
+            if d > conditioned[i] { conditionedOK = false; beyond += 1 }
+        }
+        return DiagnosisFinding(
+            role: role, verdict: plainOK ? .match : (conditionedOK ? .rounding : .differs),
+            maxAbsDifference: worst, worstIndex: shape.multiIndex(ofOffset: worstAt), beyondEstimate: beyond,
+            count: values.count, plainEstimate: plain.max() ?? 0, conditionedEstimate: conditioned.max() ?? 0,
+            cause: cause, followsForward: follows, termFit: fit, fittedValue: fitted)
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import NormKit
+import Testing
+@testable import NormLabCore
+
+/// `diagnose` against hand-written NumPy passes, each with one real mistake or none
+/// (scripts/make_diagnose_fixtures.py): every cause is named where it was made, and a correct pass — float64,
+/// float32, float32 on x ≈ 1000 — is never accused.
+@Suite struct DiagnoseTests {
+    struct Case: Decodable, CustomStringConvertible {
+        let name: String
+        let shape: [Int]
+        let groups: Int
+        let preset: String
+        let dtype: String
+        let expect: [String: String]
+        var description: String { name }
+    }
+
+    static let folder = Repository.fixtures.appendingPathComponent("diagnose")
+
+    static let cases: [Case] = {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent("cases.json")) else { return [] }
+        return (try? JSONDecoder().decode([Case].self, from: data)) ?? []
+    }()
+
+    static func load(_ c: Case, _ name: String) throws -> AnyTensor {
+        let data = try Data(contentsOf: folder.appendingPathComponent(c.name).appendingPathComponent(name + ".npy"))
+        return try NPY.decode(data).tensor
+    }
+
+    @Test func thereAreCases() {
+        #expect(Self.cases.count >= 60)
+        let named = Set(Self.cases.flatMap { $0.expect.values }).subtracting(["", "follows", "differs"])
+        // Every cause the fixtures make is one NormKit knows.
+        #expect(named.isSubset(of: Set(DiagnosisCause.allCases.map(\.rawValue))), "\(named)")
+    }
+
+    @Test(arguments: cases)
+    func diagnosis(_ c: Case) throws {
+        let spec = try LayerSpec(kind: .groupnorm, groups: c.groups, preset: Preset(rawValue: c.preset)!)
+        let x = try Self.load(c, "x")
+        var user: [DiagnosisRole: [Double]] = [:]
+        for role in DiagnosisRole.allCases { user[role] = try Self.load(c, role.rawValue).doubles }
+        let float32 = Dictionary(uniqueKeysWithValues: DiagnosisRole.allCases.map { ($0, c.dtype == "float32") })
+        let report = try Diagnosis.run(spec: spec, shape: x.shape, x: x.doubles, gamma: try Self.load(c, "gamma").doubles,
+                                       beta: try Self.load(c, "beta").doubles, dy: try Self.load(c, "dy").doubles,
+                                       user: user, float32: float32)
+        #expect(report.findings.map(\.role) == DiagnosisRole.allCases)
+        for finding in report.findings {
+            let expected = c.expect[finding.role.rawValue] ?? ""
+            let got = finding.cause?.rawValue ?? (finding.followsForward != nil ? "follows" : (finding.verdict == .differs ? "differs" : ""))
+            #expect(got == expected, "\(c.name) \(finding.role): expected '\(expected)', got '\(got)' (\(finding.verdict), max |Δ| \(finding.maxAbsDifference), estimate \(finding.conditionedEstimate), fit \(String(describing: finding.termFit)))")
+        }
+    }
+}
