@@ -2,7 +2,8 @@
 """Hand-written GroupNorm passes in NumPy, each with one real mistake (or none), for `diagnose`'s tests.
 
 Run from the repository root:  python3 scripts/make_diagnose_fixtures.py
-Writes Tests/NormLabCoreTests/Fixtures/diagnose/CASE/{x,gamma,beta,dy,y,dx,dgamma,dbeta}.npy and
+Writes Tests/NormLabCoreTests/Fixtures/diagnose/CASE/{x,gamma,beta,dy,y,dx,dgamma,dbeta}.npy, the
+sessions/data/f32_*.npy files of sessions/12, and
 Tests/NormLabCoreTests/Fixtures/diagnose/cases.json, which names for every case the layer (G, preset), the
 dtype, and the cause each tensor should get: "" for none (a correct tensor must never be accused), "follows"
 for a tensor that is right for the user's own (wrong) forward pass, else the cause's ID.
@@ -291,9 +292,25 @@ def main():
     add("pydllib_param_sum", "a", lambda *a: (lambda r: (r[0], r[1], r[2] * a[0].shape[0], r[3] * a[0].shape[0]))(correct_pydllib(*a)),
         expect(dgamma="param-grad-sum", dbeta="param-grad-sum"), preset="pydllib", seed=21)
 
+    session_data()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
     print(f"wrote {len(cases)} cases to {os.path.relpath(OUT, ROOT)}")
+
+
+def session_data():
+    """sessions/data/f32_*.npy for sessions/12: float32 on x ≈ 1000, computed right (two passes) and wrong (one)."""
+    data = os.path.join(ROOT, "sessions", "data")
+    x, gamma, beta, dy = inputs((2, 4, 3, 3), 40, np.float32, offset=1000.0)
+    save = lambda name, a: np.save(os.path.join(data, f"f32_{name}.npy"), np.ascontiguousarray(a.astype(np.float32)))
+    for name, a in dict(x=x, gamma=gamma, beta=beta, dy=dy).items():
+        save(name, a)
+    y, dx, _, _ = correct(x, gamma, beta, dy, 2)
+    save("y_two_pass", y)
+    save("dx_two_pass", dx)
+    y, dx, _, _ = float32_one_pass(x, gamma, beta, dy, 2)
+    save("y_one_pass", y)
+    save("dx_one_pass", dx)
 
 
 if __name__ == "__main__":

@@ -58,12 +58,16 @@ public struct DiagnosisFinding: Sendable {
     public let maxAbsDifference: Double
     /// The multi-index of the largest difference.
     public let worstIndex: [Int]
-    /// How many elements exceed the rounding estimate.
+    /// How many elements exceed plain rounding, and the rounding estimate with the conditioning counted.
+    public let beyondPlain: Int
     public let beyondEstimate: Int
     public let count: Int
-    /// The largest rounding estimate of any element: plain, and amplified by the conditioning (|μ|·rstd).
+    /// The estimates at the element that is furthest beyond its estimate: plain rounding, and rounding
+    /// amplified by the conditioning (|μ|·rstd).
     public let plainEstimate: Double
     public let conditionedEstimate: Double
+    /// The largest |μ|·rstd of any set.
+    public let amplification: Double
     /// Nil unless a hypothesis reproduces the tensor.
     public let cause: DiagnosisCause?
     /// The tensor differs from NormKit's only as the forward's identified cause makes it: it is right for the

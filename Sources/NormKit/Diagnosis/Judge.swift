@@ -15,6 +15,8 @@ struct Judge {
     let float32: Bool
     let plain: [Double]
     let conditioned: [Double]
+    /// The largest |μ|·rstd of any set: how much the mean's rounding is amplified in x̂.
+    let amplification: Double
     /// The values a tensor is compared with: the pass's own, or a hypothesis's (`against`).
     private(set) var expected: [Double]?
 
@@ -31,6 +33,7 @@ struct Judge {
         let u = float32 ? 0x1p-24 : 0x1p-53
         let k = 4 * (2 + log2(max(p.m, 1)))
         let amplification = p.sets.indices.map { 1 + (p.spec.centres ? abs(p.mean[$0]) * p.rstd[$0] : 0) }
+        self.amplification = (amplification.max() ?? 1) - 1
         switch role {
         case .y:
             let simple = (0..<p.count).map { k * u * (abs(p.gammaAt($0)) * (1 + abs(p.xhat[$0])) + abs(p.betaAt($0))) }
@@ -97,18 +100,20 @@ struct Judge {
     func compare(_ values: [Double], cause: DiagnosisCause? = nil, follows: DiagnosisCause? = nil, fit: TermFit? = nil,
                  fitted: Double? = nil) -> DiagnosisFinding {
         let expected = self.expected ?? []
-        var worst = 0.0, worstAt = 0, beyond = 0
-        var plainOK = true, conditionedOK = true
+        var worst = 0.0, worstAt = 0, beyondPlain = 0, beyond = 0, worstRatio = -1.0, worstRatioAt = 0
         for i in values.indices {
             let d = Self.distance(values[i], expected[i])
             if d > worst { worst = d; worstAt = i }
-            if d > plain[i] { plainOK = false }
-            if d > conditioned[i] { conditionedOK = false; beyond += 1 }
+            if d > plain[i] { beyondPlain += 1 }
+            if d > conditioned[i] { beyond += 1 }
+            let ratio = conditioned[i] > 0 ? d / conditioned[i] : (d > 0 ? .infinity : 0)
+            if ratio > worstRatio { worstRatio = ratio; worstRatioAt = i }
         }
         return DiagnosisFinding(
-            role: role, verdict: plainOK ? .match : (conditionedOK ? .rounding : .differs),
-            maxAbsDifference: worst, worstIndex: shape.multiIndex(ofOffset: worstAt), beyondEstimate: beyond,
-            count: values.count, plainEstimate: plain.max() ?? 0, conditionedEstimate: conditioned.max() ?? 0,
-            cause: cause, followsForward: follows, termFit: fit, fittedValue: fitted)
+            role: role, verdict: beyondPlain == 0 ? .match : (beyond == 0 ? .rounding : .differs),
+            maxAbsDifference: worst, worstIndex: shape.multiIndex(ofOffset: worstAt), beyondPlain: beyondPlain,
+            beyondEstimate: beyond, count: values.count,
+            plainEstimate: values.isEmpty ? 0 : plain[worstRatioAt], conditionedEstimate: values.isEmpty ? 0 : conditioned[worstRatioAt],
+            amplification: amplification, cause: cause, followsForward: follows, termFit: fit, fittedValue: fitted)
     }
 }

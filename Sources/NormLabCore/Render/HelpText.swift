@@ -103,13 +103,14 @@ enum Tour {
         ("02-layernorm-and-instancenorm", "G = 1 is LayerNorm and G = C is InstanceNorm, bit for bit"),
         ("03-batchnorm-depends-on-the-batch", "BatchNorm: a sample's output depends on its batch; train against eval"),
         ("04-deriving-the-backward-pass", "the chain rule step by step, the closed form, and a gradient check"),
-        ("05-a-wrong-gradient", "a wrong hand-written dx from .npy, caught by compare and gradcheck"),
+        ("05-a-wrong-gradient", "a wrong hand-written dx from .npy: diagnose names the missing term, gradcheck agrees"),
         ("06-eps-constant-inputs-and-precision", "eps, constant inputs, and float32 against float64 at a 1e6 offset"),
         ("07-statistics-per-group", "where mean, var, rstd, x − μ and x̂ come from, group by group"),
         ("08-two-conventions", "preset=torch against preset=pydllib on an image-shaped input"),
         ("09-npy-in-and-out", "tensors from NumPy .npy files in, results out"),
-        ("10-debugging-a-backward-pass", "your x, γ, β, dy, dx, dγ, dβ from .npy against NormLab's, with compare's hints"),
+        ("10-debugging-a-backward-pass", "your x, γ, β, dy, y, dx, dγ, dβ from .npy, judged by diagnose"),
         ("11-gradients-accumulate", "dγ, dβ accumulate until zero_grad; run, reshape, del, BatchNorm's modes, history"),
+        ("12-float32-rounding-is-not-a-bug", "a correct float32 pass on x ≈ 1000 is rounding; a one-pass variance is a bug"),
     ]
 
     static var text: String {

@@ -38,6 +38,8 @@ public enum Block: Sendable {
     case axes(AxesPicture)
     /// A gradient check's verdict for one gradient.
     case verdict(GradcheckVerdict)
+    /// `diagnose`: a verdict per tensor, with its cause when one is found.
+    case diagnosis(DiagnosisView)
     case warning(String, origin: Origin)
     case note(String)
     case error(Diagnostic, origin: Origin, trace: [Origin])

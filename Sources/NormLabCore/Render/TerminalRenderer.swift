@@ -47,6 +47,8 @@ public struct TerminalRenderer: Sendable {
             for note in verdict.notes { text += plain("  " + note) + "\n" }
             if let worst = verdict.worst { text += plain(worst.render(style: style)) + "\n" }
             return text
+        case .diagnosis(let view):
+            return DiagnosisWords.lines(view).map { plain($0) + "\n" }.joined()
         case .warning(let text, let origin):
             return Self.prefix(origin) + style.warning("warning:") + " " + plain(text) + "\n"
         case .note(let text):
