@@ -54,3 +54,16 @@ import Testing
         }
     }
 }
+
+/// gradcheck on a float32 layer checks the float32 gradient the session holds, and says so.
+@Suite struct Float32GradcheckTests {
+    @Test func checksTheSessionsFloat32Gradient() {
+        let (i, sink) = makeInterpreter()
+        let (out, _) = run(i, sink, "set dtype float32", "tensor x = randn 2 4 3 seed 0", "layer groupnorm 2", "forward", "backward", "gradcheck dx full")
+        #expect(out.contains("dx (the engine's float32 backward): PASS"), "\(out)")
+        // Its errors are float32's (about 1e-7), not a float64 recomputation's (about 1e-11).
+        let line = out.split(separator: "\n").first { $0.hasPrefix("dx (") } ?? ""
+        let error = Double(line.components(separatedBy: "max abs err ").last?.components(separatedBy: ",").first ?? "") ?? 0
+        #expect(error > 1e-9 && error < 1e-5, "\(line)")
+    }
+}

@@ -18,6 +18,8 @@ public enum DiagnosisCause: String, Sendable, CaseIterable, CustomStringConverti
     case epsOutsideSqrt = "eps-outside-sqrt"
     case epsValue = "eps-value"
     case float32Cancellation = "float32-cancellation"
+    /// Every convention of the other preset at once (torch against pydllib).
+    case otherPreset = "other-preset"
     // dγ, dβ
     case paramGradMean = "param-grad-mean"
     case paramGradSum = "param-grad-sum"
@@ -30,7 +32,7 @@ public enum DiagnosisCause: String, Sendable, CaseIterable, CustomStringConverti
     /// forward.
     public var isForward: Bool {
         switch self {
-        case .interleavedGroups, .perPositionStatistics, .unbiasedVariance, .epsOutsideSqrt, .epsValue, .float32Cancellation: true
+        case .interleavedGroups, .perPositionStatistics, .unbiasedVariance, .epsOutsideSqrt, .epsValue, .float32Cancellation, .otherPreset: true
         default: false
         }
     }

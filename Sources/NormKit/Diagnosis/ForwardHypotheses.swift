@@ -28,6 +28,7 @@ struct ForwardHypotheses {
             tries.append { variant(.unbiasedVariance) { $0.variance = spec.variance == .biased ? .unbiased : .biased } }
             tries.append { epsOutsideSqrt() }
         }
+        tries.append { otherPreset() }
         tries.append { epsValue(y) }
         if judge.float32 && spec.centres {
             tries.append { cancellation(y) }
@@ -48,6 +49,35 @@ struct ForwardHypotheses {
         var spec = reference.spec
         change(&spec)
         return pass(spec).map { Found(cause: cause, values: $0.values, fitted: nil) }
+    }
+
+    /// The other preset's conventions, with the user's γ and β carried over (channel-wise values spread over
+    /// the positions for element-wise ones; element-wise ones kept only when they are the same at every position).
+    private func otherPreset() -> Found? {
+        let r = reference
+        var spec = r.spec
+        spec.apply(r.spec.preset == .torch ? .pydllib : .torch)
+        spec.groups = r.spec.groups
+        guard spec != r.spec, let plan = try? NormPlan(spec: spec, inputShape: r.plan.inputShape) else { return nil }
+        func convert(_ v: [Double]?) -> [Double]?? {
+            guard let v else { return .some(nil) }
+            let s = r.plan.spatial, c = r.plan.channels
+            switch (r.spec.affine, spec.affine) {
+            case (let a, let b) where a == b: return .some(v)
+            case (.channel, .element): return .some((0..<(c * s)).map { v[$0 / s] })
+            case (.element, .channel):
+                let perChannel = (0..<c).map { v[$0 * s] }
+                guard (0..<(c * s)).allSatisfy({ v[$0] == perChannel[$0 / s] }) else { return nil }
+                return .some(perChannel)
+            default: return nil
+            }
+        }
+        guard plan.affineShape != nil || r.plan.affineShape == nil, let g = convert(r.gamma), let b = convert(r.beta),
+              let p = pass(spec, gamma: .some(g), beta: .some(b)) else { return nil }
+        // dγ, dβ of the other preset have its shape: compared with the user's only when the shapes agree.
+        var values = p.values
+        if spec.affine != r.spec.affine { values.dgamma = nil; values.dbeta = nil }
+        return Found(cause: .otherPreset, values: values, fitted: nil)
     }
 
     /// Channel c in group c mod G (a reshape to (N, C/G, G, …) instead of (N, G, C/G, …)): the channels

@@ -57,7 +57,10 @@ public struct GradcheckElement: Sendable, Equatable {
 public struct GradcheckReport: Sendable {
     public let target: GradTarget
     /// True when the analytic side was a gradient supplied from outside, not the engine's backward.
-    public let supplied: Bool
+    public internal(set) var supplied: Bool
+    /// The element type the engine's analytic gradient was computed in (the layer's own, for a float32 layer;
+    /// the numeric side is always Float64).
+    public internal(set) var analyticDType: DType = .float64
     public let shape: Shape
     public let checked: Int
     public var total: Int { shape.count }
@@ -256,9 +259,36 @@ extension NormLayer {
         if let runningMean, let runningVariance {
             running = (runningMean.converted(), runningVariance.converted())
         }
-        return try Gradcheck.run(
+        // The engine's gradient in the layer's own element type is what the session holds, so that is what is
+        // checked (a Float64 recomputation would hide Float32 rounding): the last backward's when it used this
+        // dy, else a backward now.
+        var analytic: [GradTarget: Tensor<Double>] = supplied.mapValues { $0.converted() }
+        var own: Set<GradTarget> = []
+        if Scalar.dtype != .float64 {
+            let gradients: Gradients<Scalar>
+            if let last = lastGradients, lastOutputGradient == dy {
+                gradients = last
+            } else {
+                gradients = try Normalization.backward(forward: lastForward, gamma: gamma, outputGradient: dy)
+            }
+            for target in targets where supplied[target] == nil {
+                let value: Tensor<Scalar>?
+                switch target {
+                case .dx: value = gradients.dx
+                case .dgamma: value = gradients.dgamma
+                case .dbeta: value = gradients.dbeta
+                }
+                if let value { analytic[target] = value.converted(); own.insert(target) }
+            }
+        }
+        var reports = try Gradcheck.run(
             spec: spec, input: lastForward.input.converted(), gamma: gamma?.converted(), beta: beta?.converted(),
             outputGradient: dy.converted(), mode: lastForward.mode, running: running, targets: targets,
-            supplied: supplied.mapValues { $0.converted() }, options: options, isCancelled: isCancelled)
+            supplied: analytic, options: options, isCancelled: isCancelled)
+        for i in reports.indices where own.contains(reports[i].target) {
+            reports[i].supplied = false
+            reports[i].analyticDType = Scalar.dtype
+        }
+        return reports
     }
 }

@@ -128,7 +128,8 @@ struct Gradcheck: Command, Equatable {
                 worst = table
             }
             result.add(.verdict(GradcheckVerdict(
-                what: report.supplied ? "\(against?.value ?? "?") (as \(report.target))" : "\(report.target) (the engine's backward)",
+                what: report.supplied ? "\(against?.value ?? "?") (as \(report.target))"
+                    : "\(report.target) (the engine's \(report.analyticDType == .float32 ? "float32 " : "")backward)",
                 passed: report.passed,
                 summary: "\(report.failures) of \(report.checked) checked elements fail; max abs err \(formatNumber(report.maxAbsError, precision: 2)), max rel err \(formatNumber(report.maxRelError, precision: 2))",
                 notes: report.notes, worst: worst)))
@@ -197,7 +198,7 @@ struct Compare: Command, Equatable {
             report.line("  max abs diff \(formatNumber(worstAbs, precision: 2)) at \(Shape.format(shape.multiIndex(ofOffset: worstAbsAt))): \(a.value) = \(formatNumber(x[worstAbsAt], precision: p)), \(b.value) = \(formatNumber(y[worstAbsAt], precision: p))")
             report.line("  max rel diff \(formatNumber(worstRel, precision: 2)) at \(Shape.format(shape.multiIndex(ofOffset: worstRelAt))) (relative to \(b.value))")
         }
-        for hint in CompareHints.hints(x, y, names: (a.value, b.value), shape: shape, layer: context.session.layer) {
+        for hint in CompareHints.hints(left, right, names: (a.value, b.value), context: context) {
             report.line("  hint: " + hint)
         }
         return report

@@ -15,17 +15,19 @@ public struct DiagnosisView: Sendable {
 
 /// The words for each cause: what went wrong, in one line, and the fix. `help diagnose` lists them.
 enum DiagnosisWords {
-    static func explanation(_ cause: DiagnosisCause, _ v: DiagnosisView, role: DiagnosisRole, fitted: Double?) -> String {
+    /// The cause for this case, in one line. `subject`: the user's tensor (its role in `diagnose`, its name in
+    /// `compare`).
+    static func explanation(_ cause: DiagnosisCause, _ v: DiagnosisView, subject: String, fitted: Double?) -> String {
         let m = v.setSize, n = v.batch
         switch cause {
-        case .missingMeanTerm: return "dx lacks −rstd·mean(∂x̂), the term that comes through μ: it does not sum to 0 over each set"
-        case .missingXhatTerm: return "dx lacks −rstd·x̂·mean(∂x̂·x̂), the term that comes through σ²"
-        case .xhatTermSign: return "the x̂ term of dx (the one through σ²) has the wrong sign"
-        case .dxNegated: return "dx has the opposite sign everywhere: the gradient of −L, or dy negated"
+        case .missingMeanTerm: return "\(subject) lacks −rstd·mean(∂x̂), the term that comes through μ: it does not sum to 0 over each set"
+        case .missingXhatTerm: return "\(subject) lacks −rstd·x̂·mean(∂x̂·x̂), the term that comes through σ²"
+        case .xhatTermSign: return "the x̂ term of \(subject) (the one through σ²) has the wrong sign"
+        case .dxNegated: return "\(subject) has the opposite sign everywhere: the gradient of −L, or dy negated"
         case .dxMissingGamma: return "∂x̂ was taken as dy, not dy·γ: γ is missing from the chain rule"
         case .wrongSetSize: return "the terms through μ and σ² divide by m′ = \(fitted.map { String(Int($0)) } ?? "?") instead of m = \(m), the number of elements in a set"
         case .rstdPower: return "∂σ² uses (σ² + eps) to the power −\(fitted.map { String(Int($0)) } ?? "?")/2 instead of −3/2"
-        case .lossAveraged: return "dx is the gradient divided by N = \(n): the loss was averaged over the batch where dy assumes a sum"
+        case .lossAveraged: return "\(subject) is the gradient divided by N = \(n): the loss was averaged over the batch where dy assumes a sum"
         case .interleavedGroups: return "channel c went to group c mod G: a reshape to (N, C/G, G, …) instead of (N, G, C/G, …)"
         case .perPositionStatistics:
             return v.spec.reduce == .group
@@ -38,8 +40,10 @@ enum DiagnosisWords {
         case .epsOutsideSqrt: return "x̂ = (x − μ)/(σ + eps) instead of (x − μ)/√(σ² + eps)"
         case .epsValue: return "eps = \(fitted.map(formatOption) ?? "?") fits your y; the layer uses eps = \(formatOption(v.spec.eps))"
         case .float32Cancellation: return "σ² computed as E[x²] − E[x]² in float32: the two terms cancel when |μ| ≫ σ"
-        case .paramGradMean: return "\(role) is averaged over the batch (÷ N = \(n)) where the layer sums it"
-        case .paramGradSum: return "\(role) is summed over the batch where the layer averages it (paramgrad=mean: ÷ N = \(n))"
+        case .otherPreset:
+            return "\(subject) is what the layer gives under preset=\(v.spec.preset == .torch ? "pydllib" : "torch"): a convention mismatch, not an arithmetic slip (help conventions)"
+        case .paramGradMean: return "\(subject) is averaged over the batch (÷ N = \(n)) where the layer sums it"
+        case .paramGradSum: return "\(subject) is summed over the batch where the layer averages it (paramgrad=mean: ÷ N = \(n))"
         case .dgammaWithoutXhat: return "dγ = Σ dy: the factor x̂ is missing"
         case .dgammaUsesY: return "dγ = Σ dy·y: y used where x̂ belongs (y = γ·x̂ + β)"
         }
@@ -61,6 +65,7 @@ enum DiagnosisWords {
         case .epsOutsideSqrt: return "add eps to the variance, inside the square root"
         case .epsValue: return "use the layer's eps (or set eps= on the layer to yours)"
         case .float32Cancellation: return "two passes: the mean first, then the mean of (x − μ)²; or accumulate in float64"
+        case .otherPreset: return "choose the preset you implemented (layer … preset=…), or change your code to the layer's conventions"
         case .paramGradMean, .paramGradSum: return "reduce dγ and dβ over the batch as the layer does (or choose paramgrad= to match yours)"
         case .dgammaWithoutXhat, .dgammaUsesY: return "dγ = Σ dy·x̂ over the batch (and the positions, for γ of shape (C))"
         }
@@ -83,6 +88,7 @@ enum DiagnosisWords {
         case .epsOutsideSqrt: "(x − μ)/(σ + eps) instead of (x − μ)/√(σ² + eps)"
         case .epsValue: "another eps (the one that fits is shown)"
         case .float32Cancellation: "σ² as E[x²] − E[x]² in float32"
+        case .otherPreset: "the other preset's conventions (torch against pydllib)"
         case .paramGradMean: "dγ, dβ averaged over the batch where the layer sums"
         case .paramGradSum: "dγ, dβ summed over the batch where the layer averages"
         case .dgammaWithoutXhat: "dγ = Σ dy"
@@ -105,7 +111,7 @@ enum DiagnosisWords {
             lines.append("  " + label + pad + verdictLine(finding))
             let indent = "    "
             if let cause = finding.cause {
-                lines.append(indent + "[\(cause)] " + explanation(cause, v, role: finding.role, fitted: finding.fittedValue))
+                lines.append(indent + "[\(cause)] " + explanation(cause, v, subject: finding.role.rawValue, fitted: finding.fittedValue))
                 lines.append(indent + "fix: " + fix(cause))
                 if cause.isForward { lines.append(indent + "the forward is the first thing to fix; the gradients below are judged against the backward of this forward") }
             } else if let forward = finding.followsForward {
