@@ -46,7 +46,7 @@ public struct Fuzzer {
 
     /// One command line, valid or nearly so.
     mutating func command() -> String {
-        switch int(0...27) {
+        switch int(0...29) {
         case 0, 1: return "tensor \(name()) = \(pick(["randn", "rand", "zeros", "ones", "arange"])) \(dims())\(chance(30) ? " seed \(number())" : "")"
         case 2: return "tensor \(name()) = full \(number()) \(dims())"
         case 3: return "tensor \(name()) = \(literal(depth: chance(95) ? 3 : 12))"
@@ -71,6 +71,8 @@ public struct Fuzzer {
         case 23: return randomText(length: int(0...80))
         case 24: return String(repeating: pick(["[", "]", ",", "=", ";", "#", "\"", "1"]), count: int(1...300))
         case 25: return command() + "; " + command()
+        case 28: return "diagnose " + (0..<int(0...4)).map { _ in "\(pick(["y", "dx", "dgamma", "dbeta", "dz"]))=\(name())" }.joined(separator: " ")
+        case 29: return "export \(pick(["numpy", "torch"])) /nonexistent/\(name()).py\(chance(50) ? " against dx=\(name())" : "")"
         case 26: return "tensor x = " + String(repeating: "[", count: int(1...2000)) + "1" + String(repeating: "]", count: int(0...2000))
         default: return mutate(command())
         }

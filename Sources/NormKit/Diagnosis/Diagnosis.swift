@@ -97,6 +97,19 @@ public struct DiagnosisReport: Sendable {
 
 /// A user's tensors for one layer, input, γ, β and dy, judged against NormKit's pass.
 public enum Diagnosis {
+    /// For each result of the pass, the largest difference that rounding in `dtype` explains for this problem
+    /// (the conditioned estimate of `diagnose`): what an independent implementation may differ by.
+    public static func roundingEstimates(spec: LayerSpec, shape: Shape, x: [Double], gamma: [Double]?, beta: [Double]?,
+                                         dy: [Double], float32: Bool) throws(NormError) -> [DiagnosisRole: Double] {
+        let pass = try DiagnosisPass(spec: spec, shape: shape, x: x, gamma: gamma, beta: beta, dy: dy)
+        var out: [DiagnosisRole: Double] = [:]
+        for role in DiagnosisRole.allCases {
+            let judge = Judge(reference: pass, role: role, float32: float32)
+            if judge.expected != nil { out[role] = judge.conditioned.max() ?? 0 }
+        }
+        return out
+    }
+
     /// `user`: the tensors to judge (any subset of y, dx, dγ, dβ) and whether each was computed in float32.
     public static func run(spec: LayerSpec, shape: Shape, x: [Double], gamma: [Double]?, beta: [Double]?, dy: [Double],
                            user: [DiagnosisRole: [Double]], float32: [DiagnosisRole: Bool]) throws(NormError) -> DiagnosisReport {

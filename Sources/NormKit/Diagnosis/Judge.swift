@@ -52,7 +52,7 @@ struct Judge {
         case .dgamma, .dbeta:
             let size = p.plan.affineShape?.count ?? 0
             var simple = [Double](repeating: 0, count: size), amplified = simple
-            for i in 0..<p.count {
+            for i in 0..<p.count where size > 0 {
                 let q = p.parameterOf[i]
                 let weight = role == .dgamma ? 1 + abs(p.xhat[i]) : 1
                 simple[q] += abs(p.dy[i]) * weight

@@ -116,33 +116,62 @@ struct RunFile: Command, Equatable {
 
 struct Export: Command, Equatable {
     static let help = CommandHelp(
-        name: "export", usage: ["export numpy PATH.py", "export torch PATH.py"],
-        summary: "write a Python script that recomputes the last pass with NumPy or PyTorch and checks NormLab",
+        name: "export", usage: ["export numpy|torch PATH.py", "export numpy|torch PATH.py against [y=NAME] [dx=NAME] [dgamma=NAME] [dbeta=NAME]"],
+        summary: "write a Python script that recomputes the last pass with NumPy or PyTorch and checks NormLab's results, or yours",
         details: """
-        Saves the input, γ, β, dy and NormLab's y, dx, dγ, dβ as .npy files beside PATH and writes a script that
-        rebuilds the layer with its conventions, recomputes them (numpy: the formulas in plain NumPy; torch:
-        F.group_norm or F.batch_norm with autograd where the conventions are PyTorch's, the formula with autograd
-        where they are not) and prints the agreement; it exits 1 when any result differs by more than 1e-12
-        (float64) or 1e-5 (float32) relative to the tensor's largest magnitude, 0 otherwise. dy is the one the
-        last backward used.
+        Saves the input, γ, β, the dy of the last backward and NormLab's y, dx, dγ, dβ as .npy files beside PATH and
+        writes a script that rebuilds the layer with its conventions, recomputes them (numpy: the formulas in plain
+        NumPy; torch: F.group_norm or F.batch_norm with autograd where the conventions are PyTorch's, the formula
+        with autograd where they are not) and prints the agreement; it exits 1 when any result differs by more
+        than twice what rounding explains for this problem (diagnose's estimate), 0 otherwise. With `against`, the
+        script checks your tensors instead of NormLab's: an implementation independent of both.
         """,
-        examples: ["export numpy check.py", "export torch check_torch.py"],
-        completion: .positions([.words(ExportTarget.allCases.map(\.rawValue)), .path]))
+        examples: ["export numpy check.py", "export torch check_torch.py", "export numpy mine.py against dx=my_dx"],
+        completion: CompletionRule { request in
+            switch request.position {
+            case 1: return request.matching(ExportTarget.allCases.map(\.rawValue))
+            case 2: return .paths
+            case 3: return request.matching(["against"])
+            default:
+                if let (key, prefix) = request.option {
+                    guard DiagnosisRole(rawValue: key) != nil else { return .nothing }
+                    return Completion.Result(candidates: request.tensorNames.filter { $0.hasPrefix(prefix) }, wantsPaths: false)
+                }
+                return request.matching(DiagnosisRole.allCases.map { $0.rawValue + "=" })
+            }
+        })
 
     let target: ExportTarget
     let path: Located<String>
+    /// Your tensors to check instead of NormLab's (empty: NormLab's).
+    let against: [DiagnosisRole: Located<String>]
 
-    init(target: ExportTarget, path: Located<String>) {
+    init(target: ExportTarget, path: Located<String>, against: [DiagnosisRole: Located<String>] = [:]) {
         self.target = target
         self.path = path
+        self.against = against
     }
 
     init(parsing cursor: inout ArgumentCursor) throws {
         target = ExportTarget(rawValue: try cursor.keyword(ExportTarget.allCases.map(\.rawValue), "numpy or torch").text)!
         let path = try cursor.word("a path for the script (….py)")
-        try cursor.finish()
         self.path = Located(path.text, path.range)
+        var against: [DiagnosisRole: Located<String>] = [:]
+        if !cursor.isAtEnd {
+            _ = try cursor.keyword(["against"], "against")
+            for (key, value) in try cursor.options() {
+                guard let role = DiagnosisRole(rawValue: key.text) else {
+                    throw cursor.error("unknown option \(cursor.describe(key)); options are y=, dx=, dgamma=, dbeta=", at: key)
+                }
+                try ArgumentCursor.checkName(value, cursor: cursor)
+                against[role] = Located(value.text, value.range)
+            }
+            guard !against.isEmpty else { throw cursor.error("name your tensors after against, e.g. against dx=my_dx", at: nil) }
+        }
+        self.against = against
     }
+
+    static func == (a: Export, b: Export) -> Bool { a.target == b.target && a.path == b.path && a.against == b.against }
 
     func run(in context: StatementContext) throws -> Report {
         let layer = try context.currentLayer()
@@ -165,31 +194,51 @@ struct Export: Command, Equatable {
         func tensor(_ values: [Double], _ dims: [Int]) throws -> AnyTensor {
             AnyTensor.float64(try Tensor(shape: Shape(dims, maxElements: Int.max), scalars: values)).converted(to: dtype)
         }
-        var files: [(String, AnyTensor)] = [
-            ("x", try tensor(record.x, shape.dims)), ("dy", try tensor(dyValues, shape.dims)),
-            ("y", try tensor(record.y, shape.dims)), ("dx", try tensor(dxValues, shape.dims)),
-        ]
+        var files: [(String, AnyTensor)] = [("x", try tensor(record.x, shape.dims)), ("dy", try tensor(dyValues, shape.dims))]
         if let affine = record.plan.affineShape, let g = record.gamma, let b = record.beta {
             files += [("gamma", try tensor(g, affine.dims)), ("beta", try tensor(b, affine.dims))]
-            if let dg = record.dgamma, let db = record.dbeta {
-                files += [("dgamma", try tensor(dg, affine.dims)), ("dbeta", try tensor(db, affine.dims))]
-            }
         }
         if record.mode == .eval, let mean = record.mean {
             files += [("running_mean", try tensor(mean, record.plan.statsShape.dims)),
                       ("running_var", try tensor(record.variance, record.plan.statsShape.dims))]
         }
+        var results: [(DiagnosisRole, AnyTensor)] = []
+        if against.isEmpty {
+            results = [(.y, try tensor(record.y, shape.dims)), (.dx, try tensor(dxValues, shape.dims))]
+            if let affine = record.plan.affineShape, let dg = record.dgamma, let db = record.dbeta {
+                results += [(.dgamma, try tensor(dg, affine.dims)), (.dbeta, try tensor(db, affine.dims))]
+            }
+        } else {
+            for role in DiagnosisRole.allCases {
+                guard let name = against[role] else { continue }
+                let value = try context.lookup(name)
+                let expected = role == .y || role == .dx ? shape : record.plan.affineShape
+                guard let expected, value.shape == expected else {
+                    throw context.error("\(name.value) has shape \(value.shape), but the layer's \(role) has shape \(record.plan.affineShape.map { "\($0)" } ?? "none (affine=none)")", at: name.range)
+                }
+                results.append((role, value))
+            }
+        }
+        // Each checked tensor may differ from the recomputation by its own rounding and the script's.
+        let float32 = results.contains { $0.1.dtype == .float32 }
+        let estimates = try Diagnosis.roundingEstimates(spec: record.spec, shape: shape, x: record.x, gamma: record.gamma,
+                                                        beta: record.beta, dy: dyValues, float32: float32)
+        let check = PythonExport.Check(
+            whose: against.isEmpty ? "NormLab's" : "your (" + results.map { "\($0.0) = \(against[$0.0]!.value)" }.joined(separator: ", ") + ")",
+            tolerances: Dictionary(uniqueKeysWithValues: results.map { ($0.0, 2 * (estimates[$0.0] ?? 0)) }))
+        files += results.map { ($0.0.rawValue, $0.1) }
         do {
             for (name, value) in files {
                 try AtomicFile.write(NPY.encode(value), to: directory.appendingPathComponent("\(stem)_\(name).npy"))
             }
-            let script = target == .numpy ? PythonExport.numpyScript(spec: record.spec, record: record, stem: stem, dtype: dtype)
-                                          : PythonExport.torchScript(spec: record.spec, record: record, stem: stem, dtype: dtype)
+            let script = target == .numpy ? PythonExport.numpyScript(spec: record.spec, record: record, stem: stem, check: check)
+                                          : PythonExport.torchScript(spec: record.spec, record: record, stem: stem, check: check)
             try AtomicFile.write(Data(script.utf8), to: url)
         } catch {
             throw context.error("cannot export to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
         }
         let shown = Escaping.visible(path.value)
-        return Report([.text("wrote \(shown) and \(files.count) .npy files beside it (\(stem)_x.npy, …); run `python3 \(shown)`: it exits 0 when \(target == .numpy ? "NumPy" : "PyTorch") agrees with NormLab")])
+        let agrees = against.isEmpty ? "with NormLab" : "with your tensors"
+        return Report([.text("wrote \(shown) and \(files.count) .npy files beside it (\(stem)_x.npy, …); run `python3 \(shown)`: it exits 0 when \(target == .numpy ? "NumPy" : "PyTorch") agrees \(agrees)")])
     }
 }
