@@ -190,6 +190,39 @@ def step_by_step(x, gamma, beta, dy, G, *, mean_term=True, xhat_term=1.0, negate
     return y, dx.reshape(shape), dgamma, dbeta
 
 
+# ---- other layers: BatchNorm (per channel over the batch) and RMSNorm (no centring) ------------------------
+
+def batchnorm(x, gamma, beta, dy, G, *, mean_term=True, ddof=0):
+    """Training-mode BatchNorm, PyTorch's conventions (G unused)."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    m = x.size // x.shape[1]
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (m - ddof)
+    rstd = 1 / np.sqrt(var + EPS)
+    xhat = (x - mu) * rstd
+    y = per_channel(gamma, x.shape) * xhat + per_channel(beta, x.shape)
+    g = dy * per_channel(gamma, x.shape)
+    dx = rstd * (g - (g.mean(axis=axes, keepdims=True) if mean_term else 0)
+                 - xhat * (g * xhat).sum(axis=axes, keepdims=True) / (m - ddof))
+    return y, dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+
+
+def rmsnorm(x, gamma, beta, dy, G, *, xhat_term=True, negate=False):
+    """NormLab's CNN-form RMSNorm over (sample, group): y = γ·x/√(mean(x²) + eps) + β."""
+    xg = grouped(x, G)
+    ms = (xg * xg).mean(axis=2, keepdims=True)
+    rstd = 1 / np.sqrt(ms + EPS)
+    h = xg * rstd
+    xhat = h.reshape(x.shape)
+    y = per_channel(gamma, x.shape) * xhat + per_channel(beta, x.shape)
+    g = grouped(dy * per_channel(gamma, x.shape), G)
+    dx = rstd * (g - (h * (g * h).mean(axis=2, keepdims=True) if xhat_term else 0))
+    if negate:
+        dx = -dx
+    axes = (0,) + tuple(range(2, x.ndim))
+    return y, dx.reshape(x.shape), (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+
+
 # ---- the cases ---------------------------------------------------------------------------------------------
 
 SHAPES = {  # name: (shape, G)
@@ -226,7 +259,7 @@ def main():
     cases = []
 
     def add(name, shape_name, impl, causes, dtype=np.float64, preset="torch", offset=0.0, scale=1.0, seed=0,
-            note=""):
+            note="", kind="groupnorm"):
         shape, G = SHAPES[shape_name]
         x, gamma, beta, dy = inputs(shape, seed, dtype, offset, scale)
         if preset == "pydllib":  # element-wise γ, β of the sample's shape
@@ -244,7 +277,7 @@ def main():
         os.makedirs(folder)
         for key, value in dict(x=x, gamma=gamma, beta=beta, dy=dy, y=y, dx=dx, dgamma=dg, dbeta=db).items():
             np.save(os.path.join(folder, key + ".npy"), np.ascontiguousarray(value.astype(dtype)))
-        cases.append(dict(name=name, shape=list(shape), groups=G, preset=preset,
+        cases.append(dict(name=name, kind=kind, shape=list(shape), groups=G, preset=preset,
                           dtype="float32" if dtype == np.float32 else "float64", expect=causes, note=note))
 
     # Correct passes on a realistic size: never accused.
@@ -292,6 +325,16 @@ def main():
     add("pydllib_param_sum", "a", lambda *a: (lambda r: (r[0], r[1], r[2] * a[0].shape[0], r[3] * a[0].shape[0]))(correct_pydllib(*a)),
         expect(dgamma="param-grad-sum", dbeta="param-grad-sum"), preset="pydllib", seed=21)
 
+    # BatchNorm and RMSNorm: the causes that apply to them.
+    for s in ("a", "gc"):
+        add(f"bn_correct_{s}", s, batchnorm, expect(), kind="batchnorm", seed=50)
+        add(f"bn_correct32_{s}", s, batchnorm, expect(), dtype=np.float32, kind="batchnorm", seed=51)
+        add(f"bn_missing_mean_{s}", s, lambda *a: batchnorm(*a, mean_term=False), expect(dx="missing-mean-term"), kind="batchnorm", seed=52)
+        add(f"bn_unbiased_{s}", s, lambda *a: batchnorm(*a, ddof=1), expect(y="unbiased-variance", dx="follows", dgamma="follows"), kind="batchnorm", seed=53)
+        add(f"rms_correct_{s}", s, rmsnorm, expect(), kind="rmsnorm", seed=54)
+        add(f"rms_correct32_{s}", s, rmsnorm, expect(), dtype=np.float32, kind="rmsnorm", seed=55)
+        add(f"rms_missing_xhat_{s}", s, lambda *a: rmsnorm(*a, xhat_term=False), expect(dx="missing-xhat-term"), kind="rmsnorm", seed=56)
+        add(f"rms_negated_{s}", s, lambda *a: rmsnorm(*a, negate=True), expect(dx="dx-negated"), kind="rmsnorm", seed=57)
     session_data()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)

@@ -9,6 +9,7 @@ import Testing
 @Suite struct DiagnoseTests {
     struct Case: Decodable, CustomStringConvertible {
         let name: String
+        let kind: String
         let shape: [Int]
         let groups: Int
         let preset: String
@@ -38,7 +39,8 @@ import Testing
 
     @Test(arguments: cases)
     func diagnosis(_ c: Case) throws {
-        let spec = try LayerSpec(kind: .groupnorm, groups: c.groups, preset: Preset(rawValue: c.preset)!)
+        let kind = LayerKind(rawValue: c.kind)!
+        let spec = try LayerSpec(kind: kind, groups: kind.takesGroupCount ? c.groups : nil, preset: Preset(rawValue: c.preset)!)
         let x = try Self.load(c, "x")
         var user: [DiagnosisRole: [Double]] = [:]
         for role in DiagnosisRole.allCases { user[role] = try Self.load(c, role.rawValue).doubles }
