@@ -325,6 +325,21 @@ def main():
     add("pydllib_param_sum", "a", lambda *a: (lambda r: (r[0], r[1], r[2] * a[0].shape[0], r[3] * a[0].shape[0]))(correct_pydllib(*a)),
         expect(dgamma="param-grad-sum", dbeta="param-grad-sum"), preset="pydllib", seed=21)
 
+    # A loss averaged over the batch: every gradient divided by N (dγ, dβ too: they are reported as the batch mean).
+    def averaged(*a):
+        y, dx, dg, db = correct(*a)
+        n = a[0].shape[0]
+        return y, dx / n, dg / n, db / n
+    add("loss_averaged_a", "a", averaged, expect(dx="loss-averaged", dgamma="param-grad-mean", dbeta="param-grad-mean"), seed=60)
+    # PyDLLib's conventions (statistics per position, eps 1e-6) where the layer is PyTorch's. γ and β are the same
+    # at every position, so they mean the same in both.
+    def pydllib_everywhere(x, gamma, beta, dy, G):
+        S = x.shape[2:]
+        tile = lambda v: np.broadcast_to(v.reshape((-1,) + (1,) * len(S)), (x.shape[1],) + S).copy()
+        y, dx, dg, db = correct_pydllib(x, tile(gamma), tile(beta), dy, G)
+        return y, dx, dg.reshape(x.shape[1], -1).sum(axis=1) * x.shape[0], db.reshape(x.shape[1], -1).sum(axis=1) * x.shape[0]
+    add("other_preset_a", "a", pydllib_everywhere, expect(y="other-preset", dx="follows", dgamma="follows"), seed=61)
+
     # BatchNorm and RMSNorm: the causes that apply to them.
     for s in ("a", "gc"):
         add(f"bn_correct_{s}", s, batchnorm, expect(), kind="batchnorm", seed=50)

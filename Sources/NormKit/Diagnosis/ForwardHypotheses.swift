@@ -74,9 +74,10 @@ struct ForwardHypotheses {
         }
         guard plan.affineShape != nil || r.plan.affineShape == nil, let g = convert(r.gamma), let b = convert(r.beta),
               let p = pass(spec, gamma: .some(g), beta: .some(b)) else { return nil }
-        // dγ, dβ of the other preset have its shape: compared with the user's only when the shapes agree.
+        // dγ, dβ in the layer's shape and batch reduction, from the other preset's x̂.
         var values = p.values
-        if spec.affine != r.spec.affine { values.dgamma = nil; values.dbeta = nil }
+        values.dgamma = r.parameterGradient(p.xhat)
+        values.dbeta = r.parameterGradient(nil)
         return Found(cause: .otherPreset, values: values, fitted: nil)
     }
 
