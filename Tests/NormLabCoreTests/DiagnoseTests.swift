@@ -49,6 +49,9 @@ import Testing
                                        beta: try Self.load(c, "beta").doubles, dy: try Self.load(c, "dy").doubles,
                                        user: user, float32: float32)
         #expect(report.findings.map(\.role) == DiagnosisRole.allCases)
+        if ProcessInfo.processInfo.environment["NORMLAB_RATIOS"] != nil {
+            for f in report.findings where f.verdict != .differs { print("RATIO \(c.name) \(f.role) \(f.worstRatio)") }
+        }
         for finding in report.findings {
             let expected = c.expect[finding.role.rawValue] ?? ""
             let got = finding.cause?.rawValue ?? (finding.followsForward != nil ? "follows" : (finding.verdict == .differs ? "differs" : ""))

@@ -70,6 +70,8 @@ public struct DiagnosisFinding: Sendable {
     public let conditionedEstimate: Double
     /// The largest |μ|·rstd of any set.
     public let amplification: Double
+    /// max |Δ| / estimate over the elements (≤ 1: within the conditioned estimate).
+    public let worstRatio: Double
     /// Nil unless a hypothesis reproduces the tensor.
     public let cause: DiagnosisCause?
     /// The tensor differs from NormKit's only as the forward's identified cause makes it: it is right for the

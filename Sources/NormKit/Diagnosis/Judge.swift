@@ -114,6 +114,6 @@ struct Judge {
             maxAbsDifference: worst, worstIndex: shape.multiIndex(ofOffset: worstAt), beyondPlain: beyondPlain,
             beyondEstimate: beyond, count: values.count,
             plainEstimate: values.isEmpty ? 0 : plain[worstRatioAt], conditionedEstimate: values.isEmpty ? 0 : conditioned[worstRatioAt],
-            amplification: amplification, cause: cause, followsForward: follows, termFit: fit, fittedValue: fitted)
+            amplification: amplification, worstRatio: max(worstRatio, 0), cause: cause, followsForward: follows, termFit: fit, fittedValue: fitted)
     }
 }

@@ -104,19 +104,38 @@ struct Gradcheck: Command, Equatable {
             dySource = "randn seed \(Backward.defaultSeed) (no backward yet)"
         }
 
-        let reports: [GradcheckReport]
+        // A gradient computed in float32 (the layer's own, or one supplied as float32) carries float32 rounding:
+        // unless atol is given, each target's atol is raised to twice diagnose's rounding estimate for it.
+        var perTarget: [(GradTarget, GradcheckOptions, String?)] = checked.map { ($0, options, nil) }
+        let float32 = layer.dtype == .float32 || supplied.values.contains { $0.dtype == .float32 }
+        if float32 && atol == nil {
+            let estimates = try Diagnosis.roundingEstimates(spec: record.spec, shape: shape, x: record.x, gamma: record.gamma,
+                                                            beta: record.beta, dy: dy.doubles, float32: true)
+            perTarget = checked.map { target in
+                var raised = options
+                let estimate = 2 * (estimates[DiagnosisRole(rawValue: target.rawValue)!] ?? 0)
+                guard estimate > options.atol else { return (target, options, nil) }
+                raised.atol = estimate
+                return (target, raised, "float32: atol raised to \(formatNumber(estimate, precision: 1)), twice the rounding estimate of a float32 \(target) for this problem (diagnose's)")
+            }
+        }
+        var reports: [(GradcheckReport, String?)] = []
         let cancel = context.interpreter.isCancelled
-        switch layer {
-        case .float32(let l):
-            reports = try l.gradcheck(outputGradient: dy.tensor(), targets: checked,
-                                      supplied: supplied.mapValues { $0.tensor() }, options: options, isCancelled: cancel)
-        case .float64(let l):
-            reports = try l.gradcheck(outputGradient: dy.tensor(), targets: checked,
-                                      supplied: supplied.mapValues { $0.tensor() }, options: options, isCancelled: cancel)
+        for (target, targetOptions, note) in perTarget {
+            let one: [GradcheckReport]
+            switch layer {
+            case .float32(let l):
+                one = try l.gradcheck(outputGradient: dy.tensor(), targets: [target],
+                                      supplied: supplied.mapValues { $0.tensor() }, options: targetOptions, isCancelled: cancel)
+            case .float64(let l):
+                one = try l.gradcheck(outputGradient: dy.tensor(), targets: [target],
+                                      supplied: supplied.mapValues { $0.tensor() }, options: targetOptions, isCancelled: cancel)
+            }
+            reports += one.map { ($0, note) }
         }
         var result = Report([.text("gradcheck: L = Σ dy·y with dy = \(dySource); central differences in float64, h = \(formatOption(options.step)); pass when |a − n| ≤ \(formatOption(options.atol)) + \(formatOption(options.rtol))·|n|")])
         let precision = max(context.settings.precision, 6)
-        for report in reports {
+        for (report, float32Note) in reports {
             var worst: TextTable? = nil
             if !report.worst.isEmpty {
                 var table = TextTable(headers: ["  worst", "analytic", "numeric", "abs err", "rel err"], numericColumns: [1, 2, 3, 4])
@@ -132,7 +151,7 @@ struct Gradcheck: Command, Equatable {
                     : "\(report.target) (the engine's \(report.analyticDType == .float32 ? "float32 " : "")backward)",
                 passed: report.passed,
                 summary: "\(report.failures) of \(report.checked) checked elements fail; max abs err \(formatNumber(report.maxAbsError, precision: 2)), max rel err \(formatNumber(report.maxRelError, precision: 2))",
-                notes: report.notes, worst: worst)))
+                notes: report.notes + (float32Note.map { [$0] } ?? []), worst: worst)))
         }
         return result
     }
