@@ -132,10 +132,15 @@ func main() -> Int32 {
     return interpreter.run(StandardInputLines(), source: "<stdin>") ? 0 : 1
 }
 
-/// Lines from a pipe or a redirected file.
+/// Lines from a pipe or a redirected file (LF or CRLF ends; a leading byte-order mark is dropped).
 final class StandardInputLines: LineReader {
+    private var first = true
+
     func nextLine(continuing: Bool) -> InputLine? {
-        readLine(strippingNewline: true).map { InputLine($0) }
+        guard var line = readLine(strippingNewline: true) else { return nil }
+        if first, line.hasPrefix("\u{FEFF}") { line.removeFirst() }
+        first = false
+        return InputLine(line)
     }
 }
 

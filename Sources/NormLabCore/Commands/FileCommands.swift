@@ -227,18 +227,17 @@ struct Export: Command, Equatable {
             whose: against.isEmpty ? "NormLab's" : "your (" + results.map { "\($0.0) = \(against[$0.0]!.value)" }.joined(separator: ", ") + ")",
             tolerances: Dictionary(uniqueKeysWithValues: results.map { ($0.0, 2 * (estimates[$0.0] ?? 0)) }))
         files += results.map { ($0.0.rawValue, $0.1) }
+        let script = target == .numpy ? PythonExport.numpyScript(spec: record.spec, record: record, stem: stem, check: check)
+                                      : PythonExport.torchScript(spec: record.spec, record: record, stem: stem, check: check)
         do {
-            for (name, value) in files {
-                try AtomicFile.write(NPY.encode(value), to: directory.appendingPathComponent("\(stem)_\(name).npy"))
-            }
-            let script = target == .numpy ? PythonExport.numpyScript(spec: record.spec, record: record, stem: stem, check: check)
-                                          : PythonExport.torchScript(spec: record.spec, record: record, stem: stem, check: check)
-            try AtomicFile.write(Data(script.utf8), to: url)
+            // All files or none: a script never sits beside data from another export.
+            try AtomicFile.write(files.map { (NPY.encode($0.1), directory.appendingPathComponent("\(stem)_\($0.0).npy")) }
+                                 + [(Data(script.utf8), url)])
         } catch {
             throw context.error("cannot export to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
         }
         let shown = Escaping.visible(path.value)
         let agrees = against.isEmpty ? "with NormLab" : "with your tensors"
-        return Report([.text("wrote \(shown) and \(files.count) .npy files beside it (\(stem)_x.npy, …); run `python3 \(shown)`: it exits 0 when \(target == .numpy ? "NumPy" : "PyTorch") agrees \(agrees)")])
+        return Report([.text("wrote \(shown) and \(files.count) .npy files beside it (\(Escaping.visible(stem))_x.npy, …); run `python3 \(shown)`: it exits 0 when \(target == .numpy ? "NumPy" : "PyTorch") agrees \(agrees)")])
     }
 }

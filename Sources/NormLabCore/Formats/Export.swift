@@ -8,6 +8,23 @@ public enum ExportTarget: String, Equatable, Sendable, CaseIterable {
 /// The Python scripts `export` writes: they rebuild the layer with its conventions from the .npy files beside
 /// them, recompute y, dx, dγ, dβ (plain NumPy, or PyTorch with autograd) and check NormLab's.
 enum PythonExport {
+    /// A Python string literal for any text: backslashes, quotes and control characters escaped, so a file name
+    /// like `bs\.py` or `t\x41.py` is that name in the script, not an escape sequence or a syntax error.
+    static func pythonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
+                || (0xD800...0xDFFF).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
+                out += scalar.value <= 0xFF ? String(format: "\\x%02x", scalar.value) : String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
     /// What the script checks, and how closely.
     struct Check {
         /// "NormLab's", or the user's names of the tensors checked.
@@ -37,7 +54,7 @@ enum PythonExport {
         import numpy as np
 
         HERE = os.path.dirname(os.path.abspath(__file__))
-        STEM = "\(stem)"
+        STEM = \(pythonString(stem))
 
 
         def load(name):

@@ -34,36 +34,90 @@ extension Interpreter {
 }
 
 /// Write to a temporary file beside the target, then rename: a failure never leaves a half-written file.
+/// Through a symbolic link the link's target is replaced (the link stays); a replaced file keeps its mode, and
+/// its owner where the process may set it; devices, FIFOs and directories are never replaced.
 public enum AtomicFile {
+    /// The file type of what `path` names, following symbolic links; nil when nothing is there.
+    static func fileType(_ path: String) -> mode_t? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return info.st_mode & S_IFMT
+    }
+
     /// Devices and FIFOs are not read: /dev/zero would never end, a FIFO could block forever.
     static func checkRegular(_ url: URL, path: Located<String>, text: String) throws {
-        if let type = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.type] as? FileAttributeType,
-           type != .typeRegular {
+        if let type = fileType(url.path), type != S_IFREG {
             throw Diagnostic("\(Escaping.quoted(path.value)) is not a regular file", at: path.range, in: text)
         }
     }
 
     /// Renaming over a device or a FIFO (say /dev/null) would replace it: only regular files are replaced.
     static func checkReplaceable(_ url: URL, path: Located<String>, text: String) throws {
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
-              let type = attributes[.type] as? FileAttributeType else { return }
-        guard type == .typeRegular else {
+        if let type = fileType(url.path), type != S_IFREG {
             throw Diagnostic("cannot save to \(Escaping.quoted(path.value)): it exists and is not a regular file", at: path.range, in: text)
         }
     }
 
-    public static func write(_ data: Data, to url: URL) throws {
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
-        do {
-            try data.write(to: temporary)
-            // rename(2) replaces the target atomically: readers see the old file or the new one, never a mix.
-            guard rename(temporary.path, url.path) == 0 else {
-                throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: String(cString: strerror(errno))])
-            }
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw error
+    /// The path a write to `url` must replace: symbolic links followed to their final target (which need not
+    /// exist yet), at most 40 deep.
+    public static func destination(_ url: URL) -> URL {
+        var path = url.path
+        for _ in 0..<40 {
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else { break }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let count = readlink(path, &buffer, buffer.count - 1)
+            guard count > 0 else { break }
+            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            path = target.hasPrefix("/") ? target : (URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(target).path)
         }
+        return URL(fileURLWithPath: path)
+    }
+
+    public static func write(_ data: Data, to url: URL) throws {
+        try write([(data, url)])
+    }
+
+    /// Several files, all or nothing as far as the file system allows: every target is checked and every
+    /// temporary written first; only when all are written are they renamed into place. A failure names the
+    /// file and leaves every earlier file as it was.
+    public static func write(_ files: [(Data, URL)]) throws {
+        let targets = files.map { destination($0.1) }
+        for target in targets {
+            if let type = fileType(target.path), type != S_IFREG {
+                throw FileFailure(url: target, reason: "it exists and is not a regular file")
+            }
+        }
+        var temporaries: [URL] = []
+        defer { for t in temporaries { unlink(t.path) } }
+        for ((data, _), target) in zip(files, targets) {
+            let temporary = target.deletingLastPathComponent()
+                .appendingPathComponent(".\(target.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+            temporaries.append(temporary)
+            do {
+                try data.write(to: temporary)
+            } catch {
+                throw FileFailure(url: target, reason: (error as NSError).localizedDescription)
+            }
+            var info = stat()
+            if stat(target.path, &info) == 0 {
+                chmod(temporary.path, info.st_mode & 0o7777)
+                _ = chown(temporary.path, info.st_uid, info.st_gid)  // allowed for root; otherwise the file becomes ours
+            }
+        }
+        for (temporary, target) in zip(temporaries, targets) {
+            // rename(2) replaces the target atomically: readers see the old file or the new one, never a mix.
+            guard rename(temporary.path, target.path) == 0 else {
+                throw FileFailure(url: target, reason: String(cString: strerror(errno)))
+            }
+        }
+        temporaries = []
+    }
+
+    /// Which file a write failed on, and why.
+    public struct FileFailure: Error, LocalizedError {
+        public let url: URL
+        public let reason: String
+        public var errorDescription: String? { "\(url.lastPathComponent): \(reason)" }
     }
 }

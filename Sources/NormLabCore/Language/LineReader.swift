@@ -17,14 +17,17 @@ public struct InputLine: Sendable {
     }
 }
 
-/// The lines of a text held in memory (a script file, `-c`).
+/// The lines of a text held in memory (a script file, `-c`): LF, CRLF or CR line ends, and a leading byte-order
+/// mark is not part of the first command.
 public final class TextLines: LineReader {
     private var lines: [Substring]
     private var index = 0
 
     public init(_ contents: String) {
-        lines = contents.split(separator: "\n", omittingEmptySubsequences: false)
-        if contents.hasSuffix("\n") { lines.removeLast() }
+        // "\r\n" is one Character in Swift: splitting on "\n" alone would not split at it.
+        let text = contents.hasPrefix("\u{FEFF}") ? String(contents.dropFirst()) : contents
+        lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
+        if let last = text.last, last == "\n" || last == "\r\n" || last == "\r" { lines.removeLast() }
     }
 
     public func nextLine(continuing: Bool) -> InputLine? {

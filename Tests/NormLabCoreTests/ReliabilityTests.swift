@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import NormLabCore
+
+/// Files and scripts as a hostile environment makes them: line ends, byte-order marks, modes, symbolic links,
+/// half-finished multi-file writes, names that are not what they look like.
+@Suite struct ReliabilityTests {
+    @Test(arguments: ["\n", "\r\n", "\r"])
+    func scriptsTakeAnyLineEnd(_ end: String) {
+        let (i, sink) = makeInterpreter()
+        let script = "\u{FEFF}tensor x = ones 2" + end + "tensor y = [1," + end + " 2]" + end + "show y" + end
+        #expect(i.runScript(script, source: "s.nl"), "\(sink.error)")
+        #expect(sink.standard.hasSuffix("y: (2) float64\n[1., 2.]\n"), "\(sink.standard)")
+        #expect(sink.error.isEmpty)
+    }
+
+    @Test func saveKeepsModeAndWritesThroughALink() throws {
+        let directory = try makeTemporaryDirectory("normlab-save")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let target = directory.appendingPathComponent("a.npy"), link = directory.appendingPathComponent("link.npy")
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = directory.path
+        run(i, sink, "tensor x = ones 2", "save x a.npy")
+        chmod(target.path, 0o600)
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: "a.npy")
+        let (_, err) = run(i, sink, "tensor x = zeros 3", "save x link.npy")
+        #expect(err.isEmpty, "\(err)")
+        // The link is still a link, its target has the new data and its old mode.
+        #expect((try FileManager.default.destinationOfSymbolicLink(atPath: link.path)) == "a.npy")
+        let (_, loadErr) = run(i, sink, "load back a.npy", "load through link.npy")
+        #expect(loadErr.isEmpty, "\(loadErr)")
+        #expect(i.session["back"]?.shape.dims == [3] && i.session["through"]?.shape.dims == [3])
+        var info = stat()
+        stat(target.path, &info)
+        #expect(info.st_mode & 0o777 == 0o600)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty)
+    }
+
+    @Test func exportIsAllOrNothing() throws {
+        let directory = try makeTemporaryDirectory("normlab-export-atomic")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = directory.path
+        run(i, sink, "tensor x = randn 2 4 3 seed 0", "layer groupnorm 2", "forward", "backward", "export numpy e.py")
+        let before = try Data(contentsOf: directory.appendingPathComponent("e_x.npy"))
+        // One of the targets becomes a directory: the export fails naming it, and changes nothing.
+        let dx = directory.appendingPathComponent("e_dx.npy")
+        try FileManager.default.removeItem(at: dx)
+        try FileManager.default.createDirectory(at: dx, withIntermediateDirectories: false)
+        let (_, err) = run(i, sink, "tensor x = randn 2 4 3 seed 9", "forward", "backward", "export numpy e.py")
+        #expect(err.contains("cannot export to 'e.py': e_dx.npy: it exists and is not a regular file"), "\(err)")
+        #expect(try Data(contentsOf: directory.appendingPathComponent("e_x.npy")) == before)
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    /// The stem goes into the script as a Python string literal: backslashes stay backslashes.
+    @Test func generatedPythonEscapesTheStem() throws {
+        #expect(PythonExport.pythonString(#"bs\"#) == #""bs\\""#)
+        #expect(PythonExport.pythonString(#"t\x41"#) == #""t\\x41""#)
+        #expect(PythonExport.pythonString("q\"\u{1B}é") == #""q\"\x1bé""#)
+        let directory = try makeTemporaryDirectory("normlab-export-names")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = directory.path
+        let (out, err) = run(i, sink, "tensor x = randn 2 4 3 seed 0", "layer groupnorm 2", "forward", "backward",
+                             #"export numpy bs\.py"#, #"export numpy t\x41.py"#)
+        #expect(err.isEmpty, "\(err)")
+        #expect(out.contains(#"(t\x41_x.npy, …)"#))
+        for script in [#"bs\.py"#, #"t\x41.py"#] {
+            let text = try String(contentsOf: directory.appendingPathComponent(script), encoding: .utf8)
+            #expect(text.contains("STEM = " + PythonExport.pythonString(String(script.dropLast(3)))))
+        }
+    }
+}
