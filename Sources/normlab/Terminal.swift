@@ -7,6 +7,40 @@ import Synchronization
 /// it: nothing else is safe in a signal handler.
 let interruptRequested = Atomic<Bool>(false)
 
+/// Set by SIGTERM or SIGHUP to the signal's number: the session ends at the next safe point (the computation
+/// stops, the history is saved, no temporary file is left behind) and exits with 128 + the number.
+let terminationSignal = Atomic<Int32>(0)
+
+/// Set by SIGCONT (after Ctrl-Z and `fg`): the prompt and the line are drawn again.
+let continued = Atomic<Bool>(false)
+
+enum Signals {
+    /// SIGTERM and SIGHUP end the session cleanly instead of killing it mid-write; SIGPIPE is ignored so that a
+    /// closed pipe shows up as a write error, handled where output is written.
+    static func installTermination() {
+        for signal in [SIGTERM, SIGHUP] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in terminationSignal.store(number, ordering: .relaxed) }
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0  // no SA_RESTART: readline's read returns, so its hook sees the flag
+            sigaction(signal, &action, nil)
+        }
+        Foundation.signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// SIGCONT only sets a flag; readline's hook redraws (readline does it itself only when it catches signals,
+    /// which NormLab does not let it do, to own Ctrl-C).
+    static func installContinue() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in continued.store(true, ordering: .relaxed) }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGCONT, &action, nil)
+    }
+
+    static var terminating: Bool { terminationSignal.load(ordering: .relaxed) != 0 }
+}
+
 /// The readline line editor: history, completion from the command table, Ctrl-C that abandons the line.
 /// State readline's C callbacks need lives in globals, since C function pointers cannot capture.
 enum Terminal {
@@ -14,6 +48,7 @@ enum Terminal {
     nonisolated(unsafe) static var candidates: [String] = []
     nonisolated(unsafe) static var abandonedLine = false
     nonisolated(unsafe) static var primaryPrompt = "normlab> "
+    nonisolated(unsafe) static var terminated = false
 
     static func installInterruptHandler() {
         var action = sigaction()
@@ -37,17 +72,50 @@ enum Terminal {
             Terminal.complete(text: text, end: Int(end))
         }
         rl_signal_event_hook = {
-            if interruptRequested.exchange(false, ordering: .relaxed) {
-                // Ctrl-C at the prompt: drop the half-typed line (and any unfinished statement), fresh prompt.
-                Terminal.abandonedLine = true
-                fputs("^C\n", stdout)
-                rl_replace_line("", 0)
-                rl_set_prompt(Terminal.primaryPrompt)
-                rl_on_new_line()
-                rl_redisplay()
+            if Signals.terminating {
+                // SIGTERM or SIGHUP at the prompt: end readline() so the session can save its history and exit.
+                Terminal.terminated = true
+                rl_done = 1
+                return 0
             }
+            if continued.exchange(false, ordering: .relaxed) {
+                rl_reset_after_signal()
+                rl_forced_update_display()
+            }
+            Terminal.abandonIfInterrupted()
             return 0
         }
+        // readline's own getc retries a read that a signal interrupts, so it would sit in read() after SIGTERM or
+        // SIGHUP; waiting in poll() first lets every signal be seen at once. Keys typed in the same burst as Ctrl-C
+        // can also arrive before the hook runs: the check before every key makes what follows Ctrl-C a new line.
+        rl_getc_function = { stream in
+            while true {
+                Terminal.abandonIfInterrupted()
+                if continued.exchange(false, ordering: .relaxed) {
+                    rl_reset_after_signal()
+                    rl_forced_update_display()
+                }
+                if Signals.terminating {
+                    Terminal.terminated = true
+                    return -1  // EOF: readline returns, and the session ends
+                }
+                var ready = pollfd(fd: fileno(stream), events: Int16(POLLIN), revents: 0)
+                let count = poll(&ready, 1, -1)
+                if count < 0 && errno == EINTR { continue }
+                return rl_getc(stream)
+            }
+        }
+    }
+
+    /// Ctrl-C at the prompt: drop the half-typed line (and any unfinished statement), fresh prompt.
+    static func abandonIfInterrupted() {
+        guard interruptRequested.exchange(false, ordering: .relaxed) else { return }
+        abandonedLine = true
+        fputs("^C\n", stdout)
+        rl_replace_line("", 0)
+        rl_set_prompt(primaryPrompt)
+        rl_on_new_line()
+        rl_redisplay()
     }
 
     static func complete(text: UnsafePointer<CChar>?, end: Int) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
@@ -79,50 +147,13 @@ enum Terminal {
     }
 }
 
-/// Where the history file lives: $NORMLAB_HISTORY, else $XDG_STATE_HOME/normlab/history, else
-/// ~/.local/state/normlab/history.
-struct HistoryFile {
-    static let limit: Int32 = 2000
-    let path: String
-
-    init(environment: [String: String]) {
-        if let explicit = environment["NORMLAB_HISTORY"], !explicit.isEmpty {
-            path = explicit
-        } else {
-            let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/state")
-            path = (state as NSString).appendingPathComponent("normlab/history")
-        }
-    }
-
-    func load() {
-        stifle_history(Self.limit)
-        if FileManager.default.fileExists(atPath: path) { _ = read_history(path) }
-    }
-
-    /// Written to a temporary file and renamed, so an interrupted write never corrupts the history.
-    /// Returns a warning when the location is not writable.
-    func save() -> String? {
-        let directory = (path as NSString).deletingLastPathComponent
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            return "cannot save the history in \(directory): \(error.localizedDescription)"
-        }
-        let temporary = path + ".tmp-\(getpid())"
-        let status = write_history(temporary)
-        guard status == 0, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            return "cannot save the history to \(path): \(String(cString: strerror(status != 0 ? status : errno)))"
-        }
-        return nil
-    }
-}
-
 /// Lines from readline, with the prompts, history and completion of an interactive session.
 final class ReadlineLines: LineReader {
     let interpreter: Interpreter
     let continuationPrompt: String
+
+    /// The statements typed in this session, for the history file.
+    private(set) var sessionLines: [String] = []
 
     init(interpreter: Interpreter, color: Bool) {
         self.interpreter = interpreter
@@ -135,12 +166,16 @@ final class ReadlineLines: LineReader {
     func nextLine(continuing: Bool) -> InputLine? {
         Terminal.tensorNames = interpreter.session.order
         Terminal.abandonedLine = false
-        guard let line = Terminal.readLine(prompt: continuing ? continuationPrompt : Terminal.primaryPrompt) else {
+        guard !Signals.terminating, let line = Terminal.readLine(prompt: continuing ? continuationPrompt : Terminal.primaryPrompt),
+              !Terminal.terminated else {
             writeAll(STDOUT_FILENO, "\n")
             return nil
         }
         let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if !trimmed.isEmpty { add_history(trimmed) }
+        if !trimmed.isEmpty {
+            add_history(trimmed)
+            sessionLines.append(trimmed)
+        }
         // A Ctrl-C that comes while the line runs stops the computation, not the next prompt.
         interruptRequested.store(false, ordering: .relaxed)
         return InputLine(line, abandonsStatement: Terminal.abandonedLine)
@@ -154,14 +189,18 @@ struct InteractiveShell {
 
     func run() {
         Terminal.installInterruptHandler()
+        Signals.installContinue()
         Terminal.configureReadline()
-        let history = HistoryFile(environment: ProcessInfo.processInfo.environment)
-        history.load()
-        interpreter.isCancelled = { interruptRequested.load(ordering: .relaxed) }
+        var history = HistoryFile(environment: ProcessInfo.processInfo.environment)
+        stifle_history(Int32(HistoryFile.limit))
+        for line in history.load() { add_history(line) }
+        interpreter.isCancelled = { interruptRequested.load(ordering: .relaxed) || Signals.terminating }
         let banner = "NormLab \(NormLabVersion.current) — `help` lists the commands; `help tour` the tutorials in sessions/"
         writeAll(STDOUT_FILENO, banner + "\n")
-        interpreter.run(ReadlineLines(interpreter: interpreter, color: color), source: nil)
-        if let warning = history.save() {
+        if let problem = history.problem { writeAll(STDERR_FILENO, "warning: \(problem)\n") }
+        let reader = ReadlineLines(interpreter: interpreter, color: color)
+        interpreter.run(reader, source: nil)
+        if let warning = history.save(newLines: reader.sessionLines), history.problem == nil {
             writeAll(STDERR_FILENO, "warning: \(warning)\n")
         }
     }

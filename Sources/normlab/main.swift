@@ -46,25 +46,36 @@ struct NormLabCommand: ParsableCommand {
     }
 }
 
-/// Unbuffered writes to the two file descriptors, so output and errors stay in the order they happened.
+/// Unbuffered writes to the two file descriptors, so output and errors stay in the order they happened. Output
+/// that cannot be written is not lost silently: a closed pipe (`normlab s.nl | head -1`) ends NormLab quietly
+/// with status 141, as a shell reports any process a closed pipe stops; any other failure (a full device) is
+/// reported on standard error and ends it with status 1.
 final class StandardSink: OutputSink {
-    func write(_ text: String, to stream: OutputChannel) {
-        writeAll(stream == .standard ? STDOUT_FILENO : STDERR_FILENO, text)
+    func write(_ text: String, to channel: OutputChannel) {
+        let fd = channel == .standard ? STDOUT_FILENO : STDERR_FILENO
+        let error = writeAll(fd, text)
+        guard error != 0, channel == .standard else { return }
+        if error == EPIPE { exit(141) }
+        _ = writeAll(STDERR_FILENO, "normlab: cannot write to standard output: \(String(cString: strerror(error)))\n")
+        exit(1)
     }
 }
 
-func writeAll(_ fd: Int32, _ text: String) {
+/// Write all of `text`; 0, or the errno of the write that failed.
+@discardableResult
+func writeAll(_ fd: Int32, _ text: String) -> Int32 {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
         let written = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
         if written <= 0 {
             if written < 0 && errno == EINTR { continue }
-            return
+            return written < 0 ? errno : EIO
         }
         offset += written
     }
     bytes.removeAll()
+    return 0
 }
 
 func main() -> Int32 {
@@ -88,7 +99,10 @@ func main() -> Int32 {
     let colorAllowed = stdoutIsTerminal && !command.noColor && (environment["NO_COLOR"] ?? "").isEmpty
         && environment["TERM"] != "dumb"
 
+    Signals.installTermination()
     let interpreter = Interpreter(sink: StandardSink())
+    interpreter.isCancelled = { Signals.terminating }
+    interpreter.shouldStop = { Signals.terminating }
     interpreter.colorAllowed = colorAllowed
     interpreter.session.settings.color = colorAllowed
     interpreter.keepGoing = command.keepGoing
@@ -122,14 +136,21 @@ func main() -> Int32 {
         }
     }
     if command.commands != nil || !command.files.isEmpty {
-        return failed ? 1 : 0
+        return terminationStatus() ?? (failed ? 1 : 0)
     }
     if stdinIsTerminal {
         InteractiveShell(interpreter: interpreter, color: colorAllowed).run()
-        return 0
+        return terminationStatus() ?? 0
     }
     // Commands from a pipe or a redirected file: no prompts, errors as `<stdin>:LINE:`.
-    return interpreter.run(StandardInputLines(), source: "<stdin>") ? 0 : 1
+    let succeeded = interpreter.run(StandardInputLines(), source: "<stdin>")
+    return terminationStatus() ?? (succeeded ? 0 : 1)
+}
+
+/// 128 + the signal's number after SIGTERM or SIGHUP, as a shell reports a process the signal ended.
+func terminationStatus() -> Int32? {
+    let signal = terminationSignal.load(ordering: .relaxed)
+    return signal == 0 ? nil : 128 + signal
 }
 
 /// Lines from a pipe or a redirected file (LF or CRLF ends; a leading byte-order mark is dropped).

@@ -106,6 +106,37 @@ import Testing
         #expect(echoed.stdout == "normlab> history\n   1  history\n")
     }
 
+    /// Run through sh, for ulimit and pipes.
+    func shell(_ script: String) -> (Int32, String) {
+        let binary = Self.binary?.path ?? "normlab"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script.replacingOccurrences(of: "NORMLAB", with: "'\(binary)'")]
+        process.currentDirectoryURL = Repository.root
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        do { try process.run() } catch { return (-1, "\(error)") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Under a memory limit a command too big is refused with a message, not ended by the allocator (exit 134).
+    @Test func memoryLimitRefusesInsteadOfAborting() {
+        let (status, output) = shell("ulimit -v 3000000; NORMLAB -c 'tensor x = randn 1 134217728; layer layernorm; forward'; echo status=$?")
+        #expect(status == 0)
+        #expect(output.contains("needs about") && output.contains("(ulimit -v)") && output.contains("status=1"), "\(output)")
+    }
+
+    /// A closed pipe ends quietly with 141; a full device is reported and ends with 1.
+    @Test func outputErrors() {
+        let (_, piped) = shell("( NORMLAB -c 'tensor x = randn 5000 seed 0; set threshold 100000; show x; show x; show x'; echo status=$? >&2 ) | head -c 10 > /dev/null")
+        #expect(piped == "status=141\n", "\(piped)")
+        let (_, full) = shell("NORMLAB -c 'tensor x = randn 10' > /dev/full; echo status=$?")
+        #expect(full.contains("normlab: cannot write to standard output: No space left on device") && full.contains("status=1"), "\(full)")
+    }
+
     @Test func echoMakesATranscript() throws {
         let result = try normlab(["--echo", "-c", "# note\ntensor x = ones 1"])
         #expect(result.stdout == "# note\nnormlab> tensor x = ones 1\nx: (1) float64\n")

@@ -134,6 +134,80 @@ import Testing
         #expect(t.waitFor { $0.contains("EXIT=0") } != nil, "\(t.screen())")
     }
 
+    /// Ctrl-C and the next keys in one burst: what follows Ctrl-C starts a new line.
+    @Test func ctrlCInABurstAbandonsTheLine() throws {
+        let t = try start()
+        defer { t.close() }
+        t.type("tensor q = randn 3")
+        t.keys("C-c", " 4", "Enter")
+        #expect(t.waitFor { $0.contains("unknown command '4'") } != nil, "\(t.screen())")
+        t.type("tensors")
+        t.keys("Enter")
+        let screen = try #require(t.waitFor { $0.contains("no tensors yet") }, "\(t.screen())")
+        #expect(!screen.contains("q: (3, 4)"))
+    }
+
+    @Test func ctrlDOnAContinuationLineSaysWhatIsNotRun() throws {
+        let t = try start()
+        defer { t.close() }
+        t.type("tensor y = [1,")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.hasSuffix("     ... ") } != nil, "\(t.screen())")
+        t.keys("C-d")
+        let screen = try #require(t.waitFor { $0.contains("EXIT=0") }, "\(t.screen())")
+        #expect(screen.contains("note: the unfinished statement (a '[' is still open) was not run"))
+    }
+
+    /// SIGTERM (and SIGHUP) end the session cleanly: the history is saved, the status is 128 + 15.
+    @Test func sigtermSavesTheHistory() throws {
+        let history = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-history-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: history) }
+        let t = try start(history: history)
+        defer { t.close() }
+        t.type("tensor kept = ones 1")
+        t.keys("Enter")
+        _ = t.waitFor { $0.contains("kept: (1) float64") }
+        t.signalProgram("TERM")
+        #expect(t.waitFor { $0.contains("EXIT=143") } != nil, "\(t.screen())")
+        #expect((try? String(contentsOfFile: history, encoding: .utf8))?.contains("tensor kept = ones 1") == true)
+    }
+
+    /// NORMLAB_HISTORY=/dev/null turns history off: the device is never replaced.
+    @Test func devNullHistoryIsLeftAlone() throws {
+        let t = try start(history: "/dev/null")
+        defer { t.close() }
+        t.type("tensor a = ones 1")
+        t.keys("Enter")
+        _ = t.waitFor { $0.contains("a: (1) float64") }
+        t.keys("C-d")
+        let screen = try #require(t.waitFor { $0.contains("EXIT=0") }, "\(t.screen())")
+        #expect(!screen.contains("warning"))
+        var info = stat()
+        #expect(stat("/dev/null", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR)
+    }
+
+    /// Two sessions sharing a history file: the second to quit keeps the first one's lines.
+    @Test func sessionsSharingAHistoryFileKeepBothLines() throws {
+        let history = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-history-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: history) }
+        let first = try start(history: history)
+        defer { first.close() }
+        let second = try start(history: history)
+        defer { second.close() }
+        first.type("tensor from_first = ones 1")
+        first.keys("Enter")
+        second.type("tensor from_second = ones 1")
+        second.keys("Enter")
+        _ = first.waitFor { $0.contains("from_first: (1)") }
+        _ = second.waitFor { $0.contains("from_second: (1)") }
+        first.keys("C-d")
+        _ = first.waitFor { $0.contains("EXIT=0") }
+        second.keys("C-d")
+        _ = second.waitFor { $0.contains("EXIT=0") }
+        let contents = (try? String(contentsOfFile: history, encoding: .utf8)) ?? ""
+        #expect(contents.contains("tensor from_first = ones 1") && contents.contains("tensor from_second = ones 1"), "\(contents)")
+    }
+
     @Test func quitExitsWithStatusZero() throws {
         let t = try start()
         defer { t.close() }
@@ -184,6 +258,12 @@ final class Tmux {
     }
 
     func type(_ text: String) { tmux(["send-keys", "-t", "t", "-l", text]) }
+
+    /// Send a signal to the program running in the pane (the shell's child).
+    func signalProgram(_ name: String) {
+        let (_, pid) = tmux(["display-message", "-p", "-t", "t", "#{pane_pid}"])
+        Shell.run("/usr/bin/env", ["pkill", "-\(name)", "-P", pid.trimmingCharacters(in: .whitespacesAndNewlines)], in: nil)
+    }
     func keys(_ names: String...) { tmux(["send-keys", "-t", "t"] + names) }
 
     /// The visible screen, trailing blank lines and spaces removed.

@@ -71,9 +71,7 @@ struct Gradcheck: Command, Equatable {
 
     func run(in context: StatementContext) throws -> Report {
         let layer = try context.currentLayer()
-        guard let record = layer.passRecord else {
-            throw Diagnostic("gradcheck needs a forward pass first: run forward (and backward, for its dy), then gradcheck")
-        }
+        let record = try context.passRecord("gradcheck needs a forward pass first: run forward (and backward, for its dy), then gradcheck")
         var options = GradcheckOptions()
         if let step { options.step = step }
         if let atol { options.atol = atol }
@@ -192,6 +190,7 @@ struct Compare: Command, Equatable {
     func run(in context: StatementContext) throws -> Report {
         let rtol = self.rtol ?? 1e-5, atol = self.atol ?? 1e-8
         let left = try context.lookup(a), right = try context.lookup(b)
+        try context.reserve(elements: left.count, bytesEach: 8, copies: 4, for: "compare")
         guard left.shape == right.shape else {
             throw context.error("\(a.value) has shape \(left.shape) and \(b.value) has shape \(right.shape): compare needs equal shapes (it does not broadcast)", at: b.range)
         }

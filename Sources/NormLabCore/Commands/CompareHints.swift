@@ -26,7 +26,7 @@ enum CompareHints {
 
     /// The layer's role of one of the two tensors, and the other judged as that role.
     static func roleHint(_ a: AnyTensor, _ b: AnyTensor, names: (String, String), context: StatementContext) -> [String]? {
-        guard let record = context.session.layer?.passRecord, record.mode == .train else { return nil }
+        guard let record = try? context.passRecord(""), record.mode == .train else { return nil }
         for (own, ownName, other, otherName) in [(b, names.1, a, names.0), (a, names.0, b, names.1)] {
             guard let role = DiagnosisRole(rawValue: ownName), own.shape == other.shape else { continue }
             let values: [Double]?

@@ -51,6 +51,8 @@ struct Diagnose: Command, Equatable {
         guard record.mode == .train else {
             throw Diagnostic("diagnose checks training passes; this one ran in eval mode (`train`, then forward and backward)")
         }
+        // NormLab's pass and each hypothesis, element by element in Float64.
+        try context.reserve(elements: record.x.count, bytesEach: 8, copies: 24, for: "diagnose")
         let needsBackward = tensors.keys.contains { $0 != .y }
         if needsBackward && record.dy == nil {
             throw Diagnostic("diagnose needs a backward pass after the last forward for dx, dgamma and dbeta: run backward with your dy (`backward dy`)")

@@ -26,6 +26,7 @@ struct Load: Command, Equatable {
     func run(in context: StatementContext) throws -> Report {
         let interpreter = context.interpreter
         let data = try interpreter.readFile(interpreter.resolve(path.value), path: path, text: context.text, what: "a .npy file")
+        try MemoryBudget.reserve(data.count * 2, for: "load \(Escaping.visible(path.value))")
         let loaded: NPY.Loaded
         do {
             loaded = try NPY.decode(data, integerTarget: context.settings.dtype, maxElements: context.settings.maxElements)
@@ -175,7 +176,8 @@ struct Export: Command, Equatable {
 
     func run(in context: StatementContext) throws -> Report {
         let layer = try context.currentLayer()
-        guard let record = layer.passRecord, let dyValues = record.dy, let dxValues = record.dx else {
+        let record = try context.passRecord("export needs a forward and a backward pass to reproduce: run forward and backward first")
+        guard let dyValues = record.dy, let dxValues = record.dx else {
             throw Diagnostic("export needs a forward and a backward pass to reproduce: run forward and backward first")
         }
         let url = context.interpreter.resolve(path.value)

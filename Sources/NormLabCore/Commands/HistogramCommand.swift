@@ -32,8 +32,8 @@ struct Histogram: Command, Equatable {
         var pictures: [HistogramPicture] = []
         for name in names {
             let tensor = try context.lookup(name)
-            var values = tensor.doubles
             var title = name.value
+            var included: ((Int) -> Bool)? = nil
             if let group {
                 guard let spec = context.session.layer?.spec, tensor.shape.rank >= 2, spec.kind.hasGroups,
                       let plan = try? NormPlan(spec: spec, inputShape: tensor.shape) else {
@@ -43,28 +43,36 @@ struct Histogram: Command, Equatable {
                     throw context.error("group \(group.value) is out of range: the groups run from 0 to \(plan.groups - 1)", at: group.range)
                 }
                 let channels = plan.channels(ofGroup: group.value)
-                values = values.enumerated().filter { channels.contains(($0.offset / plan.spatial) % plan.channels) }.map(\.element)
+                included = { channels.contains(($0 / plan.spatial) % plan.channels) }
                 title += " group \(group.value)"
             }
-            pictures.append(Self.picture(title: title, values: values))
+            pictures.append(Self.picture(title: title, count: tensor.count, value: { tensor.value(at: $0) }, included: included))
         }
         return Report([.histograms(pictures)])
     }
 
-    /// Counts in `bins` equal bins between the smallest and largest finite value (one bin when they are equal).
-    static func picture(title: String, values: [Double], bins: Int = 12) -> HistogramPicture {
-        let finite = values.filter(\.isFinite)
-        guard let low = finite.min(), let high = finite.max() else {
-            return HistogramPicture(title: title, total: values.count, nonFinite: values.count, range: nil, edges: [], counts: [])
+    /// Counts in `bins` equal bins between the smallest and largest finite value (one bin when they are equal),
+    /// in two passes over the values where they are: no copy of the tensor.
+    static func picture(title: String, count: Int, value: (Int) -> Double, included: ((Int) -> Bool)? = nil, bins: Int = 12) -> HistogramPicture {
+        var low = Double.infinity, high = -Double.infinity, total = 0, nonFinite = 0
+        for i in 0..<count where included?(i) ?? true {
+            total += 1
+            let v = value(i)
+            if v.isFinite { low = min(low, v); high = max(high, v) } else { nonFinite += 1 }
+        }
+        guard low <= high else {
+            return HistogramPicture(title: title, total: total, nonFinite: nonFinite, range: nil, edges: [], counts: [])
         }
         var counts = [Int](repeating: 0, count: bins)
         let span = high - low
-        for v in finite {
+        for i in 0..<count where included?(i) ?? true {
+            let v = value(i)
+            guard v.isFinite else { continue }
             counts[span == 0 ? 0 : min(bins - 1, Int((v - low) / span * Double(bins)))] += 1
         }
         let shownBins = span == 0 ? 1 : bins
         let edges = (0...shownBins).map { low + span * Double($0) / Double(bins) }
-        return HistogramPicture(title: title, total: values.count, nonFinite: values.count - finite.count,
+        return HistogramPicture(title: title, total: total, nonFinite: nonFinite,
                                 range: (low, high), edges: edges, counts: Array(counts.prefix(shownBins)))
     }
 }

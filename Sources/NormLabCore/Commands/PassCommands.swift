@@ -39,6 +39,8 @@ struct Forward: Command, Equatable {
             layer = layer.converted(to: x.dtype)
         }
         let threads = context.settings.threads
+        // y, x̂, x − μ and the pass's own copies: about five tensors of the input's size.
+        try context.reserve(elements: x.count, bytesEach: x.dtype.byteSize, copies: 5, for: "forward on \(inputName) \(x.shape)")
         let made: [(String, AnyTensor)]
         let summary: Summary
         switch layer {
@@ -153,6 +155,7 @@ struct Backward: Command, Equatable {
             dy = try context.lookup(name).converted(to: layer.dtype)
             described = "dy = \(name.value)"
         }
+        try context.reserve(elements: y.count, bytesEach: layer.dtype.byteSize, copies: 4, for: "backward on \(y.shape)")
         var made: [(String, AnyTensor)] = [("dy", dy)]
         let threads = context.settings.threads
         switch layer {

@@ -35,9 +35,13 @@ extension StatementContext {
         return layer
     }
 
-    /// The last forward pass (and the backward after it, if any), read back from the layer.
+    /// The last forward pass (and the backward after it, if any), read back from the layer in Float64.
     func passRecord(_ missing: String) throws -> PassRecord {
-        guard let record = try currentLayer().passRecord else { throw Diagnostic(missing) }
+        let layer = try currentLayer()
+        guard let input = layer.lastInput else { throw Diagnostic(missing) }
+        // x, x̂, y, dy, dx widened to Float64, and what is computed from them: about ten tensors of 8 bytes.
+        try reserve(elements: input.count, bytesEach: 8, copies: 10, for: "reading the last pass back in float64")
+        guard let record = layer.passRecord else { throw Diagnostic(missing) }
         return record
     }
 

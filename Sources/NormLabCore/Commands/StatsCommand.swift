@@ -44,29 +44,35 @@ struct Stats: Command, Equatable {
     func run(in context: StatementContext) throws -> Report {
         let tensor = try context.lookup(name)
         let (axis, groups) = try resolveAxis(tensor, context: context)
-        let (labels, rows) = Self.rows(tensor.shape.dims, by: axis, groups: groups)
+        let (labels, rowCount, row) = Self.rows(tensor.shape.dims, by: axis, groups: groups)
         var table = TextTable(headers: labels + ["count", "mean", "var", "std", "min", "max"])
         table.numericColumns = Set(0..<table.headers.count).subtracting(labels.count == 3 ? [2] : [])
-        let values = tensor.doubles
-        let noise = (values.lazy.filter(\.isFinite).map(abs).max() ?? 0) * NoiseFloor.relative(tensor.dtype)
+        // Read in place, never copied: a tensor near the element limit has no room for a widened copy.
+        let value = { (i: Int) in tensor.value(at: i) }
+        var largest = 0.0
+        for i in 0..<tensor.count { let v = abs(value(i)); if v.isFinite && v > largest { largest = v } }
+        let noise = largest * NoiseFloor.relative(tensor.dtype)
         let precision = context.settings.precision
-        func cells(_ offsets: [Int]?) -> [String] {
-            let s = Self.statistics(values, offsets)
+        func cells(_ runs: [Range<Int>]) -> [String] {
+            let s = Self.statistics(value, runs)
             let f = { (x: Double) in formatNumber(x, precision: precision, scale: noise) }
             return [String(s.count), f(s.mean), f(s.variance), f(s.variance.squareRoot()),
                     s.hasNaN ? "nan" : f(s.low), s.hasNaN ? "nan" : f(s.high)]
         }
+        // Like a tensor, a long table is summarised: the first and last 10 rows.
         let limit = 64
-        let shownRows = rows.count <= limit ? Array(rows.indices) : Array(0..<10) + [-1] + Array((rows.count - 10)..<rows.count)
+        let shownRows = rowCount <= limit ? Array(0..<rowCount) : Array(0..<10) + [-1] + Array((rowCount - 10)..<rowCount)
         for i in shownRows {
             if i < 0 {
                 table.rows.append(Array(repeating: "…", count: labels.count) + Array(repeating: "", count: 6))
             } else {
-                table.rows.append(rows[i].label + cells(rows[i].offsets))
+                let (label, runs) = row(i)
+                table.rows.append(label + cells(runs))
             }
         }
-        if labels.isEmpty { table.rows.append(cells(nil)) }
-        else { table.rows.append(["all"] + Array(repeating: "", count: labels.count - 1) + cells(nil)) }
+        let all = [0..<tensor.count]
+        if labels.isEmpty { table.rows.append(cells(all)) }
+        else { table.rows.append(["all"] + Array(repeating: "", count: labels.count - 1) + cells(all)) }
         let what = axis.map { "by \($0.rawValue)" } ?? "overall"
         return Report([.text("stats of \(name.value) \(tensor.shape), \(what) (var is the biased variance):"), .table(table)])
     }
@@ -102,48 +108,44 @@ struct Stats: Command, Equatable {
         return (resolved, groups)
     }
 
-    /// The label columns and, per row, its labels and the offsets of its elements.
-    static func rows(_ dims: [Int], by axis: StatsAxis?, groups: Int) -> ([String], [(label: [String], offsets: [Int])]) {
+    /// The label columns, the number of rows, and for a row its labels and its elements as contiguous runs
+    /// (made only for the rows shown).
+    static func rows(_ dims: [Int], by axis: StatsAxis?, groups: Int) -> ([String], Int, (Int) -> (label: [String], runs: [Range<Int>])) {
         let n = dims.first ?? 1
         let c = dims.count >= 2 ? dims[1] : 1
         let s = dims.count >= 2 ? dims.dropFirst(2).reduce(1, *) : 1
-        func channelOffsets(_ i: Int, _ ch: Int) -> [Int] { Array(((i * c + ch) * s)..<((i * c + ch + 1) * s)) }
-        var rows: [(label: [String], offsets: [Int])] = []
         switch axis {
         case .group?:
             let k = c / groups
-            for i in 0..<n {
-                for g in 0..<groups {
-                    let offsets = ((g * k)..<((g + 1) * k)).flatMap { channelOffsets(i, $0) }
-                    rows.append(([String(i), String(g), k == 1 ? "\(g * k)" : "\(g * k)–\(g * k + k - 1)"], offsets))
-                }
-            }
-            return (["sample", "group", "channels"], rows)
+            return (["sample", "group", "channels"], n * groups, { r in
+                let (i, g) = (r / groups, r % groups)
+                let start = (i * c + g * k) * s
+                return ([String(i), String(g), k == 1 ? "\(g * k)" : "\(g * k)–\(g * k + k - 1)"], [start..<(start + k * s)])
+            })
         case .channel?:
-            for ch in 0..<c { rows.append(([String(ch)], (0..<n).flatMap { channelOffsets($0, ch) })) }
-            return (["channel"], rows)
+            return (["channel"], c, { ch in ([String(ch)], (0..<n).map { ((($0 * c + ch) * s))..<(($0 * c + ch + 1) * s) }) })
         case .sample?:
             let per = dims.reduce(1, *) / n
-            for i in 0..<n { rows.append(([String(i)], Array((i * per)..<((i + 1) * per)))) }
-            return (["sample"], rows)
+            return (["sample"], n, { i in ([String(i)], [(i * per)..<((i + 1) * per)]) })
         case nil:
-            return ([], [])
+            return ([], 0, { _ in ([], []) })
         }
     }
 
-    /// Two-pass statistics of the chosen elements (all when `offsets` is nil); min and max skip NaN.
-    static func statistics(_ values: [Double], _ offsets: [Int]?) -> (count: Int, mean: Double, variance: Double, low: Double, high: Double, hasNaN: Bool) {
+    /// Two-pass statistics of the chosen elements; min and max skip NaN.
+    static func statistics(_ value: (Int) -> Double, _ runs: [Range<Int>]) -> (count: Int, mean: Double, variance: Double, low: Double, high: Double, hasNaN: Bool) {
         var count = 0, sum = 0.0, low = Double.infinity, high = -Double.infinity
         var nan = false
-        func visit(_ v: Double) {
-            count += 1; sum += v
-            if v.isNaN { nan = true } else { low = min(low, v); high = max(high, v) }
+        for run in runs {
+            for i in run {
+                let v = value(i)
+                count += 1; sum += v
+                if v.isNaN { nan = true } else { low = min(low, v); high = max(high, v) }
+            }
         }
-        if let offsets { for o in offsets { visit(values[o]) } } else { for v in values { visit(v) } }
         let mean = sum / Double(count)
         var squares = 0.0
-        if let offsets { for o in offsets { squares += (values[o] - mean) * (values[o] - mean) } }
-        else { for v in values { squares += (v - mean) * (v - mean) } }
+        for run in runs { for i in run { let d = value(i) - mean; squares += d * d } }
         return (count, mean, squares / Double(count), low, high, nan)
     }
 }

@@ -45,7 +45,9 @@ public enum TensorSource: Equatable, Sendable {
         let dtype = context.settings.dtype
         let limit = context.settings.maxElements
         func build(_ make: (Shape) -> AnyTensor, _ dims: [Int]) throws -> AnyTensor {
-            make(try Shape(dims, maxElements: limit))
+            let shape = try Shape(dims, maxElements: limit)
+            try context.reserve(elements: shape.count, bytesEach: dtype.byteSize, copies: 1, for: "a tensor of shape \(shape)")
+            return make(shape)
         }
         switch self {
         case .random(let normal, let dims, let seed):

@@ -56,6 +56,8 @@ public final class Interpreter {
     public var workingDirectory: String
     /// Polled by long computations; true stops them (Ctrl-C).
     public var isCancelled: @Sendable () -> Bool = { false }
+    /// Checked before each statement; true ends the read–eval loop (SIGTERM, SIGHUP).
+    public var shouldStop: @Sendable () -> Bool = { false }
     public private(set) var quitRequested = false
     /// The `run` statements being executed, outermost first, for error traces.
     private var runStack: [Origin] = []
@@ -115,7 +117,7 @@ public final class Interpreter {
         }
         var succeeded = true
         for statement in statements where !statement.isEmpty {
-            if quitRequested { break }
+            if quitRequested || shouldStop() { break }
             if !run(statement, text: text, origin: origin) {
                 succeeded = false
                 if !keepGoing { break }
@@ -170,7 +172,7 @@ public final class Interpreter {
         var succeeded = true
         var statements = StatementAccumulator()
         var lineNumber = 0
-        while !quitRequested {
+        while !quitRequested && !shouldStop() {
             guard let input = reader.nextLine(continuing: statements.isContinuing) else { break }
             if input.abandonsStatement { statements.reset() }
             lineNumber += 1
@@ -181,7 +183,12 @@ public final class Interpreter {
                 if source != nil && !keepGoing { return false }
             }
         }
-        if let source, !quitRequested, let unfinished = statements.unfinished {
+        if !quitRequested, !shouldStop(), let unfinished = statements.unfinished {
+            guard let source else {
+                // The end of input (Ctrl-D) on a continuation line: say what is not run.
+                emit(.note("the unfinished statement (a '[' is still open) was not run"))
+                return succeeded
+            }
             reportUnclosed(unfinished, source: source)
             return false
         }
