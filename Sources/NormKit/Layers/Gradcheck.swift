@@ -68,6 +68,8 @@ public struct GradcheckReport: Sendable {
     public let failures: Int
     public let maxAbsError: Double
     public let maxRelError: Double
+    /// Checked elements whose analytic or numeric gradient is NaN (a loss that is not finite there).
+    public internal(set) var nanCount = 0
     /// The elements with the largest absolute error, worst first.
     public let worst: [GradcheckElement]
     public let options: GradcheckOptions
@@ -182,6 +184,7 @@ public enum Gradcheck {
                 failures: failures,
                 maxAbsError: elements.map(key).max() ?? 0,
                 maxRelError: elements.map { $0.relError.isNaN ? .infinity : $0.relError }.max() ?? 0,
+                nanCount: elements.filter { $0.analytic.isNaN || $0.numeric.isNaN }.count,
                 worst: Array(worst), options: options, notes: notes))
         }
         return reports

@@ -46,11 +46,16 @@ public enum Normalization {
             }
         }
 
+        var result: ForwardResult<Scalar>
         if allowFastPath && !usesRunning && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec)) {
-            return try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
+            result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
+        } else {
+            result = try generalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
+                                        running: usesRunning ? running : nil, usesRunning: usesRunning)
         }
-        return try generalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
-                                  running: usesRunning ? running : nil, usesRunning: usesRunning)
+        let badParameters = (gamma.map(countNonFinite) ?? 0) + (beta.map(countNonFinite) ?? 0)
+        if badParameters > 0 { result.warnings.append(.nonFiniteParameters(count: badParameters)) }
+        return result
     }
 
     static func countNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>) -> Int {

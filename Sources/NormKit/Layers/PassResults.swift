@@ -8,15 +8,19 @@ public enum NormWarning: Sendable, Equatable, CustomStringConvertible {
     case zeroVarianceWithZeroEps(sets: Int)
     /// Some inputs were NaN or ±Inf; they propagate through the statistics of their sets.
     case nonFiniteInput(count: Int)
+    /// Some values of γ or β were NaN or ±Inf; they make y non-finite wherever they apply.
+    case nonFiniteParameters(count: Int)
 
     public var description: String {
         switch self {
         case .singleElementSets(let layer):
             "every statistics set of this \(layer) holds a single element, so x − μ = 0: y = β and dx = 0 everywhere"
         case .zeroVarianceWithZeroEps(let sets):
-            "eps = 0 and \(sets) statistics set\(sets == 1 ? " has" : "s have") zero variance: rstd = 1/√0 = ∞ and x̂ = 0·∞ = NaN there; use eps > 0"
+            "eps = 0 and \(sets) statistics set\(sets == 1 ? " has" : "s have") zero variance: rstd = 1/√0 = ∞, so x̂ there is NaN (0·∞) or ±∞ (where rounding leaves x − μ ≠ 0), and so is y; use eps > 0"
         case .nonFiniteInput(let count):
             "the input holds \(count) NaN or infinite value\(count == 1 ? "" : "s"); they make their sets' statistics NaN"
+        case .nonFiniteParameters(let count):
+            "γ and β hold \(count) NaN or infinite value\(count == 1 ? "" : "s"); y is not finite wherever they apply"
         }
     }
 }
@@ -52,7 +56,7 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     public let rstd: Tensor<Scalar>
     /// BatchNorm in training: the unbiased batch variance that feeds the running estimate.
     public let unbiasedVariance: Tensor<Scalar>?
-    public let warnings: [NormWarning]
+    public internal(set) var warnings: [NormWarning]
     /// μ and rstd as the engine used them (Float64, before rounding to the element type).
     let exactMeans: [Double]
     let exactRstds: [Double]

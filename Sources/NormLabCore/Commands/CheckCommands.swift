@@ -131,7 +131,12 @@ struct Gradcheck: Command, Equatable {
             }
             reports += one.map { ($0, note) }
         }
-        var result = Report([.text("gradcheck: L = Σ dy·y with dy = \(dySource); central differences in float64, h = \(formatOption(options.step)); pass when |a − n| ≤ \(formatOption(options.atol)) + \(formatOption(options.rtol))·|n|")])
+        var result = Report()
+        // A step far from √(float64's epsilon) × scale checks rounding noise or truncation error, not the gradient.
+        if options.step < 1e-10 || options.step > 1e-2 {
+            result.add(.warning("h = \(formatOption(options.step)) is \(options.step < 1e-10 ? "so small that L(v ± h) differ only by rounding noise" : "so large that the difference quotient's truncation error dominates"): every element may fail for that alone; h near 1e-6 suits float64", origin: context.origin))
+        }
+        result.add(.text("gradcheck: L = Σ dy·y with dy = \(dySource); central differences in float64, h = \(formatOption(options.step)); pass when |a − n| ≤ \(formatOption(options.atol)) + \(formatOption(options.rtol))·|n|"))
         let precision = max(context.settings.precision, 6)
         for (report, float32Note) in reports {
             var worst: TextTable? = nil
@@ -148,7 +153,9 @@ struct Gradcheck: Command, Equatable {
                 what: report.supplied ? "\(against?.value ?? "?") (as \(report.target))"
                     : "\(report.target) (the engine's \(report.analyticDType == .float32 ? "float32 " : "")backward)",
                 passed: report.passed,
-                summary: "\(report.failures) of \(report.checked) checked elements fail; max abs err \(formatNumber(report.maxAbsError, precision: 2)), max rel err \(formatNumber(report.maxRelError, precision: 2))",
+                summary: "\(report.failures) of \(report.checked) checked elements fail; " + (report.nanCount > 0
+                    ? "\(report.nanCount) of them NaN (the loss is not finite there: see the input, γ, β and eps)"
+                    : "max abs err \(formatNumber(report.maxAbsError, precision: 2)), max rel err \(formatNumber(report.maxRelError, precision: 2))"),
                 notes: report.notes + (float32Note.map { [$0] } ?? []), worst: worst)))
         }
         return result
