@@ -197,11 +197,11 @@ struct InteractiveShell {
         interpreter.isCancelled = { interruptRequested.load(ordering: .relaxed) || Signals.terminating }
         let banner = "NormLab \(NormLabVersion.current) — `help` lists the commands; `help tour` the tutorials in sessions/"
         writeAll(STDOUT_FILENO, banner + "\n")
-        if let problem = history.problem { writeAll(STDERR_FILENO, "warning: \(problem)\n") }
+        if let problem = history.problem { writeAll(STDERR_FILENO, "warning: \(Escaping.removingMarks(problem))\n") }
         let reader = ReadlineLines(interpreter: interpreter, color: color)
         interpreter.run(reader, source: nil)
         if let warning = history.save(newLines: reader.sessionLines), history.problem == nil {
-            writeAll(STDERR_FILENO, "warning: \(warning)\n")
+            writeAll(STDERR_FILENO, "warning: \(Escaping.removingMarks(warning))\n")
         }
     }
 }

@@ -74,3 +74,21 @@ import Testing
         }
     }
 }
+
+/// Under `set unicode off` (automatic in a non-UTF-8 locale) NormLab spells its own symbols in ASCII, never the
+/// user's words: a name or path is reported as typed.
+@Suite struct UserWordsTests {
+    @Test func userWordsAreNotTransliterated() throws {
+        let directory = try makeTemporaryDirectory("normlab-words")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = directory.path
+        let (_, err) = run(i, sink, "set unicode off", "tensor μx = randn 2")
+        #expect(err.contains("'μx' is not a valid name") && err.contains("  tensor μx = randn 2\n         ^~"), "\(err)")
+        #expect(err.contains("D... [seed S]"), "NormLab's own … is still spelled in ASCII: \(err)")
+        let (out, _) = run(i, sink, "tensor x = ones 2", "save x σ.npy")
+        #expect(out.contains("saved to σ.npy"), "\(out)")
+        #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("σ.npy").path))
+        #expect(!sink.transcript.contains("\u{E000}") && !sink.transcript.contains("\u{E001}"))
+    }
+}

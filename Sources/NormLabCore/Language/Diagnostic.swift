@@ -46,17 +46,28 @@ public struct Diagnostic: Error, Equatable, Sendable {
 /// Showing user text safely: control characters (an ANSI escape in a pasted name, a NUL) would reach the
 /// terminal as commands, so they are printed as escapes.
 public enum Escaping {
+    /// Around the user's own words in a message: the renderer never spells them in ASCII (under `set unicode off`
+    /// or a non-UTF-8 locale only NormLab's symbols are transliterated, so `μx` is not reported as `mux`), and
+    /// removes the marks. Private-use characters, which no user text here can contain unescaped.
+    static let userTextStart: Character = "\u{E000}"
+    static let userTextEnd: Character = "\u{E001}"
+
     public static func visible(_ text: String) -> String {
-        var out = ""
+        var out = String(userTextStart)
         for scalar in text.unicodeScalars {
             switch scalar.value {
             case 0x09: out += " "
-            case 0x00..<0x20, 0x7F, 0x80..<0xA0:
+            case 0x00..<0x20, 0x7F, 0x80..<0xA0, 0xE000, 0xE001:
                 out += "\\u{\(String(scalar.value, radix: 16))}"
             default: out.unicodeScalars.append(scalar)
             }
         }
-        return out
+        return out + String(userTextEnd)
+    }
+
+    /// The text without the marks around user words, for text that does not go through a renderer.
+    public static func removingMarks(_ text: String) -> String {
+        text.filter { $0 != userTextStart && $0 != userTextEnd }
     }
 
     /// A name or word quoted for a message.

@@ -65,9 +65,27 @@ public struct TerminalRenderer: Sendable {
         }
     }
 
-    /// With `set unicode off`, math symbols and block characters spelled in ASCII.
+    /// With `set unicode off`, math symbols and block characters spelled in ASCII, except in the user's own
+    /// words (marked by `Escaping`); the marks are removed either way.
     func plain(_ text: String) -> String {
-        unicode ? text : ASCII.transliterate(text)
+        guard text.contains(Escaping.userTextStart) else { return unicode ? text : ASCII.transliterate(text) }
+        var out = "", outside = "", inside = ""
+        var inUserText = false
+        for character in text {
+            switch character {
+            case Escaping.userTextStart:
+                out += unicode ? outside : ASCII.transliterate(outside)
+                outside = ""
+                inUserText = true
+            case Escaping.userTextEnd:
+                out += inside
+                inside = ""
+                inUserText = false
+            default:
+                if inUserText { inside.append(character) } else { outside.append(character) }
+            }
+        }
+        return out + inside + (unicode ? outside : ASCII.transliterate(outside))
     }
 
     static func prefix(_ origin: Origin) -> String {
