@@ -109,17 +109,7 @@ import Testing
     /// Run through sh, for ulimit and pipes.
     func shell(_ script: String) -> (Int32, String) {
         let binary = Self.binary?.path ?? "normlab"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script.replacingOccurrences(of: "NORMLAB", with: "'\(binary)'")]
-        process.currentDirectoryURL = Repository.root
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return runProcess("/bin/sh", ["-c", script.replacingOccurrences(of: "NORMLAB", with: "'\(binary)'")], in: Repository.root)
     }
 
     /// Under a memory limit a command too big is refused with a message, not ended by the allocator (exit 134).

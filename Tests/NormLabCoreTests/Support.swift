@@ -30,6 +30,21 @@ func parseError(_ text: String) -> String? {
     return ok ? nil : sink.error
 }
 
+/// Run a program to its end; its status and its standard output and error, interleaved.
+func runProcess(_ executable: String, _ arguments: [String], in directory: URL? = nil) -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    do { try process.run() } catch { return (-1, "\(error)") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 /// A fresh folder under the system's temporary directory; the caller removes it.
 func makeTemporaryDirectory(_ prefix: String) throws -> URL {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
