@@ -5,10 +5,13 @@ struct SetSetting: Command, Equatable {
     static let help = CommandHelp(
         name: "set", usage: ["set KEY VALUE", "set"],
         summary: "change a setting, or list them all",
-        details: Settings.table.map { row in
-            let head = "  \(row.name) \(row.valueWords)"
-            return head + String(repeating: " ", count: max(2, 22 - head.count)) + "\(row.meaning); default \(row.defaultWords)"
-        }.joined(separator: "\n"),
+        details: {
+            let heads = Settings.table.map { "  \($0.name) \($0.valueWords)" }
+            let width = (heads.map(\.count).max() ?? 0) + 2
+            return zip(heads, Settings.table).map { head, row in
+                head + String(repeating: " ", count: width - head.count) + "\(row.meaning); default \(row.defaultWords)"
+            }.joined(separator: "\n")
+        }(),
         examples: ["set dtype float32", "set precision 6", "set"],
         completion: CompletionRule { request in
             switch request.position {
