@@ -143,7 +143,7 @@ enum Terminal {
         interruptRequested.store(false, ordering: .relaxed)
         guard let raw = readline(prompt) else { return nil }
         defer { free(raw) }
-        return String(cString: raw)
+        return RawBytes.decode(UnsafeBufferPointer(start: UnsafeRawPointer(raw).assumingMemoryBound(to: UInt8.self), count: strlen(raw)))
     }
 }
 

@@ -125,12 +125,12 @@ func main() -> Int32 {
     }
     for file in command.files {
         if interpreter.quitRequested { break }
-        guard let data = FileManager.default.contents(atPath: file), let contents = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: file) else {
             writeAll(STDERR_FILENO, "normlab: cannot read \(file)\n")
             failed = true
             if command.keepGoing { continue } else { return 1 }
         }
-        if !interpreter.runScript(contents, source: file) {
+        if !interpreter.runScript(RawBytes.decode(data), source: file) {
             failed = true
             if !command.keepGoing { return 1 }
         }
@@ -153,15 +153,48 @@ func terminationStatus() -> Int32? {
     return signal == 0 ? nil : 128 + signal
 }
 
-/// Lines from a pipe or a redirected file (LF or CRLF ends; a leading byte-order mark is dropped).
+/// Lines from a pipe or a redirected file, as bytes (a file name that is not UTF-8 stays as it is: `RawBytes`);
+/// LF, CRLF or CR ends; a leading byte-order mark is dropped.
 final class StandardInputLines: LineReader {
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var ended = false
     private var first = true
 
     func nextLine(continuing: Bool) -> InputLine? {
-        guard var line = readLine(strippingNewline: true) else { return nil }
-        if first, line.hasPrefix("\u{FEFF}") { line.removeFirst() }
-        first = false
-        return InputLine(line)
+        while true {
+            if let end = buffer[start...].firstIndex(where: { $0 == 10 || $0 == 13 }) {
+                // A CR at the end of the buffer may be the first half of CRLF: read on before deciding.
+                if buffer[end] == 13 && end + 1 == buffer.count && !ended { if fill() { continue } }
+                var line = Array(buffer[start..<end])
+                start = end + 1
+                if buffer[end] == 13 && start < buffer.count && buffer[start] == 10 { start += 1 }
+                if first && line.starts(with: [0xEF, 0xBB, 0xBF]) { line.removeFirst(3) }
+                first = false
+                return InputLine(RawBytes.decode(line))
+            }
+            if !fill() {
+                guard start < buffer.count else { return nil }
+                var line = Array(buffer[start...])
+                start = buffer.count
+                if first && line.starts(with: [0xEF, 0xBB, 0xBF]) { line.removeFirst(3) }
+                first = false
+                return InputLine(RawBytes.decode(line))
+            }
+        }
+    }
+
+    /// Read more; false at the end of the input.
+    private func fill() -> Bool {
+        if start > 1 << 16 { buffer.removeFirst(start); start = 0 }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress!, $0.count) }
+            if count < 0 && errno == EINTR { if Signals.terminating { ended = true; return false }; continue }
+            guard count > 0 else { ended = true; return false }
+            buffer += chunk[0..<count]
+            return true
+        }
     }
 }
 

@@ -92,3 +92,35 @@ import Testing
         #expect(!sink.transcript.contains("\u{E000}") && !sink.transcript.contains("\u{E001}"))
     }
 }
+
+/// File names that are not UTF-8 are kept byte for byte: loaded, saved and exported under the name typed, shown
+/// escaped.
+@Suite struct RawFileNameTests {
+    @Test func bytesRoundTrip() {
+        let bytes: [UInt8] = Array("café".utf8) + [0xE9, 0xFF, 0x80, 0x41] + Array("μ".utf8) + [0xCE]
+        let text = RawBytes.decode(bytes)
+        #expect(RawBytes.encode(text) == bytes)
+        #expect(text.hasPrefix("café"))
+        #expect(Escaping.removingMarks(Escaping.visible(text)) == "café\\xe9\\xff\\x80Aμ\\xce")
+        #expect(RawBytes.decode(Array("plain ✓".utf8)) == "plain ✓")
+    }
+
+    @Test func nonUTF8NamesLoadAndSaveByteExact() throws {
+        let directory = try makeTemporaryDirectory("normlab-raw")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = directory.path
+        let script = RawBytes.decode(Array("tensor x = ones 3\nsave x caf".utf8) + [0xE9] + Array(".npy\nload y caf".utf8) + [0xE9] + Array(".npy\n".utf8))
+        #expect(i.runScript(script, source: "s.nl"), "\(sink.error)")
+        #expect(sink.standard.contains("saved to caf\\xe9.npy") && sink.standard.contains("loaded from caf\\xe9.npy"))
+        // On disk the name is the bytes typed: c a f 0xE9 . n p y.
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        #expect(names.count == 1)
+        let raw = Array("caf".utf8) + [0xE9] + Array(".npy".utf8)
+        #expect(raw.withUnsafeBufferPointer { buffer in
+            let path = Array(directory.path.utf8) + [UInt8(ascii: "/")] + Array(buffer) + [0]
+            return path.withUnsafeBufferPointer { access(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), F_OK) } == 0
+        })
+        #expect(PythonExport.pythonString(RawBytes.decode([0x72, 0xE9])) == "\"r\\udce9\"")
+    }
+}

@@ -64,11 +64,10 @@ struct Save: Command, Equatable {
         let tensor = try context.lookup(name)
         let url = context.interpreter.resolve(path.value)
         let directory = url.deletingLastPathComponent()
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileSystem.isDirectory(directory.path) else {
             throw context.error("cannot save to \(Escaping.quoted(path.value)): the folder \(Escaping.quoted(directory.path)) does not exist", at: path.range)
         }
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+        if FileSystem.isDirectory(url.path) {
             throw context.error("cannot save to \(Escaping.quoted(path.value)): it is a directory", at: path.range)
         }
         try AtomicFile.checkReplaceable(url, path: path, text: context.text)
@@ -185,8 +184,7 @@ struct Export: Command, Equatable {
             throw context.error("export writes a Python script: give a path ending in .py", at: path.range)
         }
         let directory = url.deletingLastPathComponent()
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileSystem.isDirectory(directory.path) else {
             throw context.error("cannot export to \(Escaping.quoted(path.value)): the folder does not exist", at: path.range)
         }
         try AtomicFile.checkReplaceable(url, path: path, text: context.text)

@@ -16,6 +16,9 @@ enum PythonExport {
             switch scalar {
             case "\\": out += "\\\\"
             case "\"": out += "\\\""
+            case _ where RawBytes.byte(of: scalar) != nil:
+                // A byte that is not UTF-8 in a file name: Python's own spelling of it (surrogateescape).
+                out += String(format: "\\udc%02x", RawBytes.byte(of: scalar)!)
             case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
                 || (0xD800...0xDFFF).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
                 out += scalar.value <= 0xFF ? String(format: "\\x%02x", scalar.value) : String(format: "\\u%04x", scalar.value)

@@ -10,26 +10,23 @@ extension Interpreter {
 
     /// The bytes of a regular file, or an error naming what is wrong with the path (`what`: "a .npy file").
     func readFile(_ url: URL, path: Located<String>, text: String, what: String) throws -> Data {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw Diagnostic("no such file: \(Escaping.quoted(path.value))", at: path.range, in: text)
+        guard let info = FileSystem.status(of: url.path) else {
+            throw Diagnostic(errno == ENOENT ? "no such file: \(Escaping.quoted(path.value))"
+                                             : "cannot read \(Escaping.quoted(path.value)): \(FileSystem.lastError)", at: path.range, in: text)
         }
-        guard !isDirectory.boolValue else {
+        guard info.st_mode & S_IFMT != S_IFDIR else {
             throw Diagnostic("\(Escaping.quoted(path.value)) is a directory, not \(what)", at: path.range, in: text)
         }
         try AtomicFile.checkRegular(url, path: path, text: text)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw Diagnostic("cannot read \(Escaping.quoted(path.value)) (permission denied?)", at: path.range, in: text)
+        guard let data = FileSystem.contents(of: url.path) else {
+            throw Diagnostic("cannot read \(Escaping.quoted(path.value)): \(FileSystem.lastError)", at: path.range, in: text)
         }
         return data
     }
 
+    /// A script's text: UTF-8, with any bytes that are not kept as they are (`RawBytes`), for file names.
     func readText(_ url: URL, path: Located<String>, text: String) throws -> String {
-        let data = try readFile(url, path: path, text: text, what: "a file")
-        guard let contents = String(data: data, encoding: .utf8) else {
-            throw Diagnostic("\(Escaping.quoted(path.value)) is not UTF-8 text", at: path.range, in: text)
-        }
-        return contents
+        RawBytes.decode(try readFile(url, path: path, text: text, what: "a file"))
     }
 }
 
@@ -39,9 +36,7 @@ extension Interpreter {
 public enum AtomicFile {
     /// The file type of what `path` names, following symbolic links; nil when nothing is there.
     static func fileType(_ path: String) -> mode_t? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return info.st_mode & S_IFMT
+        FileSystem.status(of: path).map { $0.st_mode & S_IFMT }
     }
 
     /// Devices and FIFOs are not read: /dev/zero would never end, a FIFO could block forever.
@@ -63,13 +58,9 @@ public enum AtomicFile {
     public static func destination(_ url: URL) -> URL {
         var path = url.path
         for _ in 0..<40 {
-            var info = stat()
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK else { break }
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let count = readlink(path, &buffer, buffer.count - 1)
-            guard count > 0 else { break }
-            let target = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            path = target.hasPrefix("/") ? target : (URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(target).path)
+            guard let info = FileSystem.linkStatus(of: path), info.st_mode & S_IFMT == S_IFLNK,
+                  let target = FileSystem.linkTarget(of: path) else { break }
+            path = target.hasPrefix("/") ? target : ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(target)
         }
         return URL(fileURLWithPath: path)
     }
@@ -85,39 +76,39 @@ public enum AtomicFile {
         let targets = files.map { destination($0.1) }
         for target in targets {
             if let type = fileType(target.path), type != S_IFREG {
-                throw FileFailure(url: target, reason: "it exists and is not a regular file")
+                throw FileFailure(path: target.path, reason: "it exists and is not a regular file")
             }
         }
         var temporaries: [URL] = []
-        defer { for t in temporaries { unlink(t.path) } }
+        defer { for t in temporaries { RawBytes.withPath(t.path) { _ = unlink($0) } } }
         for ((data, _), target) in zip(files, targets) {
             let temporary = target.deletingLastPathComponent()
                 .appendingPathComponent(".\(target.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
             temporaries.append(temporary)
             do {
-                try data.write(to: temporary)
-            } catch {
-                throw FileFailure(url: target, reason: (error as NSError).localizedDescription)
+                try FileSystem.create(temporary.path, with: data)
+            } catch let failure as FileFailure {
+                throw FileFailure(path: target.path, reason: failure.reason)
             }
-            var info = stat()
-            if stat(target.path, &info) == 0 {
-                chmod(temporary.path, info.st_mode & 0o7777)
-                _ = chown(temporary.path, info.st_uid, info.st_gid)  // allowed for root; otherwise the file becomes ours
+            if let info = FileSystem.status(of: target.path) {
+                RawBytes.withPath(temporary.path) { path in
+                    _ = chmod(path, info.st_mode & 0o7777)
+                    _ = chown(path, info.st_uid, info.st_gid)  // allowed for root; otherwise the file becomes ours
+                }
             }
         }
         for (temporary, target) in zip(temporaries, targets) {
             // rename(2) replaces the target atomically: readers see the old file or the new one, never a mix.
-            guard rename(temporary.path, target.path) == 0 else {
-                throw FileFailure(url: target, reason: String(cString: strerror(errno)))
-            }
+            let renamed = RawBytes.withPath(temporary.path) { from in RawBytes.withPath(target.path) { rename(from, $0) } }
+            guard renamed == 0 else { throw FileFailure(path: target.path, reason: FileSystem.lastError) }
         }
         temporaries = []
     }
 
     /// Which file a write failed on, and why.
     public struct FileFailure: Error, LocalizedError {
-        public let url: URL
+        public let path: String
         public let reason: String
-        public var errorDescription: String? { "\(url.lastPathComponent): \(reason)" }
+        public var errorDescription: String? { "\(Escaping.visible((path as NSString).lastPathComponent)): \(reason)" }
     }
 }
