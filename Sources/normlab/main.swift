@@ -9,7 +9,9 @@ struct NormLabCommand: ParsableCommand {
         commandName: "normlab",
         abstract: "Explore normalisation layers: every statistic, every step of forward and backward.",
         discussion: """
-        With no FILE and no -c, normlab reads commands: interactively on a terminal, silently from a pipe.
+        With no FILE and no -c, normlab reads commands: interactively on a terminal, silently from a pipe. A terminal
+        session first runs the startup file, $NORMLAB_INIT or $XDG_CONFIG_HOME/normlab/init.nl (default
+        ~/.config/normlab/init.nl), if there is one: settings and tensors to start from.
         Exit status: 0 when every command succeeded, 1 when one failed, 2 for bad command-line flags.
         Type `help` inside NormLab for the command language.
         """,
@@ -29,6 +31,12 @@ struct NormLabCommand: ParsableCommand {
 
     @Flag(help: "No colour, even on a terminal.")
     var noColor = false
+
+    @Flag(name: [.customShort("i"), .long], help: "After the files and -c commands, go on reading commands (at the prompt, on a terminal).")
+    var interactive = false
+
+    @Flag(help: "Do not run the startup file ($NORMLAB_INIT, else ~/.config/normlab/init.nl) before a terminal session.")
+    var noInit = false
 
     @Option(help: "Digits after the point when printing (0–16).")
     var precision: Int?
@@ -96,15 +104,16 @@ func main() -> Int32 {
     let environment = ProcessInfo.processInfo.environment
     let stdinIsTerminal = isatty(STDIN_FILENO) == 1
     let stdoutIsTerminal = isatty(STDOUT_FILENO) == 1
-    let colorAllowed = stdoutIsTerminal && !command.noColor && (environment["NO_COLOR"] ?? "").isEmpty
-        && environment["TERM"] != "dumb"
+    let colorWanted = !command.noColor && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
+    let colorAllowed = stdoutIsTerminal && colorWanted
 
     Signals.installTermination()
     let interpreter = Interpreter(sink: StandardSink())
     interpreter.isCancelled = { Signals.terminating }
     interpreter.shouldStop = { Signals.terminating }
     interpreter.colorAllowed = colorAllowed
-    interpreter.session.settings.color = colorAllowed
+    interpreter.errorColorAllowed = isatty(STDERR_FILENO) == 1 && colorWanted
+    interpreter.session.settings.color = colorAllowed || interpreter.errorColorAllowed
     interpreter.keepGoing = command.keepGoing
     interpreter.echo = command.echo
     // μ, σ², x̂ and block characters need a UTF-8 locale; elsewhere they are spelled in ASCII.
@@ -118,24 +127,35 @@ func main() -> Int32 {
         }
     }
 
+    let scripted = command.commands != nil || !command.files.isEmpty
+    // The startup file belongs to terminal sessions: scripts and pipes stay reproducible.
+    if stdinIsTerminal && (!scripted || command.interactive) && !command.noInit, let startup = StartupFile.path(environment) {
+        if let data = FileManager.default.contents(atPath: startup) {
+            interpreter.runScript(RawBytes.decode(data), source: startup)
+        } else {
+            writeAll(STDERR_FILENO, "warning: cannot read the startup file \(startup) (NORMLAB_INIT)\n")
+        }
+    }
     var failed = false
+    // With -i an error does not end the run: the prompt follows, as after an error typed at it.
+    let stopOnError = !command.keepGoing && !command.interactive
     if let commands = command.commands {
         failed = !interpreter.runScript(commands, source: "-c") || failed
-        if failed && !command.keepGoing { return 1 }
+        if failed && stopOnError { return 1 }
     }
     for file in command.files {
         if interpreter.quitRequested { break }
         guard let data = FileManager.default.contents(atPath: file) else {
             writeAll(STDERR_FILENO, "normlab: cannot read \(file)\n")
             failed = true
-            if command.keepGoing { continue } else { return 1 }
+            if stopOnError { return 1 } else { continue }
         }
         if !interpreter.runScript(RawBytes.decode(data), source: file) {
             failed = true
-            if !command.keepGoing { return 1 }
+            if stopOnError { return 1 }
         }
     }
-    if command.commands != nil || !command.files.isEmpty {
+    if scripted && (!command.interactive || interpreter.quitRequested) {
         return terminationStatus() ?? (failed ? 1 : 0)
     }
     if stdinIsTerminal {
@@ -145,6 +165,18 @@ func main() -> Int32 {
     // Commands from a pipe or a redirected file: no prompts, errors as `<stdin>:LINE:`.
     let succeeded = interpreter.run(StandardInputLines(), source: "<stdin>")
     return terminationStatus() ?? (succeeded ? 0 : 1)
+}
+
+/// $NORMLAB_INIT, else $XDG_CONFIG_HOME/normlab/init.nl, else ~/.config/normlab/init.nl; nil when none is there
+/// (NORMLAB_INIT set to an empty string turns it off).
+enum StartupFile {
+    static func path(_ environment: [String: String]) -> String? {
+        if let explicit = environment["NORMLAB_INIT"] { return explicit.isEmpty ? nil : explicit }
+        let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".config")
+        let path = (config as NSString).appendingPathComponent("normlab/init.nl")
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
 }
 
 /// 128 + the signal's number after SIGTERM or SIGHUP, as a shell reports a process the signal ended.

@@ -21,13 +21,13 @@ import Testing
         var description: String { "swift build -c release failed:\n\(output)" }
     }
 
-    func start(history: String? = nil, environment: [String: String] = [:]) throws -> Tmux {
+    func start(history: String? = nil, environment: [String: String] = [:], arguments: [String] = []) throws -> Tmux {
         #expect(Shell.run("/usr/bin/env", ["which", "tmux"], in: Self.root).0 == 0, "tmux is not installed (.ci/run installs it)")
         let binary = try Self.release.get()
         let historyPath = history ?? FileManager.default.temporaryDirectory.appendingPathComponent("normlab-history-\(UUID().uuidString)").path
-        var env = ["NORMLAB_HISTORY": historyPath, "TERM": "xterm-256color"]
+        var env = ["NORMLAB_HISTORY": historyPath, "TERM": "xterm-256color", "NORMLAB_INIT": ""]
         env.merge(environment) { $1 }
-        let tmux = try Tmux(command: binary.path, environment: env, directory: Self.root)
+        let tmux = try Tmux(command: binary.path, arguments: arguments, environment: env, directory: Self.root)
         try #require(tmux.waitFor { $0.contains("normlab> ") } != nil, "no prompt:\n\(tmux.screen())")
         return tmux
     }
@@ -208,6 +208,24 @@ import Testing
         #expect(contents.contains("tensor from_first = ones 1") && contents.contains("tensor from_second = ones 1"), "\(contents)")
     }
 
+    /// A terminal session runs the startup file first; `-i` goes on at the prompt after a script.
+    @Test func startupFileAndInteractiveAfterAScript() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("normlab-init-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let startup = directory.appendingPathComponent("init.nl"), script = directory.appendingPathComponent("s.nl")
+        try "set precision 2\ntensor from_init = ones 2\n".write(to: startup, atomically: true, encoding: .utf8)
+        try "tensor from_script = full 0.5 2\n".write(to: script, atomically: true, encoding: .utf8)
+        let t = try start(environment: ["NORMLAB_INIT": startup.path], arguments: ["-i", script.path])
+        defer { t.close() }
+        t.type("show from_script")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("from_script: (2) float64\n[0.50, 0.50]") } != nil, "\(t.screen())")
+        t.type("tensors")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("from_init") && $0.contains("from_script") } != nil, "\(t.screen())")
+    }
+
     @Test func quitExitsWithStatusZero() throws {
         let t = try start()
         defer { t.close() }
@@ -240,10 +258,11 @@ import Testing
 final class Tmux {
     let socket = "normlab-test-\(UUID().uuidString.prefix(8))"
 
-    init(command: String, environment: [String: String], directory: URL, width: Int = 120, height: Int = 40) throws {
+    init(command: String, arguments: [String] = [], environment: [String: String], directory: URL, width: Int = 120, height: Int = 40) throws {
         let exports = environment.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
+        let quoted = ([command] + arguments).map { "'\($0)'" }.joined(separator: " ")
         // After the program ends, its exit status stays on the screen.
-        let script = "cd '\(directory.path)' && env -u NO_COLOR \(exports) '\(command)'; echo EXIT=$?; sleep 60"
+        let script = "cd '\(directory.path)' && env -u NO_COLOR \(exports) \(quoted); echo EXIT=$?; sleep 60"
         // The tmux server started here outlives the command: give it no pipe to hold open.
         let status = Shell.run("/usr/bin/env", ["tmux", "-L", socket, "new-session", "-d", "-s", "t", "-x", "\(width)",
                                                 "-y", "\(height)", script], in: nil, capture: false).0

@@ -48,8 +48,10 @@ public final class Interpreter {
     public var recorders: [any BlockRecorder] = []
     /// Print each statement after a prompt before running it: a script's output becomes a transcript.
     public var echo = false
-    /// Colour is used only when allowed here (a terminal, no NO_COLOR) and switched on in the settings.
+    /// Colour is used only when allowed here (a terminal, no NO_COLOR) and switched on in the settings, decided
+    /// for each stream: standard output to a terminal and errors to a log file get it on one and not the other.
     public var colorAllowed = false
+    public var errorColorAllowed = false
     /// Go on after an error in a script (the first error still makes the run fail).
     public var keepGoing = false
     /// Where relative paths in `load`, `save` and `run` start.
@@ -69,16 +71,20 @@ public final class Interpreter {
 
     var style: Style { Style(color: colorAllowed && session.settings.color) }
 
-    public var renderer: TerminalRenderer {
-        TerminalRenderer(style: style, unicode: session.settings.unicode,
-                         precision: session.settings.precision, threshold: session.settings.threshold)
+    /// The renderer for standard output.
+    public var renderer: TerminalRenderer { renderer(for: .standard) }
+
+    public func renderer(for channel: OutputChannel) -> TerminalRenderer {
+        let allowed = channel == .standard ? colorAllowed : errorColorAllowed
+        return TerminalRenderer(style: Style(color: allowed && session.settings.color), unicode: session.settings.unicode,
+                                precision: session.settings.precision, threshold: session.settings.threshold)
     }
 
     // MARK: - Output
 
     public func emit(_ block: Block) {
         for recorder in recorders { recorder.record(block) }
-        sink.write(renderer.render(block), to: block.channel)
+        sink.write(renderer(for: block.channel).render(block), to: block.channel)
     }
 
     func report(_ diagnostic: Diagnostic, origin: Origin) {
