@@ -162,6 +162,16 @@ public struct Fuzzer {
                 bytes += (0..<int(1...64)).map { _ in UInt8(int(0...255)) }
             }
             _ = try? NPY.decode(Data(bytes), maxElements: 1 << 20)
+            // The same damage to a .npz or .safetensors holding the tensor.
+            let format = pick(["npz", "safetensors"])
+            var archive = [UInt8](TensorArchive.encode([("t", pick(seeds))], fileExtension: format) ?? Data())
+            switch int(0...3) {
+            case 0: archive = Array(archive.prefix(int(0...archive.count)))
+            case 1: for _ in 0..<int(1...8) where !archive.isEmpty { archive[int(0...(archive.count - 1))] ^= UInt8(int(1...255)) }
+            case 2: if archive.count > 8 { archive[int(0...7)] = UInt8(int(0...255)) }  // header length / zip signature
+            default: archive += (0..<int(1...64)).map { _ in UInt8(int(0...255)) }
+            }
+            _ = try? TensorArchive.decode(Data(archive), fileExtension: format, integerTarget: .float64, maxElements: 1 << 20)
             filesDecoded += 1
         }
     }

@@ -1,42 +1,101 @@
 import Foundation
 import NormKit
 
+/// The formats `load` and `save` know, by the path's extension.
+enum TensorFileFormat: String {
+    case npy, npz, safetensors
+
+    init?(path: String) { self.init(rawValue: (path as NSString).pathExtension.lowercased()) }
+
+    var isArchive: Bool { self != .npy }
+}
+
 struct Load: Command, Equatable {
     static let help = CommandHelp(
-        name: "load", usage: ["load NAME PATH"],
-        summary: "read a NumPy .npy file into a tensor",
+        name: "load", usage: ["load NAME PATH.npy", "load NAME PATH.safetensors|PATH.npz [key=K]", "load PATH.safetensors|PATH.npz"],
+        summary: "read tensors from NumPy .npy or .npz files or from .safetensors",
         details: """
         Reads .npy versions 1–3, little-endian float32 and float64 (kept as they are) and integer or bool arrays
-        (converted to the session's dtype, with a note), in C order. Quote a path with spaces: "my data.npy".
+        (converted to the session's dtype, with a note), in C order. A .safetensors or .npz file (np.savez; not
+        np.savez_compressed) holds named tensors: `load NAME PATH key=K` takes one (key= may be left out when
+        there is only one), `load PATH` takes them all under their own names. Quote a path with spaces: "my data.npy".
         """,
-        examples: ["load x data/x.npy"], completion: .positions([.none, .path]))
+        examples: ["load x data/x.npy", "load w model.safetensors key=weight", "load sessions/data/pair.npz"],
+        completion: .positions([.none, .path]))
 
-    let name: Located<String>
+    /// Nil: every tensor of an archive, under its own name.
+    let name: Located<String>?
     let path: Located<String>
+    let key: Located<String>?
 
-    init(name: Located<String>, path: Located<String>) {
+    init(name: Located<String>?, path: Located<String>, key: Located<String>? = nil) {
         self.name = name
         self.path = path
+        self.key = key
     }
 
     init(parsing cursor: inout ArgumentCursor) throws {
-        (name, path) = try cursor.nameAndPath()
+        if cursor.tokens.count == 1, let only = cursor.peek, TensorFileFormat(path: only.text)?.isArchive == true {
+            _ = cursor.next()
+            (name, path, key) = (nil, Located(only.text, only.range), nil)
+            return
+        }
+        let name = try cursor.name()
+        let path = try cursor.word("a file path")
+        var key: Located<String>? = nil
+        for (k, value) in try cursor.options() {
+            guard k.text == "key" else { throw cursor.error("unknown option \(cursor.describe(k)); the option is key=K", at: k) }
+            key = Located(value.text, value.range)
+        }
+        (self.name, self.path, self.key) = (name, Located(path.text, path.range), key)
     }
 
     func run(in context: StatementContext) throws -> Report {
         let interpreter = context.interpreter
-        let data = try interpreter.readFile(interpreter.resolve(path.value), path: path, text: context.text, what: "a .npy file")
+        let format = TensorFileFormat(path: path.value) ?? .npy
+        let data = try interpreter.readFile(interpreter.resolve(path.value), path: path, text: context.text,
+                                            what: format.isArchive ? "a .\(format) file" : "a .npy file")
         try MemoryBudget.reserve(data.count * 2, for: "load \(Escaping.visible(path.value))")
-        let loaded: NPY.Loaded
+        let dtype = context.settings.dtype, limit = context.settings.maxElements
+        var loaded: [(name: String, tensor: AnyTensor, note: String?)]
         do {
-            loaded = try NPY.decode(data, integerTarget: context.settings.dtype, maxElements: context.settings.maxElements)
-        } catch {
-            throw context.error("cannot load \(Escaping.quoted(path.value)): \(error.message)", at: path.range)
+            if format.isArchive {
+                loaded = try TensorArchive.decode(data, fileExtension: format.rawValue, integerTarget: dtype, maxElements: limit)
+            } else {
+                let one = try NPY.decode(data, integerTarget: dtype, maxElements: limit)
+                loaded = [(name?.value ?? "", one.tensor, one.note)]
+            }
+        } catch let failure as TensorArchive.Failure {
+            throw context.error("cannot load \(Escaping.quoted(path.value)): \(failure.message)", at: path.range)
+        } catch let failure as NPY.Failure {
+            throw context.error("cannot load \(Escaping.quoted(path.value)): \(failure.message)", at: path.range)
         }
-        context.session[name.value] = loaded.tensor
+        if format.isArchive {
+            let keys = loaded.map(\.name)
+            if let name {
+                if let key {
+                    guard let found = loaded.first(where: { $0.name == key.value }) else {
+                        throw context.error("\(Escaping.quoted(path.value)) has no tensor \(Escaping.quoted(key.value)); it holds \(keys.map { Escaping.quoted($0) }.joined(separator: ", "))", at: key.range)
+                    }
+                    loaded = [(name.value, found.tensor, found.note)]
+                } else {
+                    guard loaded.count == 1 else {
+                        throw context.error("\(Escaping.quoted(path.value)) holds \(loaded.count) tensors (\(keys.map { Escaping.quoted($0) }.joined(separator: ", "))): say which with key=", at: path.range)
+                    }
+                    loaded = [(name.value, loaded[0].tensor, loaded[0].note)]
+                }
+            } else {
+                for entry in loaded where !Names.isValid(entry.name) || Names.reserved.contains(entry.name) {
+                    throw context.error("\(Escaping.quoted(entry.name)) in \(Escaping.quoted(path.value)) is not a valid tensor name: load it with `load NAME PATH key=\(entry.name)`", at: path.range)
+                }
+            }
+        }
         var report = Report()
-        if let message = loaded.note { report.add(.note(message)) }
-        report.line(context.wording.headline(name.value, loaded.tensor) + " loaded from \(Escaping.visible(path.value))")
+        for entry in loaded {
+            context.session[entry.name] = entry.tensor
+            if let message = entry.note { report.add(.note(message)) }
+            report.line(context.wording.headline(entry.name, entry.tensor) + " loaded from \(Escaping.visible(path.value))")
+        }
         return report
     }
 }
@@ -44,8 +103,11 @@ struct Load: Command, Equatable {
 struct Save: Command, Equatable {
     static let help = CommandHelp(
         name: "save", usage: ["save NAME PATH"],
-        summary: "write a tensor to a NumPy .npy file",
-        details: "Writes a temporary file beside PATH and renames it, so a failure never leaves a half-written file.",
+        summary: "write a tensor to a NumPy .npy or .npz file or to .safetensors (by the extension)",
+        details: """
+        .npz and .safetensors files hold the tensor under its name (np.load(PATH)["NAME"], safetensors' load_file).
+        Writes a temporary file beside PATH and renames it, so a failure never leaves a half-written file.
+        """,
         examples: ["save dx dx.npy"], completion: .positions([.tensor, .path]))
 
     let name: Located<String>
@@ -71,8 +133,12 @@ struct Save: Command, Equatable {
             throw context.error("cannot save to \(Escaping.quoted(path.value)): it is a directory", at: path.range)
         }
         try AtomicFile.checkReplaceable(url, path: path, text: context.text)
+        guard let format = TensorFileFormat(path: path.value) else {
+            throw context.error("save writes .npy, .npz or .safetensors, chosen by the path's extension: give one of them", at: path.range)
+        }
+        let data = format.isArchive ? TensorArchive.encode([(name.value, tensor)], fileExtension: format.rawValue)! : NPY.encode(tensor)
         do {
-            try AtomicFile.write(NPY.encode(tensor), to: url)
+            try AtomicFile.write(data, to: url)
         } catch {
             throw context.error("cannot save to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
         }

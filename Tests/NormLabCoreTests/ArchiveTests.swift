@@ -1,0 +1,65 @@
+import Foundation
+import Testing
+@testable import NormLabCore
+
+/// .npz and .safetensors against files NumPy and the safetensors package wrote (scripts/make_archive_fixtures.py),
+/// and what NormLab writes read back by them when they are installed.
+@Suite struct ArchiveTests {
+    static let folder = Repository.fixtures.appendingPathComponent("archives")
+
+    @Test func readsWhatNumPyAndSafetensorsWrote() {
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = Self.folder.path
+        let (out, err) = run(i, sink, "load savez.npz", "load three.safetensors", "load only one.safetensors", "load w2 three.safetensors key=weight")
+        #expect(err.contains("note: 'n.npy' holds") || err.contains("int64") || err.contains("converted"), "\(err)")
+        #expect(out.contains("x: (2, 4, 3) float64 loaded from savez.npz") && out.contains("w: (2, 3) float32 loaded from savez.npz"), "\(out)")
+        #expect(out.contains("weight: (2, 3) float32 loaded from three.safetensors") && out.contains("only: (2, 3) float32"), "\(out)")
+        #expect(i.session["w"] == i.session["weight"] && i.session["weight"] == i.session["w2"] && i.session["only"] == i.session["w"])
+        #expect(i.session["x"]?.value(at: 23) == 23.0 / 7 - 1.5)
+        #expect(i.session["count"]?.doubles == [1, -2, 3] && i.session["n"]?.doubles == [1, -2, 3])
+    }
+
+    @Test func refusals() {
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = Self.folder.path
+        let (_, compressed) = run(i, sink, "load compressed.npz")
+        #expect(compressed.contains("is compressed (np.savez_compressed)"), "\(compressed)")
+        let (_, ambiguous) = run(i, sink, "load t three.safetensors")
+        #expect(ambiguous.contains("holds 3 tensors") && ambiguous.contains("say which with key="), "\(ambiguous)")
+        let (_, missing) = run(i, sink, "load t three.safetensors key=bias")
+        #expect(missing.contains("has no tensor 'bias'"), "\(missing)")
+        let (_, unknown) = run(i, sink, "tensor x = ones 2", "save x out.dat")
+        #expect(unknown.contains("save writes .npy, .npz or .safetensors"), "\(unknown)")
+        let (_, corrupt) = run(i, sink, "load ../float64.npy.safetensors")
+        #expect(corrupt.contains("no such file") || corrupt.contains("cannot load"), "\(corrupt)")
+    }
+
+    @Test func writesWhatTheyRead() throws {
+        let directory = try makeTemporaryDirectory("normlab-archives")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = directory.path
+        let (_, err) = run(i, sink, "tensor x = randn 2 3 seed 1", "set dtype float32", "tensor w = randn 4 seed 2",
+                           "save x x.npz", "save x x.safetensors", "save w w.safetensors",
+                           "load a x.npz key=x", "load b x.safetensors", "load w_back w.safetensors")
+        #expect(err.isEmpty, "\(err)")
+        #expect(i.session["a"] == i.session["x"] && i.session["b"] == i.session["x"] && i.session["w_back"] == i.session["w"])
+        // NumPy reads the .npz (and the safetensors package the .safetensors, where it is installed).
+        let (numpy, _) = runProcess("/usr/bin/env", ["python3", "-c", "import numpy"])
+        guard numpy == 0 else {
+            print("ArchiveTests: python3 with numpy not found; skipped reading NormLab's .npz with NumPy")
+            return
+        }
+        let check = "import numpy as np, sys; a = np.load(sys.argv[1])['x']; print(a.dtype, a.shape, float(a[1, 2]))"
+        let (status, output) = runProcess("/usr/bin/env", ["python3", "-c", check, directory.appendingPathComponent("x.npz").path])
+        #expect(status == 0 && output.hasPrefix("float64 (2, 3) \(i.session["x"]!.value(at: 5))"), "\(output)")
+        let (hasSafetensors, _) = runProcess("/usr/bin/env", ["python3", "-c", "import safetensors"])
+        guard hasSafetensors == 0 else {
+            print("ArchiveTests: the safetensors package is not installed (pip install safetensors); skipped reading NormLab's .safetensors with it")
+            return
+        }
+        let readBack = "from safetensors.numpy import load_file; import sys; t = load_file(sys.argv[1])['w']; print(t.dtype, t.shape)"
+        let (status2, output2) = runProcess("/usr/bin/env", ["python3", "-c", readBack, directory.appendingPathComponent("w.safetensors").path])
+        #expect(status2 == 0 && output2.hasPrefix("float32 (4,)"), "\(output2)")
+    }
+}

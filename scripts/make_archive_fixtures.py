@@ -1,0 +1,30 @@
+#!/usr/bin/env python3
+"""Multi-tensor files written by the real libraries, for the .npz and .safetensors tests and sessions/09.
+
+Run from the repository root:  python3 scripts/make_archive_fixtures.py   (needs numpy and `pip install safetensors`)
+Writes Tests/NormLabCoreTests/Fixtures/archives/*.{npz,safetensors} and sessions/data/pair.npz.
+"""
+import os
+
+import numpy as np
+from safetensors.numpy import save_file
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+OUT = os.path.join(ROOT, "Tests", "NormLabCoreTests", "Fixtures", "archives")
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    x = (np.arange(24, dtype=np.float64).reshape(2, 4, 3) / 7 - 1.5)
+    w = np.array([[1.5, -2.25, 3e-3], [4e4, -5.5, 6.0]], dtype=np.float32)
+    n = np.array([1, -2, 3], dtype=np.int64)
+    np.savez(os.path.join(OUT, "savez.npz"), x=x, w=w, n=n)
+    np.savez_compressed(os.path.join(OUT, "compressed.npz"), x=x)
+    save_file({"x": x, "weight": w, "count": n}, os.path.join(OUT, "three.safetensors"))
+    save_file({"only": w}, os.path.join(OUT, "one.safetensors"))
+    np.savez(os.path.join(ROOT, "sessions", "data", "pair.npz"), gamma=np.array([1.0, 0.5, 2.0, 1.5]), beta=np.array([0.0, 0.1, -0.1, 0.2]))
+    print("wrote", sorted(os.listdir(OUT)))
+
+
+if __name__ == "__main__":
+    main()
