@@ -20,6 +20,11 @@ def main():
     n = np.array([1, -2, 3], dtype=np.int64)
     np.savez(os.path.join(OUT, "savez.npz"), x=x, w=w, n=n)
     np.savez_compressed(os.path.join(OUT, "compressed.npz"), x=x)
+    # Large enough for dynamic Huffman blocks and long back-references, with the same arrays stored beside.
+    a = np.arange(20000.0).reshape(100, 200)
+    r = np.random.default_rng(0).standard_normal(5000).astype(np.float32)
+    np.savez(os.path.join(OUT, "big.npz"), a=a, r=r)
+    np.savez_compressed(os.path.join(OUT, "big_compressed.npz"), a=a, r=r)
     save_file({"x": x, "weight": w, "count": n}, os.path.join(OUT, "three.safetensors"))
     save_file({"only": w}, os.path.join(OUT, "one.safetensors"))
     np.savez(os.path.join(ROOT, "sessions", "data", "pair.npz"), gamma=np.array([1.0, 0.5, 2.0, 1.5]), beta=np.array([0.0, 0.1, -0.1, 0.2]))

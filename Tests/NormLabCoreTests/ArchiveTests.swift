@@ -10,20 +10,38 @@ import Testing
     @Test func readsWhatNumPyAndSafetensorsWrote() {
         let (i, sink) = makeInterpreter()
         i.workingDirectory = Self.folder.path
-        let (out, err) = run(i, sink, "load savez.npz", "load three.safetensors", "load only one.safetensors", "load w2 three.safetensors key=weight")
+        let (out, err) = run(i, sink, "load savez.npz", "load three.safetensors", "load only one.safetensors", "load w2 three.safetensors key=weight",
+                             "load deflated compressed.npz key=x")
         #expect(err.contains("note: 'n.npy' holds") || err.contains("int64") || err.contains("converted"), "\(err)")
         #expect(out.contains("x: (2, 4, 3) float64 loaded from savez.npz") && out.contains("w: (2, 3) float32 loaded from savez.npz"), "\(out)")
         #expect(out.contains("weight: (2, 3) float32 loaded from three.safetensors") && out.contains("only: (2, 3) float32"), "\(out)")
         #expect(i.session["w"] == i.session["weight"] && i.session["weight"] == i.session["w2"] && i.session["only"] == i.session["w"])
         #expect(i.session["x"]?.value(at: 23) == 23.0 / 7 - 1.5)
+        #expect(i.session["deflated"] == i.session["x"], "np.savez_compressed's deflated member reads as the stored one")
         #expect(i.session["count"]?.doubles == [1, -2, 3] && i.session["n"]?.doubles == [1, -2, 3])
+    }
+
+    @Test func deflatedMembersReadAsStoredOnes() {
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = Self.folder.path
+        let (_, err) = run(i, sink, "load a big.npz key=a", "load r big.npz key=r",
+                           "load a2 big_compressed.npz key=a", "load r2 big_compressed.npz key=r")
+        #expect(err.isEmpty, "\(err)")
+        #expect(i.session["a2"] == i.session["a"] && i.session["r2"] == i.session["r"])
+        #expect(i.session["a2"]?.value(at: 19999) == 19999 && i.session["r2"]?.dtype == .float32)
     }
 
     @Test func refusals() {
         let (i, sink) = makeInterpreter()
         i.workingDirectory = Self.folder.path
-        let (_, compressed) = run(i, sink, "load compressed.npz")
-        #expect(compressed.contains("is compressed (np.savez_compressed)"), "\(compressed)")
+        // A deflated member cut short or damaged is an error, never a trap.
+        var damaged = [UInt8](try! Data(contentsOf: Self.folder.appendingPathComponent("compressed.npz")))
+        damaged[60] ^= 0xFF
+        let directory = try! makeTemporaryDirectory("normlab-damaged")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try! Data(damaged).write(to: directory.appendingPathComponent("d.npz"))
+        let (_, bad) = run(i, sink, "load \(directory.path)/d.npz")
+        #expect(bad.contains("cannot load") && bad.contains("corrupt .npz file"), "\(bad)")
         let (_, ambiguous) = run(i, sink, "load t three.safetensors")
         #expect(ambiguous.contains("holds 3 tensors") && ambiguous.contains("say which with key="), "\(ambiguous)")
         let (_, missing) = run(i, sink, "load t three.safetensors key=bias")

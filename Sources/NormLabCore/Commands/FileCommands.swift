@@ -16,7 +16,7 @@ struct Load: Command, Equatable {
         summary: "read tensors from NumPy .npy or .npz files or from .safetensors",
         details: """
         Reads .npy versions 1–3, little-endian float32 and float64 (kept as they are) and integer or bool arrays
-        (converted to the session's dtype, with a note), in C order. A .safetensors or .npz file (np.savez; not
+        (converted to the session's dtype, with a note), in C order. A .safetensors or .npz file (np.savez or
         np.savez_compressed) holds named tensors: `load NAME PATH key=K` takes one (key= may be left out when
         there is only one), `load PATH` takes them all under their own names. Quote a path with spaces: "my data.npy".
         """,

@@ -3,7 +3,7 @@ import NormKit
 
 /// Files that hold several named tensors: safetensors (https://huggingface.co/docs/safetensors: an 8-byte
 /// little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, the data) and NumPy's .npz
-/// (a zip of NAME.npy members, as np.savez writes it, stored without compression).
+/// (a zip of NAME.npy members: stored, as np.savez writes them, or deflated, as np.savez_compressed does).
 public enum TensorArchive {
     public struct Failure: Error, Equatable {
         public let message: String
@@ -125,24 +125,40 @@ enum NPZ {
         var offset = 0
         while offset + 30 <= bytes.count && u32(offset) == 0x04034B50 {
             let method = u16(offset + 8), flags = u16(offset + 6)
-            var compressed = u32(offset + 18)
+            var compressed = u32(offset + 18), uncompressed = u32(offset + 22)
+            let crc = u32(offset + 14)
             let nameLength = u16(offset + 26), extraLength = u16(offset + 28)
             let nameStart = offset + 30
             guard nameStart + nameLength + extraLength <= bytes.count else { throw fail("corrupt .npz file: a truncated member header") }
             let member = String(decoding: bytes[nameStart..<(nameStart + nameLength)], as: UTF8.self)
             let dataStart = nameStart + nameLength + extraLength
             // ZIP64 (NumPy uses it for members over 4 GiB, and sometimes marks sizes as 0xFFFFFFFF).
-            if compressed == 0xFFFFFFFF, extraLength >= 20, u16(nameStart + nameLength) == 1 {
-                compressed = u32(nameStart + nameLength + 12) | u32(nameStart + nameLength + 16) << 32
+            if (compressed == 0xFFFFFFFF || uncompressed == 0xFFFFFFFF), extraLength >= 20, u16(nameStart + nameLength) == 1 {
+                let extra = nameStart + nameLength
+                uncompressed = u32(extra + 4) | u32(extra + 8) << 32
+                compressed = u32(extra + 12) | u32(extra + 16) << 32
             }
-            guard flags & 0x8 == 0 || method == 0 else { throw fail("\(Escaping.quoted(member)) uses a data descriptor NormLab does not read") }
-            guard method == 0 else {
-                throw fail("\(Escaping.quoted(member)) is compressed (np.savez_compressed): NormLab reads .npz written by np.savez; save it with np.savez or as .npy")
+            guard flags & 0x8 == 0 else { throw fail("\(Escaping.quoted(member)) uses a data descriptor NormLab does not read") }
+            guard method == 0 || method == 8 else {
+                throw fail("\(Escaping.quoted(member)) is compressed with method \(method); NormLab reads stored and deflated members (np.savez, np.savez_compressed)")
             }
             guard dataStart + compressed <= bytes.count else { throw fail("corrupt .npz file: \(Escaping.quoted(member)) is cut short") }
             guard member.hasSuffix(".npy") else { throw fail("\(Escaping.quoted(member)) in the archive is not a .npy file") }
+            var content = Array(bytes[dataStart..<(dataStart + compressed)])
+            if method == 8 {
+                // The stated size bounds the output: a damaged or hostile stream cannot grow without limit.
+                guard uncompressed <= maxElements * 8 + NPY.maxHeaderLength + 64 else {
+                    throw fail("\(Escaping.quoted(member)) states \(uncompressed) bytes, more than the element limit allows")
+                }
+                do { content = try Inflate.decompress(content, limit: uncompressed) } catch {
+                    throw fail("corrupt .npz file: \(Escaping.quoted(member)): \(error.message)")
+                }
+                guard content.count == uncompressed, CRC32.checksum(Data(content)) == crc else {
+                    throw fail("corrupt .npz file: \(Escaping.quoted(member)) does not decompress to its stated size and checksum")
+                }
+            }
             do {
-                let loaded = try NPY.decode(Data(bytes[dataStart..<(dataStart + compressed)]), integerTarget: integerTarget, maxElements: maxElements)
+                let loaded = try NPY.decode(Data(content), integerTarget: integerTarget, maxElements: maxElements)
                 out.append((String(member.dropLast(4)), loaded.tensor, loaded.note))
             } catch {
                 throw fail("\(Escaping.quoted(member)): \(error.message)")
