@@ -24,6 +24,18 @@ import Testing
         #expect(sink.transcript == block)
     }
 
+    /// The "Using NormKit" snippet is the one UsageTests compiles and runs.
+    @Test func normKitSnippetIsTheTestedOne() throws {
+        let text = try Self.readme()
+        let start = try #require(text.range(of: "```swift\nimport NormKit\n\n"))
+        let end = try #require(text.range(of: "```\n", range: start.upperBound..<text.endIndex))
+        let snippet = text[start.upperBound..<end.lowerBound].split(separator: "\n").map(String.init)
+        let test = try String(contentsOf: Repository.root.appendingPathComponent("Tests/NormKitTests/UsageTests.swift"), encoding: .utf8)
+        let lines = test.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let from = try #require(lines.firstIndex(of: "// README snippet begins")), to = try #require(lines.firstIndex(of: "// README snippet ends"))
+        #expect(Array(lines[(from + 1)..<to]) == snippet)
+    }
+
     @Test func everyCommandIsDocumented() throws {
         let text = try Self.readme()
         for spec in CommandTable.commands.map({ $0.help }) {

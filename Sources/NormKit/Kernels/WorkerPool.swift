@@ -160,9 +160,9 @@ final class WorkerPool: @unchecked Sendable {
 
 /// The threads the kernels run on, for code outside NormKit that must compare like with like (the benchmark's
 /// copy bandwidth at the kernels' thread count).
-public enum KernelThreads {
+package enum KernelThreads {
     /// `body(chunk)` for every chunk in 0..<chunks on up to `threads` threads, the caller's among them.
-    public static func run(chunks: Int, threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    package static func run(chunks: Int, threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
         WorkerPool.shared.run(chunks: chunks, threads: threads, body)
     }
 }

@@ -68,7 +68,7 @@ public struct NormalGenerator: Sendable {
 
 /// Natural logarithm of a positive, finite Double using only correctly rounded operations, so its result is the
 /// same on every IEEE 754 machine. Accurate to about one unit in the last place.
-public func portableLog(_ x: Double) -> Double {
+package func portableLog(_ x: Double) -> Double {
     guard x > 0, x.isFinite else { return x == 0 ? -.infinity : .nan }
     var exponent = Double(x.exponent)
     var m = x.significand  // in [1, 2), exact
