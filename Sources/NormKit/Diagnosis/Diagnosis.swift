@@ -55,18 +55,23 @@ public enum DiagnosisVerdict: String, Sendable {
 
 /// The verdict for one tensor, with the measurements behind it.
 public struct DiagnosisFinding: Sendable {
+    /// Which result the tensor is.
     public let role: DiagnosisRole
+    /// Match, rounding, or differs, against NormKit's pass.
     public let verdict: DiagnosisVerdict
+    /// The largest |user − NormKit| (infinite where one side is NaN and the other not).
     public let maxAbsDifference: Double
     /// The multi-index of the largest difference.
     public let worstIndex: [Int]
-    /// How many elements exceed plain rounding, and the rounding estimate with the conditioning counted.
+    /// How many elements exceed plain rounding.
     public let beyondPlain: Int
+    /// How many elements exceed the rounding estimate with the conditioning counted.
     public let beyondEstimate: Int
+    /// How many elements the tensor has.
     public let count: Int
-    /// The estimates at the element that is furthest beyond its estimate: plain rounding, and rounding
-    /// amplified by the conditioning (|μ|·rstd).
+    /// Plain rounding's estimate at the element that is furthest beyond its estimate.
     public let plainEstimate: Double
+    /// The estimate there with the conditioning (|μ|·rstd) counted.
     public let conditionedEstimate: Double
     /// The largest |μ|·rstd of any set.
     public let amplification: Double
@@ -85,6 +90,7 @@ public struct DiagnosisFinding: Sendable {
 
 /// dx ≈ a·rstd·∂x̂ + b·(−rstd·mean ∂x̂) + c·(−rstd·x̂·mean(∂x̂·x̂)), over all sets, and what is left.
 public struct TermFit: Sendable {
+    /// The weights of T1 = rstd·∂x̂, T2 = −rstd·mean(∂x̂) and T3 = −rstd·x̂·mean(∂x̂·x̂); a correct dx has 1, 1, 1.
     public let a: Double, b: Double, c: Double
     /// ‖dx − fit‖ / ‖dx‖.
     public let residual: Double
@@ -92,6 +98,7 @@ public struct TermFit: Sendable {
 
 /// What `Diagnosis.run` found.
 public struct DiagnosisReport: Sendable {
+    /// One finding per tensor given, y first.
     public let findings: [DiagnosisFinding]
     /// The forward's cause, when y differs and one was identified.
     public var forwardCause: DiagnosisCause? { findings.first { $0.role == .y }?.cause }

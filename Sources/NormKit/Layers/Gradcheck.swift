@@ -8,7 +8,9 @@ public enum GradTarget: String, Sendable, CaseIterable, CustomStringConvertible 
 public struct GradcheckOptions: Sendable, Equatable {
     /// The finite-difference step h: numeric = (L(v + h) − L(v − h)) / 2h.
     public var step = 1e-6
+    /// Absolute tolerance: an element passes when |analytic − numeric| ≤ atol + rtol·|numeric|.
     public var atol = 1e-5
+    /// Relative tolerance (torch.autograd.gradcheck's default).
     public var rtol = 1e-3
     /// How many elements of each gradient to check; nil means every element when there are at most
     /// `autoFullLimit`, otherwise a random sample of `defaultSampleSize`.
@@ -20,11 +22,15 @@ public struct GradcheckOptions: Sendable, Equatable {
     /// How many of the worst elements a report lists.
     public var worstCount = 5
 
+    /// Tensors up to this many elements are checked in full; larger ones on a sample.
     public static let autoFullLimit = 4096
+    /// How many elements a sample checks, unless `sampleSize` says otherwise.
     public static let defaultSampleSize = 512
 
+    /// The defaults: h 1e-6, atol 1e-5, rtol 1e-3, a sample of 512 past 4096 elements, seed 0.
     public init() {}
 
+    /// Refuses a step h ≤ 0 or not finite, negative tolerances and a sample size below 1.
     public func validate() throws(NormError) {
         guard step.isFinite, step > 0 else { throw NormError.argument("the finite-difference step must be > 0 (got \(step))") }
         guard atol.isFinite, atol >= 0, rtol.isFinite, rtol >= 0 else {
@@ -37,10 +43,15 @@ public struct GradcheckOptions: Sendable, Equatable {
 
 /// One checked element.
 public struct GradcheckElement: Sendable, Equatable {
+    /// The element's flat offset in its tensor.
     public let offset: Int
+    /// The element's multi-index.
     public let index: [Int]
+    /// The gradient being checked (the engine's, or one supplied).
     public let analytic: Double
+    /// The central difference (L(v + h) − L(v − h)) / 2h, in Float64.
     public let numeric: Double
+    /// |analytic − numeric|.
     public var absError: Double { abs(analytic - numeric) }
     /// |analytic − numeric| / |numeric|; 0 when both are 0, ∞ when only the numeric one is.
     public var relError: Double {
@@ -55,26 +66,36 @@ public struct GradcheckElement: Sendable, Equatable {
 
 /// The verdict on one gradient.
 public struct GradcheckReport: Sendable {
+    /// Which gradient: dx, dgamma or dbeta.
     public let target: GradTarget
     /// True when the analytic side was a gradient supplied from outside, not the engine's backward.
     public internal(set) var supplied: Bool
     /// The element type the engine's analytic gradient was computed in (the layer's own, for a float32 layer;
     /// the numeric side is always Float64).
     public internal(set) var analyticDType: DType = .float64
+    /// The gradient's shape.
     public let shape: Shape
+    /// How many elements were checked (all, or a sample).
     public let checked: Int
+    /// How many elements the gradient has.
     public var total: Int { shape.count }
+    /// True when only a sample was checked.
     public var sampled: Bool { checked < total }
+    /// How many checked elements fail the tolerance.
     public let failures: Int
+    /// The largest |analytic − numeric| (infinite when one is NaN).
     public let maxAbsError: Double
+    /// The largest |analytic − numeric| / |numeric|.
     public let maxRelError: Double
     /// Checked elements whose analytic or numeric gradient is NaN (a loss that is not finite there).
     public internal(set) var nanCount = 0
     /// The elements with the largest absolute error, worst first.
     public let worst: [GradcheckElement]
+    /// The options the check ran with.
     public let options: GradcheckOptions
     /// What the comparison means beyond the plain numbers (e.g. the batch reduction of paramgrad=mean).
     public let notes: [String]
+    /// True when every checked element passes.
     public var passed: Bool { failures == 0 }
 }
 
@@ -85,6 +106,7 @@ public struct GradcheckReport: Sendable {
 /// gradient is divided by N before comparing (and the report says so). In BatchNorm's training mode y depends on
 /// the batch statistics only; the running statistics are not touched.
 public enum Gradcheck {
+    /// Check the requested gradients of one pass: the engine's backward, or those in `supplied`, against central differences of L = Σ dy·y in Float64. `isCancelled` is polled between elements.
     public static func run(
         spec: LayerSpec,
         input: Tensor<Double>,

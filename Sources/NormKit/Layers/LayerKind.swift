@@ -7,6 +7,7 @@ public enum LayerKind: String, Sendable, CaseIterable, CustomStringConvertible {
 
     public var description: String { rawValue }
 
+    /// The name as papers and PyTorch write it: "GroupNorm", "BatchNorm", ….
     public var displayName: String {
         switch self {
         case .groupnorm: "GroupNorm"

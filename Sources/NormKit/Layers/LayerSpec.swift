@@ -53,6 +53,7 @@ public enum Preset: String, Sendable, CaseIterable, CustomStringConvertible {
     public var description: String { rawValue }
 }
 
+/// BatchNorm's two modes: train normalises with the batch's statistics and updates the running ones, eval uses the running ones. The other layers compute the same in both.
 public enum Mode: String, Sendable, CustomStringConvertible {
     case train, eval
     public var description: String { rawValue }
@@ -60,13 +61,19 @@ public enum Mode: String, Sendable, CustomStringConvertible {
 
 /// A layer's kind and conventions: pure configuration, no data.
 public struct LayerSpec: Sendable, Equatable {
+    /// Which layer.
     public var kind: LayerKind
     /// The number of groups, for GroupNorm and RMSNorm. LayerNorm is 1, InstanceNorm is C, BatchNorm has none.
     public var groups: Int?
+    /// Which elements share one set of statistics.
     public var reduce: Reduce
+    /// The shape of γ and β.
     public var affine: Affine
+    /// How dγ and dβ are reduced over the batch.
     public var paramGrad: ParamGrad
+    /// Which variance normalises: Σ(x − μ)² divided by m or by m − 1.
     public var variance: VarianceEstimator
+    /// Added to the variance (or mean square) inside the square root.
     public var eps: Double
     /// BatchNorm's running-statistics update: running = (1 − momentum)·running + momentum·batch.
     public var momentum: Double

@@ -4,6 +4,7 @@
 ///
 /// Every mutating method either succeeds or throws leaving the layer exactly as it was.
 public struct NormLayer<Scalar: NormScalar>: Sendable {
+    /// The kind and conventions, fixed when the layer is made.
     public private(set) var spec: LayerSpec
     /// (C, *spatial), fixed by the first forward pass; later inputs must match it (the batch size may change).
     public private(set) var sampleShape: [Int]?
@@ -13,24 +14,31 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
     public private(set) var beta: Tensor<Scalar>?
     /// BatchNorm: mean 0 and variance 1 until the first training pass updates them.
     public private(set) var runningMean: Tensor<Scalar>?
+    /// BatchNorm's running variance (the unbiased batch variances, blended with momentum).
     public private(set) var runningVariance: Tensor<Scalar>?
     /// BatchNorm starts in training mode; the other layers ignore the mode.
     public var mode: Mode = .train
+    /// The last forward pass: what backward differentiates.
     public private(set) var lastForward: ForwardResult<Scalar>?
+    /// dγ summed over the backward passes since the last `zeroGrad()`.
     public private(set) var gammaGrad: Tensor<Scalar>?
+    /// dβ summed over the backward passes since the last `zeroGrad()`.
     public private(set) var betaGrad: Tensor<Scalar>?
     /// How many backward passes have added into `gammaGrad` and `betaGrad` since the last `zeroGrad()`.
     public private(set) var backwardCount = 0
+    /// The gradients of the last backward pass alone (not accumulated).
     public private(set) var lastGradients: Gradients<Scalar>?
     /// The upstream gradient of the last backward pass, kept with the gradients it produced, so that a
     /// derivation, an export or a gradient check of this pass uses this dy and no other.
     public private(set) var lastOutputGradient: Tensor<Scalar>?
 
+    /// A layer with these conventions; the sample shape, γ and β come with the first forward pass.
     public init(spec: LayerSpec) throws(NormError) {
         try spec.validate()
         self.spec = spec
     }
 
+    /// True once a forward pass has fixed the sample shape.
     public var isInitialised: Bool { sampleShape != nil }
 
     /// Set γ. Before the first forward pass the shape is checked there (the channels are not known yet).
@@ -39,6 +47,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         gamma = value
     }
 
+    /// Set β, checked as `setGamma` checks γ.
     public mutating func setBeta(_ value: Tensor<Scalar>) throws(NormError) {
         try checkParameter(value, name: "beta")
         beta = value

@@ -12,15 +12,21 @@
 /// | BatchNorm, group (per channel)    | 1   | (C)                | N·S        |
 /// | BatchNorm, channels (per element) | 1   | (C, *spatial)      | N          |
 public struct NormPlan: Sendable, Equatable {
+    /// The input's shape (N, C, *spatial).
     public let inputShape: Shape
+    /// N.
     public let batch: Int
+    /// C.
     public let channels: Int
+    /// The spatial dimensions (none for an (N, C) input).
     public let spatialDims: [Int]
     /// The product of the spatial dimensions (1 when there are none).
     public let spatial: Int
     /// G; for BatchNorm and InstanceNorm, C.
     public let groups: Int
+    /// K = C/G (1 for BatchNorm and InstanceNorm).
     public let channelsPerGroup: Int
+    /// The shape of μ, σ² and rstd: one value per statistics set.
     public let statsShape: Shape
     /// m: how many elements share one mean and variance.
     public let setSize: Int
@@ -31,8 +37,10 @@ public struct NormPlan: Sendable, Equatable {
     let groupStride: Int
     let positionStride: Int
 
+    /// The most spatial dimensions an input may have.
     public static let maxSpatialDims = 5
 
+    /// The sets of a layer for an input; throws when the input's rank or channels do not fit the layer.
     public init(spec: LayerSpec, inputShape: Shape) throws(NormError) {
         let dims = inputShape.dims
         guard dims.count >= 2 else {

@@ -27,9 +27,13 @@ public enum NormWarning: Sendable, Equatable, CustomStringConvertible {
 
 /// Everything a forward pass computed, kept so a learner can look at it and backward can use it.
 public struct ForwardResult<Scalar: NormScalar>: Sendable {
+    /// The conventions the pass ran with.
     public let spec: LayerSpec
+    /// Which elements shared statistics.
     public let plan: NormPlan
+    /// train, or eval (BatchNorm with its running statistics).
     public let mode: Mode
+    /// x, as the pass saw it.
     public let input: Tensor<Scalar>
     /// y = γ·x̂ + β.
     public let output: Tensor<Scalar>
@@ -56,6 +60,7 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     public let rstd: Tensor<Scalar>
     /// BatchNorm in training: the unbiased batch variance that feeds the running estimate.
     public let unbiasedVariance: Tensor<Scalar>?
+    /// What the user should know about the result (single-element sets, zero variance with eps = 0, non-finite values).
     public internal(set) var warnings: [NormWarning]
     /// μ and rstd as the engine used them (Float64, before rounding to the element type).
     let exactMeans: [Double]
@@ -86,8 +91,10 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
 
 /// The gradients one backward pass produced (before any accumulation).
 public struct Gradients<Scalar: NormScalar>: Sendable {
+    /// The gradient with respect to the input.
     public let dx: Tensor<Scalar>
     /// Reduced over the batch as `spec.paramGrad` says; nil for affine=none.
     public let dgamma: Tensor<Scalar>?
+    /// Σ dy, reduced as `spec.paramGrad` says; nil for affine=none.
     public let dbeta: Tensor<Scalar>?
 }

@@ -10,10 +10,13 @@
 /// - normal: u, v uniform in (−1, 1) from two Float64 draws, s = u² + v², rejected unless 0 < s < 1, then
 ///   u·√(−2 ln s / s) and v·√(−2 ln s / s), in that order; Float32 tensors round these Float64 values.
 public struct SplitMix64: Sendable {
+    /// The generator's state: the seed, advanced by each draw.
     public private(set) var state: UInt64
 
+    /// A generator that starts from `seed`: the same seed gives the same numbers on every machine.
     public init(seed: UInt64) { state = seed }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -22,10 +25,12 @@ public struct SplitMix64: Sendable {
         return z ^ (z >> 31)
     }
 
+    /// A uniform Double in [0, 1), from the top 53 bits.
     public mutating func nextUniform() -> Double {
         Double(next() >> 11) * 0x1p-53
     }
 
+    /// A uniform Float in [0, 1), from the top 24 bits.
     public mutating func nextUniformFloat() -> Float {
         Float(next() >> 40) * 0x1p-24
     }
@@ -47,8 +52,10 @@ public struct NormalGenerator: Sendable {
     private var bits: SplitMix64
     private var spare: Double?
 
+    /// Normal numbers from SplitMix64 bits seeded with `seed`.
     public init(seed: UInt64) { bits = SplitMix64(seed: seed) }
 
+    /// The next standard normal number (Marsaglia's polar method, with `portableLog`).
     public mutating func next() -> Double {
         if let value = spare {
             spare = nil

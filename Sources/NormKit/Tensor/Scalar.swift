@@ -4,6 +4,7 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     case float64
 
     public var description: String { rawValue }
+    /// Bytes per element.
     public var byteSize: Int { self == .float32 ? 4 : 8 }
 }
 
@@ -16,13 +17,19 @@ public protocol NormScalar: BinaryFloatingPoint, Sendable, LosslessStringConvert
 }
 
 extension Float: NormScalar {
+    /// float32.
     public static var dtype: DType { .float32 }
+    /// The nearest Float.
+    /// The same value as a Double (exact).
     @inlinable public init(fromDouble value: Double) { self.init(value) }
     @inlinable public var asDouble: Double { Double(self) }
 }
 
 extension Double: NormScalar {
+    /// float64.
     public static var dtype: DType { .float64 }
+    /// The value itself.
+    /// The value itself.
     @inlinable public init(fromDouble value: Double) { self = value }
     @inlinable public var asDouble: Double { self }
 }

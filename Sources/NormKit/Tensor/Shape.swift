@@ -3,13 +3,17 @@
 /// A shape is only ever built through the throwing initialiser, so holding a `Shape` means its element count
 /// was computed with overflow checks and is at most the cap in force when it was made.
 public struct Shape: Hashable, Sendable, CustomStringConvertible {
+    /// The most dimensions a tensor may have.
     public static let maxRank = 8
     /// 2^27 elements: 1 GiB of Float64. A session may raise or lower it.
     public static let defaultMaxElements = 1 << 27
 
+    /// The dimensions, outermost first; every one ≥ 1.
     public let dims: [Int]
+    /// The number of elements: the product of the dimensions.
     public let count: Int
 
+    /// A shape, refused (not trapped) when a dimension is below 1, the rank is over `maxRank`, the product overflows or exceeds `maxElements`.
     public init(_ dims: [Int], maxElements: Int = Shape.defaultMaxElements) throws(NormError) {
         guard !dims.isEmpty else {
             throw NormError(.invalidShape, "a shape needs at least one dimension")
@@ -37,6 +41,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible {
         self.count = product
     }
 
+    /// The number of dimensions.
     public var rank: Int { dims.count }
 
     /// Row-major strides, in elements.
@@ -74,6 +79,7 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { Shape.format(dims) }
 
+    /// "(2, 4, 3)", and "(5)" for one dimension (not Python's "(5,)").
     public static func format(_ dims: [Int]) -> String {
         "(" + dims.map(String.init).joined(separator: ", ") + ")"
     }

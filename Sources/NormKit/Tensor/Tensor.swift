@@ -2,7 +2,9 @@
 ///
 /// A value type: copies share storage until one of them is written (copy on write, through `Array`).
 public struct Tensor<Scalar: NormScalar>: Sendable, Equatable {
+    /// The tensor's shape.
     public let shape: Shape
+    /// The elements in row-major (C) order.
     public private(set) var scalars: [Scalar]
 
     /// Fails when the number of scalars is not the shape's element count.
@@ -19,9 +21,13 @@ public struct Tensor<Scalar: NormScalar>: Sendable, Equatable {
         self.scalars = scalars
     }
 
+    /// float32 or float64.
     public var dtype: DType { Scalar.dtype }
+    /// The number of elements.
     public var count: Int { shape.count }
+    /// The dimensions.
     public var dims: [Int] { shape.dims }
+    /// The number of dimensions.
     public var rank: Int { shape.rank }
 
     /// The element at a multi-index, or nil when the index does not fit the shape.
@@ -29,6 +35,7 @@ public struct Tensor<Scalar: NormScalar>: Sendable, Equatable {
         shape.offset(of: index).map { scalars[$0] }
     }
 
+    /// The elements for writing in place, without copying.
     public mutating func withUnsafeMutableBufferPointer<R>(
         _ body: (inout UnsafeMutableBufferPointer<Scalar>) throws -> R
     ) rethrows -> R {
@@ -52,6 +59,7 @@ public struct Tensor<Scalar: NormScalar>: Sendable, Equatable {
         return Tensor<Other>(uncheckedShape: shape, scalars: scalars.map { Other(fromDouble: $0.asDouble) })
     }
 
+    /// The same shape, each element transformed.
     public func map(_ transform: (Scalar) -> Scalar) -> Tensor {
         Tensor(uncheckedShape: shape, scalars: scalars.map(transform))
     }
@@ -60,11 +68,14 @@ public struct Tensor<Scalar: NormScalar>: Sendable, Equatable {
 // MARK: - Constructors
 
 extension Tensor {
+    /// Every element `value`.
     public static func full(_ value: Scalar, shape: Shape) -> Tensor {
         Tensor(uncheckedShape: shape, scalars: [Scalar](repeating: value, count: shape.count))
     }
 
+    /// Every element 0.
     public static func zeros(_ shape: Shape) -> Tensor { full(0, shape: shape) }
+    /// Every element 1.
     public static func ones(_ shape: Shape) -> Tensor { full(1, shape: shape) }
 
     /// 0, 1, 2, … in row-major order. Above 2²⁴ (Float32) or 2⁵³ (Float64) the integers round.
