@@ -9,10 +9,11 @@ struct NormLabCommand: ParsableCommand {
         commandName: "normlab",
         abstract: "Explore normalisation layers: every statistic, every step of forward and backward.",
         discussion: """
-        With no FILE and no -c, normlab reads commands: interactively on a terminal, silently from a pipe. A terminal
-        session first runs the startup file, $NORMLAB_INIT or $XDG_CONFIG_HOME/normlab/init.nl (default
-        ~/.config/normlab/init.nl), if there is one: settings and tensors to start from.
-        Exit status: 0 when every command succeeded, 1 when one failed, 2 for bad command-line flags.
+        With no FILE and no -c, normlab reads commands: interactively on a terminal, silently from a pipe. A \
+        terminal session first runs the startup file, $NORMLAB_INIT or $XDG_CONFIG_HOME/normlab/init.nl \
+        (default ~/.config/normlab/init.nl), if there is one.
+        Exit status: 0 when every command succeeded, 1 when one failed or output could not be written, 2 for bad \
+        command-line flags, 141 when standard output was closed, 128 + N after signal N.
         Type `help` inside NormLab for the command language.
         """,
         version: NormLabVersion.current)
@@ -34,6 +35,9 @@ struct NormLabCommand: ParsableCommand {
 
     @Flag(name: [.customShort("i"), .long], help: "After the files and -c commands, go on reading commands (at the prompt, on a terminal).")
     var interactive = false
+
+    @Flag(help: ArgumentHelp("Print the manual page (roff) and exit: normlab --man > normlab.1", visibility: .hidden))
+    var man = false
 
     @Flag(help: "Do not run the startup file ($NORMLAB_INIT, else ~/.config/normlab/init.nl) before a terminal session.")
     var noInit = false
@@ -101,6 +105,10 @@ func main() -> Int32 {
         return 2
     }
 
+    if command.man {
+        writeAll(STDOUT_FILENO, ManPage.render(usage: NormLabCommand.helpMessage(columns: 100)))
+        return 0
+    }
     let environment = ProcessInfo.processInfo.environment
     let stdinIsTerminal = isatty(STDIN_FILENO) == 1
     let stdoutIsTerminal = isatty(STDOUT_FILENO) == 1

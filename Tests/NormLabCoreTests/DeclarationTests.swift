@@ -143,3 +143,14 @@ import Testing
         #expect(noBackward.contains("needs a backward pass after the last forward"))
     }
 }
+
+/// The manual page is made from the declarations: every command and setting is in it.
+@Suite struct ManPageTests {
+    @Test func everyCommandAndSettingIsInTheManualPage() {
+        let page = ManPage.render(usage: "USAGE: normlab [<files> ...]")
+        #expect(page.hasPrefix(".TH NORMLAB 1"))
+        for help in CommandTable.commands.map({ $0.help }) { #expect(page.contains("\\fB" + ManPage.escape(help.usage[0])), "\(help.name)") }
+        for setting in Settings.table { #expect(page.contains("\\fBset \(setting.name)\\fR"), "\(setting.name)") }
+        #expect(!page.contains("\n.\n") && !page.contains("\u{E000}"))
+    }
+}
