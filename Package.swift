@@ -25,10 +25,12 @@ let package = Package(
         .target(name: "NormLanesAVX2", swiftSettings: avx2Settings),
         .target(
             name: "NormKit",
-            dependencies: ["NormLanes", "NormLanesAVX2"],
+            dependencies: ["NormLanes"],
             // squareRoot() in generic code lowers to libm's sqrt, which nothing else links on Linux.
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
         ),
+        // The AVX2 lanes installed into NormKit by the executables (kept out of the NormKit product: unsafe flags).
+        .target(name: "NormKitAVX2", dependencies: ["NormKit", "NormLanesAVX2"]),
         // The REPL core: commands, interpreter, printing, .npy. Text in, text out; no terminal.
         .target(name: "NormLabCore", dependencies: ["NormKit"]),
         // GNU readline, the one system dependency (Debian: libreadline-dev); only the executable uses it.
@@ -38,19 +40,19 @@ let package = Package(
         .executableTarget(
             name: "normlab",
             dependencies: [
-                "NormLabCore", "CReadline", "CMemoryTuning",
+                "NormLabCore", "CReadline", "CMemoryTuning", "NormKitAVX2",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // swift run -c release normlab-bench: timings against NumPy and PyTorch (Benchmarks/compare.py).
-        .executableTarget(name: "normlab-bench", dependencies: ["NormKit", "NormLabCore", "CMemoryTuning"], path: "Benchmarks/NormBench"),
+        .executableTarget(name: "normlab-bench", dependencies: ["NormKit", "NormKitAVX2", "NormLabCore", "CMemoryTuning"], path: "Benchmarks/NormBench"),
         // The grammar-aware fuzzer, shared by the fuzz tests and the long run; not part of any product.
         .target(name: "NormLabFuzzing", dependencies: ["NormKit", "NormLabCore"], path: "Benchmarks/NormLabFuzzing"),
         // swift run -c release normlab-fuzz N SEED: the long fuzz run (the tests run 20,000 inputs).
         .executableTarget(name: "normlab-fuzz", dependencies: ["NormLabFuzzing"], path: "Benchmarks/NormFuzz"),
         .testTarget(
             name: "NormKitTests",
-            dependencies: ["NormKit", "NormLanes", "NormLanesAVX2"],
+            dependencies: ["NormKit", "NormKitAVX2", "NormLanes", "NormLanesAVX2"],
             resources: [.copy("Reference")]
         ),
         // Fixtures/ holds .npy files the tests read by path.

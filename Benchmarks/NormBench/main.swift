@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import NormKit
 import CMemoryTuning
+import NormKitAVX2
 import NormLabCore
 
 // NormLab's benchmark: GroupNorm forward and forward+backward in float32, 1 and 2 threads, side by side with a
@@ -9,6 +10,7 @@ import NormLabCore
 // Usage: swift run -c release normlab-bench [runs]
 
 normlab_keep_large_blocks()  // as normlab itself does
+NormKitAVX2.install()
 
 // `normlab-bench loop forward|step ITERATIONS [THREADS [N C H W G]]`: one GroupNorm shape in float32 (default
 // (8,64,56,56) G=32) in a loop and nothing else, for a profiler (perf record .build/release/normlab-bench loop step 2000).

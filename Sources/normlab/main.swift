@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import CMemoryTuning
+import NormKitAVX2
 import NormLabCore
 
 /// The `normlab` command line: flags, where lines come from, and exit codes. All the work is NormLabCore's.
@@ -92,6 +93,7 @@ func writeAll(_ fd: Int32, _ text: String) -> Int32 {
 
 func main() -> Int32 {
     normlab_keep_large_blocks()
+    NormKitAVX2.install()
     let command: NormLabCommand
     do {
         command = try NormLabCommand.parse(Array(CommandLine.arguments.dropFirst()))

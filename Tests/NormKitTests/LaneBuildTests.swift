@@ -1,11 +1,12 @@
 @testable import NormKit
+import NormKitAVX2
 import NormLanes
 import NormLanesAVX2
 import Testing
 
 /// The two builds of the float32 lane loops (baseline and AVX2) must give the same bits: NormKit picks one at run
 /// time, and a result must not depend on the machine's CPU.
-@Suite(.enabled(if: FloatKernel.usesAVX2, "this CPU cannot run the AVX2 build"))
+@Suite(.enabled(if: FloatKernel.detectAVX2(), "this CPU cannot run the AVX2 build"))
 struct LaneBuildTests {
     static let sizes = [0, 1, 3, 4, 5, 15, 16, 17, 31, 33, 49, 127, 128, 129, 196, 255, 256, 257, 1000, 3136]
 
@@ -79,5 +80,24 @@ struct LaneBuildTests {
             let separate = NormLanes.FloatLanes.gradientSums(ngp, nxp, count: count, mean: nextMean)
             #expect(t1.dy.bitPattern == separate.dy.bitPattern && t1.dyCentred.bitPattern == separate.dyCentred.bitPattern)
         }}}}
+    }
+}
+
+/// NormKitAVX2.install() switches NormKit's float32 passes to the AVX2 lanes: the same bits as the baseline.
+@Suite(.enabled(if: FloatKernel.detectAVX2(), "this CPU cannot run the AVX2 build"))
+struct InstalledLanesTests {
+    @Test func installingTheAVX2LanesChangesNoBit() throws {
+        let shape = try Shape([3, 8, 7, 5])
+        let spec = try LayerSpec(kind: .groupnorm, groups: 4)
+        let x = Tensor<Float>.randn(shape, seed: 3), dy = Tensor<Float>.randn(shape, seed: 4)
+        func pass() throws -> [Float] {
+            let forward = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: 2)
+            return forward.output.scalars + (try Normalization.backward(forward: forward, gamma: nil, outputGradient: dy, threads: 2)).dx.scalars
+        }
+        let before = try pass()
+        NormKitAVX2.install()
+        #expect(FloatKernel.usesAVX2)
+        let after = try pass()
+        #expect(before.map(\.bitPattern) == after.map(\.bitPattern))
     }
 }

@@ -1,19 +1,69 @@
 import NormLanes
-import NormLanesAVX2
 #if os(Linux)
 import Glibc
 #endif
 
-/// Chooses the build of the float32 lane loops: NormLanesAVX2 (compiled with `-target-cpu haswell`, twice the
-/// SIMD width) when this CPU has every feature that target may use, NormLanes otherwise. Both give the same bits.
-/// `NORMLAB_KERNELS=baseline` in the environment forces the baseline build.
-enum FloatKernel {
-    static let usesAVX2: Bool = detectAVX2()
+/// The float32 lane loops built for AVX2 (`NormLanesAVX2`, compiled with `-target-cpu haswell`), as a table of
+/// functions. NormKit itself links only the baseline build, so no target its library product reaches needs an
+/// unsafe compiler flag (SwiftPM refuses those in versioned dependencies); the `NormKitAVX2` target installs this
+/// table, and the normlab executable and benchmark call it at start-up. Both builds give the same bits
+/// (LaneBuildTests), so installing it changes speed only.
+package struct FloatLaneTable: Sendable {
+    // C function pointers, not closures: no context to retain on every call (the calls are per row, and ARC on a
+    // closure table made the AVX2 build slower than the baseline). Pairs come back through `out`.
+    package typealias ShiftedSum = @convention(c) (UnsafePointer<Float>, Int, Float) -> Double
+    package typealias ApplyAndShiftedSum = @convention(c) (Float, Float, Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                                                           Int, UnsafePointer<Float>, Float) -> Double
+    package typealias CentredSquares = @convention(c) (UnsafePointer<Float>, Int, Double) -> Double
+    package typealias Apply = @convention(c) (Float, Float, Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    package typealias GradientSums = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, Int, Double,
+                                                     UnsafeMutablePointer<Double>) -> Void
+    package typealias GradientAndSums = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int,
+                                                        Double, Double, Double, Double, Double, UnsafePointer<Float>,
+                                                        UnsafePointer<Float>, Double, UnsafeMutablePointer<Double>) -> Void
+    package typealias Gradient = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int,
+                                                 Double, Double, Double, Double, Double) -> Void
+
+    package let shiftedSum: ShiftedSum
+    package let applyAndShiftedSum: ApplyAndShiftedSum
+    package let centredSquares: CentredSquares
+    package let apply: Apply
+    package let gradientSums: GradientSums
+    package let gradientAndSums: GradientAndSums
+    package let gradient: Gradient
+
+    package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum, centredSquares: CentredSquares, apply: Apply,
+                 gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient) {
+        self.shiftedSum = shiftedSum
+        self.applyAndShiftedSum = applyAndShiftedSum
+        self.centredSquares = centredSquares
+        self.apply = apply
+        self.gradientSums = gradientSums
+        self.gradientAndSums = gradientAndSums
+        self.gradient = gradient
+    }
+}
+
+/// Chooses the build of the float32 lane loops: the installed AVX2 table when this CPU has every feature
+/// `-target-cpu haswell` may use, the baseline NormLanes otherwise. `NORMLAB_KERNELS=baseline` in the environment
+/// forces the baseline build.
+package enum FloatKernel {
+    /// Set once, at start-up, before any pass runs (`install`); read by the kernels' threads afterwards.
+    nonisolated(unsafe) static var wide: FloatLaneTable? = nil
+
+    /// Use `table` from now on, if this CPU can run it. Call before the first pass.
+    package static func install(_ table: FloatLaneTable) {
+        if cpuHasAVX2 { wide = table }
+    }
+
+    package static var usesAVX2: Bool { wide != nil }
+
+    static let cpuHasAVX2: Bool = detectAVX2()
 
     /// The features `-target-cpu haswell` lets the compiler use, as /proc/cpuinfo spells them.
     static let requiredFlags = ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm", "popcnt"]
 
-    static func detectAVX2() -> Bool {
+    package static func detectAVX2() -> Bool {
         #if os(Linux) && arch(x86_64)
         if let choice = getenv("NORMLAB_KERNELS"), String(cString: choice) == "baseline" { return false }
         guard let file = fopen("/proc/cpuinfo", "r") else { return false }
@@ -36,43 +86,39 @@ enum FloatKernel {
 
     @inline(__always)
     static func shiftedSum(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> Double {
-        usesAVX2 ? NormLanesAVX2.FloatLanes.shiftedSum(x, count: count, shift: shift)
-            : NormLanes.FloatLanes.shiftedSum(x, count: count, shift: shift)
+        if let wide { return wide.shiftedSum(x, count, shift) }
+        return NormLanes.FloatLanes.shiftedSum(x, count: count, shift: shift)
     }
 
     @inline(__always)
     static func applyAndShiftedSum(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                    count: Int, next: UnsafePointer<Float>, shift: Float) -> Double {
-        if usesAVX2 {
-            let m = NormLanesAVX2.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
-            return NormLanesAVX2.FloatLanes.applyAndShiftedSum(m, x, y, count: count, next: next, shift: shift)
-        }
+        if let wide { return wide.applyAndShiftedSum(map.high, map.scale, map.offset, x, y, count, next, shift) }
         let m = NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
         return NormLanes.FloatLanes.applyAndShiftedSum(m, x, y, count: count, next: next, shift: shift)
     }
 
     @inline(__always)
     static func centredSquares(_ x: UnsafePointer<Float>, count: Int, mean: Double) -> Double {
-        usesAVX2 ? NormLanesAVX2.FloatLanes.centredSquares(x, count: count, mean: mean)
-            : NormLanes.FloatLanes.centredSquares(x, count: count, mean: mean)
+        if let wide { return wide.centredSquares(x, count, mean) }
+        return NormLanes.FloatLanes.centredSquares(x, count: count, mean: mean)
     }
 
     @inline(__always)
     static func apply(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        if usesAVX2 {
-            NormLanesAVX2.FloatLanes.apply(NormLanesAVX2.FloatMap(high: map.high, scale: map.scale, offset: map.offset),
-                                           x, y, count: count)
-        } else {
-            NormLanes.FloatLanes.apply(NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset),
-                                       x, y, count: count)
-        }
+        if let wide { return wide.apply(map.high, map.scale, map.offset, x, y, count) }
+        NormLanes.FloatLanes.apply(NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset), x, y, count: count)
     }
 
     @inline(__always)
     static func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
                              mean: Double) -> (dy: Double, dyCentred: Double) {
-        usesAVX2 ? NormLanesAVX2.FloatLanes.gradientSums(dy, x, count: count, mean: mean)
-            : NormLanes.FloatLanes.gradientSums(dy, x, count: count, mean: mean)
+        if let wide {
+            var out = (0.0, 0.0)
+            withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: Double.self, capacity: 2) { wide.gradientSums(dy, x, count, mean, $0) } }
+            return (out.0, out.1)
+        }
+        return NormLanes.FloatLanes.gradientSums(dy, x, count: count, mean: mean)
     }
 
     @inline(__always)
@@ -80,10 +126,14 @@ enum FloatKernel {
                                 count: Int, mean: Double, rstd: Double, gamma: Double, meanTerm: Double,
                                 projection: Double, nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>,
                                 nextMean: Double) -> (dy: Double, dyCentred: Double) {
-        if usesAVX2 {
-            return NormLanesAVX2.FloatLanes.gradientAndSums(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
-                                                            meanTerm: meanTerm, projection: projection, nextDy: nextDy,
-                                                            nextX: nextX, nextMean: nextMean)
+        if let wide {
+            var out = (0.0, 0.0)
+            withUnsafeMutablePointer(to: &out) {
+                $0.withMemoryRebound(to: Double.self, capacity: 2) {
+                    wide.gradientAndSums(dy, x, dx, count, mean, rstd, gamma, meanTerm, projection, nextDy, nextX, nextMean, $0)
+                }
+            }
+            return (out.0, out.1)
         }
         return NormLanes.FloatLanes.gradientAndSums(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
                                                     meanTerm: meanTerm, projection: projection, nextDy: nextDy,
@@ -93,12 +143,8 @@ enum FloatKernel {
     @inline(__always)
     static func gradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                          count: Int, mean: Double, rstd: Double, gamma: Double, meanTerm: Double, projection: Double) {
-        if usesAVX2 {
-            NormLanesAVX2.FloatLanes.gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
-                                              meanTerm: meanTerm, projection: projection)
-        } else {
-            NormLanes.FloatLanes.gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
-                                          meanTerm: meanTerm, projection: projection)
-        }
+        if let wide { return wide.gradient(dy, x, dx, count, mean, rstd, gamma, meanTerm, projection) }
+        NormLanes.FloatLanes.gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
+                                      meanTerm: meanTerm, projection: projection)
     }
 }
