@@ -52,7 +52,7 @@ let package = Package(
         .executableTarget(name: "normlab-fuzz", dependencies: ["NormLabFuzzing"], path: "Benchmarks/NormFuzz"),
         .testTarget(
             name: "NormKitTests",
-            dependencies: ["NormKit", "NormKitAVX2", "NormLanes", "NormLanesAVX2"],
+            dependencies: ["NormKit", "NormKitAVX2", "NormLanes", "NormLanesAVX2", "CMemoryTuning"],
             resources: [.copy("Reference")]
         ),
         // Fixtures/ holds .npy files the tests read by path.

@@ -9,4 +9,7 @@
 /// Elsewhere (macOS's allocator has no such thresholds) this does nothing.
 void normlab_keep_large_blocks(void);
 
+/// 1 when `normlab_keep_large_blocks` sets glibc's thresholds (it was built against glibc), 0 where it does nothing.
+int normlab_memory_tuning_applies(void);
+
 #endif
