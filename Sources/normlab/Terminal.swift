@@ -14,6 +14,10 @@ let terminationSignal = Atomic<Int32>(0)
 /// Set by SIGCONT (after Ctrl-Z and `fg`): the prompt and the line are drawn again.
 let continued = Atomic<Bool>(false)
 
+/// Set by SIGWINCH: readline learns the new width and redraws (its own handler would act only inside its getc,
+/// which now runs only when a key is there).
+let resized = Atomic<Bool>(false)
+
 enum Signals {
     /// SIGTERM and SIGHUP end the session cleanly instead of killing it mid-write; SIGPIPE is ignored so that a
     /// closed pipe shows up as a write error, handled where output is written.
@@ -36,6 +40,11 @@ enum Signals {
         sigemptyset(&action.sa_mask)
         action.sa_flags = 0
         sigaction(SIGCONT, &action, nil)
+        var resize = sigaction()
+        resize.__sigaction_handler.sa_handler = { _ in resized.store(true, ordering: .relaxed) }
+        sigemptyset(&resize.sa_mask)
+        resize.sa_flags = 0
+        sigaction(SIGWINCH, &resize, nil)
     }
 
     static var terminating: Bool { terminationSignal.load(ordering: .relaxed) != 0 }
@@ -66,7 +75,7 @@ enum Terminal {
     static func configureReadline() {
         rl_readline_name = UnsafePointer(strdup("normlab"))
         rl_catch_signals = 0
-        rl_catch_sigwinch = 1
+        rl_catch_sigwinch = 0  // SIGWINCH is NormLab's (Signals.installContinue), handled in the getc loop
         rl_completer_word_break_characters = UnsafePointer(strdup(" \t=;"))
         rl_attempted_completion_function = { text, start, end in
             Terminal.complete(text: text, end: Int(end))
@@ -95,6 +104,7 @@ enum Terminal {
                     rl_reset_after_signal()
                     rl_forced_update_display()
                 }
+                if resized.exchange(false, ordering: .relaxed) { rl_resize_terminal() }
                 if Signals.terminating {
                     Terminal.terminated = true
                     return -1  // EOF: readline returns, and the session ends
