@@ -78,7 +78,9 @@ struct DiagnosisPass {
 
     /// The three terms of the closed form, per element: dx = T1 + T2 + T3 with T1 = rstd·∂x̂,
     /// T2 = −rstd·mean(∂x̂) (zero for RMSNorm) and T3 = −rstd·x̂·Σ(∂x̂·x̂)/d.
-    func terms(_ g: [Double]) -> (t1: [Double], t2: [Double], t3: [Double]) {
+    /// `xhat`, `rstd`: another pass's (a hypothesis about the user's forward); this pass's by default.
+    func terms(_ g: [Double], xhat: [Double]? = nil, rstd: [Double]? = nil) -> (t1: [Double], t2: [Double], t3: [Double]) {
+        let xhat = xhat ?? self.xhat, rstd = rstd ?? self.rstd
         var t1 = [Double](repeating: 0, count: count), t2 = t1, t3 = t1
         for (k, members) in sets.enumerated() {
             var sumG = 0.0, sumGH = 0.0

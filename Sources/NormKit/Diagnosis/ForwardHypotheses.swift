@@ -201,13 +201,9 @@ struct ForwardHypotheses {
             for i in members { h[i] = s * r.xhat[i] + t }
         }
         guard anyBeyondTwoPass else { return nil }
-        let g = r.dxhat()
-        var dx = h
-        for (k, members) in r.sets.enumerated() {
-            var sumG = 0.0, sumGH = 0.0
-            for i in members { sumG += g[i]; sumGH += g[i] * h[i] }
-            for i in members { dx[i] = rstdImplied[k] * (g[i] - sumG / r.m - h[i] * sumGH / r.divisor) }
-        }
+        // The closed form with the user's own x̂ and rstd: what a correct backward of their forward gives.
+        let (t1, t2, t3) = r.terms(r.dxhat(), xhat: h, rstd: rstdImplied)
+        let dx = (0..<r.count).map { t1[$0] + t2[$0] + t3[$0] }
         return Found(cause: .float32Cancellation, values: PassValues(y: r.output(h), dx: dx, dgamma: r.parameterGradient(h),
                                                                      dbeta: r.parameterGradient(nil)), fitted: nil)
     }

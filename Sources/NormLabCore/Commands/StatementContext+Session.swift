@@ -5,7 +5,8 @@ import NormKit
 extension StatementContext {
     var session: Session {
         get { interpreter.session }
-        nonmutating set { interpreter.session = newValue }
+        // In place: a get-then-set would copy the session's dictionary on every `session[name] = …`.
+        nonmutating _modify { yield &interpreter.session }
     }
 
     var settings: Settings { interpreter.session.settings }
