@@ -1,5 +1,14 @@
 @preconcurrency import CReadline
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormLabCore
 import Synchronization
 
@@ -22,29 +31,31 @@ enum Signals {
     /// SIGTERM and SIGHUP end the session cleanly instead of killing it mid-write; SIGPIPE is ignored so that a
     /// closed pipe shows up as a write error, handled where output is written.
     static func installTermination() {
-        for signal in [SIGTERM, SIGHUP] {
-            var action = sigaction()
-            action.__sigaction_handler.sa_handler = { number in terminationSignal.store(number, ordering: .relaxed) }
-            sigemptyset(&action.sa_mask)
-            action.sa_flags = 0  // no SA_RESTART: readline's read returns, so its hook sees the flag
-            sigaction(signal, &action, nil)
+        for number in [SIGTERM, SIGHUP] {
+            handle(number) { number in terminationSignal.store(number, ordering: .relaxed) }
         }
-        Foundation.signal(SIGPIPE, SIG_IGN)
+        handle(SIGPIPE, with: SIG_IGN)
+    }
+
+    /// sigaction(2) with no flags — no SA_RESTART: a blocked read returns EINTR, so readline's hook sees the flag.
+    /// The handler's field is a union whose name differs between glibc and Darwin.
+    static func handle(_ number: Int32, with handler: @convention(c) (Int32) -> Void) {
+        var action = sigaction()
+        #if canImport(Glibc)
+        action.__sigaction_handler.sa_handler = handler
+        #else
+        action.__sigaction_u.__sa_handler = handler
+        #endif
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(number, &action, nil)
     }
 
     /// SIGCONT only sets a flag; readline's hook redraws (readline does it itself only when it catches signals,
     /// which NormLab does not let it do, to own Ctrl-C).
     static func installContinue() {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in continued.store(true, ordering: .relaxed) }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0
-        sigaction(SIGCONT, &action, nil)
-        var resize = sigaction()
-        resize.__sigaction_handler.sa_handler = { _ in resized.store(true, ordering: .relaxed) }
-        sigemptyset(&resize.sa_mask)
-        resize.sa_flags = 0
-        sigaction(SIGWINCH, &resize, nil)
+        handle(SIGCONT) { _ in continued.store(true, ordering: .relaxed) }
+        handle(SIGWINCH) { _ in resized.store(true, ordering: .relaxed) }
     }
 
     static var terminating: Bool { terminationSignal.load(ordering: .relaxed) != 0 }
@@ -60,11 +71,7 @@ enum Terminal {
     nonisolated(unsafe) static var terminated = false
 
     static func installInterruptHandler() {
-        var action = sigaction()
-        action.__sigaction_handler.sa_handler = { _ in interruptRequested.store(true, ordering: .relaxed) }
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0  // no SA_RESTART: a blocked read returns EINTR, so readline runs its event hook
-        sigaction(SIGINT, &action, nil)
+        Signals.handle(SIGINT) { _ in interruptRequested.store(true, ordering: .relaxed) }
         // A parent may have started us with SIGINT blocked (the mask is inherited): Ctrl-C must still work.
         var unblock = sigset_t()
         sigemptyset(&unblock)
@@ -76,11 +83,11 @@ enum Terminal {
         rl_readline_name = UnsafePointer(strdup("normlab"))
         rl_catch_signals = 0
         rl_catch_sigwinch = 0  // SIGWINCH is NormLab's (Signals.installContinue), handled in the getc loop
-        rl_completer_word_break_characters = UnsafePointer(strdup(" \t=;"))
+        normlab_set_word_breaks(strdup(" \t=;"))
         rl_attempted_completion_function = { text, start, end in
             Terminal.complete(text: text, end: Int(end))
         }
-        rl_signal_event_hook = {
+        normlab_set_signal_event_hook {
             if Signals.terminating {
                 // SIGTERM or SIGHUP at the prompt: end readline() so the session can save its history and exit.
                 Terminal.terminated = true
@@ -181,7 +188,7 @@ final class ReadlineLines: LineReader {
             writeAll(STDOUT_FILENO, "\n")
             return nil
         }
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        let trimmed = line.trimmed()
         if !trimmed.isEmpty {
             add_history(trimmed)
             sessionLines.append(trimmed)

@@ -1,5 +1,14 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CMemoryTuning
 import NormKitAVX2
 import NormLabCore
@@ -74,13 +83,22 @@ final class StandardSink: OutputSink {
     }
 }
 
+/// write(2) (a bare `write` here would mean the method of the same name in scope).
+func systemWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Glibc)
+    return Glibc.write(fd, bytes, count)
+    #else
+    return Darwin.write(fd, bytes, count)
+    #endif
+}
+
 /// Write all of `text`; 0, or the errno of the write that failed.
 @discardableResult
 func writeAll(_ fd: Int32, _ text: String) -> Int32 {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
-        let written = bytes.withUnsafeMutableBytes { Foundation.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        let written = bytes.withUnsafeMutableBytes { systemWrite(fd, $0.baseAddress! + offset, $0.count - offset) }
         if written <= 0 {
             if written < 0 && errno == EINTR { continue }
             return written < 0 ? errno : EIO
@@ -183,8 +201,8 @@ enum StartupFile {
     static func path(_ environment: [String: String]) -> String? {
         if let explicit = environment["NORMLAB_INIT"] { return explicit.isEmpty ? nil : explicit }
         let config = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? (NSHomeDirectory() as NSString).appendingPathComponent(".config")
-        let path = (config as NSString).appendingPathComponent("normlab/init.nl")
+            ?? PathText.appending(".config", to: PathText.home())
+        let path = PathText.appending("normlab/init.nl", to: config)
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 }

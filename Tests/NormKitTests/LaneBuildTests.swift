@@ -3,6 +3,7 @@ import NormKitAVX2
 import NormLanes
 import NormLanesAVX2
 import Testing
+import Foundation
 
 /// The two builds of the float32 lane loops (baseline and AVX2) must give the same bits: NormKit picks one at run
 /// time, and a result must not depend on the machine's CPU.
@@ -99,5 +100,28 @@ struct InstalledLanesTests {
         #expect(FloatKernel.usesAVX2)
         let after = try pass()
         #expect(before.map(\.bitPattern) == after.map(\.bitPattern))
+    }
+}
+
+/// The cpuid check agrees with what Linux reports: every feature `-target-cpu haswell` may use, as
+/// /proc/cpuinfo spells them ("abm" is LZCNT, "bmi1" BMI1).
+@Suite struct CPUFeatureTests {
+    @Test func cpuidAgreesWithProcCpuinfo() throws {
+        #if os(Linux) && arch(x86_64)
+        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else {
+            print("skipped: /proc/cpuinfo has no flags line here")
+            return
+        }
+        let flags = Set(line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == ":" }).map(String.init))
+        let required = ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm", "popcnt"]
+        if getenv("NORMLAB_KERNELS") != nil {
+            print("skipped: NORMLAB_KERNELS is set, so the CPU is not asked")
+            return
+        }
+        #expect(FloatKernel.detectAVX2() == required.allSatisfy(flags.contains))
+        #elseif !arch(x86_64)
+        #expect(!FloatKernel.detectAVX2())
+        #endif
     }
 }

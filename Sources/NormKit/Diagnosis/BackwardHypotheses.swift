@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Mistakes in a backward pass whose forward is right. dx is fitted as a·T1 + b·T2 + c·T3, the three terms of
 /// the closed form (the fit is reported whatever it finds); each hypothesis is then recomputed in full and kept

@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Mistakes in a forward pass, each recomputed in Float64 with the user's own γ and β and the backward that is
 /// right for it, tried in turn against the user's y. The first that reproduces y within the rounding estimate

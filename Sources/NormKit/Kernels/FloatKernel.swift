@@ -1,6 +1,9 @@
 import NormLanes
-#if os(Linux)
+import CPUFeatures
+#if canImport(Glibc)
 import Glibc
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
 /// The float32 lane loops built for AVX2 (`NormLanesAVX2`, compiled with `-target-cpu haswell`), as a table of
@@ -60,28 +63,10 @@ package enum FloatKernel {
 
     static let cpuHasAVX2: Bool = detectAVX2()
 
-    /// The features `-target-cpu haswell` lets the compiler use, as /proc/cpuinfo spells them.
-    static let requiredFlags = ["avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe", "abm", "popcnt"]
-
+    /// Asks the CPU (cpuid), unless `NORMLAB_KERNELS=baseline`.
     package static func detectAVX2() -> Bool {
-        #if os(Linux) && arch(x86_64)
         if let choice = getenv("NORMLAB_KERNELS"), String(cString: choice) == "baseline" { return false }
-        guard let file = fopen("/proc/cpuinfo", "r") else { return false }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>? = nil
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, file) > 0 {
-            guard let line else { break }
-            let text = String(cString: line)
-            guard text.hasPrefix("flags") else { continue }
-            let flags = Set(text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == ":" }).map(String.init))
-            return requiredFlags.allSatisfy(flags.contains)
-        }
-        return false
-        #else
-        return false
-        #endif
+        return normlab_cpu_runs_haswell_code() != 0
     }
 
     @inline(__always)

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 public enum ExplainTopic: String, Equatable, Sendable, CaseIterable {
@@ -61,7 +70,7 @@ func agreement(_ difference: Double) -> String {
 /// The axes a layer's statistics reduce over, as `help conventions` words them, without the leading
 /// "one mean and variance" / "one mean square".
 func reducedOver(_ spec: LayerSpec) -> String {
-    LayerDescription.conventions(spec)[0].1.replacingOccurrences(of: "one \(LayerDescription.sharedStatistics(spec)) ", with: "")
+    LayerDescription.conventions(spec)[0].1.replacing("one \(LayerDescription.sharedStatistics(spec)) ", with: "")
 }
 
 /// `explain forward`: μ, x − μ, its squares, σ², rstd, x̂ and y for one set, in the seed layer's order.

@@ -1,11 +1,20 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 /// The formats `load` and `save` know, by the path's extension.
 enum TensorFileFormat: String {
     case npy, npz, safetensors
 
-    init?(path: String) { self.init(rawValue: (path as NSString).pathExtension.lowercased()) }
+    init?(path: String) { self.init(rawValue: PathText.fileExtension(path).lowercased()) }
 
     var isArchive: Bool { self != .npy }
 }
@@ -140,7 +149,7 @@ struct Save: Command, Equatable {
         do {
             try AtomicFile.write(data, to: url)
         } catch {
-            throw context.error("cannot save to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
+            throw context.error("cannot save to \(Escaping.quoted(path.value)): \(error.message)", at: path.range)
         }
         return Report([.text("\(name.value): \(tensor.shape) \(tensor.dtype) saved to \(Escaping.visible(path.value))")])
     }
@@ -300,7 +309,7 @@ struct Export: Command, Equatable {
             try AtomicFile.write(files.map { (NPY.encode($0.1), directory.appendingPathComponent("\(stem)_\($0.0).npy")) }
                                  + [(Data(script.utf8), url)])
         } catch {
-            throw context.error("cannot export to \(Escaping.quoted(path.value)): \(error.localizedDescription)", at: path.range)
+            throw context.error("cannot export to \(Escaping.quoted(path.value)): \(error.message)", at: path.range)
         }
         let shown = Escaping.visible(path.value)
         let agrees = against.isEmpty ? "with NormLab" : "with your tensors"

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 struct ShowHistory: Command, Equatable {
@@ -11,7 +20,7 @@ struct ShowHistory: Command, Equatable {
 
     func run(in context: StatementContext) throws -> Report {
         Report(context.session.history.enumerated().map { i, line in
-            .text(String(format: "%4d  ", i + 1) + Escaping.visible(line.replacingOccurrences(of: "\n", with: " ")))
+            .text(String(printf: "%4ld  ", i + 1) + Escaping.visible(line.replacing("\n", with: " ")))
         })
     }
 }

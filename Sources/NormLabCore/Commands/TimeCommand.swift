@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 public enum TimedStep: String, Equatable, Sendable, CaseIterable {
@@ -78,10 +87,10 @@ struct Time: Command, Equatable {
         // What must move at least: forward reads x and writes y; backward reads dy and x (x̂ is recomputed) and writes dx.
         let passes: Double = what == .forward ? 2 : (what == .backward ? 3 : 5)
         let bandwidth = passes * elements * size / median / 1e9
-        let ms = { (s: Double) in String(format: "%.3f", s * 1e3) }
+        let ms = { (s: Double) in String(printf: "%.3f", s * 1e3) }
         return Report([
             .text("time \(what): \(layer.spec.kind.displayName) on \(shape) \(layer.dtype), \(plural(threads, "thread", "threads")): \(count) runs after a warm-up"),
-            .text("  median \(ms(median)) ms, min \(ms(samples.first!)) ms, max \(ms(samples.last!)) ms; \(String(format: "%.2f", bandwidth)) GB/s effective (\(Int(passes)) × \(Int(elements)) × \(Int(size)) bytes / median)"),
+            .text("  median \(ms(median)) ms, min \(ms(samples.first!)) ms, max \(ms(samples.last!)) ms; \(String(printf: "%.2f", bandwidth)) GB/s effective (\(Int(passes)) × \(Int(elements)) × \(Int(size)) bytes / median)"),
         ])
     }
 

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 /// Files that hold several named tensors: safetensors (https://huggingface.co/docs/safetensors: an 8-byte
@@ -37,15 +46,17 @@ enum Safetensors {
             throw fail("corrupt .safetensors file: a header of \(headerLength) bytes in a file of \(bytes.count)")
         }
         let dataStart = 8 + Int(headerLength)
-        guard let json = try? JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart])), let header = json as? [String: Any] else {
+        let header: Header
+        do {
+            header = try JSONDecoder().decode(Header.self, from: Data(bytes[8..<dataStart]))
+        } catch let error as Header.BadEntry {
+            throw fail("corrupt .safetensors header: the entry for \(Escaping.quoted(error.name)) lacks dtype, shape or data_offsets")
+        } catch {
             throw fail("corrupt .safetensors file: its header is not a JSON object")
         }
         var out: [(name: String, tensor: AnyTensor, note: String?, offset: Int)] = []
-        for (name, value) in header where name != "__metadata__" {
-            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String, let shape = entry["shape"] as? [Int],
-                  let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw fail("corrupt .safetensors header: the entry for \(Escaping.quoted(name)) lacks dtype, shape or data_offsets")
-            }
+        for (name, entry) in header.entries {
+            let (dtype, shape, offsets) = (entry.dtype, entry.shape, entry.data_offsets)
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, begin <= end, dataStart + end <= bytes.count else {
                 throw fail("corrupt .safetensors file: \(Escaping.quoted(name))'s data_offsets \(offsets) lie outside the data")
@@ -95,7 +106,7 @@ enum Safetensors {
     }
 
     static func encode(_ tensors: [(String, AnyTensor)]) -> Data {
-        var header: [String: Any] = [:]
+        var header: [(name: String, entry: String)] = []
         var payload = Data()
         for (name, tensor) in tensors {
             let begin = payload.count
@@ -103,14 +114,63 @@ enum Safetensors {
             case .float32(let t): for v in t.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
             case .float64(let t): for v in t.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
             }
-            header[name] = ["dtype": tensor.dtype == .float32 ? "F32" : "F64", "shape": tensor.shape.dims, "data_offsets": [begin, payload.count]]
+            let dtype = tensor.dtype == .float32 ? "F32" : "F64"
+            let shape = tensor.shape.dims.map(String.init).joined(separator: ",")
+            header.append((name, "{\"data_offsets\":[\(begin),\(payload.count)],\"dtype\":\"\(dtype)\",\"shape\":[\(shape)]}"))
         }
-        var json = (try? JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let members = header.sorted { $0.name < $1.name }.map { "\(jsonString($0.name)):\($0.entry)" }
+        var json = Data(("{" + members.joined(separator: ",") + "}").utf8)
         // The data starts 8-byte aligned, as the safetensors package writes it.
         while (8 + json.count) % 8 != 0 { json.append(0x20) }
         var out = Data()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
         return out + json + payload
+    }
+}
+
+extension Safetensors {
+    /// The header: tensor entries by name; `__metadata__` (free-form strings) is skipped.
+    struct Header: Decodable {
+        struct Entry: Decodable {
+            let dtype: String
+            let shape: [Int]
+            let data_offsets: [Int]
+        }
+        struct BadEntry: Error { let name: String }
+        struct Key: CodingKey {
+            let stringValue: String
+            init(stringValue: String) { self.stringValue = stringValue }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
+        }
+        let entries: [(String, Entry)]
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Key.self)
+            entries = try container.allKeys.filter { $0.stringValue != "__metadata__" }.map { key in
+                guard let entry = try? container.decode(Entry.self, forKey: key), entry.data_offsets.count == 2 else {
+                    throw BadEntry(name: key.stringValue)
+                }
+                return (key.stringValue, entry)
+            }
+        }
+    }
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped; anything else as UTF-8.
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case _ where scalar.value < 0x20: out += String(printf: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 public enum ExportTarget: String, Equatable, Sendable, CaseIterable {
@@ -18,10 +27,10 @@ enum PythonExport {
             case "\"": out += "\\\""
             case _ where RawBytes.byte(of: scalar) != nil:
                 // A byte that is not UTF-8 in a file name: Python's own spelling of it (surrogateescape).
-                out += String(format: "\\udc%02x", RawBytes.byte(of: scalar)!)
+                out += String(printf: "\\udc%02x", RawBytes.byte(of: scalar)!)
             case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x80..<0xA0).contains(scalar.value)
                 || (0xD800...0xDFFF).contains(scalar.value) || scalar.value == 0x2028 || scalar.value == 0x2029:
-                out += scalar.value <= 0xFF ? String(format: "\\x%02x", scalar.value) : String(format: "\\u%04x", scalar.value)
+                out += scalar.value <= 0xFF ? String(printf: "\\x%02x", scalar.value) : String(printf: "\\u%04x", scalar.value)
             default: out.unicodeScalars.append(scalar)
             }
         }
@@ -39,7 +48,7 @@ enum PythonExport {
 
     private static func header(_ spec: LayerSpec, _ record: PassRecord, stem: String, check: Check, what: String) -> String {
         let groups = record.plan.groups
-        let tolerances = DiagnosisRole.allCases.compactMap { role in check.tolerances[role].map { "\"\(role)\": \(String(format: "%.3e", $0))" } }
+        let tolerances = DiagnosisRole.allCases.compactMap { role in check.tolerances[role].map { "\"\(role)\": \(String(printf: "%.3e", $0))" } }
         return """
         #!/usr/bin/env python3
         \"\"\"\(what)

@@ -1,9 +1,18 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Paths in statements: relative to the interpreter's working directory, `~` expanded, regular files only.
 extension Interpreter {
     func resolve(_ path: String) -> URL {
-        let expanded = (path as NSString).expandingTildeInPath
+        let expanded = PathText.expandingTilde(path)
         if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded) }
         return URL(fileURLWithPath: workingDirectory).appendingPathComponent(expanded)
     }
@@ -60,19 +69,19 @@ public enum AtomicFile {
         for _ in 0..<40 {
             guard let info = FileSystem.linkStatus(of: path), info.st_mode & S_IFMT == S_IFLNK,
                   let target = FileSystem.linkTarget(of: path) else { break }
-            path = target.hasPrefix("/") ? target : ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(target)
+            path = target.hasPrefix("/") ? target : PathText.appending(target, to: PathText.parent(of: path))
         }
         return URL(fileURLWithPath: path)
     }
 
-    public static func write(_ data: Data, to url: URL) throws {
+    public static func write(_ data: Data, to url: URL) throws(FileFailure) {
         try write([(data, url)])
     }
 
     /// Several files, all or nothing as far as the file system allows: every target is checked and every
     /// temporary written first; only when all are written are they renamed into place. A failure names the
     /// file and leaves every earlier file as it was.
-    public static func write(_ files: [(Data, URL)]) throws {
+    public static func write(_ files: [(Data, URL)]) throws(FileFailure) {
         let targets = files.map { destination($0.1) }
         for target in targets {
             if let type = fileType(target.path), type != S_IFREG {
@@ -87,8 +96,8 @@ public enum AtomicFile {
             temporaries.append(temporary)
             do {
                 try FileSystem.create(temporary.path, with: data)
-            } catch let failure as FileFailure {
-                throw FileFailure(path: target.path, reason: failure.reason)
+            } catch {
+                throw FileFailure(path: target.path, reason: error.reason)
             }
             if let info = FileSystem.status(of: target.path) {
                 RawBytes.withPath(temporary.path) { path in
@@ -106,9 +115,10 @@ public enum AtomicFile {
     }
 
     /// Which file a write failed on, and why.
-    public struct FileFailure: Error, LocalizedError {
+    public struct FileFailure: Error {
         public let path: String
         public let reason: String
-        public var errorDescription: String? { "\(Escaping.visible((path as NSString).lastPathComponent)): \(reason)" }
+        /// "name.npy: Permission denied": the file's name and the reason.
+        public var message: String { "\(Escaping.visible(PathText.lastComponent(path))): \(reason)" }
     }
 }

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The interactive history: $NORMLAB_HISTORY, else $XDG_STATE_HOME/normlab/history, else
 /// ~/.local/state/normlab/history, one statement a line.
@@ -21,8 +30,8 @@ public struct HistoryFile: Sendable {
             path = explicit
         } else {
             let state = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? (NSHomeDirectory() as NSString).appendingPathComponent(".local/state")
-            path = (state as NSString).appendingPathComponent("normlab/history")
+                ?? PathText.appending(".local/state", to: PathText.home())
+            path = PathText.appending("normlab/history", to: state)
         }
     }
 
@@ -40,7 +49,7 @@ public struct HistoryFile: Sendable {
             problem = "the history file \(Escaping.quoted(path)) is not a regular file: history is not loaded or saved"
             return []
         }
-        guard let data = FileManager.default.contents(atPath: target) else {
+        guard let data = FileSystem.contents(of: target) else {
             problem = "cannot read the history file \(Escaping.quoted(path)) (\(String(cString: strerror(errno)))): this session's history will not be saved there"
             return []
         }
@@ -58,7 +67,7 @@ public struct HistoryFile: Sendable {
         if let problem { return problem }
         guard !newLines.isEmpty else { return nil }
         let target = destination
-        let directory = (target as NSString).deletingLastPathComponent
+        let directory = PathText.parent(of: target)
         if mkdirs(directory) != 0 {
             return "cannot save the history in \(Escaping.quoted(directory)): \(String(cString: strerror(errno)))"
         }
@@ -73,12 +82,12 @@ public struct HistoryFile: Sendable {
                 continue
             }
             guard held.st_mode & S_IFMT == S_IFREG else { return "the history file \(Escaping.quoted(path)) is not a regular file: not saved" }
-            let existing = Self.lines(FileHandle(fileDescriptor: fd, closeOnDealloc: false).readDataToEndOfFile())
+            let existing = Self.lines(FileSystem.contents(ofOpen: fd) ?? Data())
             let merged = (existing + newLines).suffix(Self.limit)
             do {
                 try AtomicFile.write(Data((merged.joined(separator: "\n") + "\n").utf8), to: URL(fileURLWithPath: target))
             } catch {
-                return "cannot save the history to \(Escaping.quoted(path)): \(error.localizedDescription)"
+                return "cannot save the history to \(Escaping.quoted(path)): \(error.message)"
             }
             return nil
         }
@@ -87,13 +96,12 @@ public struct HistoryFile: Sendable {
 
     /// mkdir -p, with errno set on failure.
     private func mkdirs(_ directory: String) -> Int32 {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            if isDirectory.boolValue { return 0 }
+        if FileSystem.status(of: directory) != nil {
+            if FileSystem.isDirectory(directory) { return 0 }
             errno = ENOTDIR
             return -1
         }
-        let parent = (directory as NSString).deletingLastPathComponent
+        let parent = PathText.parent(of: directory)
         if parent != directory, !parent.isEmpty, mkdirs(parent) != 0 { return -1 }
         return mkdir(directory, 0o700) == 0 || errno == EEXIST ? 0 : -1
     }

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 /// NumPy's .npy format (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html): a magic string,
@@ -160,13 +169,13 @@ public enum NPY {
 
     /// Parse `{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }` without evaluating anything.
     static func parseHeader(_ header: String) throws(Failure) -> HeaderFields {
-        let text = header.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = header.trimmed(newlines: true)
         guard text.hasPrefix("{"), text.hasSuffix("}") else {
             throw Failure(message: "corrupt .npy header: expected a dictionary {…}, got \(Escaping.quoted(String(text.prefix(40))))")
         }
         func value(of key: String) throws(Failure) -> Substring {
             for quote in ["'", "\""] {
-                if let range = text.range(of: "\(quote)\(key)\(quote)") {
+                if let range = text.firstRange(of: "\(quote)\(key)\(quote)") {
                     let rest = text[range.upperBound...].drop { $0 == " " }
                     guard rest.first == ":" else { break }
                     return rest.dropFirst().drop { $0 == " " }
@@ -195,7 +204,7 @@ public enum NPY {
         let inner = shapeRest[shapeRest.index(after: shapeRest.startIndex)..<close]
         var shape: [Int] = []
         for part in inner.split(separator: ",") {
-            let trimmed = part.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "L", with: "")
+            let trimmed = part.trimmed().replacing("L", with: "")
             if trimmed.isEmpty { continue }
             guard let d = Int(trimmed), d >= 0 else {
                 throw Failure(message: "corrupt .npy header: \(Escaping.quoted(trimmed)) is not a dimension")

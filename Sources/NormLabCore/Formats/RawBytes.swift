@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -82,6 +91,11 @@ enum FileSystem {
         let fd = RawBytes.withPath(path) { open($0, O_RDONLY) }
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        return contents(ofOpen: fd)
+    }
+
+    /// Everything left to read from an open descriptor, or nil with errno set.
+    static func contents(ofOpen fd: Int32) -> Data? {
         var data = Data()
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
@@ -92,18 +106,27 @@ enum FileSystem {
         }
     }
 
+    /// getcwd(3); "/" when it cannot be read (the directory was removed).
+    static var currentDirectory: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return RawBytes.decode(buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
+    }
+
     /// A new file with these bytes (replacing any), mode 0666 less the umask.
-    static func create(_ path: String, with data: Data) throws {
+    static func create(_ path: String, with data: Data) throws(AtomicFile.FileFailure) {
         let fd = RawBytes.withPath(path) { open($0, O_WRONLY | O_CREAT | O_TRUNC, 0o666) }
         guard fd >= 0 else { throw AtomicFile.FileFailure(path: path, reason: lastError) }
         defer { close(fd) }
-        try data.withUnsafeBytes { raw in
+        let failure: String? = data.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
                 let count = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if count < 0 { if errno == EINTR { continue }; throw AtomicFile.FileFailure(path: path, reason: lastError) }
+                if count < 0 { if errno == EINTR { continue }; return lastError }
                 offset += count
             }
+            return nil
         }
+        if let failure { throw AtomicFile.FileFailure(path: path, reason: failure) }
     }
 }

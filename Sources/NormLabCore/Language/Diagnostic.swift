@@ -60,7 +60,7 @@ public enum Escaping {
             case 0x00..<0x20, 0x7F, 0x80..<0xA0, 0xE000, 0xE001:
                 out += "\\u{\(String(scalar.value, radix: 16))}"
             case RawBytes.base...(RawBytes.base + 0xFF):
-                out += String(format: "\\x%02x", scalar.value - RawBytes.base)  // a byte that is not UTF-8
+                out += String(printf: "\\x%02x", scalar.value - RawBytes.base)  // a byte that is not UTF-8
             default: out.unicodeScalars.append(scalar)
             }
         }

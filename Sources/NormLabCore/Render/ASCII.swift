@@ -12,7 +12,7 @@ enum ASCII {
         guard text.unicodeScalars.contains(where: { !$0.isASCII }) else { return text }
         var result = text
         for (unicode, ascii) in table where result.contains(unicode) {
-            result = result.replacingOccurrences(of: unicode, with: ascii)
+            result = result.replacing(unicode, with: ascii)
         }
         return result
     }

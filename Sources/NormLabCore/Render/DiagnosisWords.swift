@@ -140,6 +140,6 @@ enum DiagnosisWords {
     }
 
     static func coefficient(_ value: Double) -> String {
-        value.isFinite ? String(format: "%.3f", abs(value) < 5e-4 ? 0 : value) : "?"
+        value.isFinite ? String(printf: "%.3f", abs(value) < 5e-4 ? 0 : value) : "?"
     }
 }

@@ -21,7 +21,7 @@ public enum ManPage {
             page.append(escape(help.summary.prefix(1).uppercased() + help.summary.dropFirst()) + ".")
             if !help.details.isEmpty {
                 page.append(".br")
-                page.append(escape(help.details.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")))
+                page.append(escape(help.details.split(separator: "\n").map { $0.trimmed() }.joined(separator: " ")))
             }
         }
         page.append(".SH SETTINGS")
@@ -46,7 +46,7 @@ public enum ManPage {
 
     /// Backslashes doubled, a leading dot or quote protected, so user-facing text is printed as written.
     static func escape(_ text: String) -> String {
-        var out = text.replacingOccurrences(of: "\\", with: "\\e").replacingOccurrences(of: "-", with: "\\-")
+        var out = text.replacing("\\", with: "\\e").replacing("-", with: "\\-")
         if out.hasPrefix(".") || out.hasPrefix("'") { out = "\\&" + out }
         return out
     }

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 /// How one tensor's numbers are written: the same style for every element, chosen from the range of the values
@@ -26,9 +35,9 @@ enum NumberStyle: Equatable {
         if value.isNaN { return "nan" }
         if value.isInfinite { return value < 0 ? "-inf" : "inf" }
         switch self {
-        case .integral: return String(format: "%.0f.", value)
-        case .fixed(let digits): return String(format: "%.\(digits)f", value)
-        case .scientific(let digits): return String(format: "%.\(digits)e", value)
+        case .integral: return String(printf: "%.0f.", value)
+        case .fixed(let digits): return String(printf: "%.\(digits)f", value)
+        case .scientific(let digits): return String(printf: "%.\(digits)e", value)
         }
     }
 }
@@ -38,17 +47,17 @@ enum NumberStyle: Equatable {
 func formatNumber(_ value: Double, precision: Int, scale noise: Double = 0) -> String {
     if value.isNaN { return "nan" }
     if value.isInfinite { return value < 0 ? "-inf" : "inf" }
-    if abs(value) < noise { return String(format: "%.\(precision)f", 0.0) }
+    if abs(value) < noise { return String(printf: "%.\(precision)f", 0.0) }
     let magnitude = abs(value)
     if value == 0 || (magnitude >= pow(10, -Double(precision)) && magnitude < 1e8) {
-        return String(format: "%.\(precision)f", value)
+        return String(printf: "%.\(precision)f", value)
     }
-    return String(format: "%.\(precision)e", value)
+    return String(printf: "%.\(precision)e", value)
 }
 
 /// Short form of an option value: 1e-05 rather than 1.0000000000000001e-05.
 func formatOption(_ value: Double) -> String {
-    var text = String(format: "%g", value)
+    var text = String(printf: "%g", value)
     if Double(text) != value { text = "\(value)" }
     return text
 }

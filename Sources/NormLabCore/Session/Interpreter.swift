@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 public enum OutputChannel: Sendable {
@@ -64,9 +73,10 @@ public final class Interpreter {
     /// The `run` statements being executed, outermost first, for error traces.
     private var runStack: [Origin] = []
 
-    public init(sink: OutputSink, workingDirectory: String = FileManager.default.currentDirectoryPath) {
+    /// `workingDirectory`: where relative paths start; nil for the process's current directory.
+    public init(sink: OutputSink, workingDirectory: String? = nil) {
         self.sink = sink
-        self.workingDirectory = workingDirectory
+        self.workingDirectory = workingDirectory ?? FileSystem.currentDirectory
     }
 
     var style: Style { Style(color: colorAllowed && session.settings.color) }
@@ -113,7 +123,7 @@ public final class Interpreter {
         }
         if tokens.isEmpty { return true }
         if runStack.isEmpty {
-            session.history.append(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            session.history.append(text.trimmed(newlines: true))
             if session.history.count > Self.maxHistory { session.history.removeFirst(session.history.count - Self.maxHistory) }
         }
 
@@ -133,7 +143,7 @@ public final class Interpreter {
     }
 
     private func echoChunk(_ text: String) {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let trimmed = text.trimmed()
         if !text.contains("\n") && (trimmed.isEmpty || trimmed.hasPrefix("#")) {
             emit(.narrative(text))  // blank lines and comments are narrative: shown as they are
         } else {

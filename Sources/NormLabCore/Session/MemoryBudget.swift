@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How much more memory the process can have, so that a command too big for it is refused with a message
 /// instead of ending the process ("Fatal error: failed to allocate"): the least of what `ulimit -v` leaves, what
@@ -33,10 +42,10 @@ enum MemoryBudget {
     }
 
     private static func number(in path: String) -> Int? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmed(newlines: true)) }
     }
 
-    static func gib(_ bytes: Int) -> String { String(format: "%.1f GiB", Double(bytes) / Double(1 << 30)) }
+    static func gib(_ bytes: Int) -> String { String(printf: "%.1f GiB", Double(bytes) / Double(1 << 30)) }
 
     /// Refuse `what` when it needs more than the process can have. Small requests are not checked.
     static func reserve(_ bytes: Int, for what: String) throws {

@@ -1,4 +1,13 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NormKit
 
 /// Every setting `set` can change. Each stored property has one row in `Settings.table`, which `set`, `help
@@ -13,9 +22,12 @@ public struct Settings: Equatable, Sendable {
     /// Off: math symbols and block characters are spelled in ASCII (automatic when the locale is not UTF-8).
     public var unicode = true
     /// Threads for forward and backward; the results are the same bits for any number.
-    public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var threads = Settings.processors
 
     public init() {}
+
+    /// Asked once: ProcessInfo reads the cgroup files on every call, and every session makes a Settings.
+    static let processors = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// The settings, in the order `set` lists them.
     public static let table: [Setting] = [
