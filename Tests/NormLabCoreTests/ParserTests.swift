@@ -112,6 +112,7 @@ import Testing
         usage: layer groupnorm G [key=value…]
                layer layernorm|instancenorm|batchnorm [key=value…]
                layer rmsnorm [G] [key=value…]
+               layer layernorm|rmsnorm shape=D[,D…] [key=value…]
                layer
 
         """)
@@ -125,7 +126,7 @@ import Testing
         #expect(parseError("tensor x zeros 2")?.contains("expected '=' after the name, got 'zeros'") == true)
         #expect(parseError("tensor x =")?.contains("expected randn, rand, zeros, ones, arange, full, a literal [ … ] or a tensor name, got the end of the command") == true)
         #expect(parseError("quit now")?.hasPrefix("error: unexpected 'now': `quit` takes nothing more here\n  quit now\n       ^~~\n") == true)
-        #expect(parseError("layer groupnorm 2 foo=1")?.contains("unknown option 'foo'; options are preset, reduce, affine, paramgrad, variance, eps, momentum") == true)
+        #expect(parseError("layer groupnorm 2 foo=1")?.contains("unknown option 'foo'; options are shape, preset, reduce, affine, paramgrad, variance, eps, momentum") == true)
         #expect(parseError("layer groupnorm 2 eps")?.contains("expected '=' after 'eps' (options are written key=value)") == true)
         #expect(parseError("layer groupnorm 2 eps=1 eps=2")?.contains("eps is given twice") == true)
         #expect(parseError("layer layernorm 2")?.contains("layernorm takes no number of groups") == true)

@@ -79,6 +79,15 @@ public struct LayerSpec: Sendable, Equatable {
     public var momentum: Double
     /// The preset the conventions came from; options set afterwards may have changed some of them.
     public var preset: Preset
+    /// PyTorch's `normalized_shape` for LayerNorm and RMSNorm: the last dims, normalised together, with γ (and β)
+    /// of this shape, whatever the leading dims (`nn.LayerNorm(768)` on (B, T, 768)). Nil: the CNN form, over
+    /// (C, *spatial) with γ of shape (C).
+    public var normalizedShape: [Int]? = nil
+    /// Whether the layer has a β (a shift after the scale). PyTorch's `nn.RMSNorm` has a weight only.
+    public var bias = true
+    /// eps is the machine epsilon of the element type the layer computes in (PyTorch's RMSNorm `eps=None`:
+    /// `torch.finfo(x.dtype).eps`), not `eps`.
+    public var epsIsMachineEpsilon = false
 
     /// A layer with a preset's conventions. Validates `groups` as the seed does: a positive integer.
     public init(kind: LayerKind, groups: Int? = nil, preset: Preset = .torch) throws(NormError) {
@@ -108,6 +117,32 @@ public struct LayerSpec: Sendable, Equatable {
         momentum = 0.1
         self.preset = .torch
         apply(preset)
+    }
+
+    /// A LayerNorm or RMSNorm over the last dims, as PyTorch's `nn.LayerNorm(shape)` and `nn.RMSNorm(shape)`:
+    /// LayerNorm with γ and β, eps 1e-5; RMSNorm with a weight only and eps the dtype's machine epsilon.
+    public init(kind: LayerKind, normalizedShape: [Int]) throws(NormError) {
+        guard kind == .layernorm || kind == .rmsnorm else {
+            throw NormError.argument("shape= is for layernorm and rmsnorm (PyTorch's normalized_shape); \(kind) normalises the (N, C, *spatial) way")
+        }
+        guard !normalizedShape.isEmpty, normalizedShape.allSatisfy({ $0 > 0 }) else {
+            throw NormError.argument("normalized_shape must be one or more positive sizes (got \(Shape.format(normalizedShape)))")
+        }
+        try self.init(kind: kind)
+        self.normalizedShape = normalizedShape
+        if kind == .rmsnorm {
+            bias = false
+            epsIsMachineEpsilon = true
+        }
+    }
+
+    /// The spec a pass in `Scalar` runs with: eps resolved when it is the machine epsilon.
+    public func resolved<Scalar: NormScalar>(for _: Scalar.Type) -> LayerSpec {
+        guard epsIsMachineEpsilon else { return self }
+        var out = self
+        out.eps = Scalar.ulpOfOne.asDouble
+        out.epsIsMachineEpsilon = false
+        return out
     }
 
     /// Set every convention a preset defines.
@@ -142,6 +177,15 @@ public struct LayerSpec: Sendable, Equatable {
         if !kind.centres && variance == .unbiased {
             throw NormError.argument("rmsnorm divides the sum of squares by m; it has no unbiased variant")
         }
+        if normalizedShape != nil {
+            if kind != .layernorm && kind != .rmsnorm { throw NormError.argument("shape= is for layernorm and rmsnorm") }
+            if reduce != .group {
+                throw NormError.argument("with shape= the statistics are over the normalised dims: reduce=channels does not apply")
+            }
+            if affine == .element {
+                throw NormError.argument("with shape= γ already has the normalised shape: affine is that (channel) or none")
+            }
+        }
     }
 
     /// The number of groups for an input with `channels` channels, or an error in the seed's words.
@@ -163,10 +207,12 @@ public struct LayerSpec: Sendable, Equatable {
     /// The number of values γ and β hold for a sample of shape (C, *spatial).
     public func parameterCount(sampleShape: [Int]) -> Int {
         guard let channels = sampleShape.first else { return 0 }
+        let tensors = bias ? 2 : 1
+        if normalizedShape != nil { return affine == .none ? 0 : tensors * sampleShape.reduce(1, *) }
         switch affine {
         case .none: return 0
-        case .channel: return 2 * channels
-        case .element: return 2 * sampleShape.reduce(1, *)
+        case .channel: return tensors * channels
+        case .element: return tensors * sampleShape.reduce(1, *)
         }
     }
 

@@ -49,6 +49,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
 
     /// Set β, checked as `setGamma` checks γ.
     public mutating func setBeta(_ value: Tensor<Scalar>) throws(NormError) {
+        guard spec.bias else { throw NormError.mismatch("this layer has no β (PyTorch's RMSNorm has a weight only)") }
         try checkParameter(value, name: "beta")
         beta = value
     }
@@ -92,7 +93,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
             throw NormError.mismatch("input is not the same shape as the layer's input_shape: the layer was initialised with samples of shape \(Shape.format(sampleShape)), this input's samples are \(Shape.format(plan.sampleShape))")
         }
         let gammaNow = gamma ?? plan.affineShape.map { Tensor<Scalar>.ones($0) }
-        let betaNow = beta ?? plan.affineShape.map { Tensor<Scalar>.zeros($0) }
+        let betaNow = spec.bias ? beta ?? plan.affineShape.map { Tensor<Scalar>.zeros($0) } : nil
         var running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)? = nil
         if spec.kind.hasRunningStatistics {
             if let runningMean, runningMean.shape != plan.statsShape {
@@ -133,10 +134,8 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
             throw NormError.state("backward needs a forward pass first: run forward, then backward")
         }
         let gradients = try Normalization.backward(forward: lastForward, gamma: gamma, outputGradient: dy, threads: threads)
-        if let dgamma = gradients.dgamma, let dbeta = gradients.dbeta {
-            gammaGrad = Self.add(gammaGrad, dgamma)
-            betaGrad = Self.add(betaGrad, dbeta)
-        }
+        if let dgamma = gradients.dgamma { gammaGrad = Self.add(gammaGrad, dgamma) }
+        if let dbeta = gradients.dbeta { betaGrad = Self.add(betaGrad, dbeta) }
         backwardCount += 1
         lastGradients = gradients
         lastOutputGradient = dy

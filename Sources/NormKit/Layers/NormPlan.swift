@@ -11,6 +11,12 @@
 /// | GroupNorm/RMSNorm, channels       | C/G | (N, G, *spatial)   | K          |
 /// | BatchNorm, group (per channel)    | 1   | (C)                | N·S        |
 /// | BatchNorm, channels (per element) | 1   | (C, *spatial)      | N          |
+///
+/// LayerNorm and RMSNorm with PyTorch's `normalized_shape` (`LayerSpec.normalizedShape`, D = its product) are the
+/// same model on a view of the input: every index of the leading dimensions is a "sample" of one group of D
+/// channels with no spatial dimensions, so a set is D contiguous elements and γ, β span the normalised dims:
+///
+/// | LayerNorm/RMSNorm, shape=(D…)     | D   | the leading dims   | D          |
 public struct NormPlan: Sendable, Equatable {
     /// The input's shape (N, C, *spatial).
     public let inputShape: Shape
@@ -30,8 +36,12 @@ public struct NormPlan: Sendable, Equatable {
     public let statsShape: Shape
     /// m: how many elements share one mean and variance.
     public let setSize: Int
-    /// (C) for affine=channel, (C, *spatial) for affine=element, nil for affine=none.
+    /// (C) for affine=channel, (C, *spatial) for affine=element, nil for affine=none; the normalised shape
+    /// under `shape=`.
     public let affineShape: Shape?
+    /// PyTorch's normalized_shape (the last dims) when the layer was given one; then `batch` is the product of the
+    /// leading dims, `channels` the product of these, and there are no spatial dims.
+    public let normalizedShape: [Int]?
 
     let sampleStride: Int
     let groupStride: Int
@@ -43,6 +53,28 @@ public struct NormPlan: Sendable, Equatable {
     /// The sets of a layer for an input; throws when the input's rank or channels do not fit the layer.
     public init(spec: LayerSpec, inputShape: Shape) throws(NormError) {
         let dims = inputShape.dims
+        if let normalized = spec.normalizedShape {
+            guard dims.count >= normalized.count, Array(dims.suffix(normalized.count)) == normalized else {
+                // PyTorch's own words for this mistake.
+                throw NormError.mismatch("Given normalized_shape=\(Shape.format(normalized)), expected input with shape (*, \(normalized.map(String.init).joined(separator: ", "))), but got input of shape \(inputShape)")
+            }
+            let leading = Array(dims.dropLast(normalized.count))
+            let d = normalized.reduce(1, *)
+            self.inputShape = inputShape
+            normalizedShape = normalized
+            batch = leading.reduce(1, *)
+            channels = d
+            spatialDims = []
+            spatial = 1
+            groups = 1
+            channelsPerGroup = d
+            statsShape = Shape(derivedFrom: leading.isEmpty ? [1] : leading)
+            setSize = d
+            (sampleStride, groupStride, positionStride) = (1, 1, 0)
+            affineShape = spec.affine == .none ? nil : Shape(derivedFrom: normalized)
+            return
+        }
+        normalizedShape = nil
         guard dims.count >= 2 else {
             throw NormError.mismatch("\(spec.kind.displayName) needs an input of shape (N, C, *spatial) with rank ≥ 2; got \(inputShape)")
         }
@@ -88,8 +120,9 @@ public struct NormPlan: Sendable, Equatable {
         }
     }
 
-    /// The per-sample shape (C, *spatial) the layer is locked to once it has seen an input.
-    public var sampleShape: [Int] { [channels] + spatialDims }
+    /// The per-sample shape (C, *spatial) the layer is locked to once it has seen an input; the normalised
+    /// shape under `shape=` (the leading dims may change from input to input, as in PyTorch).
+    public var sampleShape: [Int] { normalizedShape ?? ([channels] + spatialDims) }
 
     /// The statistics set that the element (n, c, s) belongs to.
     @inline(__always)

@@ -28,8 +28,12 @@ public enum Normalization {
         spec: LayerSpec, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, mode: Mode,
         running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int, allowFastPath: Bool
     ) throws(NormError) -> ForwardResult<Scalar> {
+        let spec = spec.resolved(for: Scalar.self)
         try spec.validate()
         let plan = try NormPlan(spec: spec, inputShape: input.shape)
+        if beta != nil && !spec.bias {
+            throw NormError.mismatch("this layer has no β (PyTorch's RMSNorm has a weight only)")
+        }
         try checkAffine(gamma, name: "gamma", plan: plan, spec: spec)
         try checkAffine(beta, name: "beta", plan: plan, spec: spec)
         let usesRunning = spec.kind.hasRunningStatistics && mode == .eval
@@ -256,7 +260,8 @@ public enum Normalization {
             throw NormError.mismatch("this layer has affine=none, so it takes no \(name)")
         }
         guard parameter.shape == expected else {
-            let what = spec.affine == .channel ? "one value per channel" : "one value per element of a sample (C, *spatial)"
+            let what = spec.normalizedShape != nil ? "the normalised shape"
+                : spec.affine == .channel ? "one value per channel" : "one value per element of a sample (C, *spatial)"
             throw NormError.mismatch("\(name) has shape \(parameter.shape) but affine=\(spec.affine) needs \(what): \(expected)")
         }
     }

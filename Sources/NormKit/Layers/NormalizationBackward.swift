@@ -44,7 +44,7 @@ extension Normalization {
         func parameter(_ values: [Double]) -> Tensor<Scalar> {
             Tensor(uncheckedShape: affineShape, scalars: values.map { Scalar(fromDouble: $0 / batchDivisor) })
         }
-        return Gradients(dx: dxTensor, dgamma: parameter(dgamma), dbeta: parameter(dbeta))
+        return Gradients(dx: dxTensor, dgamma: parameter(dgamma), dbeta: forward.spec.bias ? parameter(dbeta) : nil)
     }
 
     /// dx, and dγ, dβ summed over the batch, on the fast kernels.

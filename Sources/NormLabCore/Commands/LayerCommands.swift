@@ -9,7 +9,7 @@ public struct LayerRequest: Equatable, Sendable {
 
 public struct LayerOption: Equatable, Sendable {
     public enum Key: String, CaseIterable, Sendable {
-        case preset, reduce, affine, paramgrad, variance, eps, momentum
+        case shape, preset, reduce, affine, paramgrad, variance, eps, momentum
 
         /// The words an option takes, for completion (empty for numbers).
         var values: [String] {
@@ -19,7 +19,7 @@ public struct LayerOption: Equatable, Sendable {
             case .affine: Affine.allCases.map(\.rawValue)
             case .paramgrad: ParamGrad.allCases.map(\.rawValue)
             case .variance: VarianceEstimator.allCases.map(\.rawValue)
-            case .eps, .momentum: []
+            case .eps, .momentum, .shape: []
             }
         }
     }
@@ -31,9 +31,12 @@ struct ChooseLayer: Command, Equatable {
     static let help = CommandHelp(
         name: "layer",
         usage: ["layer groupnorm G [key=value…]", "layer layernorm|instancenorm|batchnorm [key=value…]",
-                "layer rmsnorm [G] [key=value…]", "layer"],
+                "layer rmsnorm [G] [key=value…]", "layer layernorm|rmsnorm shape=D[,D…] [key=value…]", "layer"],
         summary: "choose the normalisation layer, or show the current one",
         details: """
+        shape=D[,D…] (layernorm, rmsnorm): PyTorch's normalized_shape — normalise over the last dims, whatever
+        the leading ones, as nn.LayerNorm(768) on a (B, T, 768) activation; γ (and β) have that shape. RMSNorm
+        with shape= is nn.RMSNorm: a weight only, and eps the dtype's machine epsilon unless eps= is given.
         Options (a preset first sets all of them; options after it change single conventions):
           preset=torch|pydllib       paper and PyTorch (default), or the PyDLLib library's code
           reduce=group|channels      statistics over the whole group, or per spatial position (pydllib);
@@ -46,7 +49,7 @@ struct ChooseLayer: Command, Equatable {
         A new layer replaces the old one, with fresh parameters and gradients. `help conventions` explains them.
         """,
         examples: ["layer groupnorm 2", "layer groupnorm 32 preset=pydllib", "layer batchnorm momentum=0.01",
-                   "layer layernorm affine=none eps=1e-6"],
+                   "layer layernorm affine=none eps=1e-6", "layer layernorm shape=768", "layer rmsnorm shape=4,5"],
         completion: CompletionRule { request in
             if let (key, prefix) = request.option {
                 let values = LayerOption.Key(rawValue: key)?.values ?? []
@@ -107,6 +110,23 @@ struct ChooseLayer: Command, Equatable {
             preset = p
         }
         var spec = try LayerSpec(kind: request.kind, groups: request.groups?.value, preset: preset)
+        if let option = request.options.first(where: { $0.key == .shape }) {
+            let parts = option.value.value.split(separator: ",", omittingEmptySubsequences: false)
+            let sizes = parts.compactMap { Int($0) }
+            guard !parts.isEmpty, sizes.count == parts.count, sizes.allSatisfy({ $0 > 0 && $0 <= 1 << 30 }) else {
+                throw context.error("shape= takes the normalised dims as whole numbers ≥ 1 separated by commas (shape=768, shape=4,5), got \(Escaping.quoted(option.value.value))", at: option.value.range)
+            }
+            guard request.kind == .layernorm || request.kind == .rmsnorm else {
+                throw context.error("shape= is for layernorm and rmsnorm (PyTorch's normalized_shape); \(request.kind) normalises the (N, C, *spatial) way", at: option.value.range)
+            }
+            if request.groups != nil {
+                throw context.error("shape= normalises all of the last dims together: it takes no number of groups", at: option.value.range)
+            }
+            if preset == .pydllib {
+                throw context.error("PyDLLib has no layer over the last dims: shape= goes with preset=torch", at: option.value.range)
+            }
+            spec = try LayerSpec(kind: request.kind, normalizedShape: sizes)
+        }
         for option in request.options {
             let value = option.value
             func choice<T: RawRepresentable & CaseIterable>(_ type: T.Type) throws -> T where T.RawValue == String {
@@ -117,7 +137,7 @@ struct ChooseLayer: Command, Equatable {
                 return v
             }
             switch option.key {
-            case .preset: break
+            case .preset, .shape: break
             case .reduce: spec.reduce = try choice(Reduce.self)
             case .affine: spec.affine = try choice(Affine.self)
             case .paramgrad: spec.paramGrad = try choice(ParamGrad.self)
@@ -127,6 +147,7 @@ struct ChooseLayer: Command, Equatable {
                     throw context.error("eps must be a number ≥ 0 (e.g. 1e-5), got \(Escaping.quoted(value.value))", at: value.range)
                 }
                 spec.eps = eps
+                spec.epsIsMachineEpsilon = false
             case .momentum:
                 guard let m = ArgumentCursor.parseNumber(value.value), m >= 0, m <= 1 else {
                     throw context.error("momentum must be a number from 0 to 1, got \(Escaping.quoted(value.value))", at: value.range)
@@ -145,7 +166,10 @@ struct ChooseLayer: Command, Equatable {
     static func describe(_ layer: AnyLayer) -> Report {
         let spec = layer.spec
         var rows = LayerDescription.conventions(spec)
-        if let sample = layer.sampleShape {
+        if let normalized = spec.normalizedShape {
+            rows.append(("input", "any shape (*, \(normalized.map(String.init).joined(separator: ", "))): its last dims are the normalised ones"))
+            if let sample = layer.sampleShape { rows.append(("parameters", LayerDescription.parameters(spec, sampleShape: sample))) }
+        } else if let sample = layer.sampleShape {
             rows.append(("input", "samples of shape \(Shape.format(sample)), fixed by the first forward"))
             var parameters = LayerDescription.parameters(spec, sampleShape: sample)
             if let reported = layer.pydllibReportedParameterCount, reported != layer.parameterCount {

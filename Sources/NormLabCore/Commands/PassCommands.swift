@@ -5,8 +5,8 @@ struct Forward: Command, Equatable {
         name: "forward", usage: ["forward [X]"],
         summary: "run the layer on X (default x)",
         details: """
-        Makes y, mean, var, rstd, xhat and xc (x − mean) session tensors (RMSNorm has no mean or xc) and prints a
-        summary of y. batchnorm also makes running_mean and running_var.
+        Makes y, mean, var, rstd, xhat and xc (x − mean) session tensors (RMSNorm makes ms, its mean square, and no
+        mean, var or xc) and prints a summary of y. batchnorm also makes running_mean and running_var.
         """,
         examples: ["forward", "forward x2"], completion: .tensorsAnd())
 
@@ -72,7 +72,7 @@ struct Forward: Command, Equatable {
     static func collect<S: NormScalar>(_ r: ForwardResult<S>, layer: NormLayer<S>) -> ([(String, AnyTensor)], Summary) {
         var made: [(String, AnyTensor)] = [("y", AnyTensor(r.output))]
         if let mean = r.mean { made.append(("mean", AnyTensor(mean))) }
-        made.append(("var", AnyTensor(r.variance)))
+        made.append((LayerDescription.spreadName(r.spec), AnyTensor(r.variance)))
         made.append(("rstd", AnyTensor(r.rstd)))
         made.append(("xhat", AnyTensor(r.normalized)))
         if r.mean != nil { made.append(("xc", AnyTensor(r.centered))) }
@@ -162,12 +162,14 @@ struct Backward: Command, Equatable {
         case .float32(var l):
             let g = try l.backward(dy.tensor(as: Float.self), threads: threads)
             made.append(("dx", AnyTensor(g.dx)))
-            if let dg = l.gammaGrad, let db = l.betaGrad { made += [("dgamma", AnyTensor(dg)), ("dbeta", AnyTensor(db))] }
+            if let dg = l.gammaGrad { made.append(("dgamma", AnyTensor(dg))) }
+            if let db = l.betaGrad { made.append(("dbeta", AnyTensor(db))) }
             context.session.layer = .float32(l)
         case .float64(var l):
             let g = try l.backward(dy.tensor(as: Double.self), threads: threads)
             made.append(("dx", AnyTensor(g.dx)))
-            if let dg = l.gammaGrad, let db = l.betaGrad { made += [("dgamma", AnyTensor(dg)), ("dbeta", AnyTensor(db))] }
+            if let dg = l.gammaGrad { made.append(("dgamma", AnyTensor(dg))) }
+            if let db = l.betaGrad { made.append(("dbeta", AnyTensor(db))) }
             context.session.layer = .float64(l)
         }
         for (name, tensor) in made { context.session[name] = tensor }
@@ -176,7 +178,7 @@ struct Backward: Command, Equatable {
         var report = Report([.text(described), .text("  " + context.wording.summaryLine("dx", made[1].1))])
         if let dgamma = context.session["dgamma"], spec.affine != .none {
             let reduction = spec.paramGrad == .sum ? "summed over the batch" : "averaged over the batch (paramgrad=mean)"
-            report.line("  dgamma, dbeta: \(dgamma.shape), \(reduction); accumulated over \(plural(count, "backward pass", "backward passes"))" + (count > 1 ? " (zero_grad resets)" : ""))
+            report.line("  \(spec.bias ? "dgamma, dbeta" : "dgamma"): \(dgamma.shape), \(reduction); accumulated over \(plural(count, "backward pass", "backward passes"))" + (count > 1 ? " (zero_grad resets)" : ""))
         }
         report.line("  made: " + made.map(\.0).joined(separator: " "))
         return report

@@ -60,14 +60,18 @@ struct Show: Command, Equatable {
         }
         let wording = context.wording
         var report = Report([.tensor(TensorView(headline: wording.headline("dx", dx) + " (from the last backward pass)", tensor: dx))])
-        guard let dgamma = layer.gammaGrad, let dbeta = layer.betaGrad else {
+        guard let dgamma = layer.gammaGrad else {
             report.line("no dgamma or dbeta: the layer has affine=none")
             return report
         }
         let reduction = layer.spec.paramGrad == .sum ? "summed" : "averaged"
         let accumulated = "\(reduction) over the batch, accumulated over \(plural(layer.backwardCount, "backward pass", "backward passes"))"
         report.add(.tensor(TensorView(headline: wording.headline("dgamma", dgamma) + ", " + accumulated, tensor: dgamma)))
-        report.add(.tensor(TensorView(headline: wording.headline("dbeta", dbeta) + ", " + accumulated, tensor: dbeta)))
+        if let dbeta = layer.betaGrad {
+            report.add(.tensor(TensorView(headline: wording.headline("dbeta", dbeta) + ", " + accumulated, tensor: dbeta)))
+        } else {
+            report.line("no dbeta: the layer has no β")
+        }
         return report
     }
 

@@ -206,7 +206,14 @@ public struct ArgumentCursor {
             }
             _ = equals
             index += 1
-            let value = try word("a value for \(key.text)")
+            var value = try word("a value for \(key.text)")
+            // A list value, `shape=4,5`: one token, the items joined by commas as typed.
+            while let comma = peek, comma.kind == .comma {
+                index += 1
+                let item = try word("another value for \(key.text) after ','")
+                _ = comma
+                value = Token(kind: .word, text: value.text + "," + item.text, range: value.range.lowerBound..<item.range.upperBound)
+            }
             pairs.append((key, value))
         }
         return pairs

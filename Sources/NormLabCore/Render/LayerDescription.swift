@@ -9,16 +9,34 @@ enum LayerDescription {
 
     /// The statistics tensors a forward pass makes, as `forward` names them.
     static func statisticsNames(_ spec: LayerSpec) -> String {
-        spec.centres ? "mean, var, rstd" : "mean square, rstd"
+        spec.centres ? "mean, var, rstd" : "ms (mean square), rstd"
     }
+
+    /// The session name of the second statistic: `var` for a centring layer, `ms` (mean square) for RMSNorm.
+    static func spreadName(_ spec: LayerSpec) -> String { spec.centres ? "var" : "ms" }
+
+    /// "(4, 5)": the normalised dims of a `shape=` layer.
+    static func shapeText(_ spec: LayerSpec) -> String { Shape.format(spec.normalizedShape ?? []) }
 
     static func title(_ spec: LayerSpec, mode: Mode) -> String {
         var title = spec.kind.displayName
+        if spec.normalizedShape != nil {
+            let torch = spec.kind == .layernorm ? "nn.LayerNorm" : "nn.RMSNorm"
+            title += " over the last dims \(shapeText(spec)), as PyTorch's \(torch)(\(spec.normalizedShape!.map(String.init).joined(separator: ", ")))"
+            var reference = try? LayerSpec(kind: spec.kind, normalizedShape: spec.normalizedShape!)
+            reference?.momentum = spec.momentum
+            let changed = reference.map { r in
+                [("affine", r.affine != spec.affine), ("paramgrad", r.paramGrad != spec.paramGrad),
+                 ("eps", r.eps != spec.eps || r.epsIsMachineEpsilon != spec.epsIsMachineEpsilon)].filter(\.1).map(\.0)
+            } ?? []
+            if !changed.isEmpty { title += ", changed: " + changed.joined(separator: ", ") }
+            return title
+        }
         switch spec.kind {
         case .groupnorm: title += ", G = \(spec.groups ?? 1)"
         case .layernorm: title += " (GroupNorm with G = 1)"
         case .instancenorm: title += " (GroupNorm with G = C)"
-        case .rmsnorm: title += ", G = \(spec.groups ?? 1), no centring"
+        case .rmsnorm: title += ", G = \(spec.groups ?? 1), no centring (the CNN form; shape= is PyTorch's nn.RMSNorm)"
         case .batchnorm: title += ", \(mode) mode"
         }
         var reference = spec
@@ -30,7 +48,7 @@ enum LayerDescription {
         if reference.variance != spec.variance { changed.append("variance") }
         if reference.eps != spec.eps { changed.append("eps") }
         if reference.momentum != spec.momentum { changed.append("momentum") }
-        let origin = spec.preset == .torch ? "paper and PyTorch" : "PyDLLib's code"
+        let origin = spec.preset == .pydllib ? "PyDLLib's code" : spec.kind == .rmsnorm ? "PyTorch's conventions" : "paper and PyTorch"
         title += ", preset=\(spec.preset) (\(origin))"
         if !changed.isEmpty { title += ", changed: " + changed.joined(separator: ", ") }
         return title
@@ -39,6 +57,25 @@ enum LayerDescription {
     static func conventions(_ spec: LayerSpec) -> [(String, String)] {
         let bn = spec.kind.statisticsSpanBatch
         let what = "one " + sharedStatistics(spec)
+        let spread = spec.centres ? "variance" : "mean square"
+        let epsRow = spec.epsIsMachineEpsilon
+            ? ("eps=machine", "the dtype's machine epsilon, added to the \(spread) (float32 1.19e-07, float64 2.22e-16; torch's eps=None)")
+            : ("eps=\(formatOption(spec.eps))", "added to the \(spread) before the square root")
+        if spec.normalizedShape != nil {
+            var rows = [
+                ("shape=\(spec.normalizedShape!.map(String.init).joined(separator: ","))", "\(what) per index of the leading dims, over the last dims \(shapeText(spec))"),
+                ("affine=\(spec.affine)", spec.affine == .none ? "no γ or β: y = x̂"
+                    : spec.bias ? "γ and β of shape \(shapeText(spec))" : "γ of shape \(shapeText(spec)), no β (nn.RMSNorm has a weight only)"),
+                ("paramgrad=\(spec.paramGrad)", spec.paramGrad == .sum ? "dγ\(spec.bias ? " and dβ" : "") summed over the leading dims (the true gradient)" : "dγ\(spec.bias ? " and dβ" : "") averaged over the leading dims"),
+            ]
+            if spec.centres {
+                rows.append(("variance=\(spec.variance)", spec.variance == .biased ? "Σ(x − μ)² / m" : "Σ(x − μ)² / (m − 1)"))
+            } else {
+                rows.append(("ms", "Σx² / m, the mean square (nothing is subtracted)"))
+            }
+            rows.append(epsRow)
+            return rows
+        }
         let reduce: String
         switch (bn, spec.reduce) {
         case (false, .group): reduce = "\(what) per (sample, group), over its C/G channels × all positions"
@@ -59,8 +96,10 @@ enum LayerDescription {
         ]
         if spec.centres {
             rows.append(("variance=\(spec.variance)", spec.variance == .biased ? "Σ(x − μ)² / m" : "Σ(x − μ)² / (m − 1)"))
+        } else {
+            rows.append(("ms", "Σx² / m, the mean square (nothing is subtracted)"))
         }
-        rows.append(("eps=\(formatOption(spec.eps))", "added to the variance before the square root"))
+        rows.append(epsRow)
         if bn {
             rows.append(("momentum=\(formatOption(spec.momentum))", "running = (1 − momentum)·running + momentum·batch"))
         }
@@ -69,6 +108,9 @@ enum LayerDescription {
 
     static func parameters(_ spec: LayerSpec, sampleShape: [Int]) -> String {
         let count = spec.parameterCount(sampleShape: sampleShape)
+        if spec.normalizedShape != nil, spec.affine != .none {
+            return spec.bias ? "\(count) (γ and β of shape \(shapeText(spec)))" : "\(count) (γ of shape \(shapeText(spec)))"
+        }
         switch spec.affine {
         case .none: return "0"
         case .channel: return "\(count) (γ and β, \(count / 2) each)"
@@ -78,6 +120,10 @@ enum LayerDescription {
 
     /// "per (sample, group), over 2 channels × 9 positions = 18 elements"
     static func setDescription(_ spec: LayerSpec, plan: NormPlan, capitalised: Bool = false) -> String {
+        if spec.normalizedShape != nil {
+            let text = "per index of the leading dims, over the last dims \(shapeText(spec)) = \(plural(plan.setSize, "element", "elements"))"
+            return capitalised ? "Statistics are taken " + text : text
+        }
         let positions = plan.spatial == 1 ? "" : " × \(plural(plan.spatial, "position", "positions"))"
         let k = plural(plan.channelsPerGroup, "channel", "channels")
         let text: String
