@@ -92,8 +92,11 @@ enum FastKernels {
         let divisor = Double(spec.variance == .unbiased ? plan.setSize - 1 : plan.setSize)
         let centre = spec.centres
         let eps = spec.eps
-        let elementAffine = spec.affine == .element
         let rows = Rows(spec, plan)
+        // Rows of one element (no spatial dims: LayerNorm over the last dim, (N, C) inputs) go element by element:
+        // with S = 1 a channel's γ is the element's, and a call into the lane loops per element costs more than
+        // the element's arithmetic.
+        let elementAffine = spec.affine == .element || (spec.affine == .channel && rows.spatial == 1 && !rows.batchNorm)
         var stats = Statistics(count: blocks)
         let parameters = Parameters(gamma: gamma, beta: beta, count: elementAffine ? plan.channels * plan.spatial : plan.channels)
         defer { parameters.deallocate() }
@@ -116,8 +119,15 @@ enum FastKernels {
                             // Row by row, in row order, as the fused pass below sums the next set.
                             let shift = xp[here.offset(0)]
                             var total = 0.0
-                            for r in 0..<rows.count {
-                                total += Lanes.shiftedSum(xp + here.offset(r), count: spatial, shift: shift)
+                            if elementAffine {
+                                // Never fused (below), so every set is summed this way: run by run.
+                                rows.forEachRun(block) { offset, count in
+                                    total += Lanes.shiftedSum(xp + offset, count: count, shift: shift)
+                                }
+                            } else {
+                                for r in 0..<rows.count {
+                                    total += Lanes.shiftedSum(xp + here.offset(r), count: spatial, shift: shift)
+                                }
                             }
                             mean = shift.asDouble + total / m
                         }
@@ -203,13 +213,16 @@ enum FastKernels {
         let rows = Rows(spec, plan)
         let spatial = plan.spatial
         let channels = plan.channels, batch = plan.batch
-        let elementAffine = spec.affine == .element
         let channelAffine = spec.affine == .channel
+        // As in forward: rows of one element go element by element; dγ, dβ are then summed as element-wise ones.
+        let singles = channelAffine && spatial == 1 && !rows.batchNorm
+        let elementAffine = spec.affine == .element || singles
         let parameters = Parameters(gamma: gamma, beta: nil, count: elementAffine ? channels * spatial : channels)
         defer { parameters.deallocate() }
         // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
-        var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
-        var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
+        let partials = channelAffine && !singles ? batch * channels : 0
+        var partialGamma = [Double](repeating: 0, count: partials)
+        var partialBeta = [Double](repeating: 0, count: partials)
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
@@ -224,6 +237,24 @@ enum FastKernels {
                 var current = rowSums, next = rowSums + rows.count
                 var haveSums = false
                 for block in range {
+                    if singles {
+                        // One contiguous run of m elements, γ running along it: two plain loops, no row machinery.
+                        let here = rows.locate(block), base = here.offset(0)
+                        let mean = meanOf[block], rstd = rstdOf[block]
+                        let g = parameters.gamma + here.channel(0), dyRun = gp + base, xRun = xp + base, dxRun = dxp + base
+                        var sumD = 0.0, sumDX = 0.0
+                        for i in 0..<rows.count {
+                            let dh = dyRun[i].asDouble * g[i]
+                            sumD += dh
+                            sumDX += dh * ((xRun[i].asDouble - mean) * rstd)
+                        }
+                        let meanTerm = centre ? sumD / m : 0, projection = sumDX / divisor
+                        for i in 0..<rows.count {
+                            let h = (xRun[i].asDouble - mean) * rstd
+                            dxRun[i] = S(fromDouble: rstd * (dyRun[i].asDouble * g[i] - meanTerm - h * projection))
+                        }
+                        continue
+                    }
                     let here = rows.locate(block), following = rows.locate(block + 1)
                     let mean = meanOf[block], rstd = rstdOf[block]
                     let xhat = AffineMap<S>(mean: mean, rstd: rstd)
@@ -236,7 +267,8 @@ enum FastKernels {
                             let g = parameters.gamma + c * spatial
                             for s in 0..<spatial {
                                 let h = xhat.apply(xp[base + s])
-                                let dh = gp[base + s].asDouble * g[s]
+                                let dyv = gp[base + s].asDouble
+                                let dh = dyv * g[s]
                                 sumD += dh
                                 sumDX += dh * h.asDouble
                             }
@@ -285,10 +317,11 @@ enum FastKernels {
         means.withUnsafeBufferPointer { meanBuffer in
             rstds.withUnsafeBufferPointer { rstdBuffer in
                 nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
-                reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
-                                         partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
-                                         threads: threads) { n, elements, h in
-                    // Element-wise γ lives only under reduce=group here: the set is (sample, group).
+                reduceParameterGradients(spec: spec, plan: plan, elementWise: elementAffine, dy: dy,
+                                         partialGamma: partialGamma, partialBeta: partialBeta, dgamma: &dgamma,
+                                         dbeta: &dbeta, threads: threads) { n, elements, h in
+                    // Element-wise γ (or rows of one element) lives only under reduce=group here: the set is
+                    // (sample, group).
                     for e in elements {
                         let block = n * groups + (e / spatial) / perGroup
                         let map = AffineMap<S>(mean: meanOf[block], rstd: rstdOf[block])
@@ -303,22 +336,29 @@ enum FastKernels {
     /// `xhat(sample, elements, into)` writing x̂ of one sample's elements); summed over the batch in sample order
     /// either way.
     static func reduceParameterGradients<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, partialGamma: [Double], partialBeta: [Double],
+        spec: LayerSpec, plan: NormPlan, elementWise: Bool, dy: UnsafeBufferPointer<S>, partialGamma: [Double], partialBeta: [Double],
         dgamma: inout [Double], dbeta: inout [Double], threads: Int,
         xhat: @escaping @Sendable (_ sample: Int, _ elements: Range<Int>, _ into: UnsafeMutablePointer<Double>) -> Void
     ) {
         let channels = plan.channels, batch = plan.batch, spatial = plan.spatial
         guard spec.affine != .none else { return }
         nonisolated(unsafe) let gp = dy.baseAddress!
-        if spec.affine == .channel {
+        if !elementWise {
+            // Sample by sample along contiguous memory; each channel still sums over n in order (the same bits).
             for c in 0..<channels {
-                var totalG = 0.0, totalB = 0.0
-                for n in 0..<batch {
-                    totalG += partialGamma[n * channels + c]
-                    totalB += partialBeta[n * channels + c]
+                dgamma[c] = 0
+                dbeta[c] = 0
+            }
+            partialGamma.withUnsafeBufferPointer { pg in
+                partialBeta.withUnsafeBufferPointer { pb in
+                    for n in 0..<batch {
+                        let row = n * channels
+                        for c in 0..<channels {
+                            dgamma[c] += pg[row + c]
+                            dbeta[c] += pb[row + c]
+                        }
+                    }
                 }
-                dgamma[c] = totalG
-                dbeta[c] = totalB
             }
         } else {
             // Element-wise γ: one sum over the batch per element, in sample order.
