@@ -115,6 +115,35 @@ import Testing
         #expect(bn.contains("  c 1   ...        ...\n  c 2   ■■■        ■■■"), "\(bn)")
     }
 
+    /// Whatever set is chosen, the picture's window holds it (before, n=7 g=30 on (8, 64, 7, 7) drew samples
+    /// 0–3 and channels 0–15: nothing marked).
+    @Test func axesPictureAlwaysShowsTheChosenSet() throws {
+        let (i, sink) = makeInterpreter()
+        run(i, sink, "tensor x = randn 8 64 7 7 seed 0", "layer groupnorm 32", "forward")
+        let (gn, _) = run(i, sink, "show axes n=7 g=30")
+        #expect(gn.contains("… sample 4") && gn.contains("sample 7"), "\(gn)")
+        #expect(gn.contains("  c 60") && gn.contains("  c 61") && gn.contains("■"), "\(gn)")
+        #expect(gn.split(separator: "\n").filter { $0.contains("■■") }.count == 2, "\(gn)")
+        run(i, sink, "layer batchnorm preset=pydllib", "forward")
+        let (bn, _) = run(i, sink, "show axes c=40 p=30")
+        #expect(bn.split(separator: "\n").filter { $0.hasPrefix("  c 40") && $0.contains("■") }.count == 1, "\(bn)")
+    }
+
+    @Test func shapeFormExplainsRows() throws {
+        let (i, sink) = makeInterpreter()
+        run(i, sink, "tensor x = randn 2 3 4 seed 0", "layer layernorm shape=4", "forward")
+        let (axes, _) = run(i, sink, "show axes n=4")
+        #expect(axes.contains("rows × normalised = 6 × 4") && axes.contains("row n = 4, leading index (1, 1)"), "\(axes)")
+        let (explained, _) = run(i, sink, "explain forward n=5")
+        #expect(explained.contains("the set: row n = 5, leading index (1, 2), over the last dims (4); m = 4 elements"), "\(explained)")
+        #expect(explained.contains("γ and β element by element along the last dims (4)"), "\(explained)")
+        let (_, refused) = run(i, sink, "explain forward g=1")
+        #expect(refused.contains("g= does not apply: with shape= there are no groups"), "\(refused)")
+        run(i, sink, "layer rmsnorm shape=3,4", "forward")
+        let (rms, _) = run(i, sink, "explain forward n=1")
+        #expect(rms.contains("ms = Σx² / m") && rms.contains("y = γ·x̂ (no β)") && !rms.contains("changed"), "\(rms)")
+    }
+
     @Test func asciiFallback() {
         let (i, sink) = makeInterpreter()
         let (text, _) = run(i, sink, "set unicode off", "tensor x = randn 2 4 seed 0", "layer groupnorm 2", "forward", "explain forward", "hist x")

@@ -139,6 +139,12 @@ struct ForwardDerivation {
         switch r.spec.affine {
         case .none:
             d.step("y = x̂ (affine=none)", w.list(y))
+        case .channel where r.plan.normalizedShape != nil:
+            let along = "along the last dims \(LayerDescription.shapeText(r.spec))"
+            d.step(r.spec.bias ? "y = γ·x̂ + β, γ and β element by element \(along); γ" : "y = γ·x̂ (no β), γ element by element \(along); γ",
+                   w.list(members.map { r.gamma?[r.parameterIndex(ofOffset: $0)] ?? 1 }))
+            if r.spec.bias { d.detail("β = " + w.list(members.map { r.beta?[r.parameterIndex(ofOffset: $0)] ?? 0 })) }
+            d.detail("y = " + w.list(y))
         case .channel:
             d.heading("y = γ·x̂ + β, with one γ and β per channel:")
             var byChannel: [Int: [Int]] = [:]

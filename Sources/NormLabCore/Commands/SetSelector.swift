@@ -1,7 +1,7 @@
 import NormKit
 
 /// Which statistics set `explain` and `show axes` talk about: `n=` sample, `g=` group, `p=` position (for
-/// per-position statistics), `c=` channel (BatchNorm).
+/// per-position statistics), `c=` channel (BatchNorm); with shape=, `n=` is the row (leading dims flattened).
 public struct SetSelector: Equatable, Sendable {
     public var sample: Located<Int>?
     public var group: Located<Int>?
@@ -41,6 +41,17 @@ public struct SetSelector: Equatable, Sendable {
         }
         func refuse(_ value: Located<Int>?, _ name: String, _ why: String) throws {
             if let value { throw context.error("\(name)= does not apply: \(why)", at: value.range) }
+        }
+        if let normalized = plan.normalizedShape {
+            try refuse(group, "g", "with shape= there are no groups: n= picks the row")
+            try refuse(channel, "c", "with shape= the whole of the last dims is one set: n= picks the row")
+            try refuse(position, "p", "with shape= there are no positions: n= picks the row")
+            let n = try pick(sample, "n", below: plan.batch, "the row (the leading dims flattened)")
+            let leading = Array(plan.inputShape.dims.dropLast(normalized.count))
+            var index: [Int] = [], rest = n
+            for size in leading.reversed() { index.insert(rest % size, at: 0); rest /= size }
+            let at = leading.isEmpty ? "the whole input" : "leading index (\(index.map(String.init).joined(separator: ", ")))"
+            return (n, "row n = \(n), \(at), over the last dims \(Shape.format(normalized))", plan.memberOffsets(ofStat: n))
         }
         let perPosition = record.spec.reduce == .channels && plan.spatial > 1
         if !perPosition { try refuse(position, "p", "this layer's statistics cover all positions") }

@@ -106,14 +106,30 @@ struct Show: Command, Equatable {
         let plan = record.plan
         let (_, label, members) = try selector.select(in: record, context: context)
         let marked = Set(members)
-        let samples = min(plan.batch, 4), channels = min(plan.channels, 16), positions = min(plan.spatial, 24)
-        let grid = (0..<samples).map { n in
-            (0..<channels).map { c in (0..<positions).map { s in marked.contains((n * plan.channels + c) * plan.spatial + s) } }
+        // Windows that hold the set's first element, so the chosen set is always in the picture.
+        let first = members.min() ?? 0
+        let focus = (n: first / (plan.channels * plan.spatial), c: (first / plan.spatial) % plan.channels, s: first % plan.spatial)
+        func window(_ total: Int, _ limit: Int, around index: Int) -> [Int] {
+            guard total > limit else { return Array(0..<total) }
+            let start = min(max(0, index - limit / 4), total - limit)
+            return Array(start..<(start + limit))
         }
+        let samples = window(plan.batch, 4, around: focus.n)
+        let channels = window(plan.channels, 16, around: focus.c)
+        let positions = window(plan.spatial, 24, around: focus.s)
+        let grid = samples.map { n in
+            channels.map { c in positions.map { s in marked.contains((n * plan.channels + c) * plan.spatial + s) } }
+        }
+        let shapeForm = plan.normalizedShape != nil
+        let headline = shapeForm
+            ? "rows × normalised = \(plan.batch) × \(plan.channels) (rows: the leading dims flattened; normalised: the last dims \(LayerDescription.shapeText(record.spec)) flattened)"
+            : "N × C × positions = \(plan.batch) × \(plan.channels) × \(plan.spatial)"
         let picture = AxesPicture(
-            title: LayerDescription.title(record.spec, mode: record.mode),
+            title: LayerDescription.title(record.spec, mode: record.mode), headline: headline,
             batch: plan.batch, channels: plan.channels, positions: plan.spatial,
             spatialNote: plan.spatialDims.count > 1 ? " (\(plan.spatialDims.map(String.init).joined(separator: "×")) flattened)" : "",
+            samples: samples, channelIndices: channels, positionIndices: positions,
+            sampleWord: shapeForm ? "row" : "sample", channelWord: shapeForm ? "d" : "c",
             marked: grid, memberCount: members.count, label: label,
             setWords: LayerDescription.sharedStatistics(record.spec),
             reducedOver: LayerDescription.conventions(record.spec)[0].1)

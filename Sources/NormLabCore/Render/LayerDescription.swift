@@ -27,7 +27,7 @@ enum LayerDescription {
             reference?.momentum = spec.momentum
             let changed = reference.map { r in
                 [("affine", r.affine != spec.affine), ("paramgrad", r.paramGrad != spec.paramGrad),
-                 ("eps", r.eps != spec.eps || r.epsIsMachineEpsilon != spec.epsIsMachineEpsilon)].filter(\.1).map(\.0)
+                 ("eps", !sameEps(r, spec))].filter(\.1).map(\.0)
             } ?? []
             if !changed.isEmpty { title += ", changed: " + changed.joined(separator: ", ") }
             return title
@@ -52,6 +52,12 @@ enum LayerDescription {
         title += ", preset=\(spec.preset) (\(origin))"
         if !changed.isEmpty { title += ", changed: " + changed.joined(separator: ", ") }
         return title
+    }
+
+    /// A pass's spec has eps resolved (`LayerSpec.resolved`): the machine epsilon of either type is the default.
+    private static func sameEps(_ reference: LayerSpec, _ spec: LayerSpec) -> Bool {
+        guard reference.epsIsMachineEpsilon else { return !spec.epsIsMachineEpsilon && reference.eps == spec.eps }
+        return spec.epsIsMachineEpsilon || spec.eps == Double(Float.ulpOfOne) || spec.eps == Double.ulpOfOne
     }
 
     static func conventions(_ spec: LayerSpec) -> [(String, String)] {

@@ -99,10 +99,17 @@ public struct HistogramPicture: Sendable {
 /// The (N, C, positions) block with one statistics set marked, after Figure 2 of the Group Normalization paper.
 public struct AxesPicture: Sendable {
     public let title: String
+    /// "N × C × positions = 2 × 4 × 9", or with shape= "rows × normalised = 6 × 4".
+    public let headline: String
     public let batch: Int, channels: Int, positions: Int
     /// "(3×3 flattened)" when there are several spatial dimensions.
     public let spatialNote: String
-    /// marked[n][c][p] for the shown part: at most 4 samples, 16 channels, 24 positions.
+    /// Which samples, channels and positions are shown: at most 4, 16 and 24 of them, a window that always holds
+    /// the chosen set.
+    public let samples: [Int], channelIndices: [Int], positionIndices: [Int]
+    /// "sample" and "c", or with shape= "row" and "d".
+    public let sampleWord: String, channelWord: String
+    /// marked[n][c][p] for the shown part (indices into `samples`, `channelIndices`, `positionIndices`).
     public let marked: [[[Bool]]]
     public let memberCount: Int
     public let label: String

@@ -147,30 +147,35 @@ public struct TerminalRenderer: Sendable {
     }
 
     func axesText(_ picture: AxesPicture) -> String {
-        var lines = [picture.title, "N × C × positions = \(picture.batch) × \(picture.channels) × \(picture.positions)" + picture.spatialNote]
-        let samples = picture.marked.count
-        let channels = picture.marked.first?.count ?? 0
-        let positions = picture.marked.first?.first?.count ?? 0
-        let width = max(positions, 8)
-        var header = "        "
-        for n in 0..<samples {
-            let title = "sample \(n)"
+        var lines = [picture.title, picture.headline + picture.spatialNote]
+        let positions = picture.positionIndices.count
+        let cutBefore = (picture.positionIndices.first ?? 0) > 0
+        let cutAfter = (picture.positionIndices.last ?? 0) < picture.positions - 1
+        let cellsWidth = positions + (cutBefore ? 1 : 0) + (cutAfter ? 1 : 0)
+        let width = max(cellsWidth, 8)
+        let labelWidth = max(8, (picture.channelIndices.map { "  \(picture.channelWord) \($0)".count }.max() ?? 0) + 2)
+        var header = String(repeating: " ", count: labelWidth)
+        if (picture.samples.first ?? 0) > 0 { header += "… " }
+        for n in picture.samples {
+            let title = "\(picture.sampleWord) \(n)"
             header += title + String(repeating: " ", count: max(1, width + 3 - title.count))
         }
-        if picture.batch > samples { header += "…" }
+        if (picture.samples.last ?? 0) < picture.batch - 1 { header += "…" }
         lines.append(header.trimmingTrailingSpaces())
-        let cut = picture.positions > positions
-        for c in 0..<channels {
-            var row = "  c \(c)" + String(repeating: " ", count: max(1, 6 - "  c \(c)".count + 2))
-            for n in 0..<samples {
-                var cells = ""
-                for s in 0..<positions { cells += picture.marked[n][c][s] ? style.group("■", 0) : "." }
-                if cut { cells += "…" }
-                row += cells + String(repeating: " ", count: max(1, width + 3 - positions - (cut ? 1 : 0)))
+        if (picture.channelIndices.first ?? 0) > 0 { lines.append("  …") }
+        for (ci, c) in picture.channelIndices.enumerated() {
+            let label = "  \(picture.channelWord) \(c)"
+            var row = label + String(repeating: " ", count: labelWidth - label.count)
+            if (picture.samples.first ?? 0) > 0 { row += "  " }
+            for ni in picture.samples.indices {
+                var cells = cutBefore ? "…" : ""
+                for si in 0..<positions { cells += picture.marked[ni][ci][si] ? style.group("■", 0) : "." }
+                if cutAfter { cells += "…" }
+                row += cells + String(repeating: " ", count: max(1, width + 3 - cellsWidth))
             }
             lines.append(row.trimmingTrailingSpaces())
         }
-        if picture.channels > channels { lines.append("  …") }
+        if (picture.channelIndices.last ?? 0) < picture.channels - 1 { lines.append("  …") }
         lines.append("■ = the \(picture.memberCount) elements that share one \(picture.setWords): \(picture.label).")
         lines.append("Every other set has the same shape: " + picture.reducedOver + ".")
         return lines.map { plain($0) + "\n" }.joined()
