@@ -16,6 +16,23 @@ import Testing
         for name in ["dy", "dx", "dgamma", "dbeta"] { #expect(i.session[name] != nil, "\(name)") }
     }
 
+    /// x̂ and x − μ are made when first read, with the values of the forward that named them, even after x changes.
+    @Test func intermediatesAreMadeWhenFirstRead() throws {
+        let (i, sink) = makeInterpreter()
+        run(i, sink, "set dtype float32", "tensor x = randn 2 4 3 3 seed 0", "layer groupnorm 2", "forward")
+        let xhat = try #require(i.session.deferred("xhat")), xc = try #require(i.session.deferred("xc"))
+        #expect(!xhat.isMade && !xc.isMade)
+        let (listing, _) = run(i, sink, "tensors")
+        #expect(listing.contains("xhat  (2, 4, 3, 3)  float32") && !xhat.isMade, "\(listing)")
+        let eager = try NormLayer<Float>(spec: LayerSpec(kind: .groupnorm, groups: 2))
+        var layer = eager
+        let pass = try layer.forward(i.session["x"]!.tensor(as: Float.self))
+        run(i, sink, "tensor x = zeros 2 4 3 3")  // a new x must not change what the old forward's x̂ holds
+        #expect(i.session["xhat"]!.tensor(as: Float.self).scalars.map(\.bitPattern) == pass.normalized.scalars.map(\.bitPattern))
+        #expect(i.session["xc"]!.tensor(as: Float.self).scalars.map(\.bitPattern) == pass.centered.scalars.map(\.bitPattern))
+        #expect(xhat.isMade && xc.isMade)
+    }
+
     /// A failed command leaves the session exactly as it was.
     @Test func failedCommandsChangeNothing() throws {
         let (i, sink) = makeInterpreter()

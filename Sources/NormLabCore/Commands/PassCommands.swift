@@ -41,7 +41,7 @@ struct Forward: Command, Equatable {
         let threads = context.settings.threads
         // y, x̂, x − μ and the pass's own copies: about five tensors of the input's size.
         try context.reserve(elements: x.count, bytesEach: x.dtype.byteSize, copies: 5, for: "forward on \(inputName) \(x.shape)")
-        let made: [(String, AnyTensor)]
+        let made: [(String, Session.Entry)]
         let summary: Summary
         switch layer {
         case .float32(var l):
@@ -53,10 +53,15 @@ struct Forward: Command, Equatable {
             (made, summary) = Self.collect(result, layer: l)
             context.session.layer = .float64(l)
         }
-        for (tensorName, tensor) in made { context.session[tensorName] = tensor }
+        for (tensorName, entry) in made {
+            switch entry {
+            case .made(let tensor): context.session[tensorName] = tensor
+            case .deferred(let tensor): context.session.setDeferred(tensor, as: tensorName)
+            }
+        }
         report.line("\(layer.spec.kind.displayName) forward on \(inputName) \(x.shape) \(x.dtype)" + (summary.mode == .eval ? ", eval mode" : ""))
         report.line("  " + summary.statistics)
-        report.line("  " + context.wording.summaryLine("y", made[0].1))
+        report.line("  " + context.wording.summaryLine("y", made[0].1.value))
         report.line("  made: " + made.map(\.0).joined(separator: " "))
         for warning in summary.warnings { report.add(.warning(warning, origin: context.origin)) }
         return report
@@ -69,16 +74,18 @@ struct Forward: Command, Equatable {
     }
 
     /// The session tensors a forward pass makes, named for what they hold, and the words for its statistics.
-    static func collect<S: NormScalar>(_ r: ForwardResult<S>, layer: NormLayer<S>) -> ([(String, AnyTensor)], Summary) {
-        var made: [(String, AnyTensor)] = [("y", AnyTensor(r.output))]
-        if let mean = r.mean { made.append(("mean", AnyTensor(mean))) }
-        made.append((LayerDescription.spreadName(r.spec), AnyTensor(r.variance)))
-        made.append(("rstd", AnyTensor(r.rstd)))
-        made.append(("xhat", AnyTensor(r.normalized)))
-        if r.mean != nil { made.append(("xc", AnyTensor(r.centered))) }
+    /// x̂ and x − μ are deferred: made when first read (`DeferredTensor`).
+    static func collect<S: NormScalar>(_ r: ForwardResult<S>, layer: NormLayer<S>) -> ([(String, Session.Entry)], Summary) {
+        var made: [(String, Session.Entry)] = [("y", .made(AnyTensor(r.output)))]
+        if let mean = r.mean { made.append(("mean", .made(AnyTensor(mean)))) }
+        made.append((LayerDescription.spreadName(r.spec), .made(AnyTensor(r.variance))))
+        made.append(("rstd", .made(AnyTensor(r.rstd))))
+        let shape = r.input.shape
+        made.append(("xhat", .deferred(DeferredTensor(shape: shape, dtype: S.dtype) { AnyTensor(r.normalized) })))
+        if r.mean != nil { made.append(("xc", .deferred(DeferredTensor(shape: shape, dtype: S.dtype) { AnyTensor(r.centered) }))) }
         if let rm = layer.runningMean, let rv = layer.runningVariance {
-            made.append(("running_mean", AnyTensor(rm)))
-            made.append(("running_var", AnyTensor(rv)))
+            made.append(("running_mean", .made(AnyTensor(rm))))
+            made.append(("running_var", .made(AnyTensor(rv))))
         }
         let names = LayerDescription.statisticsNames(r.spec)
         let source = r.mode == .eval ? "running statistics" : "statistics"

@@ -80,21 +80,93 @@ struct Wording {
         return line
     }
 
-    /// "y: (2, 4, 3, 3)  mean …  std …  min …  max …"
+    /// "y: (2, 4, 3, 3)  mean …  std …  min …  max …", over the finite values; in two passes over the tensor's
+    /// own scalars (no copy: a 6.4M-element y is summarised after every forward).
     func summaryLine(_ name: String, _ tensor: AnyTensor) -> String {
-        let values = tensor.doubles
-        let finite = values.filter(\.isFinite)
-        var line = "\(name): \(tensor.shape)"
-        if !finite.isEmpty {
-            let mean = finite.reduce(0, +) / Double(finite.count)
-            let variance = finite.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(finite.count)
-            let scale = (finite.map(abs).max() ?? 0) * NoiseFloor.relative(tensor.dtype)
-            let f = { (x: Double) in formatNumber(x, precision: precision, scale: scale) }
-            line += "  mean \(f(mean))  std \(f(variance.squareRoot()))  min \(f(finite.min()!))  max \(f(finite.max()!))"
+        switch tensor {
+        case .float32(let t): summaryLine(name, t)
+        case .float64(let t): summaryLine(name, t)
         }
-        let flags = NonFinite.count(tensor)
-        if !flags.isEmpty { line += "  (" + flags + (finite.isEmpty ? "" : "; mean, std, min, max of the finite values") + ")" }
+    }
+
+    private func summaryLine<S: NormScalar>(_ name: String, _ tensor: Tensor<S>) -> String {
+        var count = 0, sum = 0.0, low = Double.infinity, high = -Double.infinity, nans = 0, infinities = 0
+        var squares = 0.0
+        tensor.scalars.withUnsafeBufferPointer { values in
+            // Usually every value is finite: one pass, and the finiteness of its totals shows whether a careful
+            // pass is needed.
+            let fast = Self.moments(values)
+            if fast.sum.isFinite && fast.squares.isFinite && fast.low.isFinite && fast.high.isFinite {
+                (count, sum, squares, low, high) = (values.count, fast.sum, fast.squares, fast.low, fast.high)
+                return
+            }
+            for v in values {
+                guard v.isFinite else { if v.isNaN { nans += 1 } else { infinities += 1 }; continue }
+                let d = v.asDouble
+                count += 1
+                sum += d
+                low = min(low, d)
+                high = max(high, d)
+            }
+            guard count > 0 else { return }
+            let mean = sum / Double(count)
+            for v in values where v.isFinite {
+                let d = v.asDouble - mean
+                squares += d * d
+            }
+        }
+        var line = "\(name): \(tensor.shape)"
+        if count > 0 {
+            let mean = sum / Double(count)
+            let variance = squares / Double(count)
+            let scale = max(abs(low), abs(high)) * NoiseFloor.relative(S.dtype)
+            let f = { (x: Double) in formatNumber(x, precision: precision, scale: scale) }
+            line += "  mean \(f(mean))  std \(f(variance.squareRoot()))  min \(f(low))  max \(f(high))"
+        }
+        var flags: [String] = []
+        if nans > 0 { flags.append("\(nans) NaN") }
+        if infinities > 0 { flags.append("\(infinities) Inf") }
+        if !flags.isEmpty {
+            line += "  (" + flags.joined(separator: ", ") + (count == 0 ? "" : "; mean, std, min, max of the finite values") + ")"
+        }
         return line
+    }
+}
+
+extension Wording {
+    /// Σx, Σ(x − μ)², min and max in one pass of four interleaved lanes: sums of x − x₀ and (x − x₀)² with x₀
+    /// the first value (no cancellation unless μ lies far from x₀ against the spread, which a summary line's
+    /// four digits would not show), SIMD min and max (a compare-and-branch per element mispredicts on random data).
+    static func moments<S: NormScalar>(_ values: UnsafeBufferPointer<S>) -> (sum: Double, squares: Double, low: Double, high: Double) {
+        guard let first = values.first else { return (0, 0, .infinity, -.infinity) }
+        let shift = first.asDouble
+        var sums = SIMD4<Double>(repeating: 0), squares = SIMD4<Double>(repeating: 0)
+        var lows = SIMD4<Double>(repeating: .infinity), highs = SIMD4<Double>(repeating: -.infinity)
+        let whole = values.count & ~3
+        var i = 0
+        while i < whole {
+            let v = SIMD4(values[i].asDouble, values[i + 1].asDouble, values[i + 2].asDouble, values[i + 3].asDouble)
+            let d = v - shift
+            sums += d
+            squares += d * d
+            lows.replace(with: v, where: v .< lows)
+            highs.replace(with: v, where: v .> highs)
+            i += 4
+        }
+        var tailSum = 0.0, tailSquares = 0.0, low = lows.min(), high = highs.max()
+        while i < values.count {
+            let v = values[i].asDouble, d = v - shift
+            tailSum += d
+            tailSquares += d * d
+            low = Swift.min(low, v)
+            high = Swift.max(high, v)
+            i += 1
+        }
+        let n = Double(values.count)
+        let shifted = sums.sum() + tailSum, shiftedSquares = squares.sum() + tailSquares
+        // A NaN reaches the sums (min and max may drop it): the caller checks them.
+        let raw = shiftedSquares - shifted * shifted / n
+        return (shift * n + shifted, raw.isNaN ? .nan : max(0, raw), low, high)
     }
 }
 

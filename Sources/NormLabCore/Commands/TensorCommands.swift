@@ -163,8 +163,8 @@ struct ListTensors: Command, Equatable {
         }
         var table = TextTable(headers: ["name", "shape", "dtype", "elements"], numericColumns: [3])
         for name in session.order {
-            guard let t = session[name] else { continue }
-            table.rows.append([name, t.shape.description, t.dtype.rawValue, String(t.count)])
+            guard let t = session.shapeAndType(of: name) else { continue }
+            table.rows.append([name, t.shape.description, t.dtype.rawValue, String(t.shape.count)])
         }
         return Report([.table(table)])
     }

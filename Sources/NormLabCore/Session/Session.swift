@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -183,26 +184,97 @@ public enum AnyLayer: Sendable {
     }
 }
 
+/// A session tensor made when it is first read. forward's x̂ and x − μ each cost a pass over the input and a
+/// tensor of its size, and most forwards never read them; what they will hold is fixed when forward runs (the
+/// closure keeps that pass's result), so reading later gives the same values. Shared between copies of a session
+/// (the interpreter's rollback copy): it is made once.
+public final class DeferredTensor: Sendable {
+    public let shape: Shape
+    public let dtype: DType
+    private let make: @Sendable () -> AnyTensor
+    private let made = Mutex<AnyTensor?>(nil)
+
+    public init(shape: Shape, dtype: DType, make: @escaping @Sendable () -> AnyTensor) {
+        self.shape = shape
+        self.dtype = dtype
+        self.make = make
+    }
+
+    /// The tensor, made on the first call.
+    public var value: AnyTensor {
+        made.withLock { cached in
+            if let cached { return cached }
+            let value = make()
+            cached = value
+            return value
+        }
+    }
+
+    /// Whether it has been made (for tests: forward alone must not make it).
+    public var isMade: Bool { made.withLock { $0 != nil } }
+}
+
 /// Everything a user has made: named tensors (in the order they were first made), the layer and the settings.
 /// A value type, so the interpreter can keep a copy and put it back when a command fails halfway.
 public struct Session: Sendable {
-    public private(set) var tensors: [String: AnyTensor] = [:]
+    private var entries: [String: Entry] = [:]
     public private(set) var order: [String] = []
     public var layer: AnyLayer?
     public var settings = Settings()
     public var history: [String] = []
 
+    enum Entry: Sendable {
+        case made(AnyTensor)
+        case deferred(DeferredTensor)
+    }
+
     public init() {}
 
+    /// Every tensor, made if it was deferred.
+    public var tensors: [String: AnyTensor] { entries.mapValues { entry in entry.value } }
+
     public subscript(name: String) -> AnyTensor? {
-        get { tensors[name] }
+        get { entries[name]?.value }
         set {
             if let newValue {
-                if tensors[name] == nil { order.append(name) }
-                tensors[name] = newValue
-            } else if tensors.removeValue(forKey: name) != nil {
+                store(.made(newValue), as: name)
+            } else if entries.removeValue(forKey: name) != nil {
                 order.removeAll { $0 == name }
             }
+        }
+    }
+
+    /// Name a tensor that is made when first read.
+    public mutating func setDeferred(_ tensor: DeferredTensor, as name: String) {
+        store(.deferred(tensor), as: name)
+    }
+
+    /// Shape and dtype without making a deferred tensor (`tensors` lists them).
+    public func shapeAndType(of name: String) -> (shape: Shape, dtype: DType)? {
+        switch entries[name] {
+        case .made(let t): (t.shape, t.dtype)
+        case .deferred(let d): (d.shape, d.dtype)
+        case nil: nil
+        }
+    }
+
+    /// The deferred tensor under `name`, if that is what it is.
+    public func deferred(_ name: String) -> DeferredTensor? {
+        if case .deferred(let d) = entries[name] { return d }
+        return nil
+    }
+
+    private mutating func store(_ entry: Entry, as name: String) {
+        if entries[name] == nil { order.append(name) }
+        entries[name] = entry
+    }
+}
+
+extension Session.Entry {
+    var value: AnyTensor {
+        switch self {
+        case .made(let t): t
+        case .deferred(let d): d.value
         }
     }
 }
