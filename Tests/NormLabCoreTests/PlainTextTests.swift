@@ -88,6 +88,12 @@ import Testing
             #expect(abs(got.squares - squares) <= 1e-9 * max(squares, 1e-300) + 1e-300, "\(values.prefix(3)): \(got.squares) vs \(squares)")
             #expect(got.low == values.min() && got.high == values.max())
         }
+        // Chunked on threads: the same numbers for any thread count, and close to the single pass.
+        let big = (0..<(1 << 20) + 5).map { Float($0 % 1000) * 1e-3 + 5 }
+        let one = big.withUnsafeBufferPointer { Wording.moments($0) }
+        let byThreads = [1, 2, 3].map { t in big.withUnsafeBufferPointer { Wording.moments($0, threads: t) } }
+        #expect(byThreads.allSatisfy { $0.sum.bitPattern == byThreads[0].sum.bitPattern && $0.squares.bitPattern == byThreads[0].squares.bitPattern })
+        #expect(abs(byThreads[0].squares - one.squares) <= 1e-9 * one.squares && byThreads[0].low == 5 && byThreads[0].high == Double(Float(0.999) + 5))
         let withNaN: [Float] = [1, 2, .nan, 4, 5]
         #expect(withNaN.withUnsafeBufferPointer { Wording.moments($0) }.sum.isNaN)
     }
