@@ -10,7 +10,7 @@ import Testing
         (.groupnorm, 1, [1, 1, 1]), (.groupnorm, 8, [2, 16, 17]), (.groupnorm, 32, [2, 64, 9, 9]),
         (.layernorm, nil, [4, 7, 3]), (.instancenorm, nil, [2, 5, 1]), (.rmsnorm, 2, [2, 4, 11]),
         (.groupnorm, 4, [1, 8, 33, 7]), (.batchnorm, nil, [4, 3, 5]), (.batchnorm, nil, [2, 6, 17, 3]),
-        (.batchnorm, nil, [5, 2]),
+        (.batchnorm, nil, [5, 2]), (.batchnorm, nil, [3, 40, 33]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {
@@ -18,8 +18,7 @@ import Testing
             var spec = try LayerSpec(kind: kind, groups: groups)
             spec.affine = affine
             spec.reduce = reduce
-            if kind == .batchnorm && reduce == .channels { continue }  // per element over the batch: general path
-            if kind == .batchnorm && affine == .element { continue }  // not on the fast path
+            if kind == .batchnorm && reduce == .group && affine == .element { continue }  // not on the fast path
             let shape = try Shape(dims)
             let x: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(i)).map { 3 + 2 * $0 }.converted()
             let dy: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(100 + i)).converted()
@@ -54,6 +53,37 @@ import Testing
                     first = (fast, grads)
                 }
             }
+        }
+    }
+
+    /// BatchNorm in eval mode: the fused map from the running statistics against the general path, per channel and
+    /// per element, and the same bits for any thread count.
+    @Test(arguments: [Reduce.group, .channels])
+    func batchNormEvalMatchesTheGeneralPath(_ reduce: Reduce) throws {
+        for affine in Affine.allCases {
+            var spec = try LayerSpec(kind: .batchnorm)
+            spec.reduce = reduce
+            spec.affine = affine
+            let shape = try Shape([3, 40, 33])
+            let x = Tensor<Double>.randn(shape, seed: 5).map { 1 + 3 * $0 }
+            let plan = try NormPlan(spec: spec, inputShape: shape)
+            let gamma = plan.affineShape.map { Tensor<Double>.randn($0, seed: 7) }
+            let beta = plan.affineShape.map { Tensor<Double>.randn($0, seed: 8) }
+            let running = (Tensor<Double>.randn(plan.statsShape, seed: 9), Tensor<Double>.rand(plan.statsShape, seed: 10).map { 0.1 + $0 })
+            let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .eval,
+                                                              running: running, threads: 1, allowFastPath: false)
+            var outputs: [Tensor<Double>] = []
+            for threads in [1, 2, 3] {
+                let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .eval,
+                                                     running: running, threads: threads)
+                #expect(fast.mode == .eval)
+                let worst = zip(fast.output.scalars, reference.output.scalars).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst <= 1e-12 * 10, "\(reduce) \(affine): \(worst)")
+                let xhatWorst = zip(fast.normalized.scalars, reference.normalized.scalars).map { abs($0 - $1) }.max() ?? 0
+                #expect(xhatWorst <= 1e-12 * 10, "\(reduce) \(affine) x̂: \(xhatWorst)")
+                outputs.append(fast.output)
+            }
+            #expect(outputs.allSatisfy { $0 == outputs[0] }, "\(reduce) \(affine): eval output differs between thread counts")
         }
     }
 

@@ -79,13 +79,14 @@ public enum LayerKind: String, Sendable, CaseIterable, CustomStringConvertible {
         case (.batchnorm, .group): affine == .element ? nil : .rows
         // One accumulator per position over the K channel rows of a (sample, group) block.
         case (.groupnorm, .channels), (.layernorm, .channels), (.instancenorm, .channels), (.rmsnorm, .channels): .positions
-        // Per element over the batch: the general path.
-        case (.batchnorm, .channels): nil
+        // Per element over the batch: one accumulator per element along a sample, the samples strided.
+        case (.batchnorm, .channels): .strided
         }
     }
 }
 
-/// The fast kernels: `FastKernels` (sets made of whole rows) and `PositionKernels` (statistics per position).
+/// The fast kernels: `FastKernels` (sets made of whole rows), `PositionKernels` (statistics per position within a
+/// sample) and `StridedKernels` (statistics per element across the batch).
 enum FastKernel: Sendable {
-    case rows, positions
+    case rows, positions, strided
 }

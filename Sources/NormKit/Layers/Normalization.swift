@@ -51,7 +51,11 @@ public enum Normalization {
         }
 
         var result: ForwardResult<Scalar>
-        if allowFastPath && !usesRunning && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec)) {
+        if allowFastPath && usesRunning {
+            result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
+                                     threads: threads)
+        } else if allowFastPath && !usesRunning
+                    && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
             result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
         } else {
             result = try generalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
@@ -60,6 +64,32 @@ public enum Normalization {
         let badParameters = (gamma.map(countNonFinite) ?? 0) + (beta.map(countNonFinite) ?? 0)
         if badParameters > 0 { result.warnings.append(.nonFiniteParameters(count: badParameters)) }
         return result
+    }
+
+    /// Whether any element is NaN or infinite: x − x is 0 for every finite x and NaN otherwise, summed in eight
+    /// independent lanes (vectorised; the count below branches per element).
+    static func hasNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>) -> Bool {
+        func check<T: BinaryFloatingPoint & SIMDScalar>(_ x: UnsafeBufferPointer<T>) -> Bool {
+            var lanes = SIMD8<T>(repeating: 0)
+            let whole = x.count & ~7
+            var i = 0
+            while i < whole {
+                let v = UnsafeRawPointer(x.baseAddress! + i).loadUnaligned(as: SIMD8<T>.self)
+                lanes += v - v
+                i += 8
+            }
+            var tail: T = 0
+            while i < x.count { tail += x[i] - x[i]; i += 1 }
+            return !(lanes.sum() + tail).isFinite
+        }
+        // Scalar is Float or Double, and the array's memory is bound to that type.
+        return input.scalars.withUnsafeBufferPointer { x in
+            let base = UnsafeRawPointer(x.baseAddress)
+            if Scalar.self == Float.self {
+                return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Float.self), count: x.count))
+            }
+            return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Double.self), count: x.count))
+        }
     }
 
     static func countNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>) -> Int {
@@ -88,7 +118,7 @@ public enum Normalization {
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int
     ) throws(NormError) -> ForwardResult<Scalar> {
         let m = plan.setSize
-        let positionPath = PositionKernels.applies(spec)
+        let positionPath = PositionKernels.applies(spec), stridedPath = StridedKernels.applies(spec)
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let betaValues = beta?.scalars.map(\.asDouble)
         var stats: FastKernels.Statistics? = nil
@@ -96,10 +126,13 @@ public enum Normalization {
         // The kernels write every element: no need to zero the buffers first.
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
-                if positionPath {
+                if positionPath || stridedPath {
                     normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
-                        stats = PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues,
-                                                        beta: betaValues, xhat: h, y: y, threads: threads)
+                        stats = stridedPath
+                            ? StridedKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                                                     xhat: h, y: y, threads: threads)
+                            : PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues,
+                                                      beta: betaValues, xhat: h, y: y, threads: threads)
                         hCount = input.count
                     }
                 } else {
@@ -124,6 +157,51 @@ public enum Normalization {
             rstd: tensor(stats.rstds),
             unbiasedVariance: spec.kind.hasRunningStatistics ? tensor(stats.sumSquares.map { $0 / Double(m - 1) }) : nil,
             warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
+            storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
+    }
+
+    /// BatchNorm in eval mode: the running statistics, one affine map per set (`StridedKernels.evalForward`).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func evalForward<Scalar: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?,
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int
+    ) throws(NormError) -> ForwardResult<Scalar> {
+        guard let running else { throw NormError.state("BatchNorm in eval mode needs running statistics") }
+        guard running.mean.shape == plan.statsShape, running.variance.shape == plan.statsShape else {
+            throw NormError.mismatch("running statistics have shape \(running.mean.shape) but this input needs \(plan.statsShape)")
+        }
+        let means = running.mean.scalars.map(\.asDouble), variances = running.variance.scalars.map(\.asDouble)
+        let rstds = variances.map { 1 / ($0 + spec.eps).squareRoot() }
+        let gammaValues = gamma?.scalars.map(\.asDouble), betaValues = beta?.scalars.map(\.asDouble)
+        // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
+        let rows = spec.reduce == .group && spec.affine != .element
+        var normalized: [Scalar]? = nil
+        let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
+            input.scalars.withUnsafeBufferPointer { x in
+                if rows {
+                    StridedKernels.evalRows(plan: plan, x: x, means: means, rstds: rstds, gamma: gammaValues,
+                                            beta: betaValues, y: y, threads: threads)
+                } else {
+                    normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
+                        StridedKernels.evalForward(spec: spec, plan: plan, x: x, means: means, rstds: rstds,
+                                                   gamma: gammaValues, beta: betaValues, xhat: h, y: y, threads: threads)
+                        hCount = input.count
+                    }
+                }
+            }
+            yCount = input.count
+        }
+        let warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: true, variances: variances,
+                                     nonFinite: { hasNonFinite(input) ? countNonFinite(input) : 0 })
+        func stats(_ values: [Double]) -> Tensor<Scalar> {
+            Tensor(uncheckedShape: plan.statsShape, scalars: values.map { Scalar(fromDouble: $0) })
+        }
+        return ForwardResult(
+            spec: spec, plan: plan, mode: .eval, input: input,
+            output: Tensor(uncheckedShape: input.shape, scalars: output),
+            mean: spec.centres ? stats(means) : nil, variance: stats(variances), rstd: stats(rstds),
+            unbiasedVariance: nil, warnings: warnings, exactMeans: means, exactRstds: rstds,
             storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
     }
 

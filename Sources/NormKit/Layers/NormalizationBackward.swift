@@ -33,7 +33,8 @@ extension Normalization {
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let dx: [Scalar]
         let dgamma: [Double], dbeta: [Double]
-        if allowFastPath && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec)) && forward.mode == .train {
+        if allowFastPath && forward.mode == .train
+            && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
             (dx, dgamma, dbeta) = fastBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else {
             (dx, dgamma, dbeta) = generalBackward(forward: forward, gammaValues: gammaValues, dy: dy)
@@ -54,13 +55,18 @@ extension Normalization {
         forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
         let plan = forward.plan, spec = forward.spec
-        let positionPath = PositionKernels.applies(spec)
+        let positionPath = PositionKernels.applies(spec), stridedPath = StridedKernels.applies(spec)
         let paramCount = plan.affineShape?.count ?? 0
         var dgamma = [Double](repeating: 0, count: paramCount)
         var dbeta = [Double](repeating: 0, count: paramCount)
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
-                if positionPath {
+                if stridedPath {
+                    forward.normalized.scalars.withUnsafeBufferPointer { h in
+                        StridedKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: forward.exactRstds,
+                                                gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                    }
+                } else if positionPath {
                     forward.normalized.scalars.withUnsafeBufferPointer { h in
                         PositionKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: forward.exactRstds,
                                                  gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)

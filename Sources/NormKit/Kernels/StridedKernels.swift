@@ -1,0 +1,258 @@
+/// The fast path for sets strided across the batch: BatchNorm per element (reduce=channels, PyDLLib's BatchNorm),
+/// where each of the E = C·S elements of a sample has its own statistics over the N samples. The loops run along
+/// the contiguous elements of a sample, four at a time in Float64 lanes, with one accumulator per element; work is
+/// split over ranges of elements, and each element is reduced over the samples in sample order, so the results
+/// are the same bits for every thread count.
+///
+/// Also BatchNorm in eval mode, per channel or per element: nothing is reduced, y is one affine map per
+/// statistics set, made from the running statistics.
+enum StridedKernels {
+    /// BatchNorm with per-element statistics, in training mode.
+    static func applies(_ spec: LayerSpec) -> Bool {
+        spec.kind.fastKernel(reduce: spec.reduce, affine: spec.affine) == .strided
+    }
+
+    /// Elements per unit of work: ranges are multiples of this, so every range but the last is whole lanes.
+    static let tile = 256
+
+    /// Run `body` over element ranges of 0..<elements on up to `threads` threads.
+    static func parallelElements(_ elements: Int, threads: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
+        let tiles = (elements + tile - 1) / tile
+        FastKernels.parallel(tiles, threads: threads) { range in
+            body((range.lowerBound * tile)..<min(range.upperBound * tile, elements))
+        }
+    }
+
+    /// γ and β per element of a sample (ones and zeros when absent; a channel's value repeated over its positions
+    /// for affine=channel), so the element loops index them like x.
+    static func elementParameters(_ values: [Double]?, fill: Double, spec: LayerSpec, plan: NormPlan) -> [Double] {
+        let elements = plan.channels * plan.spatial
+        guard let values else { return [Double](repeating: fill, count: elements) }
+        if spec.affine == .element { return values }
+        var out = [Double](repeating: 0, count: elements)
+        for c in 0..<plan.channels {
+            for s in 0..<plan.spatial { out[c * plan.spatial + s] = values[c] }
+        }
+        return out
+    }
+
+    /// Statistics, x̂ and y for BatchNorm per element in training mode: μ shifted by the first sample (a constant
+    /// set gets its value exactly), then Σ(x − μ)², then normalise.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func forward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
+        xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>, threads: Int
+    ) -> FastKernels.Statistics {
+        let elements = plan.channels * plan.spatial, batch = plan.batch
+        let m = Double(batch), divisor = Double(spec.variance == .unbiased ? batch - 1 : batch)
+        let eps = spec.eps
+        var stats = FastKernels.Statistics(count: elements)
+        let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
+        let b = elementParameters(beta, fill: 0, spec: spec, plan: plan)
+        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
+        g.withUnsafeBufferPointer { gBuffer in
+        b.withUnsafeBufferPointer { bBuffer in
+        stats.withPointers { out in
+            nonisolated(unsafe) let gp = gBuffer.baseAddress!, bp = bBuffer.baseAddress!
+            nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
+            parallelElements(elements, threads: threads) { range in
+                let lo = range.lowerBound, count = range.count
+                let mu = means + lo, q = sq + lo, x0 = xp + lo
+                mu.update(repeating: 0, count: count)
+                q.update(repeating: 0, count: count)
+                let mv = SIMD4<Double>(repeating: m)
+                for n in 1..<max(batch, 1) {
+                    let xr = xp + n * elements + lo
+                    PositionKernels.lanes(count) { e in
+                        PositionKernels.put4(PositionKernels.get4(mu + e) + (PositionKernels.wide4(xr + e) - PositionKernels.wide4(x0 + e)), mu + e)
+                    } one: { e in
+                        mu[e] += xr[e].asDouble - x0[e].asDouble
+                    }
+                }
+                PositionKernels.lanes(count) { e in
+                    PositionKernels.put4(PositionKernels.wide4(x0 + e) + PositionKernels.get4(mu + e) / mv, mu + e)
+                } one: { e in
+                    mu[e] = x0[e].asDouble + mu[e] / m
+                }
+                for n in 0..<batch {
+                    let xr = xp + n * elements + lo
+                    PositionKernels.lanes(count) { e in
+                        let d = PositionKernels.wide4(xr + e) - PositionKernels.get4(mu + e)
+                        PositionKernels.put4(PositionKernels.get4(q + e) + d * d, q + e)
+                    } one: { e in
+                        let d = xr[e].asDouble - mu[e]
+                        q[e] += d * d
+                    }
+                }
+                for e in 0..<count {
+                    let variance = q[e] / divisor
+                    vars[lo + e] = variance
+                    rstds[lo + e] = 1 / (variance + eps).squareRoot()
+                }
+                let r = rstds + lo, gl = gp + lo, bl = bp + lo
+                for n in 0..<batch {
+                    let offset = n * elements + lo
+                    let xr = xp + offset, hr = hp + offset, yr = yp + offset
+                    PositionKernels.lanes(count) { e in
+                        let h = (PositionKernels.wide4(xr + e) - PositionKernels.get4(mu + e)) * PositionKernels.get4(r + e)
+                        PositionKernels.narrow4(h, hr + e)
+                        PositionKernels.narrow4(h * PositionKernels.get4(gl + e) + PositionKernels.get4(bl + e), yr + e)
+                    } one: { e in
+                        let h = (xr[e].asDouble - mu[e]) * r[e]
+                        hr[e] = S(fromDouble: h)
+                        yr[e] = S(fromDouble: h * gl[e] + bl[e])
+                    }
+                }
+            }
+        }}}
+        return stats
+    }
+
+    /// dx, dγ and dβ for BatchNorm per element in training mode, from dy and the stored x̂. dγ, dβ: per element
+    /// summed over the samples in order; for affine=channel then over the channel's positions in order.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func backward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
+        gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let elements = plan.channels * plan.spatial, batch = plan.batch
+        let m = Double(batch), divisor = spec.variance == .unbiased ? m - 1 : m
+        let centre = spec.centres
+        let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
+        var perElementGamma = [Double](repeating: 0, count: elements)
+        var perElementBeta = [Double](repeating: 0, count: elements)
+        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
+        g.withUnsafeBufferPointer { gBuffer in
+        rstds.withUnsafeBufferPointer { rBuffer in
+        perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
+        perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
+            nonisolated(unsafe) let gammaOf = gBuffer.baseAddress!, rstdOf = rBuffer.baseAddress!
+            nonisolated(unsafe) let pg = pgBuffer.baseAddress!, pb = pbBuffer.baseAddress!
+            parallelElements(elements, threads: threads) { range in
+                let lo = range.lowerBound, count = range.count
+                // Σ dy and Σ dy·x̂ per element (dβ and dγ before γ), then the set sums are γ times them.
+                let sumDy = pb + lo, sumDyH = pg + lo
+                for n in 0..<batch {
+                    let offset = n * elements + lo
+                    let dyr = gp + offset, hr = hp + offset
+                    PositionKernels.lanes(count) { e in
+                        let d = PositionKernels.wide4(dyr + e)
+                        PositionKernels.put4(PositionKernels.get4(sumDy + e) + d, sumDy + e)
+                        PositionKernels.put4(PositionKernels.get4(sumDyH + e) + d * PositionKernels.wide4(hr + e), sumDyH + e)
+                    } one: { e in
+                        let d = dyr[e].asDouble
+                        sumDy[e] += d
+                        sumDyH[e] += d * hr[e].asDouble
+                    }
+                }
+                let gl = gammaOf + lo, r = rstdOf + lo
+                let mv = SIMD4<Double>(repeating: m), dv = SIMD4<Double>(repeating: divisor)
+                let centreMask = SIMD4<Double>(repeating: centre ? 1 : 0)
+                for n in 0..<batch {
+                    let offset = n * elements + lo
+                    let dyr = gp + offset, hr = hp + offset, dxr = dxp + offset
+                    PositionKernels.lanes(count) { e in
+                        let gv = PositionKernels.get4(gl + e)
+                        let meanTerm = gv * PositionKernels.get4(sumDy + e) / mv * centreMask
+                        let projection = gv * PositionKernels.get4(sumDyH + e) / dv
+                        let dh = PositionKernels.wide4(dyr + e) * gv
+                        let value = PositionKernels.get4(r + e) * (dh - meanTerm - PositionKernels.wide4(hr + e) * projection)
+                        PositionKernels.narrow4(value, dxr + e)
+                    } one: { e in
+                        let meanTerm = centre ? gl[e] * sumDy[e] / m : 0
+                        let projection = gl[e] * sumDyH[e] / divisor
+                        let dh = dyr[e].asDouble * gl[e]
+                        dxr[e] = S(fromDouble: r[e] * (dh - meanTerm - hr[e].asDouble * projection))
+                    }
+                }
+            }
+        }}}}
+        guard spec.affine != .none else { return }
+        if spec.affine == .element {
+            dgamma = perElementGamma
+            dbeta = perElementBeta
+        } else {
+            for c in 0..<plan.channels {
+                var totalG = 0.0, totalB = 0.0
+                for s in 0..<plan.spatial {
+                    totalG += perElementGamma[c * plan.spatial + s]
+                    totalB += perElementBeta[c * plan.spatial + s]
+                }
+                dgamma[c] = totalG
+                dbeta[c] = totalB
+            }
+        }
+    }
+
+    /// BatchNorm in eval mode per channel with channel-wise (or no) γ, β: one affine map per channel, applied row
+    /// by row on the float32 lanes; x̂ is not stored (`ForwardResult.normalized` makes it from the same map).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func evalRows<S: NormScalar>(
+        plan: NormPlan, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double], gamma: [Double]?,
+        beta: [Double]?, y: UnsafeMutableBufferPointer<S>, threads: Int
+    ) {
+        let channels = plan.channels, spatial = plan.spatial
+        let maps = (0..<channels).map { c in
+            AffineMap<S>(mean: means[c], rstd: rstds[c], gamma: gamma?[c] ?? 1, beta: beta?[c] ?? 0)
+        }
+        nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!
+        maps.withUnsafeBufferPointer { mapBuffer in
+            nonisolated(unsafe) let mp = mapBuffer.baseAddress!
+            FastKernels.parallel(plan.batch * channels, threads: threads) { range in
+                for row in range {
+                    let offset = row * spatial
+                    Lanes.apply(mp[row % channels], xp + offset, yp + offset, count: spatial)
+                }
+            }
+        }
+    }
+
+    /// BatchNorm in eval mode: y = γ·(x − μ)·rstd + β with the running μ and σ², one affine map per statistics
+    /// set (a channel's row, or one element), nothing reduced. x̂ is written too.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func evalForward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double],
+        gamma: [Double]?, beta: [Double]?, xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>,
+        threads: Int
+    ) {
+        let elements = plan.channels * plan.spatial, batch = plan.batch, spatial = plan.spatial
+        let perElement = spec.reduce == .channels
+        let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
+        let b = elementParameters(beta, fill: 0, spec: spec, plan: plan)
+        // Statistics spread to every element of a sample as well, so one loop serves both reductions.
+        var mu = means, r = rstds
+        if !perElement {
+            mu = (0..<elements).map { means[$0 / spatial] }
+            r = (0..<elements).map { rstds[$0 / spatial] }
+        }
+        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
+        g.withUnsafeBufferPointer { gBuffer in
+        b.withUnsafeBufferPointer { bBuffer in
+        mu.withUnsafeBufferPointer { muBuffer in
+        r.withUnsafeBufferPointer { rBuffer in
+            nonisolated(unsafe) let gp = gBuffer.baseAddress!, bp = bBuffer.baseAddress!
+            nonisolated(unsafe) let mp = muBuffer.baseAddress!, rp = rBuffer.baseAddress!
+            parallelElements(elements, threads: threads) { range in
+                let lo = range.lowerBound, count = range.count
+                for n in 0..<batch {
+                    let offset = n * elements + lo
+                    let xr = xp + offset, hr = hp + offset, yr = yp + offset
+                    let ml = mp + lo, rl = rp + lo, gl = gp + lo, bl = bp + lo
+                    PositionKernels.lanes(count) { e in
+                        let h = (PositionKernels.wide4(xr + e) - PositionKernels.get4(ml + e)) * PositionKernels.get4(rl + e)
+                        PositionKernels.narrow4(h, hr + e)
+                        PositionKernels.narrow4(h * PositionKernels.get4(gl + e) + PositionKernels.get4(bl + e), yr + e)
+                    } one: { e in
+                        let h = (xr[e].asDouble - ml[e]) * rl[e]
+                        hr[e] = S(fromDouble: h)
+                        yr[e] = S(fromDouble: h * gl[e] + bl[e])
+                    }
+                }
+            }
+        }}}}
+    }
+}
