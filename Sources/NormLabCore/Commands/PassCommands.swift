@@ -184,7 +184,8 @@ struct Backward: Command, Equatable {
         let count = context.session.layer?.backwardCount ?? 0
         var report = Report([.text(described), .text("  " + context.wording.summaryLine("dx", made[1].1))])
         if let dgamma = context.session["dgamma"], spec.affine != .none {
-            let reduction = spec.paramGrad == .sum ? "summed over the batch" : "averaged over the batch (paramgrad=mean)"
+            let over = spec.normalizedShape != nil ? "the leading dims" : "the batch"
+            let reduction = spec.paramGrad == .sum ? "summed over \(over)" : "averaged over \(over) (paramgrad=mean)"
             report.line("  \(spec.bias ? "dgamma, dbeta" : "dgamma"): \(dgamma.shape), \(reduction); accumulated over \(plural(count, "backward pass", "backward passes"))" + (count > 1 ? " (zero_grad resets)" : ""))
         }
         report.line("  made: " + made.map(\.0).joined(separator: " "))

@@ -65,7 +65,8 @@ struct Show: Command, Equatable {
             return report
         }
         let reduction = layer.spec.paramGrad == .sum ? "summed" : "averaged"
-        let accumulated = "\(reduction) over the batch, accumulated over \(plural(layer.backwardCount, "backward pass", "backward passes"))"
+        let over = layer.spec.normalizedShape != nil ? "the leading dims" : "the batch"
+        let accumulated = "\(reduction) over \(over), accumulated over \(plural(layer.backwardCount, "backward pass", "backward passes"))"
         report.add(.tensor(TensorView(headline: wording.headline("dgamma", dgamma) + ", " + accumulated, tensor: dgamma)))
         if let dbeta = layer.betaGrad {
             report.add(.tensor(TensorView(headline: wording.headline("dbeta", dbeta) + ", " + accumulated, tensor: dbeta)))

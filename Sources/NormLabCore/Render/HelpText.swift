@@ -111,6 +111,7 @@ enum Tour {
         ("10-debugging-a-backward-pass", "your x, γ, β, dy, y, dx, dγ, dβ from .npy, judged by diagnose"),
         ("11-gradients-accumulate", "dγ, dβ accumulate until zero_grad; run, reshape, del, BatchNorm's modes, history"),
         ("12-float32-rounding-is-not-a-bug", "a correct float32 pass on x ≈ 1000 is rounding; a one-pass variance is a bug"),
+        ("13-layernorm-and-rmsnorm-in-a-transformer", "nn.LayerNorm(D) and nn.RMSNorm(D) on (B, T, D) tokens, against the CNN forms"),
     ]
 
     static var text: String {
