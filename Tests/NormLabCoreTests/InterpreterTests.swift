@@ -33,6 +33,41 @@ import Testing
         #expect(xhat.isMade && xc.isMade)
     }
 
+    /// `layer norm over=…` builds the named layers: the same y, bit for bit, and the card says which it is.
+    @Test func customLayersAreTheNamedOnes() throws {
+        let pairs = [("layer norm over=c,s", "layer layernorm", "This is LayerNorm, preset=torch"),
+                     ("layer norm over=c,s groups=2", "layer groupnorm 2", "This is GroupNorm with G = 2, preset=torch"),
+                     ("layer norm over=s", "layer instancenorm", "This is InstanceNorm, preset=torch"),
+                     ("layer norm over=n,s", "layer batchnorm", "This is BatchNorm, preset=torch"),
+                     ("layer norm over=c groups=2 affine=c,s", "layer groupnorm 2 reduce=channels affine=element",
+                      "with reduce=channels affine=element"),
+                     ("layer norm over=n affine=none eps=1e-3", "layer batchnorm reduce=channels affine=none eps=1e-3",
+                      "with reduce=channels affine=none eps=0.001"),
+                     ("layer norm over=c,s groups=2 centre=no", "layer rmsnorm 2", "This is RMSNorm with G = 2, preset=torch")]
+        for (custom, named, words) in pairs {
+            let (i, sink) = makeInterpreter()
+            let (card, err) = run(i, sink, "tensor x = randn 3 4 5 seed 2", custom, "forward", "tensor y1 = y")
+            #expect(err.isEmpty && card.contains(words), "\(custom): \(card) \(err)")
+            run(i, sink, named, "forward")
+            #expect(i.session["y"] == i.session["y1"], "\(custom) against \(named)")
+        }
+        #expect(Completion.complete("layer no", tensorNames: []).candidates == ["norm"])
+        #expect(Completion.complete("layer norm ", tensorNames: []).candidates == CustomLayerRequest.keys.map { $0 + "=" })
+        #expect(Completion.complete("layer norm over=s a", tensorNames: []).candidates == ["affine="])
+        #expect(Completion.complete("layer norm over=n", tensorNames: []).candidates == ["n,s", "n"])
+        #expect(Completion.complete("layer layernorm s", tensorNames: []).candidates == ["shape="])
+        let (i, sink) = makeInterpreter()
+        for (bad, message) in [("layer norm over=n,c", "over=n,c has no kernel in NormLab yet"),
+                               ("layer norm", "layer norm needs over=AXES"),
+                               ("layer norm over=s groups=2", "groups= splits the channels"),
+                               ("layer norm over=c,c", "each at most once"),
+                               ("layer norm over=n,s centre=no", "no BatchNorm without centring"),
+                               ("layer norm over=s colour=red", "unknown option 'colour' for layer norm")] {
+            let (_, err) = run(i, sink, bad)
+            #expect(err.contains(message), "\(bad): \(err)")
+        }
+    }
+
     /// A failed command leaves the session exactly as it was.
     @Test func failedCommandsChangeNothing() throws {
         let (i, sink) = makeInterpreter()

@@ -113,6 +113,7 @@ import Testing
                layer layernorm|instancenorm|batchnorm [key=value…]
                layer rmsnorm [G] [key=value…]
                layer layernorm|rmsnorm shape=D[,D…] [key=value…]
+               layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E]
                layer
 
         """)
@@ -131,7 +132,7 @@ import Testing
         #expect(parseError("layer groupnorm 2 eps=1 eps=2")?.contains("eps is given twice") == true)
         #expect(parseError("layer layernorm 2")?.contains("layernorm takes no number of groups") == true)
         #expect(parseError("layer groupnorm 0")?.contains("the number of groups must be at least 1, got 0") == true)
-        #expect(parseError("layer foonorm")?.contains("expected a layer kind (groupnorm|layernorm|instancenorm|batchnorm|rmsnorm), got 'foonorm'") == true)
+        #expect(parseError("layer foonorm")?.contains("expected a layer kind (groupnorm|layernorm|instancenorm|batchnorm|rmsnorm|norm), got 'foonorm'") == true)
         #expect(parseError("stats x by row")?.contains("expected group, channel or sample (group|channel|sample), got 'row'") == true)
         #expect(parseError("set colour on")?.contains("expected a setting (dtype|precision|color|threshold|maxelems|unicode|threads), got 'colour'") == true)
         #expect(parseError("backward randn seed -1")?.contains("a seed (a whole number ≥ 0) must be at least 0, got -1") == true)

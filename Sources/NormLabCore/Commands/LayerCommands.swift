@@ -31,12 +31,18 @@ struct ChooseLayer: Command, Equatable {
     static let help = CommandHelp(
         name: "layer",
         usage: ["layer groupnorm G [key=value…]", "layer layernorm|instancenorm|batchnorm [key=value…]",
-                "layer rmsnorm [G] [key=value…]", "layer layernorm|rmsnorm shape=D[,D…] [key=value…]", "layer"],
+                "layer rmsnorm [G] [key=value…]", "layer layernorm|rmsnorm shape=D[,D…] [key=value…]",
+                "layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E]", "layer"],
         summary: "choose the normalisation layer, or show the current one",
         details: """
         shape=D[,D…] (layernorm, rmsnorm): PyTorch's normalized_shape — normalise over the last dims, whatever
         the leading ones, as nn.LayerNorm(768) on a (B, T, 768) activation; γ (and β) have that shape. RMSNorm
         with shape= is nn.RMSNorm: a weight only, and eps the dtype's machine epsilon unless eps= is given.
+        layer norm builds a layer from the axes that share one mean and variance — n the batch, c the channels
+        (with groups=G, one group's channels), s every position: over=c,s is LayerNorm (GroupNorm with groups=),
+        over=s InstanceNorm, over=c the per-position sets of PyDLLib's code, over=n,s BatchNorm, over=n BatchNorm
+        per element; affine=c|c,s|none, centre=no divides by the root mean square (RMSNorm). It says which named
+        layer the result is.
         Options (a preset first sets all of them; options after it change single conventions):
           preset=torch|pydllib       paper and PyTorch (default), or the PyDLLib library's code
           reduce=group|channels      statistics over the whole group, or per spatial position (pydllib);
@@ -49,25 +55,43 @@ struct ChooseLayer: Command, Equatable {
         A new layer replaces the old one, with fresh parameters and gradients. `help conventions` explains them.
         """,
         examples: ["layer groupnorm 2", "layer groupnorm 32 preset=pydllib", "layer batchnorm momentum=0.01",
-                   "layer layernorm affine=none eps=1e-6", "layer layernorm shape=768", "layer rmsnorm shape=4,5"],
+                   "layer layernorm affine=none eps=1e-6", "layer layernorm shape=768", "layer rmsnorm shape=4,5",
+                   "layer norm over=s", "layer norm over=c,s groups=2 centre=no"],
         completion: CompletionRule { request in
+            if request.position > 1, request.arguments.first == "norm" {
+                if let (key, prefix) = request.option {
+                    let values = ["over": ["c,s", "s", "c", "n,s", "n"], "affine": ["c", "c,s", "none"], "centre": ["yes", "no"]][key] ?? []
+                    return Completion.Result(candidates: values.filter { $0.hasPrefix(prefix) }, wantsPaths: false)
+                }
+                let used = Set(request.arguments.compactMap { $0.split(separator: "=").first.map(String.init) })
+                return request.matching(CustomLayerRequest.keys.filter { !used.contains($0) }.map { $0 + "=" })
+            }
             if let (key, prefix) = request.option {
                 let values = LayerOption.Key(rawValue: key)?.values ?? []
                 return Completion.Result(candidates: values.filter { $0.hasPrefix(prefix) }, wantsPaths: false)
             }
-            if request.position == 1 { return request.matching(LayerKind.allCases.map(\.rawValue)) }
+            if request.position == 1 { return request.matching(LayerKind.allCases.map(\.rawValue) + ["norm"]) }
             let used = Set(request.arguments.compactMap { $0.split(separator: "=").first.map(String.init) })
             return request.matching(LayerOption.Key.allCases.map(\.rawValue).filter { !used.contains($0) }.map { $0 + "=" })
         })
 
-    /// Nil: show the current layer.
+    /// Nil (and no `custom`): show the current layer.
     let request: LayerRequest?
+    /// `layer norm over=…`.
+    var custom: CustomLayerRequest? = nil
 
     init(request: LayerRequest?) { self.request = request }
 
     init(parsing cursor: inout ArgumentCursor) throws {
         guard !cursor.isAtEnd else { request = nil; return }
-        let kindToken = try cursor.keyword(LayerKind.allCases.map(\.rawValue), "a layer kind")
+        let kindToken = try cursor.keyword(LayerKind.allCases.map(\.rawValue) + ["norm"], "a layer kind")
+        if kindToken.text == "norm" {
+            custom = CustomLayerRequest(options: try cursor.options().map {
+                CustomLayerRequest.Option(key: Located($0.key.text, $0.key.range), value: Located($0.value.text, $0.value.range))
+            })
+            request = nil
+            return
+        }
         let kind = LayerKind(rawValue: kindToken.text)!
         var groups: Located<Int>? = nil
         if let next = cursor.peek, next.kind == .word, Int(next.text) != nil {
@@ -92,8 +116,17 @@ struct ChooseLayer: Command, Equatable {
     }
 
     func run(in context: StatementContext) throws -> Report {
+        if let custom {
+            let (spec, words) = try custom.build(context: context)
+            var report = try install(spec, context: context)
+            report.line(words)
+            return report
+        }
         guard let request else { return try Self.describe(context.currentLayer()) }
-        let spec = try buildSpec(request, context: context)
+        return try install(try buildSpec(request, context: context), context: context)
+    }
+
+    private func install(_ spec: LayerSpec, context: StatementContext) throws -> Report {
         let layer: AnyLayer = context.settings.dtype == .float32
             ? .float32(try NormLayer<Float>(spec: spec)) : .float64(try NormLayer<Double>(spec: spec))
         context.session.layer = layer
