@@ -67,6 +67,11 @@ if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "startup" {
 let runs = CommandLine.arguments.count > 1 ? max(10, Int(CommandLine.arguments[1]) ?? 20) : 20
 let shapes: [([Int], Int)] = [([8, 64, 56, 56], 32), ([32, 256, 14, 14], 32), ([1, 32, 128, 128], 8)]
 let clock = ContinuousClock()
+// `normlab-bench layers [runs]`: every layer form against PyTorch's (Layers.swift).
+if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "layers" {
+    try LayerBenchmark.run(runs: CommandLine.arguments.count > 2 ? max(5, Int(CommandLine.arguments[2]) ?? 20) : 20)
+    exit(0)
+}
 
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 

@@ -10,7 +10,7 @@ import Testing
         (.groupnorm, 1, [1, 1, 1]), (.groupnorm, 8, [2, 16, 17]), (.groupnorm, 32, [2, 64, 9, 9]),
         (.layernorm, nil, [4, 7, 3]), (.instancenorm, nil, [2, 5, 1]), (.rmsnorm, 2, [2, 4, 11]),
         (.groupnorm, 4, [1, 8, 33, 7]), (.batchnorm, nil, [4, 3, 5]), (.batchnorm, nil, [2, 6, 17, 3]),
-        (.batchnorm, nil, [5, 2]), (.batchnorm, nil, [3, 40, 33]),
+        (.batchnorm, nil, [5, 2]), (.batchnorm, nil, [3, 40, 33]), (.layernorm, nil, [5, 9]), (.layernorm, nil, [3, 203]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {
@@ -81,6 +81,16 @@ import Testing
                 #expect(worst <= 1e-12 * 10, "\(reduce) \(affine): \(worst)")
                 let xhatWorst = zip(fast.normalized.scalars, reference.normalized.scalars).map { abs($0 - $1) }.max() ?? 0
                 #expect(xhatWorst <= 1e-12 * 10, "\(reduce) \(affine) x̂: \(xhatWorst)")
+                let dy = Tensor<Double>.randn(shape, seed: 11)
+                let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
+                let general = try Normalization.computeBackward(forward: reference, gamma: gamma, outputGradient: dy,
+                                                                threads: 1, allowFastPath: false)
+                for (name, a, b) in [("dx", grads.dx, general.dx), ("dgamma", grads.dgamma, general.dgamma), ("dbeta", grads.dbeta, general.dbeta)] {
+                    guard let a, let b else { #expect((a == nil) == (b == nil), "\(name)"); continue }
+                    let scale = max(1, b.scalars.map(abs).max() ?? 1)
+                    let worst = zip(a.scalars, b.scalars).map { abs($0 - $1) }.max() ?? 0
+                    #expect(worst <= 1e-12 * scale, "\(reduce) \(affine) \(name): \(worst)")
+                }
                 outputs.append(fast.output)
             }
             #expect(outputs.allSatisfy { $0 == outputs[0] }, "\(reduce) \(affine): eval output differs between thread counts")

@@ -96,7 +96,8 @@ enum FastKernels {
         // Rows of one element (no spatial dims: LayerNorm over the last dim, (N, C) inputs) go element by element:
         // with S = 1 a channel's γ is the element's, and a call into the lane loops per element costs more than
         // the element's arithmetic.
-        let elementAffine = spec.affine == .element || (spec.affine == .channel && rows.spatial == 1 && !rows.batchNorm)
+        let singles = spec.affine == .channel && rows.spatial == 1 && !rows.batchNorm
+        let elementAffine = spec.affine == .element || singles
         var stats = Statistics(count: blocks)
         let parameters = Parameters(gamma: gamma, beta: beta, count: elementAffine ? plan.channels * plan.spatial : plan.channels)
         defer { parameters.deallocate() }
@@ -147,6 +148,20 @@ enum FastKernels {
                     let fuse = centre && !elementAffine && block + 1 < range.upperBound
                     let nextShift = fuse ? xp[following.offset(0)] : 0
                     var nextTotal = 0.0
+                    if singles {
+                        // One contiguous run with γ, β running along it, in Float64 lanes.
+                        let base = here.offset(0), c0 = here.channel(0)
+                        let xr = xp + base, yr = yp + base
+                        let g = UnsafePointer(parameters.gamma + c0), b = UnsafePointer(parameters.beta + c0)
+                        let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
+                        PositionKernels.lanes(rows.count) { i in
+                            let h = (PositionKernels.wide4(xr + i) - mv) * rv
+                            PositionKernels.narrow4(h * PositionKernels.get4(g + i) + PositionKernels.get4(b + i), yr + i)
+                        } one: { i in
+                            yr[i] = S(fromDouble: (xr[i].asDouble - mean) * rstd * g[i] + b[i])
+                        }
+                        continue
+                    }
                     for r in 0..<rows.count {
                         let c = here.channel(r)
                         let base = here.offset(r)
@@ -242,14 +257,27 @@ enum FastKernels {
                         let here = rows.locate(block), base = here.offset(0)
                         let mean = meanOf[block], rstd = rstdOf[block]
                         let g = parameters.gamma + here.channel(0), dyRun = gp + base, xRun = xp + base, dxRun = dxp + base
-                        var sumD = 0.0, sumDX = 0.0
-                        for i in 0..<rows.count {
+                        let gc = UnsafePointer(g)
+                        let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
+                        var sumDv = SIMD4<Double>(), sumDXv = SIMD4<Double>(), sumD = 0.0, sumDX = 0.0
+                        PositionKernels.lanes(rows.count) { i in
+                            let dh = PositionKernels.wide4(dyRun + i) * PositionKernels.get4(gc + i)
+                            sumDv += dh
+                            sumDXv += dh * ((PositionKernels.wide4(xRun + i) - mv) * rv)
+                        } one: { i in
                             let dh = dyRun[i].asDouble * g[i]
                             sumD += dh
                             sumDX += dh * ((xRun[i].asDouble - mean) * rstd)
                         }
+                        sumD += sumDv.sum()
+                        sumDX += sumDXv.sum()
                         let meanTerm = centre ? sumD / m : 0, projection = sumDX / divisor
-                        for i in 0..<rows.count {
+                        let tv = SIMD4<Double>(repeating: meanTerm), pv = SIMD4<Double>(repeating: projection)
+                        PositionKernels.lanes(rows.count) { i in
+                            let h = (PositionKernels.wide4(xRun + i) - mv) * rv
+                            let dh = PositionKernels.wide4(dyRun + i) * PositionKernels.get4(gc + i)
+                            PositionKernels.narrow4(rv * (dh - tv - h * pv), dxRun + i)
+                        } one: { i in
                             let h = (xRun[i].asDouble - mean) * rstd
                             dxRun[i] = S(fromDouble: rstd * (dyRun[i].asDouble * g[i] - meanTerm - h * projection))
                         }
@@ -314,6 +342,11 @@ enum FastKernels {
             }
         }}}}
         let groups = plan.groups, perGroup = plan.channelsPerGroup
+        if singles && groups == 1 {
+            singleParameterGradients(plan: plan, dy: dy, x: x, means: means, rstds: rstds, dgamma: &dgamma, dbeta: &dbeta,
+                                     threads: threads)
+            return
+        }
         means.withUnsafeBufferPointer { meanBuffer in
             rstds.withUnsafeBufferPointer { rstdBuffer in
                 nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
@@ -330,6 +363,47 @@ enum FastKernels {
                 }
             }
         }
+    }
+
+    /// dγ, dβ for rows of one element with one set per sample (LayerNorm over the last dim): split over the
+    /// channels, each summed over the samples in order in Float64 lanes, x̂ made from the sample's μ and rstd.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func singleParameterGradients<S: NormScalar>(
+        plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double],
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let channels = plan.channels, batch = plan.batch
+        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!
+        means.withUnsafeBufferPointer { meanBuffer in
+        rstds.withUnsafeBufferPointer { rstdBuffer in
+        dgamma.withUnsafeMutableBufferPointer { dgBuffer in
+        dbeta.withUnsafeMutableBufferPointer { dbBuffer in
+            nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
+            nonisolated(unsafe) let dg = dgBuffer.baseAddress!, db = dbBuffer.baseAddress!
+            let tiles = (channels + 63) / 64
+            parallel(tiles, threads: threads) { range in
+                let lo = range.lowerBound * 64, count = min(range.upperBound * 64, channels) - lo
+                (dg + lo).update(repeating: 0, count: count)
+                (db + lo).update(repeating: 0, count: count)
+                for n in 0..<batch {
+                    let mv = SIMD4<Double>(repeating: meanOf[n]), rv = SIMD4<Double>(repeating: rstdOf[n])
+                    let mean = meanOf[n], rstd = rstdOf[n]
+                    let dyr = gp + n * channels + lo, xr = xp + n * channels + lo
+                    let g = dg + lo, b = db + lo
+                    PositionKernels.lanes(count) { c in
+                        let d = PositionKernels.wide4(dyr + c)
+                        let h = (PositionKernels.wide4(xr + c) - mv) * rv
+                        PositionKernels.put4(PositionKernels.get4(g + c) + d * h, g + c)
+                        PositionKernels.put4(PositionKernels.get4(b + c) + d, b + c)
+                    } one: { c in
+                        let d = dyr[c].asDouble
+                        g[c] += d * ((xr[c].asDouble - mean) * rstd)
+                        b[c] += d
+                    }
+                }
+            }
+        }}}}
     }
 
     /// dγ, dβ from per (sample, channel) partial sums (channel-wise γ), or from dy and x̂ (element-wise γ, with

@@ -255,4 +255,66 @@ enum StridedKernels {
             }
         }}}}
     }
+
+    /// Backward through BatchNorm in eval mode: the statistics are constants, so dx = rstd·γ·dy; dγ = Σ dy·x̂ and
+    /// dβ = Σ dy per element over the samples in order, then (affine=channel) over the channel's positions.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func evalBackward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
+        gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let elements = plan.channels * plan.spatial, batch = plan.batch, spatial = plan.spatial
+        let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
+        let r = spec.reduce == .channels ? rstds : (0..<elements).map { rstds[$0 / spatial] }
+        // rstd·γ per element: one multiplication per element of dx.
+        let scale = zip(g, r).map { $0 * $1 }
+        var perElementGamma = [Double](repeating: 0, count: elements)
+        var perElementBeta = [Double](repeating: 0, count: elements)
+        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
+        let wantParameters = spec.affine != .none
+        scale.withUnsafeBufferPointer { scaleBuffer in
+        perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
+        perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
+            nonisolated(unsafe) let sp = scaleBuffer.baseAddress!, pg = pgBuffer.baseAddress!, pb = pbBuffer.baseAddress!
+            parallelElements(elements, threads: threads) { range in
+                let lo = range.lowerBound, count = range.count
+                let sl = sp + lo, sumDy = pb + lo, sumDyH = pg + lo
+                for n in 0..<batch {
+                    let offset = n * elements + lo
+                    let dyr = gp + offset, hr = hp + offset, dxr = dxp + offset
+                    PositionKernels.lanes(count) { e in
+                        let d = PositionKernels.wide4(dyr + e)
+                        PositionKernels.narrow4(d * PositionKernels.get4(sl + e), dxr + e)
+                        if wantParameters {
+                            PositionKernels.put4(PositionKernels.get4(sumDy + e) + d, sumDy + e)
+                            PositionKernels.put4(PositionKernels.get4(sumDyH + e) + d * PositionKernels.wide4(hr + e), sumDyH + e)
+                        }
+                    } one: { e in
+                        let d = dyr[e].asDouble
+                        dxr[e] = S(fromDouble: d * sl[e])
+                        if wantParameters {
+                            sumDy[e] += d
+                            sumDyH[e] += d * hr[e].asDouble
+                        }
+                    }
+                }
+            }
+        }}}
+        guard wantParameters else { return }
+        if spec.affine == .element {
+            dgamma = perElementGamma
+            dbeta = perElementBeta
+        } else {
+            for c in 0..<plan.channels {
+                var totalG = 0.0, totalB = 0.0
+                for s in 0..<spatial {
+                    totalG += perElementGamma[c * spatial + s]
+                    totalB += perElementBeta[c * spatial + s]
+                }
+                dgamma[c] = totalG
+                dbeta[c] = totalB
+            }
+        }
+    }
 }

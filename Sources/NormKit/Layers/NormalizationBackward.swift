@@ -33,7 +33,9 @@ extension Normalization {
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let dx: [Scalar]
         let dgamma: [Double], dbeta: [Double]
-        if allowFastPath && forward.mode == .train
+        if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
+            (dx, dgamma, dbeta) = evalBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
+        } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
             (dx, dgamma, dbeta) = fastBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else {
@@ -77,6 +79,28 @@ extension Normalization {
                                              rstds: forward.exactRstds, gamma: gammaValues, dx: out, dgamma: &dgamma,
                                              dbeta: &dbeta, threads: threads)
                     }
+                }
+            }
+            count = dy.count
+        }
+        return (dx, dgamma, dbeta)
+    }
+
+    /// BatchNorm in eval mode (`StridedKernels.evalBackward`): the statistics are constants.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func evalBackward<Scalar: NormScalar>(
+        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        let paramCount = forward.plan.affineShape?.count ?? 0
+        var dgamma = [Double](repeating: 0, count: paramCount)
+        var dbeta = [Double](repeating: 0, count: paramCount)
+        let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
+            dy.scalars.withUnsafeBufferPointer { g in
+                forward.normalized.scalars.withUnsafeBufferPointer { h in
+                    StridedKernels.evalBackward(spec: forward.spec, plan: forward.plan, dy: g, xhat: h,
+                                                rstds: forward.exactRstds, gamma: gammaValues, dx: out, dgamma: &dgamma,
+                                                dbeta: &dbeta, threads: threads)
                 }
             }
             count = dy.count

@@ -1,0 +1,93 @@
+import Foundation
+import NormKit
+
+/// `normlab-bench layers [runs]`: every layer form NormLab has, float32, at (8, 64, 56, 56) (the token forms at
+/// (4096, 768)), forward and forward + backward on 1 and 2 threads, against PyTorch's form where it has one
+/// (Benchmarks/compare_layers.py, same run) and against GroupNorm G = 32 and the bandwidth bound.
+enum LayerBenchmark {
+    struct Form {
+        let name: String
+        let spec: LayerSpec
+        let dims: [Int]
+        let mode: Mode
+    }
+
+    static func forms() throws -> [Form] {
+        func spec(_ kind: LayerKind, _ groups: Int? = nil, _ preset: Preset = .torch) throws -> LayerSpec {
+            try LayerSpec(kind: kind, groups: groups, preset: preset)
+        }
+        let cnn = [8, 64, 56, 56]
+        return [
+            Form(name: "groupnorm 32", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train),
+            Form(name: "groupnorm 32 preset=pydllib", spec: try spec(.groupnorm, 32, .pydllib), dims: cnn, mode: .train),
+            Form(name: "layernorm", spec: try spec(.layernorm), dims: cnn, mode: .train),
+            Form(name: "instancenorm", spec: try spec(.instancenorm), dims: cnn, mode: .train),
+            Form(name: "rmsnorm", spec: try spec(.rmsnorm), dims: cnn, mode: .train),
+            Form(name: "batchnorm", spec: try spec(.batchnorm), dims: cnn, mode: .train),
+            Form(name: "batchnorm preset=pydllib", spec: try spec(.batchnorm, nil, .pydllib), dims: cnn, mode: .train),
+            Form(name: "batchnorm eval", spec: try spec(.batchnorm), dims: cnn, mode: .eval),
+            Form(name: "layernorm shape=768", spec: try LayerSpec(kind: .layernorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
+            Form(name: "rmsnorm shape=768", spec: try LayerSpec(kind: .rmsnorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
+        ]
+    }
+
+    /// Medians of forward and of forward + backward, in seconds.
+    static func time(_ form: Form, threads: Int, runs: Int) throws -> (Double, Double) {
+        let shape = try Shape(form.dims)
+        let plan = try NormPlan(spec: form.spec, inputShape: shape)
+        let x = Tensor<Float>.randn(shape, seed: 0), dy = Tensor<Float>.randn(shape, seed: 1)
+        let gamma = plan.affineShape.map { Tensor<Float>.ones($0) }
+        let beta = form.spec.bias ? plan.affineShape.map { Tensor<Float>.zeros($0) } : nil
+        let running = (Tensor<Float>.zeros(plan.statsShape), Tensor<Float>.ones(plan.statsShape))
+        let clock = ContinuousClock()
+        func forward() throws -> ForwardResult<Float> {
+            try Normalization.forward(spec: form.spec, input: x, gamma: gamma, beta: beta, mode: form.mode,
+                                      running: form.mode == .eval ? running : nil, threads: threads)
+        }
+        func medianOf(_ body: () throws -> Void) rethrows -> Double {
+            try body()
+            var samples: [Double] = []
+            for _ in 0..<runs { samples.append(seconds(try clock.measure { try body() })) }
+            return median(samples)
+        }
+        let fwd = try medianOf { _ = try forward() }
+        let step = try medianOf {
+            let result = try forward()
+            _ = try Normalization.backward(forward: result, gamma: gamma, outputGradient: dy, threads: threads)
+        }
+        return (fwd, step)
+    }
+
+    static func run(runs: Int) throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("compare_layers.py").path
+        print("| layer (float32) | threads | fwd ms | fwd+bwd ms | PyTorch fwd ms | PyTorch fwd+bwd ms | vs PyTorch (fwd+bwd) | vs GroupNorm 32 (fwd+bwd) | vs bandwidth bound |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        var version: String? = nil
+        for threads in [1, 2] {
+            let torch = python([script, "\(threads)", "\(runs)"]) ?? [:]
+            version = version ?? torch["torch_version"] as? String
+            let cnnBound = 5.0 * Double(8 * 64 * 56 * 56) * 4 / copyBandwidth(count: 8 * 64 * 56 * 56, threads: threads)
+            let tokenBound = 5.0 * Double(4096 * 768) * 4 / copyBandwidth(count: 4096 * 768, threads: threads)
+            var reference: Double? = nil
+            for form in try forms() {
+                let (fwd, step) = try time(form, threads: threads, runs: runs)
+                if reference == nil { reference = step }
+                let theirs = torch[form.name] as? [Double]
+                let bound = form.dims.count == 2 ? tokenBound : cnnBound
+                func ms(_ value: Double) -> String { String(format: "%.2f", value * 1e3) }
+                func ratio(_ value: Double) -> String { String(format: "%.2f×", value) }
+                var cells = [form.name, "\(threads)", ms(fwd), ms(step)]
+                if let theirs {
+                    cells += [ms(theirs[0]), ms(theirs[1]), ratio(step / theirs[1])]
+                } else {
+                    cells += ["—", "—", "—"]
+                }
+                cells.append(form.dims.count == 2 ? "—" : ratio(step / (reference ?? step)))
+                cells.append(ratio(step / bound))
+                print("| " + cells.joined(separator: " | ") + " |")
+            }
+        }
+        print("\n\(version.map { "PyTorch \($0)" } ?? "PyTorch not importable"); medians of \(runs) timed runs after a warm-up; batchnorm eval's backward is the general path")
+    }
+}
