@@ -88,6 +88,6 @@ enum LayerBenchmark {
                 print("| " + cells.joined(separator: " | ") + " |")
             }
         }
-        print("\n\(version.map { "PyTorch \($0)" } ?? "PyTorch not importable"); medians of \(runs) timed runs after a warm-up; batchnorm eval's backward is the general path")
+        print("\n\(version.map { "PyTorch \($0)" } ?? "PyTorch not importable"); medians of \(runs) timed runs after a warm-up; batchnorm eval: forward + backward with the running statistics")
     }
 }
