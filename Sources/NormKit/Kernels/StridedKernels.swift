@@ -15,11 +15,13 @@ enum StridedKernels {
     /// Elements per unit of work: ranges are multiples of this, so every range but the last is whole lanes.
     static let tile = 256
 
-    /// Run `body` over element ranges of 0..<elements on up to `threads` threads.
+    /// Run `body` over element ranges of 0..<elements on up to `threads` threads, one tile at a time: the loop over
+    /// the samples inside `body` then keeps the tile's per-element statistics and sums in the L1 cache (a whole
+    /// range streamed them from memory once per sample).
     static func parallelElements(_ elements: Int, threads: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
         let tiles = (elements + tile - 1) / tile
         FastKernels.parallel(tiles, threads: threads) { range in
-            body((range.lowerBound * tile)..<min(range.upperBound * tile, elements))
+            for t in range { body((t * tile)..<min((t + 1) * tile, elements)) }
         }
     }
 
@@ -257,50 +259,58 @@ enum StridedKernels {
     }
 
     /// Backward through BatchNorm in eval mode: the statistics are constants, so dx = rstd·γ·dy; dγ = Σ dy·x̂ and
-    /// dβ = Σ dy per element over the samples in order, then (affine=channel) over the channel's positions.
+    /// dβ = Σ dy per element over the samples in order, then (affine=channel) over the channel's positions. x̂ is
+    /// made from x here, as the pass goes (the forward does not keep it).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func evalBackward<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
-        gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double],
+        rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
+        dbeta: inout [Double], threads: Int
     ) {
         let elements = plan.channels * plan.spatial, batch = plan.batch, spatial = plan.spatial
         let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
-        let r = spec.reduce == .channels ? rstds : (0..<elements).map { rstds[$0 / spatial] }
+        let perElement = spec.reduce == .channels
+        let r = perElement ? rstds : (0..<elements).map { rstds[$0 / spatial] }
+        let mu = perElement ? means : (0..<elements).map { means[$0 / spatial] }
         // rstd·γ per element: one multiplication per element of dx.
         let scale = zip(g, r).map { $0 * $1 }
         var perElementGamma = [Double](repeating: 0, count: elements)
         var perElementBeta = [Double](repeating: 0, count: elements)
-        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
+        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
         let wantParameters = spec.affine != .none
         scale.withUnsafeBufferPointer { scaleBuffer in
+        r.withUnsafeBufferPointer { rBuffer in
+        mu.withUnsafeBufferPointer { muBuffer in
         perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
         perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
             nonisolated(unsafe) let sp = scaleBuffer.baseAddress!, pg = pgBuffer.baseAddress!, pb = pbBuffer.baseAddress!
+            nonisolated(unsafe) let rp = rBuffer.baseAddress!, mp = muBuffer.baseAddress!
             parallelElements(elements, threads: threads) { range in
                 let lo = range.lowerBound, count = range.count
-                let sl = sp + lo, sumDy = pb + lo, sumDyH = pg + lo
+                let sl = sp + lo, rl = rp + lo, ml = mp + lo, sumDy = pb + lo, sumDyH = pg + lo
                 for n in 0..<batch {
                     let offset = n * elements + lo
-                    let dyr = gp + offset, hr = hp + offset, dxr = dxp + offset
+                    let dyr = gp + offset, xr = xp + offset, dxr = dxp + offset
                     PositionKernels.lanes(count) { e in
                         let d = PositionKernels.wide4(dyr + e)
                         PositionKernels.narrow4(d * PositionKernels.get4(sl + e), dxr + e)
                         if wantParameters {
+                            let h = (PositionKernels.wide4(xr + e) - PositionKernels.get4(ml + e)) * PositionKernels.get4(rl + e)
                             PositionKernels.put4(PositionKernels.get4(sumDy + e) + d, sumDy + e)
-                            PositionKernels.put4(PositionKernels.get4(sumDyH + e) + d * PositionKernels.wide4(hr + e), sumDyH + e)
+                            PositionKernels.put4(PositionKernels.get4(sumDyH + e) + d * h, sumDyH + e)
                         }
                     } one: { e in
                         let d = dyr[e].asDouble
                         dxr[e] = S(fromDouble: d * sl[e])
                         if wantParameters {
                             sumDy[e] += d
-                            sumDyH[e] += d * hr[e].asDouble
+                            sumDyH[e] += d * ((xr[e].asDouble - ml[e]) * rl[e])
                         }
                     }
                 }
             }
-        }}}
+        }}}}}
         guard wantParameters else { return }
         if spec.affine == .element {
             dgamma = perElementGamma

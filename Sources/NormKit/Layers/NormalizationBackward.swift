@@ -97,10 +97,10 @@ extension Normalization {
         var dbeta = [Double](repeating: 0, count: paramCount)
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
-                forward.normalized.scalars.withUnsafeBufferPointer { h in
-                    StridedKernels.evalBackward(spec: forward.spec, plan: forward.plan, dy: g, xhat: h,
-                                                rstds: forward.exactRstds, gamma: gammaValues, dx: out, dgamma: &dgamma,
-                                                dbeta: &dbeta, threads: threads)
+                forward.input.scalars.withUnsafeBufferPointer { x in
+                    StridedKernels.evalBackward(spec: forward.spec, plan: forward.plan, dy: g, x: x,
+                                                means: forward.exactMeans, rstds: forward.exactRstds, gamma: gammaValues,
+                                                dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
                 }
             }
             count = dy.count

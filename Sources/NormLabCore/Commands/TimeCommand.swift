@@ -94,6 +94,9 @@ struct Time: Command, Equatable {
         ])
     }
 
+    // Specialised: a generic caller would run NormKit's generic entry points, not its Float and Double passes.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     static func timedRun<S: NormScalar>(_ what: TimedStep, layer: NormLayer<S>, x: Tensor<S>, dy: Tensor<S>, threads: Int) throws -> () throws -> Void {
         var probe = layer
         try probe.forward(x, threads: threads)
