@@ -124,7 +124,7 @@ public enum Gradcheck {
         let plan = try NormPlan(spec: spec, inputShape: input.shape)
         let hasAffine = plan.affineShape != nil
         let gammaNow = gamma ?? plan.affineShape.map { Tensor<Double>.ones($0) }
-        let betaNow = beta ?? plan.affineShape.map { Tensor<Double>.zeros($0) }
+        let betaNow = spec.bias ? beta ?? plan.affineShape.map { Tensor<Double>.zeros($0) } : nil
 
         func forwardLoss(x: Tensor<Double>, g: Tensor<Double>?, b: Tensor<Double>?) throws(NormError) -> Double {
             let result = try Normalization.forward(spec: spec, input: x, gamma: g, beta: b, mode: mode, running: running)
@@ -139,6 +139,10 @@ public enum Gradcheck {
         for target in targets {
             if target != .dx && !hasAffine {
                 if targets.count == 1 { throw NormError.argument("this layer has affine=none: there is no \(target) to check") }
+                continue
+            }
+            if target == .dbeta && !spec.bias {
+                if targets.count == 1 { throw NormError.argument("this layer has no β (a weight only): there is no dbeta to check") }
                 continue
             }
             let pair: (Tensor<Double>?, Tensor<Double>?)

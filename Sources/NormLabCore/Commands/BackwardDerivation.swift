@@ -101,17 +101,21 @@ struct BackwardDerivation {
 
     private func parameterGradients(into d: inout Derivation) {
         let spec = r.spec
-        guard spec.affine != .none, let dgamma = r.dgamma, let dbeta = r.dbeta else {
+        guard spec.affine != .none, let dgamma = r.dgamma else {
             d.text("no dγ or dβ: affine=none")
             return
         }
-        let reduction = spec.paramGrad == .sum ? "summed over the batch" : "averaged over the batch (÷ N = \(r.plan.batch))"
-        let over = spec.affine == .channel ? "samples and positions" : "samples"
+        let shapeForm = spec.normalizedShape != nil
+        let batchWords = shapeForm ? "the leading dims" : "the batch"
+        let reduction = spec.paramGrad == .sum ? "summed over \(batchWords)" : "averaged over \(batchWords) (÷ \(r.plan.batch))"
+        let over = shapeForm ? "rows" : spec.affine == .channel ? "samples and positions" : "samples"
         let indices = Array(Set(members.map { r.parameterIndex(ofOffset: $0) })).sorted()
         let shown = Shape.format(indices.count <= 8 ? indices : Array(indices.prefix(8))) + (indices.count > 8 ? "…" : "")
-        d.text("dγ = Σ dy·x̂ and dβ = Σ dy over the \(over), \(reduction); for this set's \(spec.affine == .channel ? "channels" : "elements") \(shown):")
+        let which = shapeForm ? "positions along the last dims" : spec.affine == .channel ? "channels" : "elements"
+        let sums = r.dbeta != nil ? "dγ = Σ dy·x̂ and dβ = Σ dy" : "dγ = Σ dy·x̂ (no β)"
+        d.text("\(sums) over the \(over), \(reduction); for this set's \(which) \(shown):")
         d.detail("dγ = " + w.list(indices.map { dgamma[$0] }))
-        d.detail("dβ = " + w.list(indices.map { dbeta[$0] }))
+        if let dbeta = r.dbeta { d.detail("dβ = " + w.list(indices.map { dbeta[$0] })) }
         if backwardCount > 1 {
             d.detail("(these are the last backward's; `show grad` has the \(backwardCount) passes accumulated)")
         }

@@ -82,6 +82,7 @@ struct Gradcheck: Command, Equatable {
 
         var checked = targets.isEmpty ? GradTarget.allCases : targets
         if layer.spec.affine == .none && targets.isEmpty { checked = [.dx] }
+        if !layer.spec.bias && targets.count != 1 { checked.removeAll { $0 == .dbeta } }  // a weight only (nn.RMSNorm)
         var supplied: [GradTarget: AnyTensor] = [:]
         if let against {
             guard checked.count == 1, let target = checked.first else {

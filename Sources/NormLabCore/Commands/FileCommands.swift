@@ -270,8 +270,9 @@ struct Export: Command, Equatable {
             AnyTensor.float64(try Tensor(shape: Shape(dims, maxElements: Int.max), scalars: values)).converted(to: dtype)
         }
         var files: [(String, AnyTensor)] = [("x", try tensor(record.x, shape.dims)), ("dy", try tensor(dyValues, shape.dims))]
-        if let affine = record.plan.affineShape, let g = record.gamma, let b = record.beta {
-            files += [("gamma", try tensor(g, affine.dims)), ("beta", try tensor(b, affine.dims))]
+        if let affine = record.plan.affineShape, let g = record.gamma {
+            files.append(("gamma", try tensor(g, affine.dims)))
+            if let b = record.beta { files.append(("beta", try tensor(b, affine.dims))) }  // none for nn.RMSNorm's form
         }
         if record.mode == .eval, let mean = record.mean {
             files += [("running_mean", try tensor(mean, record.plan.statsShape.dims)),
@@ -280,8 +281,9 @@ struct Export: Command, Equatable {
         var results: [(DiagnosisRole, AnyTensor)] = []
         if against.isEmpty {
             results = [(.y, try tensor(record.y, shape.dims)), (.dx, try tensor(dxValues, shape.dims))]
-            if let affine = record.plan.affineShape, let dg = record.dgamma, let db = record.dbeta {
-                results += [(.dgamma, try tensor(dg, affine.dims)), (.dbeta, try tensor(db, affine.dims))]
+            if let affine = record.plan.affineShape, let dg = record.dgamma {
+                results.append((.dgamma, try tensor(dg, affine.dims)))
+                if let db = record.dbeta { results.append((.dbeta, try tensor(db, affine.dims))) }
             }
         } else {
             for role in DiagnosisRole.allCases {

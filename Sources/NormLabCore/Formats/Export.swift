@@ -81,6 +81,7 @@ enum PythonExport {
         PARAMGRAD = "\(spec.paramGrad)"     # sum or mean over the batch
         VARIANCE = "\(spec.variance)"      # biased (÷ m) or unbiased (÷ (m − 1))
         EPS = \(spec.eps)
+        NORMALIZED_SHAPE = \(spec.normalizedShape.map { "(" + $0.map(String.init).joined(separator: ", ") + ($0.count == 1 ? ",)" : ")") } ?? "None")  # the last dims, as nn.LayerNorm/nn.RMSNorm's normalized_shape; None: the (N, C, *spatial) form
         MODE = "\(record.mode)"            # batchnorm: train uses the batch's statistics, eval the running ones
         TOLERANCE = {\(tolerances.joined(separator: ", "))}
 
@@ -92,6 +93,8 @@ enum PythonExport {
 
         def view(a):
             \"\"\"a reshaped so that `axes` hold exactly the elements that share one mean and variance.\"\"\"
+            if NORMALIZED_SHAPE is not None:
+                return a.reshape(-1, int(np.prod(NORMALIZED_SHAPE))), (1,)
             n, c = a.shape[:2]
             s = int(np.prod(a.shape[2:])) if a.ndim > 2 else 1
             if KIND == "batchnorm":
@@ -103,6 +106,8 @@ enum PythonExport {
         def affine(p, identity):
             if AFFINE == "none" or p is None:
                 return identity
+            if NORMALIZED_SHAPE is not None:
+                return p  # the normalised shape: broadcasts over the leading dims
             if AFFINE == "channel":
                 return p.reshape((1, -1) + (1,) * (x.ndim - 2))
             return p.reshape((1,) + x.shape[1:])
@@ -153,18 +158,25 @@ enum PythonExport {
         dx = dxr.reshape(x.shape)
         results = {"y": y, "dx": dx}
         if AFFINE != "none":
-            batch_axes = (0,) if AFFINE == "element" else (0,) + tuple(range(2, x.ndim))
+            if NORMALIZED_SHAPE is not None:
+                batch_axes = tuple(range(x.ndim - len(NORMALIZED_SHAPE)))
+            else:
+                batch_axes = (0,) if AFFINE == "element" else (0,) + tuple(range(2, x.ndim))
             dgamma, dbeta = (dy * xhat).sum(axis=batch_axes), dy.sum(axis=batch_axes)
             if PARAMGRAD == "mean":
-                dgamma, dbeta = dgamma / x.shape[0], dbeta / x.shape[0]
+                batch = int(np.prod([x.shape[a] for a in batch_axes[:1]])) if NORMALIZED_SHAPE is None else int(np.prod([x.shape[a] for a in batch_axes]))
+                dgamma, dbeta = dgamma / batch, dbeta / batch
             results.update(dgamma=dgamma, dbeta=dbeta)
         """ + checkTail()
     }
 
     static func torchScript(spec: LayerSpec, record: PassRecord, stem: String, check: Check) -> String {
-        let native = spec.reduce == .group && spec.affine == .channel && spec.variance == .biased && spec.kind.centres
+        let shapeForm = spec.normalizedShape != nil
+        let native = shapeForm || (spec.reduce == .group && spec.affine == .channel && spec.variance == .biased && spec.kind.centres)
+        let nativeName = shapeForm ? (spec.kind == .rmsnorm ? "F.rms_norm" : "F.layer_norm")
+            : spec.kind.statisticsSpanBatch ? "F.batch_norm" : "F.group_norm"
         let how = native
-            ? "PyTorch's own \(spec.kind.statisticsSpanBatch ? "F.batch_norm" : "F.group_norm") with autograd"
+            ? "PyTorch's own \(nativeName) with autograd"
             : "the layer's formula in PyTorch operations with autograd (PyTorch has no built-in layer for these conventions)"
         return header(spec, record, stem: stem, check: check, what: "NormLab's layer, recomputed with \(how).") + """
         import torch
@@ -175,7 +187,11 @@ enum PythonExport {
         G = torch.tensor(gamma, requires_grad=True) if gamma is not None and AFFINE != "none" else None
         B = torch.tensor(beta, requires_grad=True) if beta is not None and AFFINE != "none" else None
         NATIVE = \(native ? "True" : "False")
-        if NATIVE and KIND == "batchnorm":
+        if NORMALIZED_SHAPE is not None and KIND == "rmsnorm":
+            Y = F.rms_norm(X, NORMALIZED_SHAPE, G, eps=EPS)
+        elif NORMALIZED_SHAPE is not None:
+            Y = F.layer_norm(X, NORMALIZED_SHAPE, G, B, eps=EPS)
+        elif NATIVE and KIND == "batchnorm":
             rm = torch.tensor(running_mean) if running_mean is not None else torch.zeros(x.shape[1])
             rv = torch.tensor(running_var) if running_var is not None else torch.ones(x.shape[1])
             Y = F.batch_norm(X, rm, rv, G, B, training=(MODE == "train"), momentum=0.0, eps=EPS)
@@ -196,8 +212,11 @@ enum PythonExport {
         (Y * torch.tensor(dy)).sum().backward()
         results = {"y": Y.detach().numpy(), "dx": X.grad.numpy()}
         if G is not None:
-            scale = x.shape[0] if PARAMGRAD == "mean" else 1
-            results.update(dgamma=G.grad.numpy() / scale, dbeta=B.grad.numpy() / scale)
+            leading = x.shape[:x.ndim - len(NORMALIZED_SHAPE)] if NORMALIZED_SHAPE is not None else x.shape[:1]
+            scale = int(np.prod(leading)) if PARAMGRAD == "mean" else 1
+            results.update(dgamma=G.grad.numpy() / scale)
+            if B is not None:
+                results.update(dbeta=B.grad.numpy() / scale)
         """ + checkTail()
     }
 }
