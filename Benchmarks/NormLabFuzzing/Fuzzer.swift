@@ -38,9 +38,10 @@ public struct Fuzzer {
 
     mutating func option() -> String {
         let key = pick(["eps", "reduce", "affine", "paramgrad", "variance", "momentum", "preset", "n", "g", "p", "c",
-                        "runs", "sample", "atol", "rtol", "seed", "bogus"])
+                        "runs", "sample", "atol", "rtol", "seed", "bogus", "shape", "over", "groups", "centre"])
         let value = pick(["group", "channels", "channel", "element", "none", "sum", "mean", "biased", "unbiased",
-                          "torch", "pydllib", "1e-5", "0", "-1", "2", "nan", "1.5", ""])
+                          "torch", "pydllib", "1e-5", "0", "-1", "2", "nan", "1.5", "", "3,4", "4", "2,0", "c,s", "s",
+                          "n,s", "n", "c", "n,c", "yes", "no", "c,s,c"])
         return chance(90) ? "\(key)=\(chance(50) ? value : number())" : "\(key) \(value)"
     }
 
@@ -51,7 +52,7 @@ public struct Fuzzer {
         case 2: return "tensor \(name()) = full \(number()) \(dims())"
         case 3: return "tensor \(name()) = \(literal(depth: chance(95) ? 3 : 12))"
         case 4: return "tensor \(name()) = \(name())"
-        case 5: return "layer \(pick(["groupnorm", "layernorm", "instancenorm", "batchnorm", "rmsnorm", "foo"])) \(chance(70) ? number() : "") \((0..<int(0...3)).map { _ in option() }.joined(separator: " "))"
+        case 5: return "layer \(pick(["groupnorm", "layernorm", "instancenorm", "batchnorm", "rmsnorm", "norm", "foo"])) \(chance(70) ? number() : "") \((0..<int(0...3)).map { _ in option() }.joined(separator: " "))"
         case 6, 7: return "forward\(chance(30) ? " " + name() : "")"
         case 8, 9: return "backward\(chance(40) ? " " + pick(["ones", "randn", "randn seed \(number())", name()]) : "")"
         case 10: return "show \(pick(["grad", "layer", "groups", "axes \(option())", name()]))"
