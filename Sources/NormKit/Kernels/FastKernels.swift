@@ -239,6 +239,11 @@ enum FastKernels {
         var partialGamma = [Double](repeating: 0, count: partials)
         var partialBeta = [Double](repeating: 0, count: partials)
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
+        if singles && plan.groups == 1 {
+            singleRowsBackward(plan: plan, centre: centre, m: m, divisor: divisor, dy: dy, x: x, means: means, rstds: rstds,
+                               gamma: parameters.gamma, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+            return
+        }
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
@@ -342,11 +347,6 @@ enum FastKernels {
             }
         }}}}
         let groups = plan.groups, perGroup = plan.channelsPerGroup
-        if singles && groups == 1 {
-            singleParameterGradients(plan: plan, dy: dy, x: x, means: means, rstds: rstds, dgamma: &dgamma, dbeta: &dbeta,
-                                     threads: threads)
-            return
-        }
         means.withUnsafeBufferPointer { meanBuffer in
             rstds.withUnsafeBufferPointer { rstdBuffer in
                 nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
@@ -363,47 +363,6 @@ enum FastKernels {
                 }
             }
         }
-    }
-
-    /// dγ, dβ for rows of one element with one set per sample (LayerNorm over the last dim): split over the
-    /// channels, each summed over the samples in order in Float64 lanes, x̂ made from the sample's μ and rstd.
-    @_specialize(where S == Float)
-    @_specialize(where S == Double)
-    static func singleParameterGradients<S: NormScalar>(
-        plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double],
-        dgamma: inout [Double], dbeta: inout [Double], threads: Int
-    ) {
-        let channels = plan.channels, batch = plan.batch
-        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!
-        means.withUnsafeBufferPointer { meanBuffer in
-        rstds.withUnsafeBufferPointer { rstdBuffer in
-        dgamma.withUnsafeMutableBufferPointer { dgBuffer in
-        dbeta.withUnsafeMutableBufferPointer { dbBuffer in
-            nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
-            nonisolated(unsafe) let dg = dgBuffer.baseAddress!, db = dbBuffer.baseAddress!
-            let tiles = (channels + 63) / 64
-            parallel(tiles, threads: threads) { range in
-                let lo = range.lowerBound * 64, count = min(range.upperBound * 64, channels) - lo
-                (dg + lo).update(repeating: 0, count: count)
-                (db + lo).update(repeating: 0, count: count)
-                for n in 0..<batch {
-                    let mv = SIMD4<Double>(repeating: meanOf[n]), rv = SIMD4<Double>(repeating: rstdOf[n])
-                    let mean = meanOf[n], rstd = rstdOf[n]
-                    let dyr = gp + n * channels + lo, xr = xp + n * channels + lo
-                    let g = dg + lo, b = db + lo
-                    PositionKernels.lanes(count) { c in
-                        let d = PositionKernels.wide4(dyr + c)
-                        let h = (PositionKernels.wide4(xr + c) - mv) * rv
-                        PositionKernels.put4(PositionKernels.get4(g + c) + d * h, g + c)
-                        PositionKernels.put4(PositionKernels.get4(b + c) + d, b + c)
-                    } one: { c in
-                        let d = dyr[c].asDouble
-                        g[c] += d * ((xr[c].asDouble - mean) * rstd)
-                        b[c] += d
-                    }
-                }
-            }
-        }}}}
     }
 
     /// dγ, dβ from per (sample, channel) partial sums (channel-wise γ), or from dy and x̂ (element-wise γ, with

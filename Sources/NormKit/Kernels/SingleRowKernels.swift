@@ -1,0 +1,73 @@
+/// Rows of one element per channel — LayerNorm and RMSNorm over the last dims, GroupNorm on (N, C) inputs — where a
+/// statistics set is one contiguous run with γ running along it. Forward runs in `FastKernels.forward` (its
+/// `singles` branch); backward with one set per row is here, fused with dγ and dβ.
+extension FastKernels {
+    /// Backward for rows of one element with one set per sample (LayerNorm and RMSNorm over the last dims): per
+    /// row, Σ γ·dy and Σ γ·dy·x̂, then dx, accumulating dy·x̂ and dy into per-chunk dγ, dβ in the same pass. The
+    /// rows are split into 16 fixed chunks (not per thread), summed in chunk order: the same bits for any thread
+    /// count.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func singleRowsBackward<S: NormScalar>(
+        plan: NormPlan, centre: Bool, m: Double, divisor: Double, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>,
+        means: [Double], rstds: [Double], gamma: UnsafePointer<Double>, dx: UnsafeMutableBufferPointer<S>,
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let rowsCount = plan.batch, width = plan.channels
+        let chunks = min(rowsCount, 16)
+        guard chunks > 0 else { return }
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: 2 * chunks * width)
+        defer { partial.deallocate() }
+        partial.initialize(repeating: 0, count: 2 * chunks * width)
+        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!, pp = partial
+        nonisolated(unsafe) let gc = gamma
+        means.withUnsafeBufferPointer { meanBuffer in
+        rstds.withUnsafeBufferPointer { rstdBuffer in
+            nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
+            WorkerPool.shared.run(chunks: chunks, threads: threads) { chunk in
+                let pg = pp + 2 * chunk * width, pb = pg + width
+                for row in (rowsCount * chunk / chunks)..<(rowsCount * (chunk + 1) / chunks) {
+                    let mean = meanOf[row], rstd = rstdOf[row]
+                    let dyRun = gp + row * width, xRun = xp + row * width, dxRun = dxp + row * width
+                    let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
+                    var sumDv = SIMD4<Double>(), sumDXv = SIMD4<Double>(), sumD = 0.0, sumDX = 0.0
+                    PositionKernels.lanes(width) { i in
+                        let dh = PositionKernels.wide4(dyRun + i) * PositionKernels.get4(gc + i)
+                        sumDv += dh
+                        sumDXv += dh * ((PositionKernels.wide4(xRun + i) - mv) * rv)
+                    } one: { i in
+                        let dh = dyRun[i].asDouble * gc[i]
+                        sumD += dh
+                        sumDX += dh * ((xRun[i].asDouble - mean) * rstd)
+                    }
+                    sumD += sumDv.sum()
+                    sumDX += sumDXv.sum()
+                    let meanTerm = centre ? sumD / m : 0, projection = sumDX / divisor
+                    let tv = SIMD4<Double>(repeating: meanTerm), pv = SIMD4<Double>(repeating: projection)
+                    PositionKernels.lanes(width) { i in
+                        let h = (PositionKernels.wide4(xRun + i) - mv) * rv
+                        let d = PositionKernels.wide4(dyRun + i)
+                        PositionKernels.narrow4(rv * (d * PositionKernels.get4(gc + i) - tv - h * pv), dxRun + i)
+                        PositionKernels.put4(PositionKernels.get4(pg + i) + d * h, pg + i)
+                        PositionKernels.put4(PositionKernels.get4(pb + i) + d, pb + i)
+                    } one: { i in
+                        let h = (xRun[i].asDouble - mean) * rstd
+                        let d = dyRun[i].asDouble
+                        dxRun[i] = S(fromDouble: rstd * (d * gc[i] - meanTerm - h * projection))
+                        pg[i] += d * h
+                        pb[i] += d
+                    }
+                }
+            }
+        }}
+        for c in 0..<width {
+            var totalG = 0.0, totalB = 0.0
+            for chunk in 0..<chunks {
+                totalG += partial[2 * chunk * width + c]
+                totalB += partial[(2 * chunk + 1) * width + c]
+            }
+            dgamma[c] = totalG
+            dbeta[c] = totalB
+        }
+    }
+}
