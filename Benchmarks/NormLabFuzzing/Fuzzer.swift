@@ -22,7 +22,7 @@ public struct Fuzzer {
                         "seed", "_", "x1", "ones", "Ω", "a\u{1B}[2J", "nul\u{0}x", String(repeating: "n", count: 70)]
     static let numbers = ["0", "1", "2", "3", "-1", "-0", "1e-5", "1e309", "-1e309", "nan", "inf", "-inf", "0.5",
                           "99999999999999999999", "9223372036854775807", "-9223372036854775808", "1e", "--1", "0x10",
-                          "+2", "1.5e-320", "4294967296", ".", "e5"]
+                          "+2", "1.5e-320", "4294967296", ".", "e5", "1.7e308", "-1.7e308", "1e308"]
 
     mutating func number() -> String { chance(70) ? String(int(0...6)) : pick(Self.numbers) }
     mutating func name() -> String { chance(80) ? pick(["x", "y", "dx", "dy", "g", "a"]) : pick(Self.names) }

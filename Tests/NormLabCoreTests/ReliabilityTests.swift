@@ -14,6 +14,17 @@ import Testing
         #expect(sink.error.isEmpty)
     }
 
+    /// Values near ±Double.greatestFiniteMagnitude: their range overflows to inf, which used to trap `hist`
+    /// (Int(NaN)) — now binned in halves; every value counted, every edge finite.
+    @Test func extremeValuesHistogram() throws {
+        let (i, sink) = makeInterpreter()
+        let (out, err) = run(i, sink, "tensor x = [1e308, -1e308, 0, 1.7e308, -1.7e308]", "hist x", "stats x", "tensor y = x", "hist x y")
+        #expect(err.isEmpty, "\(err)")
+        #expect(out.contains("x: 5 values in [-1.700e+308, 1.700e+308]") && !out.contains(" inf │"), "\(out)")
+        let picture = Histogram.picture(title: "x", count: 5, value: { [1e308, -1e308, 0, 1.7e308, -1.7e308][$0] })
+        #expect(picture.counts.reduce(0, +) == 5 && picture.edges.allSatisfy(\.isFinite))
+    }
+
     @Test func saveKeepsModeAndWritesThroughALink() throws {
         let directory = try makeTemporaryDirectory("normlab-save")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -39,7 +39,9 @@ struct BackwardHypotheses {
         }
         // m counted as m′: both terms that divide by m scale by m/m′.
         var sizes = Set([r.plan.channelsPerGroup, r.plan.spatial, r.plan.setSize * r.plan.batch])
-        if fit.b.isFinite, fit.b > 0 { sizes.insert(max(1, Int((r.m / fit.b).rounded()))) }
+        // A set size the fit implies, if it is one a layer could have (a tiny b implies an absurd one: 1e300 > Int.max).
+        let implied = (r.m / fit.b).rounded()
+        if fit.b.isFinite, fit.b > 0, implied.isFinite, implied <= Double(1 << 40) { sizes.insert(max(1, Int(implied))) }
         for used in sizes.sorted() where used != r.plan.setSize && used >= 1 {
             let k = r.m / Double(used)
             candidates.append((.wrongSetSize, { sum(1, r.spec.centres ? k : 0, k) }, Double(used)))

@@ -64,14 +64,19 @@ struct Histogram: Command, Equatable {
             return HistogramPicture(title: title, total: total, nonFinite: nonFinite, range: nil, edges: [], counts: [])
         }
         var counts = [Int](repeating: 0, count: bins)
-        let span = high - low
+        // In halves: high − low of two finite values can overflow (1e308 − (−1e308)), half of it cannot.
+        let halfSpan = high / 2 - low / 2
         for i in 0..<count where included?(i) ?? true {
             let v = value(i)
             guard v.isFinite else { continue }
-            counts[span == 0 ? 0 : min(bins - 1, Int((v - low) / span * Double(bins)))] += 1
+            let position = halfSpan == 0 ? 0 : (v / 2 - low / 2) / halfSpan * Double(bins)
+            counts[max(0, min(bins - 1, Int(position)))] += 1
         }
-        let shownBins = span == 0 ? 1 : bins
-        let edges = (0...shownBins).map { low + span * Double($0) / Double(bins) }
+        let shownBins = halfSpan == 0 ? 1 : bins
+        let edges = (0...shownBins).map { k -> Double in
+            let half = halfSpan * (Double(k) / Double(bins))
+            return (low + half) + half  // never past high, so never overflowing
+        }
         return HistogramPicture(title: title, total: total, nonFinite: nonFinite,
                                 range: (low, high), edges: edges, counts: Array(counts.prefix(shownBins)))
     }
