@@ -239,7 +239,7 @@ enum FastKernels {
         var partialGamma = [Double](repeating: 0, count: partials)
         var partialBeta = [Double](repeating: 0, count: partials)
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
-        if singles && plan.groups == 1 {
+        if singles {
             singleRowsBackward(plan: plan, centre: centre, m: m, divisor: divisor, dy: dy, x: x, means: means, rstds: rstds,
                                gamma: parameters.gamma, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
             return
@@ -257,37 +257,6 @@ enum FastKernels {
                 var current = rowSums, next = rowSums + rows.count
                 var haveSums = false
                 for block in range {
-                    if singles {
-                        // One contiguous run of m elements, γ running along it: two plain loops, no row machinery.
-                        let here = rows.locate(block), base = here.offset(0)
-                        let mean = meanOf[block], rstd = rstdOf[block]
-                        let g = parameters.gamma + here.channel(0), dyRun = gp + base, xRun = xp + base, dxRun = dxp + base
-                        let gc = UnsafePointer(g)
-                        let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
-                        var sumDv = SIMD4<Double>(), sumDXv = SIMD4<Double>(), sumD = 0.0, sumDX = 0.0
-                        PositionKernels.lanes(rows.count) { i in
-                            let dh = PositionKernels.wide4(dyRun + i) * PositionKernels.get4(gc + i)
-                            sumDv += dh
-                            sumDXv += dh * ((PositionKernels.wide4(xRun + i) - mv) * rv)
-                        } one: { i in
-                            let dh = dyRun[i].asDouble * g[i]
-                            sumD += dh
-                            sumDX += dh * ((xRun[i].asDouble - mean) * rstd)
-                        }
-                        sumD += sumDv.sum()
-                        sumDX += sumDXv.sum()
-                        let meanTerm = centre ? sumD / m : 0, projection = sumDX / divisor
-                        let tv = SIMD4<Double>(repeating: meanTerm), pv = SIMD4<Double>(repeating: projection)
-                        PositionKernels.lanes(rows.count) { i in
-                            let h = (PositionKernels.wide4(xRun + i) - mv) * rv
-                            let dh = PositionKernels.wide4(dyRun + i) * PositionKernels.get4(gc + i)
-                            PositionKernels.narrow4(rv * (dh - tv - h * pv), dxRun + i)
-                        } one: { i in
-                            let h = (xRun[i].asDouble - mean) * rstd
-                            dxRun[i] = S(fromDouble: rstd * (dyRun[i].asDouble * g[i] - meanTerm - h * projection))
-                        }
-                        continue
-                    }
                     let here = rows.locate(block), following = rows.locate(block + 1)
                     let mean = meanOf[block], rstd = rstdOf[block]
                     let xhat = AffineMap<S>(mean: mean, rstd: rstd)

@@ -2,10 +2,10 @@
 /// statistics set is one contiguous run with γ running along it. Forward runs in `FastKernels.forward` (its
 /// `singles` branch); backward with one set per row is here, fused with dγ and dβ.
 extension FastKernels {
-    /// Backward for rows of one element with one set per sample (LayerNorm and RMSNorm over the last dims): per
-    /// row, Σ γ·dy and Σ γ·dy·x̂, then dx, accumulating dy·x̂ and dy into per-chunk dγ, dβ in the same pass. The
-    /// rows are split into 16 fixed chunks (not per thread), summed in chunk order: the same bits for any thread
-    /// count.
+    /// Backward for rows of one element (LayerNorm and RMSNorm over the last dims, GroupNorm on (N, C)): per set —
+    /// K contiguous elements, set b at offset b·K, its γ at channel (b mod G)·K — Σ γ·dy and Σ γ·dy·x̂, then dx,
+    /// accumulating dy·x̂ and dy into per-chunk dγ, dβ in the same pass. The sets are split into 16 fixed chunks
+    /// (not per thread), summed in chunk order: the same bits for any thread count.
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func singleRowsBackward<S: NormScalar>(
@@ -13,22 +13,24 @@ extension FastKernels {
         means: [Double], rstds: [Double], gamma: UnsafePointer<Double>, dx: UnsafeMutableBufferPointer<S>,
         dgamma: inout [Double], dbeta: inout [Double], threads: Int
     ) {
-        let rowsCount = plan.batch, width = plan.channels
-        let chunks = min(rowsCount, 16)
+        let sets = plan.batch * plan.groups, width = plan.channelsPerGroup, groups = plan.groups
+        let channels = plan.channels
+        let chunks = min(sets, 16)
         guard chunks > 0 else { return }
-        let partial = UnsafeMutablePointer<Double>.allocate(capacity: 2 * chunks * width)
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: 2 * chunks * channels)
         defer { partial.deallocate() }
-        partial.initialize(repeating: 0, count: 2 * chunks * width)
+        partial.initialize(repeating: 0, count: 2 * chunks * channels)
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!, pp = partial
-        nonisolated(unsafe) let gc = gamma
+        nonisolated(unsafe) let gammaBase = gamma
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
             nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
             WorkerPool.shared.run(chunks: chunks, threads: threads) { chunk in
-                let pg = pp + 2 * chunk * width, pb = pg + width
-                for row in (rowsCount * chunk / chunks)..<(rowsCount * (chunk + 1) / chunks) {
-                    let mean = meanOf[row], rstd = rstdOf[row]
-                    let dyRun = gp + row * width, xRun = xp + row * width, dxRun = dxp + row * width
+                for set in (sets * chunk / chunks)..<(sets * (chunk + 1) / chunks) {
+                    let c0 = (set % groups) * width
+                    let pg = pp + 2 * chunk * channels + c0, pb = pp + (2 * chunk + 1) * channels + c0, gc = gammaBase + c0
+                    let mean = meanOf[set], rstd = rstdOf[set]
+                    let dyRun = gp + set * width, xRun = xp + set * width, dxRun = dxp + set * width
                     let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
                     var sumDv = SIMD4<Double>(), sumDXv = SIMD4<Double>(), sumD = 0.0, sumDX = 0.0
                     PositionKernels.lanes(width) { i in
@@ -60,11 +62,11 @@ extension FastKernels {
                 }
             }
         }}
-        for c in 0..<width {
+        for c in 0..<channels {
             var totalG = 0.0, totalB = 0.0
             for chunk in 0..<chunks {
-                totalG += partial[2 * chunk * width + c]
-                totalB += partial[(2 * chunk + 1) * width + c]
+                totalG += partial[2 * chunk * channels + c]
+                totalB += partial[(2 * chunk + 1) * channels + c]
             }
             dgamma[c] = totalG
             dbeta[c] = totalB

@@ -171,11 +171,19 @@ enum StridedKernels {
                 }
             }
         }}}}
-        guard spec.affine != .none else { return }
-        if spec.affine == .element {
+        reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan, dgamma: &dgamma, dbeta: &dbeta)
+    }
+
+    /// dγ, dβ from per-element sums over the samples: as they are for affine=element, summed over each channel's
+    /// positions in order for affine=channel.
+    static func reduceToParameters(_ perElementGamma: [Double], _ perElementBeta: [Double], spec: LayerSpec, plan: NormPlan,
+                                   dgamma: inout [Double], dbeta: inout [Double]) {
+        switch spec.affine {
+        case .none: return
+        case .element:
             dgamma = perElementGamma
             dbeta = perElementBeta
-        } else {
+        case .channel:
             for c in 0..<plan.channels {
                 var totalG = 0.0, totalB = 0.0
                 for s in 0..<plan.spatial {
@@ -311,20 +319,6 @@ enum StridedKernels {
                 }
             }
         }}}}}
-        guard wantParameters else { return }
-        if spec.affine == .element {
-            dgamma = perElementGamma
-            dbeta = perElementBeta
-        } else {
-            for c in 0..<plan.channels {
-                var totalG = 0.0, totalB = 0.0
-                for s in 0..<spatial {
-                    totalG += perElementGamma[c * spatial + s]
-                    totalB += perElementBeta[c * spatial + s]
-                }
-                dgamma[c] = totalG
-                dbeta[c] = totalB
-            }
-        }
+        reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan, dgamma: &dgamma, dbeta: &dbeta)
     }
 }
