@@ -139,6 +139,11 @@ import Testing
         #expect(explained.contains("γ and β element by element along the last dims (4)"), "\(explained)")
         let (_, refused) = run(i, sink, "explain forward g=1")
         #expect(refused.contains("g= does not apply: with shape= there are no groups"), "\(refused)")
+        let (rows, _) = run(i, sink, "stats x")
+        #expect(rows.contains("stats of x (2, 3, 4), by row") && rows.split(separator: "\n").count == 9, "\(rows)")
+        let rowMean = i.session["mean"]!.value(at: 4)
+        let row4 = rows.split(separator: "\n").first { $0.hasPrefix("  4 ") } ?? ""
+        #expect(row4.split(separator: " ").dropFirst(2).first.map(String.init) == formatNumber(rowMean, precision: 4), "\(rows)")
         run(i, sink, "layer rmsnorm shape=3,4", "forward")
         let (rms, _) = run(i, sink, "explain forward n=1")
         #expect(rms.contains("ms = Σx² / m") && rms.contains("y = γ·x̂ (no β)") && !rms.contains("changed"), "\(rms)")

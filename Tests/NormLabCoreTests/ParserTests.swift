@@ -133,7 +133,7 @@ import Testing
         #expect(parseError("layer layernorm 2")?.contains("layernorm takes no number of groups") == true)
         #expect(parseError("layer groupnorm 0")?.contains("the number of groups must be at least 1, got 0") == true)
         #expect(parseError("layer foonorm")?.contains("expected a layer kind (groupnorm|layernorm|instancenorm|batchnorm|rmsnorm|norm), got 'foonorm'") == true)
-        #expect(parseError("stats x by row")?.contains("expected group, channel or sample (group|channel|sample), got 'row'") == true)
+        #expect(parseError("stats x by line")?.contains("expected group, channel, sample or row (group|channel|sample|row), got 'line'") == true)
         #expect(parseError("set colour on")?.contains("expected a setting (dtype|precision|color|threshold|maxelems|unicode|threads), got 'colour'") == true)
         #expect(parseError("backward randn seed -1")?.contains("a seed (a whole number ≥ 0) must be at least 0, got -1") == true)
         #expect(parseError("param delta = x")?.contains("expected gamma or beta (gamma|beta), got 'delta'") == true)

@@ -1,15 +1,18 @@
 import NormKit
 
 public enum StatsAxis: String, Equatable, Sendable, CaseIterable {
-    case group, channel, sample
+    /// `row`: for a `shape=` layer, each index of the leading dims over the normalised (last) dims.
+    case group, channel, sample, row
 }
 
 struct Stats: Command, Equatable {
     static let help = CommandHelp(
-        name: "stats", usage: ["stats NAME [by group|channel|sample]"],
+        name: "stats", usage: ["stats NAME [by group|channel|sample|row]"],
         summary: "count, mean, var, std, min and max per group, channel or sample, and overall",
         details: """
-        By group when NAME has the layer's input shape and the layer has groups, else by channel for rank ≥ 2,
+        By row (each index of the leading dims, over the normalised dims) when the layer is a shape= layer and NAME
+        ends in its normalised shape; by group when NAME has the layer's input shape and the layer has groups, else
+        by channel for rank ≥ 2,
         else overall only. var is the biased variance (divided by the count), as normalisation uses.
         """,
         examples: ["stats x", "stats y by channel"],
@@ -35,7 +38,7 @@ struct Stats: Command, Equatable {
         var axis: StatsAxis? = nil
         if !cursor.isAtEnd {
             _ = try cursor.keyword(["by"], "by")
-            axis = StatsAxis(rawValue: try cursor.keyword(StatsAxis.allCases.map(\.rawValue), "group, channel or sample").text)
+            axis = StatsAxis(rawValue: try cursor.keyword(StatsAxis.allCases.map(\.rawValue), "group, channel, sample or row").text)
         }
         try cursor.finish()
         self.axis = axis
@@ -77,10 +80,17 @@ struct Stats: Command, Equatable {
         return Report([.text("stats of \(name.value) \(tensor.shape), \(what) (var is the biased variance):"), .table(table)])
     }
 
-    /// The axis to tabulate by (nil: overall only) and, by group, the number of groups.
+    /// The axis to tabulate by (nil: overall only) and, by group, the number of groups (by row: the row's length).
     private func resolveAxis(_ tensor: AnyTensor, context: StatementContext) throws -> (StatsAxis?, Int) {
         let dims = tensor.shape.dims
         let layer = context.session.layer
+        if let normalized = layer?.spec.normalizedShape, axis == nil || axis == .row,
+           dims.count >= normalized.count, Array(dims.suffix(normalized.count)) == normalized {
+            return (.row, normalized.reduce(1, *))
+        }
+        if axis == .row {
+            throw context.error("stats by row needs a shape= layer whose normalised dims end \(name.value)'s shape \(tensor.shape)", at: name.range)
+        }
         // By default, by group only for tensors shaped like the layer's input (not, say, its (N, G) statistics).
         let inputShaped = layer?.sampleShape.map { Array(dims.dropFirst()) == $0 } ?? (dims.count >= 3)
         var resolved = axis
@@ -127,6 +137,9 @@ struct Stats: Command, Equatable {
         case .sample?:
             let per = dims.reduce(1, *) / n
             return (["sample"], n, { i in ([String(i)], [(i * per)..<((i + 1) * per)]) })
+        case .row?:
+            let length = max(1, groups), count = dims.reduce(1, *) / length
+            return (["row"], count, { i in ([String(i)], [(i * length)..<((i + 1) * length)]) })
         case nil:
             return ([], 0, { _ in ([], []) })
         }
