@@ -25,6 +25,13 @@ enum StridedKernels {
         }
     }
 
+    /// BatchNorm's statistics per element of a sample: as they are per element (reduce=channels), a channel's
+    /// value repeated over its positions per channel — so one element loop serves both reductions.
+    static func spreadToElements(_ statistics: [Double], spec: LayerSpec, plan: NormPlan) -> [Double] {
+        guard spec.reduce == .group else { return statistics }
+        return (0..<(plan.channels * plan.spatial)).map { statistics[$0 / plan.spatial] }
+    }
+
     /// γ and β per element of a sample (ones and zeros when absent; a channel's value repeated over its positions
     /// for affine=channel), so the element loops index them like x.
     static func elementParameters(_ values: [Double]?, fill: Double, spec: LayerSpec, plan: NormPlan) -> [Double] {
@@ -229,16 +236,10 @@ enum StridedKernels {
         gamma: [Double]?, beta: [Double]?, xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>,
         threads: Int
     ) {
-        let elements = plan.channels * plan.spatial, batch = plan.batch, spatial = plan.spatial
-        let perElement = spec.reduce == .channels
+        let elements = plan.channels * plan.spatial, batch = plan.batch
         let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
         let b = elementParameters(beta, fill: 0, spec: spec, plan: plan)
-        // Statistics spread to every element of a sample as well, so one loop serves both reductions.
-        var mu = means, r = rstds
-        if !perElement {
-            mu = (0..<elements).map { means[$0 / spatial] }
-            r = (0..<elements).map { rstds[$0 / spatial] }
-        }
+        let mu = spreadToElements(means, spec: spec, plan: plan), r = spreadToElements(rstds, spec: spec, plan: plan)
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
         g.withUnsafeBufferPointer { gBuffer in
         b.withUnsafeBufferPointer { bBuffer in
@@ -276,11 +277,9 @@ enum StridedKernels {
         rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
         dbeta: inout [Double], threads: Int
     ) {
-        let elements = plan.channels * plan.spatial, batch = plan.batch, spatial = plan.spatial
+        let elements = plan.channels * plan.spatial, batch = plan.batch
         let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
-        let perElement = spec.reduce == .channels
-        let r = perElement ? rstds : (0..<elements).map { rstds[$0 / spatial] }
-        let mu = perElement ? means : (0..<elements).map { means[$0 / spatial] }
+        let r = spreadToElements(rstds, spec: spec, plan: plan), mu = spreadToElements(means, spec: spec, plan: plan)
         // rstd·γ per element: one multiplication per element of dx.
         let scale = zip(g, r).map { $0 * $1 }
         var perElementGamma = [Double](repeating: 0, count: elements)

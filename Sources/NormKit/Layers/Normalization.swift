@@ -167,11 +167,7 @@ public enum Normalization {
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?,
         running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int
     ) throws(NormError) -> ForwardResult<Scalar> {
-        guard let running else { throw NormError.state("BatchNorm in eval mode needs running statistics") }
-        guard running.mean.shape == plan.statsShape, running.variance.shape == plan.statsShape else {
-            throw NormError.mismatch("running statistics have shape \(running.mean.shape) but this input needs \(plan.statsShape)")
-        }
-        let means = running.mean.scalars.map(\.asDouble), variances = running.variance.scalars.map(\.asDouble)
+        let (means, variances) = try runningStatistics(running, plan: plan)
         let rstds = variances.map { 1 / ($0 + spec.eps).squareRoot() }
         let gammaValues = gamma?.scalars.map(\.asDouble), betaValues = beta?.scalars.map(\.asDouble)
         // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
@@ -205,6 +201,17 @@ public enum Normalization {
             storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
     }
 
+    /// BatchNorm's running mean and variance as Float64, checked against the statistics this input needs.
+    static func runningStatistics<Scalar: NormScalar>(
+        _ running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, plan: NormPlan
+    ) throws(NormError) -> (means: [Double], variances: [Double]) {
+        guard let running else { throw NormError.state("BatchNorm in eval mode needs running statistics") }
+        guard running.mean.shape == plan.statsShape, running.variance.shape == plan.statsShape else {
+            throw NormError.mismatch("running statistics have shape \(running.mean.shape) but this input needs \(plan.statsShape)")
+        }
+        return (running.mean.scalars.map(\.asDouble), running.variance.scalars.map(\.asDouble))
+    }
+
     /// The general per-element path: every layer, every convention, BatchNorm's eval mode.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
@@ -220,14 +227,7 @@ public enum Normalization {
         var unbiased: [Double]? = nil
 
         if usesRunning {
-            guard let running else {
-                throw NormError.state("BatchNorm in eval mode needs running statistics")
-            }
-            guard running.mean.shape == plan.statsShape, running.variance.shape == plan.statsShape else {
-                throw NormError.mismatch("running statistics have shape \(running.mean.shape) but this input needs \(plan.statsShape)")
-            }
-            means = running.mean.scalars.map(\.asDouble)
-            variances = running.variance.scalars.map(\.asDouble)
+            (means, variances) = try runningStatistics(running, plan: plan)
         } else {
             let (mu, sumSquares) = Self.statistics(of: input, plan: plan, centre: spec.centres)
             means = mu
