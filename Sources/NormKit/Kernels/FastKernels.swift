@@ -229,21 +229,19 @@ enum FastKernels {
         let spatial = plan.spatial
         let channels = plan.channels, batch = plan.batch
         let channelAffine = spec.affine == .channel
-        // As in forward: rows of one element go element by element; dγ, dβ are then summed as element-wise ones.
-        let singles = channelAffine && spatial == 1 && !rows.batchNorm
-        let elementAffine = spec.affine == .element || singles
+        let elementAffine = spec.affine == .element
         let parameters = Parameters(gamma: gamma, beta: nil, count: elementAffine ? channels * spatial : channels)
         defer { parameters.deallocate() }
-        // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
-        let partials = channelAffine && !singles ? batch * channels : 0
-        var partialGamma = [Double](repeating: 0, count: partials)
-        var partialBeta = [Double](repeating: 0, count: partials)
-        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
-        if singles {
+        // As in forward, rows of one element are one contiguous run per set, with γ running along it.
+        if channelAffine && spatial == 1 && !rows.batchNorm {
             singleRowsBackward(plan: plan, centre: centre, m: m, divisor: divisor, dy: dy, x: x, means: means, rstds: rstds,
                                gamma: parameters.gamma, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
             return
         }
+        // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
+        var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
+        var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
+        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
@@ -319,11 +317,10 @@ enum FastKernels {
         means.withUnsafeBufferPointer { meanBuffer in
             rstds.withUnsafeBufferPointer { rstdBuffer in
                 nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
-                reduceParameterGradients(spec: spec, plan: plan, elementWise: elementAffine, dy: dy,
-                                         partialGamma: partialGamma, partialBeta: partialBeta, dgamma: &dgamma,
-                                         dbeta: &dbeta, threads: threads) { n, elements, h in
-                    // Element-wise γ (or rows of one element) lives only under reduce=group here: the set is
-                    // (sample, group).
+                reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
+                                         partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
+                                         threads: threads) { n, elements, h in
+                    // Element-wise γ lives only under reduce=group here: the set is (sample, group).
                     for e in elements {
                         let block = n * groups + (e / spatial) / perGroup
                         let map = AffineMap<S>(mean: meanOf[block], rstd: rstdOf[block])
@@ -338,14 +335,14 @@ enum FastKernels {
     /// `xhat(sample, elements, into)` writing x̂ of one sample's elements); summed over the batch in sample order
     /// either way.
     static func reduceParameterGradients<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, elementWise: Bool, dy: UnsafeBufferPointer<S>, partialGamma: [Double], partialBeta: [Double],
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, partialGamma: [Double], partialBeta: [Double],
         dgamma: inout [Double], dbeta: inout [Double], threads: Int,
         xhat: @escaping @Sendable (_ sample: Int, _ elements: Range<Int>, _ into: UnsafeMutablePointer<Double>) -> Void
     ) {
         let channels = plan.channels, batch = plan.batch, spatial = plan.spatial
         guard spec.affine != .none else { return }
         nonisolated(unsafe) let gp = dy.baseAddress!
-        if !elementWise {
+        if spec.affine == .channel {
             // Sample by sample along contiguous memory; each channel still sums over n in order (the same bits).
             for c in 0..<channels {
                 dgamma[c] = 0

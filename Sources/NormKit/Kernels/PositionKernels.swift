@@ -242,7 +242,7 @@ enum PositionKernels {
             }
         }}}
         let perSample = channels * spatial
-        FastKernels.reduceParameterGradients(spec: spec, plan: plan, elementWise: spec.affine == .element, dy: dy, partialGamma: partialGamma,
+        FastKernels.reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
                                              partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
                                              threads: threads) { n, elements, h in
             for e in elements { h[e - elements.lowerBound] = hp[n * perSample + e].asDouble }

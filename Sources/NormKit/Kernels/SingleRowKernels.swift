@@ -1,6 +1,6 @@
 /// Rows of one element per channel — LayerNorm and RMSNorm over the last dims, GroupNorm on (N, C) inputs — where a
 /// statistics set is one contiguous run with γ running along it. Forward runs in `FastKernels.forward` (its
-/// `singles` branch); backward with one set per row is here, fused with dγ and dβ.
+/// `singles` branch); their backward is here, fused with dγ and dβ.
 extension FastKernels {
     /// Backward for rows of one element (LayerNorm and RMSNorm over the last dims, GroupNorm on (N, C)): per set —
     /// K contiguous elements, set b at offset b·K, its γ at channel (b mod G)·K — Σ γ·dy and Σ γ·dy·x̂, then dx,
