@@ -32,9 +32,11 @@ let package = Package(
         .target(name: "NormLanesAVX2", swiftSettings: avx2Settings),
         // Asks the CPU whether the AVX2 lanes can run (cpuid; any OS).
         .target(name: "CPUFeatures"),
+        // 1/√(v + eps) over many statistics at once (Swift's squareRoot() stays scalar).
+        .target(name: "CVectorMath"),
         .target(
             name: "NormKit",
-            dependencies: ["NormLanes", "CPUFeatures"],
+            dependencies: ["NormLanes", "CPUFeatures", "CVectorMath"],
             // squareRoot() in generic code lowers to libm's sqrt, which nothing else links on Linux.
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux], configuration: .release))]
         ),

@@ -58,7 +58,7 @@ enum LayerBenchmark {
         return (fwd, step)
     }
 
-    static func run(runs: Int) throws {
+    static func run(runs: Int, only: String? = nil) throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("compare_layers.py").path
         print("| layer (float32) | threads | fwd ms | fwd+bwd ms | PyTorch fwd ms | PyTorch fwd+bwd ms | vs PyTorch (fwd+bwd) | vs GroupNorm 32 (fwd+bwd) | vs bandwidth bound |")
@@ -70,7 +70,10 @@ enum LayerBenchmark {
             let cnnBound = 5.0 * Double(8 * 64 * 56 * 56) * 4 / copyBandwidth(count: 8 * 64 * 56 * 56, threads: threads)
             let tokenBound = 5.0 * Double(4096 * 768) * 4 / copyBandwidth(count: 4096 * 768, threads: threads)
             var reference: Double? = nil
-            for form in try forms() {
+            if let only, !"groupnorm 32".contains(only) {
+                reference = try time(forms()[0], threads: threads, runs: runs).1
+            }
+            for form in try forms() where only.map(form.name.contains) ?? true {
                 let (fwd, step) = try time(form, threads: threads, runs: runs)
                 if reference == nil { reference = step }
                 let theirs = torch[form.name] as? [Double]

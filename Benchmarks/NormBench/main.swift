@@ -67,9 +67,12 @@ if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "startup" {
 let runs = CommandLine.arguments.count > 1 ? max(10, Int(CommandLine.arguments[1]) ?? 20) : 20
 let shapes: [([Int], Int)] = [([8, 64, 56, 56], 32), ([32, 256, 14, 14], 32), ([1, 32, 128, 128], 8)]
 let clock = ContinuousClock()
-// `normlab-bench layers [runs]`: every layer form against PyTorch's (Layers.swift).
+// `normlab-bench layers [runs] [name]`: every layer form (or those whose name contains `name`) against PyTorch's
+// (Layers.swift).
 if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "layers" {
-    try LayerBenchmark.run(runs: CommandLine.arguments.count > 2 ? max(5, Int(CommandLine.arguments[2]) ?? 20) : 20)
+    let arguments = CommandLine.arguments
+    try LayerBenchmark.run(runs: arguments.count > 2 ? max(5, Int(arguments[2]) ?? 20) : 20,
+                           only: arguments.count > 3 ? arguments[3] : nil)
     exit(0)
 }
 

@@ -11,6 +11,8 @@ import Testing
         (.layernorm, nil, [4, 7, 3]), (.instancenorm, nil, [2, 5, 1]), (.rmsnorm, 2, [2, 4, 11]),
         (.groupnorm, 4, [1, 8, 33, 7]), (.batchnorm, nil, [4, 3, 5]), (.batchnorm, nil, [2, 6, 17, 3]),
         (.batchnorm, nil, [5, 2]), (.batchnorm, nil, [3, 40, 33]), (.layernorm, nil, [5, 9]), (.layernorm, nil, [3, 203]),
+        // 299 positions: two tiles of the per-position kernels, the second with a tail of 3.
+        (.groupnorm, 2, [2, 4, 23, 13]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {

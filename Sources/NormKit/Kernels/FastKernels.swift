@@ -366,21 +366,30 @@ enum FastKernels {
                 dbeta.withUnsafeMutableBufferPointer { dbBuffer in
                     nonisolated(unsafe) let dg = dgBuffer.baseAddress!, db = dbBuffer.baseAddress!
                     parallel(perSample, threads: threads) { range in
-                        // Sample by sample along contiguous memory; each element still sums over n in order.
-                        let h = UnsafeMutablePointer<Double>.allocate(capacity: range.count)
+                        // Tiles of elements whose sums stay in L1 while every sample is added, in sample order.
+                        let tile = 512
+                        let h = UnsafeMutablePointer<Double>.allocate(capacity: tile)
                         defer { h.deallocate() }
-                        for e in range {
-                            dg[e] = 0
-                            db[e] = 0
-                        }
-                        for n in 0..<batch {
-                            xhat(n, range, h)
-                            let row = gp + n * perSample
-                            for e in range {
-                                let dyv = row[e].asDouble
-                                dg[e] += dyv * h[e - range.lowerBound]
-                                db[e] += dyv
+                        var lower = range.lowerBound
+                        while lower < range.upperBound {
+                            let upper = min(lower + tile, range.upperBound)
+                            let g0 = dg + lower, b0 = db + lower
+                            g0.update(repeating: 0, count: upper - lower)
+                            b0.update(repeating: 0, count: upper - lower)
+                            for n in 0..<batch {
+                                xhat(n, lower..<upper, h)
+                                let row = gp + n * perSample + lower
+                                PositionKernels.lanes(upper - lower) { e in
+                                    let dyv = PositionKernels.wide4(row + e)
+                                    PositionKernels.put4(PositionKernels.get4(g0 + e) + dyv * PositionKernels.get4(h + e), g0 + e)
+                                    PositionKernels.put4(PositionKernels.get4(b0 + e) + dyv, b0 + e)
+                                } one: { e in
+                                    let dyv = row[e].asDouble
+                                    g0[e] += dyv * h[e]
+                                    b0[e] += dyv
+                                }
                             }
+                            lower = upper
                         }
                     }
                 }

@@ -53,4 +53,71 @@ extension FastKernels {
 
         func deallocate() { storage.deallocate() }
     }
+
+    /// γ and β in the element type (ones and zeros when absent), for kernels whose parameters are per element:
+    /// half the bytes of Float64 copies for float32, and no conversion pass (widening a Float is exact).
+    struct ScalarParameters<S: NormScalar>: @unchecked Sendable {
+        let gamma: UnsafePointer<S>
+        let beta: UnsafePointer<S>
+        private let storage: UnsafeMutablePointer<S>
+
+        init(gamma: Tensor<S>?, beta: Tensor<S>?, count: Int) {
+            let storage = UnsafeMutablePointer<S>.allocate(capacity: 2 * count)
+            if let gamma { gamma.scalars.withUnsafeBufferPointer { storage.initialize(from: $0.baseAddress!, count: count) } }
+            else { storage.initialize(repeating: 1, count: count) }
+            if let beta { beta.scalars.withUnsafeBufferPointer { (storage + count).initialize(from: $0.baseAddress!, count: count) } }
+            else { (storage + count).initialize(repeating: 0, count: count) }
+            self.storage = storage
+            self.gamma = UnsafePointer(storage)
+            self.beta = UnsafePointer(storage + count)
+        }
+
+        func deallocate() { storage.deallocate() }
+    }
+}
+
+extension FastKernels {
+    /// A statistics array in the tensor's element type, made on the session's threads in one pass that also says
+    /// whether every value is finite (PyDLLib's per-position statistics are half as many values as the input, so
+    /// a serial map and a separate scan cost more than some whole passes).
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func narrowed<Scalar: NormScalar>(_ values: [Double], shape: Shape, threads: Int) -> (tensor: Tensor<Scalar>, finite: Bool) {
+        let count = values.count
+        let chunkSize = 1 << 14
+        let chunks = (count + chunkSize - 1) / chunkSize
+        let finiteChunks = UnsafeMutablePointer<Bool>.allocate(capacity: max(chunks, 1))
+        defer { finiteChunks.deallocate() }
+        nonisolated(unsafe) let flags = finiteChunks
+        let scalars = values.withUnsafeBufferPointer { source in
+            [Scalar](unsafeUninitializedCapacity: count) { target, initialized in
+                if let fromBase = source.baseAddress, let toBase = target.baseAddress {
+                    nonisolated(unsafe) let from = fromBase, to = toBase
+                    parallel(chunks, threads: threads) { range in
+                        for chunk in range {
+                            let lower = chunk * chunkSize, upper = min(count, lower + chunkSize)
+                            var check = SIMD4<Double>()
+                            var i = lower
+                            while i + 4 <= upper {
+                                let v = PositionKernels.get4(from + i)
+                                check += v - v
+                                PositionKernels.narrow4(v, to + i)
+                                i += 4
+                            }
+                            var tail = 0.0
+                            while i < upper {
+                                tail += from[i] - from[i]
+                                to[i] = Scalar(fromDouble: from[i])
+                                i += 1
+                            }
+                            flags[chunk] = (check.sum() + tail).isFinite
+                        }
+                    }
+                }
+                initialized = count
+            }
+        }
+        let finite = (0..<chunks).allSatisfy { finiteChunks[$0] }
+        return (Tensor(uncheckedShape: shape, scalars: scalars), finite)
+    }
 }

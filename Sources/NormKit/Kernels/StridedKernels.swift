@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// The fast path for sets strided across the batch: BatchNorm per element (reduce=channels, PyDLLib's BatchNorm),
 /// where each of the E = C·S elements of a sample has its own statistics over the N samples. The loops run along
 /// the contiguous elements of a sample, four at a time in Float64 lanes, with one accumulator per element; work is
@@ -94,11 +96,8 @@ enum StridedKernels {
                         q[e] += d * d
                     }
                 }
-                for e in 0..<count {
-                    let variance = q[e] / divisor
-                    vars[lo + e] = variance
-                    rstds[lo + e] = 1 / (variance + eps).squareRoot()
-                }
+                for e in 0..<count { vars[lo + e] = q[e] / divisor }
+                normlab_reciprocal_square_roots(vars + lo, eps, rstds + lo, count)
                 let r = rstds + lo, gl = gp + lo, bl = bp + lo
                 for n in 0..<batch {
                     let offset = n * elements + lo
@@ -277,6 +276,11 @@ enum StridedKernels {
         rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
         dbeta: inout [Double], threads: Int
     ) {
+        if spec.reduce == .group && spec.affine != .element {
+            evalRowsBackward(spec: spec, plan: plan, dy: dy, x: x, means: means, rstds: rstds, gamma: gamma, dx: dx,
+                             dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+            return
+        }
         let elements = plan.channels * plan.spatial, batch = plan.batch
         let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
         let r = spreadToElements(rstds, spec: spec, plan: plan), mu = spreadToElements(means, spec: spec, plan: plan)
@@ -319,5 +323,61 @@ enum StridedKernels {
             }
         }}}}}
         reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan, dgamma: &dgamma, dbeta: &dbeta)
+    }
+
+    /// Backward through BatchNorm in eval mode per channel with channel-wise (or no) γ: row by row, each channel's
+    /// constants held in registers, its Σ dy and Σ dy·x̂ in four lanes over its rows in sample order (one thread per
+    /// channel, so the same bits for every thread count). No per-element copies of the statistics.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func evalRowsBackward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double],
+        rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
+        dbeta: inout [Double], threads: Int
+    ) {
+        let channels = plan.channels, spatial = plan.spatial, batch = plan.batch
+        let wantParameters = spec.affine != .none
+        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
+        let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * channels)
+        defer { sums.deallocate() }
+        nonisolated(unsafe) let sumDy = sums, sumDyH = sums + channels
+        let constants = (0..<channels).map { c in (mean: means[c], rstd: rstds[c], scale: (gamma?[c] ?? 1) * rstds[c]) }
+        constants.withUnsafeBufferPointer { constantBuffer in
+            nonisolated(unsafe) let cp = constantBuffer.baseAddress!
+            FastKernels.parallel(channels, threads: threads) { range in
+                for c in range {
+                    let mean = cp[c].mean, rstd = cp[c].rstd, scale = cp[c].scale
+                    let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
+                    let sv = SIMD4<Double>(repeating: scale)
+                    var d4 = SIMD4<Double>(), dh4 = SIMD4<Double>(), d1 = 0.0, dh1 = 0.0
+                    for n in 0..<batch {
+                        let offset = (n * channels + c) * spatial
+                        let dyr = gp + offset, xr = xp + offset, dxr = dxp + offset
+                        PositionKernels.lanes(spatial) { e in
+                            let d = PositionKernels.wide4(dyr + e)
+                            PositionKernels.narrow4(d * sv, dxr + e)
+                            if wantParameters {
+                                d4 += d
+                                dh4 += d * ((PositionKernels.wide4(xr + e) - mv) * rv)
+                            }
+                        } one: { e in
+                            let d = dyr[e].asDouble
+                            dxr[e] = S(fromDouble: d * scale)
+                            if wantParameters {
+                                d1 += d
+                                dh1 += d * ((xr[e].asDouble - mean) * rstd)
+                            }
+                        }
+                    }
+                    sumDy[c] = ((d4[0] + d4[1]) + (d4[2] + d4[3])) + d1
+                    sumDyH[c] = ((dh4[0] + dh4[1]) + (dh4[2] + dh4[3])) + dh1
+                }
+            }
+        }
+        guard wantParameters else { return }
+        for c in 0..<channels {
+            dgamma[c] = sumDyH[c]
+            dbeta[c] = sumDy[c]
+        }
     }
 }

@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// The forward and backward passes, as pure functions of their inputs. `NormLayer` adds the state (locked shape,
 /// parameters, running statistics, accumulated gradients) around them.
 ///
@@ -66,6 +68,18 @@ public enum Normalization {
         return result
     }
 
+    /// 1 / √(v + eps) for each variance, vectorised (`normlab_reciprocal_square_roots`; the same bits as Swift's).
+    static func reciprocalSquareRoots(_ variances: [Double], eps: Double) -> [Double] {
+        [Double](unsafeUninitializedCapacity: variances.count) { out, initialized in
+            variances.withUnsafeBufferPointer { v in
+                if let source = v.baseAddress, let target = out.baseAddress {
+                    normlab_reciprocal_square_roots(source, eps, target, v.count)
+                }
+            }
+            initialized = variances.count
+        }
+    }
+
     /// Whether any element is NaN or infinite: x − x is 0 for every finite x and NaN otherwise, summed in eight
     /// independent lanes (vectorised; the count below branches per element).
     static func hasNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>) -> Bool {
@@ -98,12 +112,18 @@ public enum Normalization {
 
     /// What a pass warns about: sets of one element (x̂ = 0), zero variances with eps = 0 (x̂ = NaN), non-finite input.
     static func warnings(spec: LayerSpec, setSize m: Int, usesRunning: Bool, variances: [Double], nonFinite: () -> Int) -> [NormWarning] {
+        warnings(spec: spec, setSize: m, usesRunning: usesRunning, zeroVariances: { variances.filter { $0 == 0 }.count },
+                 nonFinite: nonFinite)
+    }
+
+    static func warnings(spec: LayerSpec, setSize m: Int, usesRunning: Bool, zeroVariances: () -> Int,
+                         nonFinite: () -> Int) -> [NormWarning] {
         var warnings: [NormWarning] = []
         if m == 1 && spec.centres && !usesRunning {
             warnings.append(.singleElementSets(layer: spec.kind.displayName))
         }
         if spec.eps == 0 {
-            let zeroSets = variances.filter { $0 == 0 }.count
+            let zeroSets = zeroVariances()
             if zeroSets > 0 { warnings.append(.zeroVarianceWithZeroEps(sets: zeroSets)) }
         }
         let count = nonFinite()
@@ -111,14 +131,18 @@ public enum Normalization {
         return warnings
     }
 
-    /// The fast kernels: sets of whole rows (`FastKernels`) or statistics per position (`PositionKernels`).
+    /// The fast kernels: sets of whole rows (`FastKernels`), statistics per element across the batch
+    /// (`StridedKernels`) or per position (`PositionKernels`, below).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func fastForward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int
     ) throws(NormError) -> ForwardResult<Scalar> {
+        if PositionKernels.applies(spec) {
+            return positionForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
+        }
         let m = plan.setSize
-        let positionPath = PositionKernels.applies(spec), stridedPath = StridedKernels.applies(spec)
+        let stridedPath = StridedKernels.applies(spec)
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let betaValues = beta?.scalars.map(\.asDouble)
         var stats: FastKernels.Statistics? = nil
@@ -126,13 +150,10 @@ public enum Normalization {
         // The kernels write every element: no need to zero the buffers first.
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
-                if positionPath || stridedPath {
+                if stridedPath {
                     normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
-                        stats = stridedPath
-                            ? StridedKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                                     xhat: h, y: y, threads: threads)
-                            : PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues,
-                                                      beta: betaValues, xhat: h, y: y, threads: threads)
+                        stats = StridedKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                                                       xhat: h, y: y, threads: threads)
                         hCount = input.count
                     }
                 } else {
@@ -143,21 +164,54 @@ public enum Normalization {
             yCount = input.count
         }
         guard let stats else { throw NormError.state("internal: the fast kernel produced no statistics") }
+        func narrowed(_ values: [Double]) -> (tensor: Tensor<Scalar>, finite: Bool) {
+            FastKernels.narrowed(values, shape: plan.statsShape, threads: threads)
+        }
+        let mean = spec.centres ? narrowed(stats.means) : nil, variance = narrowed(stats.variances)
         // Counting costs a pass over x: only when a statistic shows that something is not finite.
-        let statsFinite = !stats.means.contains(where: { !$0.isFinite }) && !stats.variances.contains(where: { !$0.isFinite })
+        let statsFinite = (mean?.finite ?? true) && variance.finite
         let warnings = Self.warnings(spec: spec, setSize: m, usesRunning: false, variances: stats.variances,
                                      nonFinite: { statsFinite ? 0 : countNonFinite(input) })
-        func tensor(_ values: [Double]) -> Tensor<Scalar> {
-            Tensor(uncheckedShape: plan.statsShape, scalars: values.map { Scalar(fromDouble: $0) })
-        }
         return ForwardResult(
             spec: spec, plan: plan, mode: .train, input: input,
             output: Tensor(uncheckedShape: input.shape, scalars: output),
-            mean: spec.centres ? tensor(stats.means) : nil, variance: tensor(stats.variances),
-            rstd: tensor(stats.rstds),
-            unbiasedVariance: spec.kind.hasRunningStatistics ? tensor(stats.sumSquares.map { $0 / Double(m - 1) }) : nil,
+            mean: mean?.tensor, variance: variance.tensor, rstd: narrowed(stats.rstds).tensor,
+            unbiasedVariance: spec.kind.hasRunningStatistics
+                ? narrowed(stats.sumSquares.map { $0 / Double(m - 1) }).tensor : nil,
             warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
             storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
+    }
+
+    /// Statistics per position (`PositionKernels`): the kernel writes the statistics tensors' values itself.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
+    static func positionForward<Scalar: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int
+    ) -> ForwardResult<Scalar> {
+        var outputs: PositionKernels.Outputs<Scalar>? = nil
+        var normalized: [Scalar] = []
+        let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
+            input.scalars.withUnsafeBufferPointer { x in
+                normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
+                    outputs = PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta,
+                                                      xhat: h, y: y, threads: threads)
+                    hCount = input.count
+                }
+            }
+            yCount = input.count
+        }
+        let stats = outputs!
+        // Counting costs a pass over x: only when a statistic shows that something is not finite.
+        let warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: false,
+                                     zeroVariances: { stats.zeroVariances },
+                                     nonFinite: { stats.finite ? 0 : countNonFinite(input) })
+        func tensor(_ values: [Scalar]) -> Tensor<Scalar> { Tensor(uncheckedShape: plan.statsShape, scalars: values) }
+        return ForwardResult(
+            spec: spec, plan: plan, mode: .train, input: input,
+            output: Tensor(uncheckedShape: input.shape, scalars: output),
+            mean: spec.centres ? tensor(stats.mean) : nil, variance: tensor(stats.variance), rstd: tensor(stats.rstd),
+            unbiasedVariance: nil, warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
+            storedNormalized: Tensor(uncheckedShape: input.shape, scalars: normalized))
     }
 
     /// BatchNorm in eval mode: the running statistics, one affine map per set (`StridedKernels.evalForward`).
@@ -168,7 +222,7 @@ public enum Normalization {
         running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int
     ) throws(NormError) -> ForwardResult<Scalar> {
         let (means, variances) = try runningStatistics(running, plan: plan)
-        let rstds = variances.map { 1 / ($0 + spec.eps).squareRoot() }
+        let rstds = reciprocalSquareRoots(variances, eps: spec.eps)
         let gammaValues = gamma?.scalars.map(\.asDouble), betaValues = beta?.scalars.map(\.asDouble)
         // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
         let rows = spec.reduce == .group && spec.affine != .element
@@ -237,7 +291,7 @@ public enum Normalization {
                 unbiased = sumSquares.map { $0 / Double(m - 1) }
             }
         }
-        let rstds = variances.map { 1 / ($0 + spec.eps).squareRoot() }
+        let rstds = reciprocalSquareRoots(variances, eps: spec.eps)
 
         var normalized = [Scalar](repeating: 0, count: input.count)
         var output = [Scalar](repeating: 0, count: input.count)
