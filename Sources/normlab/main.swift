@@ -137,6 +137,8 @@ func main() -> Int32 {
 
     Signals.installTermination()
     let interpreter = Interpreter(sink: StandardSink())
+    // A handout being recorded is written however the session ends (input ended, `quit`, SIGTERM, an error).
+    defer { interpreter.finishRecording() }
     interpreter.isCancelled = { Signals.terminating }
     interpreter.shouldStop = { Signals.terminating }
     interpreter.colorAllowed = colorAllowed

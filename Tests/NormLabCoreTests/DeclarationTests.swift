@@ -10,6 +10,7 @@ import Testing
     static let notInSessions: [String: String] = [
         "time": "timings differ on every run (InterpreterTests)",
         "export": "writes files beside its script (ExportTests)",
+        "record": "writes a handout file (HandoutTests, HandoutBrowserTests)",
     ]
 
     static func sessionText() throws -> String {

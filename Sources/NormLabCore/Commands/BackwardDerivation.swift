@@ -19,10 +19,12 @@ struct BackwardDerivation {
     let w: Wording
     let backwardCount: Int
 
-    init(record: PassRecord, selector: SetSelector, context: StatementContext) throws {
+    init(record: PassRecord, selector: SetSelector, context: StatementContext, full: Bool = false) throws {
         r = record
         (stat, label, members) = try selector.select(in: record, context: context)
-        w = context.wording
+        var wording = context.wording
+        wording.full = full
+        w = wording
         backwardCount = context.session.layer?.backwardCount ?? 0
     }
 

@@ -47,7 +47,7 @@ public enum CommandTable {
         Show.self, Stats.self, SetSetting.self,
         Load.self, Save.self, RunFile.self,
         Gradcheck.self, Diagnose.self, Explain.self, Histogram.self, Compare.self,
-        Export.self, Time.self,
+        Export.self, Time.self, Record.self,
         ShowHistory.self, ShowHelp.self, Quit.self,
     ]
 

@@ -17,7 +17,8 @@ public enum ExplainTopic: String, Equatable, Sendable, CaseIterable {
 struct Explain: Command, Equatable {
     static let help = CommandHelp(
         name: "explain",
-        usage: ["explain forward [n=I g=J p=K c=C]", "explain backward [n=I g=J p=K c=C]", "explain layer [n=I g=J p=K c=C]"],
+        usage: ["explain forward [full] [n=I g=J p=K c=C]", "explain backward [full] [n=I g=J p=K c=C]",
+                "explain layer [n=I g=J p=K c=C]"],
         summary: "derive the last forward or backward pass step by step, with its numbers",
         details: """
         Picks one statistics set (default the first): n= sample and g= group, p= position for per-position
@@ -25,20 +26,26 @@ struct Explain: Command, Equatable {
         y = γ·x̂ + β, in the order the seed layer computes them. backward: the chain rule back through the same
         steps, then the closed form of dx, both checked against the engine's dx, and dγ, dβ with their batch
         reduction. layer: the same as `show axes`. Every number shown is the engine's own (or computed from
-        its values, where the engine does not keep it).
+        its values, where the engine does not keep it). Sets of more than 8 values are shown as their first 4
+        and last 2; `full` shows every value, so each step can be checked by hand. A step whose effect is
+        below the session's precision (σ² + eps with a small eps) is shown with the digits that make it visible.
         """,
-        examples: ["explain forward", "explain backward n=1 g=1", "explain forward c=2"])
+        examples: ["explain forward", "explain backward n=1 g=1", "explain forward c=2", "explain forward full"])
 
     let topic: ExplainTopic
     let selector: SetSelector
+    /// Every value of the chosen set, not the first 4 and last 2.
+    let full: Bool
 
-    init(_ topic: ExplainTopic, _ selector: SetSelector = SetSelector()) {
+    init(_ topic: ExplainTopic, _ selector: SetSelector = SetSelector(), full: Bool = false) {
         self.topic = topic
         self.selector = selector
+        self.full = full
     }
 
     init(parsing cursor: inout ArgumentCursor) throws {
         topic = ExplainTopic(rawValue: try cursor.keyword(ExplainTopic.allCases.map(\.rawValue), "forward, backward or layer").text)!
+        full = topic != .layer && cursor.takeFlag("full")
         selector = try SetSelector(parsing: &cursor)
     }
 
@@ -46,13 +53,13 @@ struct Explain: Command, Equatable {
         switch topic {
         case .forward:
             let record = try context.passRecord("there is no forward pass to explain yet: run forward first")
-            return Report([.derivation(try ForwardDerivation(record: record, selector: selector, context: context).derive())])
+            return Report([.derivation(try ForwardDerivation(record: record, selector: selector, context: context, full: full).derive())])
         case .backward:
             let record = try context.passRecord("there is no forward pass to explain yet: run forward first")
             guard record.dx != nil, record.dy != nil else {
                 throw Diagnostic("explain backward needs a backward pass after the last forward: run backward first")
             }
-            return Report([.derivation(try BackwardDerivation(record: record, selector: selector, context: context).derive())])
+            return Report([.derivation(try BackwardDerivation(record: record, selector: selector, context: context, full: full).derive())])
         case .layer:
             return try Show.axes(selector, context: context)
         }
@@ -79,10 +86,12 @@ struct ForwardDerivation {
     let stat: Int, label: String, members: [Int]
     let w: Wording
 
-    init(record: PassRecord, selector: SetSelector, context: StatementContext) throws {
+    init(record: PassRecord, selector: SetSelector, context: StatementContext, full: Bool = false) throws {
         r = record
         (stat, label, members) = try selector.select(in: record, context: context)
-        w = context.wording
+        var wording = context.wording
+        wording.full = full
+        w = wording
     }
 
     func derive() -> Derivation {
@@ -106,7 +115,7 @@ struct ForwardDerivation {
     private func statistics(_ x: [Double], into d: inout Derivation) {
         let spec = r.spec, m = members.count
         let rstd = r.rstd[stat], variance = r.variance[stat]
-        let plusEps = "\(w.number(variance)) + \(formatOption(spec.eps)) = \(w.number(variance + spec.eps))"
+        let plusEps = w.sum(variance, plus: spec.eps, bText: formatOption(spec.eps))
         if r.mode == .eval {
             let mu = r.mean?[stat] ?? 0
             d.step("μ = running_mean (eval mode: the statistics are not the batch's)", w.number(mu))

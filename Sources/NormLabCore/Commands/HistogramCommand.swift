@@ -4,7 +4,7 @@ struct Histogram: Command, Equatable {
     static let help = CommandHelp(
         name: "hist", usage: ["hist NAME [group J]", "hist A B [group J]"],
         summary: "a histogram of a tensor's values, or of two side by side",
-        details: "With two tensors (say x and y) the histograms stand side by side: normalisation happening. `group J` keeps the elements of the layer's group J.",
+        details: "With two tensors (say x and y) the histograms stand side by side on the same bins and the same scale, so their bars can be compared: normalisation happening. `group J` keeps the elements of the layer's group J.",
         examples: ["hist x", "hist x y", "hist x y group 1"], completion: .tensorsAnd(["group"]))
 
     let names: [Located<String>]
@@ -29,7 +29,7 @@ struct Histogram: Command, Equatable {
     }
 
     func run(in context: StatementContext) throws -> Report {
-        var pictures: [HistogramPicture] = []
+        var panels: [(title: String, count: Int, value: (Int) -> Double, included: ((Int) -> Bool)?)] = []
         for name in names {
             let tensor = try context.lookup(name)
             var title = name.value
@@ -46,14 +46,33 @@ struct Histogram: Command, Equatable {
                 included = { channels.contains(($0 / plan.spatial) % plan.channels) }
                 title += " group \(group.value)"
             }
-            pictures.append(Self.picture(title: title, count: tensor.count, value: { tensor.value(at: $0) }, included: included))
+            panels.append((title, tensor.count, { tensor.value(at: $0) }, included))
         }
-        return Report([.histograms(pictures)])
+        // Side by side, the panels share their bins: the finite range of all of them.
+        let ranges = panels.compactMap { Self.finiteRange(count: $0.count, value: $0.value, included: $0.included) }
+        let shared = ranges.isEmpty ? nil : (ranges.map(\.low).min()!, ranges.map(\.high).max()!)
+        return Report([.histograms(panels.map {
+            Self.picture(title: $0.title, count: $0.count, value: $0.value, included: $0.included,
+                         bins: 12, binRange: panels.count > 1 ? shared : nil)
+        })])
+    }
+
+    /// The smallest and largest finite value, or nil when there is none.
+    static func finiteRange(count: Int, value: (Int) -> Double, included: ((Int) -> Bool)?) -> (low: Double, high: Double)? {
+        var low = Double.infinity, high = -Double.infinity
+        for i in 0..<count where included?(i) ?? true {
+            let v = value(i)
+            if v.isFinite { low = min(low, v); high = max(high, v) }
+        }
+        return low <= high ? (low, high) : nil
     }
 
     /// Counts in `bins` equal bins between the smallest and largest finite value (one bin when they are equal),
     /// in two passes over the values where they are: no copy of the tensor.
-    static func picture(title: String, count: Int, value: (Int) -> Double, included: ((Int) -> Bool)? = nil, bins: Int = 12) -> HistogramPicture {
+    /// `binRange`: the bins' span when it is shared with other panels (it holds this panel's values); otherwise this
+    /// panel's own finite range.
+    static func picture(title: String, count: Int, value: (Int) -> Double, included: ((Int) -> Bool)? = nil, bins: Int = 12,
+                        binRange: (low: Double, high: Double)? = nil) -> HistogramPicture {
         var low = Double.infinity, high = -Double.infinity, total = 0, nonFinite = 0
         for i in 0..<count where included?(i) ?? true {
             total += 1
@@ -63,6 +82,8 @@ struct Histogram: Command, Equatable {
         guard low <= high else {
             return HistogramPicture(title: title, total: total, nonFinite: nonFinite, range: nil, edges: [], counts: [])
         }
+        let own = (low: low, high: high)
+        if let binRange { (low, high) = binRange }
         var counts = [Int](repeating: 0, count: bins)
         // In halves: high − low of two finite values can overflow (1e308 − (−1e308)), half of it cannot.
         let halfSpan = high / 2 - low / 2
@@ -78,6 +99,6 @@ struct Histogram: Command, Equatable {
             return (low + half) + half  // never past high, so never overflowing
         }
         return HistogramPicture(title: title, total: total, nonFinite: nonFinite,
-                                range: (low, high), edges: edges, counts: Array(counts.prefix(shownBins)))
+                                range: own, edges: edges, counts: Array(counts.prefix(shownBins)))
     }
 }

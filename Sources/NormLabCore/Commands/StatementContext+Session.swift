@@ -65,12 +65,25 @@ struct Wording {
     let precision: Int
     /// For the summary of a large tensor.
     var threads = 1
+    /// Lists in full (`explain … full`).
+    var full = false
 
     func number(_ value: Double) -> String { formatNumber(value, precision: precision) }
 
-    /// A list of numbers, all of them up to 8, else the first 4, …, the last 2, and the count.
+    /// `a + b = sum` with enough digits that the sum differs from `a` where it does: at 4 digits
+    /// 0.8694 + 1e-05 would read "= 0.8694", hiding what the step did.
+    func sum(_ a: Double, plus b: Double, bText: String) -> String {
+        let total = a + b
+        var digits = precision
+        while digits < 17 && total != a && formatNumber(a, precision: digits) == formatNumber(total, precision: digits) {
+            digits += 1
+        }
+        return "\(formatNumber(a, precision: digits)) + \(bText) = \(formatNumber(total, precision: digits))"
+    }
+
+    /// A list of numbers, all of them up to 8 (or with `full`), else the first 4, …, the last 2, and the count.
     func list(_ values: [Double]) -> String {
-        if values.count <= 8 { return "[" + values.map(number).joined(separator: ", ") + "]" }
+        if values.count <= 8 || full { return "[" + values.map(number).joined(separator: ", ") + "]" }
         return "[" + values.prefix(4).map(number).joined(separator: ", ") + ", …, " + values.suffix(2).map(number).joined(separator: ", ") + "]  (\(values.count) values)"
     }
 

@@ -3,7 +3,7 @@ import NormKit
 /// Reads one command's tokens (after its name) for the parsers in the command table, and words its errors:
 /// what was found, what was expected, and the command's usage.
 public struct ArgumentCursor {
-    let tokens: [Token]
+    private(set) var tokens: [Token]
     let text: String
     let help: CommandHelp
     /// Where "nothing" is, for errors about missing arguments: just past the last token of the command.
@@ -42,6 +42,20 @@ public struct ArgumentCursor {
         case .quoted: return "\"" + Escaping.visible(token.text) + "\""
         default: return Escaping.quoted(token.text)
         }
+    }
+
+    /// Whether the bare word `flag` is among the arguments still to read (not a key= or a value); it is taken
+    /// out, so it may stand anywhere: `explain forward full n=1` and `explain forward n=1 full` alike.
+    mutating func takeFlag(_ flag: String) -> Bool {
+        for i in index..<tokens.count where tokens[i].kind == .word && tokens[i].text == flag {
+            let isKey = i + 1 < tokens.count && tokens[i + 1].kind == .equals
+            let isValue = i > index && tokens[i - 1].kind == .equals
+            if !isKey && !isValue {
+                tokens.remove(at: i)
+                return true
+            }
+        }
+        return false
     }
 
     /// Nothing may follow.

@@ -111,7 +111,9 @@ public struct TerminalRenderer: Sendable {
     }
 
     func histogramsText(_ pictures: [HistogramPicture]) -> String {
-        let columns = pictures.map { histogramLines($0) }
+        // One scale for panels side by side: the tallest bar of all of them is the full width.
+        let tallest = pictures.compactMap { $0.counts.max() }.max() ?? 1
+        let columns = pictures.map { histogramLines($0, tallest: tallest) }
         guard columns.count == 2 else { return columns.flatMap { $0 }.map { plain($0) + "\n" }.joined() }
         let width = columns[0].map(\.count).max() ?? 0
         var text = ""
@@ -123,7 +125,7 @@ public struct TerminalRenderer: Sendable {
         return text
     }
 
-    func histogramLines(_ picture: HistogramPicture, barWidth: Int = 24) -> [String] {
+    func histogramLines(_ picture: HistogramPicture, tallest: Int? = nil, barWidth: Int = 24) -> [String] {
         guard let (low, high) = picture.range else {
             return ["\(picture.title): no finite values (\(picture.total) NaN or Inf)"]
         }
@@ -132,7 +134,7 @@ public struct TerminalRenderer: Sendable {
         let labelWidth = labels.map(\.count).max() ?? 0
         let finite = picture.total - picture.nonFinite
         var lines = ["\(picture.title): \(finite) values in [\(formatNumber(low, precision: p)), \(formatNumber(high, precision: p))]" + (picture.nonFinite > 0 ? ", \(picture.nonFinite) NaN/Inf left out" : "")]
-        let most = picture.counts.max() ?? 1
+        let most = max(1, tallest ?? picture.counts.max() ?? 1)
         let eighths = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"]
         for (b, count) in picture.counts.enumerated() {
             let length = Double(count) / Double(most) * Double(barWidth)

@@ -55,6 +55,8 @@ public final class Interpreter {
     public var session = Session()
     public let sink: OutputSink
     public var recorders: [any BlockRecorder] = []
+    /// The handout being recorded (`record FILE`), also one of the `recorders`.
+    public internal(set) var handout: HandoutRecorder?
     /// Print each statement after a prompt before running it: a script's output becomes a transcript.
     public var echo = false
     /// Colour is used only when allowed here (a terminal, no NO_COLOR) and switched on in the settings, decided
@@ -93,7 +95,12 @@ public final class Interpreter {
     // MARK: - Output
 
     public func emit(_ block: Block) {
-        for recorder in recorders { recorder.record(block) }
+        for recorder in recorders {
+            // The handout gets statements and comments one by one from `execute`, echoed or not.
+            if recorder === handout, case .echo = block { continue }
+            if recorder === handout, case .narrative = block { continue }
+            recorder.record(block)
+        }
         sink.write(renderer(for: block.channel).render(block), to: block.channel)
     }
 
@@ -121,6 +128,11 @@ public final class Interpreter {
             report(Diagnostic(error.message, at: error.range, in: text), origin: origin)
             return false
         }
+        // A handout records a script's comments and blank lines, and each statement (below) as it runs.
+        if tokens.isEmpty, let handout {
+            let trimmed = text.trimmed()
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { handout.record(.narrative(text)) }
+        }
         if tokens.isEmpty { return true }
         if runStack.isEmpty {
             session.history.append(text.trimmed(newlines: true))
@@ -132,8 +144,13 @@ public final class Interpreter {
             if token.kind == .semicolon { statements.append([]) } else { statements[statements.count - 1].append(token) }
         }
         var succeeded = true
+        var characters: [Character] = []  // made when a handout first needs a statement's text
         for statement in statements where !statement.isEmpty {
             if quitRequested || shouldStop() { break }
+            if let handout, let first = statement.first, let last = statement.last {
+                if characters.isEmpty { characters = Array(text) }
+                handout.record(.echo(String(characters[first.range.lowerBound..<last.range.upperBound])))
+            }
             if !run(statement, text: text, origin: origin) {
                 succeeded = false
                 if !keepGoing { break }
