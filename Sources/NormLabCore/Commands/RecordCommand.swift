@@ -11,7 +11,7 @@ import Darwin
 
 struct Record: Command, Equatable {
     static let help = CommandHelp(
-        name: "record", usage: ["record FILE.html", "record FILE.md", "record stop", "record"],
+        name: "record", usage: ["record FILE.html [answers=no]", "record FILE.md [answers=no]", "record stop", "record"],
         summary: "record the session from here as a handout: HTML (formulas, pictures) or Markdown",
         details: """
         Every command from here on, with its output, goes into the handout; comments in scripts become its text.
@@ -19,13 +19,19 @@ struct Record: Command, Equatable {
         MathML formulas with the engine's numbers, and `hist` and `show axes` are pictures. In Markdown the steps are
         LaTeX math ($…$) and the pictures stay text in fenced blocks. The file is written, atomically, at
         `record stop` or when the session ends (if it cannot be written then, to the temporary folder instead, and
-        NormLab says where). `record` alone says what is being recorded. One recording at a time.
+        NormLab says where). `record` alone says what is being recorded. One recording at a time. With answers=no
+        an exercise's answers (`answer`, `exercise skip`) and their grading are left out: a worksheet.
         """,
-        examples: ["record lesson.html", "record notes.md", "record stop", "record"],
-        completion: .positions([.words(["stop"])]))
+        examples: ["record lesson.html", "record notes.md", "record worksheet.html answers=no", "record stop", "record"],
+        completion: CompletionRule { request in
+            if let (key, prefix) = request.option {
+                return Completion.Result(candidates: key == "answers" ? ["yes", "no"].filter { $0.hasPrefix(prefix) } : [], wantsPaths: false)
+            }
+            return request.position == 1 ? request.matching(["stop"]).withPaths() : request.matching(["answers="])
+        })
 
     enum Action: Equatable {
-        case start(Located<String>)
+        case start(Located<String>, answers: Bool)
         case stop
         case status
     }
@@ -39,9 +45,16 @@ struct Record: Command, Equatable {
             action = .status
             return
         }
+        var answers = true
+        if let value = try cursor.takeOption("answers") {
+            guard value.text == "yes" || value.text == "no" else {
+                throw cursor.error("answers= takes yes or no, got \(cursor.describe(value))", at: value)
+            }
+            answers = value.text == "yes"
+        }
         let word = try cursor.word("a file ending in .html or .md, or `stop`")
         try cursor.finish()
-        action = word.text == "stop" ? .stop : .start(Located(word.text, word.range))
+        action = word.text == "stop" ? .stop : .start(Located(word.text, word.range), answers: answers)
     }
 
     func run(in context: StatementContext) throws -> Report {
@@ -62,7 +75,7 @@ struct Record: Command, Equatable {
             } catch {
                 throw Diagnostic("cannot write the handout to \(error.message); still recording: free the path (or make its folder) and `record stop` again")
             }
-        case .start(let path):
+        case .start(let path, let answers):
             if let current = interpreter.handout {
                 throw context.error("already recording to \(Escaping.quoted(current.path)): `record stop` first (one handout at a time)", at: path.range)
             }
@@ -83,12 +96,12 @@ struct Record: Command, Equatable {
             guard writable else {
                 throw context.error("cannot record to \(Escaping.quoted(path.value)): the folder \(Escaping.quoted(directory.path)) is not writable", at: path.range)
             }
-            let handout = HandoutRecorder(path: path.value, url: url, format: format) { [unowned interpreter] in
+            let handout = HandoutRecorder(path: path.value, url: url, format: format, includesAnswers: answers) { [unowned interpreter] in
                 TerminalRenderer(style: Style(color: false), unicode: true, precision: interpreter.session.settings.precision,
                                  threshold: interpreter.session.settings.threshold)
             }
             interpreter.startRecording(handout)
-            return Report([.text("recording to \(Escaping.visible(path.value)) (\(format == .html ? "HTML" : "Markdown")); `record stop` writes it")])
+            return Report([.text("recording to \(Escaping.visible(path.value)) (\(format == .html ? "HTML" : "Markdown")\(answers ? "" : ", without exercises' answers")); `record stop` writes it")])
         }
     }
 }

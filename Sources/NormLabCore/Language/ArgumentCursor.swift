@@ -58,6 +58,24 @@ public struct ArgumentCursor {
         return false
     }
 
+    /// The value of `key=VALUE` among the arguments still to read, taken out (nil when absent), so a command can
+    /// read one option before handing the rest to a shared parser (`exercise … seed=S` and `SetSelector`).
+    mutating func takeOption(_ key: String) throws -> Token? {
+        var i = index
+        while i + 1 < tokens.count {
+            if tokens[i].kind == .word && tokens[i].text == key && tokens[i + 1].kind == .equals {
+                guard i + 2 < tokens.count, tokens[i + 2].kind == .word else {
+                    throw error("expected a value after '\(key)='", at: i + 2 < tokens.count ? tokens[i + 2] : nil)
+                }
+                let value = tokens[i + 2]
+                tokens.removeSubrange(i...(i + 2))
+                return value
+            }
+            i += 1
+        }
+        return nil
+    }
+
     /// Nothing may follow.
     mutating func finish() throws {
         guard let extra = peek else { return }

@@ -9,6 +9,9 @@ public enum Completion {
         public var wantsPaths: Bool
 
         public static let nothing = Result(candidates: [], wantsPaths: false)
+
+        /// The same candidates, and file names too.
+        func withPaths() -> Result { Result(candidates: candidates, wantsPaths: true) }
         public static let paths = Result(candidates: [], wantsPaths: true)
     }
 

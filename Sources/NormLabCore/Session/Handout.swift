@@ -37,8 +37,11 @@ public final class HandoutRecorder: BlockRecorder {
     let started: String
     /// Inside the output of a `record` statement itself, which is not part of the handout (it starts there).
     private var skipping = true
+    /// `answers=no`: exercises' answers (`answer`, `exercise skip`) and what they show are left out: a worksheet.
+    let includesAnswers: Bool
 
-    init(path: String, url: URL, format: Format, renderer: @escaping () -> TerminalRenderer) {
+    init(path: String, url: URL, format: Format, includesAnswers: Bool = true, renderer: @escaping () -> TerminalRenderer) {
+        self.includesAnswers = includesAnswers
         self.path = path
         self.url = url
         self.format = format
@@ -49,7 +52,9 @@ public final class HandoutRecorder: BlockRecorder {
     public func record(_ block: Block) {
         switch block {
         case .echo(let statement):
-            skipping = statement.trimmed().split(separator: " ").first == "record"
+            let words = statement.trimmed().split(separator: " ")
+            skipping = words.first == "record"
+                || (!includesAnswers && (words.first == "answer" || (words.first == "exercise" && words.dropFirst().first == "skip")))
             if skipping { return }
             commandCount += 1
         case .narrative:

@@ -222,6 +222,8 @@ public struct Session: Sendable {
     public var layer: AnyLayer?
     public var settings = Settings()
     public var history: [String] = []
+    /// The exercise being worked on (`exercise`, `answer`).
+    public var exercise: Exercise?
 
     enum Entry: Sendable {
         case made(AnyTensor)
