@@ -70,6 +70,10 @@ import Testing
             #expect(sink.standard.contains("μ = Σx / m = 9.2979 / 18 = 0.5166"))
             // show axes and hist x y as SVG: 18 marked cells; two histograms on one scale.
             #expect(html.components(separatedBy: "class=\"member\"").count - 1 == 18)
+            // Every set has its colour: the 2 × 2 (sample, group) sets of (2, 4, 9) with G = 2, 18 cells each.
+            let sets = html.components(separatedBy: "data-set=\"").dropFirst().map { $0.prefix { $0 != "\"" } }
+            #expect(sets.count == 72 && Set(sets) == ["0", "1", "2", "3"])
+            #expect(Set(html.components(separatedBy: "class=\"member\" data-set=\"").dropFirst().map { $0.prefix { $0 != "\"" } }) == ["0"])
             #expect(html.components(separatedBy: "aria-label=\"histogram of").count - 1 == 2)
             #expect(html.contains("<text x=\"36\" y=\"32\" font-family=\"system-ui, sans-serif\" font-size=\"12\" text-anchor=\"end\" fill=\"#1d2330\">16</text>"))
         }

@@ -121,6 +121,9 @@ struct Show: Command, Equatable {
         let grid = samples.map { n in
             channels.map { c in positions.map { s in marked.contains((n * plan.channels + c) * plan.spatial + s) } }
         }
+        let sets = samples.map { n in
+            channels.map { c in positions.map { s in plan.statIndex(sample: n, channel: c, position: s) } }
+        }
         let shapeForm = plan.normalizedShape != nil
         let headline = shapeForm
             ? "rows × normalised = \(plan.batch) × \(plan.channels) (rows: the leading dims flattened; normalised: the last dims \(LayerDescription.shapeText(record.spec)) flattened)"
@@ -131,7 +134,7 @@ struct Show: Command, Equatable {
             spatialNote: plan.spatialDims.count > 1 ? " (\(plan.spatialDims.map(String.init).joined(separator: "×")) flattened)" : "",
             samples: samples, channelIndices: channels, positionIndices: positions,
             sampleWord: shapeForm ? "row" : "sample", channelWord: shapeForm ? "d" : "c",
-            marked: grid, memberCount: members.count, label: label,
+            marked: grid, sets: sets, memberCount: members.count, label: label,
             setWords: LayerDescription.sharedStatistics(record.spec),
             reducedOver: LayerDescription.conventions(record.spec)[0].1)
         return Report([.axes(picture)])

@@ -42,8 +42,8 @@ enum HandoutSVG {
         return svg + "</svg>"
     }
 
-    /// One panel per shown sample: channels down, positions across; the chosen set's cells filled, a "…" where
-    /// the window cuts the block.
+    /// One panel per shown sample: channels down, positions across; every set in its own pale colour, the chosen
+    /// set's cells strong and outlined, a "…" where the window cuts the block.
     static func axes(_ picture: AxesPicture) -> String {
         let cell = 14.0, gap = 22.0, labelWidth = 56.0, top = 40.0
         let positions = picture.positionIndices.count, channels = picture.channelIndices.count
@@ -62,7 +62,9 @@ enum HandoutSVG {
             for ci in 0..<channels {
                 for si in 0..<positions {
                     let marked = picture.marked[ni][ci][si]
-                    svg += "<rect class=\"\(marked ? "member" : "cell")\" x=\"\(fmt(x0 + Double(si) * cell))\" y=\"\(fmt(top + Double(ci) * cell))\" width=\"\(fmt(cell - 1))\" height=\"\(fmt(cell - 1))\" fill=\"\(marked ? "#c2410c" : "#e5e7eb")\"/>"
+                    let fill = marked ? "#c2410c" : Self.setColours[picture.sets[ni][ci][si] % Self.setColours.count]
+                    let stroke = marked ? " stroke=\"#1d2330\" stroke-width=\"1.5\"" : ""
+                    svg += "<rect class=\"\(marked ? "member" : "cell")\" data-set=\"\(picture.sets[ni][ci][si])\" x=\"\(fmt(x0 + Double(si) * cell))\" y=\"\(fmt(top + Double(ci) * cell))\" width=\"\(fmt(cell - 1))\" height=\"\(fmt(cell - 1))\" fill=\"\(fill)\"\(stroke)/>"
                 }
             }
             let cutAfter = (picture.positionIndices.last ?? 0) < picture.positions - 1
@@ -73,6 +75,9 @@ enum HandoutSVG {
         }
         return svg + "</svg>"
     }
+
+    /// Pale colours for the other sets, so each set's extent shows; the chosen set is the one strong colour.
+    static let setColours = ["#dbeafe", "#dcfce7", "#fef9c3", "#f3e8ff", "#cffafe", "#fce7f3", "#e0e7ff", "#ecfccb"]
 
     static func text(x: Double, y: Double, _ content: String, anchor: String = "start", bold: Bool = false) -> String {
         "<text x=\"\(fmt(x))\" y=\"\(fmt(y))\" font-family=\"system-ui, sans-serif\" font-size=\"12\" text-anchor=\"\(anchor)\"\(bold ? " font-weight=\"600\"" : "") fill=\"#1d2330\">\(HTML.escape(content))</text>"

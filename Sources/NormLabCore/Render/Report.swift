@@ -111,6 +111,9 @@ public struct AxesPicture: Sendable {
     public let sampleWord: String, channelWord: String
     /// marked[n][c][p] for the shown part (indices into `samples`, `channelIndices`, `positionIndices`).
     public let marked: [[[Bool]]]
+    /// sets[n][c][p]: which statistics set each shown element belongs to (its index among the statistics), so a
+    /// picture can colour every set.
+    public let sets: [[[Int]]]
     public let memberCount: Int
     public let label: String
     public let setWords: String
