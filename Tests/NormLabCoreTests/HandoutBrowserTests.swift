@@ -36,7 +36,7 @@ struct HandoutBrowserTests {
         let file = directory.appendingPathComponent("handout.html")
         #expect(interpreter.execute("record \(file.path)"))
         #expect(interpreter.execute("run 01-first-groupnorm-by-hand.nl"))
-        #expect(interpreter.execute("run 04-deriving-the-backward-pass.nl"))
+        #expect(interpreter.execute("run 05-deriving-the-backward-pass.nl"))
         #expect(interpreter.execute("record stop"))
         return file
     }

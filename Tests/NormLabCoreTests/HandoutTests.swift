@@ -82,7 +82,7 @@ import Testing
     @Test func markdownHandoutHasBalancedFencesAndMath() throws {
         try session { interpreter, _, directory in
             #expect(interpreter.execute("record notes.md"))
-            for script in ["01-first-groupnorm-by-hand.nl", "04-deriving-the-backward-pass.nl", "13-layernorm-and-rmsnorm-in-a-transformer.nl"] {
+            for script in ["01-first-groupnorm-by-hand.nl", "05-deriving-the-backward-pass.nl", "13-layernorm-and-rmsnorm-in-a-transformer.nl"] {
                 #expect(interpreter.execute("run \(sessionScript(script))"))
             }
             #expect(interpreter.execute("record stop"))
