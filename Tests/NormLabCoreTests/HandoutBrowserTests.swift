@@ -78,4 +78,20 @@ struct HandoutBrowserTests {
         // A white page compresses to almost nothing; text, formulas and pictures do not.
         #expect(sizes[0] > 8 * sizes[1], "handout \(sizes[0]) bytes, blank page \(sizes[1]) bytes")
     }
+
+    /// Printed (to PDF, as a browser's Print does): several pages, none of them empty.
+    @Test func theHandoutPrints() throws {
+        let directory = try makeTemporaryDirectory("browser")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = try handout(in: directory)
+        let pdf = directory.appendingPathComponent("handout.pdf")
+        let (status, _) = Browser.run(["--print-to-pdf=\(pdf.path)", "--no-pdf-header-footer"], page: file)
+        #expect(status == 0)
+        let data = try Data(contentsOf: pdf)
+        #expect(data.starts(with: Array("%PDF".utf8)))
+        let text = String(decoding: data, as: UTF8.self)
+        let pages = try NSRegularExpression(pattern: #"/Type\s*/Page[^s]"#).numberOfMatches(in: text, range: NSRange(text.startIndex..., in: text))
+        #expect(pages >= 3, "\(pages) pages")
+        #expect(data.count > 20_000 * pages / 2)
+    }
 }
