@@ -46,7 +46,7 @@ public enum CommandTable {
         Forward.self, Backward.self,
         Show.self, Stats.self, SetSetting.self,
         Load.self, Save.self, RunFile.self,
-        Gradcheck.self, Diagnose.self, Explain.self, ExerciseCommand.self, Answer.self, Histogram.self, Compare.self,
+        Gradcheck.self, Diagnose.self, Check.self, Explain.self, ExerciseCommand.self, Answer.self, Histogram.self, Compare.self,
         Export.self, Time.self, Record.self,
         ShowHistory.self, ShowHelp.self, Quit.self,
     ]

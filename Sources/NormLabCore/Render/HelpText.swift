@@ -113,6 +113,7 @@ enum Tour {
         ("12-float32-rounding-is-not-a-bug", "a correct float32 pass on x ≈ 1000 is rounding; a one-pass variance is a bug"),
         ("13-layernorm-and-rmsnorm-in-a-transformer", "nn.LayerNorm(D) and nn.RMSNorm(D) on (B, T, D) tokens, against the CNN forms"),
         ("14-compute-it-yourself", "exercises: each step of forward and backward computed by you, graded, with hints"),
+        ("15-check-a-whole-implementation", "check runs a student's Python GroupNorm on many cases, shrinks the failure, names it"),
     ]
 
     static var text: String {
