@@ -129,6 +129,19 @@ import Testing
         #expect(full.contains("normlab: cannot write to standard output: No space left on device") && full.contains("status=1"), "\(full)")
     }
 
+    /// `check` without python3 on PATH names what is missing (and exits 1 in a script).
+    @Test func checkWithoutPython() {
+        let (_, output) = shell("PATH=/nonexistent NORMLAB -c 'layer groupnorm 2; check Tests/NormLabCoreTests/Fixtures/check/correct.py' 2>&1; echo status=$?")
+        #expect(output.contains("python3 was not found on PATH") && output.contains("status=1"), "\(output)")
+        // Without NumPy (a numpy package that cannot be imported stands in for a missing one, in this process only).
+        guard PythonWithNumPy.available else { return }
+        let (_, numpy) = shell("""
+            d=$(mktemp -d); mkdir "$d/numpy"; echo "raise ImportError('no numpy here')" > "$d/numpy/__init__.py"
+            PYTHONPATH="$d" NORMLAB -c 'layer groupnorm 2; check Tests/NormLabCoreTests/Fixtures/check/correct.py' 2>&1; echo status=$?; rm -rf "$d"
+            """)
+        #expect(numpy.contains("NumPy is not installed for this python3 (pip install numpy)") && numpy.contains("status=1"), "\(numpy)")
+    }
+
     @Test func echoMakesATranscript() throws {
         let result = try normlab(["--echo", "-c", "# note\ntensor x = ones 1"])
         #expect(result.stdout == "# note\nnormlab> tensor x = ones 1\nx: (1) float64\n")

@@ -128,6 +128,18 @@ struct CheckTests {
         #expect(stopped.contains("interrupted: check stopped"), "\(stopped)")
     }
 
+    /// nn.LayerNorm and nn.RMSNorm forms (shape=) are called without groups; RMSNorm gets beta = None and
+    /// returns no dβ.
+    @Test(arguments: ["layer layernorm shape=4", "layer rmsnorm shape=3,4"])
+    func lastDimsLayersAreCheckedWithoutGroups(_ setup: String) throws {
+        for dtype in ["float64", "float32"] {
+            try check("layernorm_last", "dtype=\(dtype)", setup: setup) { output, succeeded, _, _, _ in
+                #expect(succeeded, "\(output)")
+                #expect(output.contains("[pass] 40 cases agree with NormLab"))
+            }
+        }
+    }
+
     @Test func otherLayersAreCheckedInTheirConventions() throws {
         // The correct GroupNorm module is a correct LayerNorm when called with groups = 1... but LayerNorm is
         // called without groups: the module must take what the help says, and NormLab says what failed.

@@ -127,6 +127,29 @@ import Testing
         #expect(t.waitFor { $0.contains("stats of rstd (4, 8)") } != nil, "\(t.screen())")
     }
 
+    /// Ctrl-C during `check` ends the Python child (a module that never returns) and the prompt comes back.
+    @Test func ctrlCEndsTheChildOfCheck() throws {
+        guard Shell.run("/usr/bin/env", ["python3", "-c", "import numpy"], in: Self.root).0 == 0 else {
+            print("TerminalTests: python3 with NumPy is not available; skipped Ctrl-C during check")
+            return
+        }
+        let t = try start()
+        defer { t.close() }
+        t.type("layer groupnorm 2; check Tests/NormLabCoreTests/Fixtures/check/never_returns.py timeout=600")
+        t.keys("Enter")
+        _ = t.waitFor { $0.contains("40 cases (seed 0)") }
+        Thread.sleep(forTimeInterval: 1.0)
+        t.keys("C-c")
+        let screen = try #require(t.waitFor { $0.contains("interrupted: check stopped") }, "\(t.screen())")
+        #expect(screen.replacingOccurrences(of: "\n", with: "").contains("the Python process was ended"))
+        // No python3 is left running the module.
+        let (_, processes) = Shell.run("/usr/bin/env", ["ps", "-eo", "args"], in: Self.root)
+        #expect(!processes.contains("never_returns.py"), "\(processes)")
+        t.type("tensor z = ones 2")
+        t.keys("Enter")
+        #expect(t.waitFor { $0.contains("z: (2) float64") } != nil, "\(t.screen())")
+    }
+
     @Test func ctrlDExitsWithStatusZero() throws {
         let t = try start()
         defer { t.close() }
