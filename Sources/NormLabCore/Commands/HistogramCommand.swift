@@ -2,30 +2,35 @@ import NormKit
 
 struct Histogram: Command, Equatable {
     static let help = CommandHelp(
-        name: "hist", usage: ["hist NAME [group J]", "hist A B [group J]"],
+        name: "hist", usage: ["hist NAME [group J | row J]", "hist A B [group J | row J]"],
         summary: "a histogram of a tensor's values, or of two side by side",
-        details: "With two tensors (say x and y) the histograms stand side by side on the same bins and the same scale, so their bars can be compared: normalisation happening. `group J` keeps the elements of the layer's group J.",
-        examples: ["hist x", "hist x y", "hist x y group 1"], completion: .tensorsAnd(["group"]))
+        details: "With two tensors (say x and y) the histograms stand side by side on the same bins and the same scale, so their bars can be compared: normalisation happening. `group J` keeps the elements of the layer's group J; under a shape= layer (LayerNorm, RMSNorm over the last dims) `row J` keeps row J of the leading dims (one statistics set).",
+        examples: ["hist x", "hist x y", "hist x y group 1", "hist x y row 2"], completion: .tensorsAnd(["group", "row"]))
 
     let names: [Located<String>]
     let group: Located<Int>?
+    /// `row J`: with a shape= layer, the J-th row of the leading dims.
+    let row: Located<Int>?
 
-    init(names: [Located<String>], group: Located<Int>?) {
+    init(names: [Located<String>], group: Located<Int>?, row: Located<Int>? = nil) {
         self.names = names
         self.group = group
+        self.row = row
     }
 
     init(parsing cursor: inout ArgumentCursor) throws {
         var names = [try cursor.name()]
-        if let next = cursor.peek, next.kind == .word, next.text != "group" { names.append(try cursor.name()) }
-        var group: Located<Int>? = nil
+        if let next = cursor.peek, next.kind == .word, next.text != "group", next.text != "row" { names.append(try cursor.name()) }
+        var group: Located<Int>? = nil, row: Located<Int>? = nil
         if !cursor.isAtEnd {
-            _ = try cursor.keyword(["group"], "group")
-            group = try cursor.integer("a group number", minimum: 0)
+            let word = try cursor.keyword(["group", "row"], "group or row")
+            if word.text == "group" { group = try cursor.integer("a group number", minimum: 0) }
+            else { row = try cursor.integer("a row number", minimum: 0) }
         }
         try cursor.finish()
         self.names = names
         self.group = group
+        self.row = row
     }
 
     func run(in context: StatementContext) throws -> Report {
@@ -34,7 +39,23 @@ struct Histogram: Command, Equatable {
             let tensor = try context.lookup(name)
             var title = name.value
             var included: ((Int) -> Bool)? = nil
+            if let row {
+                guard let spec = context.session.layer?.spec, let normalized = spec.normalizedShape,
+                      tensor.shape.rank > normalized.count, Array(tensor.shape.dims.suffix(normalized.count)) == normalized else {
+                    throw context.error("`row` needs a shape= layer (LayerNorm or RMSNorm over the last dims) and a tensor whose last dims are its normalised shape", at: row.range)
+                }
+                let width = normalized.reduce(1, *), rows = tensor.count / max(width, 1)
+                guard row.value < rows else {
+                    throw context.error("row \(row.value) is out of range: the rows (the leading dims flattened) run from 0 to \(rows - 1)", at: row.range)
+                }
+                let first = row.value * width
+                included = { $0 >= first && $0 < first + width }
+                title += " row \(row.value)"
+            }
             if let group {
+                if context.session.layer?.spec.normalizedShape != nil {
+                    throw context.error("with shape= there are no groups: `row J` picks one row of the leading dims (one statistics set)", at: group.range)
+                }
                 guard let spec = context.session.layer?.spec, tensor.shape.rank >= 2, spec.kind.hasGroups,
                       let plan = try? NormPlan(spec: spec, inputShape: tensor.shape) else {
                     throw context.error("`group` needs a layer with groups and a tensor of its input's shape (N, C, …)", at: group.range)
