@@ -127,16 +127,8 @@ public struct HandoutHTML {
             case .step(let formula, let value):
                 closeStep()
                 step += 1
-                let (formulaMath, formulaProse) = MathNotation.split(formula)
-                let (valueMath, valueProse) = MathNotation.split(value)
-                var line = "<div class=\"step\"><span class=\"n\">\(step).</span> "
-                if formulaProse.isEmpty {
-                    line += MathNotation.mathML(formulaMath + " = " + valueMath)
-                } else {
-                    line += MathNotation.mathML(formulaMath) + " <span class=\"prose\">" + HTML.escape(formulaProse) + "</span> "
-                        + MathNotation.mathML("= " + valueMath)
-                }
-                if !valueProse.isEmpty { line += " <span class=\"prose\">" + HTML.escape(valueProse) + "</span>" }
+                let line = "<div class=\"step\"><span class=\"n\">\(step).</span> "
+                    + Self.html(MathNotation.pieces(formula: formula, value: value))
                 html += line + "</div>\n"
             case .heading(let text):
                 closeStep()
@@ -151,11 +143,16 @@ public struct HandoutHTML {
         return html + "</div>\n"
     }
 
-    /// A line that may start with math ("x = [0.98, …]  (18 values)") and go on in prose: the math as MathML.
-    static func mixed(_ text: String) -> String {
-        let (math, prose) = MathNotation.split(text)
-        guard !math.isEmpty, math.contains("=") else { return HTML.escape(text) }
-        return MathNotation.mathML(math) + (prose.isEmpty ? "" : " <span class=\"prose\">" + HTML.escape(prose) + "</span>")
+    /// A line whose leading equation is MathML, the rest prose.
+    static func mixed(_ text: String) -> String { html(MathNotation.pieces(line: text)) }
+
+    static func html(_ pieces: [MathNotation.Piece]) -> String {
+        pieces.map { piece in
+            switch piece {
+            case .math(let formula): MathNotation.mathML(formula)
+            case .prose(let text): pieces.count == 1 ? HTML.escape(text) : "<span class=\"prose\">" + HTML.escape(text) + "</span>"
+            }
+        }.joined(separator: " ")
     }
 
     static let style = """

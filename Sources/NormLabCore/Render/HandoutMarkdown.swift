@@ -63,15 +63,7 @@ public struct HandoutMarkdown {
                 out += Self.mixed(text) + "\n\n"
             case .step(let formula, let value):
                 step += 1
-                let (formulaMath, formulaProse) = MathNotation.split(formula)
-                let (valueMath, valueProse) = MathNotation.split(value)
-                var item = "\(step). "
-                if formulaProse.isEmpty {
-                    item += Self.inlineMath(formulaMath + " = " + valueMath)
-                } else {
-                    item += Self.inlineMath(formulaMath) + " " + Self.escapeText(formulaProse) + " " + Self.inlineMath("= " + valueMath)
-                }
-                if !valueProse.isEmpty { item += " " + Self.escapeText(valueProse) }
+                let item = "\(step). " + Self.markdown(MathNotation.pieces(formula: formula, value: value))
                 out += item + "\n"
             case .heading(let text):
                 step += 1
@@ -83,10 +75,16 @@ public struct HandoutMarkdown {
         return out
     }
 
-    static func mixed(_ text: String) -> String {
-        let (math, prose) = MathNotation.split(text)
-        guard !math.isEmpty, math.contains("=") else { return escapeText(text) }
-        return inlineMath(math) + (prose.isEmpty ? "" : " " + escapeText(prose))
+    /// A line whose leading equation is LaTeX math, the rest prose.
+    static func mixed(_ text: String) -> String { markdown(MathNotation.pieces(line: text)) }
+
+    static func markdown(_ pieces: [MathNotation.Piece]) -> String {
+        pieces.map { piece in
+            switch piece {
+            case .math(let formula): inlineMath(formula)
+            case .prose(let text): escapeText(text)
+            }
+        }.joined(separator: " ")
     }
 
     static func inlineMath(_ formula: String) -> String { "$" + MathNotation.latex(formula) + "$" }

@@ -55,6 +55,31 @@ public enum MathNotation {
         return (text.trimmed(), "")
     }
 
+    /// A piece of a derivation line: math to typeset, or prose to show as text.
+    public enum Piece: Equatable, Sendable {
+        case math(String)
+        case prose(String)
+    }
+
+    /// A step "formula = value" as pieces in order: "dx = ∂x̂·rstd", "(eval mode: …)", "= [0.1, …]", "(18 values)".
+    public static func pieces(formula: String, value: String) -> [Piece] {
+        let (formulaMath, formulaProse) = split(formula)
+        let (valueMath, valueProse) = split(value)
+        var out: [Piece] = formulaProse.isEmpty
+            ? [.math(formulaMath + " = " + valueMath)]
+            : [.math(formulaMath), .prose(formulaProse), .math("= " + valueMath)]
+        if !valueProse.isEmpty { out.append(.prose(valueProse)) }
+        return out
+    }
+
+    /// A line that may start with math ("x = [0.98, …]  (18 values)") and go on in prose; all prose when it does
+    /// not start with an equation.
+    public static func pieces(line text: String) -> [Piece] {
+        let (math, prose) = split(text)
+        guard !math.isEmpty, math.contains("=") else { return [.prose(text)] }
+        return prose.isEmpty ? [.math(math)] : [.math(math), .prose(prose)]
+    }
+
     // MARK: - Reading
 
     static let superscripts: [Character: String] = ["²": "2", "³": "3"]
