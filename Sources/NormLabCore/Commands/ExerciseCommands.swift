@@ -84,14 +84,13 @@ struct ExerciseCommand: Command, Equatable {
             guard members.count <= 64 else {
                 throw Diagnostic("this set has \(members.count) values, too many to compute by hand: use a smaller input or layer, or seed=S for a small problem")
             }
-            var exercise = try Exercise(topic: topic, record: record, stat: stat, label: label, members: members,
+            let exercise = try Exercise(topic: topic, record: record, stat: stat, label: label, members: members,
                                         wording: context.wording)
             var report = Report([.text(exercise.title + (seed.map { " (seed \($0.value))" } ?? ""))])
             for line in exercise.given { report.add(.text("  " + line)) }
             report.add(.text("  you will compute, in order: " + exercise.steps.enumerated().map { "\($0.offset + 1). \($0.element.formula)" }.joined(separator: "; ")))
             report.add(.text(exercise.prompt))
             context.session.exercise = exercise
-            _ = Self.next(&exercise, context: context)
             return report
         }
     }
