@@ -29,6 +29,18 @@ package enum NormKitAVX2 {
             },
             gradient: { dy, x, dx, count, mean, rstd, gamma, meanTerm, projection in
                 FloatLanes.gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma, meanTerm: meanTerm, projection: projection)
+            },
+            applyElementwise: { x, y, count, mean, rstd, gamma, beta in
+                FloatLanes.applyElementwise(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+            },
+            elementwiseGradientSums: { dy, x, gamma, count, mean, rstd, out in
+                let sums = FloatLanes.elementwiseGradientSums(dy, x, gamma: gamma, count: count, mean: mean, rstd: rstd)
+                out[0] = sums.dy
+                out[1] = sums.dyXhat
+            },
+            elementwiseGradient: { dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma, partialBeta in
+                FloatLanes.elementwiseGradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
+                                               projection: projection, partialGamma: partialGamma, partialBeta: partialBeta)
             }))
     }
 }

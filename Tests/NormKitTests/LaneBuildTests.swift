@@ -82,6 +82,52 @@ struct LaneBuildTests {
             #expect(t1.dy.bitPattern == separate.dy.bitPattern && t1.dyCentred.bitPattern == separate.dyCentred.bitPattern)
         }}}}
     }
+
+    /// The lanes for runs with γ and β per element (ElementLanes.swift).
+    @Test(arguments: sizes)
+    func sameBitsPerElement(_ count: Int) {
+        let x = data(count, seed: 5, scale: 2, offset: 1e3), dy = data(count, seed: 6)
+        let gamma = data(count, seed: 7, scale: 0.5, offset: 1), beta = data(count, seed: 8, scale: 0.3)
+        let mean = 1e3 + 0.123456789, rstd = 0.37
+        func pointer(_ b: UnsafeBufferPointer<Float>) -> UnsafePointer<Float> { b.baseAddress ?? UnsafePointer(bitPattern: 16)! }
+        x.withUnsafeBufferPointer { xb in dy.withUnsafeBufferPointer { gb in
+        gamma.withUnsafeBufferPointer { gammab in beta.withUnsafeBufferPointer { betab in
+            let xp = pointer(xb), gp = pointer(gb), gammap = pointer(gammab), betap = pointer(betab)
+            var y1 = [Float](repeating: 0, count: count), y2 = y1
+            y1.withUnsafeMutableBufferPointer {
+                NormLanes.FloatLanes.applyElementwise(xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
+                                                      mean: mean, rstd: rstd, gamma: gammap, beta: betap)
+            }
+            y2.withUnsafeMutableBufferPointer {
+                NormLanesAVX2.FloatLanes.applyElementwise(xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
+                                                          mean: mean, rstd: rstd, gamma: gammap, beta: betap)
+            }
+            #expect(y1.map(\.bitPattern) == y2.map(\.bitPattern))
+            // Close to the Float64 formula (one rounding of each float32 step, x − μ exact near μ).
+            for i in 0..<count {
+                let exact = (Double(x[i]) - mean) * rstd * Double(gamma[i]) + Double(beta[i])
+                #expect(abs(Double(y1[i]) - exact) <= 4e-7 * max(1, abs(exact)))
+            }
+            let a = NormLanes.FloatLanes.elementwiseGradientSums(gp, xp, gamma: gammap, count: count, mean: mean, rstd: rstd)
+            let b = NormLanesAVX2.FloatLanes.elementwiseGradientSums(gp, xp, gamma: gammap, count: count, mean: mean, rstd: rstd)
+            #expect(a.dy.bitPattern == b.dy.bitPattern && a.dyXhat.bitPattern == b.dyXhat.bitPattern)
+            var d1 = [Float](repeating: 0, count: count), d2 = d1
+            var p1 = [Double](repeating: 0.5, count: 2 * count), p2 = p1
+            d1.withUnsafeMutableBufferPointer { d in p1.withUnsafeMutableBufferPointer { p in
+                NormLanes.FloatLanes.elementwiseGradient(gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gamma: gammap,
+                    count: count, mean: mean, rstd: rstd, meanTerm: 0.01, projection: 0.3,
+                    partialGamma: p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                    partialBeta: (p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!) + count)
+            }}
+            d2.withUnsafeMutableBufferPointer { d in p2.withUnsafeMutableBufferPointer { p in
+                NormLanesAVX2.FloatLanes.elementwiseGradient(gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gamma: gammap,
+                    count: count, mean: mean, rstd: rstd, meanTerm: 0.01, projection: 0.3,
+                    partialGamma: p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                    partialBeta: (p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!) + count)
+            }}
+            #expect(d1.map(\.bitPattern) == d2.map(\.bitPattern) && p1.map(\.bitPattern) == p2.map(\.bitPattern))
+        }}}}
+    }
 }
 
 /// NormKitAVX2.install() switches NormKit's float32 passes to the AVX2 lanes: the same bits as the baseline.

@@ -101,6 +101,10 @@ enum FastKernels {
         var stats = Statistics(count: blocks)
         let parameters = Parameters(gamma: gamma, beta: beta, count: elementAffine ? plan.channels * plan.spatial : plan.channels)
         defer { parameters.deallocate() }
+        // float32 runs of single-element channels go through the float32 lanes, which read γ and β as Float.
+        let floatSingles = singles && S.self == Float.self
+        let floatParameters = FloatParameters(floatSingles ? parameters : nil, count: plan.channels)
+        defer { floatParameters.deallocate() }
         nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!
         stats.withPointers { out in
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
@@ -148,6 +152,14 @@ enum FastKernels {
                     let fuse = centre && !elementAffine && block + 1 < range.upperBound
                     let nextShift = fuse ? xp[following.offset(0)] : 0
                     var nextTotal = 0.0
+                    if floatSingles {
+                        let base = here.offset(0), c0 = here.channel(0)
+                        FloatKernel.applyElementwise(UnsafeRawPointer(xp + base).assumingMemoryBound(to: Float.self),
+                                                     UnsafeMutableRawPointer(yp + base).assumingMemoryBound(to: Float.self),
+                                                     count: rows.count, mean: mean, rstd: rstd,
+                                                     gamma: floatParameters.gamma + c0, beta: floatParameters.beta + c0)
+                        continue
+                    }
                     if singles {
                         // One contiguous run with γ, β running along it, in Float64 lanes.
                         let base = here.offset(0), c0 = here.channel(0)

@@ -26,6 +26,14 @@ package struct FloatLaneTable: Sendable {
                                                         UnsafePointer<Float>, Double, UnsafeMutablePointer<Double>) -> Void
     package typealias Gradient = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int,
                                                  Double, Double, Double, Double, Double) -> Void
+    /// Runs with γ, β per element (`ElementLanes.swift`).
+    package typealias ApplyElementwise = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Double, Double,
+                                                         UnsafePointer<Float>, UnsafePointer<Float>) -> Void
+    package typealias ElementwiseGradientSums = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+                                                                Int, Double, Double, UnsafeMutablePointer<Double>) -> Void
+    package typealias ElementwiseGradient = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                                                            UnsafePointer<Float>, Int, Double, Double, Double, Double,
+                                                            UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> Void
 
     package let shiftedSum: ShiftedSum
     package let applyAndShiftedSum: ApplyAndShiftedSum
@@ -34,9 +42,14 @@ package struct FloatLaneTable: Sendable {
     package let gradientSums: GradientSums
     package let gradientAndSums: GradientAndSums
     package let gradient: Gradient
+    package let applyElementwise: ApplyElementwise
+    package let elementwiseGradientSums: ElementwiseGradientSums
+    package let elementwiseGradient: ElementwiseGradient
 
     package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum, centredSquares: CentredSquares, apply: Apply,
-                 gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient) {
+                 gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient,
+                 applyElementwise: ApplyElementwise, elementwiseGradientSums: ElementwiseGradientSums,
+                 elementwiseGradient: ElementwiseGradient) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.centredSquares = centredSquares
@@ -44,6 +57,9 @@ package struct FloatLaneTable: Sendable {
         self.gradientSums = gradientSums
         self.gradientAndSums = gradientAndSums
         self.gradient = gradient
+        self.applyElementwise = applyElementwise
+        self.elementwiseGradientSums = elementwiseGradientSums
+        self.elementwiseGradient = elementwiseGradient
     }
 }
 
@@ -131,5 +147,38 @@ package enum FloatKernel {
         if let wide { return wide.gradient(dy, x, dx, count, mean, rstd, gamma, meanTerm, projection) }
         NormLanes.FloatLanes.gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
                                       meanTerm: meanTerm, projection: projection)
+    }
+
+    @inline(__always)
+    static func applyElementwise(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, mean: Double,
+                                 rstd: Double, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
+        if let wide { return wide.applyElementwise(x, y, count, mean, rstd, gamma, beta) }
+        NormLanes.FloatLanes.applyElementwise(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+    }
+
+    @inline(__always)
+    static func elementwiseGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                        count: Int, mean: Double, rstd: Double) -> (dy: Double, dyXhat: Double) {
+        if let wide {
+            var out = (0.0, 0.0)
+            withUnsafeMutablePointer(to: &out) {
+                $0.withMemoryRebound(to: Double.self, capacity: 2) { wide.elementwiseGradientSums(dy, x, gamma, count, mean, rstd, $0) }
+            }
+            return (out.0, out.1)
+        }
+        return NormLanes.FloatLanes.elementwiseGradientSums(dy, x, gamma: gamma, count: count, mean: mean, rstd: rstd)
+    }
+
+    @inline(__always)
+    static func elementwiseGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                    gamma: UnsafePointer<Float>, count: Int, mean: Double, rstd: Double, meanTerm: Double,
+                                    projection: Double, partialGamma: UnsafeMutablePointer<Double>,
+                                    partialBeta: UnsafeMutablePointer<Double>) {
+        if let wide {
+            return wide.elementwiseGradient(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma, partialBeta)
+        }
+        NormLanes.FloatLanes.elementwiseGradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd,
+                                                 meanTerm: meanTerm, projection: projection, partialGamma: partialGamma,
+                                                 partialBeta: partialBeta)
     }
 }

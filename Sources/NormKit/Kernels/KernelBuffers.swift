@@ -54,6 +54,29 @@ extension FastKernels {
         func deallocate() { storage.deallocate() }
     }
 
+    /// γ and β rounded to Float for the float32 lanes of single-element channels (empty when `source` is nil).
+    struct FloatParameters: @unchecked Sendable {
+        let gamma: UnsafePointer<Float>
+        let beta: UnsafePointer<Float>
+        private let storage: UnsafeMutablePointer<Float>
+
+        init(_ source: Parameters?, count: Int) {
+            let n = source == nil ? 0 : count
+            let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 2 * n))
+            if let source {
+                for i in 0..<n {
+                    storage[i] = Float(source.gamma[i])
+                    storage[n + i] = Float(source.beta[i])
+                }
+            }
+            self.storage = storage
+            gamma = UnsafePointer(storage)
+            beta = UnsafePointer(storage + n)
+        }
+
+        func deallocate() { storage.deallocate() }
+    }
+
     /// γ and β in the element type (ones and zeros when absent), for kernels whose parameters are per element:
     /// half the bytes of Float64 copies for float32, and no conversion pass (widening a Float is exact).
     struct ScalarParameters<S: NormScalar>: @unchecked Sendable {

@@ -22,6 +22,11 @@ extension FastKernels {
         partial.initialize(repeating: 0, count: 2 * chunks * channels)
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!, pp = partial
         nonisolated(unsafe) let gammaBase = gamma
+        // float32: the float32 lanes (ElementLanes), which read γ as Float.
+        let floatGamma = UnsafeMutablePointer<Float>.allocate(capacity: S.self == Float.self ? channels : 1)
+        defer { floatGamma.deallocate() }
+        if S.self == Float.self { for c in 0..<channels { floatGamma[c] = Float(gamma[c]) } }
+        nonisolated(unsafe) let floatGammaBase = UnsafePointer(floatGamma)
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
             nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
@@ -31,6 +36,17 @@ extension FastKernels {
                     let pg = pp + 2 * chunk * channels + c0, pb = pp + (2 * chunk + 1) * channels + c0, gc = gammaBase + c0
                     let mean = meanOf[set], rstd = rstdOf[set]
                     let dyRun = gp + set * width, xRun = xp + set * width, dxRun = dxp + set * width
+                    if S.self == Float.self {
+                        let dyF = UnsafeRawPointer(dyRun).assumingMemoryBound(to: Float.self)
+                        let xF = UnsafeRawPointer(xRun).assumingMemoryBound(to: Float.self)
+                        let gF = floatGammaBase + c0
+                        let sums = FloatKernel.elementwiseGradientSums(dyF, xF, gamma: gF, count: width, mean: mean, rstd: rstd)
+                        FloatKernel.elementwiseGradient(dyF, xF, UnsafeMutableRawPointer(dxRun).assumingMemoryBound(to: Float.self),
+                                                        gamma: gF, count: width, mean: mean, rstd: rstd,
+                                                        meanTerm: centre ? sums.dy / m : 0, projection: sums.dyXhat / divisor,
+                                                        partialGamma: pg, partialBeta: pb)
+                        continue
+                    }
                     let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
                     var sumDv = SIMD4<Double>(), sumDXv = SIMD4<Double>(), sumD = 0.0, sumDX = 0.0
                     PositionKernels.lanes(width) { i in

@@ -1,0 +1,93 @@
+/// The float32 lane loops for runs whose γ and β change from element to element: a statistics set that is one
+/// contiguous run of single-element channels (LayerNorm and RMSNorm over the last dims, GroupNorm on (N, C)).
+/// Compiled twice, as FloatLanes.swift is (the AVX2 build through a symbolic link), with the same arithmetic rules:
+/// lane-wise IEEE operations, no fused multiply-adds, sums in Float32 chunks of at most 8 terms per lane added in
+/// Float64. x̂ is formed as (x − μ_high)·rstd − μ_low·rstd, μ_high being μ's nearest Float.
+extension FloatLanes {
+    /// y = x̂·γ + β, element by element.
+    @inline(never)
+    public static func applyElementwise(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                                        mean: Double, rstd: Double, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
+        let (high, low) = split(mean)
+        let r = Float(rstd), lr = Float(low * rstd)
+        let hi = V(repeating: high), rv = V(repeating: r), lv = V(repeating: lr)
+        var i = 0
+        while i + 16 <= count {
+            store(((load(x + i) - hi) * rv - lv) * load(gamma + i) + load(beta + i), y + i)
+            i += 16
+        }
+        while i < count {
+            y[i] = ((x[i] - high) * r - lr) * gamma[i] + beta[i]
+            i += 1
+        }
+    }
+
+    /// (Σ γ·dy, Σ γ·dy·x̂) over the run.
+    @inline(never)
+    public static func elementwiseGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                               gamma: UnsafePointer<Float>, count: Int, mean: Double,
+                                               rstd: Double) -> (dy: Double, dyXhat: Double) {
+        let (high, low) = split(mean)
+        let r = Float(rstd), lr = Float(low * rstd)
+        let hi = H(repeating: high), rv = H(repeating: r), lv = H(repeating: lr)
+        var wideD = SIMD4<Double>(), wideDX = SIMD4<Double>()
+        var i = 0
+        while i + 16 <= count {
+            let end = i + min(chunk / 2, (count - i) & ~15)  // 8 steps of 16: at most 8 terms per lane
+            var d0 = H(), d1 = H(), dx0 = H(), dx1 = H()
+            while i < end {
+                let g0 = load8(dy + i) * load8(gamma + i), g1 = load8(dy + i + 8) * load8(gamma + i + 8)
+                d0 += g0
+                d1 += g1
+                dx0 += g0 * ((load8(x + i) - hi) * rv - lv)
+                dx1 += g1 * ((load8(x + i + 8) - hi) * rv - lv)
+                i &+= 16
+            }
+            fold8(d0 + d1, into: &wideD)
+            fold8(dx0 + dx1, into: &wideDX)
+        }
+        var sumD = total(wideD), sumDX = total(wideDX)
+        while i < count {
+            let g = dy[i] * gamma[i]
+            sumD += Double(g)
+            sumDX += Double(g * ((x[i] - high) * r - lr))
+            i += 1
+        }
+        return (sumD, sumDX)
+    }
+
+    /// dx = rstd·((γ·dy − meanTerm) − x̂·projection), and dy·x̂ and dy added into per-element Float64 partial sums
+    /// of dγ and dβ.
+    @inline(never)
+    public static func elementwiseGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                           gamma: UnsafePointer<Float>, count: Int, mean: Double, rstd: Double,
+                                           meanTerm: Double, projection: Double,
+                                           partialGamma: UnsafeMutablePointer<Double>, partialBeta: UnsafeMutablePointer<Double>) {
+        let (high, low) = split(mean)
+        let r = Float(rstd), lr = Float(low * rstd), mt = Float(meanTerm), p = Float(projection)
+        let hi = H(repeating: high), rv = H(repeating: r), lv = H(repeating: lr), mv = H(repeating: mt), pv = H(repeating: p)
+        func add(_ v: SIMD4<Float>, _ target: UnsafeMutablePointer<Double>) {
+            UnsafeMutableRawPointer(target).storeBytes(
+                of: UnsafeRawPointer(target).loadUnaligned(as: SIMD4<Double>.self) + widen(v), as: SIMD4<Double>.self)
+        }
+        var i = 0
+        while i + 8 <= count {
+            let d = load8(dy + i)
+            let h = (load8(x + i) - hi) * rv - lv
+            store8(rv * ((load8(gamma + i) * d - mv) - h * pv), dx + i)
+            let dh = d * h
+            add(dh.lowHalf, partialGamma + i)
+            add(dh.highHalf, partialGamma + i + 4)
+            add(d.lowHalf, partialBeta + i)
+            add(d.highHalf, partialBeta + i + 4)
+            i &+= 8
+        }
+        while i < count {
+            let h = (x[i] - high) * r - lr
+            dx[i] = r * ((gamma[i] * dy[i] - mt) - h * p)
+            partialGamma[i] += Double(dy[i] * h)
+            partialBeta[i] += Double(dy[i])
+            i += 1
+        }
+    }
+}
