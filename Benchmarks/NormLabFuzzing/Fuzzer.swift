@@ -47,7 +47,7 @@ public struct Fuzzer {
 
     /// One command line, valid or nearly so.
     mutating func command() -> String {
-        switch int(0...29) {
+        switch int(0...32) {
         case 0, 1: return "tensor \(name()) = \(pick(["randn", "rand", "zeros", "ones", "arange"])) \(dims())\(chance(30) ? " seed \(number())" : "")"
         case 2: return "tensor \(name()) = full \(number()) \(dims())"
         case 3: return "tensor \(name()) = \(literal(depth: chance(95) ? 3 : 12))"
@@ -58,7 +58,7 @@ public struct Fuzzer {
         case 10: return "show \(pick(["grad", "layer", "groups", "axes \(option())", name()]))"
         case 11: return "stats \(name())\(chance(50) ? " by " + pick(["group", "channel", "sample", "row"]) : "")"
         case 12: return "explain \(pick(["forward", "backward", "layer", "sideways"])) \((0..<int(0...2)).map { _ in option() }.joined(separator: " "))"
-        case 13: return "hist \(name())\(chance(40) ? " " + name() : "")\(chance(30) ? " group \(number())" : "")"
+        case 13: return "hist \(name())\(chance(40) ? " " + name() : "")\(chance(30) ? " \(pick(["group", "row"])) \(number())" : "")"
         case 14: return "compare \(name()) \(name())\(chance(30) ? " " + option() : "")"
         case 15: return "gradcheck \(pick(["", "dx", "dgamma", "dbeta", "all", "dx against \(name())"])) sample=\(int(1...4))\(chance(20) ? " " + option() : "")"
         case 16: return "set \(pick(["dtype", "precision", "color", "threshold", "unicode", "threads", "maxelems", "nope"])) \(pick(["float32", "float64", "on", "off", number()]))"
@@ -74,6 +74,11 @@ public struct Fuzzer {
         case 25: return command() + "; " + command()
         case 28: return "diagnose " + (0..<int(0...4)).map { _ in "\(pick(["y", "dx", "dgamma", "dbeta", "dz"]))=\(name())" }.joined(separator: " ")
         case 29: return "export \(pick(["numpy", "torch"])) /nonexistent/\(name()).py\(chance(50) ? " against dx=\(name())" : "")"
+        case 30: return "exercise \(pick(["forward", "backward", "skip", "stop", "", "sideways"])) \((0..<int(0...2)).map { _ in chance(50) ? "seed=\(number())" : option() }.joined(separator: " "))"
+        case 31: return "answer \(pick([number(), name(), literal(depth: 2), ""]))"
+        case 32: return pick(["record", "record stop", "record /nonexistent/h.html", "record /dev/null", "record x.txt",
+                              "record /nonexistent/h.md answers=\(pick(["no", "yes", "maybe"]))",
+                              "check /nonexistent.py", "check /dev/null", "check / \(option())", "explain forward full \(option())"])
         case 26: return "tensor x = " + String(repeating: "[", count: int(1...2000)) + "1" + String(repeating: "]", count: int(0...2000))
         default: return mutate(command())
         }
