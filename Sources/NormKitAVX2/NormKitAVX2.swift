@@ -41,6 +41,10 @@ package enum NormKitAVX2 {
             elementwiseGradient: { dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma, partialBeta in
                 FloatLanes.elementwiseGradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
                                                projection: projection, partialGamma: partialGamma, partialBeta: partialBeta)
+            },
+            moments: { x, count, shift, out in
+                let m = FloatLanes.moments(x, count: count, shift: shift)
+                (out[0], out[1], out[2], out[3]) = (m.sum, m.squares, m.low, m.high)
             }))
     }
 }

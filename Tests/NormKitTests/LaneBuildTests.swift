@@ -126,6 +126,15 @@ struct LaneBuildTests {
                     partialBeta: (p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!) + count)
             }}
             #expect(d1.map(\.bitPattern) == d2.map(\.bitPattern) && p1.map(\.bitPattern) == p2.map(\.bitPattern))
+            // The summary line's moments.
+            let m1 = NormLanes.FloatLanes.moments(xp, count: count, shift: 999.5)
+            let m2 = NormLanesAVX2.FloatLanes.moments(xp, count: count, shift: 999.5)
+            #expect([m1.sum, m1.squares, m1.low, m1.high].map(\.bitPattern) == [m2.sum, m2.squares, m2.low, m2.high].map(\.bitPattern))
+            if count > 0 {
+                #expect(m1.low == Double(x.min()!) && m1.high == Double(x.max()!))
+                let exact = x.reduce(0.0) { $0 + (Double($1) - 999.5) }
+                #expect(abs(m1.sum - exact) <= 1e-9 * max(1, abs(exact)))
+            }
         }}}}
     }
 }

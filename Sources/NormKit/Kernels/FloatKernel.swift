@@ -26,6 +26,8 @@ package struct FloatLaneTable: Sendable {
                                                         UnsafePointer<Float>, Double, UnsafeMutablePointer<Double>) -> Void
     package typealias Gradient = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int,
                                                  Double, Double, Double, Double, Double) -> Void
+    /// The summary line's moments (`SummaryLanes.swift`): out = (Σ(x − shift), Σ(x − shift)², min, max).
+    package typealias Moments = @convention(c) (UnsafePointer<Float>, Int, Float, UnsafeMutablePointer<Double>) -> Void
     /// Runs with γ, β per element (`ElementLanes.swift`).
     package typealias ApplyElementwise = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Double, Double,
                                                          UnsafePointer<Float>, UnsafePointer<Float>) -> Void
@@ -45,11 +47,12 @@ package struct FloatLaneTable: Sendable {
     package let applyElementwise: ApplyElementwise
     package let elementwiseGradientSums: ElementwiseGradientSums
     package let elementwiseGradient: ElementwiseGradient
+    package let moments: Moments
 
     package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum, centredSquares: CentredSquares, apply: Apply,
                  gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient,
                  applyElementwise: ApplyElementwise, elementwiseGradientSums: ElementwiseGradientSums,
-                 elementwiseGradient: ElementwiseGradient) {
+                 elementwiseGradient: ElementwiseGradient, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.centredSquares = centredSquares
@@ -60,6 +63,7 @@ package struct FloatLaneTable: Sendable {
         self.applyElementwise = applyElementwise
         self.elementwiseGradientSums = elementwiseGradientSums
         self.elementwiseGradient = elementwiseGradient
+        self.moments = moments
     }
 }
 
@@ -180,5 +184,15 @@ package enum FloatKernel {
         NormLanes.FloatLanes.elementwiseGradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd,
                                                  meanTerm: meanTerm, projection: projection, partialGamma: partialGamma,
                                                  partialBeta: partialBeta)
+    }
+
+    /// (Σ(x − shift), Σ(x − shift)², min, max) of a float32 run, for summaries.
+    package static func moments(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> (sum: Double, squares: Double, low: Double, high: Double) {
+        if let wide {
+            var out = (0.0, 0.0, 0.0, 0.0)
+            withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: Double.self, capacity: 4) { wide.moments(x, count, shift, $0) } }
+            return out
+        }
+        return NormLanes.FloatLanes.moments(x, count: count, shift: shift)
     }
 }

@@ -184,6 +184,9 @@ extension Wording {
     }
 
     static func moments<S: NormScalar>(_ values: UnsafeBufferPointer<S>) -> (sum: Double, squares: Double, low: Double, high: Double) {
+        if S.self == Float.self, let base = values.baseAddress {
+            return floatMoments(UnsafeBufferPointer(start: UnsafeRawPointer(base).assumingMemoryBound(to: Float.self), count: values.count))
+        }
         guard let first = values.first else { return (0, 0, .infinity, -.infinity) }
         let shift = first.asDouble
         var sums = SIMD4<Double>(repeating: 0), squares = SIMD4<Double>(repeating: 0)
@@ -213,6 +216,17 @@ extension Wording {
         // A NaN reaches the sums (min and max may drop it): the caller checks them.
         let raw = shiftedSquares - shifted * shifted / n
         return (shift * n + shifted, raw.isNaN ? .nan : max(0, raw), low, high)
+    }
+}
+
+extension Wording {
+    /// `moments` for float32, in NormKit's float32 lanes (the AVX2 build where the CPU has it).
+    static func floatMoments(_ values: UnsafeBufferPointer<Float>) -> (sum: Double, squares: Double, low: Double, high: Double) {
+        guard let p = values.baseAddress, values.count > 0 else { return (0, 0, .infinity, -.infinity) }
+        let shift = p[0], n = Double(values.count)
+        let m = FloatKernel.moments(p, count: values.count, shift: shift)
+        let raw = m.squares - m.sum * m.sum / n
+        return (Double(shift) * n + m.sum, raw.isNaN ? .nan : max(0, raw), m.low, m.high)
     }
 }
 

@@ -1,0 +1,1 @@
+../NormLanes/SummaryLanes.swift
