@@ -177,6 +177,22 @@ import Testing
         }
     }
 
+    /// Tab completion of the classroom and checking commands, from their declarations.
+    @Test func theNewCommandsComplete() {
+        func candidates(_ line: String) -> [String] { Completion.complete(line, tensorNames: ["x", "mine"]).candidates }
+        #expect(candidates("rec") == ["record"])
+        #expect(candidates("record ") == ["stop"] && Completion.complete("record ", tensorNames: []).wantsPaths)
+        #expect(candidates("record h.html a") == ["answers="])
+        #expect(candidates("record h.html answers=") == ["yes", "no"])
+        #expect(candidates("exercise ") == ["forward", "backward", "skip", "stop"])
+        #expect(candidates("exercise forward s") == ["seed="])
+        #expect(candidates("answer m") == ["mine"])
+        #expect(candidates("check ") == [] && Completion.complete("check ", tensorNames: []).wantsPaths)
+        #expect(candidates("check f.py dt") == ["dtype="])
+        #expect(candidates("check f.py dtype=f") == ["float32", "float64"])
+        #expect(candidates("hist x r") == ["row"])
+    }
+
     @Test func histogramsSideBySideShareBinsAndScale() throws {
         let (interpreter, sink) = makeInterpreter()
         let (out, _) = run(interpreter, sink, "tensor a = [0, 1, 2, 3]; tensor b = [10, 10, 10, 11]; hist a b")
