@@ -12,6 +12,7 @@ import Darwin
 import CMemoryTuning
 import NormKitAVX2
 import NormLabCore
+import NormKit
 
 /// The `normlab` command line: flags, where lines come from, and exit codes. All the work is NormLabCore's.
 struct NormLabCommand: ParsableCommand {
@@ -62,8 +63,8 @@ struct NormLabCommand: ParsableCommand {
         if let precision, !(0...16).contains(precision) {
             throw ValidationError("--precision must be from 0 to 16, got \(precision)")
         }
-        if let dtype, dtype != "float32" && dtype != "float64" {
-            throw ValidationError("--dtype must be float32 or float64, got '\(dtype)'")
+        if let dtype, DType(rawValue: dtype) == nil {
+            throw ValidationError("--dtype must be float32, float64, float16 or bfloat16, got '\(dtype)'")
         }
     }
 }

@@ -89,7 +89,8 @@ import Testing
         let (help, _) = run(i, sink, "help set")
         for row in Settings.table { #expect(help.contains("  \(row.name) \(row.valueWords)")) }
         #expect(Completion.complete("set ", tensorNames: []).candidates == Settings.names)
-        #expect(Completion.complete("set dtype f", tensorNames: []).candidates == ["float32", "float64"])
+        #expect(Completion.complete("set dtype f", tensorNames: []).candidates == ["float32", "float64", "float16"])
+        #expect(Completion.complete("set dtype b", tensorNames: []).candidates == ["bfloat16"])
         #expect(Completion.complete("set unicode o", tensorNames: []).candidates == ["on", "off"])
     }
 }

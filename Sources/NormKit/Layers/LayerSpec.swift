@@ -42,6 +42,39 @@ public enum VarianceEstimator: String, Sendable, CaseIterable, CustomStringConve
     public var description: String { rawValue }
 }
 
+/// How the variance (RMSNorm: the mean square) of a set is computed.
+public enum VarianceMethod: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// μ first, then Σ(x − μ)²: the exact way, and the default.
+    case twopass
+    /// E[x²] − E[x]² from one pass of Σx and Σx²: fast, and cancels catastrophically when |μ| ≫ σ.
+    case onepass
+    /// Welford's running update: δ = x − μₖ₋₁, μₖ = μₖ₋₁ + δ/k, M₂ += δ·(x − μₖ); one pass and stable.
+    case welford
+
+    public var description: String { rawValue }
+}
+
+/// The precision sums, squares and the steps after them are computed in.
+public enum Accumulation: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Float64 whatever the storage (the default; the exact path, sums pairwise-free but to 53 bits).
+    case float64
+    /// float32, as PyTorch's CPU and CUDA kernels accumulate float16 and bfloat16 inputs.
+    case float32
+    /// The tensor's own format: float16 squares and sums in float16, as the failing kernels did.
+    case storage
+
+    public var description: String { rawValue }
+
+    /// The format arithmetic happens in for tensors stored as `storage`.
+    public func format(storage: DType) -> DType {
+        switch self {
+        case .float64: .float64
+        case .float32: .float32
+        case .storage: storage
+        }
+    }
+}
+
 /// Named bundles of conventions.
 public enum Preset: String, Sendable, CaseIterable, CustomStringConvertible {
     /// Group Normalization paper (Wu & He 2018) and PyTorch: reduce=group, affine=channel, paramgrad=sum, eps 1e-5.
@@ -88,6 +121,13 @@ public struct LayerSpec: Sendable, Equatable {
     /// eps is the machine epsilon of the element type the layer computes in (PyTorch's RMSNorm `eps=None`:
     /// `torch.finfo(x.dtype).eps`), not `eps`.
     public var epsIsMachineEpsilon = false
+    /// How the variance is computed (twopass unless asked otherwise).
+    public var method: VarianceMethod = .twopass
+    /// The precision of the sums and of every step after them (float64 unless asked otherwise).
+    public var accumulate: Accumulation = .float64
+
+    /// True when the layer computes the exact way (two passes in Float64), the engine's fast kernels.
+    public var computesExactly: Bool { method == .twopass && accumulate == .float64 }
 
     /// A layer with a preset's conventions. Validates `groups` as the seed does: a positive integer.
     public init(kind: LayerKind, groups: Int? = nil, preset: Preset = .torch) throws(NormError) {
@@ -137,10 +177,13 @@ public struct LayerSpec: Sendable, Equatable {
     }
 
     /// The spec a pass in `Scalar` runs with: eps resolved when it is the machine epsilon.
-    public func resolved<Scalar: NormScalar>(for _: Scalar.Type) -> LayerSpec {
+    public func resolved<Scalar: NormScalar>(for _: Scalar.Type) -> LayerSpec { resolved(storage: Scalar.dtype) }
+
+    /// The spec a pass on tensors stored as `storage` runs with: eps resolved when it is the format's machine epsilon.
+    public func resolved(storage: DType) -> LayerSpec {
         guard epsIsMachineEpsilon else { return self }
         var out = self
-        out.eps = Scalar.ulpOfOne.asDouble
+        out.eps = storage.machineEpsilon
         out.epsIsMachineEpsilon = false
         return out
     }

@@ -16,6 +16,8 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
     public private(set) var runningMean: Tensor<Scalar>?
     /// BatchNorm's running variance (the unbiased batch variances, blended with momentum).
     public private(set) var runningVariance: Tensor<Scalar>?
+    /// The format results are stored in: the element type, or float16/bfloat16 when Scalar is Float.
+    public private(set) var storage: DType = Scalar.dtype
     /// BatchNorm starts in training mode; the other layers ignore the mode.
     public var mode: Mode = .train
     /// The last forward pass: what backward differentiates.
@@ -104,7 +106,7 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
             running = (runningMean ?? .zeros(plan.statsShape), runningVariance ?? .ones(plan.statsShape))
         }
         let result = try Normalization.forward(spec: spec, input: input, gamma: gammaNow, beta: betaNow,
-                                               mode: mode, running: running, threads: threads)
+                                               mode: mode, running: running, threads: threads, storage: storage)
         // Commit: nothing below can fail.
         if spec.kind.hasRunningStatistics, mode == .train, let running, let unbiased = result.unbiasedVariance,
            let batchMean = result.mean {
@@ -147,8 +149,9 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
             throw NormError.state("backward needs a forward pass first: run forward, then backward")
         }
         let gradients = try Normalization.backward(forward: lastForward, gamma: gamma, outputGradient: dy, threads: threads)
-        if let dgamma = gradients.dgamma { gammaGrad = Self.add(gammaGrad, dgamma) }
-        if let dbeta = gradients.dbeta { betaGrad = Self.add(betaGrad, dbeta) }
+        // .grad accumulates in the parameters' own format, as PyTorch's does.
+        if let dgamma = gradients.dgamma { gammaGrad = Self.add(gammaGrad, dgamma).rounded(toFormat: storage) }
+        if let dbeta = gradients.dbeta { betaGrad = Self.add(betaGrad, dbeta).rounded(toFormat: storage) }
         backwardCount += 1
         lastGradients = gradients
         lastOutputGradient = dy
@@ -184,6 +187,27 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
     public var pydllibReportedParameterCount: Int? {
         guard spec.preset == .pydllib, let sampleShape else { return nil }
         return spec.pydllibReportedParameterCount(sampleShape: sampleShape)
+    }
+}
+
+extension NormLayer where Scalar == Float {
+    /// The same layer with its tensors stored as `format` (float32, float16 or bfloat16): parameters, running
+    /// statistics and accumulated gradients are rounded to it; the last forward pass is dropped.
+    public func stored(as format: DType) -> NormLayer<Float> {
+        precondition(format == .float32 || format.isReduced, "a Float layer stores float32, float16 or bfloat16")
+        var other = self
+        other.storage = format
+        func round(_ t: Tensor<Float>?) -> Tensor<Float>? { t?.rounded(toFormat: format) }
+        other.gamma = round(gamma)
+        other.beta = round(beta)
+        other.runningMean = round(runningMean)
+        other.runningVariance = round(runningVariance)
+        other.gammaGrad = round(gammaGrad)
+        other.betaGrad = round(betaGrad)
+        other.lastForward = nil
+        other.lastGradients = nil
+        other.lastOutputGradient = nil
+        return other
     }
 }
 

@@ -17,10 +17,11 @@ public enum Normalization {
         beta: Tensor<Scalar>?,
         mode: Mode = .train,
         running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)? = nil,
-        threads: Int = 1
+        threads: Int = 1,
+        storage: DType? = nil
     ) throws(NormError) -> ForwardResult<Scalar> {
         try computeForward(spec: spec, input: input, gamma: gamma, beta: beta, mode: mode, running: running,
-                           threads: threads, allowFastPath: true)
+                           threads: threads, allowFastPath: true, storage: storage)
     }
 
     /// `allowFastPath: false` runs the general per-element path, the reference the fast kernels are tested against.
@@ -28,9 +29,14 @@ public enum Normalization {
     @_specialize(where Scalar == Double)
     static func computeForward<Scalar: NormScalar>(
         spec: LayerSpec, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, mode: Mode,
-        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int, allowFastPath: Bool
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int, allowFastPath: Bool,
+        storage: DType? = nil
     ) throws(NormError) -> ForwardResult<Scalar> {
-        let spec = spec.resolved(for: Scalar.self)
+        let storage = storage ?? Scalar.dtype
+        guard storage == Scalar.dtype || (Scalar.dtype == .float32 && storage.isReduced) else {
+            throw NormError.state("internal: \(storage) tensors are held in Float, not \(Scalar.dtype)")
+        }
+        let spec = spec.resolved(storage: storage)
         try spec.validate()
         let plan = try NormPlan(spec: spec, inputShape: input.shape)
         if beta != nil && !spec.bias {
@@ -53,7 +59,10 @@ public enum Normalization {
         }
 
         var result: ForwardResult<Scalar>
-        if allowFastPath && usesRunning {
+        if !spec.computesExactly {
+            result = try emulatedForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
+                                         running: running, usesRunning: usesRunning, storage: storage)
+        } else if allowFastPath && usesRunning {
             result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
                                      threads: threads)
         } else if allowFastPath && !usesRunning
@@ -65,7 +74,7 @@ public enum Normalization {
         }
         let badParameters = (gamma.map(countNonFinite) ?? 0) + (beta.map(countNonFinite) ?? 0)
         if badParameters > 0 { result.warnings.append(.nonFiniteParameters(count: badParameters)) }
-        return result
+        return stored(result, storage: storage, parametersFinite: badParameters == 0)
     }
 
     /// 1 / √(v + eps) for each variance, vectorised (`normlab_reciprocal_square_roots`; the same bits as Swift's).

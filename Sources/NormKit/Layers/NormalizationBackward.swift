@@ -33,7 +33,9 @@ extension Normalization {
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let dx: [Scalar]
         let dgamma: [Double], dbeta: [Double]
-        if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
+        if !spec.computesExactly {
+            (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy)
+        } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
@@ -41,13 +43,25 @@ extension Normalization {
         } else {
             (dx, dgamma, dbeta) = generalBackward(forward: forward, gammaValues: gammaValues, dy: dy)
         }
-        let dxTensor = Tensor(uncheckedShape: dy.shape, scalars: dx)
-        guard let affineShape = plan.affineShape else { return Gradients(dx: dxTensor, dgamma: nil, dbeta: nil) }
-        let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
-        func parameter(_ values: [Double]) -> Tensor<Scalar> {
-            Tensor(uncheckedShape: affineShape, scalars: values.map { Scalar(fromDouble: $0 / batchDivisor) })
+        let storage = forward.storage
+        let format = spec.computesExactly ? DType.float64 : spec.accumulate.format(storage: storage)
+        let dxTensor = Tensor(uncheckedShape: dy.shape, scalars: dx).rounded(toFormat: storage)
+        var gradients: Gradients<Scalar>
+        if let affineShape = plan.affineShape {
+            let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
+            func parameter(_ values: [Double]) -> Tensor<Scalar> {
+                Tensor(uncheckedShape: affineShape,
+                       scalars: values.map { Scalar(fromDouble: storage.round(format.round($0 / batchDivisor))) })
+            }
+            gradients = Gradients(dx: dxTensor, dgamma: parameter(dgamma),
+                                  dbeta: forward.spec.bias ? parameter(dbeta) : nil)
+        } else {
+            gradients = Gradients(dx: dxTensor, dgamma: nil, dbeta: nil)
         }
-        return Gradients(dx: dxTensor, dgamma: parameter(dgamma), dbeta: forward.spec.bias ? parameter(dbeta) : nil)
+        if storage.isReduced || !spec.computesExactly {
+            gradients.warnings = lowPrecisionFindings(gradients, dy: dy, dxBeforeStoring: dx, storage: storage)
+        }
+        return gradients
     }
 
     /// dx, and dγ, dβ summed over the batch, on the fast kernels.
@@ -173,5 +187,20 @@ extension Normalization {
         }
 
         return (dx, dgamma, dbeta)
+    }
+}
+
+extension Normalization {
+    /// dx past the storage format's range, and NaN or ±∞ in dx from a finite dy.
+    static func lowPrecisionFindings<Scalar: NormScalar>(
+        _ gradients: Gradients<Scalar>, dy: Tensor<Scalar>, dxBeforeStoring: [Scalar], storage: DType
+    ) -> [NormWarning] {
+        guard countNonFinite(dy) == 0 else { return [] }
+        var findings: [NormWarning] = []
+        let before = dxBeforeStoring.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        let after = countNonFinite(gradients.dx)
+        if after > before { findings.append(.storageOverflow(name: "dx", count: after - before, format: storage)) }
+        if before > 0 { findings.append(.nonFiniteResult(name: "dx", count: before, total: dy.count)) }
+        return findings
     }
 }

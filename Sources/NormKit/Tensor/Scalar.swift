@@ -1,11 +1,24 @@
-/// The element types a tensor can hold.
+/// The element types a tensor can hold. float16 and bfloat16 are storage formats: their tensors hold Float values
+/// that are exactly representable in the format (`DType.round`), so every float32 routine reads them unchanged.
 public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
     case float32
     case float64
+    /// IEEE 754 binary16: 11 significant bits, largest finite 65504.
+    case float16
+    /// Brain float: float32's 8 exponent bits with 8 significant bits.
+    case bfloat16
 
     public var description: String { rawValue }
-    /// Bytes per element.
-    public var byteSize: Int { self == .float32 ? 4 : 8 }
+    /// Bytes per element in a file.
+    public var byteSize: Int {
+        switch self {
+        case .float64: 8
+        case .float32: 4
+        case .float16, .bfloat16: 2
+        }
+    }
+    /// True for the formats stored in Float values (float16, bfloat16).
+    public var isReduced: Bool { self == .float16 || self == .bfloat16 }
 }
 
 /// Float and Double, with concrete conversions so that specialised loops never go through generic
@@ -20,8 +33,8 @@ extension Float: NormScalar {
     /// float32.
     public static var dtype: DType { .float32 }
     /// The nearest Float.
-    /// The same value as a Double (exact).
     @inlinable public init(fromDouble value: Double) { self.init(value) }
+    /// The same value as a Double (exact).
     @inlinable public var asDouble: Double { Double(self) }
 }
 
@@ -29,7 +42,7 @@ extension Double: NormScalar {
     /// float64.
     public static var dtype: DType { .float64 }
     /// The value itself.
-    /// The value itself.
     @inlinable public init(fromDouble value: Double) { self = value }
+    /// The value itself.
     @inlinable public var asDouble: Double { self }
 }

@@ -16,6 +16,12 @@ public struct Tensor<Scalar: NormScalar>: Sendable, Equatable {
         self.scalars = scalars
     }
 
+    /// For callers that already know the count matches (a conversion of another tensor of this shape).
+    public init(uncheckedShapeFrom shape: Shape, scalars: [Scalar]) {
+        precondition(scalars.count == shape.count)
+        self.init(uncheckedShape: shape, scalars: scalars)
+    }
+
     init(uncheckedShape shape: Shape, scalars: [Scalar]) {
         self.shape = shape
         self.scalars = scalars

@@ -102,7 +102,7 @@ struct ForwardDerivation {
         d.text("reduced over: " + reducedOver(spec))
         let x = members.map { r.x[$0] }
         d.text("x = " + w.list(x))
-        statistics(x, into: &d)
+        if !spec.computesExactly && r.mode != .eval { precision(x, into: &d) } else { statistics(x, into: &d) }
         let xhat = members.map { r.xhat[$0] }
         d.step(spec.centres ? "x̂ = (x − μ)·rstd" : "x̂ = x·rstd", w.list(xhat))
         affine(into: &d)
@@ -111,6 +111,25 @@ struct ForwardDerivation {
     }
 
     private var divisor: Int { r.spec.variance == .unbiased ? members.count - 1 : members.count }
+
+    /// Enough significant digits to show every digit the format holds (float64: 10, so the line stays readable).
+    private func significant(_ value: Double, _ format: DType) -> String {
+        let digits = min(10, Int(format.decimalDigits.rounded(.up)) + 1)
+        return String(printf: "%.\(digits)g", value)
+    }
+
+    /// The steps as the layer's method and format computed them, beside the exact values, with the digits that agree.
+    private func precision(_ x: [Double], into d: inout Derivation) {
+        let trace = PrecisionTrace(x: x, spec: r.spec, storage: r.dtype)
+        d.heading("as computed — method=\(trace.method), every step rounded to \(trace.format) — against the exact values (float64, two passes):")
+        for step in trace.steps {
+            let digits = PrecisionTrace.agreeingDigits(step.computed, step.exact, format: trace.format)
+            let agree = digits.map { $0 < 0.5 ? "no digit agrees" : "\(Int($0.rounded())) digit\(Int($0.rounded()) == 1 ? "" : "s") agree" } ?? "equal"
+            d.detail("\(step.name) = \(significant(step.computed, trace.format)), exactly \(significant(step.exact, .float64))   (\(agree))")
+        }
+        let worst = trace.normalized.map { abs($0.computed - $0.exact) }.max() ?? 0
+        d.detail("x̂ as computed differs from the exact x̂ by up to \(w.number(worst))" + (r.dtype.isReduced ? "; y is then stored in \(r.dtype)" : ""))
+    }
 
     private func statistics(_ x: [Double], into d: inout Derivation) {
         let spec = r.spec, m = members.count
@@ -182,6 +201,14 @@ struct ForwardDerivation {
         let meanSquare = xhat.map { $0 * $0 }.reduce(0, +) / Double(m)
         let expected = Double(divisor) / Double(m) * variance / (variance + spec.eps)
         let scale = NoiseFloor.relative(r.dtype) * (xhat.map(abs).max() ?? 1)
+        if !spec.computesExactly {
+            let x = members.map { r.x[$0] }
+            let mu = spec.centres ? x.reduce(0, +) / Double(m) : 0
+            let exact = x.reduce(0) { $0 + ($1 - mu) * ($1 - mu) } / Double(divisor)
+            let target = Double(divisor) / Double(m) * exact / (exact + spec.eps)
+            d.text("check: mean(x̂) = \(formatNumber(meanHat, precision: w.precision, scale: scale)), mean(x̂²) = \(w.number(meanSquare)); an exact pass gives \(spec.centres ? "0 and " : "")\(w.number(target))")
+            return
+        }
         d.text("check: mean(x̂) = \(formatNumber(meanHat, precision: w.precision, scale: scale)), mean(x̂²) = \(w.number(meanSquare))" + (spec.centres ? " = \(divisor == m ? "" : "(m − 1)/m·")σ²/(σ² + eps) = \(w.number(expected))" : ""))
     }
 }

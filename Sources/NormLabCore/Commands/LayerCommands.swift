@@ -9,7 +9,7 @@ public struct LayerRequest: Equatable, Sendable {
 
 public struct LayerOption: Equatable, Sendable {
     public enum Key: String, CaseIterable, Sendable {
-        case shape, preset, reduce, affine, paramgrad, variance, eps, momentum
+        case shape, preset, reduce, affine, paramgrad, variance, eps, momentum, method, accumulate
 
         /// The words an option takes, for completion (empty for numbers).
         var values: [String] {
@@ -19,6 +19,8 @@ public struct LayerOption: Equatable, Sendable {
             case .affine: Affine.allCases.map(\.rawValue)
             case .paramgrad: ParamGrad.allCases.map(\.rawValue)
             case .variance: VarianceEstimator.allCases.map(\.rawValue)
+            case .method: VarianceMethod.allCases.map(\.rawValue)
+            case .accumulate: Accumulation.allCases.map(\.rawValue)
             case .eps, .momentum, .shape: []
             }
         }
@@ -52,11 +54,16 @@ struct ChooseLayer: Command, Equatable {
           variance=biased|unbiased   divide Σ(x − μ)² by m or by m − 1 (pydllib's batchnorm)
           eps=1e-5                   added to the variance (torch 1e-5, pydllib 1e-6)
           momentum=0.1               batchnorm's running-statistics update
+        How the numbers are computed (`help numerics`; the defaults are the exact way):
+          method=twopass|onepass|welford  σ² as Σ(x − μ)² after μ, as E[x²] − E[x]² in one pass, or Welford's update
+          accumulate=float64|float32|storage  the precision of every sum and step: float64, float32, or the
+                                     tensors' own format (float16 sums in float16, as failing kernels did)
         A new layer replaces the old one, with fresh parameters and gradients. `help conventions` explains them.
         """,
         examples: ["layer groupnorm 2", "layer groupnorm 32 preset=pydllib", "layer batchnorm momentum=0.01",
                    "layer layernorm affine=none eps=1e-6", "layer layernorm shape=768", "layer rmsnorm shape=4,5",
-                   "layer norm over=s", "layer norm over=c,s groups=2 centre=no"],
+                   "layer norm over=s", "layer norm over=c,s groups=2 centre=no",
+                   "layer layernorm shape=16 method=onepass accumulate=float32"],
         completion: CompletionRule { request in
             if request.position > 1, request.arguments.first == "norm" {
                 if let (key, prefix) = request.option {
@@ -127,8 +134,7 @@ struct ChooseLayer: Command, Equatable {
     }
 
     private func install(_ spec: LayerSpec, context: StatementContext) throws -> Report {
-        let layer: AnyLayer = context.settings.dtype == .float32
-            ? .float32(try NormLayer<Float>(spec: spec)) : .float64(try NormLayer<Double>(spec: spec))
+        let layer = AnyLayer.float64(try NormLayer<Double>(spec: spec)).converted(to: context.settings.dtype)
         context.session.layer = layer
         for stale in ["dgamma", "dbeta"] { context.session[stale] = nil }
         return Self.describe(layer)
@@ -175,6 +181,8 @@ struct ChooseLayer: Command, Equatable {
             case .affine: spec.affine = try choice(Affine.self)
             case .paramgrad: spec.paramGrad = try choice(ParamGrad.self)
             case .variance: spec.variance = try choice(VarianceEstimator.self)
+            case .method: spec.method = try choice(VarianceMethod.self)
+            case .accumulate: spec.accumulate = try choice(Accumulation.self)
             case .eps:
                 guard let eps = ArgumentCursor.parseNumber(value.value), eps.isFinite, eps >= 0 else {
                     throw context.error("eps must be a number ≥ 0 (e.g. 1e-5), got \(Escaping.quoted(value.value))", at: value.range)

@@ -76,16 +76,21 @@ struct Forward: Command, Equatable {
     /// The session tensors a forward pass makes, named for what they hold, and the words for its statistics.
     /// x̂ and x − μ are deferred: made when first read (`DeferredTensor`).
     static func collect<S: NormScalar>(_ r: ForwardResult<S>, layer: NormLayer<S>) -> ([(String, Session.Entry)], Summary) {
-        var made: [(String, Session.Entry)] = [("y", .made(AnyTensor(r.output)))]
-        if let mean = r.mean { made.append(("mean", .made(AnyTensor(mean)))) }
-        made.append((LayerDescription.spreadName(r.spec), .made(AnyTensor(r.variance))))
-        made.append(("rstd", .made(AnyTensor(r.rstd))))
+        // y is stored in the tensors' format; the statistics and x̂ in the format they were computed in (float32 for
+        // float16 inputs accumulated in float32 or float64, float16 itself under accumulate=storage).
+        let inner = r.spec.accumulate == .storage ? r.storage : S.dtype
+        var made: [(String, Session.Entry)] = [("y", .made(AnyTensor(r.output, storage: r.storage)))]
+        if let mean = r.mean { made.append(("mean", .made(AnyTensor(mean, storage: inner)))) }
+        made.append((LayerDescription.spreadName(r.spec), .made(AnyTensor(r.variance, storage: inner))))
+        made.append(("rstd", .made(AnyTensor(r.rstd, storage: inner))))
         let shape = r.input.shape
-        made.append(("xhat", .deferred(DeferredTensor(shape: shape, dtype: S.dtype) { AnyTensor(r.normalized) })))
-        if r.mean != nil { made.append(("xc", .deferred(DeferredTensor(shape: shape, dtype: S.dtype) { AnyTensor(r.centered) }))) }
+        made.append(("xhat", .deferred(DeferredTensor(shape: shape, dtype: inner) { AnyTensor(r.normalized, storage: inner) })))
+        if r.mean != nil {
+            made.append(("xc", .deferred(DeferredTensor(shape: shape, dtype: inner) { AnyTensor(r.centered, storage: inner) })))
+        }
         if let rm = layer.runningMean, let rv = layer.runningVariance {
-            made.append(("running_mean", .made(AnyTensor(rm))))
-            made.append(("running_var", .made(AnyTensor(rv))))
+            made.append(("running_mean", .made(AnyTensor(rm, storage: inner))))
+            made.append(("running_var", .made(AnyTensor(rv, storage: inner))))
         }
         let names = LayerDescription.statisticsNames(r.spec)
         let source = r.mode == .eval ? "running statistics" : "statistics"
@@ -164,19 +169,22 @@ struct Backward: Command, Equatable {
         }
         try context.reserve(elements: y.count, bytesEach: layer.dtype.byteSize, copies: 4, for: "backward on \(y.shape)")
         var made: [(String, AnyTensor)] = [("dy", dy)]
+        var warnings: [NormWarning] = []
         let threads = context.settings.threads
         switch layer {
         case .float32(var l):
             let g = try l.backward(dy.tensor(as: Float.self), threads: threads)
-            made.append(("dx", AnyTensor(g.dx)))
-            if let dg = l.gammaGrad { made.append(("dgamma", AnyTensor(dg))) }
-            if let db = l.betaGrad { made.append(("dbeta", AnyTensor(db))) }
+            made.append(("dx", AnyTensor(g.dx, storage: l.storage)))
+            if let dg = l.gammaGrad { made.append(("dgamma", AnyTensor(dg, storage: l.storage))) }
+            if let db = l.betaGrad { made.append(("dbeta", AnyTensor(db, storage: l.storage))) }
+            warnings = g.warnings
             context.session.layer = .float32(l)
         case .float64(var l):
             let g = try l.backward(dy.tensor(as: Double.self), threads: threads)
             made.append(("dx", AnyTensor(g.dx)))
             if let dg = l.gammaGrad { made.append(("dgamma", AnyTensor(dg))) }
             if let db = l.betaGrad { made.append(("dbeta", AnyTensor(db))) }
+            warnings = g.warnings
             context.session.layer = .float64(l)
         }
         for (name, tensor) in made { context.session[name] = tensor }
@@ -189,6 +197,7 @@ struct Backward: Command, Equatable {
             report.line("  \(spec.bias ? "dgamma, dbeta" : "dgamma"): \(dgamma.shape), \(reduction); accumulated over \(plural(count, "backward pass", "backward passes"))" + (count > 1 ? " (zero_grad resets)" : ""))
         }
         report.line("  made: " + made.map(\.0).joined(separator: " "))
+        for warning in warnings { report.add(.warning(warning.description, origin: context.origin)) }
         return report
     }
 }

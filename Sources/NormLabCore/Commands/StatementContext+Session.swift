@@ -99,7 +99,7 @@ struct Wording {
     /// own scalars (no copy: a 6.4M-element y is summarised after every forward).
     func summaryLine(_ name: String, _ tensor: AnyTensor) -> String {
         switch tensor {
-        case .float32(let t): summaryLine(name, t)
+        case .float32(let t), .reduced(let t, _): summaryLine(name, t)
         case .float64(let t): summaryLine(name, t)
         }
     }
@@ -235,7 +235,7 @@ enum NonFinite {
     static func count(_ tensor: AnyTensor) -> String {
         var nans = 0, infinities = 0
         switch tensor {
-        case .float32(let t): for v in t.scalars where !v.isFinite { if v.isNaN { nans += 1 } else { infinities += 1 } }
+        case .float32(let t), .reduced(let t, _): for v in t.scalars where !v.isFinite { if v.isNaN { nans += 1 } else { infinities += 1 } }
         case .float64(let t): for v in t.scalars where !v.isFinite { if v.isNaN { nans += 1 } else { infinities += 1 } }
         }
         var parts: [String] = []

@@ -9,11 +9,29 @@ public enum TensorSource: Equatable, Sendable {
     case full(Double, [Int])
     case literal(NestedLiteral)
     case copy(Located<String>)
+    /// Another constructor's values times `scale` plus `shift`, computed in float64 and rounded once.
+    indirect case affine(TensorSource, scale: Double, shift: Double)
 
     static let constructors = ["randn", "rand", "zeros", "ones", "arange", "full"]
 
-    /// `randn|rand D… [seed S]`, `zeros|ones|arange D…`, `full V D…`, `[ … ]`, or a tensor's name.
+    /// `randn|rand D… [seed S]`, `zeros|ones|arange D…`, `full V D…`, `[ … ]`, or a tensor's name; the
+    /// constructors may end in `scale S` and `shift M` (x·S + M).
     init(parsing cursor: inout ArgumentCursor) throws {
+        try self.init(constructor: &cursor)
+        if case .copy = self { return }
+        if case .literal = self { return }
+        var scale = 1.0, shift = 0.0, given = false
+        while let word = cursor.peek, word.kind == .word, word.text == "scale" || word.text == "shift" {
+            _ = cursor.next()
+            let value = try cursor.number(word.text == "scale" ? "the scale" : "the shift")
+            guard value.isFinite else { throw cursor.error("\(word.text) must be a finite number", at: nil) }
+            if word.text == "scale" { scale = value } else { shift = value }
+            given = true
+        }
+        if given { self = .affine(self, scale: scale, shift: shift) }
+    }
+
+    private init(constructor cursor: inout ArgumentCursor) throws {
         guard let token = cursor.peek else {
             throw cursor.error("expected randn, rand, zeros, ones, arange, full, a literal [ … ] or a tensor name, got the end of the command", at: nil)
         }
@@ -42,34 +60,43 @@ public enum TensorSource: Equatable, Sendable {
 
     /// The tensor, in the session's dtype and within its element limit.
     func make(in context: StatementContext) throws -> AnyTensor {
-        let dtype = context.settings.dtype
+        try make(in: context, dtype: context.settings.dtype)
+    }
+
+    private func make(in context: StatementContext, dtype: DType) throws -> AnyTensor {
         let limit = context.settings.maxElements
         func build(_ make: (Shape) -> AnyTensor, _ dims: [Int]) throws -> AnyTensor {
             let shape = try Shape(dims, maxElements: limit)
             try context.reserve(elements: shape.count, bytesEach: dtype.byteSize, copies: 1, for: "a tensor of shape \(shape)")
             return make(shape)
         }
+        // float16 and bfloat16 round from float64 values: one rounding, as NumPy's astype does from float64.
+        let built = dtype == .float32 ? DType.float32 : .float64
+        func typed<S: NormScalar>(_ make: @escaping (Shape) -> Tensor<S>) -> (Shape) -> AnyTensor {
+            { shape in AnyTensor(make(shape)).converted(to: dtype) }
+        }
+        func made(_ float32: @escaping (Shape) -> Tensor<Float>, _ float64: @escaping (Shape) -> Tensor<Double>) -> (Shape) -> AnyTensor {
+            built == .float32 ? typed(float32) : typed(float64)
+        }
         switch self {
         case .random(let normal, let dims, let seed):
-            return try build({ shape in
-                switch (dtype, normal) {
-                case (.float32, true): .float32(.randn(shape, seed: seed))
-                case (.float32, false): .float32(.rand(shape, seed: seed))
-                case (.float64, true): .float64(.randn(shape, seed: seed))
-                case (.float64, false): .float64(.rand(shape, seed: seed))
-                }
-            }, dims)
-        case .zeros(let dims): return try build({ dtype == .float32 ? .float32(.zeros($0)) : .float64(.zeros($0)) }, dims)
-        case .ones(let dims): return try build({ dtype == .float32 ? .float32(.ones($0)) : .float64(.ones($0)) }, dims)
-        case .arange(let dims): return try build({ dtype == .float32 ? .float32(.arange($0)) : .float64(.arange($0)) }, dims)
+            return try build(normal ? made({ .randn($0, seed: seed) }, { .randn($0, seed: seed) })
+                                    : made({ .rand($0, seed: seed) }, { .rand($0, seed: seed) }), dims)
+        case .zeros(let dims): return try build(made({ .zeros($0) }, { .zeros($0) }), dims)
+        case .ones(let dims): return try build(made({ .ones($0) }, { .ones($0) }), dims)
+        case .arange(let dims): return try build(made({ .arange($0) }, { .arange($0) }), dims)
         case .full(let value, let dims):
-            return try build({ dtype == .float32 ? .float32(.full(Float(value), shape: $0)) : .float64(.full(value, shape: $0)) }, dims)
+            return try build(made({ .full(Float(value), shape: $0) }, { .full(value, shape: $0) }), dims)
         case .literal(let literal):
-            return dtype == .float32
+            return built == .float32
                 ? .float32(try Tensor<Float>(literal: literal, maxElements: limit))
-                : .float64(try Tensor<Double>(literal: literal, maxElements: limit))
+                : AnyTensor.float64(try Tensor<Double>(literal: literal, maxElements: limit)).converted(to: dtype)
         case .copy(let name):
             return try context.lookup(name)
+        case .affine(let source, let scale, let shift):
+            let values = try source.make(in: context, dtype: .float64)
+            guard case .float64(let t) = values else { return values }
+            return AnyTensor.float64(t.map { $0 * scale + shift }).converted(to: dtype)
         }
     }
 }
@@ -83,17 +110,20 @@ let sourceCompletion = CompletionRule { request in
 struct MakeTensor: Command, Equatable {
     static let help = CommandHelp(
         name: "tensor",
-        usage: ["tensor NAME = randn|rand D… [seed S]", "tensor NAME = zeros|ones|arange D…",
-                "tensor NAME = full V D…", "tensor NAME = [[1, 2], [3, 4]]", "tensor NAME = OTHER"],
+        usage: ["tensor NAME = randn|rand D… [seed S] [scale S] [shift M]",
+                "tensor NAME = zeros|ones|arange D… [scale S] [shift M]", "tensor NAME = full V D…", "tensor NAME = [[1, 2], [3, 4]]", "tensor NAME = OTHER"],
         summary: "make a named tensor",
         details: """
         Makes a tensor in the session's dtype (see `set dtype`). randn draws standard normal numbers and rand
         uniform ones in [0, 1), from a portable generator: the same seed gives the same numbers on every
         machine (seed 0 when none is given). arange counts 0, 1, 2, … in row-major order. A literal is a
         nested list of numbers (negative, with exponents, nan, inf), and may continue over several lines while
-        a '[' is open. `tensor z = x` copies x.
+        a '[' is open. `tensor z = x` copies x. `scale S` and `shift M` after a constructor make v·S + M,
+        computed in float64 and rounded once to the dtype: `randn 5 4 shift 2000` is PyTorch's randn(5, 4) + 2000,
+        `arange 2 16 scale 1e-3 shift 100` rows of 100, 100.001, ….
         """,
-        examples: ["tensor x = randn 2 4 3 3 seed 0", "tensor x = [[1, 2, 3], [4, 5, 6]]", "tensor g = full 0.5 4"],
+        examples: ["tensor x = randn 2 4 3 3 seed 0", "tensor x = [[1, 2, 3], [4, 5, 6]]", "tensor g = full 0.5 4",
+                   "tensor x = randn 5 4 seed 0 shift 2000", "tensor r = arange 4 16 scale 1e-3 shift 100"],
         completion: sourceCompletion)
 
     let name: Located<String>
@@ -114,7 +144,14 @@ struct MakeTensor: Command, Equatable {
     func run(in context: StatementContext) throws -> Report {
         let tensor = try source.make(in: context)
         context.session[name.value] = tensor
-        return Report([.text(context.wording.headline(name.value, tensor))])
+        var report = Report([.text(context.wording.headline(name.value, tensor))])
+        if tensor.dtype.isReduced, case .copy = source {} else if tensor.dtype.isReduced {
+            let infinite = tensor.doubles.filter(\.isInfinite).count
+            if infinite > 0 {
+                report.add(.warning("\(infinite) value\(infinite == 1 ? "" : "s") went past \(tensor.dtype)'s largest finite value \(NormWarning.number(tensor.dtype.largestFinite)) and became ±∞ (or were ±∞ already); make the tensor in float32 (set dtype float32)", origin: context.origin))
+            }
+        }
+        return report
     }
 }
 

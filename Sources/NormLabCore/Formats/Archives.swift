@@ -74,9 +74,9 @@ enum Safetensors {
         let dims = shape.isEmpty ? [1] : shape
         let tensorShape: Shape
         do { tensorShape = try Shape(dims, maxElements: maxElements) } catch { throw fail("\(Escaping.quoted(name)): \(error.message)") }
-        let sizes = ["F64": 8, "F32": 4, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1]
+        let sizes = ["F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1]
         guard let size = sizes[dtype] else {
-            throw fail("\(Escaping.quoted(name)) has dtype \(dtype); NormLab reads F64, F32 and (converted, with a note) I64, I32, I16, I8, U8, BOOL")
+            throw fail("\(Escaping.quoted(name)) has dtype \(dtype); NormLab reads F64, F32, F16, BF16 and (converted, with a note) I64, I32, I16, I8, U8, BOOL")
         }
         guard raw.count == tensorShape.count * size else {
             throw fail("\(Escaping.quoted(name)): shape \(tensorShape) of \(dtype) needs \(tensorShape.count * size) bytes, the file has \(raw.count)")
@@ -89,6 +89,9 @@ enum Safetensors {
         switch dtype {
         case "F64": return (.float64(try make((0..<count).map { Double(bitPattern: word($0)) })), nil)
         case "F32": return (.float32(try make((0..<count).map { Float(bitPattern: UInt32(word($0))) })), nil)
+        case "F16", "BF16":
+            let format: DType = dtype == "F16" ? .float16 : .bfloat16
+            return (.reduced(try make((0..<count).map { format.value(bits16: UInt16(word($0))) }), format), nil)
         default:
             let values: [Double] = (0..<count).map { i in
                 let w = word(i)
@@ -113,8 +116,10 @@ enum Safetensors {
             switch tensor {
             case .float32(let t): for v in t.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
             case .float64(let t): for v in t.scalars { withUnsafeBytes(of: v.bitPattern.littleEndian) { payload.append(contentsOf: $0) } }
+            case .reduced(let t, let format):
+                for v in t.scalars { withUnsafeBytes(of: format.bits16(of: v).littleEndian) { payload.append(contentsOf: $0) } }
             }
-            let dtype = tensor.dtype == .float32 ? "F32" : "F64"
+            let dtype = ["float32": "F32", "float16": "F16", "bfloat16": "BF16"][tensor.dtype.rawValue] ?? "F64"
             let shape = tensor.shape.dims.map(String.init).joined(separator: ",")
             header.append((name, "{\"data_offsets\":[\(begin),\(payload.count)],\"dtype\":\"\(dtype)\",\"shape\":[\(shape)]}"))
         }

@@ -13,7 +13,7 @@ import NormKit
 /// NumPy's .npy format (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html): a magic string,
 /// a version, a header length, a Python-literal header dict, then the raw data.
 ///
-/// Reads versions 1–3; little-endian (or byte-order-free) float32 and float64 as they are; integers and bools
+/// Reads versions 1–3; little-endian (or byte-order-free) float16, float32 and float64 as they are; integers and bools
 /// converted to Float64 or Float32 with a note. Refuses, with the reason: Fortran order, big-endian data,
 /// complex, object, string and other dtypes, 0-d arrays and zero-length dimensions, corrupt or truncated
 /// headers, and payloads shorter or longer than the shape says.
@@ -95,6 +95,11 @@ public enum NPY {
                 scalars = scalars.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
                 #endif
                 return Loaded(tensor: .float32(try! Tensor(shape: shape, scalars: scalars)), note: nil)
+            case .float16:
+                let scalars = (0..<shape.count).map { i in
+                    DType.float16.value(bits16: UInt16(base[2 * i]) | UInt16(base[2 * i + 1]) << 8)
+                }
+                return Loaded(tensor: .reduced(try! Tensor(shape: shape, scalars: scalars), .float16), note: nil)
             case .float64:
                 var scalars = [Double](repeating: 0, count: shape.count)
                 scalars.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: expected)) }
@@ -123,12 +128,13 @@ public enum NPY {
     }
 
     enum ElementKind {
-        case float32, float64
+        case float16, float32, float64
         case integer(size: Int, signed: Bool)
         case boolean(size: Int, signed: Bool)
 
         var size: Int {
             switch self {
+            case .float16: 2
             case .float32: 4
             case .float64: 8
             case .integer(let size, _), .boolean(let size, _): size
@@ -152,7 +158,7 @@ public enum NPY {
             case "i1", "i2", "i4", "i8": self = .integer(size: Int(type.dropFirst())!, signed: true)
             case "u1", "u2", "u4", "u8": self = .integer(size: Int(type.dropFirst())!, signed: false)
             case "b1": self = .boolean(size: 1, signed: false)
-            case "f2": throw Failure(message: "float16 arrays (\(descr)) are not supported; save as float32: a.astype(np.float32)")
+            case "f2": self = .float16
             case let t where t.hasPrefix("c"): throw Failure(message: "complex arrays (\(descr)) are not supported: NormLab tensors are real")
             case let t where t.hasPrefix("O"): throw Failure(message: "object arrays (\(descr)) are not supported: save a numeric array")
             case let t where t.hasPrefix("U") || t.hasPrefix("S"): throw Failure(message: "string arrays (\(descr)) are not supported")
@@ -219,7 +225,9 @@ public enum NPY {
 
     /// Version 1.0 with the header padded so the data starts on a 64-byte boundary, as NumPy writes it.
     public static func encode(_ tensor: AnyTensor) -> Data {
-        let descr = tensor.dtype == .float32 ? "<f4" : "<f8"
+        // NumPy has no bfloat16 of its own: bfloat16 tensors are written as float32 (every value exact).
+        let tensor = tensor.dtype == .bfloat16 ? tensor.converted(to: .float32) : tensor
+        let descr = ["float16": "<f2", "float32": "<f4"][tensor.dtype.rawValue] ?? "<f8"
         let dims = tensor.shape.dims
         let shapeText = dims.count == 1 ? "(\(dims[0]),)" : "(" + dims.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
@@ -231,6 +239,8 @@ public enum NPY {
         switch tensor {
         case .float32(let t): t.scalars.withUnsafeBytes { data.append(contentsOf: $0) }
         case .float64(let t): t.scalars.withUnsafeBytes { data.append(contentsOf: $0) }
+        case .reduced(let t, let format):
+            for value in t.scalars { withUnsafeBytes(of: format.bits16(of: value).littleEndian) { data.append(contentsOf: $0) } }
         }
         return data
     }

@@ -160,7 +160,7 @@ public struct ArgumentCursor {
     /// One or more dimensions, each a whole number ≥ 1.
     mutating func dims() throws -> [Int] {
         var dims: [Int] = []
-        while let token = peek, token.kind == .word, token.text != "seed" {
+        while let token = peek, token.kind == .word, !["seed", "scale", "shift"].contains(token.text) {
             guard let value = Int(token.text) else {
                 if dims.isEmpty { break }
                 throw error("expected a dimension (a whole number ≥ 1), got \(describe(token))", at: token)

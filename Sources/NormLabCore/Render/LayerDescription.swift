@@ -27,7 +27,8 @@ enum LayerDescription {
             reference?.momentum = spec.momentum
             let changed = reference.map { r in
                 [("affine", r.affine != spec.affine), ("paramgrad", r.paramGrad != spec.paramGrad),
-                 ("eps", !sameEps(r, spec))].filter(\.1).map(\.0)
+                 ("eps", !sameEps(r, spec)), ("method", spec.method != .twopass),
+                 ("accumulate", spec.accumulate != .float64)].filter(\.1).map(\.0)
             } ?? []
             if !changed.isEmpty { title += ", changed: " + changed.joined(separator: ", ") }
             return title
@@ -48,6 +49,8 @@ enum LayerDescription {
         if reference.variance != spec.variance { changed.append("variance") }
         if reference.eps != spec.eps { changed.append("eps") }
         if reference.momentum != spec.momentum { changed.append("momentum") }
+        if spec.method != .twopass { changed.append("method") }
+        if spec.accumulate != .float64 { changed.append("accumulate") }
         let origin = spec.preset == .pydllib ? "PyDLLib's code" : spec.kind == .rmsnorm ? "PyTorch's conventions" : "paper and PyTorch"
         title += ", preset=\(spec.preset) (\(origin))"
         if !changed.isEmpty { title += ", changed: " + changed.joined(separator: ", ") }
@@ -80,6 +83,7 @@ enum LayerDescription {
                 rows.append(("ms", "Σx² / m, the mean square (nothing is subtracted)"))
             }
             rows.append(epsRow)
+            rows.append(arithmeticRow(spec))
             return rows
         }
         let reduce: String
@@ -106,10 +110,29 @@ enum LayerDescription {
             rows.append(("ms", "Σx² / m, the mean square (nothing is subtracted)"))
         }
         rows.append(epsRow)
+        rows.append(arithmeticRow(spec))
         if bn {
             rows.append(("momentum=\(formatOption(spec.momentum))", "running = (1 − momentum)·running + momentum·batch"))
         }
         return rows
+    }
+
+    /// How the numbers are computed: `method=` and `accumulate=`.
+    static func arithmeticRow(_ spec: LayerSpec) -> (String, String) {
+        let method: String
+        switch (spec.method, spec.centres) {
+        case (.twopass, true): method = "σ² from Σ(x − μ)² after μ"
+        case (.onepass, true): method = "σ² as E[x²] − E[x]² in one pass (cancels when |μ| ≫ σ)"
+        case (.welford, true): method = "σ² by Welford's running update"
+        case (_, false): method = "ms from Σx²"
+        }
+        let accumulate: String
+        switch spec.accumulate {
+        case .float64: accumulate = spec.computesExactly ? "in float64 (the exact way)" : "in float64"
+        case .float32: accumulate = "every sum and step in float32"
+        case .storage: accumulate = "every sum and step in the tensors' own format"
+        }
+        return ("arithmetic", "method=\(spec.method) accumulate=\(spec.accumulate): \(method), \(accumulate)")
     }
 
     static func parameters(_ spec: LayerSpec, sampleShape: [Int]) -> String {

@@ -65,5 +65,5 @@ func formatOption(_ value: Double) -> String {
 /// How far below a tensor's largest magnitude a summary value is rounding noise rather than a number: a mean of
 /// 1e-17 next to values of size 1 is an exact 0 computed in Float64.
 enum NoiseFloor {
-    static func relative(_ dtype: DType) -> Double { dtype == .float32 ? 1e-6 : 1e-12 }
+    static func relative(_ dtype: DType) -> Double { dtype == .float64 ? 1e-12 : 4 * dtype.unitRoundoff }
 }

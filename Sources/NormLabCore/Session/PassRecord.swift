@@ -26,7 +26,7 @@ struct PassRecord {
         spec = f.spec
         plan = f.plan
         mode = f.mode
-        dtype = S.dtype
+        dtype = f.storage
         x = f.input.scalars.map(\.asDouble)
         mean = f.mean?.scalars.map(\.asDouble)
         variance = f.variance.scalars.map(\.asDouble)

@@ -11,10 +11,13 @@ import Darwin
 #endif
 import NormKit
 
-/// A tensor of either element type, as the session stores it.
+/// A tensor of any element type, as the session stores it. float16 and bfloat16 tensors hold Float values that are
+/// exactly values of their format (every way in rounds), so float32 code reads them as they are.
 public enum AnyTensor: Equatable, Sendable {
     case float32(Tensor<Float>)
     case float64(Tensor<Double>)
+    /// float16 or bfloat16, in Float.
+    case reduced(Tensor<Float>, DType)
 
     public init<S: NormScalar>(_ tensor: Tensor<S>) {
         if let t = tensor as? Tensor<Float> {
@@ -24,9 +27,18 @@ public enum AnyTensor: Equatable, Sendable {
         }
     }
 
+    /// A tensor computed in Float and stored as `storage` (rounded to it when it is float16 or bfloat16).
+    public init<S: NormScalar>(_ tensor: Tensor<S>, storage: DType) {
+        if storage.isReduced {
+            self = .reduced(tensor.converted(to: Float.self).rounded(to: storage).tensor, storage)
+        } else {
+            self = AnyTensor(tensor).converted(to: storage)
+        }
+    }
+
     public var shape: Shape {
         switch self {
-        case .float32(let t): t.shape
+        case .float32(let t), .reduced(let t, _): t.shape
         case .float64(let t): t.shape
         }
     }
@@ -35,22 +47,40 @@ public enum AnyTensor: Equatable, Sendable {
         switch self {
         case .float32: .float32
         case .float64: .float64
+        case .reduced(_, let format): format
         }
     }
 
     public var count: Int { shape.count }
 
     public func converted(to dtype: DType) -> AnyTensor {
+        converting(to: dtype).tensor
+    }
+
+    /// The tensor in another type, with how many finite values became ±∞ (past float16's 65504).
+    public func converting(to dtype: DType) -> (tensor: AnyTensor, overflowed: Int) {
+        guard dtype != self.dtype else { return (self, 0) }
         switch (self, dtype) {
-        case (.float32(let t), .float64): .float64(t.converted())
-        case (.float64(let t), .float32): .float32(t.converted())
-        default: self
+        case (.float64(let t), .float32): return (.float32(t.converted()), 0)
+        case (.float32(let t), .float64), (.reduced(let t, _), .float64): return (.float64(t.converted()), 0)
+        case (.reduced(let t, _), .float32): return (.float32(t), 0)
+        case (_, .float16), (_, .bfloat16):
+            // From Double directly: one rounding, never double rounding through float32.
+            let doubles = doubles
+            var overflowed = 0
+            let values = doubles.map { value -> Float in
+                let r = dtype.round(value)
+                if r.isInfinite && value.isFinite { overflowed += 1 }
+                return Float(r)
+            }
+            return (.reduced(Tensor<Float>(uncheckedShapeFrom: shape, scalars: values), dtype), overflowed)
+        default: return (self, 0)
         }
     }
 
     public func tensor<S: NormScalar>(as _: S.Type = S.self) -> Tensor<S> {
         switch self {
-        case .float32(let t): t.converted()
+        case .float32(let t), .reduced(let t, _): t.converted()
         case .float64(let t): t.converted()
         }
     }
@@ -58,14 +88,14 @@ public enum AnyTensor: Equatable, Sendable {
     /// The element at a flat offset, widened to Double.
     public func value(at offset: Int) -> Double {
         switch self {
-        case .float32(let t): Double(t.scalars[offset])
+        case .float32(let t), .reduced(let t, _): Double(t.scalars[offset])
         case .float64(let t): t.scalars[offset]
         }
     }
 
     public var doubles: [Double] {
         switch self {
-        case .float32(let t): t.scalars.map(Double.init)
+        case .float32(let t), .reduced(let t, _): t.scalars.map(Double.init)
         case .float64(let t): t.scalars
         }
     }
@@ -74,6 +104,7 @@ public enum AnyTensor: Equatable, Sendable {
         switch self {
         case .float32(let t): .float32(try t.reshaped(shape))
         case .float64(let t): .float64(try t.reshaped(shape))
+        case .reduced(let t, let format): .reduced(try t.reshaped(shape), format)
         }
     }
 }
@@ -90,18 +121,20 @@ public enum AnyLayer: Sendable {
         }
     }
 
+    /// The type of its tensors: float64, float32, or float16/bfloat16 held in Float.
     public var dtype: DType {
         switch self {
-        case .float32: .float32
+        case .float32(let l): l.storage
         case .float64: .float64
         }
     }
 
     public func converted(to dtype: DType) -> AnyLayer {
+        guard dtype != self.dtype else { return self }
         switch (self, dtype) {
-        case (.float32(let l), .float64): .float64(l.converted())
-        case (.float64(let l), .float32): .float32(l.converted())
-        default: self
+        case (.float32(let l), .float64): return .float64(l.converted())
+        case (.float64(let l), _): return .float32(l.converted(to: Float.self).stored(as: dtype))
+        case (.float32(let l), _): return .float32(l.stored(as: dtype))
         }
     }
 
@@ -143,7 +176,7 @@ public enum AnyLayer: Sendable {
     /// The input of the last forward pass, in the layer's element type.
     public var lastInput: AnyTensor? {
         switch self {
-        case .float32(let l): l.lastForward.map { AnyTensor($0.input) }
+        case .float32(let l): l.lastForward.map { AnyTensor($0.input, storage: l.storage) }
         case .float64(let l): l.lastForward.map { AnyTensor($0.input) }
         }
     }
@@ -157,28 +190,28 @@ public enum AnyLayer: Sendable {
 
     public var gammaGrad: AnyTensor? {
         switch self {
-        case .float32(let l): l.gammaGrad.map(AnyTensor.init)
+        case .float32(let l): l.gammaGrad.map { AnyTensor($0, storage: l.storage) }
         case .float64(let l): l.gammaGrad.map(AnyTensor.init)
         }
     }
 
     public var betaGrad: AnyTensor? {
         switch self {
-        case .float32(let l): l.betaGrad.map(AnyTensor.init)
+        case .float32(let l): l.betaGrad.map { AnyTensor($0, storage: l.storage) }
         case .float64(let l): l.betaGrad.map(AnyTensor.init)
         }
     }
 
     public var gamma: AnyTensor? {
         switch self {
-        case .float32(let l): l.gamma.map(AnyTensor.init)
+        case .float32(let l): l.gamma.map { AnyTensor($0, storage: l.storage) }
         case .float64(let l): l.gamma.map(AnyTensor.init)
         }
     }
 
     public var beta: AnyTensor? {
         switch self {
-        case .float32(let l): l.beta.map(AnyTensor.init)
+        case .float32(let l): l.beta.map { AnyTensor($0, storage: l.storage) }
         case .float64(let l): l.beta.map(AnyTensor.init)
         }
     }

@@ -31,7 +31,7 @@ public struct Settings: Equatable, Sendable {
 
     /// The settings, in the order `set` lists them.
     public static let table: [Setting] = [
-        Setting("dtype", \.dtype, meaning: "element type of new tensors (float32|float64)",
+        Setting("dtype", \.dtype, meaning: "element type of new tensors (float32|float64|float16|bfloat16)",
                 choices: DType.allCases.map { ($0.rawValue, $0) }),
         Setting("precision", \.precision, meaning: "digits after the point when printing (0–16)", range: 0...16),
         Setting("color", \.color, meaning: "colour on a terminal (on|off)"),

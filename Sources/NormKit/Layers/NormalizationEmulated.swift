@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The passes for layers that do not compute exactly (`method=` other than twopass, `accumulate=` other than
+/// float64) and the rounding of every result to a reduced storage format (float16, bfloat16), with the findings
+/// that say where low precision broke the numbers.
+extension Normalization {
+    /// `EmulatedKernels.forward` wrapped as a pass, with what went wrong compared with the exact statistics.
+    static func emulatedForward<Scalar: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?,
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, usesRunning: Bool, storage: DType
+    ) throws(NormError) -> ForwardResult<Scalar> {
+        let format = spec.accumulate.format(storage: storage)
+        let runningValues = usesRunning ? try runningStatistics(running, plan: plan) : nil
+        let x = input.scalars.map(\.asDouble)
+        let pass = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma?.scalars.map(\.asDouble),
+                                           beta: beta?.scalars.map(\.asDouble),
+                                           running: runningValues.map { ($0.means, $0.variances) }, format: format)
+        let nonFinite = countNonFinite(input)
+        var warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: usesRunning,
+                                     variances: pass.variances, nonFinite: { nonFinite })
+        warnings += pass.findings
+        if !usesRunning && nonFinite == 0 {
+            if let cancellation = cancellation(spec: spec, plan: plan, input: input, pass: pass, format: format) {
+                warnings.append(cancellation)
+            }
+        }
+        func stats(_ values: [Double]) -> Tensor<Scalar> {
+            Tensor(uncheckedShape: plan.statsShape, scalars: values.map { Scalar(fromDouble: $0) })
+        }
+        func full(_ values: [Double]) -> Tensor<Scalar> {
+            Tensor(uncheckedShape: input.shape, scalars: values.map { Scalar(fromDouble: $0) })
+        }
+        return ForwardResult(
+            spec: spec, plan: plan, mode: usesRunning ? .eval : .train, input: input, output: full(pass.output),
+            mean: spec.centres ? stats(pass.means) : nil, variance: stats(pass.variances), rstd: stats(pass.rstds),
+            unbiasedVariance: spec.kind.hasRunningStatistics && !usesRunning ? pass.unbiased.map(stats) : nil,
+            warnings: warnings, exactMeans: pass.means, exactRstds: pass.rstds,
+            storedNormalized: full(pass.normalized))
+    }
+
+    /// Sets whose computed σ² is ≤ 0, NaN or more than 10 % from the exact two-pass value (overflowed sets aside:
+    /// they have their own finding), with μ²/σ² as the digits a one-pass variance loses.
+    static func cancellation<Scalar: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, pass: EmulatedKernels.Forward, format: DType
+    ) -> NormWarning? {
+        let (exactMeans, sumSquares) = statistics(of: input, plan: plan, centre: spec.centres)
+        let divisor = Double(spec.variance == .unbiased ? plan.setSize - 1 : plan.setSize)
+        var sets = 0, nonPositive = 0, notANumber = 0
+        var worst = 0.0, ratio = 0.0
+        for i in 0..<pass.variances.count where !pass.overflowed[i] {
+            let exact = sumSquares[i] / divisor, computed = pass.variances[i]
+            guard exact > 0 else { continue }
+            let error = abs(computed - exact) / exact
+            if computed.isNaN { notANumber += 1 } else if computed <= 0 { nonPositive += 1 }
+            if computed.isNaN || computed <= 0 || error > 0.1 {
+                sets += 1
+                worst = max(worst, computed.isNaN ? .infinity : error)
+            }
+            if spec.centres { ratio = max(ratio, exactMeans[i] * exactMeans[i] / exact) }
+        }
+        guard sets > 0 else { return nil }
+        let digitsLost = spec.method == .onepass && spec.centres && ratio > 1 ? log10(ratio) : nil
+        return .cancellation(sets: sets, nonPositive: nonPositive, notANumber: notANumber, worstRelativeError: worst,
+                             digitsLost: digitsLost, method: spec.method, format: format)
+    }
+
+    /// Round y to the storage format and say what that and the pass made non-finite.
+    static func stored<Scalar: NormScalar>(_ result: ForwardResult<Scalar>, storage: DType,
+                                           parametersFinite: Bool) -> ForwardResult<Scalar> {
+        var result = result
+        result.storage = storage
+        var overflowed = 0
+        if storage.isReduced {
+            let values = result.output.scalars.map { value -> Scalar in
+                let rounded = Scalar(fromDouble: storage.round(value.asDouble))
+                if rounded.isInfinite && value.isFinite { overflowed += 1 }
+                return rounded
+            }
+            result.output = Tensor(uncheckedShape: result.output.shape, scalars: values)
+            if overflowed > 0 { result.warnings.append(.storageOverflow(name: "y", count: overflowed, format: storage)) }
+        }
+        let inputFinite = !result.warnings.contains { if case .nonFiniteInput = $0 { true } else { false } }
+        if inputFinite && parametersFinite && (storage.isReduced || !result.spec.computesExactly) {
+            let bad = countNonFinite(result.output)
+            if bad > overflowed { result.warnings.append(.nonFiniteResult(name: "y", count: bad, total: result.output.count)) }
+        }
+        return result
+    }
+
+    /// dx, dγ and dβ (summed over the batch) as the emulated backward computes them.
+    static func emulatedBackward<Scalar: NormScalar>(
+        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        let spec = forward.spec
+        let format = spec.accumulate.format(storage: forward.storage)
+        let constant = spec.kind.hasRunningStatistics && forward.mode == .eval
+        let pass = EmulatedKernels.backward(spec: spec, plan: forward.plan, x: forward.input.scalars.map(\.asDouble),
+                                            dy: dy.scalars.map(\.asDouble), means: forward.exactMeans,
+                                            rstds: forward.exactRstds, gamma: gammaValues, constantStatistics: constant,
+                                            format: format)
+        return (pass.dx.map { Scalar(fromDouble: $0) }, pass.dgamma, pass.dbeta)
+    }
+}

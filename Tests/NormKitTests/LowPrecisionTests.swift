@@ -1,0 +1,150 @@
+import Foundation
+import NormKit
+import Testing
+
+/// float16/bfloat16 rounding and the method=/accumulate= kernels, bit for bit against
+/// scripts/make_lowprecision_fixtures.py (NumPy's float16 and ml_dtypes' bfloat16 arithmetic, written without
+/// NormLab's code, in the order of operations EmulatedKernels documents).
+@Suite struct LowPrecisionTests {
+    nonisolated(unsafe) static let fixture: [String: Any] = {
+        let url = Bundle.module.url(forResource: "lowprecision", withExtension: "json", subdirectory: "Reference")!
+        return try! JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    }()
+
+    static func doubles(_ object: Any?) -> [Double]? {
+        (object as? [String])?.map { Double($0)! }
+    }
+
+    struct Case: CustomStringConvertible, Sendable {
+        let name: String, kind: String, shape: [Int], groups: Int?
+        let storage: DType, accumulate: Accumulation, method: VarianceMethod, eps: Double
+        let x: [Double], gamma: [Double], beta: [Double]?, dy: [Double]
+        let expected: [String: [Double]]
+        var description: String { name }
+
+        func spec() throws -> LayerSpec {
+            var spec: LayerSpec
+            switch kind {
+            case "layernorm_shape": spec = try LayerSpec(kind: .layernorm, normalizedShape: [shape.last!])
+            case "rmsnorm_shape": spec = try LayerSpec(kind: .rmsnorm, normalizedShape: [shape.last!])
+            case "groupnorm": spec = try LayerSpec(kind: .groupnorm, groups: groups)
+            default: spec = try LayerSpec(kind: .batchnorm)
+            }
+            spec.eps = eps
+            spec.epsIsMachineEpsilon = false
+            spec.method = method
+            spec.accumulate = accumulate
+            return spec
+        }
+    }
+
+    static let cases: [Case] = (fixture["cases"] as! [[String: Any]]).map { object in
+        Case(name: object["name"] as! String, kind: object["kind"] as! String, shape: object["shape"] as! [Int],
+             groups: object["groups"] as? Int, storage: DType(rawValue: object["storage"] as! String)!,
+             accumulate: Accumulation(rawValue: object["accumulate"] as! String)!,
+             method: VarianceMethod(rawValue: object["method"] as! String)!, eps: object["eps"] as! Double,
+             x: doubles(object["x"])!, gamma: doubles(object["gamma"])!, beta: doubles(object["beta"]),
+             dy: doubles(object["dy"])!,
+             expected: (object["expected"] as! [String: Any]).compactMapValues { doubles($0) })
+    }
+
+    static func float(_ values: [Double], _ shape: [Int]) -> Tensor<Float> {
+        try! Tensor(shape: Shape(shape), scalars: values.map { Float($0) })
+    }
+
+    /// Bit for bit, NaN equal to NaN; the first differing index in the message.
+    static func sameBits(_ got: [Float], _ want: [Double], _ what: String, _ name: String) {
+        #expect(got.count == want.count, "\(name): \(what) has \(got.count) values, want \(want.count)")
+        for (i, (g, w)) in zip(got, want).enumerated() where !(Double(g) == w || (g.isNaN && w.isNaN)) {
+            Issue.record("\(name): \(what)[\(i)] = \(g), want \(w)")
+            return
+        }
+    }
+
+    @Test(arguments: cases)
+    func kernelMatchesTheFixture(_ c: Case) throws {
+        let spec = try c.spec()
+        let affine = [c.gamma.count]
+        let forward = try Normalization.forward(
+            spec: spec, input: Self.float(c.x, c.shape), gamma: Self.float(c.gamma, affine),
+            beta: c.beta.map { Self.float($0, affine) }, storage: c.storage)
+        Self.sameBits(forward.output.scalars, c.expected["y"]!, "y", c.name)
+        Self.sameBits(forward.variance.scalars, c.expected["var"]!, "var", c.name)
+        Self.sameBits(forward.rstd.scalars, c.expected["rstd"]!, "rstd", c.name)
+        if let mean = c.expected["mean"] { Self.sameBits(forward.mean!.scalars, mean, "mean", c.name) }
+        let gradients = try Normalization.backward(forward: forward, gamma: Self.float(c.gamma, affine),
+                                                   outputGradient: Self.float(c.dy, c.shape))
+        Self.sameBits(gradients.dx.scalars, c.expected["dx"]!, "dx", c.name)
+        Self.sameBits(gradients.dgamma!.scalars, c.expected["dgamma"]!, "dgamma", c.name)
+        if let dbeta = c.expected["dbeta"] { Self.sameBits(gradients.dbeta!.scalars, dbeta, "dbeta", c.name) }
+    }
+
+    /// explain's trace repeats the kernel's steps: its σ² and rstd are the pass's own for the first set.
+    @Test(arguments: cases.filter { $0.kind == "layernorm_shape" || $0.kind == "groupnorm" })
+    func traceRepeatsTheKernel(_ c: Case) throws {
+        let spec = try c.spec()
+        let plan = try NormPlan(spec: spec, inputShape: Shape(c.shape))
+        let members = plan.memberOffsets(ofStat: 0).map { c.x[$0] }
+        let trace = PrecisionTrace(x: members, spec: spec, storage: c.storage)
+        let rstd = trace.steps.last!.computed
+        #expect(rstd == c.expected["rstd"]![0] || (rstd.isNaN && c.expected["rstd"]![0].isNaN), "\(c.name)")
+        #expect(trace.normalized.count == members.count)
+    }
+
+    @Test func roundingMatchesNumPyAndMLDtypes() {
+        let rounding = Self.fixture["rounding"] as! [String: Any]
+        let wide = Self.doubles(rounding["float64"])!, narrow = Self.doubles(rounding["float32"])!
+        let toHalf = rounding["float64_to_float16"] as! [Int]
+        let narrowToHalf = rounding["float32_to_float16"] as! [Int]
+        let narrowToBrain = rounding["float32_to_bfloat16"] as! [Int]
+        for (format, inputs, bits) in [(DType.float16, wide, toHalf), (.float16, narrow, narrowToHalf),
+                                       (.bfloat16, narrow, narrowToBrain)] {
+            for (value, want) in zip(inputs, bits) {
+                let rounded = Float(format.round(value))
+                #expect(Int(format.bits16(of: rounded)) == want, "\(format) of \(value): got \(rounded)")
+                #expect(format.value(bits16: UInt16(want)).bitPattern == rounded.bitPattern || rounded.isNaN)
+            }
+        }
+    }
+
+    @Test func formatFacts() {
+        #expect(DType.float16.largestFinite == 65504)
+        #expect(DType.float16.round(65519.99) == 65504 && DType.float16.round(65520) == .infinity)
+        #expect(DType.float16.round(1e-12) == 0 && DType.float16.round(1e-5) == 1.0013580322265625e-05)
+        #expect(DType.bfloat16.round(1.00390625) == 1 && DType.bfloat16.round(1.01171875) == 1.015625)  // ties to even
+        #expect(DType.float16.machineEpsilon == 0.0009765625 && DType.bfloat16.machineEpsilon == 0.0078125)
+        for format in DType.allCases { #expect(format.represents(format.largestFinite)) }
+    }
+
+    /// The breakages the issue names, each found and worded with the setting that avoids it.
+    @Test func breakagesAreNamed() throws {
+        let specials = Self.cases.filter { $0.name.hasPrefix("breakage") }
+        #expect(specials.count == 3)
+        var found: [String] = []
+        for c in specials {
+            let forward = try Normalization.forward(
+                spec: try c.spec(), input: Self.float(c.x, c.shape), gamma: Self.float(c.gamma, [c.gamma.count]),
+                beta: c.beta.map { Self.float($0, [c.gamma.count]) }, storage: c.storage)
+            found += forward.warnings.map(\.description)
+        }
+        #expect(found.contains { $0.hasPrefix("overflow: x² went past float16's largest finite value 65504") && $0.contains("accumulate=float32") })
+        #expect(found.contains { $0.hasPrefix("eps = 1e-12 is 0 in float16") })
+        #expect(found.contains { $0.hasPrefix("cancellation:") && $0.contains("bfloat16") && $0.contains("method=twopass") })
+        #expect(found.contains { $0.contains("values of y are NaN or ±∞ although the input is finite") })
+    }
+
+    /// Stored as float16 on the exact path, y is the exact y rounded once: within float16's unit roundoff.
+    @Test func exactPathRoundsOnce() throws {
+        let x = Tensor<Double>.randn(try Shape([4, 8, 5, 5]), seed: 3).rounded(toFormat: .float16)
+        let spec = try LayerSpec(kind: .groupnorm, groups: 4)
+        let exact = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil)
+        let half = try Normalization.forward(spec: spec, input: x.converted(to: Float.self), gamma: nil, beta: nil,
+                                             storage: .float16)
+        #expect(half.storage == .float16)
+        for (h, e) in zip(half.output.scalars, exact.output.scalars) {
+            #expect(DType.float16.represents(Double(h)))
+            #expect(abs(Double(h) - e) <= DType.float16.unitRoundoff * abs(e) + 1e-7)
+        }
+        #expect(half.warnings.isEmpty)
+    }
+}
