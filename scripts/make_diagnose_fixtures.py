@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 
+import ml_dtypes
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -259,26 +260,38 @@ def main():
     cases = []
 
     def add(name, shape_name, impl, causes, dtype=np.float64, preset="torch", offset=0.0, scale=1.0, seed=0,
-            note="", kind="groupnorm"):
+            note="", kind="groupnorm", eps=None, constant_set=False):
         shape, G = SHAPES[shape_name]
         x, gamma, beta, dy = inputs(shape, seed, dtype, offset, scale)
+        if constant_set:  # the first (sample, group) holds one value
+            xg = grouped(x, G)
+            xg[0, 0, :] = dtype(2.0)
+            x = xg.reshape(shape)
         if preset == "pydllib":  # element-wise γ, β of the sample's shape
             r = np.random.default_rng(seed + 100)
             gamma = (1 + 0.5 * r.standard_normal(shape[1:])).astype(dtype)
             beta = (0.3 * r.standard_normal(shape[1:])).astype(dtype)
         # Every implementation computes in float64 from float64 inputs unless it is a float32 one.
         wide = lambda a: a.astype(np.float64) if dtype == np.float64 else a
-        if dtype == np.float32 and impl is not float32_one_pass:
+        if dtype not in (np.float32, np.float64):
+            y, dx, dg, db = impl(x, gamma, beta, dy, G)
+        elif dtype == np.float32 and impl is not float32_one_pass:
             # A float32 implementation: the same formulas with every array float32 (NumPy keeps the dtype).
             y, dx, dg, db = impl(x, gamma, beta, dy, G)
         else:
             y, dx, dg, db = impl(wide(x), wide(gamma), wide(beta), wide(dy), G)
         folder = os.path.join(OUT, name)
         os.makedirs(folder)
+        # NumPy has no bfloat16 of its own: bfloat16 values are saved as float32 (exactly) and the case says bfloat16.
+        stored = np.float32 if dtype == ml_dtypes.bfloat16 else dtype
         for key, value in dict(x=x, gamma=gamma, beta=beta, dy=dy, y=y, dx=dx, dgamma=dg, dbeta=db).items():
-            np.save(os.path.join(folder, key + ".npy"), np.ascontiguousarray(value.astype(dtype)))
-        cases.append(dict(name=name, kind=kind, shape=list(shape), groups=G, preset=preset,
-                          dtype="float32" if dtype == np.float32 else "float64", expect=causes, note=note))
+            np.save(os.path.join(folder, key + ".npy"), np.ascontiguousarray(value.astype(dtype).astype(stored)))
+        names = {np.float32: "float32", np.float64: "float64", np.float16: "float16", ml_dtypes.bfloat16: "bfloat16"}
+        case = dict(name=name, kind=kind, shape=list(shape), groups=G, preset=preset, dtype=names[dtype], expect=causes,
+                    note=note)
+        if eps is not None:
+            case["eps"] = eps
+        cases.append(case)
 
     # Correct passes on a realistic size: never accused.
     add("correct_big", "big", correct, expect(), seed=30)
@@ -318,7 +331,7 @@ def main():
     for s in ("a", "n1", "g1"):
         add(f"per_position_{s}", s, per_position, expect(y="per-position-statistics", dx="follows", dgamma="follows"), seed=17)
         add(f"unbiased_{s}", s, unbiased_variance, expect(y="unbiased-variance", dx="follows", dgamma="follows"), seed=18)
-        add(f"one_pass32_{s}", s, float32_one_pass, expect(y="float32-cancellation", dx="follows", dgamma="follows"),
+        add(f"one_pass32_{s}", s, float32_one_pass, expect(y="onepass-cancellation", dx="follows", dgamma="follows"),
             dtype=np.float32, offset=1000.0, seed=19)
     # PyDLLib's conventions: correct, and its most common mistake (summing dγ, dβ where it averages).
     add("pydllib_correct", "a", correct_pydllib, expect(), preset="pydllib", seed=20)
@@ -350,10 +363,65 @@ def main():
         add(f"rms_correct32_{s}", s, rmsnorm, expect(), dtype=np.float32, kind="rmsnorm", seed=55)
         add(f"rms_missing_xhat_{s}", s, lambda *a: rmsnorm(*a, xhat_term=False), expect(dx="missing-xhat-term"), kind="rmsnorm", seed=56)
         add(f"rms_negated_{s}", s, lambda *a: rmsnorm(*a, negate=True), expect(dx="dx-negated"), kind="rmsnorm", seed=57)
+    # float16 and bfloat16: PyTorch's way (float32 inside) is never accused; the storage format's own sums are named.
+    bf16 = ml_dtypes.bfloat16
+    for s in ("a", "g1", "big"):
+        add(f"f16_as_pytorch_{s}", s, half_as_pytorch, expect(), dtype=np.float16, seed=70)
+        add(f"bf16_as_pytorch_{s}", s, lambda *a: half_as_pytorch(*a, fmt=bf16), expect(), dtype=bf16, seed=71)
+    add("f16_overflow_a", "a", half_naive, expect(y="float16-overflow", dx="follows", dgamma="follows", dbeta="low-precision-accumulation"),
+        dtype=np.float16, scale=300.0, seed=72, note="conv outputs of size ~300: x² > 65504 in float16")
+    for s in ("a", "gc"):
+        add(f"f16_eps_underflow_{s}", s, lambda *a: half_naive(*a, eps=1e-12),
+            expect(y="eps-underflow", dx="follows", dgamma="follows"), dtype=np.float16, eps=1e-12, constant_set=True,
+            seed=73, note="eps = 1e-12 is 0 in float16; one set is constant")
+    add("bf16_one_pass_a", "a", lambda *a: half_naive(*a, one_pass=True, fmt=bf16),
+        expect(y="onepass-cancellation", dx="differs", dgamma="follows", dbeta="low-precision-accumulation"), dtype=bf16,
+        offset=5.0, scale=0.1, seed=74,
+        note="the backward's own bfloat16 sums of values scaled by a wrong rstd: no single cause reproduces dx")
+    add("f16_accumulate_big", "big", half_naive,
+        expect(y="low-precision-accumulation", dx="follows", dgamma="follows", dbeta="low-precision-accumulation"),
+        dtype=np.float16, offset=20.0, seed=75, note="float16 sums of values near 20")
     session_data()
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
     print(f"wrote {len(cases)} cases to {os.path.relpath(OUT, ROOT)}")
+
+
+# ---- low precision: float16 and bfloat16 -------------------------------------------------------------------
+
+def half_as_pytorch(x, gamma, beta, dy, G, fmt=np.float16):
+    """PyTorch's way for float16/bfloat16: upcast to float32, compute, round each result once. Correct."""
+    up = [a.astype(np.float32) for a in (x, gamma, beta, dy)]
+    return tuple(r.astype(fmt) for r in correct(*up, G))
+
+
+def half_naive(x, gamma, beta, dy, G, eps=EPS, one_pass=False, fmt=np.float16):
+    """Everything in the storage format itself: every array stays float16 (or bfloat16), sums included."""
+    shape = x.shape
+    f = lambda v: fmt(v)
+    xg = grouped(x, G)
+    m = f(xg.shape[2])
+    total = np.sum(xg, axis=2, keepdims=True, dtype=fmt)
+    mu = (total / m).astype(fmt)
+    if one_pass:
+        squares = np.sum((xg * xg).astype(fmt), axis=2, keepdims=True, dtype=fmt)
+        var = np.maximum((squares / m).astype(fmt) - (mu * mu).astype(fmt), f(0)).astype(fmt)
+    else:
+        xc = (xg - mu).astype(fmt)
+        var = (np.sum((xc * xc).astype(fmt), axis=2, keepdims=True, dtype=fmt) / m).astype(fmt)
+    with np.errstate(all="ignore"):
+        rstd = (f(1) / np.sqrt((var + f(eps)).astype(fmt))).astype(fmt)
+        xhat = ((xg - mu).astype(fmt) * rstd).astype(fmt).reshape(shape)
+        y = (per_channel(gamma, shape) * xhat + per_channel(beta, shape)).astype(fmt)
+        axes = (0,) + tuple(range(2, len(shape)))
+        dbeta = np.sum(dy, axis=axes, dtype=fmt)
+        dgamma = np.sum((dy * xhat).astype(fmt), axis=axes, dtype=fmt)
+        g = grouped((dy * per_channel(gamma, shape)).astype(fmt), G)
+        h = grouped(xhat, G)
+        gm = (np.sum(g, axis=2, keepdims=True, dtype=fmt) / m).astype(fmt)
+        ghm = (np.sum((g * h).astype(fmt), axis=2, keepdims=True, dtype=fmt) / m).astype(fmt)
+        dx = (rstd * ((g - gm).astype(fmt) - (h * ghm).astype(fmt)).astype(fmt)).astype(fmt)
+    return y, dx.reshape(shape), dgamma, dbeta
 
 
 def session_data():

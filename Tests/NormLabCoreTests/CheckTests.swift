@@ -41,7 +41,7 @@ struct CheckTests {
     @Test(arguments: [
         ("missing_mean_term", "float64", "[missing-mean-term]"), ("interleaved_groups", "float64", "[interleaved-groups]"),
         ("param_grad_mean", "float64", "[param-grad-mean]"), ("eps_outside_sqrt", "float64", "[eps-outside-sqrt]"),
-        ("unbiased_variance", "float64", "[unbiased-variance]"), ("one_pass_variance", "float32", "[float32-cancellation]"),
+        ("unbiased_variance", "float64", "[unbiased-variance]"), ("one_pass_variance", "float32", "[onepass-cancellation]"),
     ])
     func aMistakeIsFoundShrunkAndNamed(_ subject: String, _ dtype: String, _ cause: String) throws {
         try check(subject, "dtype=\(dtype)") { output, succeeded, folder, interpreter, sink in

@@ -15,6 +15,7 @@ import Testing
         let preset: String
         let dtype: String
         let expect: [String: String]
+        let eps: Double?
         var description: String { name }
     }
 
@@ -40,14 +41,16 @@ import Testing
     @Test(arguments: cases)
     func diagnosis(_ c: Case) throws {
         let kind = LayerKind(rawValue: c.kind)!
-        let spec = try LayerSpec(kind: kind, groups: kind.takesGroupCount ? c.groups : nil, preset: Preset(rawValue: c.preset)!)
+        var spec = try LayerSpec(kind: kind, groups: kind.takesGroupCount ? c.groups : nil, preset: Preset(rawValue: c.preset)!)
+        if let eps = c.eps { spec.eps = eps }
         let x = try Self.load(c, "x")
         var user: [DiagnosisRole: [Double]] = [:]
         for role in DiagnosisRole.allCases { user[role] = try Self.load(c, role.rawValue).doubles }
         let float32 = Dictionary(uniqueKeysWithValues: DiagnosisRole.allCases.map { ($0, c.dtype == "float32") })
         let report = try Diagnosis.run(spec: spec, shape: x.shape, x: x.doubles, gamma: try Self.load(c, "gamma").doubles,
                                        beta: try Self.load(c, "beta").doubles, dy: try Self.load(c, "dy").doubles,
-                                       user: user, float32: float32)
+                                       user: user, float32: float32,
+                                       formats: Dictionary(uniqueKeysWithValues: DiagnosisRole.allCases.map { ($0, DType(rawValue: c.dtype)!) }))
         #expect(report.findings.map(\.role) == DiagnosisRole.allCases)
         if ProcessInfo.processInfo.environment["NORMLAB_RATIOS"] != nil {
             for f in report.findings where f.verdict != .differs { print("RATIO \(c.name) \(f.role) \(f.worstRatio)") }

@@ -17,7 +17,14 @@ public enum DiagnosisCause: String, Sendable, CaseIterable, CustomStringConverti
     case unbiasedVariance = "unbiased-variance"
     case epsOutsideSqrt = "eps-outside-sqrt"
     case epsValue = "eps-value"
-    case float32Cancellation = "float32-cancellation"
+    /// σ² as E[x²] − E[x]² in the user's format (float32, float16, bfloat16): the two terms cancel when |μ| ≫ σ.
+    case onepassCancellation = "onepass-cancellation"
+    /// x² (or a sum of squares) past float16's largest finite value 65504: σ² = ∞ and y = 0 or NaN.
+    case float16Overflow = "float16-overflow"
+    /// eps rounds to 0 in the user's format, so a constant set gets rstd = ∞ and x̂ = NaN.
+    case epsUnderflow = "eps-underflow"
+    /// Sums and steps in the storage format (float16, bfloat16): right formulas, most digits lost.
+    case lowPrecisionAccumulation = "low-precision-accumulation"
     /// Every convention of the other preset at once (torch against pydllib).
     case otherPreset = "other-preset"
     // dγ, dβ
@@ -32,7 +39,17 @@ public enum DiagnosisCause: String, Sendable, CaseIterable, CustomStringConverti
     /// forward.
     public var isForward: Bool {
         switch self {
-        case .interleavedGroups, .perPositionStatistics, .unbiasedVariance, .epsOutsideSqrt, .epsValue, .float32Cancellation, .otherPreset: true
+        case .interleavedGroups, .perPositionStatistics, .unbiasedVariance, .epsOutsideSqrt, .epsValue, .onepassCancellation,
+             .otherPreset, .float16Overflow, .epsUnderflow, .lowPrecisionAccumulation: true
+        default: false
+        }
+    }
+
+    /// Causes that are the arithmetic of a low-precision format rather than a wrong formula: what follows from
+    /// them is judged with that format's accumulation error.
+    public var isLowPrecision: Bool {
+        switch self {
+        case .onepassCancellation, .float16Overflow, .epsUnderflow, .lowPrecisionAccumulation: true
         default: false
         }
     }
@@ -109,26 +126,31 @@ public enum Diagnosis {
     /// For each result of the pass, the largest difference that rounding in `dtype` explains for this problem
     /// (the conditioned estimate of `diagnose`): what an independent implementation may differ by.
     public static func roundingEstimates(spec: LayerSpec, shape: Shape, x: [Double], gamma: [Double]?, beta: [Double]?,
-                                         dy: [Double], float32: Bool) throws(NormError) -> [DiagnosisRole: Double] {
+                                         dy: [Double], float32: Bool, format: DType? = nil,
+                                         accumulation: DType? = nil) throws(NormError) -> [DiagnosisRole: Double] {
         let pass = try DiagnosisPass(spec: spec, shape: shape, x: x, gamma: gamma, beta: beta, dy: dy)
         var out: [DiagnosisRole: Double] = [:]
         for role in DiagnosisRole.allCases {
-            let judge = Judge(reference: pass, role: role, float32: float32)
+            let judge = Judge(reference: pass, role: role, format: format ?? (float32 ? .float32 : .float64),
+                              accumulation: accumulation)
             if judge.expected != nil { out[role] = judge.conditioned.max() ?? 0 }
         }
         return out
     }
 
-    /// `user`: the tensors to judge (any subset of y, dx, dγ, dβ) and whether each was computed in float32.
+    /// `user`: the tensors to judge (any subset of y, dx, dγ, dβ) and whether each was computed in float32;
+    /// `formats` names each tensor's format where it is float16 or bfloat16 (it overrides `float32`).
     public static func run(spec: LayerSpec, shape: Shape, x: [Double], gamma: [Double]?, beta: [Double]?, dy: [Double],
-                           user: [DiagnosisRole: [Double]], float32: [DiagnosisRole: Bool]) throws(NormError) -> DiagnosisReport {
+                           user: [DiagnosisRole: [Double]], float32: [DiagnosisRole: Bool],
+                           formats: [DiagnosisRole: DType] = [:]) throws(NormError) -> DiagnosisReport {
         let reference = try DiagnosisPass(spec: spec, shape: shape, x: x, gamma: gamma, beta: beta, dy: dy)
         var findings: [DiagnosisFinding] = []
         // Forward first: a wrong forward explains what follows it.
         var forward: ForwardHypotheses.Found? = nil
         for role in DiagnosisRole.allCases {
             guard let values = user[role] else { continue }
-            let judge = Judge(reference: reference, role: role, float32: float32[role] ?? false)
+            let format = formats[role] ?? ((float32[role] ?? false) ? .float32 : .float64)
+            let judge = Judge(reference: reference, role: role, format: format)
             guard let expected = judge.expected, values.count == expected.count else {
                 throw NormError.mismatch("\(role) has \(values.count) elements; the layer's \(role) has \(judge.expected?.count ?? 0)")
             }
@@ -139,8 +161,12 @@ public enum Diagnosis {
                         forward = found
                         finding = judge.compare(values, cause: found.cause, fitted: found.fitted)
                     }
-                } else if let forward, judge.against(forward.values).agrees(values) {
+                } else if let forward, role != .dbeta,  // Σ dy does not depend on the forward
+                          (forward.cause.isLowPrecision ? judge.accumulating(in: format) : judge)
+                            .against(forward.values).agrees(values) {
                     finding = judge.compare(values, follows: forward.cause)
+                } else if format.isReduced && judge.accumulating(in: format).agrees(values) {
+                    finding = judge.compare(values, cause: .lowPrecisionAccumulation)
                 } else {
                     finding = BackwardHypotheses(reference: reference, judge: judge).explain(values, finding: finding)
                 }

@@ -22,6 +22,10 @@ struct DiagnosisPass {
 
     /// NormKit's own pass: the reference.
     init(spec: LayerSpec, shape: Shape, x: [Double], gamma: [Double]?, beta: [Double]?, dy: [Double]) throws(NormError) {
+        // The reference is the exact pass, whatever method= and accumulate= the layer computes with.
+        var spec = spec
+        spec.method = .twopass
+        spec.accumulate = .float64
         let input = try Tensor<Double>(shape: shape, scalars: x)
         let plan = try NormPlan(spec: spec, inputShape: shape)
         let g = try gamma.map { v throws(NormError) in try Tensor<Double>(shape: plan.affineShape ?? shape, scalars: v) }

@@ -34,12 +34,48 @@ struct ForwardHypotheses {
         }
         tries.append { otherPreset() }
         tries.append { epsValue(y) }
-        if judge.float32 && spec.centres {
-            tries.append { cancellation(y) }
+        if judge.lowPrecision && spec.centres {
+            tries.append { cancellation(y, u: judge.accumulation.unitRoundoff) }
         }
         for attempt in tries {
             if let found = attempt(), judge.against(found.values).agrees(y) { return found }
         }
+        return lowPrecision(y)
+    }
+
+    /// What a kernel summing in the storage format itself does (float16, bfloat16; judged with that format's
+    /// accumulation error): squares past 65504, an eps that rounds to 0, a one-pass variance that cancels, or
+    /// only the digits such sums lose. Overflow and eps are recomputed with `EmulatedKernels`: the NaN and ∞
+    /// they make do not depend on the order of the sums.
+    private func lowPrecision(_ y: [Double]) -> Found? {
+        let format = judge.format
+        guard format.isReduced else { return nil }
+        let loose = judge.accumulating(in: format)
+        let r = reference
+        for method in [VarianceMethod.twopass, .onepass] {
+            var spec = r.spec
+            spec.method = method
+            spec.accumulate = .storage
+            let pass = EmulatedKernels.forward(spec: spec, plan: r.plan, x: r.x, gamma: r.gamma, beta: r.beta,
+                                               running: nil, format: format)
+            let cause: DiagnosisCause
+            if pass.findings.contains(where: { if case .overflow = $0 { true } else { false } }) {
+                cause = .float16Overflow
+            } else if pass.findings.contains(where: { if case .epsRounded(_, 0, _) = $0 { true } else { false } }) {
+                cause = .epsUnderflow
+            } else {
+                continue
+            }
+            let (t1, t2, t3) = r.terms(r.dxhat(), xhat: pass.normalized, rstd: pass.rstds)
+            let values = PassValues(y: pass.output.map(format.round), dx: (0..<r.count).map { t1[$0] + t2[$0] + t3[$0] },
+                                    dgamma: r.parameterGradient(pass.normalized), dbeta: r.parameterGradient(nil))
+            if loose.against(values).agrees(y) { return Found(cause: cause, values: values, fitted: nil) }
+        }
+        if r.spec.centres, let found = cancellation(y, u: format.unitRoundoff), loose.against(found.values).agrees(y),
+           !loose.agrees(y) {
+            return found
+        }
+        if loose.agrees(y) { return Found(cause: .lowPrecisionAccumulation, values: r.values, fitted: nil) }
         return nil
     }
 
@@ -172,12 +208,11 @@ struct ForwardHypotheses {
         return nil
     }
 
-    /// float32 E[x²] − E[x]²: per set, y is γ·(s·x̂ + t) + β for a scale s and shift t (statistics off, the
-    /// normalisation itself right), and the variance they imply is off by no more than the cancellation of a
-    /// one-pass float32 variance can make it: about u·log₂(m)·(μ² + σ²).
-    private func cancellation(_ y: [Double]) -> Found? {
+    /// E[x²] − E[x]² with unit roundoff u (float32, or the storage format's): per set, y is γ·(s·x̂ + t) + β for a
+    /// scale s and shift t (statistics off, the normalisation itself right), and the variance they imply is off by
+    /// no more than the cancellation of a one-pass variance can make it: about u·log₂(m)·(μ² + σ²).
+    private func cancellation(_ y: [Double], u: Double) -> Found? {
         let r = reference
-        let u = 0x1p-24
         let gammaScale = (0..<r.count).map { abs(r.gammaAt($0)) }.max() ?? 1
         var h = r.xhat
         var rstdImplied = r.rstd
@@ -208,7 +243,7 @@ struct ForwardHypotheses {
         // The closed form with the user's own x̂ and rstd: what a correct backward of their forward gives.
         let (t1, t2, t3) = r.terms(r.dxhat(), xhat: h, rstd: rstdImplied)
         let dx = (0..<r.count).map { t1[$0] + t2[$0] + t3[$0] }
-        return Found(cause: .float32Cancellation, values: PassValues(y: r.output(h), dx: dx, dgamma: r.parameterGradient(h),
+        return Found(cause: .onepassCancellation, values: PassValues(y: r.output(h), dx: dx, dgamma: r.parameterGradient(h),
                                                                      dbeta: r.parameterGradient(nil)), fitted: nil)
     }
 }

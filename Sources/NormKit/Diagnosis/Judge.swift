@@ -7,7 +7,9 @@ import Darwin
 /// Compares a user's tensor with one role of a pass, element by element, against rounding estimates.
 ///
 /// The estimates model a correct implementation in the user's dtype (unit roundoff u: 2⁻²⁴ for float32, 2⁻⁵³
-/// for float64), with a safety factor K = 4·(2 + log₂ m) for the sums over a set:
+/// for float64; float16 and bfloat16 as PyTorch computes them, accumulating in float32 and rounding each result
+/// once to the format: the float32 estimates plus 2·u_format·|value|), with a safety factor K = 4·(2 + log₂ m)
+/// for the sums over a set:
 /// - plain: every value rounded a few times: K·u·(|γ|·(1 + |x̂|) + |β|) for y; K·u·rstd·max|∂x̂|·(1 + max|x̂|)
 ///   per set for dx; K·u·Σ|dy|·(1 + |x̂|) for dγ; K·u·Σ|dy| for dβ.
 /// - conditioned: plus what the mean's own rounding does to x − μ, which grows with |μ|·rstd (a float32 mean of
@@ -16,25 +18,32 @@ import Darwin
 struct Judge {
     let reference: DiagnosisPass
     let role: DiagnosisRole
-    let float32: Bool
-    let plain: [Double]
-    let conditioned: [Double]
+    /// The user's tensor's format.
+    let format: DType
+    /// The format its sums are assumed to run in: float32 for float16/bfloat16 unless `accumulating(in:)` says.
+    let accumulation: DType
+    /// True for any format narrower than float64.
+    var lowPrecision: Bool { format != .float64 }
+    private(set) var plain: [Double]
+    private(set) var conditioned: [Double]
     /// The largest |μ|·rstd of any set: how much the mean's rounding is amplified in x̂.
     let amplification: Double
     /// The values a tensor is compared with: the pass's own, or a hypothesis's (`against`).
     private(set) var expected: [Double]?
 
-    init(reference p: DiagnosisPass, role: DiagnosisRole, float32: Bool) {
+    init(reference p: DiagnosisPass, role: DiagnosisRole, format: DType, accumulation: DType? = nil) {
         self.reference = p
         self.role = role
-        self.float32 = float32
+        self.format = format
+        let accumulation = accumulation ?? (format.isReduced ? .float32 : format)
+        self.accumulation = accumulation
         switch role {
         case .y: expected = p.y
         case .dx: expected = p.dx
         case .dgamma: expected = p.dgamma
         case .dbeta: expected = p.dbeta
         }
-        let u = float32 ? 0x1p-24 : 0x1p-53
+        let u = accumulation.unitRoundoff
         let k = 4 * (2 + log2(max(p.m, 1)))
         let amplification = p.sets.indices.map { 1 + (p.spec.centres ? abs(p.mean[$0]) * p.rstd[$0] : 0) }
         self.amplification = (amplification.max() ?? 1) - 1
@@ -66,6 +75,20 @@ struct Judge {
             plain = simple.map { $0 * scale }
             conditioned = amplified.map { $0 * scale }
         }
+        if format.precisionBits < accumulation.precisionBits, let expected {
+            // Each result rounded once to the storage format (twice: a margin for the last operation's own rounding).
+            let stored = expected.map { 2 * format.unitRoundoff * (abs($0).isFinite ? abs($0) : 0) }
+            plain = zip(plain, stored).map(+)
+            conditioned = zip(conditioned, stored).map(+)
+        }
+    }
+
+    /// The same judge with sums assumed to run in `format` itself: what an implementation accumulating in float16
+    /// may differ by.
+    func accumulating(in format: DType) -> Judge {
+        var judge = Judge(reference: reference, role: role, format: self.format, accumulation: format)
+        judge.expected = expected
+        return judge
     }
 
     /// The same estimates, against another pass's values for this role (a hypothesis about the user's forward).

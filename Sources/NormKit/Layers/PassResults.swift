@@ -99,7 +99,8 @@ extension NormWarning {
 }
 
 extension String {
-    init(format1 value: Double) {
+    /// One decimal: "7.2".
+    public init(format1 value: Double) {
         let tenths = Int((value * 10).rounded())
         self = "\(tenths / 10).\(tenths % 10)"
     }

@@ -106,16 +106,19 @@ struct Gradcheck: Command, Equatable {
         // A gradient computed in float32 (the layer's own, or one supplied as float32) carries float32 rounding:
         // unless atol is given, each target's atol is raised to twice diagnose's rounding estimate for it.
         var perTarget: [(GradTarget, GradcheckOptions, String?)] = checked.map { ($0, options, nil) }
-        let float32 = layer.dtype == .float32 || supplied.values.contains { $0.dtype == .float32 }
-        if float32 && atol == nil {
-            let estimates = try Diagnosis.roundingEstimates(spec: record.spec, shape: shape, x: record.x, gamma: record.gamma,
-                                                            beta: record.beta, dy: dy.doubles, float32: true)
+        let formats = [layer.dtype] + supplied.values.map(\.dtype)
+        let narrowest = formats.min { $0.precisionBits < $1.precisionBits } ?? .float64
+        if narrowest != .float64 && atol == nil {
+            // A layer that sums in the storage format on purpose (accumulate=storage) is held to that format's sums.
+            let estimates = try Diagnosis.roundingEstimates(
+                spec: record.spec, shape: shape, x: record.x, gamma: record.gamma, beta: record.beta, dy: dy.doubles,
+                float32: true, format: narrowest, accumulation: record.spec.accumulate == .storage ? narrowest : nil)
             perTarget = checked.map { target in
                 var raised = options
                 let estimate = 2 * (estimates[DiagnosisRole(rawValue: target.rawValue)!] ?? 0)
                 guard estimate > options.atol else { return (target, options, nil) }
                 raised.atol = estimate
-                return (target, raised, "float32: atol raised to \(formatNumber(estimate, precision: 1)), twice the rounding estimate of a float32 \(target) for this problem (diagnose's)")
+                return (target, raised, "\(narrowest): atol raised to \(formatNumber(estimate, precision: 1)), twice the rounding estimate of a \(narrowest) \(target) for this problem (diagnose's)")
             }
         }
         var reports: [(GradcheckReport, String?)] = []
@@ -152,7 +155,7 @@ struct Gradcheck: Command, Equatable {
             }
             result.add(.verdict(GradcheckVerdict(
                 what: report.supplied ? "\(against?.value ?? "?") (as \(report.target))"
-                    : "\(report.target) (the engine's \(report.analyticDType == .float32 ? "float32 " : "")backward)",
+                    : "\(report.target) (the engine's \(report.analyticDType == .float64 ? "" : "\(report.analyticDType) ")backward)",
                 passed: report.passed,
                 summary: "\(report.failures) of \(report.checked) checked elements fail; " + (report.nanCount > 0
                     ? "\(report.nanCount) of them NaN (the loss is not finite there: see the input, γ, β and eps)"

@@ -39,10 +39,12 @@ enum CompareHints {
             guard let values, values == own.doubles, role == .y || record.dy != nil,
                   let report = try? Diagnosis.run(spec: record.spec, shape: record.plan.inputShape, x: record.x, gamma: record.gamma,
                                                   beta: record.beta, dy: record.dy ?? [Double](repeating: 0, count: record.x.count),
-                                                  user: [role: other.doubles], float32: [role: other.dtype == .float32]),
+                                                  user: [role: other.doubles], float32: [role: other.dtype == .float32],
+                                                  formats: [role: other.dtype]),
                   let finding = report.findings.first else { continue }
-            let view = DiagnosisView(title: "", names: [role: otherName], report: report, spec: record.spec,
+            var view = DiagnosisView(title: "", names: [role: otherName], report: report, spec: record.spec,
                                      batch: record.plan.batch, setSize: record.plan.setSize, forwardOnly: record.dy == nil)
+            view.format = other.dtype
             let see = " (diagnose \(role)=\(otherName) says more)"
             switch finding.verdict {
             case .match: return []

@@ -59,6 +59,7 @@ struct Diagnose: Command, Equatable {
         }
         let shape = record.plan.inputShape
         var user: [DiagnosisRole: [Double]] = [:], float32: [DiagnosisRole: Bool] = [:], names: [DiagnosisRole: String] = [:]
+        var formats: [DiagnosisRole: DType] = [:]
         for (role, name) in tensors {
             let tensor = try context.lookup(name)
             let expected = role == .y || role == .dx ? shape : record.plan.affineShape
@@ -70,12 +71,16 @@ struct Diagnose: Command, Equatable {
             }
             user[role] = tensor.doubles
             float32[role] = tensor.dtype == .float32
+            formats[role] = tensor.dtype
             names[role] = name.value
         }
         let report = try Diagnosis.run(spec: record.spec, shape: shape, x: record.x, gamma: record.gamma, beta: record.beta,
-                                       dy: record.dy ?? [Double](repeating: 0, count: record.x.count), user: user, float32: float32)
-        return Report([.diagnosis(DiagnosisView(
+                                       dy: record.dy ?? [Double](repeating: 0, count: record.x.count), user: user, float32: float32,
+                                       formats: formats)
+        var view = DiagnosisView(
             title: LayerDescription.title(record.spec, mode: record.mode), names: names, report: report, spec: record.spec,
-            batch: record.plan.batch, setSize: record.plan.setSize, forwardOnly: record.dy == nil))])
+            batch: record.plan.batch, setSize: record.plan.setSize, forwardOnly: record.dy == nil)
+        view.format = DiagnosisRole.allCases.lazy.compactMap { formats[$0] }.first ?? .float64
+        return Report([.diagnosis(view)])
     }
 }

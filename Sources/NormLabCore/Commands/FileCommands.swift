@@ -151,7 +151,9 @@ struct Save: Command, Equatable {
         } catch {
             throw context.error("cannot save to \(Escaping.quoted(path.value)): \(error.message)", at: path.range)
         }
-        return Report([.text("\(name.value): \(tensor.shape) \(tensor.dtype) saved to \(Escaping.visible(path.value))")])
+        let widened = tensor.dtype == .bfloat16 && format != .safetensors
+            ? " (as float32, every value exact: NumPy has no bfloat16; .safetensors keeps BF16)" : ""
+        return Report([.text("\(name.value): \(tensor.shape) \(tensor.dtype) saved to \(Escaping.visible(path.value))" + widened)])
     }
 }
 
@@ -254,6 +256,9 @@ struct Export: Command, Equatable {
         guard let dyValues = record.dy, let dxValues = record.dx else {
             throw Diagnostic("export needs a forward and a backward pass to reproduce: run forward and backward first")
         }
+        if !record.spec.computesExactly && against.isEmpty {
+            throw Diagnostic("export's script recomputes the exact pass, and this layer computes with method=\(record.spec.method) accumulate=\(record.spec.accumulate): its results are not meant to match it. Choose the layer without those options to export, or export … against your own tensors")
+        }
         let url = context.interpreter.resolve(path.value)
         guard url.pathExtension == "py" else {
             throw context.error("export writes a Python script: give a path ending in .py", at: path.range)
@@ -298,8 +303,10 @@ struct Export: Command, Equatable {
         }
         // Each checked tensor may differ from the recomputation by its own rounding and the script's.
         let float32 = results.contains { $0.1.dtype == .float32 }
+        let narrowest = results.map(\.1.dtype).min { $0.precisionBits < $1.precisionBits }
         let estimates = try Diagnosis.roundingEstimates(spec: record.spec, shape: shape, x: record.x, gamma: record.gamma,
-                                                        beta: record.beta, dy: dyValues, float32: float32)
+                                                        beta: record.beta, dy: dyValues, float32: float32,
+                                                        format: narrowest.flatMap { $0 == .float64 ? nil : $0 })
         let check = PythonExport.Check(
             whose: against.isEmpty ? "NormLab's" : "your (" + results.map { "\($0.0) = \(against[$0.0]!.value)" }.joined(separator: ", ") + ")",
             tolerances: Dictionary(uniqueKeysWithValues: results.map { ($0.0, 2 * (estimates[$0.0] ?? 0)) }))

@@ -11,6 +11,8 @@ public struct DiagnosisView: Sendable {
     public let setSize: Int
     /// No backward had run: dy was taken as zeros, and only y means anything.
     public let forwardOnly: Bool
+    /// The format of the user's y (or of the first tensor judged): what the low-precision causes are worded in.
+    public var format: DType = .float32
 }
 
 /// The words for each cause: what went wrong, in one line, and the fix. `help diagnose` lists them.
@@ -39,7 +41,10 @@ enum DiagnosisWords {
                 : "σ² divides by m where the layer divides by m − 1"
         case .epsOutsideSqrt: return "x̂ = (x − μ)/(σ + eps) instead of (x − μ)/√(σ² + eps)"
         case .epsValue: return "eps = \(fitted.map(formatOption) ?? "?") fits your y; the layer uses eps = \(formatOption(v.spec.eps))"
-        case .float32Cancellation: return "σ² computed as E[x²] − E[x]² in float32: the two terms cancel when |μ| ≫ σ"
+        case .onepassCancellation: return "σ² computed as E[x²] − E[x]² in \(v.format == .float64 ? "low precision" : v.format.rawValue): the two terms cancel when |μ| ≫ σ"
+        case .float16Overflow: return "x² went past float16's largest finite value 65504 in the variance: σ² = ∞ there, so x̂ = 0 (or NaN where x − μ is ∞ too)"
+        case .epsUnderflow: return "eps = \(formatOption(v.spec.eps)) is 0 in \(v.format): a constant set gets σ² + eps = 0, rstd = ∞ and x̂ = 0·∞ = NaN"
+        case .lowPrecisionAccumulation: return "the statistics were summed in \(v.format) itself: the formulas are right, but its \(String(format1: v.format.decimalDigits)) digits are lost in the sums"
         case .otherPreset:
             return "\(subject) is what the layer gives under preset=\(v.spec.preset == .torch ? "pydllib" : "torch"): a convention mismatch, not an arithmetic slip (help conventions)"
         case .paramGradMean: return "\(subject) is averaged over the batch (÷ N = \(n)) where the layer sums it"
@@ -64,7 +69,10 @@ enum DiagnosisWords {
         case .unbiasedVariance: return "divide Σ(x − μ)² by the layer's divisor (or choose variance= to match yours)"
         case .epsOutsideSqrt: return "add eps to the variance, inside the square root"
         case .epsValue: return "use the layer's eps (or set eps= on the layer to yours)"
-        case .float32Cancellation: return "two passes: the mean first, then the mean of (x − μ)²; or accumulate in float64"
+        case .onepassCancellation: return "two passes: the mean first, then the mean of (x − μ)² (or Welford's update); or accumulate in a wider type"
+        case .float16Overflow: return "accumulate in float32 (upcast x before squaring: x.float()), as PyTorch does for float16"
+        case .epsUnderflow: return "keep eps in float32 (accumulate in float32), or use an eps the format holds (1e-5 is fine in float16)"
+        case .lowPrecisionAccumulation: return "accumulate sums and squares in float32 and round only the result to the storage format"
         case .otherPreset: return "choose the preset you implemented (layer … preset=…), or change your code to the layer's conventions"
         case .paramGradMean, .paramGradSum: return "reduce dγ and dβ over the batch as the layer does (or choose paramgrad= to match yours)"
         case .dgammaWithoutXhat, .dgammaUsesY: return "dγ = Σ dy·x̂ over the batch (and the positions, for γ of shape (C))"
@@ -87,7 +95,10 @@ enum DiagnosisWords {
         case .unbiasedVariance: "σ² divided by m − 1 instead of m (or the reverse)"
         case .epsOutsideSqrt: "(x − μ)/(σ + eps) instead of (x − μ)/√(σ² + eps)"
         case .epsValue: "another eps (the one that fits is shown)"
-        case .float32Cancellation: "σ² as E[x²] − E[x]² in float32"
+        case .onepassCancellation: "σ² as E[x²] − E[x]² in float32, float16 or bfloat16"
+        case .float16Overflow: "x² past float16's 65504 in the variance"
+        case .epsUnderflow: "eps that rounds to 0 in the format (1e-12 in float16)"
+        case .lowPrecisionAccumulation: "sums and squares in float16 or bfloat16 themselves"
         case .otherPreset: "the other preset's conventions (torch against pydllib)"
         case .paramGradMean: "dγ, dβ averaged over the batch where the layer sums"
         case .paramGradSum: "dγ, dβ summed over the batch where the layer averages"
