@@ -25,6 +25,35 @@ enum HelpTopics {
         variance=unbiased divides Σ(x − μ)² by m − 1 instead of m (a common mistake outside batchnorm's running
         estimate).
         """),
+        ("numerics", "float16 and bfloat16, method= and accumulate=, and where normalisation breaks", """
+        Formats (set dtype): float64 (53 significant bits), float32 (24), float16 (11 bits, largest finite 65504,
+        smallest positive 6e-08) and bfloat16 (8 bits, float32's range). float16 and bfloat16 tensors hold values
+        of their format exactly: every way in rounds once to nearest, ties to even, and past the largest finite
+        value to ±inf. .npy reads and writes float16; .safetensors reads and writes F16 and BF16 (NumPy has no
+        bfloat16, so .npy and .npz get bfloat16 tensors as float32, every value exact).
+
+        How a layer computes (layer … method=M accumulate=A; `layer` shows both):
+          method=twopass   μ = Σx/m, then σ² = Σ(x − μ)²/m (the default, and the exact way)
+          method=onepass   σ² = Σx²/m − μ² from one pass: cancels when |μ| ≫ σ (μ²/σ² ≈ 10^k costs k digits)
+          method=welford   μ and M₂ updated element by element: one pass, and stable
+          accumulate=float64   every sum and step in float64 (the default; results rounded once to the dtype)
+          accumulate=float32   every sum and step in float32, as PyTorch computes float16 and bfloat16 inputs
+          accumulate=storage   every sum and step in the tensors' own format: float16 squares in float16
+        Sums run over each set in row-major order, one element at a time, each operation rounded to the chosen
+        format; backward's sums too. With the defaults the fast kernels run and y, dx, dγ, dβ are rounded once
+        to the dtype; otherwise the emulating kernel does, slowly and exactly.
+
+        Where it breaks (forward and backward say so, with the setting that avoids it):
+          overflow        x² or a sum past the format's largest value: σ² = ∞ (float16: |x| above ~256)
+          eps rounding    eps = 1e-12 is 0 in float16: a constant set gets rstd = 1/√0 = ∞ and x̂ = NaN
+          cancellation    σ² ≤ 0, NaN, or far from the exact value: one-pass variance, or sums in float16
+          NaN/inf         how many values of y or dx are not finite although the input is
+          storage         y or dx past the format's range when stored
+        `explain forward` shows each step as computed beside the exact value, with the digits that agree.
+        `diagnose` and `compare` name [onepass-cancellation], [float16-overflow], [eps-underflow] and
+        [low-precision-accumulation], and judge [rounding] against the tensor's own format (float16 and bfloat16
+        as PyTorch computes them: float32 inside, each result rounded once).
+        """),
         ("tour", "the tutorial sessions, in order", Tour.text),
         ("language", "how commands are written", """
         One command per line, or several separated by `;`. `#` starts a comment. A statement with an open `[`
@@ -114,6 +143,7 @@ enum Tour {
         ("13-layernorm-and-rmsnorm-in-a-transformer", "nn.LayerNorm(D) and nn.RMSNorm(D) on (B, T, D) tokens, against the CNN forms"),
         ("14-compute-it-yourself", "exercises: each step of forward and backward computed by you, graded, with hints"),
         ("15-check-a-whole-implementation", "check runs a student's Python GroupNorm on many cases, shrinks the failure, names it"),
+        ("16-low-precision-where-normalisation-breaks", "float16 and bfloat16: one-pass variance, overflow, eps = 1e-12, and each fix"),
     ]
 
     static var text: String {
