@@ -27,6 +27,12 @@ def main():
     np.savez_compressed(os.path.join(OUT, "big_compressed.npz"), a=a, r=r)
     save_file({"x": x, "weight": w, "count": n}, os.path.join(OUT, "three.safetensors"))
     save_file({"only": w}, os.path.join(OUT, "one.safetensors"))
+    # float16 and bfloat16 (BF16 through the ml_dtypes package: pip install ml_dtypes).
+    import ml_dtypes
+    h = np.array([1.5, -2.0, 65504.0, 2.0 ** -24, 0.1], dtype=np.float16)
+    b = np.array([1.5, -2.0, 3.0e38, 0.1, 2.0 ** -130], dtype=ml_dtypes.bfloat16)
+    save_file({"h": h, "b": b}, os.path.join(OUT, "halves.safetensors"))
+    np.save(os.path.join(OUT, "half.npy"), h)
     np.savez(os.path.join(ROOT, "sessions", "data", "pair.npz"), gamma=np.array([1.0, 0.5, 2.0, 1.5]), beta=np.array([0.0, 0.1, -0.1, 0.2]))
     print("wrote", sorted(os.listdir(OUT)))
 

@@ -10,6 +10,8 @@ enum LayerBenchmark {
         let spec: LayerSpec
         let dims: [Int]
         let mode: Mode
+        /// float32, or float16/bfloat16 held in Float (the input rounded to it, every result rounded once).
+        var storage: DType = .float32
     }
 
     static func forms() throws -> [Form] {
@@ -28,6 +30,14 @@ enum LayerBenchmark {
             Form(name: "batchnorm eval", spec: try spec(.batchnorm), dims: cnn, mode: .eval),
             Form(name: "layernorm shape=768", spec: try LayerSpec(kind: .layernorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
             Form(name: "rmsnorm shape=768", spec: try LayerSpec(kind: .rmsnorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
+            Form(name: "groupnorm 32 float16", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train, storage: .float16),
+            Form(name: "groupnorm 32 bfloat16", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train, storage: .bfloat16),
+            Form(name: "batchnorm float16", spec: try spec(.batchnorm), dims: cnn, mode: .train, storage: .float16),
+            Form(name: "groupnorm 32 accumulate=float32 on float16", spec: try {
+                var s = try spec(.groupnorm, 32)
+                s.accumulate = .float32
+                return s
+            }(), dims: cnn, mode: .train, storage: .float16),
         ]
     }
 
@@ -35,14 +45,16 @@ enum LayerBenchmark {
     static func time(_ form: Form, threads: Int, runs: Int) throws -> (Double, Double) {
         let shape = try Shape(form.dims)
         let plan = try NormPlan(spec: form.spec, inputShape: shape)
-        let x = Tensor<Float>.randn(shape, seed: 0), dy = Tensor<Float>.randn(shape, seed: 1)
+        let x = Tensor<Float>.randn(shape, seed: 0).rounded(toFormat: form.storage)
+        let dy = Tensor<Float>.randn(shape, seed: 1).rounded(toFormat: form.storage)
         let gamma = plan.affineShape.map { Tensor<Float>.ones($0) }
         let beta = form.spec.bias ? plan.affineShape.map { Tensor<Float>.zeros($0) } : nil
         let running = (Tensor<Float>.zeros(plan.statsShape), Tensor<Float>.ones(plan.statsShape))
         let clock = ContinuousClock()
         func forward() throws -> ForwardResult<Float> {
             try Normalization.forward(spec: form.spec, input: x, gamma: gamma, beta: beta, mode: form.mode,
-                                      running: form.mode == .eval ? running : nil, threads: threads)
+                                      running: form.mode == .eval ? running : nil, threads: threads,
+                                      storage: form.storage)
         }
         func medianOf(_ body: () throws -> Void) rethrows -> Double {
             try body()
@@ -92,5 +104,44 @@ enum LayerBenchmark {
             }
         }
         print("\n\(version.map { "PyTorch \($0)" } ?? "PyTorch not importable"); medians of \(runs) timed runs after a warm-up; batchnorm eval: forward + backward with the running statistics")
+    }
+}
+
+/// `normlab-bench formats [runs]`: float16 and bfloat16 storage against float32 on the same forms, run interleaved
+/// (float32, float16, bfloat16, float32, …) so that the machine's drift falls on all three alike; the ratio of the
+/// medians is the issue's measure (float16/bfloat16 within 1.5× of float32).
+enum FormatBenchmark {
+    static func run(runs: Int) throws {
+        print("| layer | threads | float32 fwd+bwd ms | float16 ms | bfloat16 ms | float16 / float32 | bfloat16 / float32 |")
+        print("|---|---|---|---|---|---|---|")
+        let forms = try LayerBenchmark.forms().filter { ["groupnorm 32", "layernorm", "instancenorm", "rmsnorm", "batchnorm", "layernorm shape=768"].contains($0.name) }
+        let clock = ContinuousClock()
+        for threads in [1, 2] {
+            for form in forms {
+                let shape = try Shape(form.dims)
+                let plan = try NormPlan(spec: form.spec, inputShape: shape)
+                let gamma = plan.affineShape.map { Tensor<Float>.ones($0) }
+                let beta = form.spec.bias ? plan.affineShape.map { Tensor<Float>.zeros($0) } : nil
+                let formats: [DType] = [.float32, .float16, .bfloat16]
+                let inputs = formats.map { (Tensor<Float>.randn(shape, seed: 0).rounded(toFormat: $0),
+                                            Tensor<Float>.randn(shape, seed: 1).rounded(toFormat: $0)) }
+                var samples = [[Double]](repeating: [], count: formats.count)
+                for round in 0...runs {
+                    for (k, format) in formats.enumerated() {
+                        let (x, dy) = inputs[k]
+                        let elapsed = try clock.measure {
+                            let result = try Normalization.forward(spec: form.spec, input: x, gamma: gamma, beta: beta,
+                                                                   threads: threads, storage: format)
+                            _ = try Normalization.backward(forward: result, gamma: gamma, outputGradient: dy, threads: threads)
+                        }
+                        if round > 0 { samples[k].append(seconds(elapsed)) }  // round 0 warms up
+                    }
+                }
+                let m = samples.map(median)
+                func ms(_ v: Double) -> String { String(format: "%.2f", v * 1e3) }
+                print("| \(form.name) | \(threads) | \(ms(m[0])) | \(ms(m[1])) | \(ms(m[2])) | \(String(format: "%.2f×", m[1] / m[0])) | \(String(format: "%.2f×", m[2] / m[0])) |")
+            }
+        }
+        print("\nmedians of \(runs) interleaved runs after a warm-up; inputs rounded to each format; defaults (twopass, float64 sums in the fast kernels)")
     }
 }

@@ -76,6 +76,12 @@ if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "layers" {
     exit(0)
 }
 
+// `normlab-bench formats [runs]`: float16 and bfloat16 storage against float32, interleaved (Layers.swift).
+if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "formats" {
+    try FormatBenchmark.run(runs: CommandLine.arguments.count > 2 ? max(5, Int(CommandLine.arguments[2]) ?? 30) : 30)
+    exit(0)
+}
+
 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18 }
 
 func median(_ samples: [Double]) -> Double { samples.sorted()[samples.count / 2] }

@@ -19,3 +19,111 @@ void normlab_reciprocal_square_roots(const double *restrict variances, double ep
         out[i] = 1.0 / NORMLAB_SQRT(variances[i] + eps);
     }
 }
+
+// Rounding float32 values to float16 or bfloat16 in place, round to nearest, ties to even, on the bit patterns
+// (see FormatRounding.swift). Written as plain loops of selects so that clang vectorises them; Swift's SIMD
+// masks lowered to one lane at a time.
+#include <stdint.h>
+#include <string.h>
+
+typedef uint32_t __attribute__((may_alias)) normlab_bits;
+
+// Eight lanes where the CPU has AVX2 (chosen once, at load time, through an ifunc), four elsewhere.
+#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define NORMLAB_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef NORMLAB_CLONES
+#define NORMLAB_CLONES
+#endif
+
+NORMLAB_CLONES
+void normlab_round_bfloat16(float *values, long count, long *overflowed, long *non_finite) {
+    normlab_bits *bits = (normlab_bits *)values;
+    uint32_t over = 0, bad = 0;  // 32-bit lanes vectorise; callers pass sets far below 2^32 elements
+    for (long i = 0; i < count; i++) {
+        uint32_t b = bits[i];
+        uint32_t magnitude = b & 0x7fffffffu;
+        uint32_t r = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+        r = magnitude > 0x7f800000u ? (b | 0x00400000u) : r;  // NaN stays NaN (quiet)
+        r = magnitude == 0x7f800000u ? b : r;                 // ±inf stays
+        uint32_t infinite = (r & 0x7fffffffu) >= 0x7f800000u;
+        bad += infinite;
+        over += infinite & (magnitude < 0x7f800000u);
+        bits[i] = r;
+    }
+    *overflowed = (long)over;
+    *non_finite = (long)bad;
+}
+
+#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#include <immintrin.h>
+#define NORMLAB_F16C 1
+
+// F16C's conversions round to nearest even, keep subnormals and send overflow to inf: a round trip through
+// half is exactly float16 rounding, two instructions per eight values.
+__attribute__((target("avx2,f16c")))
+static void round_float16_f16c(float *values, long count, long *overflowed, long *non_finite) {
+    long over = 0, bad = 0, i = 0;
+    const __m256 infinity = _mm256_set1_ps(__builtin_inff());
+    const __m256 magnitude_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (; i + 8 <= count; i += 8) {
+        __m256 x = _mm256_loadu_ps(values + i);
+        __m256 r = _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256 nan_in = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+        r = _mm256_blendv_ps(r, x, nan_in);  // NaN stays the same NaN
+        __m256 not_finite = _mm256_cmp_ps(_mm256_and_ps(r, magnitude_mask), infinity, _CMP_NLT_UQ);
+        __m256 finite_in = _mm256_cmp_ps(_mm256_and_ps(x, magnitude_mask), infinity, _CMP_LT_OQ);
+        bad += __builtin_popcount((unsigned)_mm256_movemask_ps(not_finite));
+        over += __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_and_ps(not_finite, finite_in)));
+        _mm256_storeu_ps(values + i, r);
+    }
+    long tail_over = 0, tail_bad = 0;
+    if (i < count) {
+        float rest[8];
+        long n = count - i;
+        for (long k = 0; k < 8; k++) rest[k] = k < n ? values[i + k] : 0.0f;
+        round_float16_f16c(rest, 8, &tail_over, &tail_bad);
+        for (long k = 0; k < n; k++) values[i + k] = rest[k];
+    }
+    *overflowed = over + tail_over;
+    *non_finite = bad + tail_bad;
+}
+#endif
+
+NORMLAB_CLONES
+void normlab_round_float16_portable(float *values, long count, long *overflowed, long *non_finite) {
+    normlab_bits *bits = (normlab_bits *)values;
+    uint32_t over = 0, bad = 0;
+    for (long i = 0; i < count; i++) {
+        uint32_t b = bits[i];
+        uint32_t sign = b & 0x80000000u, magnitude = b & 0x7fffffffu;
+        uint32_t r = (magnitude + 0xfffu + ((magnitude >> 13) & 1u)) & 0xffffe000u;
+        r = r > 0x477fe000u ? 0x7f800000u : r;  // past 65504
+        float small;
+        memcpy(&small, &magnitude, 4);
+        float stepped = (small + 0.5f) - 0.5f;  // spacing 2^-24 near 0.5: float16's subnormal step
+        uint32_t subnormal;
+        memcpy(&subnormal, &stepped, 4);
+        r = magnitude < 0x38800000u ? subnormal : r;  // below 2^-14
+        r = magnitude >= 0x7f800000u ? magnitude : r;
+        r |= sign;
+        uint32_t infinite = (r & 0x7fffffffu) >= 0x7f800000u;
+        bad += infinite;
+        over += infinite & (magnitude < 0x7f800000u);
+        bits[i] = r;
+    }
+    *overflowed = (long)over;
+    *non_finite = (long)bad;
+}
+
+void normlab_round_float16(float *values, long count, long *overflowed, long *non_finite) {
+#ifdef NORMLAB_F16C
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) {
+        round_float16_f16c(values, count, overflowed, non_finite);
+        return;
+    }
+#endif
+    normlab_round_float16_portable(values, count, overflowed, non_finite);
+}

@@ -1,5 +1,5 @@
 import Foundation
-import NormKit
+@testable import NormKit
 import Testing
 
 /// float16/bfloat16 rounding and the method=/accumulate= kernels, bit for bit against
@@ -104,6 +104,37 @@ import Testing
                 #expect(Int(format.bits16(of: rounded)) == want, "\(format) of \(value): got \(rounded)")
                 #expect(format.value(bits16: UInt16(want)).bitPattern == rounded.bitPattern || rounded.isNaN)
             }
+        }
+    }
+
+    /// The vectorised rounding of stored results is `DType.round`, bit for bit, on every class of float32: random bit
+    /// patterns (normals, subnormals, NaN, ±∞), ties at each format's last bit, and the edges of float16's range.
+    @Test func vectorRoundingIsTheScalarRounding() {
+        var generator = SplitMix64(seed: 19)
+        var values = (0..<200_000).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: generator.next())) }
+        for e in -30...17 {
+            for k in 0..<64 {
+                let base = Float(sign: .plus, exponent: e, significand: 1 + Float(k) / 64)
+                values += [base, base.nextUp, base.nextDown, -base]
+                values += [Float(bitPattern: base.bitPattern | 0x1000), Float(bitPattern: base.bitPattern | 0x8000)]  // ties
+            }
+        }
+        values += [65504, 65519.99, 65520, 65536, 6.1035156e-05, 6.097555e-05, 5.9604645e-08, 2.9802322e-08,
+                   2.9802326e-08, .greatestFiniteMagnitude, .leastNonzeroMagnitude, .infinity, -.infinity, .nan, 0, -0]
+        for (format, portable) in [(DType.float16, false), (.float16, true), (.bfloat16, false)] {
+            var rounded = values
+            let counts = portable ? FormatRounding.roundHalfPortable(&rounded) : FormatRounding.round(&rounded, to: format, threads: 2)
+            var overflowed = 0, nonFinite = 0
+            for (value, got) in zip(values, rounded) {
+                let want = Float(format.round(Double(value)))
+                if want.isNaN {
+                    #expect(got.isNaN, "\(format) of \(value)")
+                } else {
+                    #expect(got.bitPattern == want.bitPattern, "\(format) of \(value) (\(String(value.bitPattern, radix: 16))): \(got), want \(want)")
+                }
+                if !want.isFinite { nonFinite += 1; if value.isFinite { overflowed += 1 } }
+            }
+            #expect(counts.overflowed == overflowed && counts.nonFinite == nonFinite)
         }
     }
 

@@ -21,6 +21,19 @@ import Testing
         #expect(i.session["count"]?.doubles == [1, -2, 3] && i.session["n"]?.doubles == [1, -2, 3])
     }
 
+    /// F16 and BF16 as the safetensors package (with ml_dtypes) wrote them, and float16 .npy as NumPy did: each value
+    /// the format's own, subnormals included.
+    @Test func readsFloat16AndBfloat16() {
+        let (i, sink) = makeInterpreter()
+        i.workingDirectory = Self.folder.path
+        let (out, err) = run(i, sink, "load halves.safetensors", "load hn half.npy")
+        #expect(err.isEmpty, "\(err)")
+        #expect(out.contains("h: (5) float16 loaded") && out.contains("b: (5) bfloat16 loaded") && out.contains("hn: (5) float16"), "\(out)")
+        #expect(i.session["h"]?.doubles == [1.5, -2, 65504, 0x1p-24, 0.0999755859375])
+        #expect(i.session["b"]?.doubles == [1.5, -2, 3.00405527047391e+38, 0.10009765625, 0x1p-130])
+        #expect(i.session["hn"] == i.session["h"])
+    }
+
     @Test func deflatedMembersReadAsStoredOnes() {
         let (i, sink) = makeInterpreter()
         i.workingDirectory = Self.folder.path
@@ -79,5 +92,18 @@ import Testing
         let readBack = "from safetensors.numpy import load_file; import sys; t = load_file(sys.argv[1])['w']; print(t.dtype, t.shape)"
         let (status2, output2) = runProcess("/usr/bin/env", ["python3", "-c", readBack, directory.appendingPathComponent("w.safetensors").path])
         #expect(status2 == 0 && output2.hasPrefix("float32 (4,)"), "\(output2)")
+        // float16 and bfloat16 written by NormLab, read by the safetensors package (BF16 needs ml_dtypes).
+        let (hasMLDtypes, _) = runProcess("/usr/bin/env", ["python3", "-c", "import ml_dtypes"])
+        guard hasMLDtypes == 0 else {
+            print("ArchiveTests: ml_dtypes is not installed (pip install ml_dtypes); skipped reading NormLab's BF16 with safetensors")
+            return
+        }
+        let (_, lowErr) = run(i, sink, "set dtype float16", "tensor h = randn 6 seed 3", "set dtype bfloat16", "tensor b = randn 6 seed 3",
+                              "save h h.safetensors", "save b b.safetensors", "save h h.npy")
+        #expect(lowErr.isEmpty, "\(lowErr)")
+        let readLow = "import ml_dtypes; from safetensors.numpy import load_file; import numpy as np, sys; h = load_file(sys.argv[1])['h']; b = load_file(sys.argv[2])['b']; n = np.load(sys.argv[3]); print(h.dtype, b.dtype, n.dtype, ' '.join(repr(float(v)) for v in list(h) + list(b) + list(n)))"
+        let (status3, output3) = runProcess("/usr/bin/env", ["python3", "-c", readLow] + ["h.safetensors", "b.safetensors", "h.npy"].map { directory.appendingPathComponent($0).path })
+        let values = (i.session["h"]!.doubles + i.session["b"]!.doubles + i.session["h"]!.doubles).map { "\($0)" }.joined(separator: " ")
+        #expect(status3 == 0 && output3.trimmingCharacters(in: .whitespacesAndNewlines) == "float16 bfloat16 float16 " + values, "\(output3)")
     }
 }

@@ -6,4 +6,15 @@
 /// to libm for errno; with per-position statistics (802,816 sets at (8, 64, 56, 56)) that was a large part of a pass.
 void normlab_reciprocal_square_roots(const double *variances, double eps, double *out, long count);
 
+
+/// Round each float to bfloat16 in place (nearest, ties to even); counts finite values that became ±inf and all
+/// values that are not finite afterwards.
+void normlab_round_bfloat16(float *values, long count, long *overflowed, long *non_finite);
+
+/// Round each float to float16 in place (nearest, ties to even, subnormals kept, past 65504 to ±inf); the same counts.
+void normlab_round_float16(float *values, long count, long *overflowed, long *non_finite);
+
+/// The same without F16C (bit operations), which `normlab_round_float16` uses on CPUs that lack it; for tests.
+void normlab_round_float16_portable(float *values, long count, long *overflowed, long *non_finite);
+
 #endif

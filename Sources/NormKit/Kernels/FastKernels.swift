@@ -85,7 +85,7 @@ enum FastKernels {
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
-        y: UnsafeMutableBufferPointer<S>, threads: Int
+        y: UnsafeMutableBufferPointer<S>, threads: Int, rounder: RunRounder? = nil
     ) -> Statistics {
         let blocks = plan.statsShape.count
         let m = Double(plan.setSize)
@@ -114,6 +114,8 @@ enum FastKernels {
                 var pendingMean: Double? = nil
                 for block in range {
                     let here = rows.locate(block), following = rows.locate(block + 1)
+                    // A float16/bfloat16 y is rounded set by set, while the set is in cache.
+                    defer { if let rounder { rows.forEachRun(block) { rounder.round(yp + $0, count: $1, set: block) } } }
                     var mean = 0.0
                     if centre {
                         if let pendingMean {
@@ -231,7 +233,7 @@ enum FastKernels {
     static func backward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double],
         rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
-        dbeta: inout [Double], threads: Int
+        dbeta: inout [Double], threads: Int, rounder: RunRounder? = nil
     ) {
         let blocks = plan.statsShape.count
         let m = Double(plan.setSize)
@@ -248,6 +250,7 @@ enum FastKernels {
         if channelAffine && spatial == 1 && !rows.batchNorm {
             singleRowsBackward(plan: plan, centre: centre, m: m, divisor: divisor, dy: dy, x: x, means: means, rstds: rstds,
                                gamma: parameters.gamma, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+            if let rounder, let base = dx.baseAddress { rounder.round(base, count: dx.count, set: 0) }
             return
         }
         // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
@@ -268,6 +271,7 @@ enum FastKernels {
                 var haveSums = false
                 for block in range {
                     let here = rows.locate(block), following = rows.locate(block + 1)
+                    defer { if let rounder { rows.forEachRun(block) { rounder.round(dxp + $0, count: $1, set: block) } } }
                     let mean = meanOf[block], rstd = rstdOf[block]
                     let xhat = AffineMap<S>(mean: mean, rstd: rstd)
                     // Σ γ·dy and Σ γ·dy·x̂ over the set.

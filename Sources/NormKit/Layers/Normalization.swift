@@ -67,14 +67,16 @@ public enum Normalization {
                                      threads: threads)
         } else if allowFastPath && !usesRunning
                     && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
-            result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
+            result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,
+                                     storage: storage)
         } else {
             result = try generalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
                                         running: usesRunning ? running : nil, usesRunning: usesRunning)
         }
         let badParameters = (gamma.map(countNonFinite) ?? 0) + (beta.map(countNonFinite) ?? 0)
         if badParameters > 0 { result.warnings.append(.nonFiniteParameters(count: badParameters)) }
-        return stored(result, storage: storage, parametersFinite: badParameters == 0)
+        store(&result, storage: storage, parametersFinite: badParameters == 0, threads: threads)
+        return result
     }
 
     /// 1 / √(v + eps) for each variance, vectorised (`normlab_reciprocal_square_roots`; the same bits as Swift's).
@@ -145,7 +147,8 @@ public enum Normalization {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func fastForward<Scalar: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int
+        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int,
+        storage: DType? = nil
     ) throws(NormError) -> ForwardResult<Scalar> {
         if PositionKernels.applies(spec) {
             return positionForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
@@ -156,6 +159,7 @@ public enum Normalization {
         let betaValues = beta?.scalars.map(\.asDouble)
         var stats: FastKernels.Statistics? = nil
         var normalized: [Scalar]? = nil
+        let rounder = stridedPath ? nil : RunRounder(storage, sets: plan.statsShape.count, scalar: Scalar.self)
         // The kernels write every element: no need to zero the buffers first.
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
@@ -167,7 +171,7 @@ public enum Normalization {
                     }
                 } else {
                     stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                                y: y, threads: threads)
+                                                y: y, threads: threads, rounder: rounder)
                 }
             }
             yCount = input.count
@@ -181,7 +185,7 @@ public enum Normalization {
         let statsFinite = (mean?.finite ?? true) && variance.finite
         let warnings = Self.warnings(spec: spec, setSize: m, usesRunning: false, variances: stats.variances,
                                      nonFinite: { statsFinite ? 0 : countNonFinite(input) })
-        return ForwardResult(
+        var result = ForwardResult(
             spec: spec, plan: plan, mode: .train, input: input,
             output: Tensor(uncheckedShape: input.shape, scalars: output),
             mean: mean?.tensor, variance: variance.tensor, rstd: narrowed(stats.rstds).tensor,
@@ -189,6 +193,8 @@ public enum Normalization {
                 ? narrowed(stats.sumSquares.map { $0 / Double(m - 1) }).tensor : nil,
             warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
             storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
+        result.roundedByKernel = rounder?.finish()
+        return result
     }
 
     /// Statistics per position (`PositionKernels`): the kernel writes the statistics tensors' values itself.

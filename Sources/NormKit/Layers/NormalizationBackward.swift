@@ -31,7 +31,8 @@ extension Normalization {
         }
         try checkAffine(gamma, name: "gamma", plan: plan, spec: spec)
         let gammaValues = gamma?.scalars.map(\.asDouble)
-        let dx: [Scalar]
+        var dx: [Scalar]
+        var roundedByKernel: FormatRounding.Counts? = nil
         let dgamma: [Double], dbeta: [Double]
         if !spec.computesExactly {
             (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy)
@@ -39,13 +40,15 @@ extension Normalization {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
-            (dx, dgamma, dbeta) = fastBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
+            (dx, dgamma, dbeta, roundedByKernel) = fastBackward(forward: forward, gammaValues: gammaValues, dy: dy,
+                                                                threads: threads)
         } else {
             (dx, dgamma, dbeta) = generalBackward(forward: forward, gammaValues: gammaValues, dy: dy)
         }
         let storage = forward.storage
         let format = spec.computesExactly ? DType.float64 : spec.accumulate.format(storage: storage)
-        let dxTensor = Tensor(uncheckedShape: dy.shape, scalars: dx).rounded(toFormat: storage)
+        let counts = storage.isReduced ? roundedByKernel ?? FormatRounding.round(&dx, to: storage, threads: threads) : nil
+        let dxTensor = Tensor(uncheckedShape: dy.shape, scalars: dx)
         var gradients: Gradients<Scalar>
         if let affineShape = plan.affineShape {
             let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
@@ -59,7 +62,8 @@ extension Normalization {
             gradients = Gradients(dx: dxTensor, dgamma: nil, dbeta: nil)
         }
         if storage.isReduced || !spec.computesExactly {
-            gradients.warnings = lowPrecisionFindings(gradients, dy: dy, dxBeforeStoring: dx, storage: storage)
+            let found = counts ?? FormatRounding.Counts(overflowed: 0, nonFinite: countNonFinite(dxTensor))
+            if found.nonFinite > 0 { gradients.warnings = lowPrecisionFindings(found, dy: dy, storage: storage) }
         }
         return gradients
     }
@@ -69,9 +73,12 @@ extension Normalization {
     @_specialize(where Scalar == Double)
     static func fastBackward<Scalar: NormScalar>(
         forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
-    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
         let plan = forward.plan, spec = forward.spec
         let positionPath = PositionKernels.applies(spec), stridedPath = StridedKernels.applies(spec)
+        // The row kernels round a float16/bfloat16 dx set by set, in cache; the others leave it to a pass after.
+        let rounder = positionPath || stridedPath ? nil
+            : RunRounder(forward.storage, sets: plan.statsShape.count, scalar: Scalar.self)
         let paramCount = plan.affineShape?.count ?? 0
         var dgamma = [Double](repeating: 0, count: paramCount)
         var dbeta = [Double](repeating: 0, count: paramCount)
@@ -91,13 +98,13 @@ extension Normalization {
                     forward.input.scalars.withUnsafeBufferPointer { x in
                         FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
                                              rstds: forward.exactRstds, gamma: gammaValues, dx: out, dgamma: &dgamma,
-                                             dbeta: &dbeta, threads: threads)
+                                             dbeta: &dbeta, threads: threads, rounder: rounder)
                     }
                 }
             }
             count = dy.count
         }
-        return (dx, dgamma, dbeta)
+        return (dx, dgamma, dbeta, rounder?.finish())
     }
 
     /// BatchNorm in eval mode (`StridedKernels.evalBackward`): the statistics are constants.
@@ -192,14 +199,12 @@ extension Normalization {
 
 extension Normalization {
     /// dx past the storage format's range, and NaN or ±∞ in dx from a finite dy.
-    static func lowPrecisionFindings<Scalar: NormScalar>(
-        _ gradients: Gradients<Scalar>, dy: Tensor<Scalar>, dxBeforeStoring: [Scalar], storage: DType
-    ) -> [NormWarning] {
+    static func lowPrecisionFindings<Scalar: NormScalar>(_ counts: FormatRounding.Counts, dy: Tensor<Scalar>,
+                                                         storage: DType) -> [NormWarning] {
         guard countNonFinite(dy) == 0 else { return [] }
         var findings: [NormWarning] = []
-        let before = dxBeforeStoring.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-        let after = countNonFinite(gradients.dx)
-        if after > before { findings.append(.storageOverflow(name: "dx", count: after - before, format: storage)) }
+        if counts.overflowed > 0 { findings.append(.storageOverflow(name: "dx", count: counts.overflowed, format: storage)) }
+        let before = counts.nonFinite - counts.overflowed
         if before > 0 { findings.append(.nonFiniteResult(name: "dx", count: before, total: dy.count)) }
         return findings
     }

@@ -35,7 +35,9 @@ extension Normalization {
             Tensor(uncheckedShape: input.shape, scalars: values.map { Scalar(fromDouble: $0) })
         }
         return ForwardResult(
-            spec: spec, plan: plan, mode: usesRunning ? .eval : .train, input: input, output: full(pass.output),
+            // Straight from the accumulation format to the storage format: one rounding, never two through Float.
+            spec: spec, plan: plan, mode: usesRunning ? .eval : .train, input: input,
+            output: full(storage.isReduced ? pass.output.map(storage.round) : pass.output),
             mean: spec.centres ? stats(pass.means) : nil, variance: stats(pass.variances), rstd: stats(pass.rstds),
             unbiasedVariance: spec.kind.hasRunningStatistics && !usesRunning ? pass.unbiased.map(stats) : nil,
             warnings: warnings, exactMeans: pass.means, exactRstds: pass.rstds,
@@ -69,26 +71,21 @@ extension Normalization {
     }
 
     /// Round y to the storage format and say what that and the pass made non-finite.
-    static func stored<Scalar: NormScalar>(_ result: ForwardResult<Scalar>, storage: DType,
-                                           parametersFinite: Bool) -> ForwardResult<Scalar> {
-        var result = result
+    static func store<Scalar: NormScalar>(_ result: inout ForwardResult<Scalar>, storage: DType, parametersFinite: Bool,
+                                          threads: Int) {
         result.storage = storage
-        var overflowed = 0
+        var overflowed = 0, nonFinite: Int? = nil
         if storage.isReduced {
-            let values = result.output.scalars.map { value -> Scalar in
-                let rounded = Scalar(fromDouble: storage.round(value.asDouble))
-                if rounded.isInfinite && value.isFinite { overflowed += 1 }
-                return rounded
-            }
-            result.output = Tensor(uncheckedShape: result.output.shape, scalars: values)
+            let counts = result.roundedByKernel ?? result.output.roundInPlace(to: storage, threads: threads)
+            overflowed = counts.overflowed
+            nonFinite = counts.nonFinite
             if overflowed > 0 { result.warnings.append(.storageOverflow(name: "y", count: overflowed, format: storage)) }
         }
         let inputFinite = !result.warnings.contains { if case .nonFiniteInput = $0 { true } else { false } }
         if inputFinite && parametersFinite && (storage.isReduced || !result.spec.computesExactly) {
-            let bad = countNonFinite(result.output)
+            let bad = nonFinite ?? countNonFinite(result.output)
             if bad > overflowed { result.warnings.append(.nonFiniteResult(name: "y", count: bad, total: result.output.count)) }
         }
-        return result
     }
 
     /// dx, dγ and dβ (summed over the batch) as the emulated backward computes them.
@@ -102,6 +99,7 @@ extension Normalization {
                                             dy: dy.scalars.map(\.asDouble), means: forward.exactMeans,
                                             rstds: forward.exactRstds, gamma: gammaValues, constantStatistics: constant,
                                             format: format)
-        return (pass.dx.map { Scalar(fromDouble: $0) }, pass.dgamma, pass.dbeta)
+        let storage = forward.storage
+        return (pass.dx.map { Scalar(fromDouble: storage.isReduced ? storage.round($0) : $0) }, pass.dgamma, pass.dbeta)
     }
 }

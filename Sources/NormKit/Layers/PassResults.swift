@@ -150,6 +150,8 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     let storedNormalized: Tensor<Scalar>?
     /// The format the results were rounded to for storing: the element type, or float16/bfloat16 held in Float.
     public internal(set) var storage: DType = Scalar.dtype
+    /// Set when the kernel already rounded y to `storage` set by set (what it counted on the way).
+    var roundedByKernel: FormatRounding.Counts? = nil
 
     /// x − μ, computed on demand (RMSNorm: x itself).
     public var centered: Tensor<Scalar> {
