@@ -38,17 +38,19 @@ public struct Fuzzer {
 
     mutating func option() -> String {
         let key = pick(["eps", "reduce", "affine", "paramgrad", "variance", "momentum", "preset", "n", "g", "p", "c",
-                        "runs", "sample", "atol", "rtol", "seed", "bogus", "shape", "over", "groups", "centre"])
+                        "runs", "sample", "atol", "rtol", "seed", "bogus", "shape", "over", "groups", "centre",
+                        "method", "accumulate"])
         let value = pick(["group", "channels", "channel", "element", "none", "sum", "mean", "biased", "unbiased",
                           "torch", "pydllib", "1e-5", "0", "-1", "2", "nan", "1.5", "", "3,4", "4", "2,0", "c,s", "s",
-                          "n,s", "n", "c", "n,c", "yes", "no", "c,s,c"])
+                          "n,s", "n", "c", "n,c", "yes", "no", "c,s,c", "twopass", "onepass", "welford", "float32",
+                          "float64", "storage"])
         return chance(90) ? "\(key)=\(chance(50) ? value : number())" : "\(key) \(value)"
     }
 
     /// One command line, valid or nearly so.
     mutating func command() -> String {
         switch int(0...32) {
-        case 0, 1: return "tensor \(name()) = \(pick(["randn", "rand", "zeros", "ones", "arange"])) \(dims())\(chance(30) ? " seed \(number())" : "")"
+        case 0, 1: return "tensor \(name()) = \(pick(["randn", "rand", "zeros", "ones", "arange"])) \(dims())\(chance(30) ? " seed \(number())" : "")\(chance(20) ? " \(pick(["scale", "shift"])) \(number())" : "")"
         case 2: return "tensor \(name()) = full \(number()) \(dims())"
         case 3: return "tensor \(name()) = \(literal(depth: chance(95) ? 3 : 12))"
         case 4: return "tensor \(name()) = \(name())"
@@ -61,12 +63,12 @@ public struct Fuzzer {
         case 13: return "hist \(name())\(chance(40) ? " " + name() : "")\(chance(30) ? " \(pick(["group", "row"])) \(number())" : "")"
         case 14: return "compare \(name()) \(name())\(chance(30) ? " " + option() : "")"
         case 15: return "gradcheck \(pick(["", "dx", "dgamma", "dbeta", "all", "dx against \(name())"])) sample=\(int(1...4))\(chance(20) ? " " + option() : "")"
-        case 16: return "set \(pick(["dtype", "precision", "color", "threshold", "unicode", "threads", "maxelems", "nope"])) \(pick(["float32", "float64", "on", "off", number()]))"
+        case 16: return "set \(pick(["dtype", "precision", "color", "threshold", "unicode", "threads", "maxelems", "nope"])) \(pick(["float32", "float64", "float16", "bfloat16", "on", "off", number()]))"
         case 17: return "reshape \(name()) \(dims())"
         case 18: return "del \(name())"
         case 19: return "param \(pick(["gamma", "beta", "delta"])) = \(chance(50) ? name() : "full \(number()) \(dims())")"
         case 20: return pick(["train", "eval", "zero_grad", "tensors", "history", "set", "layer", "help", "help \(name())",
-                              "help conventions", "help tour", "quit now", "time forward runs=1", "time step runs=\(number())"])
+                              "help conventions", "help tour", "help numerics", "quit now", "time forward runs=1", "time step runs=\(number())"])
         case 21: return "load \(name()) \(pick(["/nonexistent.npy", "/", "/dev/null", "/dev/zero", "Tests", "\"a b\"", "\"unclosed"]))"
         case 22: return "run \(pick(["/nonexistent.nl", "/", "/dev/null", "/dev/zero"]))"
         case 23: return randomText(length: int(0...80))
@@ -142,6 +144,7 @@ public struct Fuzzer {
         let seeds: [AnyTensor] = [
             .float64(.randn((try? Shape([2, 3]))!, seed: 1)), .float32(.randn((try? Shape([4]))!, seed: 2)),
             .float64(.arange((try? Shape([1, 2, 1, 2, 1]))!)),
+            AnyTensor.float64(.randn((try? Shape([3, 2]))!, seed: 3)).converted(to: .float16),
         ]
         for _ in 0..<count {
             var bytes = [UInt8](NPY.encode(pick(seeds)))

@@ -53,7 +53,7 @@ import Testing
         }
         #expect(Completion.complete("layer no", tensorNames: []).candidates == ["norm"])
         #expect(Completion.complete("layer norm ", tensorNames: []).candidates == CustomLayerRequest.keys.map { $0 + "=" })
-        #expect(Completion.complete("layer norm over=s a", tensorNames: []).candidates == ["affine="])
+        #expect(Completion.complete("layer norm over=s a", tensorNames: []).candidates == ["affine=", "accumulate="])
         #expect(Completion.complete("layer norm over=n", tensorNames: []).candidates == ["n,s", "n"])
         #expect(Completion.complete("layer layernorm s", tensorNames: []).candidates == ["shape="])
         let (i, sink) = makeInterpreter()

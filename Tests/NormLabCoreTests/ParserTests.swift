@@ -113,7 +113,7 @@ import Testing
                layer layernorm|instancenorm|batchnorm [key=value…]
                layer rmsnorm [G] [key=value…]
                layer layernorm|rmsnorm shape=D[,D…] [key=value…]
-               layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E]
+               layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E] [method=M] [accumulate=A]
                layer
 
         """)

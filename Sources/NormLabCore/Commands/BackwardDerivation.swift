@@ -43,6 +43,12 @@ struct BackwardDerivation {
         let stepwise = r.mode == .eval ? evalChain(dxhat, engine, into: &d) : trainChain(dxhat, engine, into: &d)
         let stepDiff = zip(stepwise, engine).map { abs($0 - $1) }.max() ?? 0
         d.text("the chain rule above agrees with the engine's dx \(agreement(stepDiff))")
+        if r.dtype != .float64 || !r.spec.computesExactly {
+            let format = r.spec.accumulate.format(storage: r.dtype)
+            let how = r.spec.computesExactly ? "is \(r.dtype), each value rounded once"
+                : "was computed with every sum and step in \(format)" + (format == r.dtype ? "" : ", stored in \(r.dtype)")
+            d.text("(the steps here are float64; the engine's dx \(how): the difference is that rounding)")
+        }
         parameterGradients(into: &d)
         return d
     }

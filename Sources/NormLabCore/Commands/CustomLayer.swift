@@ -1,6 +1,6 @@
 import NormKit
 
-/// `layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E] [momentum=M]`: a normalisation built
+/// `layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E] [momentum=M] [method=M] [accumulate=A]`: a normalisation built
 /// from which axes share statistics, for a learner to see that the named layers differ only in that. Axes are
 /// named, so one spelling fits any rank: `n` the batch, `c` the channels (with groups=G, the channels of one
 /// group), `s` every spatial position. Each buildable combination is a named layer under some conventions, and
@@ -12,7 +12,7 @@ struct CustomLayerRequest: Equatable, Sendable {
     }
     let options: [Option]
 
-    static let keys = ["over", "groups", "affine", "centre", "eps", "momentum"]
+    static let keys = ["over", "groups", "affine", "centre", "eps", "momentum", "method", "accumulate"]
 
     /// The sets each `over=` builds, and the layer that is.
     static let table: [(over: Set<String>, words: String)] = [
@@ -99,6 +99,18 @@ struct CustomLayerRequest: Equatable, Sendable {
                 throw context.error("momentum must be a number from 0 to 1, got \(Escaping.quoted(m.value))", at: m.range)
             }
             spec.momentum = momentum
+        }
+        if let v = values["method"] {
+            guard let method = VarianceMethod(rawValue: v.value) else {
+                throw context.error("method must be twopass, onepass or welford, got \(Escaping.quoted(v.value))", at: v.range)
+            }
+            spec.method = method
+        }
+        if let v = values["accumulate"] {
+            guard let accumulate = Accumulation(rawValue: v.value) else {
+                throw context.error("accumulate must be float64, float32 or storage, got \(Escaping.quoted(v.value))", at: v.range)
+            }
+            spec.accumulate = accumulate
         }
         try spec.validate()
         return (spec, "over=\(overText.value): one \(spec.centres ? "mean and variance" : "mean square") \(row.words). This is \(Self.named(spec)).")

@@ -34,7 +34,7 @@ struct ChooseLayer: Command, Equatable {
         name: "layer",
         usage: ["layer groupnorm G [key=value…]", "layer layernorm|instancenorm|batchnorm [key=value…]",
                 "layer rmsnorm [G] [key=value…]", "layer layernorm|rmsnorm shape=D[,D…] [key=value…]",
-                "layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E]", "layer"],
+                "layer norm over=AXES [groups=G] [affine=AXES] [centre=yes|no] [eps=E] [method=M] [accumulate=A]", "layer"],
         summary: "choose the normalisation layer, or show the current one",
         details: """
         shape=D[,D…] (layernorm, rmsnorm): PyTorch's normalized_shape — normalise over the last dims, whatever
