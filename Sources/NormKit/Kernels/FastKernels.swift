@@ -250,7 +250,17 @@ enum FastKernels {
         if channelAffine && spatial == 1 && !rows.batchNorm {
             singleRowsBackward(plan: plan, centre: centre, m: m, divisor: divisor, dy: dy, x: x, means: means, rstds: rstds,
                                gamma: parameters.gamma, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
-            if let rounder, let base = dx.baseAddress { rounder.round(base, count: dx.count, set: 0) }
+            if let rounder, let base = dx.baseAddress {
+                // A pass over dx after the rows, split as the rows were (each chunk counted in its own slot).
+                nonisolated(unsafe) let start = base
+                let count = dx.count, chunks = min(blocks, 4 * max(1, threads))
+                parallel(chunks, threads: threads) { range in
+                    for chunk in range {
+                        let lower = count * chunk / chunks, upper = count * (chunk + 1) / chunks
+                        rounder.round(start + lower, count: upper - lower, set: chunk)
+                    }
+                }
+            }
             return
         }
         // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
