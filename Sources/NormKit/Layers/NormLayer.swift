@@ -111,8 +111,11 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         if spec.kind.hasRunningStatistics, mode == .train, let running, let unbiased = result.unbiasedVariance,
            let batchMean = result.mean {
             let keep = 1 - spec.momentum
-            runningMean = Self.blend(running.mean, keep: keep, batch: batchMean, momentum: spec.momentum)
+            // Kept in the format the layer sums in: float16 itself under accumulate=storage.
+            let kept = spec.accumulate == .storage ? storage : Scalar.dtype
+            runningMean = Self.blend(running.mean, keep: keep, batch: batchMean, momentum: spec.momentum).rounded(toFormat: kept)
             runningVariance = Self.blend(running.variance, keep: keep, batch: unbiased, momentum: spec.momentum)
+                .rounded(toFormat: kept)
         } else if spec.kind.hasRunningStatistics, runningMean == nil, let running {
             runningMean = running.mean
             runningVariance = running.variance

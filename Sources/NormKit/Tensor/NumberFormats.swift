@@ -130,13 +130,9 @@ extension Tensor where Scalar == Float {
     /// Every element rounded to `format` (float16 or bfloat16), with how many finite values became ±∞.
     public func rounded(to format: DType) -> (tensor: Tensor<Float>, overflowed: Int) {
         guard format.isReduced else { return (self, 0) }
-        var overflowed = 0
-        let values = scalars.map { value -> Float in
-            let r = Float(format.round(Double(value)))
-            if r.isInfinite && value.isFinite { overflowed += 1 }
-            return r
-        }
-        return (Tensor(uncheckedShape: shape, scalars: values), overflowed)
+        var copy = self
+        let counts = copy.roundInPlace(to: format, threads: 1)
+        return (copy, counts.overflowed)
     }
 }
 

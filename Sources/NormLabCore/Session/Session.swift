@@ -27,10 +27,13 @@ public enum AnyTensor: Equatable, Sendable {
         }
     }
 
-    /// A tensor computed in Float and stored as `storage` (rounded to it when it is float16 or bfloat16).
+    /// A tensor the engine already holds as `storage`: a float16/bfloat16 layer's parameters and results, whose
+    /// every way in rounds (so no second pass over y here; debug builds check the values are the format's).
     public init<S: NormScalar>(_ tensor: Tensor<S>, storage: DType) {
         if storage.isReduced {
-            self = .reduced(tensor.converted(to: Float.self).rounded(to: storage).tensor, storage)
+            let values = tensor.converted(to: Float.self)
+            assert(values.scalars.allSatisfy { storage.represents(Double($0)) }, "a \(storage) tensor holds a value outside \(storage)")
+            self = .reduced(values, storage)
         } else {
             self = AnyTensor(tensor).converted(to: storage)
         }
