@@ -17,6 +17,8 @@ public enum DType: String, Sendable, CaseIterable, CustomStringConvertible {
         case .float16, .bfloat16: 2
         }
     }
+    /// Bytes per element in memory: float16 and bfloat16 are held in Float.
+    public var memoryBytes: Int { isReduced ? 4 : byteSize }
     /// True for the formats stored in Float values (float16, bfloat16).
     public var isReduced: Bool { self == .float16 || self == .bfloat16 }
 }

@@ -40,7 +40,10 @@ struct Forward: Command, Equatable {
         }
         let threads = context.settings.threads
         // y, x̂, x − μ and the pass's own copies: about five tensors of the input's size.
-        try context.reserve(elements: x.count, bytesEach: x.dtype.byteSize, copies: 5, for: "forward on \(inputName) \(x.shape)")
+        // The emulating kernel (method=, accumulate=) works on float64 copies: about eight of them.
+        let emulated = !layer.spec.computesExactly
+        try context.reserve(elements: x.count, bytesEach: emulated ? 8 : x.dtype.memoryBytes, copies: emulated ? 8 : 5,
+                            for: "forward on \(inputName) \(x.shape)")
         let made: [(String, Session.Entry)]
         let summary: Summary
         switch layer {
@@ -167,7 +170,9 @@ struct Backward: Command, Equatable {
             dy = try context.lookup(name).converted(to: layer.dtype)
             described = "dy = \(name.value)"
         }
-        try context.reserve(elements: y.count, bytesEach: layer.dtype.byteSize, copies: 4, for: "backward on \(y.shape)")
+        let emulated = !layer.spec.computesExactly
+        try context.reserve(elements: y.count, bytesEach: emulated ? 8 : layer.dtype.memoryBytes, copies: emulated ? 8 : 4,
+                            for: "backward on \(y.shape)")
         var made: [(String, AnyTensor)] = [("dy", dy)]
         var warnings: [NormWarning] = []
         let threads = context.settings.threads

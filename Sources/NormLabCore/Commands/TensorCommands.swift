@@ -67,7 +67,7 @@ public enum TensorSource: Equatable, Sendable {
         let limit = context.settings.maxElements
         func build(_ make: (Shape) -> AnyTensor, _ dims: [Int]) throws -> AnyTensor {
             let shape = try Shape(dims, maxElements: limit)
-            try context.reserve(elements: shape.count, bytesEach: dtype.byteSize, copies: 1, for: "a tensor of shape \(shape)")
+            try context.reserve(elements: shape.count, bytesEach: dtype.memoryBytes, copies: dtype.isReduced ? 3 : 1, for: "a tensor of shape \(shape)")
             return make(shape)
         }
         // float16 and bfloat16 round from float64 values: one rounding, as NumPy's astype does from float64.

@@ -83,7 +83,7 @@ struct Time: Command, Equatable {
         samples.sort()
         let median = samples[samples.count / 2]
         let elements = Double(shape.count)
-        let size = Double(layer.dtype.byteSize)
+        let size = Double(layer.dtype.memoryBytes)  // float16 and bfloat16 move as Float
         // What must move at least: forward reads x and writes y; backward reads dy and x (x̂ is recomputed) and writes dx.
         let passes: Double = what == .forward ? 2 : (what == .backward ? 3 : 5)
         let bandwidth = passes * elements * size / median / 1e9
