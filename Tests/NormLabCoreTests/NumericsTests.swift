@@ -20,6 +20,17 @@ import Testing
         #expect(big.contains("2 values went past float16's largest finite value 65504 and became ±∞"), "\(big)")
     }
 
+    /// compare says what a float16 or bfloat16 side's last bits allow, beside NumPy's allclose.
+    @Test func compareKnowsTheNarrowFormat() {
+        let (i, sink) = makeInterpreter()
+        let (out, _) = run(i, sink, "tensor x64 = randn 2 8 seed 1", "set dtype float16", "tensor x = randn 2 8 seed 1",
+                           "compare x x64", "tensor far = randn 2 8 seed 2", "compare far x64")
+        #expect(out.contains("within float16's rounding (|a − b| ≤ 2u·max(|a|, |b|), u = 2^−11): yes"), "\(out)")
+        #expect(out.contains("within float16's rounding (|a − b| ≤ 2u·max(|a|, |b|), u = 2^−11): no — 16 of 16 elements differ by more"), "\(out)")
+        let (plain, _) = run(i, sink, "set dtype float32", "tensor a = ones 2", "tensor b = ones 2", "compare a b")
+        #expect(!plain.contains("rounding ("), "\(plain)")
+    }
+
     @Test func layerShowsAndValidatesTheArithmetic() {
         let (i, sink) = makeInterpreter()
         let (out, _) = run(i, sink, "layer groupnorm 2 method=welford accumulate=storage")

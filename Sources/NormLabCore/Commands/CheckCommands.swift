@@ -223,6 +223,14 @@ struct Compare: Command, Equatable {
         report.line("compare \(a.value) \(b.value): \(shape), \(x.count) elements, \(left.dtype) and \(right.dtype)")
         report.line("  bitwise equal: " + (bitwise ? "yes" : "no"))
         report.line("  allclose (|a − b| ≤ \(formatOption(atol)) + \(formatOption(rtol))·|b|): " + (far == 0 ? "yes" : "no — \(far) of \(x.count) elements differ by more"))
+        // rtol 1e-5 says nothing about float16 (u = 2⁻¹¹ ≈ 4.9e-4): also say what the narrower format's last bits allow.
+        if let narrow = [left.dtype, right.dtype].filter(\.isReduced).min(by: { $0.precisionBits < $1.precisionBits }) {
+            let u = narrow.unitRoundoff
+            let beyond = (0..<x.count).filter { i in
+                !((x[i].isNaN && y[i].isNaN) || x[i] == y[i]) && !(abs(x[i] - y[i]) <= 2 * u * max(abs(x[i]), abs(y[i])))
+            }.count
+            report.line("  within \(narrow)'s rounding (|a − b| ≤ 2u·max(|a|, |b|), u = 2^−\(narrow.precisionBits)): " + (beyond == 0 ? "yes" : "no — \(beyond) of \(x.count) elements differ by more"))
+        }
         if worstAbs > 0 {
             report.line("  max abs diff \(formatNumber(worstAbs, precision: 2)) at \(Shape.format(shape.multiIndex(ofOffset: worstAbsAt))): \(a.value) = \(formatNumber(x[worstAbsAt], precision: p)), \(b.value) = \(formatNumber(y[worstAbsAt], precision: p))")
             report.line("  max rel diff \(formatNumber(worstRel, precision: 2)) at \(Shape.format(shape.multiIndex(ofOffset: worstRelAt))) (relative to \(b.value))")
