@@ -164,6 +164,35 @@ import Testing
         #expect(found.contains { $0.contains("values of y are NaN or ±∞ although the input is finite") })
     }
 
+    /// Every kernel family stores the float32 pass's own results, rounded once: rounding set by set inside the row
+    /// kernels and after the strided ones gives exactly `DType.round` of the float32 y and dx, on 1 and 2 threads.
+    @Test func everyKernelStoresTheFloat32ResultRounded() throws {
+        let specs: [(LayerSpec, [Int])] = [
+            (try LayerSpec(kind: .groupnorm, groups: 4), [3, 8, 5, 7]),
+            (try LayerSpec(kind: .groupnorm, groups: 4, preset: .pydllib), [3, 8, 5, 7]),
+            (try LayerSpec(kind: .batchnorm), [3, 8, 5, 7]),
+            (try LayerSpec(kind: .instancenorm), [3, 8, 5, 7]),
+            (try LayerSpec(kind: .rmsnorm), [3, 8, 5, 7]),
+            (try LayerSpec(kind: .layernorm, normalizedShape: [48]), [40, 48]),
+        ]
+        for (spec, dims) in specs {
+            for format in [DType.float16, .bfloat16] {
+                for threads in [1, 2] {
+                    let shape = try Shape(dims)
+                    let x = Tensor<Float>.randn(shape, seed: 5).rounded(toFormat: format)
+                    let dy = Tensor<Float>.randn(shape, seed: 6).rounded(toFormat: format)
+                    let wide = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: threads)
+                    let narrow = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: threads,
+                                                           storage: format)
+                    #expect(narrow.output.scalars == wide.output.rounded(toFormat: format).scalars, "\(spec.kind) \(format) y")
+                    let wideDx = try Normalization.backward(forward: wide, gamma: nil, outputGradient: dy, threads: threads).dx
+                    let narrowDx = try Normalization.backward(forward: narrow, gamma: nil, outputGradient: dy, threads: threads).dx
+                    #expect(narrowDx.scalars == wideDx.rounded(toFormat: format).scalars, "\(spec.kind) \(format) dx")
+                }
+            }
+        }
+    }
+
     /// Stored as float16 on the exact path, y is the exact y rounded once: within float16's unit roundoff.
     @Test func exactPathRoundsOnce() throws {
         let x = Tensor<Double>.randn(try Shape([4, 8, 5, 5]), seed: 3).rounded(toFormat: .float16)
