@@ -1,5 +1,5 @@
 /// The general path's statistics and its walk over the elements with their sets: shared by the reference pass, the
-/// emulating kernel's cancellation check and the diagnosis.
+/// emulating kernel (whose sums follow this walk's row-major order) and its cancellation check.
 extension Normalization {
     /// Per statistics set: the mean (zero when not centring) and Σ(x − μ)². Two passes, Float64 accumulators.
     static func statistics<Scalar: NormScalar>(
