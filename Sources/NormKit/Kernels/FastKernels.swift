@@ -168,9 +168,9 @@ enum FastKernels {
                         let xr = xp + base, yr = yp + base
                         let g = UnsafePointer(parameters.gamma + c0), b = UnsafePointer(parameters.beta + c0)
                         let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
-                        PositionKernels.lanes(rows.count) { i in
-                            let h = (PositionKernels.wide4(xr + i) - mv) * rv
-                            PositionKernels.narrow4(h * PositionKernels.get4(g + i) + PositionKernels.get4(b + i), yr + i)
+                        WideLanes.lanes(rows.count) { i in
+                            let h = (WideLanes.wide4(xr + i) - mv) * rv
+                            WideLanes.narrow4(h * WideLanes.get4(g + i) + WideLanes.get4(b + i), yr + i)
                         } one: { i in
                             yr[i] = S(fromDouble: (xr[i].asDouble - mean) * rstd * g[i] + b[i])
                         }

@@ -122,9 +122,9 @@ extension FastKernels {
                             var check = SIMD4<Double>()
                             var i = lower
                             while i + 4 <= upper {
-                                let v = PositionKernels.get4(from + i)
+                                let v = WideLanes.get4(from + i)
                                 check += v - v
-                                PositionKernels.narrow4(v, to + i)
+                                WideLanes.narrow4(v, to + i)
                                 i += 4
                             }
                             var tail = 0.0

@@ -48,10 +48,10 @@ extension FastKernels {
                             for n in 0..<batch {
                                 xhat(n, lower..<upper, h)
                                 let row = gp + n * perSample + lower
-                                PositionKernels.lanes(upper - lower) { e in
-                                    let dyv = PositionKernels.wide4(row + e)
-                                    PositionKernels.put4(PositionKernels.get4(g0 + e) + dyv * PositionKernels.get4(h + e), g0 + e)
-                                    PositionKernels.put4(PositionKernels.get4(b0 + e) + dyv, b0 + e)
+                                WideLanes.lanes(upper - lower) { e in
+                                    let dyv = WideLanes.wide4(row + e)
+                                    WideLanes.put4(WideLanes.get4(g0 + e) + dyv * WideLanes.get4(h + e), g0 + e)
+                                    WideLanes.put4(WideLanes.get4(b0 + e) + dyv, b0 + e)
                                 } one: { e in
                                     let dyv = row[e].asDouble
                                     g0[e] += dyv * h[e]

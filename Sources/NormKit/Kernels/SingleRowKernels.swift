@@ -49,10 +49,10 @@ extension FastKernels {
                     }
                     let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
                     var sumDv = SIMD4<Double>(), sumDXv = SIMD4<Double>(), sumD = 0.0, sumDX = 0.0
-                    PositionKernels.lanes(width) { i in
-                        let dh = PositionKernels.wide4(dyRun + i) * PositionKernels.get4(gc + i)
+                    WideLanes.lanes(width) { i in
+                        let dh = WideLanes.wide4(dyRun + i) * WideLanes.get4(gc + i)
                         sumDv += dh
-                        sumDXv += dh * ((PositionKernels.wide4(xRun + i) - mv) * rv)
+                        sumDXv += dh * ((WideLanes.wide4(xRun + i) - mv) * rv)
                     } one: { i in
                         let dh = dyRun[i].asDouble * gc[i]
                         sumD += dh
@@ -62,12 +62,12 @@ extension FastKernels {
                     sumDX += sumDXv.sum()
                     let meanTerm = centre ? sumD / m : 0, projection = sumDX / divisor
                     let tv = SIMD4<Double>(repeating: meanTerm), pv = SIMD4<Double>(repeating: projection)
-                    PositionKernels.lanes(width) { i in
-                        let h = (PositionKernels.wide4(xRun + i) - mv) * rv
-                        let d = PositionKernels.wide4(dyRun + i)
-                        PositionKernels.narrow4(rv * (d * PositionKernels.get4(gc + i) - tv - h * pv), dxRun + i)
-                        PositionKernels.put4(PositionKernels.get4(pg + i) + d * h, pg + i)
-                        PositionKernels.put4(PositionKernels.get4(pb + i) + d, pb + i)
+                    WideLanes.lanes(width) { i in
+                        let h = (WideLanes.wide4(xRun + i) - mv) * rv
+                        let d = WideLanes.wide4(dyRun + i)
+                        WideLanes.narrow4(rv * (d * WideLanes.get4(gc + i) - tv - h * pv), dxRun + i)
+                        WideLanes.put4(WideLanes.get4(pg + i) + d * h, pg + i)
+                        WideLanes.put4(WideLanes.get4(pb + i) + d, pb + i)
                     } one: { i in
                         let h = (xRun[i].asDouble - mean) * rstd
                         let d = dyRun[i].asDouble

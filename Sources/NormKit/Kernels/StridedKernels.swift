@@ -1,19 +1,8 @@
 import CVectorMath
 
-/// The fast path for sets strided across the batch: BatchNorm per element (reduce=channels, PyDLLib's BatchNorm),
-/// where each of the E = C·S elements of a sample has its own statistics over the N samples. The loops run along
-/// the contiguous elements of a sample, four at a time in Float64 lanes, with one accumulator per element; work is
-/// split over ranges of elements, and each element is reduced over the samples in sample order, so the results
-/// are the same bits for every thread count.
-///
-/// Also BatchNorm in eval mode, per channel or per element: nothing is reduced, y is one affine map per
-/// statistics set, made from the running statistics.
+/// BatchNorm in eval mode, per channel or per element: nothing is reduced, y is one affine map per statistics set,
+/// made from the running statistics. (In training, BatchNorm per element runs on `ColumnKernels`.)
 enum StridedKernels {
-    /// BatchNorm with per-element statistics, in training mode.
-    static func applies(_ spec: LayerSpec) -> Bool {
-        spec.kind.fastKernel(reduce: spec.reduce, affine: spec.affine) == .strided
-    }
-
     /// Elements per unit of work: ranges are multiples of this, so every range but the last is whole lanes.
     static let tile = 256
 
@@ -45,139 +34,6 @@ enum StridedKernels {
             for s in 0..<plan.spatial { out[c * plan.spatial + s] = values[c] }
         }
         return out
-    }
-
-    /// Statistics, x̂ and y for BatchNorm per element in training mode: μ shifted by the first sample (a constant
-    /// set gets its value exactly), then Σ(x − μ)², then normalise.
-    @_specialize(where S == Float)
-    @_specialize(where S == Double)
-    static func forward<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
-        xhat: UnsafeMutableBufferPointer<S>, y: UnsafeMutableBufferPointer<S>, threads: Int
-    ) -> FastKernels.Statistics {
-        let elements = plan.channels * plan.spatial, batch = plan.batch
-        let m = Double(batch), divisor = Double(spec.variance == .unbiased ? batch - 1 : batch)
-        let eps = spec.eps
-        var stats = FastKernels.Statistics(count: elements)
-        let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
-        let b = elementParameters(beta, fill: 0, spec: spec, plan: plan)
-        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat.baseAddress!, yp = y.baseAddress!
-        g.withUnsafeBufferPointer { gBuffer in
-        b.withUnsafeBufferPointer { bBuffer in
-        stats.withPointers { out in
-            nonisolated(unsafe) let gp = gBuffer.baseAddress!, bp = bBuffer.baseAddress!
-            nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
-            parallelElements(elements, threads: threads) { range in
-                let lo = range.lowerBound, count = range.count
-                let mu = means + lo, q = sq + lo, x0 = xp + lo
-                mu.update(repeating: 0, count: count)
-                q.update(repeating: 0, count: count)
-                let mv = SIMD4<Double>(repeating: m)
-                for n in 1..<max(batch, 1) {
-                    let xr = xp + n * elements + lo
-                    PositionKernels.lanes(count) { e in
-                        PositionKernels.put4(PositionKernels.get4(mu + e) + (PositionKernels.wide4(xr + e) - PositionKernels.wide4(x0 + e)), mu + e)
-                    } one: { e in
-                        mu[e] += xr[e].asDouble - x0[e].asDouble
-                    }
-                }
-                PositionKernels.lanes(count) { e in
-                    PositionKernels.put4(PositionKernels.wide4(x0 + e) + PositionKernels.get4(mu + e) / mv, mu + e)
-                } one: { e in
-                    mu[e] = x0[e].asDouble + mu[e] / m
-                }
-                for n in 0..<batch {
-                    let xr = xp + n * elements + lo
-                    PositionKernels.lanes(count) { e in
-                        let d = PositionKernels.wide4(xr + e) - PositionKernels.get4(mu + e)
-                        PositionKernels.put4(PositionKernels.get4(q + e) + d * d, q + e)
-                    } one: { e in
-                        let d = xr[e].asDouble - mu[e]
-                        q[e] += d * d
-                    }
-                }
-                for e in 0..<count { vars[lo + e] = q[e] / divisor }
-                normlab_reciprocal_square_roots(vars + lo, eps, rstds + lo, count)
-                let r = rstds + lo, gl = gp + lo, bl = bp + lo
-                for n in 0..<batch {
-                    let offset = n * elements + lo
-                    let xr = xp + offset, hr = hp + offset, yr = yp + offset
-                    PositionKernels.lanes(count) { e in
-                        let h = (PositionKernels.wide4(xr + e) - PositionKernels.get4(mu + e)) * PositionKernels.get4(r + e)
-                        PositionKernels.narrow4(h, hr + e)
-                        PositionKernels.narrow4(h * PositionKernels.get4(gl + e) + PositionKernels.get4(bl + e), yr + e)
-                    } one: { e in
-                        let h = (xr[e].asDouble - mu[e]) * r[e]
-                        hr[e] = S(fromDouble: h)
-                        yr[e] = S(fromDouble: h * gl[e] + bl[e])
-                    }
-                }
-            }
-        }}}
-        return stats
-    }
-
-    /// dx, dγ and dβ for BatchNorm per element in training mode, from dy and the stored x̂. dγ, dβ: per element
-    /// summed over the samples in order; for affine=channel then over the channel's positions in order.
-    @_specialize(where S == Float)
-    @_specialize(where S == Double)
-    static func backward<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, xhat: UnsafeBufferPointer<S>, rstds: [Double],
-        gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
-    ) {
-        let elements = plan.channels * plan.spatial, batch = plan.batch
-        let m = Double(batch), divisor = spec.variance == .unbiased ? m - 1 : m
-        let centre = spec.centres
-        let g = elementParameters(gamma, fill: 1, spec: spec, plan: plan)
-        var perElementGamma = [Double](repeating: 0, count: elements)
-        var perElementBeta = [Double](repeating: 0, count: elements)
-        nonisolated(unsafe) let gp = dy.baseAddress!, hp = xhat.baseAddress!, dxp = dx.baseAddress!
-        g.withUnsafeBufferPointer { gBuffer in
-        rstds.withUnsafeBufferPointer { rBuffer in
-        perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
-        perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
-            nonisolated(unsafe) let gammaOf = gBuffer.baseAddress!, rstdOf = rBuffer.baseAddress!
-            nonisolated(unsafe) let pg = pgBuffer.baseAddress!, pb = pbBuffer.baseAddress!
-            parallelElements(elements, threads: threads) { range in
-                let lo = range.lowerBound, count = range.count
-                // Σ dy and Σ dy·x̂ per element (dβ and dγ before γ), then the set sums are γ times them.
-                let sumDy = pb + lo, sumDyH = pg + lo
-                for n in 0..<batch {
-                    let offset = n * elements + lo
-                    let dyr = gp + offset, hr = hp + offset
-                    PositionKernels.lanes(count) { e in
-                        let d = PositionKernels.wide4(dyr + e)
-                        PositionKernels.put4(PositionKernels.get4(sumDy + e) + d, sumDy + e)
-                        PositionKernels.put4(PositionKernels.get4(sumDyH + e) + d * PositionKernels.wide4(hr + e), sumDyH + e)
-                    } one: { e in
-                        let d = dyr[e].asDouble
-                        sumDy[e] += d
-                        sumDyH[e] += d * hr[e].asDouble
-                    }
-                }
-                let gl = gammaOf + lo, r = rstdOf + lo
-                let mv = SIMD4<Double>(repeating: m), dv = SIMD4<Double>(repeating: divisor)
-                let centreMask = SIMD4<Double>(repeating: centre ? 1 : 0)
-                for n in 0..<batch {
-                    let offset = n * elements + lo
-                    let dyr = gp + offset, hr = hp + offset, dxr = dxp + offset
-                    PositionKernels.lanes(count) { e in
-                        let gv = PositionKernels.get4(gl + e)
-                        let meanTerm = gv * PositionKernels.get4(sumDy + e) / mv * centreMask
-                        let projection = gv * PositionKernels.get4(sumDyH + e) / dv
-                        let dh = PositionKernels.wide4(dyr + e) * gv
-                        let value = PositionKernels.get4(r + e) * (dh - meanTerm - PositionKernels.wide4(hr + e) * projection)
-                        PositionKernels.narrow4(value, dxr + e)
-                    } one: { e in
-                        let meanTerm = centre ? gl[e] * sumDy[e] / m : 0
-                        let projection = gl[e] * sumDyH[e] / divisor
-                        let dh = dyr[e].asDouble * gl[e]
-                        dxr[e] = S(fromDouble: r[e] * (dh - meanTerm - hr[e].asDouble * projection))
-                    }
-                }
-            }
-        }}}}
-        reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan, dgamma: &dgamma, dbeta: &dbeta)
     }
 
     /// dγ, dβ from per-element sums over the samples: as they are for affine=element, summed over each channel's
@@ -252,10 +108,10 @@ enum StridedKernels {
                     let offset = n * elements + lo
                     let xr = xp + offset, hr = hp + offset, yr = yp + offset
                     let ml = mp + lo, rl = rp + lo, gl = gp + lo, bl = bp + lo
-                    PositionKernels.lanes(count) { e in
-                        let h = (PositionKernels.wide4(xr + e) - PositionKernels.get4(ml + e)) * PositionKernels.get4(rl + e)
-                        PositionKernels.narrow4(h, hr + e)
-                        PositionKernels.narrow4(h * PositionKernels.get4(gl + e) + PositionKernels.get4(bl + e), yr + e)
+                    WideLanes.lanes(count) { e in
+                        let h = (WideLanes.wide4(xr + e) - WideLanes.get4(ml + e)) * WideLanes.get4(rl + e)
+                        WideLanes.narrow4(h, hr + e)
+                        WideLanes.narrow4(h * WideLanes.get4(gl + e) + WideLanes.get4(bl + e), yr + e)
                     } one: { e in
                         let h = (xr[e].asDouble - ml[e]) * rl[e]
                         hr[e] = S(fromDouble: h)
@@ -303,13 +159,13 @@ enum StridedKernels {
                 for n in 0..<batch {
                     let offset = n * elements + lo
                     let dyr = gp + offset, xr = xp + offset, dxr = dxp + offset
-                    PositionKernels.lanes(count) { e in
-                        let d = PositionKernels.wide4(dyr + e)
-                        PositionKernels.narrow4(d * PositionKernels.get4(sl + e), dxr + e)
+                    WideLanes.lanes(count) { e in
+                        let d = WideLanes.wide4(dyr + e)
+                        WideLanes.narrow4(d * WideLanes.get4(sl + e), dxr + e)
                         if wantParameters {
-                            let h = (PositionKernels.wide4(xr + e) - PositionKernels.get4(ml + e)) * PositionKernels.get4(rl + e)
-                            PositionKernels.put4(PositionKernels.get4(sumDy + e) + d, sumDy + e)
-                            PositionKernels.put4(PositionKernels.get4(sumDyH + e) + d * h, sumDyH + e)
+                            let h = (WideLanes.wide4(xr + e) - WideLanes.get4(ml + e)) * WideLanes.get4(rl + e)
+                            WideLanes.put4(WideLanes.get4(sumDy + e) + d, sumDy + e)
+                            WideLanes.put4(WideLanes.get4(sumDyH + e) + d * h, sumDyH + e)
                         }
                     } one: { e in
                         let d = dyr[e].asDouble
@@ -353,12 +209,12 @@ enum StridedKernels {
                     for n in 0..<batch {
                         let offset = (n * channels + c) * spatial
                         let dyr = gp + offset, xr = xp + offset, dxr = dxp + offset
-                        PositionKernels.lanes(spatial) { e in
-                            let d = PositionKernels.wide4(dyr + e)
-                            PositionKernels.narrow4(d * sv, dxr + e)
+                        WideLanes.lanes(spatial) { e in
+                            let d = WideLanes.wide4(dyr + e)
+                            WideLanes.narrow4(d * sv, dxr + e)
                             if wantParameters {
                                 d4 += d
-                                dh4 += d * ((PositionKernels.wide4(xr + e) - mv) * rv)
+                                dh4 += d * ((WideLanes.wide4(xr + e) - mv) * rv)
                             }
                         } one: { e in
                             let d = dyr[e].asDouble

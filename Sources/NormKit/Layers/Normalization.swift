@@ -66,7 +66,7 @@ public enum Normalization {
             result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
                                      threads: threads)
         } else if allowFastPath && !usesRunning
-                    && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
+                    && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
             result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,
                                      storage: storage)
         } else {
@@ -150,29 +150,19 @@ public enum Normalization {
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int,
         storage: DType? = nil
     ) throws(NormError) -> ForwardResult<Scalar> {
-        if PositionKernels.applies(spec) {
-            return positionForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
+        if ColumnKernels.applies(spec) {
+            return columnForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
         }
         let m = plan.setSize
-        let stridedPath = StridedKernels.applies(spec)
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let betaValues = beta?.scalars.map(\.asDouble)
         var stats: FastKernels.Statistics? = nil
-        var normalized: [Scalar]? = nil
-        let rounder = stridedPath ? nil : RunRounder(storage, sets: plan.statsShape.count, scalar: Scalar.self)
+        let rounder = RunRounder(storage, sets: plan.statsShape.count, scalar: Scalar.self)
         // The kernels write every element: no need to zero the buffers first.
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
-                if stridedPath {
-                    normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
-                        stats = StridedKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                                       xhat: h, y: y, threads: threads)
-                        hCount = input.count
-                    }
-                } else {
-                    stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                                y: y, threads: threads, rounder: rounder)
-                }
+                stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                                            y: y, threads: threads, rounder: rounder)
             }
             yCount = input.count
         }
@@ -191,42 +181,58 @@ public enum Normalization {
             mean: mean?.tensor, variance: variance.tensor, rstd: narrowed(stats.rstds).tensor,
             unbiasedVariance: spec.kind.hasRunningStatistics
                 ? narrowed(stats.sumSquares.map { $0 / Double(m - 1) }).tensor : nil,
-            warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
-            storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
+            warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds, storedNormalized: nil)
         result.roundedByKernel = rounder?.finish()
         return result
     }
 
-    /// Statistics per position (`PositionKernels`): the kernel writes the statistics tensors' values itself.
+    /// Sets that are columns (`ColumnKernels`): per-position statistics, made when first read; BatchNorm per
+    /// element, whose few statistics (one per element of a sample) the kernel writes.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    static func positionForward<Scalar: NormScalar>(
+    static func columnForward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int
     ) -> ForwardResult<Scalar> {
-        var outputs: PositionKernels.Outputs<Scalar>? = nil
-        var normalized: [Scalar] = []
+        let eager = spec.kind.hasRunningStatistics
+        var findings = ColumnKernels.ForwardFindings()
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
-                normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
-                    outputs = PositionKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta,
-                                                      xhat: h, y: y, threads: threads)
-                    hCount = input.count
-                }
+                findings = ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, xhat: nil,
+                                                 y: y.baseAddress, statistics: eager, threads: threads)
             }
             yCount = input.count
         }
-        let stats = outputs!
         // Counting costs a pass over x: only when a statistic shows that something is not finite.
         let warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: false,
-                                     zeroVariances: { stats.zeroVariances },
-                                     nonFinite: { stats.finite ? 0 : countNonFinite(input) })
-        func tensor(_ values: [Scalar]) -> Tensor<Scalar> { Tensor(uncheckedShape: plan.statsShape, scalars: values) }
-        return ForwardResult(
-            spec: spec, plan: plan, mode: .train, input: input,
-            output: Tensor(uncheckedShape: input.shape, scalars: output),
-            mean: spec.centres ? tensor(stats.mean) : nil, variance: tensor(stats.variance), rstd: tensor(stats.rstd),
-            unbiasedVariance: nil, warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds,
-            storedNormalized: Tensor(uncheckedShape: input.shape, scalars: normalized))
+                                     zeroVariances: { findings.zeroVariances },
+                                     nonFinite: { findings.finite ? 0 : countNonFinite(input) })
+        let statistics: PassStatistics<Scalar>
+        var unbiased: Tensor<Scalar>? = nil
+        if let stats = findings.statistics {
+            statistics = PassStatistics(columnStatistics(stats, spec: spec, plan: plan, threads: threads))
+            unbiased = FastKernels.narrowed(stats.sumSquares.map { $0 / Double(plan.setSize - 1) },
+                                            shape: plan.statsShape, threads: threads).tensor
+        } else {
+            statistics = PassStatistics {
+                let stats = input.scalars.withUnsafeBufferPointer { x in
+                    ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: nil, beta: nil, xhat: nil, y: nil,
+                                          statistics: true, threads: threads).statistics!
+                }
+                return columnStatistics(stats, spec: spec, plan: plan, threads: threads)
+            }
+        }
+        return ForwardResult(spec: spec, plan: plan, mode: .train, input: input,
+                             output: Tensor(uncheckedShape: input.shape, scalars: output), statistics: statistics,
+                             unbiasedVariance: unbiased, warnings: warnings, storedNormalized: nil)
+    }
+
+    static func columnStatistics<Scalar: NormScalar>(_ stats: FastKernels.Statistics, spec: LayerSpec, plan: NormPlan,
+                                                     threads: Int) -> PassStatistics<Scalar>.Values {
+        func narrowed(_ values: [Double]) -> Tensor<Scalar> {
+            FastKernels.narrowed(values, shape: plan.statsShape, threads: threads).tensor
+        }
+        return .init(mean: spec.centres ? narrowed(stats.means) : nil, variance: narrowed(stats.variances),
+                     rstd: narrowed(stats.rstds), exactMeans: stats.means, exactRstds: stats.rstds)
     }
 
     /// BatchNorm in eval mode: the running statistics, one affine map per set (`StridedKernels.evalForward`).

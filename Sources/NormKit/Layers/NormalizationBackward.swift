@@ -39,9 +39,9 @@ extension Normalization {
         } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
-            && (FastKernels.applies(spec, plan) || PositionKernels.applies(spec) || StridedKernels.applies(spec)) {
-            (dx, dgamma, dbeta, roundedByKernel) = fastBackward(forward: forward, gammaValues: gammaValues, dy: dy,
-                                                                threads: threads)
+            && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
+            (dx, dgamma, dbeta, roundedByKernel) = fastBackward(forward: forward, gamma: gamma, gammaValues: gammaValues,
+                                                                dy: dy, threads: threads)
         } else {
             (dx, dgamma, dbeta) = generalBackward(forward: forward, gammaValues: gammaValues, dy: dy)
         }
@@ -52,9 +52,11 @@ extension Normalization {
         var gradients: Gradients<Scalar>
         if let affineShape = plan.affineShape {
             let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
+            let plain = storage == Scalar.dtype && format == .float64  // no rounding but the element type's
             func parameter(_ values: [Double]) -> Tensor<Scalar> {
-                Tensor(uncheckedShape: affineShape,
-                       scalars: values.map { Scalar(fromDouble: storage.round(format.round($0 / batchDivisor))) })
+                Tensor(uncheckedShape: affineShape, scalars: plain
+                       ? values.map { Scalar(fromDouble: $0 / batchDivisor) }
+                       : values.map { Scalar(fromDouble: storage.round(format.round($0 / batchDivisor))) })
             }
             gradients = Gradients(dx: dxTensor, dgamma: parameter(dgamma),
                                   dbeta: forward.spec.bias ? parameter(dbeta) : nil)
@@ -72,27 +74,24 @@ extension Normalization {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func fastBackward<Scalar: NormScalar>(
-        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
+        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
         let plan = forward.plan, spec = forward.spec
-        let positionPath = PositionKernels.applies(spec), stridedPath = StridedKernels.applies(spec)
+        let columnPath = ColumnKernels.applies(spec)
         // The row kernels round a float16/bfloat16 dx set by set, in cache; the others leave it to a pass after.
-        let rounder = positionPath || stridedPath ? nil
-            : RunRounder(forward.storage, sets: plan.statsShape.count, scalar: Scalar.self)
+        let rounder = columnPath ? nil : RunRounder(forward.storage, sets: plan.statsShape.count, scalar: Scalar.self)
         let paramCount = plan.affineShape?.count ?? 0
         var dgamma = [Double](repeating: 0, count: paramCount)
         var dbeta = [Double](repeating: 0, count: paramCount)
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
-                if stridedPath {
-                    forward.normalized.scalars.withUnsafeBufferPointer { h in
-                        StridedKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: forward.exactRstds,
-                                                gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
-                    }
-                } else if positionPath {
-                    forward.normalized.scalars.withUnsafeBufferPointer { h in
-                        PositionKernels.backward(spec: spec, plan: plan, dy: g, xhat: h, rstds: forward.exactRstds,
-                                                 gamma: gammaValues, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                if columnPath {
+                    // BatchNorm per element keeps its few statistics; per-position ones are made again per tile.
+                    let given = spec.kind.hasRunningStatistics ? forward.statistics.values : nil
+                    forward.input.scalars.withUnsafeBufferPointer { x in
+                        ColumnKernels.backward(spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans,
+                                               rstds: given?.exactRstds, gamma: gamma, dx: out, dgamma: &dgamma,
+                                               dbeta: &dbeta, threads: threads)
                     }
                 } else {
                     forward.input.scalars.withUnsafeBufferPointer { x in

@@ -122,36 +122,65 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     /// memory traffic to every pass); it is then recomputed here, with the forward pass's own operations.
     public var normalized: Tensor<Scalar> {
         if let storedNormalized { return storedNormalized }
+        if mode == .train && ColumnKernels.applies(spec) {
+            return ColumnKernels.normalized(spec: spec, plan: plan, x: input, threads: 1)
+        }
+        let statistics = statistics.values
         let values = [Scalar](unsafeUninitializedCapacity: input.count) { xhat, count in
             input.scalars.withUnsafeBufferPointer { x in
-                FastKernels.normalized(spec: spec, plan: plan, x: x, means: exactMeans, rstds: exactRstds, into: xhat,
-                                       threads: 1)
+                FastKernels.normalized(spec: spec, plan: plan, x: x, means: statistics.exactMeans,
+                                       rstds: statistics.exactRstds, into: xhat, threads: 1)
             }
             count = input.count
         }
         return Tensor(uncheckedShape: input.shape, scalars: values)
     }
+    /// μ, σ², rstd: written by the pass, or made when first read (`PassStatistics`).
+    let statistics: PassStatistics<Scalar>
     /// μ per statistics set (`plan.statsShape`); nil for RMSNorm, which does not centre. In BatchNorm's eval mode,
     /// the running mean.
-    public let mean: Tensor<Scalar>?
+    public var mean: Tensor<Scalar>? { statistics.values.mean }
     /// The variance that normalised x (biased unless the spec says unbiased); RMSNorm: the mean of x².
     /// In BatchNorm's eval mode, the running variance.
-    public let variance: Tensor<Scalar>
+    public var variance: Tensor<Scalar> { statistics.values.variance }
     /// rstd = (variance + eps)^(−1/2).
-    public let rstd: Tensor<Scalar>
+    public var rstd: Tensor<Scalar> { statistics.values.rstd }
     /// BatchNorm in training: the unbiased batch variance that feeds the running estimate.
     public let unbiasedVariance: Tensor<Scalar>?
     /// What the user should know about the result (single-element sets, zero variance with eps = 0, non-finite values).
     public internal(set) var warnings: [NormWarning]
     /// μ and rstd as the engine used them (Float64, before rounding to the element type).
-    let exactMeans: [Double]
-    let exactRstds: [Double]
-    /// x̂ when the pass stored it (the general path and the per-position kernels); nil when `normalized` recomputes it.
+    var exactMeans: [Double] { statistics.values.exactMeans }
+    var exactRstds: [Double] { statistics.values.exactRstds }
+    /// x̂ when the pass stored it (the general path and BatchNorm's eval per element); nil when `normalized` recomputes it.
     let storedNormalized: Tensor<Scalar>?
     /// The format the results were rounded to for storing: the element type, or float16/bfloat16 held in Float.
     public internal(set) var storage: DType = Scalar.dtype
     /// Set when the kernel already rounded y to `storage` set by set (what it counted on the way).
     var roundedByKernel: FormatRounding.Counts? = nil
+
+    init(spec: LayerSpec, plan: NormPlan, mode: Mode, input: Tensor<Scalar>, output: Tensor<Scalar>,
+         statistics: PassStatistics<Scalar>, unbiasedVariance: Tensor<Scalar>?, warnings: [NormWarning],
+         storedNormalized: Tensor<Scalar>?) {
+        self.spec = spec
+        self.plan = plan
+        self.mode = mode
+        self.input = input
+        self.output = output
+        self.statistics = statistics
+        self.unbiasedVariance = unbiasedVariance
+        self.warnings = warnings
+        self.storedNormalized = storedNormalized
+    }
+
+    init(spec: LayerSpec, plan: NormPlan, mode: Mode, input: Tensor<Scalar>, output: Tensor<Scalar>,
+         mean: Tensor<Scalar>?, variance: Tensor<Scalar>, rstd: Tensor<Scalar>, unbiasedVariance: Tensor<Scalar>?,
+         warnings: [NormWarning], exactMeans: [Double], exactRstds: [Double], storedNormalized: Tensor<Scalar>?) {
+        self.init(spec: spec, plan: plan, mode: mode, input: input, output: output,
+                  statistics: PassStatistics(.init(mean: mean, variance: variance, rstd: rstd, exactMeans: exactMeans,
+                                                   exactRstds: exactRstds)),
+                  unbiasedVariance: unbiasedVariance, warnings: warnings, storedNormalized: storedNormalized)
+    }
 
     /// x − μ, computed on demand (RMSNorm: x itself).
     public var centered: Tensor<Scalar> {

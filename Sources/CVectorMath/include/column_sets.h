@@ -1,0 +1,55 @@
+#ifndef NORMLAB_COLUMN_SETS_H
+#define NORMLAB_COLUMN_SETS_H
+
+/// Columns (statistics sets) whose statistics a call keeps on the stack, in L1; a wider call runs in tiles of this
+/// many unless it is given (forward: writes) μ, σ² and rstd arrays itself.
+#define NORMLAB_COLUMN_TILE 256
+
+/// Statistics sets that are columns: set j of a tile is the elements x[r·row_stride + j] for r < rows.
+typedef struct normlab_column_sets {
+    long rows;         // elements per set (m)
+    long row_stride;   // elements between one row of the tile and the next
+    double m;          // rows, as a double
+    double divisor;    // m, or m − 1 for the unbiased variance
+    double eps;
+    int centre;        // 1: subtract the mean; 0: σ² is the mean square (RMSNorm)
+    int mean_from_sum; // 1: μ = Σx / m in row order (NumPy's order); 0: μ = x₀ + Σ(x − x₀) / m
+} normlab_column_sets;
+
+/// γ and β (the element type; NULL for 1 and 0) at gamma[r·row_stride + j·column_stride] for row r, column j;
+/// column_stride is 0 (one value per row) or 1 (one per element).
+typedef struct normlab_column_affine {
+    const void *gamma;
+    const void *beta;
+    long row_stride;
+    long column_stride;
+} normlab_column_affine;
+
+/// One tile forward: statistics per column, then y = γ·x̂ + β with x̂ = (x − μ)·rstd
+/// in double, rounded once to the element type. xhat, y, mean_out, variance_out, rstd_out and sum_squares_out
+/// (Σ(x − μ)², before the division) may be NULL (not written). Adds the count of zero variances to *zero_variances and clears *finite when a mean or variance is
+/// not finite.
+void normlab_columns_forward_f32(const normlab_column_sets *sets, const float *x, long width,
+                                 normlab_column_affine affine, float *xhat, float *y, double *mean_out,
+                                 double *variance_out, double *rstd_out, double *sum_squares_out, long *zero_variances,
+                                 int *finite);
+void normlab_columns_forward_f64(const normlab_column_sets *sets, const double *x, long width,
+                                 normlab_column_affine affine, double *xhat, double *y, double *mean_out,
+                                 double *variance_out, double *rstd_out, double *sum_squares_out, long *zero_variances,
+                                 int *finite);
+
+/// One tile backward: dx = rstd·(dx̂ − Σdx̂/m − x̂·Σ(dx̂·x̂)/divisor), dx̂ = dy·γ, x̂ recomputed in double from x with
+/// the given mean and rstd per column (or, when given_mean is NULL, the statistics recomputed as forward made
+/// them). When sum_dy is not NULL, adds dy and dy·x̂ into sum_dy / sum_dy_xhat at r·sums_row_stride +
+/// j·sums_column_stride (sums_column_stride 1: one sum per element; 0: one per row, summed over the tile's columns
+/// in four lanes).
+void normlab_columns_backward_f32(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                                  const double *given_mean, const double *given_rstd, normlab_column_affine affine,
+                                  float *dx, double *sum_dy, double *sum_dy_xhat, long sums_row_stride,
+                                  long sums_column_stride);
+void normlab_columns_backward_f64(const normlab_column_sets *sets, const double *x, const double *dy, long width,
+                                  const double *given_mean, const double *given_rstd, normlab_column_affine affine,
+                                  double *dx, double *sum_dy, double *sum_dy_xhat, long sums_row_stride,
+                                  long sums_column_stride);
+
+#endif

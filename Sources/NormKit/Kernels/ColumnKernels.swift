@@ -1,0 +1,170 @@
+import CVectorMath
+
+/// The fast path for statistics sets that are columns of rows (the C kernels in `CVectorMath/column_sets.c`):
+///
+/// | layer                                     | block of rows             | rows (m)  | row stride | columns  |
+/// |-------------------------------------------|---------------------------|-----------|------------|----------|
+/// | reduce=channels within a sample (PyDLLib's GroupNorm, LayerNorm, InstanceNorm, RMSNorm): `positions` | (sample, group) | K = C/G channel rows | S | S positions |
+/// | BatchNorm per element (PyDLLib's BatchNorm): `strided` | the whole input | N sample rows | C·S | C·S elements |
+///
+/// A block's columns run in tiles of at most 256; statistics set (block b, column j) is `b·columns + j` in the
+/// statistics tensor. Every loop runs along a row; a column is reduced over its rows in row order, so the results
+/// are the same bits for every thread count and tile split.
+///
+/// Per-position statistics are half as many values as the input: forward writes only y, and the statistics (and
+/// x̂) are made again from x by the same code when something reads them — backward recomputes them per tile.
+enum ColumnKernels {
+    static func applies(_ spec: LayerSpec) -> Bool {
+        switch spec.kind.fastKernel(reduce: spec.reduce, affine: spec.affine) {
+        case .positions, .strided: true
+        default: false
+        }
+    }
+
+    static let tile = Int(NORMLAB_COLUMN_TILE)
+
+    /// How a plan's statistics sets lie in memory.
+    struct Layout: @unchecked Sendable {
+        let sets: normlab_column_sets
+        /// Independent blocks of rows: (sample, group) for per-position sets, one for BatchNorm per element.
+        let blocks: Int
+        /// Sets per block: S positions, or the C·S elements of a sample.
+        let columns: Int
+        /// True for the per-position sets (reduce=channels within a sample).
+        let positions: Bool
+        let groups, channels, spatial, rows: Int
+
+        init(_ spec: LayerSpec, _ plan: NormPlan) {
+            positions = spec.kind.fastKernel(reduce: spec.reduce, affine: spec.affine) == .positions
+            rows = positions ? plan.channelsPerGroup : plan.batch
+            columns = positions ? plan.spatial : plan.channels * plan.spatial
+            let m = Double(rows)
+            sets = normlab_column_sets(rows: rows, row_stride: columns, m: m,
+                                       divisor: spec.variance == .unbiased ? m - 1 : m, eps: spec.eps,
+                                       centre: spec.centres ? 1 : 0, mean_from_sum: positions ? 1 : 0)
+            blocks = positions ? plan.batch * plan.groups : 1
+            groups = plan.groups
+            channels = plan.channels
+            spatial = plan.spatial
+        }
+
+        /// Columns per call: a tile where statistics are made again per call (kept on the stack); for BatchNorm per
+        /// element, whose statistics are arrays, 2048 — each sample's rows are then read in runs of 8 KB (float32),
+        /// which the prefetchers follow, rather than 1 KB.
+        var width: Int { positions ? ColumnKernels.tile : 8 * ColumnKernels.tile }
+
+        var tilesPerBlock: Int { (columns + width - 1) / width }
+
+        /// The first channel of block b (its group's first channel; 0 for BatchNorm per element).
+        func firstChannel(ofBlock b: Int) -> Int { positions ? (b % groups) * rows : 0 }
+
+        /// The offset of block b's first element: sample n, first channel of group g.
+        func base(ofBlock b: Int) -> Int { positions ? ((b / groups) * channels + firstChannel(ofBlock: b)) * spatial : 0 }
+
+        /// The columns of tile t of a block.
+        func columns(ofTile t: Int) -> Range<Int> { (t * width)..<min((t + 1) * width, columns) }
+    }
+
+    /// γ and β as the C kernels read them: per (channel, position) or per channel for the per-position sets, per
+    /// element of a sample for BatchNorm per element (a channel's value repeated over its positions when γ is per
+    /// channel).
+    struct Parameters<S: NormScalar>: @unchecked Sendable {
+        let gamma: UnsafeMutablePointer<S>?
+        let beta: UnsafeMutablePointer<S>?
+        let perElement: Bool
+        let layout: Layout
+
+        init(gamma: [S]?, beta: [S]?, spec: LayerSpec, plan: NormPlan, layout: Layout) {
+            self.layout = layout
+            let spread = !layout.positions && spec.affine == .channel
+            perElement = spec.affine == .element || spread
+            func copy(_ values: [S]?) -> UnsafeMutablePointer<S>? {
+                guard let values, spec.affine != .none else { return nil }
+                let count = spread ? plan.channels * plan.spatial : values.count
+                let p = UnsafeMutablePointer<S>.allocate(capacity: count)
+                if spread {
+                    for c in 0..<plan.channels { (p + c * plan.spatial).initialize(repeating: values[c], count: plan.spatial) }
+                } else {
+                    values.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress!, count: count) }
+                }
+                return p
+            }
+            self.gamma = copy(gamma)
+            self.beta = copy(beta)
+        }
+
+        func deallocate() { gamma?.deallocate(); beta?.deallocate() }
+
+        /// γ and β for the tile of block b whose first column is `first`.
+        func affine(block b: Int, first: Int) -> normlab_column_affine {
+            guard let gamma else { return normlab_column_affine(gamma: nil, beta: nil, row_stride: 0, column_stride: 0) }
+            let offset: Int, rowStride: Int, columnStride: Int
+            if !layout.positions {
+                (offset, rowStride, columnStride) = (first, 0, 1)
+            } else if perElement {
+                (offset, rowStride, columnStride) = (layout.firstChannel(ofBlock: b) * layout.spatial + first, layout.spatial, 1)
+            } else {
+                (offset, rowStride, columnStride) = (layout.firstChannel(ofBlock: b), 1, 0)
+            }
+            return normlab_column_affine(gamma: UnsafeRawPointer(gamma + offset),
+                                         beta: beta.map { UnsafeRawPointer($0 + offset) },
+                                         row_stride: rowStride, column_stride: columnStride)
+        }
+    }
+
+    /// What one tile's forward writes besides y and x̂ (each may be nil), and what it found.
+    struct TileOutputs {
+        var mean: UnsafeMutablePointer<Double>? = nil
+        var variance: UnsafeMutablePointer<Double>? = nil
+        var rstd: UnsafeMutablePointer<Double>? = nil
+        var sumSquares: UnsafeMutablePointer<Double>? = nil
+        var zeroVariances = 0
+        var finite: Int32 = 1
+    }
+
+    @inline(__always)
+    static func forwardTile<S: NormScalar>(
+        _ layout: Layout, x: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
+        xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, outputs: inout TileOutputs
+    ) {
+        var sets = layout.sets
+        var zeros = 0
+        if S.self == Float.self {
+            func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+            func f(_ p: UnsafeMutablePointer<S>?) -> UnsafeMutablePointer<Float>? {
+                p.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self) }
+            }
+            normlab_columns_forward_f32(&sets, f(x), width, affine, f(xhat), f(y), outputs.mean, outputs.variance,
+                                        outputs.rstd, outputs.sumSquares, &zeros, &outputs.finite)
+        } else {
+            func d(_ p: UnsafePointer<S>) -> UnsafePointer<Double> { UnsafeRawPointer(p).assumingMemoryBound(to: Double.self) }
+            func d(_ p: UnsafeMutablePointer<S>?) -> UnsafeMutablePointer<Double>? {
+                p.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Double.self) }
+            }
+            normlab_columns_forward_f64(&sets, d(x), width, affine, d(xhat), d(y), outputs.mean, outputs.variance,
+                                        outputs.rstd, outputs.sumSquares, &zeros, &outputs.finite)
+        }
+        outputs.zeroVariances += zeros
+    }
+
+    @inline(__always)
+    static func backwardTile<S: NormScalar>(
+        _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int,
+        mean: UnsafePointer<Double>?, rstd: UnsafePointer<Double>?, affine: normlab_column_affine,
+        dx: UnsafeMutablePointer<S>, sumDy: UnsafeMutablePointer<Double>?, sumDyXhat: UnsafeMutablePointer<Double>?,
+        sumsRowStride: Int, sumsColumnStride: Int
+    ) {
+        var sets = layout.sets
+        if S.self == Float.self {
+            func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+            normlab_columns_backward_f32(&sets, f(x), f(dy), width, mean, rstd, affine,
+                                         UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self),
+                                         sumDy, sumDyXhat, sumsRowStride, sumsColumnStride)
+        } else {
+            func d(_ p: UnsafePointer<S>) -> UnsafePointer<Double> { UnsafeRawPointer(p).assumingMemoryBound(to: Double.self) }
+            normlab_columns_backward_f64(&sets, d(x), d(dy), width, mean, rstd, affine,
+                                         UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self),
+                                         sumDy, sumDyXhat, sumsRowStride, sumsColumnStride)
+        }
+    }
+}

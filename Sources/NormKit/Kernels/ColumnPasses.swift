@@ -1,0 +1,178 @@
+/// Whole passes on the column kernels: the tiles of every block, split over threads.
+extension ColumnKernels {
+    /// What a forward pass found, and the statistics when they were asked for.
+    struct ForwardFindings {
+        var zeroVariances = 0
+        var finite = true
+        var statistics: FastKernels.Statistics? = nil
+    }
+
+    /// y and/or x̂ (either may be nil) and, with `statistics`, μ, σ², rstd and Σ(x − μ)² per set, in Float64.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func forward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: Tensor<S>?, beta: Tensor<S>?,
+        xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, statistics: Bool, threads: Int
+    ) -> ForwardFindings {
+        let layout = Layout(spec, plan)
+        let parameters = Parameters(gamma: y == nil ? nil : gamma?.scalars, beta: y == nil ? nil : beta?.scalars,
+                                    spec: spec, plan: plan, layout: layout)
+        defer { parameters.deallocate() }
+        var findings = ForwardFindings()
+        if statistics { findings.statistics = FastKernels.Statistics(count: layout.blocks * layout.columns) }
+        let tiles = layout.tilesPerBlock, units = layout.blocks * tiles
+        let zeros = UnsafeMutablePointer<Int>.allocate(capacity: units)
+        let finite = UnsafeMutablePointer<Int32>.allocate(capacity: units)
+        defer { zeros.deallocate(); finite.deallocate() }
+        nonisolated(unsafe) let zeroOut = zeros, finiteOut = finite
+        nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat, yp = y
+        func run(_ stats: FastKernels.Statistics.Pointers?) {
+            nonisolated(unsafe) let stats = stats
+            FastKernels.parallel(units, threads: threads) { range in
+                for unit in range {
+                    let b = unit / tiles, columns = layout.columns(ofTile: unit % tiles)
+                    let offset = layout.base(ofBlock: b) + columns.lowerBound
+                    let at = b * layout.columns + columns.lowerBound
+                    var outputs = TileOutputs(mean: stats.map { $0.means + at }, variance: stats.map { $0.variances + at },
+                                              rstd: stats.map { $0.rstds + at }, sumSquares: stats.map { $0.sumSquares + at })
+                    forwardTile(layout, x: xp + offset, width: columns.count,
+                                affine: parameters.affine(block: b, first: columns.lowerBound),
+                                xhat: hp.map { $0 + offset }, y: yp.map { $0 + offset }, outputs: &outputs)
+                    zeroOut[unit] = outputs.zeroVariances
+                    finiteOut[unit] = outputs.finite
+                }
+            }
+        }
+        if findings.statistics != nil { findings.statistics!.withPointers { run($0) } } else { run(nil) }
+        for unit in 0..<units {
+            findings.zeroVariances += zeros[unit]
+            findings.finite = findings.finite && finite[unit] != 0
+        }
+        return findings
+    }
+
+    /// dx, and dγ, dβ summed over the batch (before paramgrad=mean's division). x̂ is made from x in each tile;
+    /// μ and rstd are the given ones (BatchNorm per element keeps its few) or, when nil, made again per tile.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func backward<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, dy: UnsafeBufferPointer<S>,
+        means: [Double]?, rstds: [Double]?, gamma: Tensor<S>?, dx: UnsafeMutableBufferPointer<S>,
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let layout = Layout(spec, plan)
+        let parameters = Parameters(gamma: gamma?.scalars, beta: nil, spec: spec, plan: plan, layout: layout)
+        defer { parameters.deallocate() }
+        nonisolated(unsafe) let xp = x.baseAddress!, gp = dy.baseAddress!, dxp = dx.baseAddress!
+        let tiles = layout.tilesPerBlock
+        let summed = spec.affine != .none
+        if !layout.positions {
+            // One block: each tile's columns are summed over the samples into per-element sums.
+            var perElementGamma = [Double](repeating: 0, count: layout.columns)
+            var perElementBeta = [Double](repeating: 0, count: layout.columns)
+            let given = (means ?? [], rstds ?? [])
+            given.0.withUnsafeBufferPointer { meanBuffer in
+            given.1.withUnsafeBufferPointer { rstdBuffer in
+            perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
+            perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
+                nonisolated(unsafe) let mu = meanBuffer.baseAddress, r = rstdBuffer.baseAddress
+                nonisolated(unsafe) let pg = pgBuffer.baseAddress!, pb = pbBuffer.baseAddress!
+                FastKernels.parallel(tiles, threads: threads) { range in
+                    for t in range {
+                        let columns = layout.columns(ofTile: t), first = columns.lowerBound
+                        backwardTile(layout, x: xp + first, dy: gp + first, width: columns.count,
+                                     mean: mu.map { $0 + first }, rstd: r.map { $0 + first },
+                                     affine: parameters.affine(block: 0, first: first), dx: dxp + first,
+                                     sumDy: summed ? pb + first : nil, sumDyXhat: summed ? pg + first : nil,
+                                     sumsRowStride: 0, sumsColumnStride: 1)
+                    }
+                }
+            }}}}
+            StridedKernels.reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan,
+                                              dgamma: &dgamma, dbeta: &dbeta)
+            return
+        }
+        // Per-position sets: a unit is (group, span of tiles) over every sample, so γ's sums over the batch stay in
+        // the unit, in sample order. A span is as many tiles as keep its sums within about 256 KB (the whole row for
+        // small groups): each sample's rows are then read in long runs, which the prefetchers follow.
+        let k = layout.rows, groups = layout.groups, spatial = layout.spatial, batch = plan.batch
+        let perElement = spec.affine == .element, perChannel = spec.affine == .channel
+        let spanTiles = max(1, min(tiles, (16384 / k) / tile))
+        let spans = (tiles + spanTiles - 1) / spanTiles
+        let spanColumns = spanTiles * tile
+        let units = groups * spans
+        // Per channel: one partial sum per (unit, row), summed over the spans in order afterwards.
+        var partialGamma = [Double](repeating: 0, count: perChannel ? units * k : 0)
+        var partialBeta = [Double](repeating: 0, count: perChannel ? units * k : 0)
+        let parameterCount = dgamma.count
+        dgamma.withUnsafeMutableBufferPointer { dgBuffer in
+        dbeta.withUnsafeMutableBufferPointer { dbBuffer in
+        partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
+        partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
+            nonisolated(unsafe) let dg = dgBuffer.baseAddress, db = dbBuffer.baseAddress
+            nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
+            FastKernels.parallel(units, threads: threads) { range in
+                let sums = UnsafeMutablePointer<Double>.allocate(capacity: perElement ? 2 * k * spanColumns : 0)
+                defer { sums.deallocate() }
+                for unit in range {
+                    let g = unit / spans, firstTile = (unit % spans) * spanTiles
+                    let lastTile = min(firstTile + spanTiles, tiles)
+                    let spanStart = firstTile * tile
+                    if perElement { sums.update(repeating: 0, count: 2 * k * spanColumns) }
+                    for n in 0..<batch {
+                        let b = n * groups + g
+                        for t in firstTile..<lastTile {
+                            let columns = layout.columns(ofTile: t), first = columns.lowerBound
+                            let offset = layout.base(ofBlock: b) + first
+                            var sumDy: UnsafeMutablePointer<Double>? = nil, sumDyXhat: UnsafeMutablePointer<Double>? = nil
+                            var rowStride = 0, columnStride = 0
+                            if perElement {
+                                let at = first - spanStart
+                                (sumDy, sumDyXhat, rowStride, columnStride) = (sums + at, sums + k * spanColumns + at, spanColumns, 1)
+                            } else if perChannel, let pg, let pb {
+                                (sumDy, sumDyXhat, rowStride, columnStride) = (pb + unit * k, pg + unit * k, 1, 0)
+                            }
+                            backwardTile(layout, x: xp + offset, dy: gp + offset, width: columns.count, mean: nil,
+                                         rstd: nil, affine: parameters.affine(block: b, first: first), dx: dxp + offset,
+                                         sumDy: sumDy, sumDyXhat: sumDyXhat, sumsRowStride: rowStride,
+                                         sumsColumnStride: columnStride)
+                        }
+                    }
+                    if perElement, let dg, let db, parameterCount > 0 {
+                        let width = min(lastTile * tile, spatial) - spanStart
+                        for row in 0..<k {
+                            let target = (g * k + row) * spatial + spanStart
+                            (dg + target).update(from: sums + k * spanColumns + row * spanColumns, count: width)
+                            (db + target).update(from: sums + row * spanColumns, count: width)
+                        }
+                    }
+                }
+            }
+        }}}}
+        if perChannel {
+            for g in 0..<groups {
+                for row in 0..<k {
+                    var totalGamma = 0.0, totalBeta = 0.0
+                    for span in 0..<spans {
+                        totalGamma += partialGamma[(g * spans + span) * k + row]
+                        totalBeta += partialBeta[(g * spans + span) * k + row]
+                    }
+                    dgamma[g * k + row] = totalGamma
+                    dbeta[g * k + row] = totalBeta
+                }
+            }
+        }
+    }
+
+    /// x̂ of a training pass, made again from x as forward made it.
+    static func normalized<S: NormScalar>(spec: LayerSpec, plan: NormPlan, x: Tensor<S>, threads: Int) -> Tensor<S> {
+        let values = [S](unsafeUninitializedCapacity: x.count) { xhat, count in
+            x.scalars.withUnsafeBufferPointer { xp in
+                _ = forward(spec: spec, plan: plan, x: xp, gamma: nil, beta: nil, xhat: xhat.baseAddress, y: nil,
+                            statistics: false, threads: threads)
+            }
+            count = x.count
+        }
+        return Tensor(uncheckedShape: x.shape, scalars: values)
+    }
+}
