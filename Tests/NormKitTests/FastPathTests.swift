@@ -13,6 +13,9 @@ import Testing
         (.batchnorm, nil, [5, 2]), (.batchnorm, nil, [3, 40, 33]), (.layernorm, nil, [5, 9]), (.layernorm, nil, [3, 203]),
         // 299 positions: two tiles of the per-position kernels, the second with a tail of 3.
         (.groupnorm, 2, [2, 4, 23, 13]),
+        // 2295 elements per sample: BatchNorm per element runs in calls of 2048 columns (and x̂ in tiles of 256);
+        // 40 channels per group: per-position backward spans of one tile.
+        (.batchnorm, nil, [3, 9, 17, 15]), (.groupnorm, 1, [2, 40, 300]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {
@@ -173,5 +176,33 @@ import Testing
         let nan = try Normalization.forward(spec: spec, input: Tensor(shape: Shape([1, 4, 5]), scalars: values), gamma: nil, beta: nil)
         #expect(nan.warnings == [.nonFiniteInput(count: 1)])
         #expect(nan.output.scalars[0].isNaN && !nan.output.scalars[10].isNaN)
+    }
+
+    /// Per-position statistics are half as many values as the input: a pass does not make them until something reads
+    /// them, backward does not need them, and when they are made they are the ones the pass normalised with.
+    @Test func perPositionStatisticsAreMadeWhenRead() throws {
+        var spec = try LayerSpec(kind: .groupnorm, groups: 2)
+        spec.apply(.pydllib)
+        let shape = try Shape([2, 6, 5, 7])  // three channels per group
+        let x = Tensor<Double>.randn(shape, seed: 3).map { 10 + $0 }
+        let dy = Tensor<Double>.randn(shape, seed: 4)
+        let plan = try NormPlan(spec: spec, inputShape: shape)
+        let gamma = Tensor<Double>.randn(plan.affineShape!, seed: 5)
+        let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: nil, threads: 2)
+        #expect(!fast.statistics.isMade)
+        _ = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: 2)
+        #expect(!fast.statistics.isMade)
+        let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: nil, mode: .train,
+                                                          running: nil, threads: 1, allowFastPath: false)
+        // Bit for bit: μ = Σx / m in row order, as NumPy sums over an axis (what tutorial 10 compares bitwise).
+        #expect(fast.mean == reference.mean && fast.variance == reference.variance && fast.rstd == reference.rstd)
+        #expect(fast.statistics.isMade)
+        // A constant position gets its value as the mean exactly, and variance 0.
+        var values = x.scalars
+        for n in 0..<2 { for c in 0..<3 { values[(n * 6 + c) * 35 + 6] = 0.1 } }
+        let constant = Tensor(uncheckedShape: shape, scalars: values)
+        let flat = try Normalization.forward(spec: spec, input: constant, gamma: gamma, beta: nil, threads: 1)
+        #expect(flat.mean!.scalars[6] == 0.1 && flat.variance.scalars[6] == 0)
+        #expect(flat.normalized.scalars[6] == 0 && flat.normalized.scalars[35 + 6] == 0)
     }
 }
