@@ -83,12 +83,17 @@ struct Forward: Command, Equatable {
         // float16 inputs accumulated in float32 or float64, float16 itself under accumulate=storage).
         let inner = r.spec.accumulate == .storage ? r.storage : S.dtype
         var made: [(String, Session.Entry)] = [("y", .made(AnyTensor(r.output, storage: r.storage)))]
-        if let mean = r.mean { made.append(("mean", .made(AnyTensor(mean, storage: inner)))) }
-        made.append((LayerDescription.spreadName(r.spec), .made(AnyTensor(r.variance, storage: inner))))
-        made.append(("rstd", .made(AnyTensor(r.rstd, storage: inner))))
+        // Deferred too: PyDLLib's per-position statistics are half as many values as x, made only when read.
+        let statsShape = r.plan.statsShape
+        func statistic(_ value: @escaping @Sendable () -> Tensor<S>) -> Session.Entry {
+            .deferred(DeferredTensor(shape: statsShape, dtype: inner) { AnyTensor(value(), storage: inner) })
+        }
+        if r.spec.centres { made.append(("mean", statistic { r.mean! })) }
+        made.append((LayerDescription.spreadName(r.spec), statistic { r.variance }))
+        made.append(("rstd", statistic { r.rstd }))
         let shape = r.input.shape
         made.append(("xhat", .deferred(DeferredTensor(shape: shape, dtype: inner) { AnyTensor(r.normalized, storage: inner) })))
-        if r.mean != nil {
+        if r.spec.centres {
             made.append(("xc", .deferred(DeferredTensor(shape: shape, dtype: inner) { AnyTensor(r.centered, storage: inner) })))
         }
         if let rm = layer.runningMean, let rv = layer.runningVariance {
