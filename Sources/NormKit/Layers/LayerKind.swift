@@ -85,8 +85,8 @@ public enum LayerKind: String, Sendable, CaseIterable, CustomStringConvertible {
     }
 }
 
-/// The fast kernels: `FastKernels` (sets made of whole rows), `PositionKernels` (statistics per position within a
-/// sample) and `StridedKernels` (statistics per element across the batch).
+/// The fast kernels: `FastKernels` (sets made of whole rows); `ColumnKernels` for the other two (sets that are
+/// columns of rows: per position within a sample, per element across the batch).
 enum FastKernel: Sendable {
     case rows, positions, strided
 }

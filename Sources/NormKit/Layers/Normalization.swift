@@ -142,8 +142,7 @@ public enum Normalization {
         return warnings
     }
 
-    /// The fast kernels: sets of whole rows (`FastKernels`), statistics per element across the batch
-    /// (`StridedKernels`) or per position (`PositionKernels`, below).
+    /// The fast kernels: sets of whole rows (`FastKernels`), or sets that are columns (`ColumnKernels`, below).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func fastForward<Scalar: NormScalar>(
