@@ -15,14 +15,7 @@
 // tile split or thread count.
 #pragma clang fp contract(off)
 
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define NORMLAB_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef NORMLAB_CLONES
-#define NORMLAB_CLONES
-#endif
+#include "clones.h"
 
 #define NORMLAB_INLINE static inline __attribute__((always_inline))
 

@@ -28,15 +28,8 @@ void normlab_reciprocal_square_roots(const double *restrict variances, double ep
 
 typedef uint32_t __attribute__((may_alias)) normlab_bits;
 
-// Eight lanes where the CPU has AVX2 (chosen once, at load time, through an ifunc), four elsewhere.
-#if defined(__x86_64__) && defined(__linux__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define NORMLAB_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef NORMLAB_CLONES
-#define NORMLAB_CLONES
-#endif
+// NORMLAB_CLONES (clones.h): eight lanes where the CPU has AVX2 (chosen once, at load time, through an ifunc), four elsewhere.
+#include "clones.h"
 
 NORMLAB_CLONES
 void normlab_round_bfloat16(float *values, long count, long *overflowed, long *non_finite) {
