@@ -69,32 +69,3 @@ import Testing
         }
     }
 }
-
-/// The summary line's one-pass moments against a plain two-pass computation.
-@Suite struct SummaryMomentsTests {
-    @Test func onePassMatchesTwoPass() {
-        var generator = SystemRandomNumberGenerator()
-        let sets: [[Double]] = [
-            (0..<1001).map { _ in Double.random(in: -1...1, using: &generator) },
-            (0..<999).map { _ in 1e6 + Double.random(in: -1e-3...1e-3, using: &generator) },
-            [1e8] + [Double](repeating: 0, count: 17),
-            [3], [2, 2, 2, 2, 2],
-        ]
-        for values in sets {
-            let got = values.withUnsafeBufferPointer { Wording.moments($0) }
-            let mean = values.reduce(0, +) / Double(values.count)
-            let squares = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)
-            #expect(abs(got.sum / Double(values.count) - mean) <= 1e-12 * max(1, abs(mean)), "\(values.prefix(3))")
-            #expect(abs(got.squares - squares) <= 1e-9 * max(squares, 1e-300) + 1e-300, "\(values.prefix(3)): \(got.squares) vs \(squares)")
-            #expect(got.low == values.min() && got.high == values.max())
-        }
-        // Chunked on threads: the same numbers for any thread count, and close to the single pass.
-        let big = (0..<(1 << 20) + 5).map { Float($0 % 1000) * 1e-3 + 5 }
-        let one = big.withUnsafeBufferPointer { Wording.moments($0) }
-        let byThreads = [1, 2, 3].map { t in big.withUnsafeBufferPointer { Wording.moments($0, threads: t) } }
-        #expect(byThreads.allSatisfy { $0.sum.bitPattern == byThreads[0].sum.bitPattern && $0.squares.bitPattern == byThreads[0].squares.bitPattern })
-        #expect(abs(byThreads[0].squares - one.squares) <= 1e-9 * one.squares && byThreads[0].low == 5 && byThreads[0].high == Double(Float(0.999) + 5))
-        let withNaN: [Float] = [1, 2, .nan, 4, 5]
-        #expect(withNaN.withUnsafeBufferPointer { Wording.moments($0) }.sum.isNaN)
-    }
-}

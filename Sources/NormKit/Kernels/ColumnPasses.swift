@@ -5,6 +5,8 @@ extension ColumnKernels {
         var zeroVariances = 0
         var finite = true
         var statistics: FastKernels.Statistics? = nil
+        /// y's summary numbers, summed tile by tile while each tile was in cache (`summarizing`).
+        var summary: SummaryMoments? = nil
     }
 
     /// y and/or x̂ (either may be nil) and, with `statistics`, μ, σ², rstd and Σ(x − μ)² per set, in Float64.
@@ -12,7 +14,8 @@ extension ColumnKernels {
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: Tensor<S>?, beta: Tensor<S>?,
-        xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, statistics: Bool, threads: Int
+        xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, statistics: Bool, summarizing: Bool = false,
+        threads: Int
     ) -> ForwardFindings {
         let layout = Layout(spec, plan)
         let parameters = Parameters(gamma: y == nil ? nil : gamma?.scalars, beta: y == nil ? nil : beta?.scalars,
@@ -23,8 +26,10 @@ extension ColumnKernels {
         let tiles = layout.tilesPerBlock, units = layout.blocks * tiles
         let zeros = UnsafeMutablePointer<Int>.allocate(capacity: units)
         let finite = UnsafeMutablePointer<Int32>.allocate(capacity: units)
-        defer { zeros.deallocate(); finite.deallocate() }
-        nonisolated(unsafe) let zeroOut = zeros, finiteOut = finite
+        let parts = SummaryParts(count: summarizing && y != nil ? units : 0)
+        defer { zeros.deallocate(); finite.deallocate(); parts.deallocate() }
+        nonisolated(unsafe) let zeroOut = zeros, finiteOut = finite, summaryParts = parts.pointer
+        let rows = layout.rows, rowStride = layout.sets.row_stride
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat, yp = y
         func run(_ stats: FastKernels.Statistics.Pointers?) {
             nonisolated(unsafe) let stats = stats
@@ -40,6 +45,11 @@ extension ColumnKernels {
                                 xhat: hp.map { $0 + offset }, y: yp.map { $0 + offset }, outputs: &outputs)
                     zeroOut[unit] = outputs.zeroVariances
                     finiteOut[unit] = outputs.finite
+                    if let summaryParts, let yp {
+                        (summaryParts + unit).initialize(to: SummaryParts.moments(of: UnsafePointer(yp + offset)) { run in
+                            for r in 0..<rows { run(r * rowStride, columns.count) }
+                        })
+                    }
                 }
             }
         }
@@ -48,6 +58,7 @@ extension ColumnKernels {
             findings.zeroVariances += zeros[unit]
             findings.finite = findings.finite && finite[unit] != 0
         }
+        findings.summary = parts.total
         return findings
     }
 

@@ -85,7 +85,8 @@ enum FastKernels {
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
-        y: UnsafeMutableBufferPointer<S>, threads: Int, rounder: RunRounder? = nil
+        y: UnsafeMutableBufferPointer<S>, threads: Int, rounder: RunRounder? = nil,
+        summary: UnsafeMutablePointer<SummaryMoments>? = nil
     ) -> Statistics {
         let blocks = plan.statsShape.count
         let m = Double(plan.setSize)
@@ -105,7 +106,7 @@ enum FastKernels {
         let floatSingles = singles && S.self == Float.self
         let floatParameters = FloatParameters(floatSingles ? parameters : nil, count: plan.channels)
         defer { floatParameters.deallocate() }
-        nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!
+        nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
         stats.withPointers { out in
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
@@ -114,8 +115,14 @@ enum FastKernels {
                 var pendingMean: Double? = nil
                 for block in range {
                     let here = rows.locate(block), following = rows.locate(block + 1)
-                    // A float16/bfloat16 y is rounded set by set, while the set is in cache.
-                    defer { if let rounder { rows.forEachRun(block) { rounder.round(yp + $0, count: $1, set: block) } } }
+                    // A float16/bfloat16 y is rounded set by set, while the set is in cache, and then summed for
+                    // the summary line when it was asked for.
+                    defer {
+                        if let rounder { rows.forEachRun(block) { rounder.round(yp + $0, count: $1, set: block) } }
+                        if let summaryParts {
+                            (summaryParts + block).initialize(to: SummaryParts.moments(of: yp) { rows.forEachRun(block, $0) })
+                        }
+                    }
                     var mean = 0.0
                     if centre {
                         if let pendingMean {

@@ -87,11 +87,13 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         return try NormPlan(spec: spec, inputShape: Shape(derivedFrom: [1] + sampleShape))
     }
 
-    /// Run the layer on `input`: in training mode BatchNorm also updates its running statistics.
+    /// Run the layer on `input`: in training mode BatchNorm also updates its running statistics. `summarizing` asks
+    /// for y's summary numbers on the way (`ForwardResult.outputMoments`), where the kernel can make them.
     @discardableResult
     @_specialize(exported: true, where Scalar == Float)
     @_specialize(exported: true, where Scalar == Double)
-    public mutating func forward(_ input: Tensor<Scalar>, threads: Int = 1) throws(NormError) -> ForwardResult<Scalar> {
+    public mutating func forward(_ input: Tensor<Scalar>, threads: Int = 1,
+                                 summarizing: Bool = false) throws(NormError) -> ForwardResult<Scalar> {
         let plan = try NormPlan(spec: spec, inputShape: input.shape)
         if let sampleShape, sampleShape != plan.sampleShape {
             throw NormError.mismatch("input is not the same shape as the layer's input_shape: the layer was initialised with samples of shape \(Shape.format(sampleShape)), this input's samples are \(Shape.format(plan.sampleShape))")
@@ -106,7 +108,8 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
             running = (runningMean ?? .zeros(plan.statsShape), runningVariance ?? .ones(plan.statsShape))
         }
         let result = try Normalization.forward(spec: spec, input: input, gamma: gammaNow, beta: betaNow,
-                                               mode: mode, running: running, threads: threads, storage: storage)
+                                               mode: mode, running: running, threads: threads, storage: storage,
+                                               summarizing: summarizing)
         // Commit: nothing below can fail.
         if spec.kind.hasRunningStatistics, mode == .train, let running, let unbiased = result.unbiasedVariance,
            let batchMean = result.mean {

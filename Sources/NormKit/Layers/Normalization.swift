@@ -18,10 +18,11 @@ public enum Normalization {
         mode: Mode = .train,
         running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)? = nil,
         threads: Int = 1,
-        storage: DType? = nil
+        storage: DType? = nil,
+        summarizing: Bool = false
     ) throws(NormError) -> ForwardResult<Scalar> {
         try computeForward(spec: spec, input: input, gamma: gamma, beta: beta, mode: mode, running: running,
-                           threads: threads, allowFastPath: true, storage: storage)
+                           threads: threads, allowFastPath: true, storage: storage, summarizing: summarizing)
     }
 
     /// `allowFastPath: false` runs the general per-element path, the reference the fast kernels are tested against.
@@ -30,7 +31,7 @@ public enum Normalization {
     static func computeForward<Scalar: NormScalar>(
         spec: LayerSpec, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, mode: Mode,
         running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int, allowFastPath: Bool,
-        storage: DType? = nil
+        storage: DType? = nil, summarizing: Bool = false
     ) throws(NormError) -> ForwardResult<Scalar> {
         let storage = storage ?? Scalar.dtype
         guard storage == Scalar.dtype || (Scalar.dtype == .float32 && storage.isReduced) else {
@@ -68,7 +69,7 @@ public enum Normalization {
         } else if allowFastPath && !usesRunning
                     && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
             result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,
-                                     storage: storage)
+                                     storage: storage, summarizing: summarizing)
         } else {
             result = try generalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
                                         running: usesRunning ? running : nil, usesRunning: usesRunning)
@@ -147,21 +148,26 @@ public enum Normalization {
     @_specialize(where Scalar == Double)
     static func fastForward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int,
-        storage: DType? = nil
+        storage: DType? = nil, summarizing: Bool = false
     ) throws(NormError) -> ForwardResult<Scalar> {
+        // y's summary set by set: worth it where sets are long enough that one more call per set is nothing.
+        let summarize = summarizing && plan.setSize >= SummaryParts.shortestSet
         if ColumnKernels.applies(spec) {
-            return columnForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads)
+            return columnForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,
+                                 summarizing: summarizing)
         }
         let m = plan.setSize
         let gammaValues = gamma?.scalars.map(\.asDouble)
         let betaValues = beta?.scalars.map(\.asDouble)
         var stats: FastKernels.Statistics? = nil
         let rounder = RunRounder(storage, sets: plan.statsShape.count, scalar: Scalar.self)
+        let parts = SummaryParts(count: summarize ? plan.statsShape.count : 0)
+        defer { parts.deallocate() }
         // The kernels write every element: no need to zero the buffers first.
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
                 stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
-                                            y: y, threads: threads, rounder: rounder)
+                                            y: y, threads: threads, rounder: rounder, summary: parts.pointer)
             }
             yCount = input.count
         }
@@ -182,6 +188,7 @@ public enum Normalization {
                 ? narrowed(stats.sumSquares.map { $0 / Double(m - 1) }).tensor : nil,
             warnings: warnings, exactMeans: stats.means, exactRstds: stats.rstds, storedNormalized: nil)
         result.roundedByKernel = rounder?.finish()
+        result.outputMoments = parts.total
         return result
     }
 
@@ -190,14 +197,16 @@ public enum Normalization {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func columnForward<Scalar: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int
+        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?, threads: Int,
+        summarizing: Bool = false
     ) -> ForwardResult<Scalar> {
         let eager = spec.kind.hasRunningStatistics
         var findings = ColumnKernels.ForwardFindings()
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
                 findings = ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, xhat: nil,
-                                                 y: y.baseAddress, statistics: eager, threads: threads)
+                                                 y: y.baseAddress, statistics: eager, summarizing: summarizing,
+                                                 threads: threads)
             }
             yCount = input.count
         }
@@ -220,9 +229,11 @@ public enum Normalization {
                 return columnStatistics(stats, spec: spec, plan: plan, threads: threads)
             }
         }
-        return ForwardResult(spec: spec, plan: plan, mode: .train, input: input,
-                             output: Tensor(uncheckedShape: input.shape, scalars: output), statistics: statistics,
-                             unbiasedVariance: unbiased, warnings: warnings, storedNormalized: nil)
+        var result = ForwardResult(spec: spec, plan: plan, mode: .train, input: input,
+                                   output: Tensor(uncheckedShape: input.shape, scalars: output), statistics: statistics,
+                                   unbiasedVariance: unbiased, warnings: warnings, storedNormalized: nil)
+        result.outputMoments = findings.summary
+        return result
     }
 
     static func columnStatistics<Scalar: NormScalar>(_ stats: FastKernels.Statistics, spec: LayerSpec, plan: NormPlan,

@@ -76,6 +76,8 @@ extension Normalization {
         result.storage = storage
         var overflowed = 0, nonFinite: Int? = nil
         if storage.isReduced {
+            // y rounded here, after the kernel summed it: its summary is made again from the rounded values.
+            if result.roundedByKernel == nil { result.outputMoments = nil }
             let counts = result.roundedByKernel ?? result.output.roundInPlace(to: storage, threads: threads)
             overflowed = counts.overflowed
             nonFinite = counts.nonFinite

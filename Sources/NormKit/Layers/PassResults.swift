@@ -158,6 +158,9 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     public internal(set) var storage: DType = Scalar.dtype
     /// Set when the kernel already rounded y to `storage` set by set (what it counted on the way).
     var roundedByKernel: FormatRounding.Counts? = nil
+    /// y's summary numbers, when the pass was asked for them (`summarizing: true`) and its kernel could sum y set by
+    /// set while each set was still in cache; nil otherwise (summarise `output` then).
+    public internal(set) var outputMoments: SummaryMoments? = nil
 
     init(spec: LayerSpec, plan: NormPlan, mode: Mode, input: Tensor<Scalar>, output: Tensor<Scalar>,
          statistics: PassStatistics<Scalar>, unbiasedVariance: Tensor<Scalar>?, warnings: [NormWarning],

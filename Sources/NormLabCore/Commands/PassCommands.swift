@@ -48,11 +48,11 @@ struct Forward: Command, Equatable {
         let summary: Summary
         switch layer {
         case .float32(var l):
-            let result = try l.forward(x.tensor(as: Float.self), threads: threads)
+            let result = try l.forward(x.tensor(as: Float.self), threads: threads, summarizing: true)
             (made, summary) = Self.collect(result, layer: l)
             context.session.layer = .float32(l)
         case .float64(var l):
-            let result = try l.forward(x.tensor(as: Double.self), threads: threads)
+            let result = try l.forward(x.tensor(as: Double.self), threads: threads, summarizing: true)
             (made, summary) = Self.collect(result, layer: l)
             context.session.layer = .float64(l)
         }
@@ -64,7 +64,7 @@ struct Forward: Command, Equatable {
         }
         report.line("\(layer.spec.kind.displayName) forward on \(inputName) \(x.shape) \(x.dtype)" + (summary.mode == .eval ? ", eval mode" : ""))
         report.line("  " + summary.statistics)
-        report.line("  " + context.wording.summaryLine("y", made[0].1.value))
+        report.line("  " + context.wording.summaryLine("y", made[0].1.value, moments: summary.outputMoments))
         report.line("  made: " + made.map(\.0).joined(separator: " "))
         for warning in summary.warnings { report.add(.warning(warning, origin: context.origin)) }
         return report
@@ -74,6 +74,8 @@ struct Forward: Command, Equatable {
         let statistics: String
         let warnings: [String]
         let mode: Mode
+        /// y's summary numbers when the kernel made them on the way.
+        let outputMoments: SummaryMoments?
     }
 
     /// The session tensors a forward pass makes, named for what they hold, and the words for its statistics.
@@ -103,7 +105,8 @@ struct Forward: Command, Equatable {
         let names = LayerDescription.statisticsNames(r.spec)
         let source = r.mode == .eval ? "running statistics" : "statistics"
         let statistics = "\(source) \(LayerDescription.setDescription(r.spec, plan: r.plan)): \(names) of shape \(r.plan.statsShape)"
-        return (made, Summary(statistics: statistics, warnings: r.warnings.map(\.description), mode: r.mode))
+        return (made, Summary(statistics: statistics, warnings: r.warnings.map(\.description), mode: r.mode,
+                              outputMoments: r.outputMoments))
     }
 }
 

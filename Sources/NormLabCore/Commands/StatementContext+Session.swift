@@ -95,24 +95,23 @@ struct Wording {
         return line
     }
 
-    /// "y: (2, 4, 3, 3)  mean …  std …  min …  max …", over the finite values; in two passes over the tensor's
-    /// own scalars (no copy: a 6.4M-element y is summarised after every forward).
-    func summaryLine(_ name: String, _ tensor: AnyTensor) -> String {
+    /// "y: (2, 4, 3, 3)  mean …  std …  min …  max …", over the finite values; in one pass over the tensor's own
+    /// scalars (no copy: a 6.4M-element y is summarised after every forward), or none when the kernel that made the
+    /// tensor summed it on the way (`moments`); a second, careful pass only when some value is not finite.
+    func summaryLine(_ name: String, _ tensor: AnyTensor, moments: SummaryMoments? = nil) -> String {
         switch tensor {
-        case .float32(let t), .reduced(let t, _): summaryLine(name, t)
-        case .float64(let t): summaryLine(name, t)
+        case .float32(let t), .reduced(let t, _): summaryLine(name, t, moments: moments)
+        case .float64(let t): summaryLine(name, t, moments: moments)
         }
     }
 
-    private func summaryLine<S: NormScalar>(_ name: String, _ tensor: Tensor<S>) -> String {
+    private func summaryLine<S: NormScalar>(_ name: String, _ tensor: Tensor<S>, moments: SummaryMoments?) -> String {
         var count = 0, sum = 0.0, low = Double.infinity, high = -Double.infinity, nans = 0, infinities = 0
         var squares = 0.0
         tensor.scalars.withUnsafeBufferPointer { values in
-            // Usually every value is finite: one pass, and the finiteness of its totals shows whether a careful
-            // pass is needed.
-            let fast = Self.moments(values, threads: threads)
-            if fast.sum.isFinite && fast.squares.isFinite && fast.low.isFinite && fast.high.isFinite {
-                (count, sum, squares, low, high) = (values.count, fast.sum, fast.squares, fast.low, fast.high)
+            let fast = moments ?? SummaryMoments.of(values, threads: threads)
+            if fast.isFinite && fast.count == values.count {
+                (count, sum, squares, low, high) = (fast.count, fast.sum, fast.squares, fast.low, fast.high)
                 return
             }
             for v in values {
@@ -145,88 +144,6 @@ struct Wording {
             line += "  (" + flags.joined(separator: ", ") + (count == 0 ? "" : "; mean, std, min, max of the finite values") + ")"
         }
         return line
-    }
-}
-
-extension Wording {
-    /// Σx, Σ(x − μ)², min and max in one pass of four interleaved lanes: sums of x − x₀ and (x − x₀)² with x₀
-    /// the first value (no cancellation unless μ lies far from x₀ against the spread, which a summary line's
-    /// four digits would not show), SIMD min and max (a compare-and-branch per element mispredicts on random data).
-    /// Over a million values, in 8 fixed chunks on up to `threads` threads, combined in chunk order (Chan et al.'s
-    /// pairwise update), so the result does not depend on the thread count.
-    static func moments<S: NormScalar>(_ values: UnsafeBufferPointer<S>, threads: Int) -> (sum: Double, squares: Double, low: Double, high: Double) {
-        let chunks = values.count >= 1 << 20 ? 8 : 1
-        guard chunks > 1 else { return moments(values) }
-        let parts = UnsafeMutablePointer<(sum: Double, squares: Double, low: Double, high: Double)>.allocate(capacity: chunks)
-        defer { parts.deallocate() }
-        nonisolated(unsafe) let base = values.baseAddress!, out = parts
-        let count = values.count
-        KernelThreads.run(chunks: chunks, threads: threads) { chunk in
-            let lower = count * chunk / chunks, upper = count * (chunk + 1) / chunks
-            out[chunk] = moments(UnsafeBufferPointer(start: base + lower, count: upper - lower))
-        }
-        var n = 0.0, sum = 0.0, squares = 0.0, low = Double.infinity, high = -Double.infinity
-        for chunk in 0..<chunks {
-            let part = parts[chunk]
-            let m = Double(count * (chunk + 1) / chunks - count * chunk / chunks)
-            if n > 0 {
-                let delta = part.sum / m - sum / n
-                squares += part.squares + delta * delta * n * m / (n + m)
-            } else {
-                squares = part.squares
-            }
-            sum += part.sum
-            n += m
-            low = min(low, part.low)
-            high = max(high, part.high)
-        }
-        return (sum, squares, low, high)
-    }
-
-    static func moments<S: NormScalar>(_ values: UnsafeBufferPointer<S>) -> (sum: Double, squares: Double, low: Double, high: Double) {
-        if S.self == Float.self, let base = values.baseAddress {
-            return floatMoments(UnsafeBufferPointer(start: UnsafeRawPointer(base).assumingMemoryBound(to: Float.self), count: values.count))
-        }
-        guard let first = values.first else { return (0, 0, .infinity, -.infinity) }
-        let shift = first.asDouble
-        var sums = SIMD4<Double>(repeating: 0), squares = SIMD4<Double>(repeating: 0)
-        var lows = SIMD4<Double>(repeating: .infinity), highs = SIMD4<Double>(repeating: -.infinity)
-        let whole = values.count & ~3
-        var i = 0
-        while i < whole {
-            let v = SIMD4(values[i].asDouble, values[i + 1].asDouble, values[i + 2].asDouble, values[i + 3].asDouble)
-            let d = v - shift
-            sums += d
-            squares += d * d
-            lows.replace(with: v, where: v .< lows)
-            highs.replace(with: v, where: v .> highs)
-            i += 4
-        }
-        var tailSum = 0.0, tailSquares = 0.0, low = lows.min(), high = highs.max()
-        while i < values.count {
-            let v = values[i].asDouble, d = v - shift
-            tailSum += d
-            tailSquares += d * d
-            low = Swift.min(low, v)
-            high = Swift.max(high, v)
-            i += 1
-        }
-        let n = Double(values.count)
-        let shifted = sums.sum() + tailSum, shiftedSquares = squares.sum() + tailSquares
-        // A NaN reaches the sums (min and max may drop it): the caller checks them.
-        let raw = shiftedSquares - shifted * shifted / n
-        return (shift * n + shifted, raw.isNaN ? .nan : max(0, raw), low, high)
-    }
-}
-
-extension Wording {
-    /// `moments` for float32, in NormKit's float32 lanes (the AVX2 build where the CPU has it).
-    static func floatMoments(_ values: UnsafeBufferPointer<Float>) -> (sum: Double, squares: Double, low: Double, high: Double) {
-        guard let p = values.baseAddress, values.count > 0 else { return (0, 0, .infinity, -.infinity) }
-        let shift = p[0], n = Double(values.count)
-        let m = FloatKernel.moments(p, count: values.count, shift: shift)
-        let raw = m.squares - m.sum * m.sum / n
-        return (Double(shift) * n + m.sum, raw.isNaN ? .nan : max(0, raw), m.low, m.high)
     }
 }
 

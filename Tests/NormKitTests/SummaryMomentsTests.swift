@@ -1,0 +1,93 @@
+@testable import NormKit
+import Testing
+
+/// A summary line's numbers: one pass against a plain two-pass computation, and the kernels' set-by-set sums of y
+/// against a pass over y after the kernel.
+@Suite struct SummaryMomentsTests {
+    @Test func onePassMatchesTwoPass() {
+        var generator = SystemRandomNumberGenerator()
+        let sets: [[Double]] = [
+            (0..<1001).map { _ in Double.random(in: -1...1, using: &generator) },
+            (0..<999).map { _ in 1e6 + Double.random(in: -1e-3...1e-3, using: &generator) },
+            [1e8] + [Double](repeating: 0, count: 17),
+            [3], [2, 2, 2, 2, 2],
+        ]
+        for values in sets {
+            let got = values.withUnsafeBufferPointer { SummaryMoments($0) }
+            let mean = values.reduce(0, +) / Double(values.count)
+            let squares = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +)
+            #expect(got.count == values.count)
+            #expect(abs(got.sum / Double(values.count) - mean) <= 1e-12 * max(1, abs(mean)), "\(values.prefix(3))")
+            #expect(abs(got.squares - squares) <= 1e-9 * max(squares, 1e-300) + 1e-300, "\(values.prefix(3)): \(got.squares) vs \(squares)")
+            #expect(got.low == values.min() && got.high == values.max())
+        }
+        // In parts on threads: the same numbers for any thread count, and close to the single pass.
+        let big = (0..<(1 << 20) + 5).map { Float($0 % 1000) * 1e-3 + 5 }
+        let one = big.withUnsafeBufferPointer { SummaryMoments($0) }
+        let byThreads = [1, 2, 3].map { t in big.withUnsafeBufferPointer { SummaryMoments.of($0, threads: t) } }
+        #expect(byThreads.allSatisfy { $0.sum.bitPattern == byThreads[0].sum.bitPattern && $0.squares.bitPattern == byThreads[0].squares.bitPattern })
+        #expect(abs(byThreads[0].squares - one.squares) <= 1e-9 * one.squares && byThreads[0].low == 5 && byThreads[0].high == Double(Float(0.999) + 5))
+        let withNaN: [Float] = [1, 2, .nan, 4, 5]
+        #expect(!withNaN.withUnsafeBufferPointer { SummaryMoments($0) }.isFinite)
+        #expect([Float]().withUnsafeBufferPointer { SummaryMoments($0) } == .empty)
+    }
+
+    /// (kind, preset, groups, shape, storage): the row kernels (GroupNorm, BatchNorm per channel, LayerNorm over the
+    /// last dim), the column kernels (PyDLLib's per-position sets and BatchNorm per element, several tiles), float16
+    /// rounded by the row kernel and after the column kernel.
+    static let cases: [(LayerKind, Preset, Int?, [Int], DType?)] = [
+        (.groupnorm, .torch, 4, [3, 8, 17, 19], nil), (.batchnorm, .torch, nil, [4, 6, 300], nil),
+        (.layernorm, .torch, nil, [2, 5, 7, 40], nil), (.instancenorm, .torch, nil, [2, 3, 1000], nil),
+        (.groupnorm, .pydllib, 2, [2, 4, 23, 13], nil), (.batchnorm, .pydllib, nil, [3, 9, 17, 15], nil),
+        (.groupnorm, .torch, 2, [2, 4, 300], .float16), (.groupnorm, .pydllib, 2, [2, 4, 300], .float16),
+    ]
+
+    @Test func kernelsSumYSetBySet() throws {
+        for (i, (kind, preset, groups, dims, storage)) in Self.cases.enumerated() {
+            let spec = try LayerSpec(kind: kind, groups: groups, preset: preset)
+            let shape = try Shape(dims)
+            for type in [DType.float32, .float64] where storage == nil || type == .float32 {
+                func run<S: NormScalar>(_: S.Type) throws {
+                    let x: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(i)).map { 3 + 2 * $0 }.converted()
+                    let plan = try NormPlan(spec: spec, inputShape: shape)
+                    let gamma: Tensor<S>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 7).converted() }
+                    let beta: Tensor<S>? = spec.bias ? plan.affineShape.map { Tensor<Double>.randn($0, seed: 8).converted() } : nil
+                    var first: SummaryMoments? = nil
+                    for threads in [1, 2, 3] {
+                        let pass = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads,
+                                                             storage: storage, summarizing: true)
+                        let plain = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads,
+                                                              storage: storage)
+                        #expect(plain.outputMoments == nil, "asked for nothing, \(kind) \(dims)")
+                        let label = "\(kind) \(preset) \(dims) \(S.dtype) storage \(storage.map(\.description) ?? "-"), \(threads) threads"
+                        if storage != nil && preset == .pydllib {
+                            // Rounded after the kernel: nothing summed on the way can describe the stored y.
+                            #expect(pass.outputMoments == nil, "\(label)")
+                            continue
+                        }
+                        let fused = try #require(pass.outputMoments, "\(label)")
+                        let after = pass.output.scalars.withUnsafeBufferPointer { SummaryMoments.of($0, threads: 1) }
+                        #expect(fused.count == x.count && fused.low == after.low && fused.high == after.high, "\(label)")
+                        #expect(abs(fused.sum - after.sum) <= 1e-12 * Double(x.count) * max(abs(after.low), abs(after.high)), "\(label)")
+                        #expect(abs(fused.squares - after.squares) <= 1e-12 * after.squares, "\(label)")
+                        if let first {
+                            #expect(first.sum.bitPattern == fused.sum.bitPattern && first.squares.bitPattern == fused.squares.bitPattern,
+                                    "\(label): not the same bits as on 1 thread")
+                        } else {
+                            first = fused
+                        }
+                    }
+                }
+                if type == .float32 { try run(Float.self) } else { try run(Double.self) }
+            }
+        }
+    }
+
+    /// Sets too short for a call each are summarised after the kernel.
+    @Test func shortSetsAreLeftToThePassAfter() throws {
+        let spec = try LayerSpec(kind: .groupnorm, groups: 2)
+        let x = Tensor<Double>.randn(try Shape([2, 4, 3, 3]), seed: 1)
+        let pass = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, summarizing: true)
+        #expect(pass.outputMoments == nil)
+    }
+}
