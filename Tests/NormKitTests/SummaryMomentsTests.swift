@@ -83,6 +83,35 @@ import Testing
         }
     }
 
+    /// BatchNorm in eval mode sums y row by row; a finite y then stands for a finite x (NaN and ±∞ reach y through
+    /// (x − μ)·scale + offset), and otherwise x is counted — on one thread or in parts on several.
+    @Test func evalModeSummaryAndNonFiniteInput() throws {
+        let spec = try LayerSpec(kind: .batchnorm)
+        let shape = try Shape([4, 3, 90_000])  // over a million elements: the check for NaN runs in parts
+        let plan = try NormPlan(spec: spec, inputShape: shape)
+        let running = (Tensor<Float>.randn(plan.statsShape, seed: 9), Tensor<Float>.rand(plan.statsShape, seed: 10).map { 0.1 + $0 })
+        var x = Tensor<Float>.randn(shape, seed: 3)
+        for threads in [1, 2] {
+            let pass = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, mode: .eval, running: running,
+                                                 threads: threads, summarizing: true)
+            let after = pass.output.scalars.withUnsafeBufferPointer { SummaryMoments.of($0, threads: 1) }
+            let fused = try #require(pass.outputMoments)
+            #expect(fused.low == after.low && fused.high == after.high && abs(fused.squares - after.squares) <= 1e-12 * after.squares)
+            #expect(pass.warnings.isEmpty)
+        }
+        var values = x.scalars
+        values[1_000_001] = .nan
+        values[7] = -.infinity
+        x = Tensor(uncheckedShape: shape, scalars: values)
+        for threads in [1, 2] {
+            for summarizing in [false, true] {
+                let pass = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, mode: .eval, running: running,
+                                                     threads: threads, summarizing: summarizing)
+                #expect(pass.warnings == [.nonFiniteInput(count: 2)], "\(threads) threads, summarizing \(summarizing)")
+            }
+        }
+    }
+
     /// Sets too short for a call each are summarised after the kernel.
     @Test func shortSetsAreLeftToThePassAfter() throws {
         let spec = try LayerSpec(kind: .groupnorm, groups: 2)

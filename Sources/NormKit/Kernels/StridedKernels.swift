@@ -64,19 +64,23 @@ enum StridedKernels {
     @_specialize(where S == Double)
     static func evalRows<S: NormScalar>(
         plan: NormPlan, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double], gamma: [Double]?,
-        beta: [Double]?, y: UnsafeMutableBufferPointer<S>, threads: Int
+        beta: [Double]?, y: UnsafeMutableBufferPointer<S>, threads: Int,
+        summary: UnsafeMutablePointer<SummaryMoments>? = nil
     ) {
         let channels = plan.channels, spatial = plan.spatial
         let maps = (0..<channels).map { c in
             AffineMap<S>(mean: means[c], rstd: rstds[c], gamma: gamma?[c] ?? 1, beta: beta?[c] ?? 0)
         }
-        nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!
+        nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
         maps.withUnsafeBufferPointer { mapBuffer in
             nonisolated(unsafe) let mp = mapBuffer.baseAddress!
             FastKernels.parallel(plan.batch * channels, threads: threads) { range in
                 for row in range {
                     let offset = row * spatial
                     Lanes.apply(mp[row % channels], xp + offset, yp + offset, count: spatial)
+                    if let summaryParts {  // while the row is in cache
+                        (summaryParts + row).initialize(to: SummaryMoments(UnsafeBufferPointer(start: yp + offset, count: spatial)))
+                    }
                 }
             }
         }

@@ -65,7 +65,7 @@ public enum Normalization {
                                          running: running, usesRunning: usesRunning, storage: storage)
         } else if allowFastPath && usesRunning {
             result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
-                                     threads: threads)
+                                     threads: threads, summarizing: summarizing)
         } else if allowFastPath && !usesRunning
                     && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
             result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,
@@ -93,8 +93,30 @@ public enum Normalization {
     }
 
     /// Whether any element is NaN or infinite: x − x is 0 for every finite x and NaN otherwise, summed in eight
-    /// independent lanes (vectorised; the count below branches per element).
-    static func hasNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>) -> Bool {
+    /// independent lanes (vectorised; the count below branches per element); over a million elements in 8 parts
+    /// on up to `threads` threads.
+    static func hasNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>, threads: Int = 1) -> Bool {
+        let parts = input.count >= 1 << 20 ? 8 : 1
+        guard parts > 1, threads > 1 else { return hasNonFinite(input.scalars) }
+        let found = UnsafeMutablePointer<Bool>.allocate(capacity: parts)
+        defer { found.deallocate() }
+        nonisolated(unsafe) let out = found
+        let count = input.count
+        input.scalars.withUnsafeBufferPointer { x in
+            nonisolated(unsafe) let base = x.baseAddress!
+            KernelThreads.run(chunks: parts, threads: threads) { part in
+                let lower = count * part / parts, upper = count * (part + 1) / parts
+                (out + part).initialize(to: hasNonFinite(UnsafeBufferPointer(start: base + lower, count: upper - lower)))
+            }
+        }
+        return (0..<parts).contains { found[$0] }
+    }
+
+    private static func hasNonFinite<Scalar: NormScalar>(_ scalars: [Scalar]) -> Bool {
+        scalars.withUnsafeBufferPointer { hasNonFinite($0) }
+    }
+
+    private static func hasNonFinite<Scalar: NormScalar>(_ x: UnsafeBufferPointer<Scalar>) -> Bool {
         func check<T: BinaryFloatingPoint & SIMDScalar>(_ x: UnsafeBufferPointer<T>) -> Bool {
             var lanes = SIMD8<T>(repeating: 0)
             let whole = x.count & ~7
@@ -108,14 +130,12 @@ public enum Normalization {
             while i < x.count { tail += x[i] - x[i]; i += 1 }
             return !(lanes.sum() + tail).isFinite
         }
-        // Scalar is Float or Double, and the array's memory is bound to that type.
-        return input.scalars.withUnsafeBufferPointer { x in
-            let base = UnsafeRawPointer(x.baseAddress)
-            if Scalar.self == Float.self {
-                return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Float.self), count: x.count))
-            }
-            return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Double.self), count: x.count))
+        // Scalar is Float or Double, and the memory is bound to that type.
+        let base = UnsafeRawPointer(x.baseAddress)
+        if Scalar.self == Float.self {
+            return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Float.self), count: x.count))
         }
+        return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Double.self), count: x.count))
     }
 
     static func countNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>) -> Int {
@@ -250,7 +270,7 @@ public enum Normalization {
     @_specialize(where Scalar == Double)
     static func evalForward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?,
-        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int, summarizing: Bool = false
     ) throws(NormError) -> ForwardResult<Scalar> {
         let (means, variances) = try runningStatistics(running, plan: plan)
         let rstds = reciprocalSquareRoots(variances, eps: spec.eps)
@@ -258,11 +278,14 @@ public enum Normalization {
         // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
         let rows = spec.reduce == .group && spec.affine != .element
         var normalized: [Scalar]? = nil
+        let parts = SummaryParts(count: rows && summarizing && plan.spatial >= SummaryParts.shortestSet
+                                 ? plan.batch * plan.channels : 0)
+        defer { parts.deallocate() }
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
                 if rows {
                     StridedKernels.evalRows(plan: plan, x: x, means: means, rstds: rstds, gamma: gammaValues,
-                                            beta: betaValues, y: y, threads: threads)
+                                            beta: betaValues, y: y, threads: threads, summary: parts.pointer)
                 } else {
                     normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
                         StridedKernels.evalForward(spec: spec, plan: plan, x: x, means: means, rstds: rstds,
@@ -273,17 +296,24 @@ public enum Normalization {
             }
             yCount = input.count
         }
+        // y = (x − μ)·scale + offset is NaN or ±∞ wherever x is (∞·0 is NaN): a finite y needs no look at x.
+        let moments = parts.total
         let warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: true, variances: variances,
-                                     nonFinite: { hasNonFinite(input) ? countNonFinite(input) : 0 })
+                                     nonFinite: {
+                                         if let moments, moments.isFinite { return 0 }
+                                         return hasNonFinite(input, threads: threads) ? countNonFinite(input) : 0
+                                     })
         func stats(_ values: [Double]) -> Tensor<Scalar> {
             Tensor(uncheckedShape: plan.statsShape, scalars: values.map { Scalar(fromDouble: $0) })
         }
-        return ForwardResult(
+        var result = ForwardResult(
             spec: spec, plan: plan, mode: .eval, input: input,
             output: Tensor(uncheckedShape: input.shape, scalars: output),
             mean: spec.centres ? stats(means) : nil, variance: stats(variances), rstd: stats(rstds),
             unbiasedVariance: nil, warnings: warnings, exactMeans: means, exactRstds: rstds,
             storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
+        result.outputMoments = moments
+        return result
     }
 
     /// BatchNorm's running mean and variance as Float64, checked against the statistics this input needs.
