@@ -23,7 +23,6 @@ import Testing
             var spec = try LayerSpec(kind: kind, groups: groups)
             spec.affine = affine
             spec.reduce = reduce
-            if kind == .batchnorm && reduce == .group && affine == .element { continue }  // not on the fast path
             let shape = try Shape(dims)
             let x: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(i)).map { 3 + 2 * $0 }.converted()
             let dy: Tensor<S> = Tensor<Double>.randn(shape, seed: UInt64(100 + i)).converted()
@@ -163,6 +162,38 @@ import Testing
                 }
             }
             for try await same in group { #expect(same) }
+        }
+    }
+
+    /// Element-wise γ and β not given (ones and zeros): the element loops, with and without β (RMSNorm has none),
+    /// against the general path, and the same bits on 1 and 2 threads (one group runs the rows path on 2 threads,
+    /// the per-group path on 1).
+    @Test func elementAffineWithoutGivenParameters() throws {
+        for (kind, groups, dims) in [(LayerKind.groupnorm, 1, [3, 4, 37]), (.groupnorm, 4, [2, 8, 5, 7]),
+                                     (.batchnorm, nil, [4, 3, 41]), (.rmsnorm, 2, [2, 4, 9])] {
+            var spec = try LayerSpec(kind: kind, groups: groups)
+            spec.affine = .element
+            let shape = try Shape(dims)
+            let x = Tensor<Double>.randn(shape, seed: 5).map { 1 + 3 * $0 }
+            let dy = Tensor<Double>.randn(shape, seed: 6)
+            let reference = try Normalization.computeForward(spec: spec, input: x, gamma: nil, beta: nil, mode: .train,
+                                                              running: nil, threads: 1, allowFastPath: false)
+            let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: nil, outputGradient: dy,
+                                                                   threads: 1, allowFastPath: false)
+            var first: Gradients<Double>? = nil
+            for threads in [1, 2] {
+                let fast = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: threads)
+                let grads = try Normalization.backward(forward: fast, gamma: nil, outputGradient: dy, threads: threads)
+                let worstY = zip(fast.output.scalars, reference.output.scalars).map { abs($0 - $1) }.max() ?? 0
+                let worstDx = zip(grads.dx.scalars, referenceGrads.dx.scalars).map { abs($0 - $1) }.max() ?? 0
+                let worstDg = zip(grads.dgamma!.scalars, referenceGrads.dgamma!.scalars).map { abs($0 - $1) }.max() ?? 0
+                #expect(worstY <= 1e-12 && worstDx <= 1e-12 && worstDg <= 1e-12, "\(kind) \(dims): \(worstY) \(worstDx) \(worstDg)")
+                if let first {
+                    #expect(first.dx == grads.dx && first.dgamma == grads.dgamma, "\(kind) \(dims): 1 and 2 threads differ")
+                } else {
+                    first = grads
+                }
+            }
         }
     }
 

@@ -9,7 +9,7 @@ enum FastKernels {
     /// GroupNorm-like layers with reduce=group (a set is K contiguous channel rows of one sample) and BatchNorm
     /// per channel with channel-wise γ, β (a set is one channel's row in every sample).
     static func applies(_ spec: LayerSpec, _ plan: NormPlan) -> Bool {
-        spec.kind.fastKernel(reduce: spec.reduce, affine: spec.affine) == .rows
+        spec.kind.fastKernel(reduce: spec.reduce) == .rows
     }
 
     /// Where the rows of a statistics set lie: every row is `spatial` contiguous elements of one (sample, channel).
@@ -84,7 +84,7 @@ enum FastKernels {
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [Double]?, beta: [Double]?,
+        spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: [S]?, beta: [S]?,
         y: UnsafeMutableBufferPointer<S>, threads: Int, rounder: RunRounder? = nil,
         summary: UnsafeMutablePointer<SummaryMoments>? = nil
     ) -> Statistics {
@@ -100,13 +100,16 @@ enum FastKernels {
         let singles = spec.affine == .channel && rows.spatial == 1 && !rows.batchNorm
         let elementAffine = spec.affine == .element || singles
         var stats = Statistics(count: blocks)
-        let parameters = Parameters(gamma: gamma, beta: beta, count: elementAffine ? plan.channels * plan.spatial : plan.channels)
+        // Element-wise γ and β (a sample's size) are read where they are; per-channel ones in Float64 here.
+        let parameters = Parameters(gamma: gamma, beta: beta, count: spec.affine == .element ? 0 : plan.channels)
         defer { parameters.deallocate() }
         // float32 runs of single-element channels go through the float32 lanes, which read γ and β as Float.
         let floatSingles = singles && S.self == Float.self
         let floatParameters = FloatParameters(floatSingles ? parameters : nil, count: plan.channels)
         defer { floatParameters.deallocate() }
         nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
+        withBuffer(gamma) { gammaElements in withBuffer(beta) { betaElements in
+        nonisolated(unsafe) let gammaOf = gammaElements, betaOf = betaElements
         stats.withPointers { out in
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
@@ -187,10 +190,13 @@ enum FastKernels {
                         let c = here.channel(r)
                         let base = here.offset(r)
                         if elementAffine {
-                            let g = parameters.gamma + c * spatial, b = parameters.beta + c * spatial
-                            for s in 0..<spatial {
-                                let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: g[s], beta: b[s])
-                                yp[base + s] = map.apply(xp[base + s])
+                            // γ and β run along the row: Float64 lanes, y = γ·x̂ + β as the general path computes it.
+                            if let gammaOf {
+                                elementAffineRow(x: xp + base, y: yp + base, count: spatial, mean: mean, rstd: rstd,
+                                                 gamma: gammaOf + c * spatial, beta: betaOf.map { $0 + c * spatial })
+                            } else {
+                                normalizedRow(x: xp + base, y: yp + base, count: spatial, mean: mean, rstd: rstd,
+                                              beta: betaOf.map { $0 + c * spatial })
                             }
                         } else {
                             let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: parameters.gamma[c],
@@ -206,7 +212,7 @@ enum FastKernels {
                     if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                 }
             }
-        }
+        }        }}
         return stats
     }
 
@@ -239,7 +245,7 @@ enum FastKernels {
     @_specialize(where S == Double)
     static func backward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double],
-        rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
+        rstds: [Double], gamma: [S]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
         dbeta: inout [Double], threads: Int, rounder: RunRounder? = nil
     ) {
         let blocks = plan.statsShape.count
@@ -251,7 +257,22 @@ enum FastKernels {
         let channels = plan.channels, batch = plan.batch
         let channelAffine = spec.affine == .channel
         let elementAffine = spec.affine == .element
-        let parameters = Parameters(gamma: gamma, beta: nil, count: elementAffine ? channels * spatial : channels)
+        // The element loops read γ where it is: ones when none was given.
+        let gamma = gamma ?? (elementAffine ? [S](repeating: 1, count: channels * spatial) : nil)
+        if elementAffine, let gamma, let units = elementAffineUnits(rows, threads: threads) {
+            let wanted = !dgamma.isEmpty
+            means.withUnsafeBufferPointer { mu in rstds.withUnsafeBufferPointer { r in gamma.withUnsafeBufferPointer { g in
+            dgamma.withUnsafeMutableBufferPointer { dg in dbeta.withUnsafeMutableBufferPointer { db in
+                elementAffineBackward(rows: rows, units: units, batch: batch, centre: centre, m: m, divisor: divisor,
+                                      dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
+                                      rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
+                                      dgamma: wanted ? dg.baseAddress : nil, dbeta: wanted ? db.baseAddress : nil,
+                                      threads: threads, rounder: rounder)
+            }}}}}
+            return
+        }
+        // Element-wise γ (a sample's size) is read where it is; per-channel γ in Float64 here.
+        let parameters = Parameters(gamma: gamma, beta: nil as [S]?, count: elementAffine ? 0 : channels)
         defer { parameters.deallocate() }
         // As in forward, rows of one element are one contiguous run per set, with γ running along it.
         if channelAffine && spatial == 1 && !rows.batchNorm {
@@ -274,11 +295,12 @@ enum FastKernels {
         var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
+        withBuffer(elementAffine ? gamma : nil) { gammaElements in
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
         partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
-            nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
+            nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress, gammaOf = gammaElements
             nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
             parallel(blocks, threads: threads) { range in
                 // Per row (Σ dy, Σ dy·(x − μ)) of the current set, and of the next one as the fused pass makes them.
@@ -290,21 +312,16 @@ enum FastKernels {
                     let here = rows.locate(block), following = rows.locate(block + 1)
                     defer { if let rounder { rows.forEachRun(block) { rounder.round(dxp + $0, count: $1, set: block) } } }
                     let mean = meanOf[block], rstd = rstdOf[block]
-                    let xhat = AffineMap<S>(mean: mean, rstd: rstd)
                     // Σ γ·dy and Σ γ·dy·x̂ over the set.
                     var sumD = 0.0, sumDX = 0.0
                     for r in 0..<rows.count {
                         let c = here.channel(r), n = here.sample(r)
                         let base = here.offset(r)
-                        if elementAffine {
-                            let g = parameters.gamma + c * spatial
-                            for s in 0..<spatial {
-                                let h = xhat.apply(xp[base + s])
-                                let dyv = gp[base + s].asDouble
-                                let dh = dyv * g[s]
-                                sumD += dh
-                                sumDX += dh * h.asDouble
-                            }
+                        if elementAffine, let gammaOf {
+                            let sums = elementAffineSums(dy: gp + base, x: xp + base, count: spatial, mean: mean,
+                                                         rstd: rstd, gamma: gammaOf + c * spatial)
+                            sumD += sums.dh
+                            sumDX += sums.dhXhat
                         } else {
                             let sums = haveSums ? current[r] : Lanes.gradientSums(gp + base, xp + base, count: spatial, mean: mean)
                             let gc = parameters.gamma[c]
@@ -323,13 +340,10 @@ enum FastKernels {
                     for r in 0..<rows.count {
                         let c = here.channel(r)
                         let base = here.offset(r)
-                        if elementAffine {
-                            let g = parameters.gamma + c * spatial
-                            for s in 0..<spatial {
-                                let h = xhat.apply(xp[base + s])
-                                let dh = gp[base + s].asDouble * g[s]
-                                dxp[base + s] = S(fromDouble: rstd * (dh - meanTerm - h.asDouble * projection))
-                            }
+                        if elementAffine, let gammaOf {
+                            elementAffineGradient(dy: gp + base, x: xp + base, dx: dxp + base, count: spatial,
+                                                  mean: mean, rstd: rstd, gamma: gammaOf + c * spatial,
+                                                  meanTerm: meanTerm, projection: projection)
                         } else if fuse {
                             let nextBase = following.offset(r)
                             next[r] = Lanes.gradientAndSums(gp + base, xp + base, dxp + base, count: spatial, mean: mean,
@@ -345,7 +359,7 @@ enum FastKernels {
                     swap(&current, &next)
                 }
             }
-        }}}}
+        }}}}}
         let groups = plan.groups, perGroup = plan.channelsPerGroup
         means.withUnsafeBufferPointer { meanBuffer in
             rstds.withUnsafeBufferPointer { rstdBuffer in
@@ -353,11 +367,16 @@ enum FastKernels {
                 reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
                                          partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
                                          threads: threads) { n, elements, h in
-                    // Element-wise γ lives only under reduce=group here: the set is (sample, group).
-                    for e in elements {
-                        let block = n * groups + (e / spatial) / perGroup
-                        let map = AffineMap<S>(mean: meanOf[block], rstd: rstdOf[block])
-                        h[e - elements.lowerBound] = map.apply(xp[n * channels * spatial + e]).asDouble
+                    // x̂ of sample n's elements as forward made it, a run of one set at a time: the set is
+                    // (sample, group), or the channel for BatchNorm.
+                    let setLength = rows.batchNorm ? spatial : perGroup * spatial
+                    var e = elements.lowerBound
+                    while e < elements.upperBound {
+                        let end = min(elements.upperBound, (e / setLength + 1) * setLength)
+                        let block = rows.batchNorm ? e / spatial : n * groups + e / setLength
+                        normalizedRun(x: xp + n * channels * spatial + e, into: h + (e - elements.lowerBound),
+                                      count: end - e, mean: meanOf[block], rstd: rstdOf[block])
+                        e = end
                     }
                 }
             }

@@ -41,12 +41,17 @@ extension FastKernels {
         let beta: UnsafePointer<Double>
         private let storage: UnsafeMutablePointer<Double>
 
-        init(gamma: [Double]?, beta: [Double]?, count: Int) {
+        /// γ and β in Float64, made from the tensors' own values in one pass (element-wise ones are a sample's size).
+        init<S: NormScalar>(gamma: [S]?, beta: [S]?, count: Int) {
             storage = .allocate(capacity: 2 * count)
-            for i in 0..<count {
-                storage[i] = gamma?[i] ?? 1
-                storage[count + i] = beta?[i] ?? 0
+            func fill(_ target: UnsafeMutablePointer<Double>, _ values: [S]?, _ missing: Double) {
+                guard let values else { target.initialize(repeating: missing, count: count); return }
+                values.withUnsafeBufferPointer { v in
+                    for i in 0..<count { target[i] = v[i].asDouble }
+                }
             }
+            fill(storage, gamma, 1)
+            fill(storage + count, beta, 0)
             self.gamma = UnsafePointer(storage)
             self.beta = UnsafePointer(storage + count)
         }

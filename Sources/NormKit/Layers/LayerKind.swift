@@ -71,12 +71,12 @@ public enum LayerKind: String, Sendable, CaseIterable, CustomStringConvertible {
 
     /// Which fast kernels may run a layer of this kind, by reduction. Listed, not inferred: a kind not listed
     /// for a kernel runs on the general path, which handles every plan.
-    func fastKernel(reduce: Reduce, affine: Affine) -> FastKernel? {
+    func fastKernel(reduce: Reduce) -> FastKernel? {
         switch (self, reduce) {
         // A set is K contiguous channel rows of one sample.
         case (.groupnorm, .group), (.layernorm, .group), (.instancenorm, .group), (.rmsnorm, .group): .rows
-        // A set is one channel's row in every sample; element-wise γ, β need per-position parameters.
-        case (.batchnorm, .group): affine == .element ? nil : .rows
+        // A set is one channel's row in every sample.
+        case (.batchnorm, .group): .rows
         // One accumulator per position over the K channel rows of a (sample, group) block.
         case (.groupnorm, .channels), (.layernorm, .channels), (.instancenorm, .channels), (.rmsnorm, .channels): .positions
         // Per element over the batch: one accumulator per element along a sample, the samples strided.

@@ -74,7 +74,9 @@ public enum Normalization {
             result = try generalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
                                         running: usesRunning ? running : nil, usesRunning: usesRunning)
         }
-        let badParameters = (gamma.map(countNonFinite) ?? 0) + (beta.map(countNonFinite) ?? 0)
+        // Element-wise γ and β are a sample's size: a vectorised look first, a count only when something is off.
+        func nonFinite(_ t: Tensor<Scalar>?) -> Int { t.map { hasNonFinite($0, threads: threads) ? countNonFinite($0) : 0 } ?? 0 }
+        let badParameters = nonFinite(gamma) + nonFinite(beta)
         if badParameters > 0 { result.warnings.append(.nonFiniteParameters(count: badParameters)) }
         store(&result, storage: storage, parametersFinite: badParameters == 0, threads: threads)
         return result
@@ -177,8 +179,6 @@ public enum Normalization {
                                  summarizing: summarizing)
         }
         let m = plan.setSize
-        let gammaValues = gamma?.scalars.map(\.asDouble)
-        let betaValues = beta?.scalars.map(\.asDouble)
         var stats: FastKernels.Statistics? = nil
         let rounder = RunRounder(storage, sets: plan.statsShape.count, scalar: Scalar.self)
         let parts = SummaryParts(count: summarize ? plan.statsShape.count : 0)
@@ -186,7 +186,7 @@ public enum Normalization {
         // The kernels write every element: no need to zero the buffers first.
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
-                stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gammaValues, beta: betaValues,
+                stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma?.scalars, beta: beta?.scalars,
                                             y: y, threads: threads, rounder: rounder, summary: parts.pointer)
             }
             yCount = input.count

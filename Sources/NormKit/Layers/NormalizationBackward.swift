@@ -30,7 +30,8 @@ extension Normalization {
             throw NormError.mismatch("dy has shape \(dy.shape) but y has shape \(forward.output.shape); they must match")
         }
         try checkAffine(gamma, name: "gamma", plan: plan, spec: spec)
-        let gammaValues = gamma?.scalars.map(\.asDouble)
+        // Float64 γ for the paths that read it so; the fast kernels convert it themselves.
+        var gammaValues: [Double]? { gamma?.scalars.map(\.asDouble) }
         var dx: [Scalar]
         var roundedByKernel: FormatRounding.Counts? = nil
         let dgamma: [Double], dbeta: [Double]
@@ -40,8 +41,7 @@ extension Normalization {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
-            (dx, dgamma, dbeta, roundedByKernel) = fastBackward(forward: forward, gamma: gamma, gammaValues: gammaValues,
-                                                                dy: dy, threads: threads)
+            (dx, dgamma, dbeta, roundedByKernel) = fastBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
         } else {
             (dx, dgamma, dbeta) = generalBackward(forward: forward, gammaValues: gammaValues, dy: dy)
         }
@@ -74,7 +74,7 @@ extension Normalization {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func fastBackward<Scalar: NormScalar>(
-        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
+        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
         let plan = forward.plan, spec = forward.spec
         let columnPath = ColumnKernels.applies(spec)
@@ -96,7 +96,7 @@ extension Normalization {
                 } else {
                     forward.input.scalars.withUnsafeBufferPointer { x in
                         FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
-                                             rstds: forward.exactRstds, gamma: gammaValues, dx: out, dgamma: &dgamma,
+                                             rstds: forward.exactRstds, gamma: gamma?.scalars, dx: out, dgamma: &dgamma,
                                              dbeta: &dbeta, threads: threads, rounder: rounder)
                     }
                 }
