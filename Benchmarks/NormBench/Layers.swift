@@ -18,6 +18,11 @@ enum LayerBenchmark {
         func spec(_ kind: LayerKind, _ groups: Int? = nil, _ preset: Preset = .torch) throws -> LayerSpec {
             try LayerSpec(kind: kind, groups: groups, preset: preset)
         }
+        func element(_ spec: LayerSpec) -> LayerSpec {
+            var spec = spec
+            spec.affine = .element  // γ and β of the sample's shape, as PyDLLib's layers have them
+            return spec
+        }
         let cnn = [8, 64, 56, 56]
         return [
             Form(name: "groupnorm 32", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train),
@@ -28,6 +33,10 @@ enum LayerBenchmark {
             Form(name: "batchnorm", spec: try spec(.batchnorm), dims: cnn, mode: .train),
             Form(name: "batchnorm preset=pydllib", spec: try spec(.batchnorm, nil, .pydllib), dims: cnn, mode: .train),
             Form(name: "batchnorm eval", spec: try spec(.batchnorm), dims: cnn, mode: .eval),
+            Form(name: "groupnorm 32 affine=element", spec: try element(spec(.groupnorm, 32)), dims: cnn, mode: .train),
+            Form(name: "layernorm affine=element", spec: try element(spec(.layernorm)), dims: cnn, mode: .train),
+            Form(name: "batchnorm affine=element", spec: try element(spec(.batchnorm)), dims: cnn, mode: .train),
+            Form(name: "batchnorm eval affine=element", spec: try element(spec(.batchnorm)), dims: cnn, mode: .eval),
             Form(name: "layernorm shape=768", spec: try LayerSpec(kind: .layernorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
             Form(name: "rmsnorm shape=768", spec: try LayerSpec(kind: .rmsnorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
             Form(name: "groupnorm 32 float16", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train, storage: .float16),

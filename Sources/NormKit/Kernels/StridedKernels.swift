@@ -86,6 +86,37 @@ enum StridedKernels {
         }
     }
 
+    /// BatchNorm in eval mode per channel with element-wise γ, β: each (sample, channel) row with its channel's
+    /// running μ and rstd, γ and β read along the row where they are (`FastKernels.elementAffineRow`).
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func evalElementRows<S: NormScalar>(
+        plan: NormPlan, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double], gamma: [S]?, beta: [S]?,
+        y: UnsafeMutableBufferPointer<S>, threads: Int, summary: UnsafeMutablePointer<SummaryMoments>? = nil
+    ) {
+        let channels = plan.channels, spatial = plan.spatial
+        nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
+        FastKernels.withBuffer(gamma) { g in FastKernels.withBuffer(beta) { b in
+        means.withUnsafeBufferPointer { mu in rstds.withUnsafeBufferPointer { r in
+            nonisolated(unsafe) let gammaOf = g, betaOf = b, meanOf = mu.baseAddress!, rstdOf = r.baseAddress!
+            FastKernels.parallel(plan.batch * channels, threads: threads) { range in
+                for row in range {
+                    let c = row % channels, offset = row * spatial, at = c * spatial
+                    if let gammaOf {
+                        FastKernels.elementAffineRow(x: xp + offset, y: yp + offset, count: spatial, mean: meanOf[c],
+                                                     rstd: rstdOf[c], gamma: gammaOf + at, beta: betaOf.map { $0 + at })
+                    } else {
+                        FastKernels.normalizedRow(x: xp + offset, y: yp + offset, count: spatial, mean: meanOf[c],
+                                                  rstd: rstdOf[c], beta: betaOf.map { $0 + at })
+                    }
+                    if let summaryParts {  // while the row is in cache
+                        (summaryParts + row).initialize(to: SummaryMoments(UnsafeBufferPointer(start: yp + offset, count: spatial)))
+                    }
+                }
+            }
+        }}}}
+    }
+
     /// BatchNorm in eval mode: y = γ·(x − μ)·rstd + β with the running μ and σ², one affine map per statistics
     /// set (a channel's row, or one element), nothing reduced. x̂ is written too.
     @_specialize(where S == Float)

@@ -278,7 +278,7 @@ public enum Normalization {
         // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
         let rows = spec.reduce == .group && spec.affine != .element
         var normalized: [Scalar]? = nil
-        let parts = SummaryParts(count: rows && summarizing && plan.spatial >= SummaryParts.shortestSet
+        let parts = SummaryParts(count: spec.reduce == .group && summarizing && plan.spatial >= SummaryParts.shortestSet
                                  ? plan.batch * plan.channels : 0)
         defer { parts.deallocate() }
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
@@ -286,6 +286,10 @@ public enum Normalization {
                 if rows {
                     StridedKernels.evalRows(plan: plan, x: x, means: means, rstds: rstds, gamma: gammaValues,
                                             beta: betaValues, y: y, threads: threads, summary: parts.pointer)
+                } else if spec.reduce == .group {
+                    // Element-wise γ, β per channel set: row by row with γ and β running along, x̂ made on demand.
+                    StridedKernels.evalElementRows(plan: plan, x: x, means: means, rstds: rstds, gamma: gamma?.scalars,
+                                                   beta: beta?.scalars, y: y, threads: threads, summary: parts.pointer)
                 } else {
                     normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
                         StridedKernels.evalForward(spec: spec, plan: plan, x: x, means: means, rstds: rstds,
