@@ -212,7 +212,8 @@ enum FastKernels {
                     if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                 }
             }
-        }        }}
+        }
+        }}
         return stats
     }
 
