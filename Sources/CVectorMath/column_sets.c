@@ -156,6 +156,16 @@ typedef int mask1;
         for (; j < width; j++) NORMLAB_FORWARD_NORMALISE_STEP(double, 1, T)                                           \
     }
 
+// Row r of the columns at j in backward: its offset `at`, dy, x̂ and dx̂ = dy·γ, as both of a step's loops read them.
+#define NORMLAB_BACKWARD_ROW(V, W, T)                                                                                  \
+            const long at = r * stride + j;                                                                           \
+            V d = load##W##_##T(dy + at), h = (load##W##_##T(x + at) - mean) * rstd;                                  \
+            V dh = d;                                                                                                 \
+            if (gamma) {                                                                                              \
+                const long p = r * affine.row_stride + j * affine.column_stride;                                     \
+                dh = d * (affine.column_stride ? load##W##_##T(gamma + p) : zero + (double)gamma[p]);                \
+            }
+
 // dx = rstd·(dx̂ − Σdx̂/m − x̂·Σ(dx̂·x̂)/divisor) with dx̂ = dy·γ; per-element sums of dy and dy·x̂ for γ and β.
 #define NORMLAB_BACKWARD_STEP(V, W, T)                                                                                 \
     {                                                                                                                 \
@@ -163,13 +173,7 @@ typedef int mask1;
         V mean = load##W##_double(given_mean + j), rstd = load##W##_double(given_rstd + j);                           \
         V sum_d = zero, sum_dh = zero;                                                                                \
         for (long r = 0; r < rows; r++) {                                                                             \
-            const long at = r * stride + j;                                                                           \
-            V d = load##W##_##T(dy + at), h = (load##W##_##T(x + at) - mean) * rstd;                                  \
-            V dh = d;                                                                                                 \
-            if (gamma) {                                                                                              \
-                const long p = r * affine.row_stride + j * affine.column_stride;                                     \
-                dh = d * (affine.column_stride ? load##W##_##T(gamma + p) : zero + (double)gamma[p]);                \
-            }                                                                                                         \
+            NORMLAB_BACKWARD_ROW(V, W, T)                                                                             \
             sum_d += dh;                                                                                              \
             sum_dh += dh * h;                                                                                         \
             if (element_sums) {                                                                                       \
@@ -181,13 +185,7 @@ typedef int mask1;
         V mean_term = !sets->centre ? zero : mean_by_scaling ? sum_d * mean_scale : sum_d / m;                       \
         V projection = variance_by_scaling ? sum_dh * variance_scale : sum_dh / divisor;                             \
         for (long r = 0; r < rows; r++) {                                                                             \
-            const long at = r * stride + j;                                                                           \
-            V d = load##W##_##T(dy + at), h = (load##W##_##T(x + at) - mean) * rstd;                                  \
-            V dh = d;                                                                                                 \
-            if (gamma) {                                                                                              \
-                const long p = r * affine.row_stride + j * affine.column_stride;                                     \
-                dh = d * (affine.column_stride ? load##W##_##T(gamma + p) : zero + (double)gamma[p]);                \
-            }                                                                                                         \
+            NORMLAB_BACKWARD_ROW(V, W, T)                                                                             \
             store##W##_##T(dx + at, rstd * ((dh - mean_term) - h * projection));                                      \
         }                                                                                                             \
     }

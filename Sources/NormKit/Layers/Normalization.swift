@@ -99,7 +99,7 @@ public enum Normalization {
     /// on up to `threads` threads.
     static func hasNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>, threads: Int = 1) -> Bool {
         let parts = input.count >= 1 << 20 ? 8 : 1
-        guard parts > 1, threads > 1 else { return hasNonFinite(input.scalars) }
+        guard parts > 1, threads > 1 else { return input.scalars.withUnsafeBufferPointer { hasNonFinite($0) } }
         let found = UnsafeMutablePointer<Bool>.allocate(capacity: parts)
         defer { found.deallocate() }
         nonisolated(unsafe) let out = found
@@ -112,10 +112,6 @@ public enum Normalization {
             }
         }
         return (0..<parts).contains { found[$0] }
-    }
-
-    private static func hasNonFinite<Scalar: NormScalar>(_ scalars: [Scalar]) -> Bool {
-        scalars.withUnsafeBufferPointer { hasNonFinite($0) }
     }
 
     private static func hasNonFinite<Scalar: NormScalar>(_ x: UnsafeBufferPointer<Scalar>) -> Bool {
