@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-// The row loops of element-wise γ (FastKernels' `elementAffineBackward` and the rows path): four lanes of IEEE
+// The row loops of element-wise γ, β (FastKernels' rows path, `elementAffineBackward`, BatchNorm eval): four lanes of IEEE
 // double, lane by lane the same operations as one element alone, never contracted into fused multiply-adds — so the
 // AVX2 build and the baseline build give the same bits.
 #pragma clang fp contract(off)
@@ -17,6 +17,24 @@ typedef float v4f __attribute__((vector_size(16)));
 #define store4_float(p, v) do { v4f n_ = __builtin_convertvector((v), v4f); memcpy((p), &n_, sizeof n_); } while (0)
 #define store4_double(p, v) do { v4d n_ = (v); memcpy((p), &n_, sizeof n_); } while (0)
 #define load4_wide(p) load4_double(p)
+
+#define NORMLAB_ELEMENT_APPLY(T, SUFFIX)                                                                               \
+    NORMLAB_CLONES                                                                                                    \
+    void normlab_element_affine_apply_##SUFFIX(const T *x, T *y, long count, double mean, double rstd,               \
+                                               const T *gamma, const T *beta) {                                      \
+        const v4d mv = {mean, mean, mean, mean}, rv = {rstd, rstd, rstd, rstd}, zero = {0, 0, 0, 0};                  \
+        long i = 0;                                                                                                   \
+        for (; i + 4 <= count; i += 4) {                                                                              \
+            v4d h = (load4_##T(x + i) - mv) * rv;                                                                     \
+            if (gamma) h = h * load4_##T(gamma + i);                                                                  \
+            store4_##T(y + i, h + (beta ? load4_##T(beta + i) : zero));                                               \
+        }                                                                                                             \
+        for (; i < count; i++) {                                                                                      \
+            double h = ((double)x[i] - mean) * rstd;                                                                  \
+            if (gamma) h = h * (double)gamma[i];                                                                      \
+            y[i] = (T)(h + (beta ? (double)beta[i] : 0.0));                                                           \
+        }                                                                                                             \
+    }
 
 #define NORMLAB_ELEMENT_SUMS(T, SUFFIX)                                                                                \
     NORMLAB_CLONES                                                                                                    \
@@ -74,6 +92,47 @@ typedef float v4f __attribute__((vector_size(16)));
         }                                                                                                             \
     }
 
+#define NORMLAB_ELEMENT_GRADIENT_AND_SUMS(T, SUFFIX)                                                                   \
+    NORMLAB_CLONES                                                                                                    \
+    void normlab_element_affine_gradient_and_sums_##SUFFIX(                                                           \
+        const T *dy, const T *x, T *dx, long count, double mean, double rstd, const T *gamma, double mean_term,       \
+        double projection, double *dgamma, double *dbeta, const T *next_dy, const T *next_x, double next_mean,        \
+        double next_rstd, double next_sums[2]) {                                                                      \
+        const v4d mv = {mean, mean, mean, mean}, rv = {rstd, rstd, rstd, rstd};                                       \
+        const v4d tv = {mean_term, mean_term, mean_term, mean_term};                                                  \
+        const v4d pv = {projection, projection, projection, projection};                                              \
+        const v4d nmv = {next_mean, next_mean, next_mean, next_mean};                                                 \
+        const v4d nrv = {next_rstd, next_rstd, next_rstd, next_rstd};                                                 \
+        v4d d4 = {0, 0, 0, 0}, dh4 = {0, 0, 0, 0};                                                                    \
+        long i = 0;                                                                                                   \
+        for (; i + 4 <= count; i += 4) {                                                                              \
+            v4d g = load4_##T(gamma + i);                                                                             \
+            v4d d = load4_##T(dy + i), h = (load4_##T(x + i) - mv) * rv;                                              \
+            store4_##T(dx + i, rv * ((d * g - tv) - h * pv));                                                         \
+            store4_double(dgamma + i, load4_wide(dgamma + i) + d * h);                                                \
+            store4_double(dbeta + i, load4_wide(dbeta + i) + d);                                                      \
+            v4d ndh = load4_##T(next_dy + i) * g;                                                                     \
+            d4 += ndh;                                                                                                \
+            dh4 += ndh * ((load4_##T(next_x + i) - nmv) * nrv);                                                       \
+        }                                                                                                             \
+        double d1 = 0, dh1 = 0;                                                                                       \
+        for (; i < count; i++) {                                                                                      \
+            double g = (double)gamma[i], d = (double)dy[i], h = ((double)x[i] - mean) * rstd;                         \
+            dx[i] = (T)(rstd * ((d * g - mean_term) - h * projection));                                               \
+            dgamma[i] += d * h;                                                                                       \
+            dbeta[i] += d;                                                                                            \
+            double ndh = (double)next_dy[i] * g;                                                                      \
+            d1 += ndh;                                                                                                \
+            dh1 += ndh * (((double)next_x[i] - next_mean) * next_rstd);                                               \
+        }                                                                                                             \
+        next_sums[0] = ((d4[0] + d4[1]) + (d4[2] + d4[3])) + d1;                                                      \
+        next_sums[1] = ((dh4[0] + dh4[1]) + (dh4[2] + dh4[3])) + dh1;                                                 \
+    }
+
+NORMLAB_ELEMENT_GRADIENT_AND_SUMS(float, f32)
+NORMLAB_ELEMENT_GRADIENT_AND_SUMS(double, f64)
+NORMLAB_ELEMENT_APPLY(float, f32)
+NORMLAB_ELEMENT_APPLY(double, f64)
 NORMLAB_ELEMENT_SUMS(float, f32)
 NORMLAB_ELEMENT_SUMS(double, f64)
 NORMLAB_ELEMENT_GRADIENT(float, f32)

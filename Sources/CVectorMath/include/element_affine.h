@@ -1,6 +1,13 @@
 #ifndef NORMLAB_ELEMENT_AFFINE_H
 #define NORMLAB_ELEMENT_AFFINE_H
 
+/// Forward along one row: y = (γ·x̂ + β) rounded once to the element type, x̂ = (x − μ)·rstd in double; gamma NULL
+/// is γ = 1 (y = x̂ + β) and beta NULL is β = 0 (still added, so −0 becomes +0 as in the general path).
+void normlab_element_affine_apply_f32(const float *x, float *y, long count, double mean, double rstd,
+                                      const float *gamma, const float *beta);
+void normlab_element_affine_apply_f64(const double *x, double *y, long count, double mean, double rstd,
+                                      const double *gamma, const double *beta);
+
 /// Backward along one row of a set with element-wise γ (the element type), x̂ = (x − μ)·rstd in double:
 /// sums[0] = Σ γ·dy, sums[1] = Σ γ·dy·x̂ (four interleaved lanes, combined as ((l0 + l1) + (l2 + l3)) + the tail).
 void normlab_element_affine_sums_f32(const float *dy, const float *x, long count, double mean, double rstd,
@@ -16,5 +23,19 @@ void normlab_element_affine_gradient_f32(const float *dy, const float *x, float 
 void normlab_element_affine_gradient_f64(const double *dy, const double *x, double *dx, long count, double mean,
                                          double rstd, const double *gamma, double mean_term, double projection,
                                          double *dgamma, double *dbeta);
+
+/// The gradient of one row (dgamma and dbeta required) and, in the same loop, the sums of the row at next_dy, next_x
+/// with the same γ (the same channel in the next sample) and that set's μ and rstd: what the two calls above would
+/// give, with γ read once.
+void normlab_element_affine_gradient_and_sums_f32(const float *dy, const float *x, float *dx, long count, double mean,
+                                                  double rstd, const float *gamma, double mean_term, double projection,
+                                                  double *dgamma, double *dbeta, const float *next_dy,
+                                                  const float *next_x, double next_mean, double next_rstd,
+                                                  double next_sums[2]);
+void normlab_element_affine_gradient_and_sums_f64(const double *dy, const double *x, double *dx, long count,
+                                                  double mean, double rstd, const double *gamma, double mean_term,
+                                                  double projection, double *dgamma, double *dbeta,
+                                                  const double *next_dy, const double *next_x, double next_mean,
+                                                  double next_rstd, double next_sums[2]);
 
 #endif

@@ -4,41 +4,18 @@ import CVectorMath
 /// Float64 lanes — x̂ = (x − μ)·rstd, y = γ·x̂ + β as the general path computes them, element by element. γ and β
 /// are read as they are stored, in the tensors' own type.
 extension FastKernels {
+    /// y = γ·x̂ + β along a row (`normlab_element_affine_apply`: C, AVX2 where the CPU has it); γ nil is 1, β nil 0.
     @inline(__always)
     static func elementAffineRow<S: NormScalar>(
         x: UnsafePointer<S>, y: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
-        gamma: UnsafePointer<S>, beta: UnsafePointer<S>?
+        gamma: UnsafePointer<S>?, beta: UnsafePointer<S>?
     ) {
-        let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
-        if let beta {
-            WideLanes.lanes(count) { i in
-                let h = (WideLanes.wide4(x + i) - mv) * rv
-                WideLanes.narrow4(h * WideLanes.wide4(gamma + i) + WideLanes.wide4(beta + i), y + i)
-            } one: { i in
-                y[i] = S(fromDouble: (x[i].asDouble - mean) * rstd * gamma[i].asDouble + beta[i].asDouble)
-            }
+        if S.self == Float.self {
+            normlab_element_affine_apply_f32(f32(x), UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self), count,
+                                             mean, rstd, gamma.map(f32), beta.map(f32))
         } else {
-            WideLanes.lanes(count) { i in
-                // + 0 as the general path adds its β = 0 (−0 becomes +0).
-                WideLanes.narrow4((WideLanes.wide4(x + i) - mv) * rv * WideLanes.wide4(gamma + i) + 0, y + i)
-            } one: { i in
-                y[i] = S(fromDouble: (x[i].asDouble - mean) * rstd * gamma[i].asDouble + 0)
-            }
-        }
-    }
-
-    /// y = x̂ + β where a layer has element-wise β but no γ.
-    @inline(__always)
-    static func normalizedRow<S: NormScalar>(
-        x: UnsafePointer<S>, y: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double, beta: UnsafePointer<S>?
-    ) {
-        let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
-        WideLanes.lanes(count) { i in
-            let h = (WideLanes.wide4(x + i) - mv) * rv
-            WideLanes.narrow4(h + (beta.map { WideLanes.wide4($0 + i) } ?? SIMD4<Double>()), y + i)
-        } one: { i in
-            let h = (x[i].asDouble - mean) * rstd
-            y[i] = S(fromDouble: h + (beta.map { $0[i].asDouble } ?? 0))
+            normlab_element_affine_apply_f64(f64(x), UnsafeMutableRawPointer(y).assumingMemoryBound(to: Double.self), count,
+                                             mean, rstd, gamma.map(f64), beta.map(f64))
         }
     }
 
@@ -79,6 +56,29 @@ extension FastKernels {
             normlab_element_affine_gradient_f64(f64(dy), f64(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self),
                                                 count, mean, rstd, f64(gamma), meanTerm, projection, dgamma, dbeta)
         }
+    }
+
+    /// `elementAffineGradient` with dγ, dβ, and the sums of the next sample's row in the same loop.
+    @inline(__always)
+    static func elementAffineGradientAndSums<S: NormScalar>(
+        dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
+        gamma: UnsafePointer<S>, meanTerm: Double, projection: Double, dgamma: UnsafeMutablePointer<Double>,
+        dbeta: UnsafeMutablePointer<Double>, nextDy: UnsafePointer<S>, nextX: UnsafePointer<S>, nextMean: Double,
+        nextRstd: Double
+    ) -> (dh: Double, dhXhat: Double) {
+        var sums = (0.0, 0.0)
+        withUnsafeMutablePointer(to: &sums) { $0.withMemoryRebound(to: Double.self, capacity: 2) { out in
+            if S.self == Float.self {
+                normlab_element_affine_gradient_and_sums_f32(
+                    f32(dy), f32(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), count, mean, rstd,
+                    f32(gamma), meanTerm, projection, dgamma, dbeta, f32(nextDy), f32(nextX), nextMean, nextRstd, out)
+            } else {
+                normlab_element_affine_gradient_and_sums_f64(
+                    f64(dy), f64(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self), count, mean, rstd,
+                    f64(gamma), meanTerm, projection, dgamma, dbeta, f64(nextDy), f64(nextX), nextMean, nextRstd, out)
+            }
+        }}
+        return sums
     }
 
     @inline(__always)
@@ -149,16 +149,41 @@ extension FastKernels {
                     for n in 0..<batch { finish(unit, mean, rstd, sums, n) }
                 } else {
                     // A set per sample: (n, group), summed channel row by channel row as the rows path sums it.
+                    // With dγ wanted, making a set's dx also sums the next sample's set (the same γ, read once).
+                    let k = rows.channelsPerGroup
+                    var pending: (dh: Double, dhXhat: Double)? = nil
                     for n in 0..<batch {
                         let set = n * groups + unit, at = offset(n)
                         let mean = meanOf[set], rstd = rstdOf[set]
                         var sums = (dh: 0.0, dhXhat: 0.0)
-                        for k in 0..<rows.channelsPerGroup {
-                            let row = elementAffineSums(dy: gp + at + k * spatial, x: xp + at + k * spatial, count: spatial,
-                                                        mean: mean, rstd: rstd, gamma: g + k * spatial)
-                            sums = (sums.dh + row.dh, sums.dhXhat + row.dhXhat)
+                        if let pending {
+                            sums = pending
+                        } else {
+                            for r in 0..<k {
+                                let row = elementAffineSums(dy: gp + at + r * spatial, x: xp + at + r * spatial,
+                                                            count: spatial, mean: mean, rstd: rstd, gamma: g + r * spatial)
+                                sums = (sums.dh + row.dh, sums.dhXhat + row.dhXhat)
+                            }
                         }
-                        finish(set, mean, rstd, sums, n)
+                        pending = nil
+                        guard let dg, let db, n + 1 < batch else {
+                            finish(set, mean, rstd, sums, n)
+                            continue
+                        }
+                        let nextSet = set + groups, nextAt = offset(n + 1)
+                        var next = (dh: 0.0, dhXhat: 0.0)
+                        for r in 0..<k {
+                            let row = elementAffineGradientAndSums(
+                                dy: gp + at + r * spatial, x: xp + at + r * spatial, dx: dxp + at + r * spatial,
+                                count: spatial, mean: mean, rstd: rstd, gamma: g + r * spatial,
+                                meanTerm: centre ? sums.dh / m : 0, projection: sums.dhXhat / divisor,
+                                dgamma: dg + parameterOffset + r * spatial, dbeta: db + parameterOffset + r * spatial,
+                                nextDy: gp + nextAt + r * spatial, nextX: xp + nextAt + r * spatial,
+                                nextMean: meanOf[nextSet], nextRstd: rstdOf[nextSet])
+                            next = (next.dh + row.dh, next.dhXhat + row.dhXhat)
+                        }
+                        rounder?.round(dxp + at, count: run, set: set)
+                        pending = next
                     }
                 }
             }

@@ -190,14 +190,9 @@ enum FastKernels {
                         let c = here.channel(r)
                         let base = here.offset(r)
                         if elementAffine {
-                            // γ and β run along the row: Float64 lanes, y = γ·x̂ + β as the general path computes it.
-                            if let gammaOf {
-                                elementAffineRow(x: xp + base, y: yp + base, count: spatial, mean: mean, rstd: rstd,
-                                                 gamma: gammaOf + c * spatial, beta: betaOf.map { $0 + c * spatial })
-                            } else {
-                                normalizedRow(x: xp + base, y: yp + base, count: spatial, mean: mean, rstd: rstd,
-                                              beta: betaOf.map { $0 + c * spatial })
-                            }
+                            // γ and β run along the row: y = γ·x̂ + β as the general path computes it.
+                            elementAffineRow(x: xp + base, y: yp + base, count: spatial, mean: mean, rstd: rstd,
+                                             gamma: gammaOf.map { $0 + c * spatial }, beta: betaOf.map { $0 + c * spatial })
                         } else {
                             let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: parameters.gamma[c],
                                                    beta: parameters.beta[c])

@@ -107,11 +107,14 @@ extension FastKernels {
 extension FastKernels {
     /// A statistics array in the tensor's element type, made on the session's threads in one pass that also says
     /// whether every value is finite (PyDLLib's per-position statistics are half as many values as the input, so
-    /// a serial map and a separate scan cost more than some whole passes).
+    /// a serial map and a separate scan cost more than some whole passes). With `divisor`, each value divided by it
+    /// first (paramgrad=mean).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    static func narrowed<Scalar: NormScalar>(_ values: [Double], shape: Shape, threads: Int) -> (tensor: Tensor<Scalar>, finite: Bool) {
+    static func narrowed<Scalar: NormScalar>(_ values: [Double], shape: Shape, threads: Int,
+                                             dividedBy divisor: Double = 1) -> (tensor: Tensor<Scalar>, finite: Bool) {
         let count = values.count
+        let divisors = SIMD4<Double>(repeating: divisor)
         let chunkSize = 1 << 14
         let chunks = (count + chunkSize - 1) / chunkSize
         let finiteChunks = UnsafeMutablePointer<Bool>.allocate(capacity: max(chunks, 1))
@@ -127,15 +130,16 @@ extension FastKernels {
                             var check = SIMD4<Double>()
                             var i = lower
                             while i + 4 <= upper {
-                                let v = WideLanes.get4(from + i)
+                                let v = divisor == 1 ? WideLanes.get4(from + i) : WideLanes.get4(from + i) / divisors
                                 check += v - v
                                 WideLanes.narrow4(v, to + i)
                                 i += 4
                             }
                             var tail = 0.0
                             while i < upper {
-                                tail += from[i] - from[i]
-                                to[i] = Scalar(fromDouble: from[i])
+                                let v = divisor == 1 ? from[i] : from[i] / divisor
+                                tail += v - v
+                                to[i] = Scalar(fromDouble: v)
                                 i += 1
                             }
                             flags[chunk] = (check.sum() + tail).isFinite

@@ -102,13 +102,8 @@ enum StridedKernels {
             FastKernels.parallel(plan.batch * channels, threads: threads) { range in
                 for row in range {
                     let c = row % channels, offset = row * spatial, at = c * spatial
-                    if let gammaOf {
-                        FastKernels.elementAffineRow(x: xp + offset, y: yp + offset, count: spatial, mean: meanOf[c],
-                                                     rstd: rstdOf[c], gamma: gammaOf + at, beta: betaOf.map { $0 + at })
-                    } else {
-                        FastKernels.normalizedRow(x: xp + offset, y: yp + offset, count: spatial, mean: meanOf[c],
-                                                  rstd: rstdOf[c], beta: betaOf.map { $0 + at })
-                    }
+                    FastKernels.elementAffineRow(x: xp + offset, y: yp + offset, count: spatial, mean: meanOf[c],
+                                                 rstd: rstdOf[c], gamma: gammaOf.map { $0 + at }, beta: betaOf.map { $0 + at })
                     if let summaryParts {  // while the row is in cache
                         (summaryParts + row).initialize(to: SummaryMoments(UnsafeBufferPointer(start: yp + offset, count: spatial)))
                     }

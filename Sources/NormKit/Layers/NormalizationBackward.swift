@@ -54,9 +54,10 @@ extension Normalization {
             let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
             let plain = storage == Scalar.dtype && format == .float64  // no rounding but the element type's
             func parameter(_ values: [Double]) -> Tensor<Scalar> {
-                Tensor(uncheckedShape: affineShape, scalars: plain
-                       ? values.map { Scalar(fromDouble: $0 / batchDivisor) }
-                       : values.map { Scalar(fromDouble: storage.round(format.round($0 / batchDivisor))) })
+                // Element-wise γ's gradients are a sample's size: converted in parallel lanes (the same roundings).
+                plain ? FastKernels.narrowed(values, shape: affineShape, threads: threads, dividedBy: batchDivisor).tensor
+                      : Tensor(uncheckedShape: affineShape,
+                               scalars: values.map { Scalar(fromDouble: storage.round(format.round($0 / batchDivisor))) })
             }
             gradients = Gradients(dx: dxTensor, dgamma: parameter(dgamma),
                                   dbeta: forward.spec.bias ? parameter(dbeta) : nil)
