@@ -129,6 +129,28 @@ typedef float v4f __attribute__((vector_size(16)));
         next_sums[1] = ((dh4[0] + dh4[1]) + (dh4[2] + dh4[3])) + dh1;                                                 \
     }
 
+#define NORMLAB_ELEMENT_EVAL_GRADIENT(T, SUFFIX)                                                                       \
+    NORMLAB_CLONES                                                                                                    \
+    void normlab_element_affine_eval_gradient_##SUFFIX(const T *dy, const T *x, T *dx, long count, double mean,      \
+                                                       double rstd, const T *gamma, double *dgamma, double *dbeta) {  \
+        const v4d mv = {mean, mean, mean, mean}, rv = {rstd, rstd, rstd, rstd};                                       \
+        long i = 0;                                                                                                   \
+        for (; i + 4 <= count; i += 4) {                                                                              \
+            v4d d = load4_##T(dy + i), h = (load4_##T(x + i) - mv) * rv;                                              \
+            store4_##T(dx + i, rv * (d * load4_##T(gamma + i)));                                                      \
+            store4_double(dgamma + i, load4_wide(dgamma + i) + d * h);                                                \
+            store4_double(dbeta + i, load4_wide(dbeta + i) + d);                                                      \
+        }                                                                                                             \
+        for (; i < count; i++) {                                                                                      \
+            double d = (double)dy[i], h = ((double)x[i] - mean) * rstd;                                               \
+            dx[i] = (T)(rstd * (d * (double)gamma[i]));                                                               \
+            dgamma[i] += d * h;                                                                                       \
+            dbeta[i] += d;                                                                                            \
+        }                                                                                                             \
+    }
+
+NORMLAB_ELEMENT_EVAL_GRADIENT(float, f32)
+NORMLAB_ELEMENT_EVAL_GRADIENT(double, f64)
 NORMLAB_ELEMENT_GRADIENT_AND_SUMS(float, f32)
 NORMLAB_ELEMENT_GRADIENT_AND_SUMS(double, f64)
 NORMLAB_ELEMENT_APPLY(float, f32)

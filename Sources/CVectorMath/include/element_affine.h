@@ -24,6 +24,12 @@ void normlab_element_affine_gradient_f64(const double *dy, const double *x, doub
                                          double rstd, const double *gamma, double mean_term, double projection,
                                          double *dgamma, double *dbeta);
 
+/// BatchNorm in eval mode (the statistics are constants): dx = rstd·(γ·dy) rounded once, dgamma += dy·x̂, dbeta += dy.
+void normlab_element_affine_eval_gradient_f32(const float *dy, const float *x, float *dx, long count, double mean,
+                                              double rstd, const float *gamma, double *dgamma, double *dbeta);
+void normlab_element_affine_eval_gradient_f64(const double *dy, const double *x, double *dx, long count, double mean,
+                                              double rstd, const double *gamma, double *dgamma, double *dbeta);
+
 /// The gradient of one row (dgamma and dbeta required) and, in the same loop, the sums of the row at next_dy, next_x
 /// with the same γ (the same channel in the next sample) and that set's μ and rstd: what the two calls above would
 /// give, with γ read once.

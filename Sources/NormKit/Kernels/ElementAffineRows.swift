@@ -58,6 +58,21 @@ extension FastKernels {
         }
     }
 
+    /// BatchNorm in eval mode: dx = rstd·(γ·dy), dγ += dy·x̂, dβ += dy along a row.
+    @inline(__always)
+    static func elementAffineEvalGradient<S: NormScalar>(
+        dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
+        gamma: UnsafePointer<S>, dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>
+    ) {
+        if S.self == Float.self {
+            normlab_element_affine_eval_gradient_f32(f32(dy), f32(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self),
+                                                     count, mean, rstd, f32(gamma), dgamma, dbeta)
+        } else {
+            normlab_element_affine_eval_gradient_f64(f64(dy), f64(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self),
+                                                     count, mean, rstd, f64(gamma), dgamma, dbeta)
+        }
+    }
+
     /// `elementAffineGradient` with dγ, dβ, and the sums of the next sample's row in the same loop.
     @inline(__always)
     static func elementAffineGradientAndSums<S: NormScalar>(

@@ -112,6 +112,36 @@ enum StridedKernels {
         }}}}
     }
 
+    /// Backward through BatchNorm in eval mode per channel with element-wise γ: one thread per channel takes its
+    /// row in every sample in order, so each element's dγ and dβ are summed over the batch in sample order.
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func evalElementRowsBackward<S: NormScalar>(
+        plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double],
+        gamma: [S], dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
+        let channels = plan.channels, spatial = plan.spatial, batch = plan.batch
+        nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
+        gamma.withUnsafeBufferPointer { g in means.withUnsafeBufferPointer { mu in rstds.withUnsafeBufferPointer { r in
+        dgamma.withUnsafeMutableBufferPointer { dgBuffer in dbeta.withUnsafeMutableBufferPointer { dbBuffer in
+            nonisolated(unsafe) let gammaOf = g.baseAddress!, meanOf = mu.baseAddress!, rstdOf = r.baseAddress!
+            nonisolated(unsafe) let dg = dgBuffer.baseAddress!, db = dbBuffer.baseAddress!
+            FastKernels.parallel(channels, threads: threads) { range in
+                for c in range {
+                    let at = c * spatial
+                    (dg + at).update(repeating: 0, count: spatial)
+                    (db + at).update(repeating: 0, count: spatial)
+                    for n in 0..<batch {
+                        let offset = (n * channels + c) * spatial
+                        FastKernels.elementAffineEvalGradient(dy: gp + offset, x: xp + offset, dx: dxp + offset,
+                                                              count: spatial, mean: meanOf[c], rstd: rstdOf[c],
+                                                              gamma: gammaOf + at, dgamma: dg + at, dbeta: db + at)
+                    }
+                }
+            }
+        }}}}}
+    }
+
     /// BatchNorm in eval mode: y = γ·(x − μ)·rstd + β with the running μ and σ², one affine map per statistics
     /// set (a channel's row, or one element), nothing reduced. x̂ is written too.
     @_specialize(where S == Float)

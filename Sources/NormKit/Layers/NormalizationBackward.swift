@@ -38,7 +38,7 @@ extension Normalization {
         if !spec.computesExactly {
             (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy)
         } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
-            (dx, dgamma, dbeta) = evalBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
+            (dx, dgamma, dbeta) = evalBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
             (dx, dgamma, dbeta, roundedByKernel) = fastBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
@@ -111,17 +111,26 @@ extension Normalization {
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func evalBackward<Scalar: NormScalar>(
-        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
+        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        let spec = forward.spec, plan = forward.plan
         let paramCount = forward.plan.affineShape?.count ?? 0
         var dgamma = [Double](repeating: 0, count: paramCount)
         var dbeta = [Double](repeating: 0, count: paramCount)
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
                 forward.input.scalars.withUnsafeBufferPointer { x in
-                    StridedKernels.evalBackward(spec: forward.spec, plan: forward.plan, dy: g, x: x,
-                                                means: forward.exactMeans, rstds: forward.exactRstds, gamma: gammaValues,
-                                                dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                    if spec.reduce == .group && spec.affine == .element {
+                        // Per channel with element-wise γ (ones when none was given): row by row in C.
+                        StridedKernels.evalElementRowsBackward(
+                            plan: plan, dy: g, x: x, means: forward.exactMeans, rstds: forward.exactRstds,
+                            gamma: gamma?.scalars ?? [Scalar](repeating: 1, count: paramCount), dx: out,
+                            dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                    } else {
+                        StridedKernels.evalBackward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
+                                                    rstds: forward.exactRstds, gamma: gamma?.scalars.map(\.asDouble),
+                                                    dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                    }
                 }
             }
             count = dy.count
