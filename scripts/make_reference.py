@@ -83,6 +83,14 @@ def layout(kind, reduce, x):
     n, c = x.shape[:2]
     spatial = x.shape[2:]
     s = int(np.prod(spatial)) if spatial else 1
+    if kind == "batchnorm" and layout.groups != c:
+        # BatchNorm with its channels in G groups (`layer norm over=n,c,s` / `over=n,c`): the batch and a group's
+        # K channels (× the positions) share statistics.
+        g = layout.groups
+        k = c // g
+        if reduce == "group":
+            return x.reshape(n, g, k * s), (0, 2), (g,)
+        return x.reshape(n, g, k, s), (0, 2), (g,) + spatial
     if kind == "batchnorm":
         if reduce == "group":
             return x.reshape(n, c, s), (0, 2), (c,)
@@ -107,7 +115,7 @@ def reference(case):
     kind, conv = case["kind"], case["conv"]
     x, gamma, beta, dy = case["x"], case["gamma"], case["beta"], case["dy"]
     n, c = x.shape[:2]
-    groups = {"layernorm": 1, "instancenorm": c, "batchnorm": c}.get(kind, case["groups"])
+    groups = {"layernorm": 1, "instancenorm": c, "batchnorm": case["groups"] or c}.get(kind, case["groups"])
     layout.groups = groups
     xr, axes, stats_shape = layout(kind, conv["reduce"], x)
     m = int(np.prod([xr.shape[a] for a in axes]))
@@ -198,7 +206,8 @@ def make_case(name, kind, shape, preset="torch", groups=None, overrides=None, mo
     case = dict(name=name, about=about, kind=kind, groups=groups, preset=preset, overrides=overrides or {},
                 conv=conv, mode=mode, x=x, gamma=gamma, beta=beta, dy=dy)
     if kind == "batchnorm":
-        sshape = (c,) if conv["reduce"] == "group" else tuple(shape[1:])
+        g = groups or c
+        sshape = (g,) if conv["reduce"] == "group" else (g,) + tuple(shape[2:])
         case["running_mean"] = f32(0.3 * rng.standard_normal(sshape))
         case["running_var"] = f32(0.5 + rng.random(sshape))
     # The answers are computed in extended precision (x87 80-bit long double where NumPy has it) and rounded to
@@ -249,6 +258,14 @@ def cases():
                     about="PyDLLib BatchNorm: per element over the batch, unbiased variance")
     yield make_case("bn_pydllib_eval", "batchnorm", (3, 2, 4), "pydllib", seed=15, mode="eval",
                     about="PyDLLib BatchNorm eval")
+    yield make_case("bn_groups2_train", "batchnorm", (3, 4, 2, 2), groups=2, seed=18,
+                    about="layer norm over=n,c,s groups=2: BatchNorm over the batch × 2 channels × positions")
+    yield make_case("bn_groups2_eval", "batchnorm", (3, 4, 2, 2), groups=2, seed=18, mode="eval",
+                    about="the same in eval mode: running statistics per group")
+    yield make_case("bn_groups1_train", "batchnorm", (2, 3, 4), groups=1, seed=19,
+                    about="layer norm over=n,c,s: one mean and variance for the whole batch")
+    yield make_case("bn_groups2_positions", "batchnorm", (3, 4, 5), groups=2, seed=20, overrides=dict(reduce="channels"),
+                    about="layer norm over=n,c groups=2: per (group, position) over the batch × 2 channels")
     yield make_case("rms_torch_g2", "rmsnorm", (2, 4, 3), groups=2, seed=16, about="RMSNorm over groups of 2 channels")
     yield make_case("rms_pydllib", "rmsnorm", (2, 4, 3), "pydllib", groups=2, seed=17,
                     about="RMSNorm with per-position statistics and element-wise affine")
@@ -284,7 +301,34 @@ def crosscheck(all_cases):
                     and conv["paramgrad"] == "sum" and kind != "rmsnorm")
         x = torch.tensor(case["x"], requires_grad=True)
         dy = torch.tensor(case["dy"])
-        if standard:
+        if kind == "batchnorm" and case["groups"] is not None and conv["affine"] == "channel":
+            # Grouped BatchNorm is PyTorch's BatchNorm on the input rearranged so that a group is a channel:
+            # (N, G, K·S) for sets over (N, K, S); (N·K, G·S) for sets over (N, K) per position. γ, β after it.
+            n, c = case["x"].shape[:2]
+            G, K = case["groups"], c // case["groups"]
+            S = int(np.prod(case["x"].shape[2:])) if case["x"].ndim > 2 else 1
+            g = torch.tensor(case["gamma"], requires_grad=True)
+            b = torch.tensor(case["beta"], requires_grad=True)
+            rm, rv = torch.tensor(case["running_mean"]).flatten(), torch.tensor(case["running_var"]).flatten()
+            train = case["mode"] == "train"
+            if conv["reduce"] == "group":
+                z = F.batch_norm(x.reshape(n, G, K * S), rm, rv, training=train, momentum=conv["momentum"], eps=conv["eps"])
+            else:
+                xr = x.reshape(n, G, K, S).permute(0, 2, 1, 3).reshape(n * K, G * S)
+                z = F.batch_norm(xr, rm, rv, training=train, momentum=conv["momentum"], eps=conv["eps"])
+                z = z.reshape(n, K, G, S).permute(0, 2, 1, 3)
+            shape = (1, c) + (1,) * (case["x"].ndim - 2)
+            y = z.reshape(case["x"].shape) * g.reshape(shape) + b.reshape(shape)
+            (y * dy).sum().backward()
+            if train:
+                agree(case["name"] + " running_mean", rm.numpy(), exp["running_mean_after"].ravel())
+                agree(case["name"] + " running_var", rv.numpy(), exp["running_var_after"].ravel())
+            agree(case["name"] + " y", y.detach().numpy(), exp["y"])
+            agree(case["name"] + " dx", x.grad.numpy(), exp["dx"])
+            agree(case["name"] + " dgamma", g.grad.numpy(), exp["dgamma"])
+            agree(case["name"] + " dbeta", b.grad.numpy(), exp["dbeta"])
+            checked.append(case["name"] + " (F.batch_norm, rearranged)")
+        elif standard:
             g = torch.tensor(case["gamma"], requires_grad=True)
             b = torch.tensor(case["beta"], requires_grad=True)
             if kind == "batchnorm":

@@ -22,7 +22,10 @@ struct ReferenceCase: CustomStringConvertible, Sendable {
 
     /// The spec the case describes: the preset, then its overrides.
     func spec() throws -> LayerSpec {
-        var spec = try LayerSpec(kind: kind, groups: groups, preset: preset)
+        // BatchNorm's groups (its channels grouped, as `layer norm over=n,c,s groups=G` builds) are set after the
+        // preset: `layer batchnorm` itself takes no number of groups.
+        var spec = try LayerSpec(kind: kind, groups: kind == .batchnorm ? nil : groups, preset: preset)
+        if kind == .batchnorm { spec.groups = groups }
         for (key, value) in overrides {
             switch key {
             case "affine": spec.affine = Affine(rawValue: value)!

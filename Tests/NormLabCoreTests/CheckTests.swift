@@ -128,6 +128,32 @@ struct CheckTests {
         #expect(stopped.contains("interrupted: check stopped"), "\(stopped)")
     }
 
+    /// BatchNorm with grouped channels (`layer norm over=n,c,s groups=G`) is called with groups: an independently
+    /// written module passes, its copy without the mean term is named, and a GroupNorm (per-sample sets) fails
+    /// without being blamed on a mistake it does not make.
+    @Test func groupedBatchNormIsCheckedWithGroups() throws {
+        let setup = "layer norm over=n,c,s groups=2"
+        try check("batch_groups", setup: setup) { output, succeeded, _, _, _ in
+            #expect(succeeded, "\(output)")
+            #expect(output.contains("[pass] 40 cases agree with NormLab"), "\(output)")
+        }
+        try check("batch_groups_missing_mean", setup: setup) { output, succeeded, folder, interpreter, sink in
+            #expect(!succeeded)
+            let verdict = try #require(output.split(separator: "\n").first { $0.contains("error: [fail]") })
+            #expect(verdict.contains("[missing-mean-term]"), "\(verdict)")
+            let replay = try String(contentsOf: folder.appendingPathComponent("check-failure.nl"), encoding: .utf8)
+            #expect(replay.contains("layer norm over=n,c,s groups="), "\(replay)")
+            let before = sink.transcript.count
+            #expect(interpreter.execute("run check-failure.nl"))
+            #expect(String(sink.transcript.dropFirst(before)).contains("[missing-mean-term]"))
+        }
+        try check("correct", setup: setup) { output, succeeded, _, _, _ in
+            #expect(!succeeded)
+            let verdict = try #require(output.split(separator: "\n").first { $0.contains("error: [fail]") })
+            #expect(verdict.contains("no known mistake reproduces it"), "\(verdict)")
+        }
+    }
+
     /// nn.LayerNorm and nn.RMSNorm forms (shape=) are called without groups; RMSNorm gets beta = None and
     /// returns no dβ.
     @Test(arguments: ["layer layernorm shape=4", "layer rmsnorm shape=3,4"])

@@ -68,6 +68,9 @@ import Testing
         "tensor x = randn 2 3 4 seed 9; layer layernorm shape=3,4; param beta = randn 3 4 seed 3",
         "tensor x = randn 2 3 8 seed 10; layer rmsnorm shape=8; param gamma = randn 8 seed 2",
         "tensor x = randn 5 6 seed 11; layer layernorm shape=6 paramgrad=mean",
+        // BatchNorm with grouped channels: no PyTorch layer, so both scripts reduce over (N, K[, S]) themselves.
+        "tensor x = randn 3 6 2 2 seed 12; layer norm over=n,c,s groups=3; param gamma = randn 6 seed 2; forward; eval",
+        "tensor x = randn 3 4 5 seed 13; layer norm over=n,c groups=2 affine=c,s; param beta = randn 4 5 seed 3",
     ]
 
     func python(_ arguments: [String]) -> (Int32, String) {

@@ -54,10 +54,10 @@ import Testing
         #expect(Completion.complete("layer no", tensorNames: []).candidates == ["norm"])
         #expect(Completion.complete("layer norm ", tensorNames: []).candidates == CustomLayerRequest.keys.map { $0 + "=" })
         #expect(Completion.complete("layer norm over=s a", tensorNames: []).candidates == ["affine=", "accumulate="])
-        #expect(Completion.complete("layer norm over=n", tensorNames: []).candidates == ["n,s", "n"])
+        #expect(Completion.complete("layer norm over=n", tensorNames: []).candidates == ["n,s", "n", "n,c,s", "n,c"])
         #expect(Completion.complete("layer layernorm s", tensorNames: []).candidates == ["shape="])
         let (i, sink) = makeInterpreter()
-        for (bad, message) in [("layer norm over=n,c", "over=n,c has no kernel in NormLab yet"),
+        for (bad, message) in [("layer norm over=n groups=2", "groups= splits the channels"),
                                ("layer norm", "layer norm needs over=AXES"),
                                ("layer norm over=s groups=2", "groups= splits the channels"),
                                ("layer norm over=c,c", "each at most once"),

@@ -15,7 +15,7 @@ import CVectorMath
 /// x̂) are made again from x by the same code when something reads them — backward recomputes them per tile.
 enum ColumnKernels {
     static func applies(_ spec: LayerSpec) -> Bool {
-        switch spec.kind.fastKernel(reduce: spec.reduce) {
+        switch spec.fastKernel {
         case .positions, .strided: true
         default: false
         }
@@ -35,7 +35,7 @@ enum ColumnKernels {
         let groups, channels, spatial, rows: Int
 
         init(_ spec: LayerSpec, _ plan: NormPlan) {
-            positions = spec.kind.fastKernel(reduce: spec.reduce) == .positions
+            positions = spec.fastKernel == .positions
             rows = positions ? plan.channelsPerGroup : plan.batch
             columns = positions ? plan.spatial : plan.channels * plan.spatial
             let m = Double(rows)

@@ -9,7 +9,7 @@ enum FastKernels {
     /// GroupNorm-like layers with reduce=group (a set is K contiguous channel rows of one sample) and BatchNorm
     /// per channel with channel-wise γ, β (a set is one channel's row in every sample).
     static func applies(_ spec: LayerSpec, _ plan: NormPlan) -> Bool {
-        spec.kind.fastKernel(reduce: spec.reduce) == .rows
+        spec.fastKernel == .rows
     }
 
     /// Where the rows of a statistics set lie: every row is `spatial` contiguous elements of one (sample, channel).

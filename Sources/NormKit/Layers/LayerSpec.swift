@@ -96,7 +96,9 @@ public enum Mode: String, Sendable, CustomStringConvertible {
 public struct LayerSpec: Sendable, Equatable {
     /// Which layer.
     public var kind: LayerKind
-    /// The number of groups, for GroupNorm and RMSNorm. LayerNorm is 1, InstanceNorm is C, BatchNorm has none.
+    /// The number of groups, for GroupNorm and RMSNorm. LayerNorm is 1, InstanceNorm is C (nil). BatchNorm: nil
+    /// is per channel (G = C); a number splits the channels into G groups whose statistics span the batch
+    /// (`layer norm over=n,c,s groups=G`; G = 1 is one set for the whole batch) — no named layer is that.
     public var groups: Int?
     /// Which elements share one set of statistics.
     public var reduce: Reduce
@@ -234,8 +236,9 @@ public struct LayerSpec: Sendable, Equatable {
     /// The number of groups for an input with `channels` channels, or an error in the seed's words.
     public func resolvedGroups(channels: Int) throws(NormError) -> Int {
         switch kind {
-        case .batchnorm, .instancenorm: return channels
-        case .groupnorm, .layernorm, .rmsnorm:
+        case .instancenorm: return channels
+        case .batchnorm where groups == nil: return channels
+        case .groupnorm, .layernorm, .rmsnorm, .batchnorm:
             let g = groups ?? 1
             guard channels % g == 0 else {
                 throw NormError.mismatch("The number of channels must be evenly divisible by num_groups: \(channels) channels, \(g) groups")
@@ -243,6 +246,13 @@ public struct LayerSpec: Sendable, Equatable {
             return g
         }
     }
+
+    /// BatchNorm whose channels are split into groups (statistics over the batch and a group's channels).
+    public var groupsSpanBatch: Bool { kind.statisticsSpanBatch && groups != nil }
+
+    /// The fast kernel family that runs this layer; nil runs the general path (grouped BatchNorm, a layer only
+    /// `layer norm over=` builds, has no kernel of its own).
+    var fastKernel: FastKernel? { groupsSpanBatch ? nil : kind.fastKernel(reduce: reduce) }
 
     /// Whether the layer centres its input (every kind but RMSNorm).
     public var centres: Bool { kind.centres }

@@ -11,6 +11,8 @@
 /// | GroupNorm/RMSNorm, channels       | C/G | (N, G, *spatial)   | K          |
 /// | BatchNorm, group (per channel)    | 1   | (C)                | N·S        |
 /// | BatchNorm, channels (per element) | 1   | (C, *spatial)      | N          |
+/// | BatchNorm with G groups, group    | C/G | (G)                | N·K·S      |
+/// | BatchNorm with G groups, channels | C/G | (G, *spatial)      | N·K        |
 ///
 /// LayerNorm and RMSNorm with PyTorch's `normalized_shape` (`LayerSpec.normalizedShape`, D = its product) are the
 /// same model on a view of the input: every index of the leading dimensions is a "sample" of one group of D
@@ -105,12 +107,12 @@ public struct NormPlan: Sendable, Equatable {
             setSize = k
             (sampleStride, groupStride, positionStride) = (g * s, s, 1)
         case (true, .group):
-            statsShape = Shape(derivedFrom: [c])
-            setSize = n * s
+            statsShape = Shape(derivedFrom: [g])
+            setSize = n * k * s
             (sampleStride, groupStride, positionStride) = (0, 1, 0)
         case (true, .channels):
-            statsShape = Shape(derivedFrom: [c] + spatialDims)
-            setSize = n
+            statsShape = Shape(derivedFrom: [g] + spatialDims)
+            setSize = n * k
             (sampleStride, groupStride, positionStride) = (0, s, 1)
         }
         switch spec.affine {

@@ -50,7 +50,9 @@ public enum Normalization {
 
         if !usesRunning {
             if spec.kind.hasRunningStatistics && m < 2 {  // the running variance needs m − 1 > 0
-                throw NormError.mismatch(spec.reduce == .channels
+                throw NormError.mismatch(spec.groupsSpanBatch
+                    ? "BatchNorm in training needs sets of at least 2 elements; these have \(m) (input \(input.shape), \(plan.groups) groups)"
+                    : spec.reduce == .channels
                     ? "BatchNorm over the batch axis needs a batch of at least 2 in training; got N = \(plan.batch)"
                     : "BatchNorm needs more than 1 value per channel when training; got input \(input.shape)")
             }
@@ -63,7 +65,7 @@ public enum Normalization {
         if !spec.computesExactly {
             result = try emulatedForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
                                          running: running, usesRunning: usesRunning, storage: storage)
-        } else if allowFastPath && usesRunning {
+        } else if allowFastPath && usesRunning && spec.fastKernel != nil {
             result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
                                      threads: threads, summarizing: summarizing)
         } else if allowFastPath && !usesRunning

@@ -37,7 +37,7 @@ extension Normalization {
         let dgamma: [Double], dbeta: [Double]
         if !spec.computesExactly {
             (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy)
-        } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
+        } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics && spec.fastKernel != nil {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {

@@ -119,7 +119,8 @@ struct CheckCase: Equatable, Sendable {
 /// three spatial dims, offsets, variance near eps, constant sets, odd sizes), then random ones from the seed.
 enum CheckBattery {
     static func cases(for spec: LayerSpec, count: Int, seed: UInt64) -> [CheckCase] {
-        let takesGroups = spec.kind == .groupnorm || (spec.kind == .rmsnorm && spec.groups != nil && spec.normalizedShape == nil)
+        let takesGroups = spec.kind == .groupnorm || spec.groupsSpanBatch
+            || (spec.kind == .rmsnorm && spec.groups != nil && spec.normalizedShape == nil)
         let shapeForm = spec.normalizedShape != nil
         var generator = SplitMix(seed: seed)
         func make(_ batch: Int, _ groups: Int, _ perGroup: Int, _ spatial: [Int], _ values: CheckCase.Values = .random,

@@ -17,7 +17,7 @@ struct Check: Command, Equatable {
         summary: "test your Python layer on a battery of cases; shrink a failure and name its cause",
         details: """
         Runs FILE.py with python3 (NumPy required) in a child process and calls, for each case,
-            forward(x, gamma, beta, groups, eps) -> (y, cache)      # groups only for GroupNorm (and RMSNorm with G)
+            forward(x, gamma, beta, groups, eps) -> (y, cache)      # groups only for GroupNorm (RMSNorm with G, grouped BatchNorm)
             backward(dy, cache) -> (dx, dgamma, dbeta)
         with NumPy arrays of the chosen dtype (default the session's); gamma and beta have the layer's parameter
         shape (None where the layer has none). The cases follow the current layer's conventions (preset, eps,

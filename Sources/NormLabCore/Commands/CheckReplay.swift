@@ -59,6 +59,11 @@ enum CheckReplay {
 
     /// The `layer …` statement that makes `spec`, every convention spelled out.
     static func layerStatement(_ spec: LayerSpec) -> String {
+        if spec.groupsSpanBatch {
+            // Only `layer norm` builds it, with the default variance and paramgrad.
+            let affine = [Affine.none: "none", .channel: "c", .element: "c,s"][spec.affine]!
+            return "layer norm over=\(spec.reduce == .group ? "n,c,s" : "n,c") groups=\(spec.groups ?? 1) affine=\(affine) eps=\(formatOption(spec.eps))"
+        }
         var words = ["layer", spec.kind.rawValue]
         if let shape = spec.normalizedShape {
             words.append("shape=" + shape.map(String.init).joined(separator: ","))

@@ -21,6 +21,8 @@ struct CustomLayerRequest: Equatable, Sendable {
         (["c"], "per (sample, group, position), over the group's channels (PyDLLib's sets)"),
         (["n", "s"], "per channel, over the batch × all positions"),
         (["n"], "per (channel, position), over the batch (PyDLLib's sets)"),
+        (["n", "c", "s"], "per group, over the batch × the group's channels × all positions"),
+        (["n", "c"], "per (group, position), over the batch × the group's channels"),
     ]
 
     /// The layer spec, and the named layer it is ("this is InstanceNorm").
@@ -43,8 +45,8 @@ struct CustomLayerRequest: Equatable, Sendable {
         }
         var groups: Int? = nil
         if let g = values["groups"] {
-            guard over.contains("c"), !over.contains("n") else {
-                throw context.error("groups= splits the channels into groups that share statistics: it needs c in over= (and no n)", at: g.range)
+            guard over.contains("c") else {
+                throw context.error("groups= splits the channels into groups that share statistics: it needs c in over=", at: g.range)
             }
             guard let count = Int(g.value), count >= 1, count <= 1 << 30 else {
                 throw context.error("groups= takes a whole number ≥ 1, got \(Escaping.quoted(g.value))", at: g.range)
@@ -61,10 +63,12 @@ struct CustomLayerRequest: Equatable, Sendable {
         let kind: LayerKind
         var reduce = Reduce.group
         switch (over.contains("n"), over.contains("c"), over.contains("s")) {
-        case (true, _, let spatial):
+        case (true, let grouped, let spatial):
             guard centre else { throw context.error("NormLab has no BatchNorm without centring: centre=no goes with sets within a sample", at: values["centre"]!.range) }
             kind = .batchnorm
             reduce = spatial ? .group : .channels
+            // n with c: BatchNorm's sets widened to groups of channels (one group of all C unless groups= says).
+            if grouped { groups = groups ?? 1 }
         case (false, true, let spatial):
             kind = !centre ? .rmsnorm : (groups ?? 1) == 1 ? .layernorm : .groupnorm
             reduce = spatial ? .group : .channels
@@ -75,6 +79,7 @@ struct CustomLayerRequest: Equatable, Sendable {
             kind = .instancenorm
         }
         var spec = try LayerSpec(kind: kind, groups: kind == .layernorm || kind == .instancenorm || kind == .batchnorm ? nil : groups ?? 1)
+        if kind == .batchnorm { spec.groups = groups }
         spec.reduce = reduce
         if let a = values["affine"] {
             switch a.value {
@@ -113,11 +118,18 @@ struct CustomLayerRequest: Equatable, Sendable {
             spec.accumulate = accumulate
         }
         try spec.validate()
-        return (spec, "over=\(overText.value): one \(spec.centres ? "mean and variance" : "mean square") \(row.words). This is \(Self.named(spec)).")
+        let sets = "over=\(overText.value): one \(spec.centres ? "mean and variance" : "mean square") \(row.words)."
+        guard !spec.groupsSpanBatch else {
+            let g = spec.groups ?? 1
+            return (spec, sets + (g == 1 ? " No named layer is this: BatchNorm with all C channels in one group."
+                                         : " No named layer is this: BatchNorm with its channels in G = \(g) groups (BatchNorm is G = C)."))
+        }
+        return (spec, "\(sets) This is \(Self.named(spec)).")
     }
 
     /// The named layer and preset a spec is, with the conventions that differ from it.
     static func named(_ spec: LayerSpec) -> String {
+        if spec.groupsSpanBatch { return "BatchNorm with G = \(spec.groups ?? 1) groups" }
         var name = spec.kind.displayName
         if spec.kind == .groupnorm || (spec.kind == .rmsnorm && (spec.groups ?? 1) != 1) { name += " with G = \(spec.groups ?? 1)" }
         for preset in [Preset.torch, .pydllib] {

@@ -43,8 +43,9 @@ struct ChooseLayer: Command, Equatable {
         layer norm builds a layer from the axes that share one mean and variance — n the batch, c the channels
         (with groups=G, one group's channels), s every position: over=c,s is LayerNorm (GroupNorm with groups=),
         over=s InstanceNorm, over=c the per-position sets of PyDLLib's code, over=n,s BatchNorm, over=n BatchNorm
-        per element; affine=c|c,s|none, centre=no divides by the root mean square (RMSNorm). It says which named
-        layer the result is.
+        per element; over=n,c,s and over=n,c span the batch and a group's channels (groups=G, default 1: one set
+        for the whole batch, or per position) — no named layer is that; affine=c|c,s|none, centre=no divides by
+        the root mean square (RMSNorm). It says which named layer the result is.
         Options (a preset first sets all of them; options after it change single conventions):
           preset=torch|pydllib       paper and PyTorch (default), or the PyDLLib library's code
           reduce=group|channels      statistics over the whole group, or per spatial position (pydllib);
@@ -62,12 +63,12 @@ struct ChooseLayer: Command, Equatable {
         """,
         examples: ["layer groupnorm 2", "layer groupnorm 32 preset=pydllib", "layer batchnorm momentum=0.01",
                    "layer layernorm affine=none eps=1e-6", "layer layernorm shape=768", "layer rmsnorm shape=4,5",
-                   "layer norm over=s", "layer norm over=c,s groups=2 centre=no",
+                   "layer norm over=s", "layer norm over=c,s groups=2 centre=no", "layer norm over=n,c,s groups=4",
                    "layer layernorm shape=16 method=onepass accumulate=float32"],
         completion: CompletionRule { request in
             if request.position > 1, request.arguments.first == "norm" {
                 if let (key, prefix) = request.option {
-                    let values = ["over": ["c,s", "s", "c", "n,s", "n"], "affine": ["c", "c,s", "none"], "centre": ["yes", "no"]][key] ?? []
+                    let values = ["over": ["c,s", "s", "c", "n,s", "n", "n,c,s", "n,c"], "affine": ["c", "c,s", "none"], "centre": ["yes", "no"]][key] ?? []
                     return Completion.Result(candidates: values.filter { $0.hasPrefix(prefix) }, wantsPaths: false)
                 }
                 let used = Set(request.arguments.compactMap { $0.split(separator: "=").first.map(String.init) })

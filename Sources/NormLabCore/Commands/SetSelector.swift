@@ -1,7 +1,7 @@
 import NormKit
 
 /// Which statistics set `explain` and `show axes` talk about: `n=` sample, `g=` group, `p=` position (for
-/// per-position statistics), `c=` channel (BatchNorm); with shape=, `n=` is the row (leading dims flattened).
+/// per-position statistics), `c=` channel (BatchNorm; `g=` when its channels are grouped); with shape=, `n=` is the row (leading dims flattened).
 public struct SetSelector: Equatable, Sendable {
     public var sample: Located<Int>?
     public var group: Located<Int>?
@@ -58,7 +58,15 @@ public struct SetSelector: Equatable, Sendable {
         let p = perPosition ? try pick(position, "p", below: plan.spatial, "the position (flattened)") : 0
         let stat: Int
         var label: String
-        if record.spec.kind.statisticsSpanBatch {
+        if record.spec.groupsSpanBatch {
+            try refuse(sample, "n", "these statistics cover the whole batch")
+            try refuse(channel, "c", "use g= for the group")
+            let g = try pick(group, "g", below: plan.groups, "the group")
+            stat = perPosition ? g * plan.spatial + p : g
+            let range = plan.channels(ofGroup: g)
+            let channels = range.count == 1 ? "channel \(range.lowerBound)" : "channels \(range.lowerBound)–\(range.upperBound - 1)"
+            label = "group g = \(g) (\(channels))" + (perPosition ? ", position p = \(p)" : "")
+        } else if record.spec.kind.statisticsSpanBatch {
             try refuse(sample, "n", "batchnorm's statistics cover the whole batch")
             try refuse(group, "g", "batchnorm has channels, not groups (use c=)")
             let c = try pick(channel, "c", below: plan.channels, "the channel")

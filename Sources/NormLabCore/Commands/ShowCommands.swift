@@ -85,7 +85,7 @@ struct Show: Command, Equatable {
         }
         let sample = layer.sampleShape ?? Array(x!.shape.dims.dropFirst())
         let plan = try NormPlan(spec: spec, inputShape: Shape([1] + sample))
-        if spec.kind.statisticsSpanBatch {
+        if spec.kind.statisticsSpanBatch && !spec.groupsSpanBatch {
             return Report([.text("BatchNorm has no groups: it keeps " + LayerDescription.conventions(spec)[0].1)])
         }
         let g = plan.groups
@@ -97,7 +97,9 @@ struct Show: Command, Equatable {
             let members = range.count == 1 ? "channel \(range.lowerBound)" : "channels \(range.lowerBound)–\(range.upperBound - 1)"
             report.add(.groupLine("group \(group): \(members)", group: group))
         }
-        report.line(LayerDescription.setDescription(spec, plan: plan, capitalised: true) + ".")
+        // The plan above has one sample: sets that span the batch are described without counting it.
+        report.line(spec.kind.statisticsSpanBatch ? "Statistics: \(LayerDescription.conventions(spec)[0].1)."
+                                                  : LayerDescription.setDescription(spec, plan: plan, capitalised: true) + ".")
         return report
     }
 

@@ -103,6 +103,7 @@ struct Stats: Command, Equatable {
             } else if axis == .group {
                 let reason = dims.count < 2 ? "it has no channel axis (rank \(dims.count))"
                     : layer == nil ? "there is no layer to say what the groups are"
+                    : layer!.spec.groupsSpanBatch ? "its groups span the batch, so a (sample, group) is not one of its sets (`explain forward g=G` shows a set)"
                     : !layer!.spec.kind.hasGroups ? "\(layer!.spec.kind) has no groups"
                     : "its \(dims[1]) channels do not divide into the layer's groups"
                 throw context.error("cannot take stats of \(name.value) by group: \(reason)", at: name.range)

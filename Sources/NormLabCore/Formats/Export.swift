@@ -75,7 +75,7 @@ enum PythonExport {
 
 
         KIND = "\(spec.kind)"          # groupnorm, layernorm, instancenorm, batchnorm or rmsnorm
-        GROUPS = \(groups)              # G (batchnorm and instancenorm: C)
+        GROUPS = \(groups)              # G (instancenorm: C; batchnorm: C, fewer when its channels are grouped)
         REDUCE = "\(spec.reduce)"        # group: over C/G channels × positions; channels: per position (batchnorm: per element)
         AFFINE = "\(spec.affine)"        # channel: γ, β of shape (C); element: (C, *spatial); none
         PARAMGRAD = "\(spec.paramGrad)"     # sum or mean over the batch
@@ -97,6 +97,9 @@ enum PythonExport {
                 return a.reshape(-1, int(np.prod(NORMALIZED_SHAPE))), (1,)
             n, c = a.shape[:2]
             s = int(np.prod(a.shape[2:])) if a.ndim > 2 else 1
+            if KIND == "batchnorm" and GROUPS != c:  # sets over the batch × a group's channels (× positions)
+                k = c // GROUPS
+                return (a.reshape(n, GROUPS, k * s), (0, 2)) if REDUCE == "group" else (a.reshape(n, GROUPS, k, s), (0, 2))
             if KIND == "batchnorm":
                 return (a.reshape(n, c, s), (0, 2)) if REDUCE == "group" else (a.reshape(n, c * s), (0,))
             k = c // GROUPS
@@ -172,7 +175,7 @@ enum PythonExport {
 
     static func torchScript(spec: LayerSpec, record: PassRecord, stem: String, check: Check) -> String {
         let shapeForm = spec.normalizedShape != nil
-        let native = shapeForm || (spec.reduce == .group && spec.affine == .channel && spec.variance == .biased && spec.kind.centres)
+        let native = shapeForm || (!spec.groupsSpanBatch && spec.reduce == .group && spec.affine == .channel && spec.variance == .biased && spec.kind.centres)
         let nativeName = shapeForm ? (spec.kind == .rmsnorm ? "F.rms_norm" : "F.layer_norm")
             : spec.kind.statisticsSpanBatch ? "F.batch_norm" : "F.group_norm"
         let how = native

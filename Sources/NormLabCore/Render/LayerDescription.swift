@@ -38,6 +38,7 @@ enum LayerDescription {
         case .layernorm: title += " (GroupNorm with G = 1)"
         case .instancenorm: title += " (GroupNorm with G = C)"
         case .rmsnorm: title += ", G = \(spec.groups ?? 1), no centring (the CNN form; shape= is PyTorch's nn.RMSNorm)"
+        case .batchnorm where spec.groupsSpanBatch: title += " with G = \(spec.groups ?? 1) \(spec.groups == 1 ? "group" : "groups") of channels, \(mode) mode"
         case .batchnorm: title += ", \(mode) mode"
         }
         var reference = spec
@@ -90,6 +91,10 @@ enum LayerDescription {
         switch (bn, spec.reduce) {
         case (false, .group): reduce = "\(what) per (sample, group), over its C/G channels × all positions"
         case (false, .channels): reduce = "\(what) per (sample, group, position), over its C/G channels only"
+        case (true, .group) where spec.groupsSpanBatch:
+            reduce = "\(what) per group, over the batch × its C/G channels × all positions"
+        case (true, .channels) where spec.groupsSpanBatch:
+            reduce = "\(what) per (group, position), over the batch × its C/G channels"
         case (true, .group): reduce = "\(what) per channel, over the batch × all positions"
         case (true, .channels): reduce = "\(what) per (channel, position), over the batch only"
         }
@@ -163,6 +168,12 @@ enum LayerDescription {
             text = plan.spatial == 1
                 ? "per (sample, group), over \(k) = \(plural(plan.setSize, "element", "elements"))"
                 : "per (sample, group, position), over \(k) only = \(plural(plan.setSize, "element", "elements"))"
+        case (true, .group) where spec.groupsSpanBatch:
+            text = "per group, over \(plural(plan.batch, "sample", "samples")) × \(k)\(positions) = \(plural(plan.setSize, "element", "elements"))"
+        case (true, .channels) where spec.groupsSpanBatch:
+            text = plan.spatial == 1
+                ? "per group, over \(plural(plan.batch, "sample", "samples")) × \(k) = \(plural(plan.setSize, "element", "elements"))"
+                : "per (group, position), over \(plural(plan.batch, "sample", "samples")) × \(k) = \(plural(plan.setSize, "element", "elements"))"
         case (true, .group):
             text = "per channel, over \(plural(plan.batch, "sample", "samples"))\(positions) = \(plural(plan.setSize, "element", "elements"))"
         case (true, .channels):
