@@ -58,18 +58,18 @@ typedef int mask1;
                value exactly (Σx / m may round). */                                                                   \
             mask##W same = all##W;                                                                                    \
             for (long r = 0; r < rows; r++) {                                                                         \
-                V value = load##W##_##T(x + r * stride + j);                                                          \
+                V value = load##W##_##T(x + ROW_AT(r) + j);                                                          \
                 s += value;                                                                                           \
                 same &= value == first;                                                                               \
             }                                                                                                         \
             mean = select##W(same, first, mean_by_scaling ? s * mean_scale : s / m);                                  \
         } else {                                                                                                      \
-            for (long r = 1; r < rows; r++) s += load##W##_##T(x + r * stride + j) - first;                          \
+            for (long r = 1; r < rows; r++) s += load##W##_##T(x + ROW_AT(r) + j) - first;                          \
             mean = first + (mean_by_scaling ? s * mean_scale : s / m);                                                \
         }                                                                                                             \
     }                                                                                                                 \
     for (long r = 0; r < rows; r++) {                                                                                 \
-        V d = load##W##_##T(x + r * stride + j) - mean;                                                               \
+        V d = load##W##_##T(x + ROW_AT(r) + j) - mean;                                                               \
         q += d * d;                                                                                                   \
     }                                                                                                                 \
     V variance = variance_by_scaling ? q * variance_scale : q / divisor;
@@ -79,8 +79,13 @@ typedef int mask1;
 #define NORMLAB_TILE_RSTD                                                                                              \
     for (long c = 0; c < width; c++) tile_rstd[c] = 1.0 / __builtin_elementwise_sqrt(tile_variance[c] + eps);
 
+// Row r's offset from the tile's start, and its index among γ, β and the per-row sums.
+#define ROW_AT(r) (row_offsets ? row_offsets[r] : (r) * stride)
+#define ROW_INDEX(r) (row_index ? row_index[r] : (r))
+
 #define NORMLAB_COLUMN_CONSTANTS                                                                                       \
     const long rows = sets->rows, stride = sets->row_stride;                                                          \
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;                                        \
     const double m = sets->m, divisor = sets->divisor, eps = sets->eps;                                               \
     const int mean_by_scaling = power_of_two(m), variance_by_scaling = power_of_two(divisor);                         \
     const double mean_scale = 1.0 / m, variance_scale = 1.0 / divisor;                                                \
@@ -102,14 +107,14 @@ typedef int mask1;
         const V zero = {0};                                                                                           \
         V mean = load##W##_double(tile_mean + j), rstd = load##W##_double(tile_rstd + j);                             \
         for (long r = 0; r < rows; r++) {                                                                             \
-            const long at = r * stride + j;                                                                           \
+            const long at = ROW_AT(r) + j;                                                                            \
             V h = (load##W##_##T(x + at) - mean) * rstd;                                                              \
             if (xhat) store##W##_##T(xhat + at, h);                                                                   \
             if (!y) continue;                                                                                         \
             if (!gamma) {                                                                                             \
                 store##W##_##T(y + at, h);                                                                            \
             } else {                                                                                                  \
-                const long p = r * affine.row_stride + j * affine.column_stride;                                     \
+                const long p = ROW_INDEX(r) * affine.row_stride + j * affine.column_stride;                                     \
                 V g = affine.column_stride ? load##W##_##T(gamma + p) : zero + (double)gamma[p];                     \
                 V b = !beta ? zero : affine.column_stride ? load##W##_##T(beta + p) : zero + (double)beta[p];        \
                 store##W##_##T(y + at, g * h + b);                                                                    \
@@ -158,11 +163,11 @@ typedef int mask1;
 
 // Row r of the columns at j in backward: its offset `at`, dy, x̂ and dx̂ = dy·γ, as both of a step's loops read them.
 #define NORMLAB_BACKWARD_ROW(V, W, T)                                                                                  \
-            const long at = r * stride + j;                                                                           \
+            const long at = ROW_AT(r) + j;                                                                            \
             V d = load##W##_##T(dy + at), h = (load##W##_##T(x + at) - mean) * rstd;                                  \
             V dh = d;                                                                                                 \
             if (gamma) {                                                                                              \
-                const long p = r * affine.row_stride + j * affine.column_stride;                                     \
+                const long p = ROW_INDEX(r) * affine.row_stride + j * affine.column_stride;                                     \
                 dh = d * (affine.column_stride ? load##W##_##T(gamma + p) : zero + (double)gamma[p]);                \
             }
 
@@ -177,7 +182,7 @@ typedef int mask1;
             sum_d += dh;                                                                                              \
             sum_dh += dh * h;                                                                                         \
             if (element_sums) {                                                                                       \
-                const long s = r * sums_row_stride + j;                                                               \
+                const long s = ROW_INDEX(r) * sums_row_stride + j;                                                               \
                 store##W##_double(sum_dy + s, load##W##_double(sum_dy + s) + d);                                      \
                 store##W##_double(sum_dy_xhat + s, load##W##_double(sum_dy_xhat + s) + d * h);                        \
             }                                                                                                         \
@@ -225,15 +230,15 @@ typedef int mask1;
         if (sum_dy && !element_sums) {                                                                                \
             /* One sum per row over the tile's columns, in four lanes then combined. */                               \
             for (long r = 0; r < rows; r++) {                                                                         \
-                const T *xr = x + r * stride, *dyr = dy + r * stride;                                                 \
+                const T *xr = x + ROW_AT(r), *dyr = dy + ROW_AT(r);                                                 \
                 double a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};                                                      \
                 for (long c = 0; c < width; c++) {                                                                    \
                     double d = (double)dyr[c];                                                                        \
                     a[c & 3] += d;                                                                                    \
                     b[c & 3] += d * (((double)xr[c] - given_mean[c]) * given_rstd[c]);                                \
                 }                                                                                                     \
-                sum_dy[r * sums_row_stride] += (a[0] + a[1]) + (a[2] + a[3]);                                         \
-                sum_dy_xhat[r * sums_row_stride] += (b[0] + b[1]) + (b[2] + b[3]);                                    \
+                sum_dy[ROW_INDEX(r) * sums_row_stride] += (a[0] + a[1]) + (a[2] + a[3]);                              \
+                sum_dy_xhat[ROW_INDEX(r) * sums_row_stride] += (b[0] + b[1]) + (b[2] + b[3]);                                    \
             }                                                                                                         \
         }                                                                                                             \
         long j = 0;                                                                                                   \

@@ -16,11 +16,14 @@ import Testing
         // 2295 elements per sample: BatchNorm per element runs in calls of 2048 columns (and x̂ in tiles of 256);
         // 40 channels per group: per-position backward spans of one tile.
         (.batchnorm, nil, [3, 9, 17, 15]), (.groupnorm, 1, [2, 40, 300]),
+        // BatchNorm with its channels in groups (`layer norm over=n,c,s groups=G`): N·K rows per set.
+        (.batchnorm, 2, [3, 4, 5, 3]), (.batchnorm, 1, [2, 3, 7]), (.batchnorm, 4, [2, 8, 17]), (.batchnorm, 3, [1, 6]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {
         for (i, (kind, groups, dims)) in Self.cases.enumerated() {
-            var spec = try LayerSpec(kind: kind, groups: groups)
+            var spec = try LayerSpec(kind: kind, groups: kind == .batchnorm ? nil : groups)
+            if kind == .batchnorm { spec.groups = groups }
             spec.affine = affine
             spec.reduce = reduce
             let shape = try Shape(dims)
@@ -62,10 +65,11 @@ import Testing
 
     /// BatchNorm in eval mode: the fused map from the running statistics against the general path, per channel and
     /// per element, and the same bits for any thread count.
-    @Test(arguments: [Reduce.group, .channels])
-    func batchNormEvalMatchesTheGeneralPath(_ reduce: Reduce) throws {
+    @Test(arguments: [(Reduce.group, nil), (.channels, nil), (.group, 8), (.channels, 4)] as [(Reduce, Int?)])
+    func batchNormEvalMatchesTheGeneralPath(_ reduce: Reduce, _ groups: Int?) throws {
         for affine in Affine.allCases {
             var spec = try LayerSpec(kind: .batchnorm)
+            spec.groups = groups
             spec.reduce = reduce
             spec.affine = affine
             let shape = try Shape([3, 40, 33])

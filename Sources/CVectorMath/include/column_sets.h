@@ -5,10 +5,14 @@
 /// many unless it is given (forward: writes) μ, σ² and rstd arrays itself.
 #define NORMLAB_COLUMN_TILE 256
 
-/// Statistics sets that are columns: set j of a tile is the elements x[r·row_stride + j] for r < rows.
+/// Statistics sets that are columns: set j of a tile is the elements x[r·row_stride + j] for r < rows — or, when
+/// row_offsets is not NULL, x[row_offsets[r] + j] (BatchNorm with grouped channels: K rows of each sample).
+/// γ, β and the per-row sums of row r are at index row_index[r] (r when NULL) times their row stride.
 typedef struct normlab_column_sets {
     long rows;         // elements per set (m)
     long row_stride;   // elements between one row of the tile and the next
+    const long *row_offsets;
+    const long *row_index;
     double m;          // rows, as a double
     double divisor;    // m, or m − 1 for the unbiased variance
     double eps;

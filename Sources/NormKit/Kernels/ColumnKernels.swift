@@ -6,6 +6,7 @@ import CVectorMath
 /// |-------------------------------------------|---------------------------|-----------|------------|----------|
 /// | reduce=channels within a sample (PyDLLib's GroupNorm, LayerNorm, InstanceNorm, RMSNorm): `positions` | (sample, group) | K = C/G channel rows | S | S positions |
 /// | BatchNorm per element (PyDLLib's BatchNorm): `strided` | the whole input | N sample rows | C·S | C·S elements |
+/// | BatchNorm with grouped channels per position (`layer norm over=n,c`): `batchGroupColumns` | group | N·K channel rows (K of each sample) | S within a sample, C·S between samples | S positions |
 ///
 /// A block's columns run in tiles of at most 256; statistics set (block b, column j) is `b·columns + j` in the
 /// statistics tensor. Every loop runs along a row; a column is reduced over its rows in row order, so the results
@@ -16,7 +17,7 @@ import CVectorMath
 enum ColumnKernels {
     static func applies(_ spec: LayerSpec) -> Bool {
         switch spec.fastKernel {
-        case .positions, .strided: true
+        case .positions, .strided, .batchGroupColumns: true
         default: false
         }
     }
@@ -30,23 +31,55 @@ enum ColumnKernels {
         let blocks: Int
         /// Sets per block: S positions, or the C·S elements of a sample.
         let columns: Int
-        /// True for the per-position sets (reduce=channels within a sample).
+        /// True where a set's rows are channel rows with γ, β per row (per-position sets within a sample, and
+        /// BatchNorm with grouped channels); false for BatchNorm per element.
         let positions: Bool
+        /// BatchNorm with grouped channels per position: a block is a group, its rows K channel rows of every sample.
+        let batchGroups: Bool
+        /// Channel rows per block: K (the rows of one sample for `batchGroups`).
+        let channelRows: Int
         let groups, channels, spatial, rows: Int
+        /// Where `batchGroups`' rows are (`sets.row_offsets`, `sets.row_index` point into it).
+        private let rowTable: RowTable?
+
+        final class RowTable: @unchecked Sendable {
+            let offsets: UnsafeMutablePointer<Int>, index: UnsafeMutablePointer<Int>
+            init(plan: NormPlan) {
+                let k = plan.channelsPerGroup, count = plan.batch * k
+                offsets = .allocate(capacity: count)
+                index = .allocate(capacity: count)
+                for n in 0..<plan.batch {
+                    for r in 0..<k {
+                        (offsets + n * k + r).initialize(to: (n * plan.channels + r) * plan.spatial)
+                        (index + n * k + r).initialize(to: r)
+                    }
+                }
+            }
+            deinit { offsets.deallocate(); index.deallocate() }
+        }
 
         init(_ spec: LayerSpec, _ plan: NormPlan) {
-            positions = spec.fastKernel == .positions
-            rows = positions ? plan.channelsPerGroup : plan.batch
+            batchGroups = spec.fastKernel == .batchGroupColumns
+            positions = spec.fastKernel == .positions || batchGroups
+            channelRows = positions ? plan.channelsPerGroup : 1
+            rows = batchGroups ? plan.batch * plan.channelsPerGroup : positions ? plan.channelsPerGroup : plan.batch
             columns = positions ? plan.spatial : plan.channels * plan.spatial
+            rowTable = batchGroups ? RowTable(plan: plan) : nil
             let m = Double(rows)
-            sets = normlab_column_sets(rows: rows, row_stride: columns, m: m,
+            sets = normlab_column_sets(rows: rows, row_stride: columns,
+                                       row_offsets: rowTable.map { UnsafePointer($0.offsets) },
+                                       row_index: rowTable.map { UnsafePointer($0.index) }, m: m,
                                        divisor: spec.variance == .unbiased ? m - 1 : m, eps: spec.eps,
-                                       centre: spec.centres ? 1 : 0, mean_from_sum: positions ? 1 : 0)
-            blocks = positions ? plan.batch * plan.groups : 1
+                                       centre: spec.centres ? 1 : 0,
+                                       mean_from_sum: positions && !batchGroups ? 1 : 0)
+            blocks = batchGroups ? plan.groups : positions ? plan.batch * plan.groups : 1
             groups = plan.groups
             channels = plan.channels
             spatial = plan.spatial
         }
+
+        /// Row r's offset from its block's first element.
+        func rowOffset(_ r: Int) -> Int { rowTable.map { $0.offsets[r] } ?? r * sets.row_stride }
 
         /// Columns per call: a tile where statistics are made again per call (kept on the stack); for BatchNorm per
         /// element, whose statistics are arrays, 2048 — each sample's rows are then read in runs of 8 KB (float32),
@@ -56,10 +89,12 @@ enum ColumnKernels {
         var tilesPerBlock: Int { (columns + width - 1) / width }
 
         /// The first channel of block b (its group's first channel; 0 for BatchNorm per element).
-        func firstChannel(ofBlock b: Int) -> Int { positions ? (b % groups) * rows : 0 }
+        func firstChannel(ofBlock b: Int) -> Int { positions ? (b % groups) * channelRows : 0 }
 
-        /// The offset of block b's first element: sample n, first channel of group g.
-        func base(ofBlock b: Int) -> Int { positions ? ((b / groups) * channels + firstChannel(ofBlock: b)) * spatial : 0 }
+        /// The offset of block b's first element: sample n (sample 0 for `batchGroups`), first channel of group g.
+        func base(ofBlock b: Int) -> Int {
+            positions ? ((batchGroups ? 0 : b / groups) * channels + firstChannel(ofBlock: b)) * spatial : 0
+        }
 
         /// The columns of tile t of a block.
         func columns(ofTile t: Int) -> Range<Int> { (t * width)..<min((t + 1) * width, columns) }

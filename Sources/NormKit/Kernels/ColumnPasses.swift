@@ -29,7 +29,7 @@ extension ColumnKernels {
         let parts = SummaryParts(count: summarizing && y != nil ? units : 0)
         defer { zeros.deallocate(); finite.deallocate(); parts.deallocate() }
         nonisolated(unsafe) let zeroOut = zeros, finiteOut = finite, summaryParts = parts.pointer
-        let rows = layout.rows, rowStride = layout.sets.row_stride
+        let rows = layout.rows
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat, yp = y
         func run(_ stats: FastKernels.Statistics.Pointers?) {
             nonisolated(unsafe) let stats = stats
@@ -47,7 +47,7 @@ extension ColumnKernels {
                     finiteOut[unit] = outputs.finite
                     if let summaryParts, let yp {
                         (summaryParts + unit).initialize(to: SummaryParts.moments(of: UnsafePointer(yp + offset)) { run in
-                            for r in 0..<rows { run(r * rowStride, columns.count) }
+                            for r in 0..<rows { run(layout.rowOffset(r), columns.count) }
                         })
                     }
                 }
@@ -104,9 +104,11 @@ extension ColumnKernels {
             return
         }
         // Per-position sets: a unit is (group, span of tiles) over every sample, so γ's sums over the batch stay in
-        // the unit, in sample order. A span is as many tiles as keep its sums within about 256 KB (the whole row for
+        // the unit, in sample order (for BatchNorm with grouped channels, in the C kernel's rows). A span is as many tiles as keep its sums within about 256 KB (the whole row for
         // small groups): each sample's rows are then read in long runs, which the prefetchers follow.
-        let k = layout.rows, groups = layout.groups, spatial = layout.spatial, batch = plan.batch
+        // BatchNorm with grouped channels: a block is a group over every sample already (the C kernel's rows).
+        let k = layout.channelRows, groups = layout.groups, spatial = layout.spatial
+        let batch = layout.batchGroups ? 1 : plan.batch
         let perElement = spec.affine == .element, perChannel = spec.affine == .channel
         let spanTiles = max(1, min(tiles, (16384 / k) / tile))
         let spans = (tiles + spanTiles - 1) / spanTiles
@@ -131,7 +133,7 @@ extension ColumnKernels {
                     let spanStart = firstTile * tile
                     if perElement { sums.update(repeating: 0, count: 2 * k * spanColumns) }
                     for n in 0..<batch {
-                        let b = n * groups + g
+                        let b = layout.batchGroups ? g : n * groups + g
                         for t in firstTile..<lastTile {
                             let columns = layout.columns(ofTile: t), first = columns.lowerBound
                             let offset = layout.base(ofBlock: b) + first

@@ -116,7 +116,7 @@ extension FastKernels {
     /// Whether `elementAffineBackward` can run this pass: a unit is a channel (BatchNorm's sets) or a group over
     /// every sample, and there must be units enough for the threads (LayerNorm's one group is not).
     static func elementAffineUnits(_ rows: Rows, threads: Int) -> Int? {
-        let units = rows.batchNorm ? rows.channels : rows.groups
+        let units = rows.groups  // BatchNorm: C, or its groups
         return units >= 2 * threads || threads == 1 ? units : nil
     }
 
@@ -132,7 +132,7 @@ extension FastKernels {
         nonisolated(unsafe) let gp = dy, xp = x, dxp = dx, gammaOf = gamma, meanOf = means, rstdOf = rstds
         nonisolated(unsafe) let dg = dgamma, db = dbeta
         let spatial = rows.spatial, channels = rows.channels
-        let run = rows.batchNorm ? spatial : rows.channelsPerGroup * spatial
+        let run = rows.channelsPerGroup * spatial
         let groups = rows.groups
         parallel(units, threads: threads) { range in
             for unit in range {
@@ -153,13 +153,16 @@ extension FastKernels {
                     rounder?.round(dxp + at, count: run, set: set)
                 }
                 if rows.batchNorm {
-                    // One set: the channel's row in every sample.
+                    // One set: the channel's row (the group's K rows) in every sample, row by row as the rows path sums.
                     let mean = meanOf[unit], rstd = rstdOf[unit]
                     var sums = (dh: 0.0, dhXhat: 0.0)
                     for n in 0..<batch {
                         let at = offset(n)
-                        let row = elementAffineSums(dy: gp + at, x: xp + at, count: run, mean: mean, rstd: rstd, gamma: g)
-                        sums = (sums.dh + row.dh, sums.dhXhat + row.dhXhat)
+                        for r in 0..<rows.channelsPerGroup {
+                            let row = elementAffineSums(dy: gp + at + r * spatial, x: xp + at + r * spatial, count: spatial,
+                                                        mean: mean, rstd: rstd, gamma: g + r * spatial)
+                            sums = (sums.dh + row.dh, sums.dhXhat + row.dhXhat)
+                        }
                     }
                     for n in 0..<batch { finish(unit, mean, rstd, sums, n) }
                 } else {

@@ -23,14 +23,15 @@ enum FastKernels {
 
         init(_ spec: LayerSpec, _ plan: NormPlan) {
             batchNorm = spec.kind.statisticsSpanBatch
-            count = batchNorm ? plan.batch : plan.channelsPerGroup
+            // BatchNorm: N rows per set, or N·K with its channels in groups (K rows of each sample, sample by sample).
+            count = batchNorm ? plan.batch * plan.channelsPerGroup : plan.channelsPerGroup
             channels = plan.channels
             spatial = plan.spatial
             groups = plan.groups
             channelsPerGroup = plan.channelsPerGroup
         }
 
-        /// The set's elements as contiguous runs: one run of K·S for a GroupNorm set, N runs of S for BatchNorm.
+        /// The set's elements as contiguous runs: one run of K·S for a GroupNorm set, N (N·K) runs of S for BatchNorm.
         @inline(__always) func forEachRun(_ set: Int, _ body: (_ offset: Int, _ count: Int) -> Void) {
             let located = locate(set)
             if batchNorm {
@@ -41,17 +42,28 @@ enum FastKernels {
         }
 
         /// Where a set's rows are (first offset, and the steps from row to row), with one division per set rather
-        /// than per row.
+        /// than per row — except for BatchNorm with grouped channels, whose K rows of a sample are contiguous and
+        /// whose samples are a sample apart (`perSample` = K, `sampleJump` = C·S).
         struct Located {
             let first: Int, rowStride: Int
             let channel0: Int, channelStep: Int
             let sample0: Int, sampleStep: Int
-            @inline(__always) func offset(_ row: Int) -> Int { first + row * rowStride }
-            @inline(__always) func channel(_ row: Int) -> Int { channel0 + row * channelStep }
-            @inline(__always) func sample(_ row: Int) -> Int { sample0 + row * sampleStep }
+            var perSample = 1, sampleJump = 0
+            @inline(__always) func offset(_ row: Int) -> Int {
+                perSample == 1 ? first + row * rowStride : first + (row / perSample) * sampleJump + (row % perSample) * rowStride
+            }
+            @inline(__always) func channel(_ row: Int) -> Int {
+                perSample == 1 ? channel0 + row * channelStep : channel0 + row % perSample
+            }
+            @inline(__always) func sample(_ row: Int) -> Int { perSample == 1 ? sample0 + row * sampleStep : row / perSample }
         }
 
         @inline(__always) func locate(_ set: Int) -> Located {
+            if batchNorm && channelsPerGroup > 1 {
+                return Located(first: set * channelsPerGroup * spatial, rowStride: spatial, channel0: set * channelsPerGroup,
+                               channelStep: 1, sample0: 0, sampleStep: 0, perSample: channelsPerGroup,
+                               sampleJump: channels * spatial)
+            }
             if batchNorm {
                 return Located(first: set * spatial, rowStride: channels * spatial, channel0: set, channelStep: 0,
                                sample0: 0, sampleStep: 1)
@@ -364,12 +376,12 @@ enum FastKernels {
                                          partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
                                          threads: threads) { n, elements, h in
                     // x̂ of sample n's elements as forward made it, a run of one set at a time: the set is
-                    // (sample, group), or the channel for BatchNorm.
-                    let setLength = rows.batchNorm ? spatial : perGroup * spatial
+                    // (sample, group), or the channel (group) for BatchNorm.
+                    let setLength = perGroup * spatial  // BatchNorm: K = 1, or its group's channels
                     var e = elements.lowerBound
                     while e < elements.upperBound {
                         let end = min(elements.upperBound, (e / setLength + 1) * setLength)
-                        let block = rows.batchNorm ? e / spatial : n * groups + e / setLength
+                        let block = rows.batchNorm ? e / setLength : n * groups + e / setLength
                         normalizedRun(x: xp + n * channels * spatial + e, into: h + (e - elements.lowerBound),
                                       count: end - e, mean: meanOf[block], rstd: rstdOf[block])
                         e = end

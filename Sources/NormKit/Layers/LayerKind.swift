@@ -89,4 +89,6 @@ public enum LayerKind: String, Sendable, CaseIterable, CustomStringConvertible {
 /// columns of rows: per position within a sample, per element across the batch).
 enum FastKernel: Sendable {
     case rows, positions, strided
+    /// BatchNorm with grouped channels per position: columns of K channel rows in every sample.
+    case batchGroupColumns
 }

@@ -250,9 +250,13 @@ public struct LayerSpec: Sendable, Equatable {
     /// BatchNorm whose channels are split into groups (statistics over the batch and a group's channels).
     public var groupsSpanBatch: Bool { kind.statisticsSpanBatch && groups != nil }
 
-    /// The fast kernel family that runs this layer; nil runs the general path (grouped BatchNorm, a layer only
-    /// `layer norm over=` builds, has no kernel of its own).
-    var fastKernel: FastKernel? { groupsSpanBatch ? nil : kind.fastKernel(reduce: reduce) }
+    /// The fast kernel family that runs this layer in training. BatchNorm with grouped channels (only `layer norm
+    /// over=` builds it): the row kernels over all positions (a set is K rows of every sample), the column kernels
+    /// per position.
+    var fastKernel: FastKernel? {
+        guard groupsSpanBatch else { return kind.fastKernel(reduce: reduce) }
+        return reduce == .group ? .rows : .batchGroupColumns
+    }
 
     /// Whether the layer centres its input (every kind but RMSNorm).
     public var centres: Bool { kind.centres }

@@ -65,7 +65,7 @@ public enum Normalization {
         if !spec.computesExactly {
             result = try emulatedForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
                                          running: running, usesRunning: usesRunning, storage: storage)
-        } else if allowFastPath && usesRunning && spec.fastKernel != nil {
+        } else if allowFastPath && usesRunning {
             result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
                                      threads: threads, summarizing: summarizing)
         } else if allowFastPath && !usesRunning
@@ -273,6 +273,9 @@ public enum Normalization {
         let (means, variances) = try runningStatistics(running, plan: plan)
         let rstds = reciprocalSquareRoots(variances, eps: spec.eps)
         let gammaValues = gamma?.scalars.map(\.asDouble), betaValues = beta?.scalars.map(\.asDouble)
+        // The kernels see grouped channels as BatchNorm per channel.
+        let perChannel = try perChannelStatistics(spec: spec, plan: plan, means: means, rstds: rstds)
+        let kernelPlan = perChannel.plan, kernelMeans = perChannel.means, kernelRstds = perChannel.rstds
         // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
         let rows = spec.reduce == .group && spec.affine != .element
         var normalized: [Scalar]? = nil
@@ -282,15 +285,15 @@ public enum Normalization {
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
                 if rows {
-                    StridedKernels.evalRows(plan: plan, x: x, means: means, rstds: rstds, gamma: gammaValues,
+                    StridedKernels.evalRows(plan: kernelPlan, x: x, means: kernelMeans, rstds: kernelRstds, gamma: gammaValues,
                                             beta: betaValues, y: y, threads: threads, summary: parts.pointer)
                 } else if spec.reduce == .group {
                     // Element-wise γ, β per channel set: row by row with γ and β running along, x̂ made on demand.
-                    StridedKernels.evalElementRows(plan: plan, x: x, means: means, rstds: rstds, gamma: gamma?.scalars,
+                    StridedKernels.evalElementRows(plan: kernelPlan, x: x, means: kernelMeans, rstds: kernelRstds, gamma: gamma?.scalars,
                                                    beta: beta?.scalars, y: y, threads: threads, summary: parts.pointer)
                 } else {
                     normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
-                        StridedKernels.evalForward(spec: spec, plan: plan, x: x, means: means, rstds: rstds,
+                        StridedKernels.evalForward(spec: spec, plan: kernelPlan, x: x, means: kernelMeans, rstds: kernelRstds,
                                                    gamma: gammaValues, beta: betaValues, xhat: h, y: y, threads: threads)
                         hCount = input.count
                     }
@@ -316,6 +319,28 @@ public enum Normalization {
             storedNormalized: normalized.map { Tensor(uncheckedShape: input.shape, scalars: $0) })
         result.outputMoments = moments
         return result
+    }
+
+    /// BatchNorm with grouped channels, in eval mode, as BatchNorm per channel: its group's statistics repeated
+    /// for every channel of the group (per position: for every (channel, position)), so the per-channel eval kernels
+    /// apply it — nothing is reduced in eval mode. Other layers: as they are.
+    static func perChannelStatistics(spec: LayerSpec, plan: NormPlan, means: [Double], rstds: [Double]) throws(NormError)
+        -> (plan: NormPlan, means: [Double], rstds: [Double]) {
+        guard spec.groupsSpanBatch else { return (plan, means, rstds) }
+        var perChannel = spec
+        perChannel.groups = nil
+        let channelPlan = try NormPlan(spec: perChannel, inputShape: plan.inputShape)
+        // Per channel: a group's value K times; per position: a group's row of S values K times.
+        let run = spec.reduce == .group ? 1 : plan.spatial, k = plan.channelsPerGroup
+        func repeated(_ values: [Double]) -> [Double] {
+            var out: [Double] = []
+            out.reserveCapacity(values.count * k)
+            for g in 0..<plan.groups {
+                for _ in 0..<k { out.append(contentsOf: values[(g * run)..<((g + 1) * run)]) }
+            }
+            return out
+        }
+        return (channelPlan, repeated(means), repeated(rstds))
     }
 
     /// BatchNorm's running mean and variance as Float64, checked against the statistics this input needs.

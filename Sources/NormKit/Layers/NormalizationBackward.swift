@@ -37,7 +37,7 @@ extension Normalization {
         let dgamma: [Double], dbeta: [Double]
         if !spec.computesExactly {
             (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy)
-        } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics && spec.fastKernel != nil {
+        } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
@@ -113,8 +113,12 @@ extension Normalization {
     static func evalBackward<Scalar: NormScalar>(
         forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
-        let spec = forward.spec, plan = forward.plan
+        let spec = forward.spec
         let paramCount = forward.plan.affineShape?.count ?? 0
+        // Grouped channels: the group's statistics per channel (the plan and statistics were checked by forward).
+        let (plan, means, rstds) = (try? Normalization.perChannelStatistics(
+            spec: spec, plan: forward.plan, means: forward.exactMeans, rstds: forward.exactRstds))
+            ?? (forward.plan, forward.exactMeans, forward.exactRstds)
         var dgamma = [Double](repeating: 0, count: paramCount)
         var dbeta = [Double](repeating: 0, count: paramCount)
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
@@ -123,12 +127,12 @@ extension Normalization {
                     if spec.reduce == .group && spec.affine == .element {
                         // Per channel with element-wise γ (ones when none was given): row by row in C.
                         StridedKernels.evalElementRowsBackward(
-                            plan: plan, dy: g, x: x, means: forward.exactMeans, rstds: forward.exactRstds,
+                            plan: plan, dy: g, x: x, means: means, rstds: rstds,
                             gamma: gamma?.scalars ?? [Scalar](repeating: 1, count: paramCount), dx: out,
                             dgamma: &dgamma, dbeta: &dbeta, threads: threads)
                     } else {
-                        StridedKernels.evalBackward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
-                                                    rstds: forward.exactRstds, gamma: gamma?.scalars.map(\.asDouble),
+                        StridedKernels.evalBackward(spec: spec, plan: plan, dy: g, x: x, means: means,
+                                                    rstds: rstds, gamma: gamma?.scalars.map(\.asDouble),
                                                     dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
                     }
                 }
