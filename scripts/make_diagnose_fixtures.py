@@ -193,10 +193,12 @@ def step_by_step(x, gamma, beta, dy, G, *, mean_term=True, xhat_term=1.0, negate
 
 # ---- other layers: BatchNorm (per channel over the batch) and RMSNorm (no centring) ------------------------
 
-def batchnorm(x, gamma, beta, dy, G, *, mean_term=True, ddof=0):
-    """Training-mode BatchNorm, PyTorch's conventions (G unused)."""
-    axes = (0,) + tuple(range(2, x.ndim))
-    m = x.size // x.shape[1]
+def batchnorm(x, gamma, beta, dy, G, *, mean_term=True, ddof=0, per_sample=False):
+    """Training-mode BatchNorm, PyTorch's conventions (G unused). per_sample: the batch axis left out of the
+    statistics (x.mean(axis=(2, 3)) — each sample normalised on its own, InstanceNorm), with that forward's own
+    correct backward; dγ, dβ still summed over the batch."""
+    axes = tuple(range(2, x.ndim)) if per_sample else (0,) + tuple(range(2, x.ndim))
+    m = int(np.prod([x.shape[a] for a in axes]))
     mu = x.mean(axis=axes, keepdims=True)
     var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (m - ddof)
     rstd = 1 / np.sqrt(var + EPS)
@@ -205,7 +207,8 @@ def batchnorm(x, gamma, beta, dy, G, *, mean_term=True, ddof=0):
     g = dy * per_channel(gamma, x.shape)
     dx = rstd * (g - (g.mean(axis=axes, keepdims=True) if mean_term else 0)
                  - xhat * (g * xhat).sum(axis=axes, keepdims=True) / (m - ddof))
-    return y, dx, (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+    batch_axes = (0,) + tuple(range(2, x.ndim))
+    return y, dx, (dy * xhat).sum(axis=batch_axes), dy.sum(axis=batch_axes)
 
 
 def rmsnorm(x, gamma, beta, dy, G, *, xhat_term=True, negate=False):
@@ -359,6 +362,8 @@ def main():
         add(f"bn_correct32_{s}", s, batchnorm, expect(), dtype=np.float32, kind="batchnorm", seed=51)
         add(f"bn_missing_mean_{s}", s, lambda *a: batchnorm(*a, mean_term=False), expect(dx="missing-mean-term"), kind="batchnorm", seed=52)
         add(f"bn_unbiased_{s}", s, lambda *a: batchnorm(*a, ddof=1), expect(y="unbiased-variance", dx="follows", dgamma="follows"), kind="batchnorm", seed=53)
+        add(f"bn_per_sample_{s}", s, lambda *a: batchnorm(*a, per_sample=True),
+            expect(y="per-sample-statistics", dx="follows", dgamma="follows"), kind="batchnorm", seed=58)
         add(f"rms_correct_{s}", s, rmsnorm, expect(), kind="rmsnorm", seed=54)
         add(f"rms_correct32_{s}", s, rmsnorm, expect(), dtype=np.float32, kind="rmsnorm", seed=55)
         add(f"rms_missing_xhat_{s}", s, lambda *a: rmsnorm(*a, xhat_term=False), expect(dx="missing-xhat-term"), kind="rmsnorm", seed=56)

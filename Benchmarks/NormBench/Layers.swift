@@ -23,6 +23,13 @@ enum LayerBenchmark {
             spec.affine = .element  // γ and β of the sample's shape, as PyDLLib's layers have them
             return spec
         }
+        // BatchNorm with its 64 channels in 32 groups (`layer norm over=…`): sets over the batch × 2 channels.
+        func batchGroups(_ reduce: Reduce) throws -> LayerSpec {
+            var spec = try spec(.batchnorm)
+            spec.groups = 32
+            spec.reduce = reduce
+            return spec
+        }
         let cnn = [8, 64, 56, 56]
         return [
             Form(name: "groupnorm 32", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train),
@@ -37,6 +44,8 @@ enum LayerBenchmark {
             Form(name: "layernorm affine=element", spec: try element(spec(.layernorm)), dims: cnn, mode: .train),
             Form(name: "batchnorm affine=element", spec: try element(spec(.batchnorm)), dims: cnn, mode: .train),
             Form(name: "batchnorm eval affine=element", spec: try element(spec(.batchnorm)), dims: cnn, mode: .eval),
+            Form(name: "norm over=n,c,s groups=32", spec: try batchGroups(.group), dims: cnn, mode: .train),
+            Form(name: "norm over=n,c groups=32", spec: try batchGroups(.channels), dims: cnn, mode: .train),
             Form(name: "layernorm shape=768", spec: try LayerSpec(kind: .layernorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
             Form(name: "rmsnorm shape=768", spec: try LayerSpec(kind: .rmsnorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
             Form(name: "groupnorm 32 float16", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train, storage: .float16),

@@ -42,7 +42,7 @@ public struct Fuzzer {
                         "method", "accumulate"])
         let value = pick(["group", "channels", "channel", "element", "none", "sum", "mean", "biased", "unbiased",
                           "torch", "pydllib", "1e-5", "0", "-1", "2", "nan", "1.5", "", "3,4", "4", "2,0", "c,s", "s",
-                          "n,s", "n", "c", "n,c", "yes", "no", "c,s,c", "twopass", "onepass", "welford", "float32",
+                          "n,s", "n", "c", "n,c", "n,c,s", "yes", "no", "c,s,c", "twopass", "onepass", "welford", "float32",
                           "float64", "storage"])
         return chance(90) ? "\(key)=\(chance(50) ? value : number())" : "\(key) \(value)"
     }

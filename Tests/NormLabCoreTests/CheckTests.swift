@@ -129,8 +129,8 @@ struct CheckTests {
     }
 
     /// BatchNorm with grouped channels (`layer norm over=n,c,s groups=G`) is called with groups: an independently
-    /// written module passes, its copy without the mean term is named, and a GroupNorm (per-sample sets) fails
-    /// without being blamed on a mistake it does not make.
+    /// written module passes, its copy without the mean term is named, and a GroupNorm module — the same sets
+    /// within each sample — is named as statistics that leave out the batch axis.
     @Test func groupedBatchNormIsCheckedWithGroups() throws {
         let setup = "layer norm over=n,c,s groups=2"
         try check("batch_groups", setup: setup) { output, succeeded, _, _, _ in
@@ -150,7 +150,7 @@ struct CheckTests {
         try check("correct", setup: setup) { output, succeeded, _, _, _ in
             #expect(!succeeded)
             let verdict = try #require(output.split(separator: "\n").first { $0.contains("error: [fail]") })
-            #expect(verdict.contains("no known mistake reproduces it"), "\(verdict)")
+            #expect(verdict.contains("[per-sample-statistics]"), "\(verdict)")
         }
     }
 

@@ -14,6 +14,9 @@ public enum DiagnosisCause: String, Sendable, CaseIterable, CustomStringConverti
     // y (and what follows from it)
     case interleavedGroups = "interleaved-groups"
     case perPositionStatistics = "per-position-statistics"
+    /// BatchNorm's statistics taken within each sample (the batch axis left out): InstanceNorm (GroupNorm for
+    /// grouped channels) where the layer spans the batch.
+    case perSampleStatistics = "per-sample-statistics"
     case unbiasedVariance = "unbiased-variance"
     case epsOutsideSqrt = "eps-outside-sqrt"
     case epsValue = "eps-value"
@@ -39,7 +42,7 @@ public enum DiagnosisCause: String, Sendable, CaseIterable, CustomStringConverti
     /// forward.
     public var isForward: Bool {
         switch self {
-        case .interleavedGroups, .perPositionStatistics, .unbiasedVariance, .epsOutsideSqrt, .epsValue, .onepassCancellation,
+        case .interleavedGroups, .perPositionStatistics, .perSampleStatistics, .unbiasedVariance, .epsOutsideSqrt, .epsValue, .onepassCancellation,
              .otherPreset, .float16Overflow, .epsUnderflow, .lowPrecisionAccumulation: true
         default: false
         }

@@ -28,6 +28,16 @@ struct ForwardHypotheses {
         if spec.kind.hasGroups && plan.groups > 1 && plan.channelsPerGroup > 1 {
             tries.append { interleaved() }
         }
+        // BatchNorm with the batch axis left out of its statistics: the same sets within each sample (GroupNorm
+        // with the layer's groups — InstanceNorm for BatchNorm per channel), where those hold more than one element.
+        if spec.kind.statisticsSpanBatch && plan.batch > 1 && plan.setSize / plan.batch > 1 {
+            tries.append {
+                variant(.perSampleStatistics) {
+                    $0.kind = .groupnorm
+                    $0.groups = plan.groups
+                }
+            }
+        }
         if spec.centres && plan.setSize > 1 {
             tries.append { variant(.unbiasedVariance) { $0.variance = spec.variance == .biased ? .unbiased : .biased } }
             tries.append { epsOutsideSqrt() }

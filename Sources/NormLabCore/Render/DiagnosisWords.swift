@@ -35,6 +35,8 @@ enum DiagnosisWords {
             return v.spec.reduce == .group
                 ? "μ and σ² were taken per position over the group's channels only (PyDLLib's .sum(2)), not over channels × positions"
                 : "μ and σ² were taken over channels × positions, where this layer (reduce=channels) takes them per position"
+        case .perSampleStatistics:
+            return "μ and σ² were taken within each sample (over \(v.spec.reduce == .group ? "the positions" : "the channels") only), leaving out the batch axis: every sample normalised on its own, as InstanceNorm does"
         case .unbiasedVariance:
             return v.spec.variance == .biased
                 ? "σ² divides by m − 1 (ddof=1, torch.var's default) where the layer divides by m"
@@ -66,6 +68,7 @@ enum DiagnosisWords {
         case .lossAveraged: return "differentiate the same loss on both sides: scale dy by 1/N, or sum the loss"
         case .interleavedGroups: return "reshape x to (N, G, C/G, *spatial): a group is C/G consecutive channels"
         case .perPositionStatistics: return "reduce over the channel and spatial axes together (or choose the convention you meant with reduce=)"
+        case .perSampleStatistics: return "reduce over the batch axis too: x.mean(axis=(0, 2, 3), keepdims=True) for an (N, C, H, W) input"
         case .unbiasedVariance: return "divide Σ(x − μ)² by the layer's divisor (or choose variance= to match yours)"
         case .epsOutsideSqrt: return "add eps to the variance, inside the square root"
         case .epsValue: return "use the layer's eps (or set eps= on the layer to yours)"
@@ -92,6 +95,7 @@ enum DiagnosisWords {
         case .lossAveraged: "dx divided by N: a loss averaged over the batch"
         case .interleavedGroups: "channel c in group c mod G"
         case .perPositionStatistics: "statistics per position (or not per position, where the layer's are)"
+        case .perSampleStatistics: "BatchNorm's statistics per sample: the batch axis left out"
         case .unbiasedVariance: "σ² divided by m − 1 instead of m (or the reverse)"
         case .epsOutsideSqrt: "(x − μ)/(σ + eps) instead of (x − μ)/√(σ² + eps)"
         case .epsValue: "another eps (the one that fits is shown)"
