@@ -4,7 +4,9 @@ import Testing
 
 /// compare's diagnosis hints, each triggered by the mistake it names, and the Python exports run for real.
 @Suite struct HintTests {
-    func hints(_ lines: String...) -> [String] {
+    func hints(_ lines: String...) -> [String] { hints(lines) }
+
+    func hints(_ lines: [String]) -> [String] {
         let (i, sink) = makeInterpreter()
         var out = ""
         for line in lines { out += run(i, sink, line).0 }
@@ -46,6 +48,21 @@ import Testing
         let reduceOnly = hints("tensor x = randn 2 4 3 seed 2", "layer groupnorm 2 reduce=channels", "forward", "tensor theirs = y",
                                "layer groupnorm 2", "forward", "backward", "compare theirs y")
         #expect(reduceOnly == ["  hint: [per-position-statistics] μ and σ² were taken per position over the group's channels only (PyDLLib's .sum(2)), not over channels × positions (diagnose y=theirs says more)"], "\(reduceOnly)")
+    }
+
+    /// A float16 y made from x rounded to float16, judged against a layer that saw the unrounded x: x's own
+    /// rounding is not a low-precision bug, so none is named and the user is told which x to load; with the x the
+    /// float16 pass saw, the same y matches.
+    @Test func aFloat16ResultFromAnotherInputIsNotAccused() {
+        let setup = ["set dtype float16", "tensor x = randn 4 6 5 5 seed 3", "layer groupnorm 3", "forward", "tensor y16 = y",
+                     "set dtype float64"]
+        let wrongInput = hints(setup + ["tensor x = randn 4 6 5 5 seed 3", "forward", "compare y16 y"])
+        #expect(wrongInput.count == 1 && wrongInput[0].contains("the layer's input x is not float16 (600 of 600 elements change")
+                && !wrongInput[0].contains("[low-precision"), "\(wrongInput)")
+        let (i, sink) = makeInterpreter()
+        for line in setup + ["tensor x64 = x", "forward x64"] { run(i, sink, line) }
+        let (report, _) = run(i, sink, "diagnose y=y16")
+        #expect(report.contains("y (y16)  [match]") && !report.contains("note:"), "\(report)")
     }
 
     @Test func equalTensorsGetNoHints() {

@@ -116,10 +116,22 @@ public struct TermFit: Sendable {
     public let residual: Double
 }
 
+/// The layer's input holds values that a tensor's format does not: code that made the tensor in that format from
+/// this x rounded x first, and the comparison counts that rounding (it is not in the estimates).
+public struct InputRounding: Sendable, Equatable {
+    /// The narrowest format among the judged tensors (float16 or bfloat16) that x does not fit.
+    public let format: DType
+    /// How many of x's elements change when rounded to it, of how many.
+    public let changed: Int, count: Int
+}
+
 /// What `Diagnosis.run` found.
 public struct DiagnosisReport: Sendable {
     /// One finding per tensor given, y first.
     public let findings: [DiagnosisFinding]
+    /// Set when x is not values of a judged tensor's format: then no low-precision cause is named (x's own
+    /// rounding would pass for one), and the user is told to load the x their code saw.
+    public var inputRounding: InputRounding? = nil
     /// The forward's cause, when y differs and one was identified.
     public var forwardCause: DiagnosisCause? { findings.first { $0.role == .y }?.cause }
 }
@@ -148,6 +160,16 @@ public enum Diagnosis {
                            formats: [DiagnosisRole: DType] = [:]) throws(NormError) -> DiagnosisReport {
         let reference = try DiagnosisPass(spec: spec, shape: shape, x: x, gamma: gamma, beta: beta, dy: dy)
         var findings: [DiagnosisFinding] = []
+        let given = DiagnosisRole.allCases.filter { user[$0] != nil }
+        let narrowest = given.map { formats[$0] ?? ((float32[$0] ?? false) ? .float32 : .float64) }
+            .min { $0.precisionBits < $1.precisionBits }
+        var inputRounding: InputRounding? = nil
+        // float16 and bfloat16 only: their estimates assume float32 sums and count the result's own rounding, not
+        // x's (float32's estimates are wide enough to hold x's rounding to float32).
+        if let narrowest, narrowest.isReduced {
+            let changed = x.reduce(0) { $0 + (narrowest.round($1) == $1 || $1.isNaN ? 0 : 1) }
+            if changed > 0 { inputRounding = InputRounding(format: narrowest, changed: changed, count: x.count) }
+        }
         // Forward first: a wrong forward explains what follows it.
         var forward: ForwardHypotheses.Found? = nil
         for role in DiagnosisRole.allCases {
@@ -160,7 +182,8 @@ public enum Diagnosis {
             var finding = judge.compare(values)
             if finding.verdict == .differs {
                 if role == .y {
-                    if let found = ForwardHypotheses(reference: reference, judge: judge).explain(values) {
+                    if let found = ForwardHypotheses(reference: reference, judge: judge).explain(values),
+                       inputRounding == nil || !found.cause.isLowPrecision {
                         forward = found
                         finding = judge.compare(values, cause: found.cause, fitted: found.fitted)
                     }
@@ -168,7 +191,7 @@ public enum Diagnosis {
                           (forward.cause.isLowPrecision ? judge.accumulating(in: format) : judge)
                             .against(forward.values).agrees(values) {
                     finding = judge.compare(values, follows: forward.cause)
-                } else if format.isReduced && judge.accumulating(in: format).agrees(values) {
+                } else if format.isReduced && inputRounding == nil && judge.accumulating(in: format).agrees(values) {
                     finding = judge.compare(values, cause: .lowPrecisionAccumulation)
                 } else {
                     finding = BackwardHypotheses(reference: reference, judge: judge).explain(values, finding: finding)
@@ -176,6 +199,8 @@ public enum Diagnosis {
             }
             findings.append(finding)
         }
-        return DiagnosisReport(findings: findings)
+        var report = DiagnosisReport(findings: findings)
+        report.inputRounding = inputRounding
+        return report
     }
 }

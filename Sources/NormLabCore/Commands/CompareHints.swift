@@ -54,6 +54,7 @@ enum CompareHints {
                 if let cause = finding.cause {
                     return ["[\(cause)] " + DiagnosisWords.explanation(cause, view, subject: otherName, fitted: finding.fittedValue) + see]
                 }
+                if let note = DiagnosisWords.inputRoundingNote(report.inputRounding) { return [note + see] }
                 var hint = "no single known mistake reproduces \(otherName)"
                 if let fit = finding.termFit {
                     hint += "; as terms, \(otherName) ≈ \(DiagnosisWords.coefficient(fit.a))·T1 + \(DiagnosisWords.coefficient(fit.b))·T2 + \(DiagnosisWords.coefficient(fit.c))·T3 (a correct dx is 1, 1, 1)"

@@ -116,9 +116,16 @@ enum DiagnosisWords {
         DiagnosisCause.allCases.map { "  [\($0.rawValue)] \(what($0)).\n      fix: \(fix($0))" }.joined(separator: "\n")
     }
 
+    /// Why no low-precision cause is named when the layer's input is not values of the tensors' format.
+    static func inputRoundingNote(_ rounding: InputRounding?) -> String? {
+        guard let r = rounding else { return nil }
+        return "the layer's input x is not \(r.format) (\(r.changed) of \(r.count) elements change when rounded to it): a \(r.format) result made from this x rounded x first, and that rounding counts as a difference here — no low-precision cause is named; load the \(r.format) x your code saw (e.g. x.half()) as the layer's input"
+    }
+
     static func lines(_ v: DiagnosisView) -> [String] {
         var lines = ["diagnose — " + v.title,
                      "  reference: NormLab's pass in float64 on the layer's input, γ, β" + (v.forwardOnly ? " (no backward yet: y only)" : " and the last backward's dy")]
+        if let note = inputRoundingNote(v.report.inputRounding) { lines.append("  note: " + note) }
         let width = v.report.findings.map { "\($0.role) (\(v.names[$0.role] ?? ""))".count }.max() ?? 0
         for finding in v.report.findings {
             let label = "\(finding.role) (\(v.names[finding.role] ?? ""))"
