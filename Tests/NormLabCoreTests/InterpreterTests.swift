@@ -158,6 +158,15 @@ import Testing
         #expect(ofStatistics.contains("stats of rstd (2, 2), by channel"))
         let (_, err) = run(i, sink, "tensor v = ones 3", "stats v by channel")
         #expect(err.contains("v has rank 1: there is no sample or channel axis"))
+        // BatchNorm with grouped channels: a group is its channels in every sample (a set over all positions).
+        let (grouped, _) = run(i, sink, "layer norm over=n,c,s groups=2", "stats x")
+        #expect(grouped.contains("""
+        stats of x (2, 4, 2), by group (var is the biased variance):
+        group  channels  count    mean      var     std     min      max
+            0  0–1           8  5.5000  17.2500  4.1533  0.0000  11.0000
+            1  2–3           8  9.5000  17.2500  4.1533  4.0000  15.0000
+          all               16  7.5000  21.2500  4.6098  0.0000  15.0000
+        """), "\(grouped)")
     }
 
     @Test func showGroupsAndLayer() {

@@ -11,8 +11,9 @@ struct Stats: Command, Equatable {
         summary: "count, mean, var, std, min and max per group, channel or sample, and overall",
         details: """
         By row (each index of the leading dims, over the normalised dims) when the layer is a shape= layer and NAME
-        ends in its normalised shape; by group when NAME has the layer's input shape and the layer has groups, else
-        by channel for rank ≥ 2,
+        ends in its normalised shape; by group when NAME has the layer's input shape and the layer has groups (for
+        BatchNorm with grouped channels, a group over the whole batch: its sets over all positions), else by
+        channel for rank ≥ 2,
         else overall only. var is the biased variance (divided by the count), as normalisation uses.
         """,
         examples: ["stats x", "stats y by channel"],
@@ -47,9 +48,10 @@ struct Stats: Command, Equatable {
     func run(in context: StatementContext) throws -> Report {
         let tensor = try context.lookup(name)
         let (axis, groups) = try resolveAxis(tensor, context: context)
-        let (labels, rowCount, row) = Self.rows(tensor.shape.dims, by: axis, groups: groups)
+        let acrossBatch = axis == .group && context.session.layer?.spec.groupsSpanBatch == true
+        let (labels, rowCount, row) = Self.rows(tensor.shape.dims, by: axis, groups: groups, acrossBatch: acrossBatch)
         var table = TextTable(headers: labels + ["count", "mean", "var", "std", "min", "max"])
-        table.numericColumns = Set(0..<table.headers.count).subtracting(labels.count == 3 ? [2] : [])
+        table.numericColumns = Set(0..<table.headers.count).subtracting(labels.last == "channels" ? [labels.count - 1] : [])
         // Read in place, never copied: a tensor near the element limit has no room for a widened copy.
         let value = { (i: Int) in tensor.value(at: i) }
         var largest = 0.0
@@ -96,14 +98,13 @@ struct Stats: Command, Equatable {
         var resolved = axis
         var groups = 1
         if axis == .group || (axis == nil && inputShaped) {
-            if dims.count >= 2, let spec = layer?.spec, spec.kind.hasGroups,
+            if dims.count >= 2, let spec = layer?.spec, spec.kind.hasGroups || spec.groupsSpanBatch,
                let g = try? spec.resolvedGroups(channels: dims[1]) {
                 groups = g
                 resolved = .group
             } else if axis == .group {
                 let reason = dims.count < 2 ? "it has no channel axis (rank \(dims.count))"
                     : layer == nil ? "there is no layer to say what the groups are"
-                    : layer!.spec.groupsSpanBatch ? "its groups span the batch, so a (sample, group) is not one of its sets (`explain forward g=G` shows a set)"
                     : !layer!.spec.kind.hasGroups ? "\(layer!.spec.kind) has no groups"
                     : "its \(dims[1]) channels do not divide into the layer's groups"
                 throw context.error("cannot take stats of \(name.value) by group: \(reason)", at: name.range)
@@ -121,11 +122,19 @@ struct Stats: Command, Equatable {
 
     /// The label columns, the number of rows, and for a row its labels and its elements as contiguous runs
     /// (made only for the rows shown).
-    static func rows(_ dims: [Int], by axis: StatsAxis?, groups: Int) -> ([String], Int, (Int) -> (label: [String], runs: [Range<Int>])) {
+    /// `acrossBatch`: a group's rows are its channels in every sample (BatchNorm with grouped channels).
+    static func rows(_ dims: [Int], by axis: StatsAxis?, groups: Int, acrossBatch: Bool = false)
+        -> ([String], Int, (Int) -> (label: [String], runs: [Range<Int>])) {
         let n = dims.first ?? 1
         let c = dims.count >= 2 ? dims[1] : 1
         let s = dims.count >= 2 ? dims.dropFirst(2).reduce(1, *) : 1
         switch axis {
+        case .group? where acrossBatch:
+            let k = c / groups
+            return (["group", "channels"], groups, { g in
+                ([String(g), k == 1 ? "\(g * k)" : "\(g * k)–\(g * k + k - 1)"],
+                 (0..<n).map { i in ((i * c + g * k) * s)..<((i * c + g * k + k) * s) })
+            })
         case .group?:
             let k = c / groups
             return (["sample", "group", "channels"], n * groups, { r in
