@@ -122,6 +122,11 @@ extension ColumnKernels {
         dbeta.withUnsafeMutableBufferPointer { dbBuffer in
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
         partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
+        // Statistics forward kept (BatchNorm's, for the running statistics) are read, not made again per tile.
+        (means ?? []).withUnsafeBufferPointer { meanBuffer in
+        (rstds ?? []).withUnsafeBufferPointer { rstdBuffer in
+            nonisolated(unsafe) let givenMean = means == nil ? nil : meanBuffer.baseAddress
+            nonisolated(unsafe) let givenRstd = rstds == nil ? nil : rstdBuffer.baseAddress
             nonisolated(unsafe) let dg = dgBuffer.baseAddress, db = dbBuffer.baseAddress
             nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
             FastKernels.parallel(units, threads: threads) { range in
@@ -145,8 +150,10 @@ extension ColumnKernels {
                             } else if perChannel, let pg, let pb {
                                 (sumDy, sumDyXhat, rowStride, columnStride) = (pb + unit * k, pg + unit * k, 1, 0)
                             }
-                            backwardTile(layout, x: xp + offset, dy: gp + offset, width: columns.count, mean: nil,
-                                         rstd: nil, affine: parameters.affine(block: b, first: first), dx: dxp + offset,
+                            let at = b * layout.columns + first
+                            backwardTile(layout, x: xp + offset, dy: gp + offset, width: columns.count,
+                                         mean: givenMean.map { $0 + at }, rstd: givenRstd.map { $0 + at },
+                                         affine: parameters.affine(block: b, first: first), dx: dxp + offset,
                                          sumDy: sumDy, sumDyXhat: sumDyXhat, sumsRowStride: rowStride,
                                          sumsColumnStride: columnStride)
                         }
@@ -161,7 +168,7 @@ extension ColumnKernels {
                     }
                 }
             }
-        }}}}
+        }}}}}}
         if perChannel {
             for g in 0..<groups {
                 for row in 0..<k {
