@@ -33,6 +33,10 @@ package enum NormKitAVX2 {
             applyElementwise: { x, y, count, mean, rstd, gamma, beta in
                 FloatLanes.applyElementwise(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
             },
+            applyElementwiseAndShiftedSum: { x, y, count, mean, rstd, gamma, beta, next, shift in
+                FloatLanes.applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta,
+                                                         next: next, shift: shift)
+            },
             elementwiseGradientSums: { dy, x, gamma, count, mean, rstd, out in
                 let sums = FloatLanes.elementwiseGradientSums(dy, x, gamma: gamma, count: count, mean: mean, rstd: rstd)
                 out[0] = sums.dy

@@ -22,6 +22,48 @@ extension FloatLanes {
         }
     }
 
+    /// `applyElementwise` on this run and `shiftedSum(next, shift)` in one loop (LayerNorm over the last dim: the
+    /// next row streams in from memory while this one is normalised and written). The sum repeats `shiftedSum`'s
+    /// structure exactly — 16-element steps in chunks of chunk / 2, then four at a time, then one — so a row's
+    /// sum has the same bits whichever of the two made it; each y is the same lane-wise expression as there.
+    @inline(never)
+    public static func applyElementwiseAndShiftedSum(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                                     count: Int, mean: Double, rstd: Double, gamma: UnsafePointer<Float>,
+                                                     beta: UnsafePointer<Float>, next: UnsafePointer<Float>,
+                                                     shift: Float) -> Double {
+        let (high, low) = split(mean)
+        let r = Float(rstd), lr = Float(low * rstd)
+        let hi = V(repeating: high), rv = V(repeating: r), lv = V(repeating: lr)
+        let k = V(repeating: shift)
+        var wide = SIMD4<Double>()
+        var i = 0
+        while i + 16 <= count {
+            let end = i + min(chunk / 2, (count - i) & ~15)
+            var a = V()
+            while i < end {
+                store(((load(x + i) - hi) * rv - lv) * load(gamma + i) + load(beta + i), y + i)
+                a += load(next + i) - k
+                i &+= 16
+            }
+            fold(a, into: &wide)
+        }
+        var a4 = SIMD4<Float>()
+        while i + 4 <= count {
+            let h4 = (load4(x + i) - hi.lowHalf.lowHalf) * rv.lowHalf.lowHalf - lv.lowHalf.lowHalf
+            store4(h4 * load4(gamma + i) + load4(beta + i), y + i)
+            a4 += load4(next + i) - k.lowHalf.lowHalf
+            i &+= 4
+        }
+        wide += widen(a4)
+        var total = total(wide)
+        while i < count {
+            y[i] = ((x[i] - high) * r - lr) * gamma[i] + beta[i]
+            total += Double(next[i] - shift)
+            i += 1
+        }
+        return total
+    }
+
     /// (Σ γ·dy, Σ γ·dy·x̂) over the run.
     @inline(never)
     public static func elementwiseGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,

@@ -108,6 +108,21 @@ struct LaneBuildTests {
                 let exact = (Double(x[i]) - mean) * rstd * Double(gamma[i]) + Double(beta[i])
                 #expect(abs(Double(y1[i]) - exact) <= 4e-7 * max(1, abs(exact)))
             }
+            // Fused with the next row's sum (dy stands in for it): the same y, and the sum `shiftedSum` makes, in
+            // both builds.
+            var y3 = [Float](repeating: 0, count: count), y4 = y3
+            let shift = dy.first ?? 0
+            let s3 = y3.withUnsafeMutableBufferPointer {
+                NormLanes.FloatLanes.applyElementwiseAndShiftedSum(xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                    count: count, mean: mean, rstd: rstd, gamma: gammap, beta: betap, next: gp, shift: shift)
+            }
+            let s4 = y4.withUnsafeMutableBufferPointer {
+                NormLanesAVX2.FloatLanes.applyElementwiseAndShiftedSum(xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                    count: count, mean: mean, rstd: rstd, gamma: gammap, beta: betap, next: gp, shift: shift)
+            }
+            #expect(y3.map(\.bitPattern) == y1.map(\.bitPattern) && y4.map(\.bitPattern) == y1.map(\.bitPattern))
+            let separate = NormLanes.FloatLanes.shiftedSum(gp, count: count, shift: shift)
+            #expect(s3.bitPattern == separate.bitPattern && s4.bitPattern == separate.bitPattern, "\(s3) \(s4) \(separate)")
             let a = NormLanes.FloatLanes.elementwiseGradientSums(gp, xp, gamma: gammap, count: count, mean: mean, rstd: rstd)
             let b = NormLanesAVX2.FloatLanes.elementwiseGradientSums(gp, xp, gamma: gammap, count: count, mean: mean, rstd: rstd)
             #expect(a.dy.bitPattern == b.dy.bitPattern && a.dyXhat.bitPattern == b.dyXhat.bitPattern)

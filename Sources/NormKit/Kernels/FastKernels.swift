@@ -173,15 +173,27 @@ enum FastKernels {
                     rstds[block] = rstd
                     sq[block] = squares
                     // Normalise this set, summing the next set of this thread's range in the same loop.
-                    let fuse = centre && !elementAffine && block + 1 < range.upperBound
+                    // (float32 rows of one element per channel too: their sets are one run, summed as one.)
+                    let fuse = centre && (!elementAffine || floatSingles) && block + 1 < range.upperBound
                     let nextShift = fuse ? xp[following.offset(0)] : 0
                     var nextTotal = 0.0
                     if floatSingles {
                         let base = here.offset(0), c0 = here.channel(0)
-                        FloatKernel.applyElementwise(UnsafeRawPointer(xp + base).assumingMemoryBound(to: Float.self),
-                                                     UnsafeMutableRawPointer(yp + base).assumingMemoryBound(to: Float.self),
-                                                     count: rows.count, mean: mean, rstd: rstd,
-                                                     gamma: floatParameters.gamma + c0, beta: floatParameters.beta + c0)
+                        let xr = UnsafeRawPointer(xp + base).assumingMemoryBound(to: Float.self)
+                        let yr = UnsafeMutableRawPointer(yp + base).assumingMemoryBound(to: Float.self)
+                        let g = floatParameters.gamma + c0, b = floatParameters.beta + c0
+                        if fuse {
+                            let next = xp + following.offset(0)
+                            nextTotal = FloatKernel.applyElementwiseAndShiftedSum(
+                                xr, yr, count: rows.count, mean: mean, rstd: rstd, gamma: g, beta: b,
+                                next: UnsafeRawPointer(next).assumingMemoryBound(to: Float.self),
+                                shift: unsafeBitCast(nextShift, to: Float.self))
+                            // A float32 sum past the largest Float is made again in Float64, as `shiftedSum` does.
+                            if !nextTotal.isFinite { nextTotal = Lanes.wideShiftedSum(next, count: rows.count, shift: nextShift) }
+                            pendingMean = nextShift.asDouble + nextTotal / m
+                        } else {
+                            FloatKernel.applyElementwise(xr, yr, count: rows.count, mean: mean, rstd: rstd, gamma: g, beta: b)
+                        }
                         continue
                     }
                     if singles {

@@ -31,6 +31,9 @@ package struct FloatLaneTable: Sendable {
     /// Runs with γ, β per element (`ElementLanes.swift`).
     package typealias ApplyElementwise = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Double, Double,
                                                          UnsafePointer<Float>, UnsafePointer<Float>) -> Void
+    package typealias ApplyElementwiseAndShiftedSum = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Double,
+                                                                      Double, UnsafePointer<Float>, UnsafePointer<Float>,
+                                                                      UnsafePointer<Float>, Float) -> Double
     package typealias ElementwiseGradientSums = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
                                                                 Int, Double, Double, UnsafeMutablePointer<Double>) -> Void
     package typealias ElementwiseGradient = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
@@ -45,13 +48,15 @@ package struct FloatLaneTable: Sendable {
     package let gradientAndSums: GradientAndSums
     package let gradient: Gradient
     package let applyElementwise: ApplyElementwise
+    package let applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum
     package let elementwiseGradientSums: ElementwiseGradientSums
     package let elementwiseGradient: ElementwiseGradient
     package let moments: Moments
 
     package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum, centredSquares: CentredSquares, apply: Apply,
                  gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient,
-                 applyElementwise: ApplyElementwise, elementwiseGradientSums: ElementwiseGradientSums,
+                 applyElementwise: ApplyElementwise, applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum,
+                 elementwiseGradientSums: ElementwiseGradientSums,
                  elementwiseGradient: ElementwiseGradient, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
@@ -61,6 +66,7 @@ package struct FloatLaneTable: Sendable {
         self.gradientAndSums = gradientAndSums
         self.gradient = gradient
         self.applyElementwise = applyElementwise
+        self.applyElementwiseAndShiftedSum = applyElementwiseAndShiftedSum
         self.elementwiseGradientSums = elementwiseGradientSums
         self.elementwiseGradient = elementwiseGradient
         self.moments = moments
@@ -158,6 +164,15 @@ package enum FloatKernel {
                                  rstd: Double, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
         if let wide { return wide.applyElementwise(x, y, count, mean, rstd, gamma, beta) }
         NormLanes.FloatLanes.applyElementwise(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+    }
+
+    @inline(__always)
+    static func applyElementwiseAndShiftedSum(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                                              mean: Double, rstd: Double, gamma: UnsafePointer<Float>,
+                                              beta: UnsafePointer<Float>, next: UnsafePointer<Float>, shift: Float) -> Double {
+        if let wide { return wide.applyElementwiseAndShiftedSum(x, y, count, mean, rstd, gamma, beta, next, shift) }
+        return NormLanes.FloatLanes.applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma,
+                                                                  beta: beta, next: next, shift: shift)
     }
 
     @inline(__always)
