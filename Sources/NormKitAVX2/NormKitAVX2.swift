@@ -46,6 +46,15 @@ package enum NormKitAVX2 {
                 FloatLanes.elementwiseGradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
                                                projection: projection, partialGamma: partialGamma, partialBeta: partialBeta)
             },
+            elementwiseGradientAndSums: { dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, pg, pb, nextDy, nextX,
+                                          nextGamma, nextMean, nextRstd, out in
+                let sums = FloatLanes.elementwiseGradientAndSums(
+                    dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
+                    partialGamma: pg, partialBeta: pb, nextDy: nextDy, nextX: nextX, nextGamma: nextGamma, nextMean: nextMean,
+                    nextRstd: nextRstd)
+                out[0] = sums.dy
+                out[1] = sums.dyXhat
+            },
             moments: { x, count, shift, out in
                 let m = FloatLanes.moments(x, count: count, shift: shift)
                 (out[0], out[1], out[2], out[3]) = (m.sum, m.squares, m.low, m.high)

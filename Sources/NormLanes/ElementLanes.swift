@@ -132,4 +132,76 @@ extension FloatLanes {
             i += 1
         }
     }
+
+    /// `elementwiseGradient` on this run and `elementwiseGradientSums` on the next in one loop (the next run's dy
+    /// and x stream in while this dx is written). Each dx and each partial sum is the same lane-wise expression as
+    /// there, and the next run's sums repeat `elementwiseGradientSums`' structure exactly (16-element steps in
+    /// chunks of chunk / 2 into four accumulators, then one at a time), so they have the same bits.
+    @inline(never)
+    public static func elementwiseGradientAndSums(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
+        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double,
+        partialGamma: UnsafeMutablePointer<Double>, partialBeta: UnsafeMutablePointer<Double>,
+        nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
+        nextRstd: Double
+    ) -> (dy: Double, dyXhat: Double) {
+        let (high, low) = split(mean)
+        let r = Float(rstd), lr = Float(low * rstd), mt = Float(meanTerm), p = Float(projection)
+        let hi = H(repeating: high), rv = H(repeating: r), lv = H(repeating: lr), mv = H(repeating: mt), pv = H(repeating: p)
+        let (nextHigh, nextLow) = split(nextMean)
+        let nr = Float(nextRstd), nlr = Float(nextLow * nextRstd)
+        let nhi = H(repeating: nextHigh), nrv = H(repeating: nr), nlv = H(repeating: nlr)
+        func add(_ v: SIMD4<Float>, _ target: UnsafeMutablePointer<Double>) {
+            UnsafeMutableRawPointer(target).storeBytes(
+                of: UnsafeRawPointer(target).loadUnaligned(as: SIMD4<Double>.self) + widen(v), as: SIMD4<Double>.self)
+        }
+        @inline(__always) func gradientStep(_ i: Int) {
+            let d = load8(dy + i)
+            let h = (load8(x + i) - hi) * rv - lv
+            store8(rv * ((load8(gamma + i) * d - mv) - h * pv), dx + i)
+            let dh = d * h
+            add(dh.lowHalf, partialGamma + i)
+            add(dh.highHalf, partialGamma + i + 4)
+            add(d.lowHalf, partialBeta + i)
+            add(d.highHalf, partialBeta + i + 4)
+        }
+        var wideD = SIMD4<Double>(), wideDX = SIMD4<Double>()
+        var i = 0
+        while i + 16 <= count {
+            let end = i + min(chunk / 2, (count - i) & ~15)
+            var d0 = H(), d1 = H(), dx0 = H(), dx1 = H()
+            while i < end {
+                gradientStep(i)
+                gradientStep(i + 8)
+                let g0 = load8(nextDy + i) * load8(nextGamma + i), g1 = load8(nextDy + i + 8) * load8(nextGamma + i + 8)
+                d0 += g0
+                d1 += g1
+                dx0 += g0 * ((load8(nextX + i) - nhi) * nrv - nlv)
+                dx1 += g1 * ((load8(nextX + i + 8) - nhi) * nrv - nlv)
+                i &+= 16
+            }
+            fold8(d0 + d1, into: &wideD)
+            fold8(dx0 + dx1, into: &wideDX)
+        }
+        var sumD = total(wideD), sumDX = total(wideDX)
+        var j = i
+        while j < count {
+            let g = nextDy[j] * nextGamma[j]
+            sumD += Double(g)
+            sumDX += Double(g * ((nextX[j] - nextHigh) * nr - nlr))
+            j += 1
+        }
+        while i + 8 <= count {
+            gradientStep(i)
+            i &+= 8
+        }
+        while i < count {
+            let h = (x[i] - high) * r - lr
+            dx[i] = r * ((gamma[i] * dy[i] - mt) - h * p)
+            partialGamma[i] += Double(dy[i] * h)
+            partialBeta[i] += Double(dy[i])
+            i += 1
+        }
+        return (sumD, sumDX)
+    }
 }

@@ -141,6 +141,20 @@ struct LaneBuildTests {
                     partialBeta: (p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!) + count)
             }}
             #expect(d1.map(\.bitPattern) == d2.map(\.bitPattern) && p1.map(\.bitPattern) == p2.map(\.bitPattern))
+            // Fused with the next run's sums (x and dy swapped stand in for the next run): the same dx and partial
+            // sums as alone, and the sums `elementwiseGradientSums` makes of that run, in both builds.
+            let nextMean = 0.25, nextRstd = 1.7
+            let alone = NormLanes.FloatLanes.elementwiseGradientSums(xp, gp, gamma: betap, count: count, mean: nextMean, rstd: nextRstd)
+            for fused in [NormLanes.FloatLanes.elementwiseGradientAndSums, NormLanesAVX2.FloatLanes.elementwiseGradientAndSums] {
+                var d3 = [Float](repeating: 0, count: count), p3 = [Double](repeating: 0.5, count: 2 * count)
+                let sums = d3.withUnsafeMutableBufferPointer { d in p3.withUnsafeMutableBufferPointer { p in
+                    fused(gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gammap, count, mean, rstd, 0.01, 0.3,
+                          p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                          (p.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!) + count, xp, gp, betap, nextMean, nextRstd)
+                }}
+                #expect(d3.map(\.bitPattern) == d1.map(\.bitPattern) && p3.map(\.bitPattern) == p1.map(\.bitPattern))
+                #expect(sums.dy.bitPattern == alone.dy.bitPattern && sums.dyXhat.bitPattern == alone.dyXhat.bitPattern)
+            }
             // The summary line's moments.
             let m1 = NormLanes.FloatLanes.moments(xp, count: count, shift: 999.5)
             let m2 = NormLanesAVX2.FloatLanes.moments(xp, count: count, shift: 999.5)

@@ -39,6 +39,10 @@ package struct FloatLaneTable: Sendable {
     package typealias ElementwiseGradient = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
                                                             UnsafePointer<Float>, Int, Double, Double, Double, Double,
                                                             UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> Void
+    package typealias ElementwiseGradientAndSums = @convention(c) (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Double, Double,
+        Double, Double, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>, UnsafePointer<Float>, UnsafePointer<Float>,
+        UnsafePointer<Float>, Double, Double, UnsafeMutablePointer<Double>) -> Void
 
     package let shiftedSum: ShiftedSum
     package let applyAndShiftedSum: ApplyAndShiftedSum
@@ -51,13 +55,15 @@ package struct FloatLaneTable: Sendable {
     package let applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum
     package let elementwiseGradientSums: ElementwiseGradientSums
     package let elementwiseGradient: ElementwiseGradient
+    package let elementwiseGradientAndSums: ElementwiseGradientAndSums
     package let moments: Moments
 
     package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum, centredSquares: CentredSquares, apply: Apply,
                  gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient,
                  applyElementwise: ApplyElementwise, applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum,
                  elementwiseGradientSums: ElementwiseGradientSums,
-                 elementwiseGradient: ElementwiseGradient, moments: Moments) {
+                 elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
+                 moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.centredSquares = centredSquares
@@ -69,6 +75,7 @@ package struct FloatLaneTable: Sendable {
         self.applyElementwiseAndShiftedSum = applyElementwiseAndShiftedSum
         self.elementwiseGradientSums = elementwiseGradientSums
         self.elementwiseGradient = elementwiseGradient
+        self.elementwiseGradientAndSums = elementwiseGradientAndSums
         self.moments = moments
     }
 }
@@ -173,6 +180,30 @@ package enum FloatKernel {
         if let wide { return wide.applyElementwiseAndShiftedSum(x, y, count, mean, rstd, gamma, beta, next, shift) }
         return NormLanes.FloatLanes.applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma,
                                                                   beta: beta, next: next, shift: shift)
+    }
+
+    /// `elementwiseGradient` on this run and `elementwiseGradientSums` on the next, in one pass.
+    @inline(__always)
+    static func elementwiseGradientAndSums(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
+        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double,
+        partialGamma: UnsafeMutablePointer<Double>, partialBeta: UnsafeMutablePointer<Double>,
+        nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
+        nextRstd: Double
+    ) -> (dy: Double, dyXhat: Double) {
+        if let wide {
+            var out = (0.0, 0.0)
+            withUnsafeMutableBytes(of: &out) { raw in
+                wide.elementwiseGradientAndSums(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma,
+                                                partialBeta, nextDy, nextX, nextGamma, nextMean, nextRstd,
+                                                raw.baseAddress!.assumingMemoryBound(to: Double.self))
+            }
+            return out
+        }
+        return NormLanes.FloatLanes.elementwiseGradientAndSums(
+            dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
+            partialGamma: partialGamma, partialBeta: partialBeta, nextDy: nextDy, nextX: nextX, nextGamma: nextGamma,
+            nextMean: nextMean, nextRstd: nextRstd)
     }
 
     @inline(__always)

@@ -31,7 +31,10 @@ extension FastKernels {
         rstds.withUnsafeBufferPointer { rstdBuffer in
             nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
             WorkerPool.shared.run(chunks: chunks, threads: threads) { chunk in
-                for set in (sets * chunk / chunks)..<(sets * (chunk + 1) / chunks) {
+                let range = (sets * chunk / chunks)..<(sets * (chunk + 1) / chunks)
+                // float32: the next set's sums, made while this set's dx was (the same bits as made alone).
+                var pending: (dy: Double, dyXhat: Double)? = nil
+                for set in range {
                     let c0 = (set % groups) * width
                     let pg = pp + 2 * chunk * channels + c0, pb = pp + (2 * chunk + 1) * channels + c0, gc = gammaBase + c0
                     let mean = meanOf[set], rstd = rstdOf[set]
@@ -40,11 +43,23 @@ extension FastKernels {
                         let dyF = UnsafeRawPointer(dyRun).assumingMemoryBound(to: Float.self)
                         let xF = UnsafeRawPointer(xRun).assumingMemoryBound(to: Float.self)
                         let gF = floatGammaBase + c0
-                        let sums = FloatKernel.elementwiseGradientSums(dyF, xF, gamma: gF, count: width, mean: mean, rstd: rstd)
-                        FloatKernel.elementwiseGradient(dyF, xF, UnsafeMutableRawPointer(dxRun).assumingMemoryBound(to: Float.self),
-                                                        gamma: gF, count: width, mean: mean, rstd: rstd,
-                                                        meanTerm: centre ? sums.dy / m : 0, projection: sums.dyXhat / divisor,
-                                                        partialGamma: pg, partialBeta: pb)
+                        let sums = pending
+                            ?? FloatKernel.elementwiseGradientSums(dyF, xF, gamma: gF, count: width, mean: mean, rstd: rstd)
+                        let dxF = UnsafeMutableRawPointer(dxRun).assumingMemoryBound(to: Float.self)
+                        let meanTerm = centre ? sums.dy / m : 0, projection = sums.dyXhat / divisor
+                        guard set + 1 < range.upperBound else {
+                            FloatKernel.elementwiseGradient(dyF, xF, dxF, gamma: gF, count: width, mean: mean, rstd: rstd,
+                                                            meanTerm: meanTerm, projection: projection,
+                                                            partialGamma: pg, partialBeta: pb)
+                            continue
+                        }
+                        let next = set + 1
+                        pending = FloatKernel.elementwiseGradientAndSums(
+                            dyF, xF, dxF, gamma: gF, count: width, mean: mean, rstd: rstd, meanTerm: meanTerm,
+                            projection: projection, partialGamma: pg, partialBeta: pb,
+                            nextDy: UnsafeRawPointer(gp + next * width).assumingMemoryBound(to: Float.self),
+                            nextX: UnsafeRawPointer(xp + next * width).assumingMemoryBound(to: Float.self),
+                            nextGamma: floatGammaBase + (next % groups) * width, nextMean: meanOf[next], nextRstd: rstdOf[next])
                         continue
                     }
                     let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
