@@ -207,4 +207,62 @@ extension FastKernels {
             }
         }
     }
+
+    /// Backward of element-wise γ for sets within a sample when there are too few groups for the threads
+    /// (LayerNorm's one): each set's Σ γ·dy and Σ γ·dy·x̂ first, in parallel over the sets (channel row by channel
+    /// row, as the unit path sums them), then dx, dγ and dβ in parallel over spans of a sample's channels, each span
+    /// running every sample in order — so each element's dγ and dβ are summed over the batch in sample order, and
+    /// every element gets the same operations as on the unit path: the same bits for any thread count.
+    static func elementAffineBackwardBySpans<S: NormScalar>(
+        rows: Rows, batch: Int, centre: Bool, m: Double, divisor: Double, dy: UnsafePointer<S>, x: UnsafePointer<S>,
+        means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<S>,
+        dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<Double>?, dbeta: UnsafeMutablePointer<Double>?,
+        threads: Int, rounder: RunRounder?
+    ) {
+        let groups = rows.groups, k = rows.channelsPerGroup, spatial = rows.spatial, channels = rows.channels
+        let sets = batch * groups, sampleSize = channels * spatial
+        guard sets > 0, channels > 0 else { return }
+        let sums = UnsafeMutablePointer<(dh: Double, dhXhat: Double)>.allocate(capacity: sets)
+        defer { sums.deallocate() }
+        nonisolated(unsafe) let gp = dy, xp = x, dxp = dx, g = gamma, meanOf = means, rstdOf = rstds, out = sums
+        nonisolated(unsafe) let dg = dgamma, db = dbeta
+        parallel(sets, threads: threads) { range in
+            for set in range {
+                let first = (set % groups) * k * spatial, at = (set / groups) * sampleSize + first
+                var total = (dh: 0.0, dhXhat: 0.0)
+                for r in 0..<k {
+                    let row = elementAffineSums(dy: gp + at + r * spatial, x: xp + at + r * spatial, count: spatial,
+                                                mean: meanOf[set], rstd: rstdOf[set], gamma: g + first + r * spatial)
+                    total = (total.dh + row.dh, total.dhXhat + row.dhXhat)
+                }
+                (out + set).initialize(to: total)
+            }
+        }
+        // At most one span per set: the rounder counts each span in a set's slot of its own.
+        let spans = min(channels, sets, 4 * max(1, threads))
+        parallel(spans, threads: threads) { range in
+            for span in range {
+                let low = channels * span / spans, high = channels * (span + 1) / spans
+                if let dg, let db {
+                    (dg + low * spatial).update(repeating: 0, count: (high - low) * spatial)
+                    (db + low * spatial).update(repeating: 0, count: (high - low) * spatial)
+                }
+                for n in 0..<batch {
+                    var c = low
+                    while c < high {
+                        // The span's channels of one group: one run, one set.
+                        let end = min(high, (c / k + 1) * k), set = n * groups + c / k
+                        let p = c * spatial, at = n * sampleSize + p, count = (end - c) * spatial
+                        let total = out[set]
+                        elementAffineGradient(dy: gp + at, x: xp + at, dx: dxp + at, count: count, mean: meanOf[set],
+                                              rstd: rstdOf[set], gamma: g + p, meanTerm: centre ? total.dh / m : 0,
+                                              projection: total.dhXhat / divisor, dgamma: dg.map { $0 + p },
+                                              dbeta: db.map { $0 + p })
+                        rounder?.round(dxp + at, count: count, set: span)
+                        c = end
+                    }
+                }
+            }
+        }
+    }
 }

@@ -279,15 +279,25 @@ enum FastKernels {
         let elementAffine = spec.affine == .element
         // The element loops read γ where it is: ones when none was given.
         let gamma = gamma ?? (elementAffine ? [S](repeating: 1, count: channels * spatial) : nil)
-        if elementAffine, let gamma, let units = elementAffineUnits(rows, threads: threads) {
+        let units = elementAffine ? elementAffineUnits(rows, threads: threads) : nil
+        // Too few groups for the threads (LayerNorm's one): the sets' sums first, then spans of channels.
+        if elementAffine, let gamma, units != nil || !rows.batchNorm {
             let wanted = !dgamma.isEmpty
             means.withUnsafeBufferPointer { mu in rstds.withUnsafeBufferPointer { r in gamma.withUnsafeBufferPointer { g in
             dgamma.withUnsafeMutableBufferPointer { dg in dbeta.withUnsafeMutableBufferPointer { db in
-                elementAffineBackward(rows: rows, units: units, batch: batch, centre: centre, m: m, divisor: divisor,
-                                      dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
-                                      rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
-                                      dgamma: wanted ? dg.baseAddress : nil, dbeta: wanted ? db.baseAddress : nil,
-                                      threads: threads, rounder: rounder)
+                if let units {
+                    elementAffineBackward(rows: rows, units: units, batch: batch, centre: centre, m: m, divisor: divisor,
+                                          dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
+                                          rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
+                                          dgamma: wanted ? dg.baseAddress : nil, dbeta: wanted ? db.baseAddress : nil,
+                                          threads: threads, rounder: rounder)
+                } else {
+                    elementAffineBackwardBySpans(rows: rows, batch: batch, centre: centre, m: m, divisor: divisor,
+                                                 dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
+                                                 rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
+                                                 dgamma: wanted ? dg.baseAddress : nil, dbeta: wanted ? db.baseAddress : nil,
+                                                 threads: threads, rounder: rounder)
+                }
             }}}}}
             return
         }
