@@ -98,6 +98,25 @@ extension FloatLanes {
         return (sumD, sumDX)
     }
 
+    /// Eight elements of `elementwiseGradient`: dx, and dy·x̂ and dy added into the Float64 partial sums.
+    @inline(__always)
+    static func gradientStep(_ i: Int, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                             _ gamma: UnsafePointer<Float>, _ partialGamma: UnsafeMutablePointer<Double>,
+                             _ partialBeta: UnsafeMutablePointer<Double>, _ hi: H, _ rv: H, _ lv: H, _ mv: H, _ pv: H) {
+        func add(_ v: SIMD4<Float>, _ target: UnsafeMutablePointer<Double>) {
+            UnsafeMutableRawPointer(target).storeBytes(
+                of: UnsafeRawPointer(target).loadUnaligned(as: SIMD4<Double>.self) + widen(v), as: SIMD4<Double>.self)
+        }
+        let d = load8(dy + i)
+        let h = (load8(x + i) - hi) * rv - lv
+        store8(rv * ((load8(gamma + i) * d - mv) - h * pv), dx + i)
+        let dh = d * h
+        add(dh.lowHalf, partialGamma + i)
+        add(dh.highHalf, partialGamma + i + 4)
+        add(d.lowHalf, partialBeta + i)
+        add(d.highHalf, partialBeta + i + 4)
+    }
+
     /// dx = rstd·((γ·dy − meanTerm) − x̂·projection), and dy·x̂ and dy added into per-element Float64 partial sums
     /// of dγ and dβ.
     @inline(never)
@@ -108,20 +127,9 @@ extension FloatLanes {
         let (high, low) = split(mean)
         let r = Float(rstd), lr = Float(low * rstd), mt = Float(meanTerm), p = Float(projection)
         let hi = H(repeating: high), rv = H(repeating: r), lv = H(repeating: lr), mv = H(repeating: mt), pv = H(repeating: p)
-        func add(_ v: SIMD4<Float>, _ target: UnsafeMutablePointer<Double>) {
-            UnsafeMutableRawPointer(target).storeBytes(
-                of: UnsafeRawPointer(target).loadUnaligned(as: SIMD4<Double>.self) + widen(v), as: SIMD4<Double>.self)
-        }
         var i = 0
         while i + 8 <= count {
-            let d = load8(dy + i)
-            let h = (load8(x + i) - hi) * rv - lv
-            store8(rv * ((load8(gamma + i) * d - mv) - h * pv), dx + i)
-            let dh = d * h
-            add(dh.lowHalf, partialGamma + i)
-            add(dh.highHalf, partialGamma + i + 4)
-            add(d.lowHalf, partialBeta + i)
-            add(d.highHalf, partialBeta + i + 4)
+            gradientStep(i, dy, x, dx, gamma, partialGamma, partialBeta, hi, rv, lv, mv, pv)
             i &+= 8
         }
         while i < count {
@@ -151,19 +159,8 @@ extension FloatLanes {
         let (nextHigh, nextLow) = split(nextMean)
         let nr = Float(nextRstd), nlr = Float(nextLow * nextRstd)
         let nhi = H(repeating: nextHigh), nrv = H(repeating: nr), nlv = H(repeating: nlr)
-        func add(_ v: SIMD4<Float>, _ target: UnsafeMutablePointer<Double>) {
-            UnsafeMutableRawPointer(target).storeBytes(
-                of: UnsafeRawPointer(target).loadUnaligned(as: SIMD4<Double>.self) + widen(v), as: SIMD4<Double>.self)
-        }
         @inline(__always) func gradientStep(_ i: Int) {
-            let d = load8(dy + i)
-            let h = (load8(x + i) - hi) * rv - lv
-            store8(rv * ((load8(gamma + i) * d - mv) - h * pv), dx + i)
-            let dh = d * h
-            add(dh.lowHalf, partialGamma + i)
-            add(dh.highHalf, partialGamma + i + 4)
-            add(d.lowHalf, partialBeta + i)
-            add(d.highHalf, partialBeta + i + 4)
+            FloatLanes.gradientStep(i, dy, x, dx, gamma, partialGamma, partialBeta, hi, rv, lv, mv, pv)
         }
         var wideD = SIMD4<Double>(), wideDX = SIMD4<Double>()
         var i = 0
