@@ -78,11 +78,7 @@ extension FloatLanes {
             let end = i + min(chunk / 2, (count - i) & ~15)  // 8 steps of 16: at most 8 terms per lane
             var d0 = H(), d1 = H(), dx0 = H(), dx1 = H()
             while i < end {
-                let g0 = load8(dy + i) * load8(gamma + i), g1 = load8(dy + i + 8) * load8(gamma + i + 8)
-                d0 += g0
-                d1 += g1
-                dx0 += g0 * ((load8(x + i) - hi) * rv - lv)
-                dx1 += g1 * ((load8(x + i + 8) - hi) * rv - lv)
+                sumsStep(i, dy, x, gamma, hi, rv, lv, &d0, &d1, &dx0, &dx1)
                 i &+= 16
             }
             fold8(d0 + d1, into: &wideD)
@@ -96,6 +92,17 @@ extension FloatLanes {
             i += 1
         }
         return (sumD, sumDX)
+    }
+
+    /// Sixteen elements of `elementwiseGradientSums`: γ·dy and γ·dy·x̂ into two accumulators each.
+    @inline(__always)
+    static func sumsStep(_ i: Int, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>,
+                         _ hi: H, _ rv: H, _ lv: H, _ d0: inout H, _ d1: inout H, _ dx0: inout H, _ dx1: inout H) {
+        let g0 = load8(dy + i) * load8(gamma + i), g1 = load8(dy + i + 8) * load8(gamma + i + 8)
+        d0 += g0
+        d1 += g1
+        dx0 += g0 * ((load8(x + i) - hi) * rv - lv)
+        dx1 += g1 * ((load8(x + i + 8) - hi) * rv - lv)
     }
 
     /// Eight elements of `elementwiseGradient`: dx, and dy·x̂ and dy added into the Float64 partial sums.
@@ -170,11 +177,7 @@ extension FloatLanes {
             while i < end {
                 gradientStep(i)
                 gradientStep(i + 8)
-                let g0 = load8(nextDy + i) * load8(nextGamma + i), g1 = load8(nextDy + i + 8) * load8(nextGamma + i + 8)
-                d0 += g0
-                d1 += g1
-                dx0 += g0 * ((load8(nextX + i) - nhi) * nrv - nlv)
-                dx1 += g1 * ((load8(nextX + i + 8) - nhi) * nrv - nlv)
+                sumsStep(i, nextDy, nextX, nextGamma, nhi, nrv, nlv, &d0, &d1, &dx0, &dx1)
                 i &+= 16
             }
             fold8(d0 + d1, into: &wideD)
@@ -188,17 +191,10 @@ extension FloatLanes {
             sumDX += Double(g * ((nextX[j] - nextHigh) * nr - nlr))
             j += 1
         }
-        while i + 8 <= count {
-            gradientStep(i)
-            i &+= 8
-        }
-        while i < count {
-            let h = (x[i] - high) * r - lr
-            dx[i] = r * ((gamma[i] * dy[i] - mt) - h * p)
-            partialGamma[i] += Double(dy[i] * h)
-            partialBeta[i] += Double(dy[i])
-            i += 1
-        }
+        // The rest of this run: the same per-element steps as `elementwiseGradient`'s.
+        elementwiseGradient(dy + i, x + i, dx + i, gamma: gamma + i, count: count - i, mean: mean, rstd: rstd,
+                            meanTerm: meanTerm, projection: projection, partialGamma: partialGamma + i,
+                            partialBeta: partialBeta + i)
         return (sumD, sumDX)
     }
 }
