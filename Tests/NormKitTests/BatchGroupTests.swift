@@ -91,5 +91,13 @@ import Testing
         var spec = try LayerSpec(kind: .batchnorm)
         spec.groups = 4
         #expect(throws: NormError.self) { try NormPlan(spec: spec, inputShape: Shape([2, 6, 3])) }
+        // groups is a public var: 0 or a negative number set after init is an error, never a division by zero.
+        for bad in [0, -2] {
+            spec.groups = bad
+            #expect(throws: NormError.self) { try NormPlan(spec: spec, inputShape: Shape([2, 6, 3])) }
+            var groupNorm = try LayerSpec(kind: .groupnorm, groups: 2)
+            groupNorm.groups = bad
+            #expect(throws: NormError.self) { try NormPlan(spec: groupNorm, inputShape: Shape([2, 6, 3])) }
+        }
     }
 }

@@ -240,6 +240,8 @@ public struct LayerSpec: Sendable, Equatable {
         case .batchnorm where groups == nil: return channels
         case .groupnorm, .layernorm, .rmsnorm, .batchnorm:
             let g = groups ?? 1
+            // `groups` is a public var: a value set after init is checked here, never divided by.
+            guard g > 0 else { throw NormError.argument("num_groups must be a positive integer (got \(g))") }
             guard channels % g == 0 else {
                 throw NormError.mismatch("The number of channels must be evenly divisible by num_groups: \(channels) channels, \(g) groups")
             }
