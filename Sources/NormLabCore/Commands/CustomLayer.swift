@@ -41,7 +41,7 @@ struct CustomLayerRequest: Equatable, Sendable {
         let over = try axes(overText, context: context)
         guard let row = Self.table.first(where: { $0.over == over }) else {
             let choices = Self.table.map { $0.over.sorted { Self.order($0) < Self.order($1) }.joined(separator: ",") }.joined(separator: ", ")
-            throw context.error("over=\(overText.value) has no kernel in NormLab yet; the sets it can build are over=\(choices)", at: overText.range)
+            throw context.error("over=\(overText.value) is not a set of axes NormLab builds; the sets it can build are over=\(choices)", at: overText.range)
         }
         var groups: Int? = nil
         if let g = values["groups"] {
@@ -129,7 +129,6 @@ struct CustomLayerRequest: Equatable, Sendable {
 
     /// The named layer and preset a spec is, with the conventions that differ from it.
     static func named(_ spec: LayerSpec) -> String {
-        if spec.groupsSpanBatch { return "BatchNorm with G = \(spec.groups ?? 1) groups" }
         var name = spec.kind.displayName
         if spec.kind == .groupnorm || (spec.kind == .rmsnorm && (spec.groups ?? 1) != 1) { name += " with G = \(spec.groups ?? 1)" }
         for preset in [Preset.torch, .pydllib] {
