@@ -246,7 +246,8 @@ typedef int mask1;
         for (; j < width; j++) NORMLAB_BACKWARD_STEP(double, 1, T)                                                    \
     }
 
-NORMLAB_FORWARD(float, f32)
-NORMLAB_BACKWARD(float, f32)
+// float32 tensors run in column_sets_f32.c, which falls back to these for tiles outside float32's comfortable range.
+NORMLAB_FORWARD(float, f32_wide)
+NORMLAB_BACKWARD(float, f32_wide)
 NORMLAB_FORWARD(double, f64)
 NORMLAB_BACKWARD(double, f64)

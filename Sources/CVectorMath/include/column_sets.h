@@ -29,8 +29,9 @@ typedef struct normlab_column_affine {
     long column_stride;
 } normlab_column_affine;
 
-/// One tile forward: statistics per column, then y = γ·x̂ + β with x̂ = (x − μ)·rstd
-/// in double, rounded once to the element type. xhat, y, mean_out, variance_out, rstd_out and sum_squares_out
+/// One tile forward: statistics per column, then y = γ·x̂ + β with x̂ = (x − μ)·rstd — for float64 in double lanes
+/// (column_sets.c); for float32 in float32 lanes with Float64 where sums grow (column_sets_f32.c, which hands a tile
+/// outside float32's range to the double lanes). xhat, y, mean_out, variance_out, rstd_out and sum_squares_out
 /// (Σ(x − μ)², before the division) may be NULL (not written). Adds the count of zero variances to *zero_variances and clears *finite when a mean or variance is
 /// not finite.
 void normlab_columns_forward_f32(const normlab_column_sets *sets, const float *x, long width,
@@ -42,9 +43,9 @@ void normlab_columns_forward_f64(const normlab_column_sets *sets, const double *
                                  double *variance_out, double *rstd_out, double *sum_squares_out, long *zero_variances,
                                  int *finite);
 
-/// One tile backward: dx = rstd·(dx̂ − Σdx̂/m − x̂·Σ(dx̂·x̂)/divisor), dx̂ = dy·γ, x̂ recomputed in double from x with
+/// One tile backward: dx = rstd·(dx̂ − Σdx̂/m − x̂·Σ(dx̂·x̂)/divisor), dx̂ = dy·γ, x̂ recomputed from x with
 /// the given mean and rstd per column (or, when given_mean is NULL, the statistics recomputed as forward made
-/// them). When sum_dy is not NULL, adds dy and dy·x̂ into sum_dy / sum_dy_xhat at r·sums_row_stride +
+/// them; the float32 lanes always make them again, so x̂ has forward's bits). When sum_dy is not NULL, adds dy and dy·x̂ into sum_dy / sum_dy_xhat at r·sums_row_stride +
 /// j·sums_column_stride (sums_column_stride 1: one sum per element; 0: one per row, summed over the tile's columns
 /// in four lanes).
 void normlab_columns_backward_f32(const normlab_column_sets *sets, const float *x, const float *dy, long width,

@@ -1,0 +1,103 @@
+@testable import NormKit
+import Testing
+
+/// Float32 sets that are columns run in float32 lanes (`column_sets_f32.c`): μ's remainder folded into one constant
+/// per set, more than eight rows summed eight at a time into Float64, and tiles whose numbers leave float32's range
+/// handed to the Float64 lanes. Each against the general path, and the same bits for any thread count.
+@Suite struct ColumnFloatLaneTests {
+    /// PyDLLib's GroupNorm (per position over a group's channel rows), its BatchNorm (per element over the samples),
+    /// and BatchNorm with grouped channels per position, with the given rows per set.
+    static func specs() throws -> [(String, LayerSpec, [Int])] {
+        var twoChannels = try LayerSpec(kind: .groupnorm, groups: 4)
+        twoChannels.apply(.pydllib)
+        var twelveChannels = try LayerSpec(kind: .groupnorm, groups: 1)
+        twelveChannels.apply(.pydllib)
+        var perElement = try LayerSpec(kind: .batchnorm)
+        perElement.apply(.pydllib)
+        var grouped = try LayerSpec(kind: .batchnorm)
+        grouped.groups = 2
+        grouped.reduce = .channels
+        return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]),
+                ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]),
+                ("BatchNorm per element, 20 rows", perElement, [20, 3, 29]),
+                ("grouped BatchNorm, 15 rows", grouped, [5, 6, 37])]
+    }
+
+    func compare(_ spec: LayerSpec, _ x: Tensor<Float>, tolerance: Double, _ label: String) throws {
+        let plan = try NormPlan(spec: spec, inputShape: x.shape)
+        let gamma: Tensor<Float>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 7).map { 1 + $0 / 4 }.converted() }
+        let beta: Tensor<Float>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 8).converted() }
+        let dy: Tensor<Float> = Tensor<Double>.randn(x.shape, seed: 9).converted()
+        let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .train,
+                                                          running: nil, threads: 1, allowFastPath: false)
+        let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: gamma, outputGradient: dy,
+                                                               threads: 1, allowFastPath: false)
+        var first: (Tensor<Float>, Tensor<Float>)? = nil
+        for threads in [1, 2, 3] {
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+            let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
+            #expect(fast.warnings == reference.warnings, "\(label)")
+            let pairs: [(String, Tensor<Float>?, Tensor<Float>?)] = [
+                ("y", fast.output, reference.output), ("xhat", fast.normalized, reference.normalized),
+                ("mean", fast.mean, reference.mean), ("var", fast.variance, reference.variance),
+                ("dx", grads.dx, referenceGrads.dx), ("dgamma", grads.dgamma, referenceGrads.dgamma),
+            ]
+            for (name, a, b) in pairs {
+                guard let a, let b else { #expect((a == nil) == (b == nil), "\(label) \(name)"); continue }
+                let scale = b.scalars.filter { $0.isFinite }.map { abs(Double($0)) }.max() ?? 1
+                let worst = zip(a.scalars, b.scalars).map { p, q in
+                    p == q || (p.isNaN && q.isNaN) ? 0 : abs(Double(p) - Double(q))
+                }.max() ?? 0
+                #expect(worst <= tolerance * max(1, scale), "\(label) \(name): \(worst) against a scale of \(scale)")
+            }
+            if let (y, dx) = first {
+                #expect(y == fast.output && dx == grads.dx, "\(label): 1 and \(threads) threads differ")
+            } else {
+                first = (fast.output, grads.dx)
+            }
+        }
+    }
+
+    /// 1e4 + noise of 0.01: μ rounded to float32 is off by up to 5e-4, five percent of σ; folding its remainder into
+    /// x̂'s constant keeps x̂ to float32's precision (without it x̂ is off by about 0.05).
+    @Test func aLargeMeanKeepsItsFraction() throws {
+        for (label, spec, dims) in try Self.specs() {
+            let x: Tensor<Float> = Tensor<Double>.randn(try Shape(dims), seed: 3).map { 1e4 + 0.01 * $0 }.converted()
+            try compare(spec, x, tolerance: 2e-4, label)
+        }
+    }
+
+    /// Ordinary data, and sets whose elements are all equal (variance exactly 0, x̂ exactly 0).
+    @Test func ordinaryAndConstantSets() throws {
+        for (label, spec, dims) in try Self.specs() {
+            let shape = try Shape(dims)
+            try compare(spec, Tensor<Double>.randn(shape, seed: 4).map { 3 + 2 * $0 }.converted(), tolerance: 1e-5, label)
+            let constant = Tensor<Float>(uncheckedShape: shape, scalars: [Float](repeating: 0.1, count: shape.count))
+            let result = try Normalization.forward(spec: spec, input: constant, gamma: nil, beta: nil, threads: 2)
+            #expect(result.variance.scalars.allSatisfy { $0 == 0 }, "\(label)")
+            #expect(result.normalized.scalars.allSatisfy { $0 == 0 }, "\(label)")
+            #expect(result.mean!.scalars.allSatisfy { $0 == 0.1 }, "\(label)")
+        }
+    }
+
+    /// Values whose variance passes 2¹²⁰, a NaN, an infinity: their tiles run in Float64 lanes, and the rest of the
+    /// tensor in float32 lanes, as the general path computes them.
+    @Test func tilesOutsideFloat32sRangeRunInFloat64() throws {
+        for (label, spec, dims) in try Self.specs() {
+            let shape = try Shape(dims)
+            var huge = Tensor<Double>.randn(shape, seed: 5).map { 1 + $0 }.scalars
+            for i in stride(from: 0, to: huge.count / 3, by: 1) { huge[i] *= 1e25 }
+            try compare(spec, Tensor<Double>(uncheckedShape: shape, scalars: huge).converted(), tolerance: 1e-5, label)
+            var bad = Tensor<Double>.randn(shape, seed: 6).scalars
+            bad[1] = .nan
+            bad[bad.count - 2] = .infinity
+            let x: Tensor<Float> = Tensor<Double>(uncheckedShape: shape, scalars: bad).converted()
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: 2)
+            let reference = try Normalization.computeForward(spec: spec, input: x, gamma: nil, beta: nil, mode: .train,
+                                                              running: nil, threads: 1, allowFastPath: false)
+            #expect(fast.warnings == reference.warnings, "\(label)")
+            let nanHere = zip(fast.output.scalars, reference.output.scalars).allSatisfy { $0.isNaN == $1.isNaN }
+            #expect(nanHere, "\(label): the non-finite sets differ")
+        }
+    }
+}
