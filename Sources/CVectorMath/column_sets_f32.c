@@ -255,6 +255,92 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
     }
 }
 
+
+// Sets of at most eight rows, eight columns at a time, each block once from memory to registers: its rows are loaded
+// once, and statistics, x̂ and y (forward) or the two sums and dx (backward) are made from the registers — the same
+// operations in the same order as the loops above, so the same bits. A block whose numbers are out of range runs in
+// the Float64 lanes alone (its eight columns); columns past the last whole block take the loops above.
+#define BLOCK_STATISTICS                                                                                              \
+    v8f v[8], d[8];                                                                                                   \
+    for (long r = 0; r < rows; r++) v[r] = load8(x + ROW_AT(r) + j);                                                  \
+    v8f mean = splat8(0), deviations = splat8(0), squares = splat8(0);                                                \
+    if (centre) {                                                                                                     \
+        v8f sum = splat8(0);                                                                                          \
+        for (long r = 1; r < rows; r++) sum += v[r] - v[0];                                                           \
+        mean = v[0] + DIVIDE(sum, m);                                                                                 \
+    }                                                                                                                 \
+    for (long r = 0; r < rows; r++) {                                                                                 \
+        d[r] = v[r] - mean;                                                                                           \
+        deviations += d[r];                                                                                           \
+        squares += d[r] * d[r];                                                                                       \
+    }                                                                                                                 \
+    v8f offset = centre ? DIVIDE(deviations, m) : splat8(0);                                                          \
+    if (centre) squares = max0_8(squares - deviations * offset);                                                      \
+    v8f variance = DIVIDE(squares, divisor), shifted = variance + eps;                                                \
+    v8i ok = (shifted >= 0x1p-120f) & (shifted <= 0x1p120f) & (mean - mean == 0) & (offset - offset == 0);            \
+    v8f rstd = 1.0f / __builtin_elementwise_sqrt(shifted), shift = -offset * rstd;
+
+static inline __attribute__((always_inline)) void
+forward_blocks(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine,
+               float *xhat, float *y, double *mean_out, double *variance_out, double *rstd_out,
+               double *sum_squares_out, long *zero_variances, int *finite, const long fixed_rows) {
+    CONSTANTS
+    const float *gamma = affine.gamma, *beta = affine.beta;
+    const long per_element = affine.column_stride;
+    v8i zeros = {0, 0, 0, 0, 0, 0, 0, 0};
+    long j = 0;
+    for (; j + 8 <= width; j += 8) {
+        BLOCK_STATISTICS
+        if (!all8(ok)) {
+            normlab_column_affine shifted_affine = affine;
+            if (gamma) shifted_affine.gamma = gamma + j * per_element;
+            if (beta) shifted_affine.beta = beta + j * per_element;
+            normlab_columns_forward_f32_wide(sets, x + j, 8, shifted_affine, xhat ? xhat + j : 0, y ? y + j : 0,
+                mean_out ? mean_out + j : 0, variance_out ? variance_out + j : 0, rstd_out ? rstd_out + j : 0,
+                sum_squares_out ? sum_squares_out + j : 0, zero_variances, finite);
+            continue;
+        }
+        zeros -= variance == 0;
+        if (mean_out) wstore8(mean_out + j, wadd8(widen8(mean), widen8(offset)));
+        if (variance_out) wstore8(variance_out + j, widen8(variance));
+        if (rstd_out) wstore8(rstd_out + j, widen8(rstd));
+        if (sum_squares_out) wstore8(sum_squares_out + j, widen8(squares));
+        for (long r = 0; r < rows; r++) {
+            const long at = ROW_AT(r) + j;
+            v8f h = d[r] * rstd + shift;
+            if (xhat) store8(xhat + at, h);
+            if (!y) continue;
+            if (!gamma) {
+                store8(y + at, h);
+            } else {
+                const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
+                v8f g = per_element ? load8(gamma + p) : splat8(gamma[p]);
+                v8f b = !beta ? splat8(0) : per_element ? load8(beta + p) : splat8(beta[p]);
+                store8(y + at, g * h + b);
+            }
+        }
+    }
+    *zero_variances += ((zeros[0] + zeros[1]) + (zeros[2] + zeros[3])) + ((zeros[4] + zeros[5]) + (zeros[6] + zeros[7]));
+    if (j < width) {
+        normlab_column_affine rest = affine;
+        if (gamma) rest.gamma = gamma + j * per_element;
+        if (beta) rest.beta = beta + j * per_element;
+        forward_tiles(sets, x + j, width - j, rest, xhat ? xhat + j : 0, y ? y + j : 0, mean_out ? mean_out + j : 0,
+                      variance_out ? variance_out + j : 0, rstd_out ? rstd_out + j : 0,
+                      sum_squares_out ? sum_squares_out + j : 0, zero_variances, finite, fixed_rows);
+    }
+}
+
+static inline __attribute__((always_inline)) void
+forward_any(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine, float *xhat,
+            float *y, double *mean_out, double *variance_out, double *rstd_out, double *sum_squares_out,
+            long *zero_variances, int *finite, const long fixed_rows) {
+    if (fixed_rows <= 8) forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
+                                        sum_squares_out, zero_variances, finite, fixed_rows);
+    else forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                       zero_variances, finite, fixed_rows);
+}
+
 // A few small set sizes get loops of a known length (unrolled, no per-row tests); others the general loops.
 #define BY_ROWS(call, ...)                                                                                            \
     switch (sets->rows) {                                                                                             \
@@ -269,7 +355,7 @@ void normlab_columns_forward_f32(const normlab_column_sets *sets, const float *x
                                  normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                  double *variance_out, double *rstd_out, double *sum_squares_out,
                                  long *zero_variances, int *finite) {
-    BY_ROWS(forward_tiles, sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+    BY_ROWS(forward_any, sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
             zero_variances, finite)
 }
 
@@ -385,11 +471,149 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
     }
 }
 
+// Sums a block or tail made in Float64 (local: eight columns per sums row, rows by their index) added into the
+// float32 arrays.
+static inline void add_local_sums(float *sum_dy, float *sum_dy_xhat, const double *local_dy, const double *local_dy_xhat,
+                                  long columns, long rows, long sums_row_stride) {
+    const long local_rows = sums_row_stride ? rows : 1;
+    for (long r = 0; r < local_rows; r++) {
+        const long s = r * sums_row_stride;
+        for (long c = 0; c < columns; c++) {
+            sum_dy[s + c] += (float)local_dy[r * 8 + c];
+            sum_dy_xhat[s + c] += (float)local_dy_xhat[r * 8 + c];
+        }
+    }
+}
+
+// Backward by blocks of eight columns (sets of at most eight rows; per-element sums or none), as forward_blocks.
+static inline __attribute__((always_inline)) void
+backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                const double *given_mean, const double *given_rstd, normlab_column_affine affine, float *dx,
+                double *sum_dy, double *sum_dy_xhat, float *float_sum_dy, float *float_sum_dy_xhat,
+                long sums_row_stride, const long fixed_rows) {
+    CONSTANTS
+    // float_sums: the per-element sums are float32 arrays (the caller adds them into Float64 every eight samples);
+    // a block or tail that runs elsewhere sums into Float64 here first.
+    const int float_sums = float_sum_dy != 0;
+    double local_dy[8 * 8], local_dy_xhat[8 * 8];
+    if (float_sums) sum_dy = local_dy, sum_dy_xhat = local_dy_xhat;
+    const float *gamma = affine.gamma;
+    const long per_element = affine.column_stride;
+    long j = 0;
+    for (; j + 8 <= width; j += 8) {
+        BLOCK_STATISTICS
+        v8f h[8], dh[8], sum = splat8(0), sum_products = splat8(0);
+        for (long r = 0; r < rows; r++) {
+            h[r] = d[r] * rstd + shift;
+            v[r] = load8(dy + ROW_AT(r) + j);  // dy from here on
+            dh[r] = v[r];
+            if (gamma) {
+                const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
+                dh[r] = v[r] * (per_element ? load8(gamma + p) : splat8(gamma[p]));
+            }
+            sum += dh[r];
+            sum_products += dh[r] * h[r];
+        }
+        v8f mean_term = centre ? DIVIDE(sum, m) : splat8(0), projection = DIVIDE(sum_products, divisor);
+        ok &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) & (projection < 0x1p100f);
+        if (!all8(ok)) {
+            normlab_column_affine shifted_affine = affine;
+            if (gamma) shifted_affine.gamma = gamma + j * per_element;
+            if (float_sums) {
+                memset(local_dy, 0, sizeof local_dy);
+                memset(local_dy_xhat, 0, sizeof local_dy_xhat);
+                normlab_columns_backward_f32_wide(sets, x + j, dy + j, 8, given_mean ? given_mean + j : 0,
+                                                  given_rstd ? given_rstd + j : 0, shifted_affine, dx + j, local_dy,
+                                                  local_dy_xhat, sums_row_stride ? 8 : 0, 1);
+                add_local_sums(float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, 8, rows, sums_row_stride);
+            } else {
+                normlab_columns_backward_f32_wide(sets, x + j, dy + j, 8, given_mean ? given_mean + j : 0,
+                                                  given_rstd ? given_rstd + j : 0, shifted_affine, dx + j,
+                                                  sum_dy ? sum_dy + j : 0, sum_dy_xhat ? sum_dy_xhat + j : 0,
+                                                  sums_row_stride, 1);
+            }
+            continue;
+        }
+        v8f column_dy = splat8(0), column_dy_xhat = splat8(0);
+        for (long r = 0; r < rows; r++) {
+            const long at = ROW_AT(r) + j;
+            store8(dx + at, rstd * ((dh[r] - mean_term) - h[r] * projection));
+            if (!sum_dy) continue;
+            if (sums_row_stride == 0) {
+                // Every row's sums are the same element's (BatchNorm per element): summed here, added once.
+                column_dy += v[r];
+                column_dy_xhat += v[r] * h[r];
+            } else {
+                const long s = ROW_INDEX(r) * sums_row_stride + j;
+                if (float_sums) {
+                    store8(float_sum_dy + s, load8(float_sum_dy + s) + v[r]);
+                    store8(float_sum_dy_xhat + s, load8(float_sum_dy_xhat + s) + v[r] * h[r]);
+                } else {
+                    accumulate8(sum_dy + s, v[r]);
+                    accumulate8(sum_dy_xhat + s, v[r] * h[r]);
+                }
+            }
+        }
+        if (sum_dy && sums_row_stride == 0) {
+            if (float_sums) {
+                store8(float_sum_dy + j, load8(float_sum_dy + j) + column_dy);
+                store8(float_sum_dy_xhat + j, load8(float_sum_dy_xhat + j) + column_dy_xhat);
+            } else {
+                accumulate8(sum_dy + j, column_dy);
+                accumulate8(sum_dy_xhat + j, column_dy_xhat);
+            }
+        }
+    }
+    if (j < width) {
+        normlab_column_affine rest = affine;
+        if (gamma) rest.gamma = gamma + j * per_element;
+        if (float_sums) {
+            memset(local_dy, 0, sizeof local_dy);
+            memset(local_dy_xhat, 0, sizeof local_dy_xhat);
+            backward_tiles(sets, x + j, dy + j, width - j, given_mean ? given_mean + j : 0,
+                           given_rstd ? given_rstd + j : 0, rest, dx + j, local_dy, local_dy_xhat,
+                           sums_row_stride ? 8 : 0, 1, fixed_rows);
+            add_local_sums(float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, width - j, rows,
+                           sums_row_stride);
+        } else {
+            backward_tiles(sets, x + j, dy + j, width - j, given_mean ? given_mean + j : 0,
+                           given_rstd ? given_rstd + j : 0, rest, dx + j, sum_dy ? sum_dy + j : 0,
+                           sum_dy_xhat ? sum_dy_xhat + j : 0, sums_row_stride, 1, fixed_rows);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+backward_any(const normlab_column_sets *sets, const float *x, const float *dy, long width, const double *given_mean,
+             const double *given_rstd, normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
+             long sums_row_stride, long sums_column_stride, const long fixed_rows) {
+    if (fixed_rows <= 8 && (!sum_dy || sums_column_stride == 1))
+        backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
+                        sums_row_stride, fixed_rows);
+    else
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                       sums_column_stride, fixed_rows);
+}
+
 NORMLAB_CLONES
 void normlab_columns_backward_f32(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                                   const double *given_mean, const double *given_rstd, normlab_column_affine affine,
                                   float *dx, double *sum_dy, double *sum_dy_xhat, long sums_row_stride,
                                   long sums_column_stride) {
-    BY_ROWS(backward_tiles, sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat,
+    BY_ROWS(backward_any, sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat,
             sums_row_stride, sums_column_stride)
+}
+
+static inline __attribute__((always_inline)) void
+backward_float_sums(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                    normlab_column_affine affine, float *dx, float *sum_dy, float *sum_dy_xhat, long sums_row_stride,
+                    const long fixed_rows) {
+    backward_blocks(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, fixed_rows);
+}
+
+NORMLAB_CLONES
+void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
+                                             long width, normlab_column_affine affine, float *dx, float *sum_dy,
+                                             float *sum_dy_xhat, long sums_row_stride) {
+    BY_ROWS(backward_float_sums, sets, x, dy, width, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride)
 }

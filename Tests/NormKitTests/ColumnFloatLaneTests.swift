@@ -17,7 +17,8 @@ import Testing
         var grouped = try LayerSpec(kind: .batchnorm)
         grouped.groups = 2
         grouped.reduce = .channels
-        return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]),
+        // 11 samples: dγ's float32 per-element sums are added into Float64 after the 8th sample and the last.
+        return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]), ("GroupNorm, 2 rows, 11 samples", twoChannels, [11, 4, 3, 7]),
                 ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]),
                 ("BatchNorm per element, 20 rows", perElement, [20, 3, 29]),
                 ("grouped BatchNorm, 15 rows", grouped, [5, 6, 37])]

@@ -57,4 +57,11 @@ void normlab_columns_backward_f64(const normlab_column_sets *sets, const double 
                                   double *dx, double *sum_dy, double *sum_dy_xhat, long sums_row_stride,
                                   long sums_column_stride);
 
+/// normlab_columns_backward_f32 for sets of at most eight rows with per-element sums (sums_column_stride 1) kept in
+/// float32: dy and dy·x̂ are added into sum_dy / sum_dy_xhat in float32 (the caller adds them into Float64 at least
+/// every eight additions). The statistics are always made again from x.
+void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
+                                             long width, normlab_column_affine affine, float *dx, float *sum_dy,
+                                             float *sum_dy_xhat, long sums_row_stride);
+
 #endif

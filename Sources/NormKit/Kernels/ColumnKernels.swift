@@ -202,4 +202,18 @@ enum ColumnKernels {
                                          sumDy, sumDyXhat, sumsRowStride, sumsColumnStride)
         }
     }
+
+    /// backwardTile for float32 sets of at most eight rows whose per-element sums are float32 arrays.
+    @inline(__always)
+    static func backwardTileFloatSums<S: NormScalar>(
+        _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
+        dx: UnsafeMutablePointer<S>, sumDy: UnsafeMutablePointer<Float>, sumDyXhat: UnsafeMutablePointer<Float>,
+        sumsRowStride: Int
+    ) {
+        var sets = layout.sets
+        func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+        normlab_columns_backward_f32_float_sums(&sets, f(x), f(dy), width, affine,
+                                                UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self),
+                                                sumDy, sumDyXhat, sumsRowStride)
+    }
 }

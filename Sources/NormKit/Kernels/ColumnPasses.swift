@@ -114,6 +114,8 @@ extension ColumnKernels {
         let spans = (tiles + spanTiles - 1) / spanTiles
         let spanColumns = spanTiles * tile
         let units = groups * spans
+        // float32 sets of at most eight rows keep dγ's and dβ's per-element sums in float32 between Float64 additions.
+        let floatSums = S.self == Float.self && perElement && layout.rows <= 8
         // Per channel: one partial sum per (unit, row), summed over the spans in order afterwards.
         var partialGamma = [Double](repeating: 0, count: perChannel ? units * k : 0)
         var partialBeta = [Double](repeating: 0, count: perChannel ? units * k : 0)
@@ -131,7 +133,9 @@ extension ColumnKernels {
             nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
             FastKernels.parallel(units, threads: threads) { range in
                 let sums = UnsafeMutablePointer<Double>.allocate(capacity: perElement ? 2 * k * spanColumns : 0)
-                defer { sums.deallocate() }
+                let stage = UnsafeMutablePointer<Float>.allocate(capacity: floatSums ? 2 * k * spanColumns : 0)
+                defer { sums.deallocate(); stage.deallocate() }
+                if floatSums { stage.initialize(repeating: 0, count: 2 * k * spanColumns) }
                 for unit in range {
                     let g = unit / spans, firstTile = (unit % spans) * spanTiles
                     let lastTile = min(firstTile + spanTiles, tiles)
@@ -142,6 +146,14 @@ extension ColumnKernels {
                         for t in firstTile..<lastTile {
                             let columns = layout.columns(ofTile: t), first = columns.lowerBound
                             let offset = layout.base(ofBlock: b) + first
+                            if floatSums {
+                                let at = first - spanStart
+                                backwardTileFloatSums(layout, x: xp + offset, dy: gp + offset, width: columns.count,
+                                                      affine: parameters.affine(block: b, first: first), dx: dxp + offset,
+                                                      sumDy: stage + at, sumDyXhat: stage + k * spanColumns + at,
+                                                      sumsRowStride: spanColumns)
+                                continue
+                            }
                             var sumDy: UnsafeMutablePointer<Double>? = nil, sumDyXhat: UnsafeMutablePointer<Double>? = nil
                             var rowStride = 0, columnStride = 0
                             if perElement {
@@ -156,6 +168,10 @@ extension ColumnKernels {
                                          affine: parameters.affine(block: b, first: first), dx: dxp + offset,
                                          sumDy: sumDy, sumDyXhat: sumDyXhat, sumsRowStride: rowStride,
                                          sumsColumnStride: columnStride)
+                        }
+                        // float32 sums take at most eight additions (one per sample, or a set's ≤ 8 rows), then Float64.
+                        if floatSums && ((n + 1) % 8 == 0 || n == batch - 1 || layout.batchGroups) {
+                            for i in 0..<(2 * k * spanColumns) { sums[i] += Double(stage[i]); stage[i] = 0 }
                         }
                     }
                     if perElement, let dg, let db, parameterCount > 0 {
