@@ -1,0 +1,135 @@
+#ifndef NORMLAB_COLUMN_LANES_F32_H
+#define NORMLAB_COLUMN_LANES_F32_H
+
+// What the float32 column kernels share (column_sets_f32.c: blocks of eight columns from registers, and the entry
+// points; column_tiles_f32.c: the general loops over a tile): vector types, loads and stores of eight columns or one,
+// Float64 accumulators, row sums that fold into Float64 every eight rows, and the set's constants.
+#include "column_sets.h"
+
+#include <string.h>
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef int v8i __attribute__((vector_size(32)));
+typedef double v4d __attribute__((vector_size(32)));
+typedef struct { v4d lo, hi; } d8;
+
+void normlab_columns_forward_f32_wide(const normlab_column_sets *sets, const float *x, long width,
+                                      normlab_column_affine affine, float *xhat, float *y, double *mean_out,
+                                      double *variance_out, double *rstd_out, double *sum_squares_out,
+                                      long *zero_variances, int *finite);
+void normlab_columns_backward_f32_wide(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                                       const double *given_mean, const double *given_rstd,
+                                       normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
+                                       long sums_row_stride, long sums_column_stride);
+
+enum { TILE = NORMLAB_COLUMN_TILE, FOLD = 8 };
+
+// Eight columns (8) or one (1): the float32 vector, loads, stores, broadcasts, masks (a true lane is −1 in a vector,
+// 1 alone), and Float64 accumulators that float32 partial sums are added into. (Macros, not functions: a 256-bit
+// vector argument has a different ABI with and without AVX.)
+#define vec8 v8f
+#define vec1 float
+#define load8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store8(p, v) do { v8f n_ = (v); memcpy((p), &n_, sizeof n_); } while (0)
+#define load1(p) (*(p))
+#define store1(p, v) (*(p) = (v))
+#define splat8(s) ((v8f){0, 0, 0, 0, 0, 0, 0, 0} + (float)(s))
+#define splat1(s) ((float)(s))
+#define mask8 v8i
+#define mask1 int
+#define true8 ((v8i){-1, -1, -1, -1, -1, -1, -1, -1})
+#define true1 1
+#define all8(m) ({ v8i m_ = (m); m_[0] && m_[1] && m_[2] && m_[3] && m_[4] && m_[5] && m_[6] && m_[7]; })
+#define all1(m) (m)
+#define max0_8(v) ({ v8f v_ = (v); (v8f)((v8i)v_ & (v_ >= 0)); })
+#define max0_1(v) ({ float v_ = (v); v_ >= 0 ? v_ : 0.0f; })
+#define wide8 d8
+#define wide1 double
+#define wzero8 ((d8){{0, 0, 0, 0}, {0, 0, 0, 0}})
+#define wzero1 0.0
+#define widen8(v) ({ v8f w_ = (v); (d8){__builtin_convertvector(__builtin_shufflevector(w_, w_, 0, 1, 2, 3), v4d),      \
+                                       __builtin_convertvector(__builtin_shufflevector(w_, w_, 4, 5, 6, 7), v4d)}; })
+#define widen1(v) ((double)(v))
+#define wadd8(a, b) ({ d8 a_ = (a), b_ = (b); (d8){a_.lo + b_.lo, a_.hi + b_.hi}; })
+#define wadd1(a, b) ((a) + (b))
+#define narrow8(a) ({ d8 n_ = (a); __builtin_shufflevector(__builtin_convertvector(n_.lo, v4f),                        \
+                                                            __builtin_convertvector(n_.hi, v4f), 0, 1, 2, 3, 4, 5, 6, 7); })
+#define narrow1(a) ((float)(a))
+#define wload8(p) ({ d8 a_; memcpy(&a_.lo, (p), 32); memcpy(&a_.hi, (p) + 4, 32); a_; })
+#define wload1(p) (*(p))
+#define wstore8(p, a) do { d8 s_ = (a); memcpy((p), &s_.lo, 32); memcpy((p) + 4, &s_.hi, 32); } while (0)
+#define wstore1(p, a) (*(p) = (a))
+// Adds float32 values into a Float64 array.
+#define accumulate8(p, v) wstore8(p, wadd8(wload8(p), widen8(v)))
+#define accumulate1(p, v) (*(p) += (double)(v))
+
+// v/2^k and v·2^−k are one rounding of the same real number, so a power-of-two count divides by multiplying.
+#define DIVIDE(v, by) (by##_scaled ? (v) * by##_scale : (v) / by##_float)
+
+static inline int power_of_two(double v) {
+    if (!(v > 0) || v > 0x1p60) return 0;
+    while (v >= 2) v /= 2;
+    while (v < 1) v *= 2;
+    return v == 1;
+}
+
+#define ROW_AT(r) (row_offsets ? row_offsets[r] : (r) * stride)
+#define ROW_INDEX(r) (row_index ? row_index[r] : (r))
+
+#define CONSTANTS                                                                                                     \
+    const long rows = fixed_rows, stride = sets->row_stride;                                                          \
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;                                        \
+    const int centre = sets->centre;                                                                                  \
+    const float m_float = (float)sets->m, divisor_float = (float)sets->divisor, eps = (float)sets->eps;               \
+    const int m_scaled = power_of_two(sets->m), divisor_scaled = power_of_two(sets->divisor);                         \
+    const float m_scale = 1.0f / m_float, divisor_scale = 1.0f / divisor_float;                                       \
+    (void)row_index; (void)eps;
+
+// total = Σ TERM over rows first…: in float32 for up to eight terms, else eight at a time added in Float64.
+#define ROWS_SUM(W, total, first, TERM)                                                                               \
+    if (rows - (first) <= FOLD) {                                                                                     \
+        total = splat##W(0);                                                                                          \
+        for (long r = (first); r < rows; r++) total += (TERM);                                                        \
+    } else {                                                                                                          \
+        wide##W sum_ = wzero##W;                                                                                      \
+        vec##W part_ = splat##W(0);                                                                                   \
+        for (long r = (first), n_ = 1; r < rows; r++, n_++) {                                                         \
+            part_ += (TERM);                                                                                          \
+            if (n_ % FOLD == 0) { sum_ = wadd##W(sum_, widen##W(part_)); part_ = splat##W(0); }                       \
+        }                                                                                                             \
+        total = narrow##W(wadd##W(sum_, widen##W(part_)));                                                            \
+    }
+
+// The same for two sums of one row loop whose body declares what TERM_A and TERM_B read.
+#define ROWS_SUM2(W, total_a, total_b, BODY, TERM_A, TERM_B)                                                          \
+    if (rows <= FOLD) {                                                                                               \
+        total_a = splat##W(0); total_b = splat##W(0);                                                                 \
+        for (long r = 0; r < rows; r++) { BODY total_a += (TERM_A); total_b += (TERM_B); }                            \
+    } else {                                                                                                          \
+        wide##W sum_a_ = wzero##W, sum_b_ = wzero##W;                                                                 \
+        vec##W part_a_ = splat##W(0), part_b_ = splat##W(0);                                                          \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            BODY                                                                                                      \
+            part_a_ += (TERM_A); part_b_ += (TERM_B);                                                                 \
+            if ((r + 1) % FOLD == 0) {                                                                                \
+                sum_a_ = wadd##W(sum_a_, widen##W(part_a_)); sum_b_ = wadd##W(sum_b_, widen##W(part_b_));             \
+                part_a_ = splat##W(0); part_b_ = splat##W(0);                                                         \
+            }                                                                                                         \
+        }                                                                                                             \
+        total_a = narrow##W(wadd##W(sum_a_, widen##W(part_a_)));                                                      \
+        total_b = narrow##W(wadd##W(sum_b_, widen##W(part_b_)));                                                      \
+    }
+
+
+// The general loops, a tile of 256 columns at a time, for any number of rows (column_tiles_f32.c).
+void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
+                                       normlab_column_affine affine, float *xhat, float *y, double *mean_out,
+                                       double *variance_out, double *rstd_out, double *sum_squares_out,
+                                       long *zero_variances, int *finite);
+void normlab_columns_f32_backward_tiles(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                                        const double *given_mean, const double *given_rstd,
+                                        normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
+                                        long sums_row_stride, long sums_column_stride);
+
+#endif

@@ -1,0 +1,260 @@
+// The float32 column kernels' general loops (see column_sets_f32.c for the arithmetic): a tile's statistics for every
+// column first, one loop of square roots and divisions, then x̂ and y (forward), or the two sums per column and then
+// dx (backward), each row loop reading the tile's rows again from L1. They run sets of more than eight rows, the
+// columns after the last block of eight, and backward with one sum per row (γ per channel).
+#include "column_lanes_f32.h"
+
+#pragma clang fp contract(off)
+
+#include "clones.h"
+
+// μ₀, rstd and c of a tile's columns, as x̂ is made from them.
+typedef struct {
+    float mean[TILE], rstd[TILE], shift[TILE];
+} tile_constants;
+
+// The statistics of the columns at j into c (and, where asked, μ, σ², rstd, Σ(x − μ)² in Float64); clears ok's lanes
+// for numbers out of range, counts zero variances.
+#define STATISTICS_STEP(W)                                                                                            \
+    {                                                                                                                 \
+        vec##W first = load##W(x + ROW_AT(0) + j), mean = splat##W(0), sum, deviations, squares;                      \
+        if (centre) {                                                                                                 \
+            ROWS_SUM(W, sum, 1, load##W(x + ROW_AT(r) + j) - first)                                                   \
+            mean = first + DIVIDE(sum, m);                                                                            \
+        }                                                                                                             \
+        ROWS_SUM2(W, deviations, squares, vec##W d = load##W(x + ROW_AT(r) + j) - mean;, d, d * d)                    \
+        vec##W offset = centre ? DIVIDE(deviations, m) : splat##W(0);                                                 \
+        if (centre) squares = max0_##W(squares - deviations * offset);                                                \
+        vec##W variance = DIVIDE(squares, divisor), shifted = variance + eps;                                         \
+        ok##W &= (shifted >= 0x1p-120f) & (shifted <= 0x1p120f) & (mean - mean == 0) & (offset - offset == 0);        \
+        zeros##W -= variance == 0;                                                                                    \
+        store##W(c.mean + j, mean);                                                                                   \
+        store##W(c.rstd + j, shifted);                                                                                \
+        store##W(c.shift + j, offset);                                                                                \
+        if (mean_out) wstore##W(mean_out + j, wadd##W(widen##W(mean), widen##W(offset)));                             \
+        if (variance_out) wstore##W(variance_out + j, widen##W(variance));                                            \
+        if (sum_squares_out) wstore##W(sum_squares_out + j, widen##W(squares));                                       \
+    }
+
+// A tile's statistics; 0 when a column's numbers are out of range (the tile then runs in Float64 lanes).
+// One square root and division per column, run back to back for the whole tile so they pipeline (fused into the
+// step above, each waited for the last: a third of forward's time).
+#define RSTD_STEP(W)                                                                                                  \
+    {                                                                                                                 \
+        vec##W rstd = 1.0f / __builtin_elementwise_sqrt(load##W(c.rstd + j));                                         \
+        store##W(c.rstd + j, rstd);                                                                                   \
+        store##W(c.shift + j, -load##W(c.shift + j) * rstd);                                                          \
+        if (rstd_out) wstore##W(rstd_out + j, widen##W(rstd));                                                        \
+    }
+
+#define TILE_STATISTICS(ok, zeros)                                                                                    \
+    {                                                                                                                 \
+        mask8 ok8 = true8, zeros8 = {0, 0, 0, 0, 0, 0, 0, 0};                                                         \
+        mask1 ok1 = true1, zeros1 = 0;                                                                                \
+        long j = 0;                                                                                                   \
+        for (; j + 8 <= part; j += 8) STATISTICS_STEP(8)                                                              \
+        for (; j < part; j++) STATISTICS_STEP(1)                                                                      \
+        ok = all8(ok8) && all1(ok1);                                                                                  \
+        zeros = (long)(((zeros8[0] + zeros8[1]) + (zeros8[2] + zeros8[3])) + ((zeros8[4] + zeros8[5]) + (zeros8[6] + zeros8[7]))) - zeros1; \
+        if (ok) {                                                                                                     \
+            for (j = 0; j + 8 <= part; j += 8) RSTD_STEP(8)                                                           \
+            for (; j < part; j++) RSTD_STEP(1)                                                                        \
+        }                                                                                                             \
+    }
+
+#define NORMALISE_STEP(W)                                                                                             \
+    {                                                                                                                 \
+        vec##W mean = load##W(c->mean + j), rstd = load##W(c->rstd + j), shift = load##W(c->shift + j);               \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            const long at = ROW_AT(r) + j;                                                                            \
+            vec##W h = (load##W(x + at) - mean) * rstd + shift;                                                       \
+            if (has_xhat) store##W(xhat + at, h);                                                                     \
+            if (!has_y) continue;                                                                                     \
+            if (!has_gamma) {                                                                                         \
+                store##W(y + at, h);                                                                                  \
+            } else {                                                                                                  \
+                const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;                                    \
+                vec##W g = per_element ? load##W(gamma + p) : splat##W(gamma[p]);                                     \
+                vec##W b = !has_beta ? splat##W(0) : per_element ? load##W(beta + p) : splat##W(beta[p]);             \
+                store##W(y + at, g * h + b);                                                                          \
+            }                                                                                                         \
+        }                                                                                                             \
+    }
+
+// x̂ and y of a tile; called with constant flags for the common cases, so each gets loops without their tests.
+static inline __attribute__((always_inline)) void
+normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
+               normlab_column_affine affine, float *xhat, float *y, const int has_xhat, const int has_y,
+               const int has_gamma, const int has_beta, const long per_element, const long rows) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    const float *gamma = affine.gamma, *beta = affine.beta;
+    long j = 0;
+    for (; j + 8 <= part; j += 8) NORMALISE_STEP(8)
+    for (; j < part; j++) NORMALISE_STEP(1)
+}
+
+static inline __attribute__((always_inline)) void
+forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, normlab_column_affine all_affine,
+              float *all_xhat, float *all_y, double *all_mean, double *all_variance, double *all_rstd,
+              double *all_sum_squares, long *zero_variances, int *finite, const long fixed_rows) {
+    CONSTANTS
+    for (long first = 0; first < width; first += TILE) {
+        const long part = width - first < TILE ? width - first : TILE;
+        normlab_column_affine affine = all_affine;
+        if (affine.gamma) affine.gamma = (const float *)affine.gamma + first * affine.column_stride;
+        if (affine.beta) affine.beta = (const float *)affine.beta + first * affine.column_stride;
+        const float *x = all_x + first, *gamma = affine.gamma, *beta = affine.beta;
+        float *xhat = all_xhat ? all_xhat + first : 0, *y = all_y ? all_y + first : 0;
+        double *mean_out = all_mean ? all_mean + first : 0, *variance_out = all_variance ? all_variance + first : 0;
+        double *rstd_out = all_rstd ? all_rstd + first : 0;
+        double *sum_squares_out = all_sum_squares ? all_sum_squares + first : 0;
+        tile_constants c;
+        int ok;
+        long zeros;
+        TILE_STATISTICS(ok, zeros)
+        if (!ok) {
+            normlab_columns_forward_f32_wide(sets, x, part, affine, xhat, y, mean_out, variance_out, rstd_out,
+                                             sum_squares_out, zero_variances, finite);
+            continue;
+        }
+        *zero_variances += zeros;
+        const int only_y = !xhat && y, per_element = affine.column_stride == 1;
+        if (only_y && gamma && beta && per_element) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 1, 1, 1, rows);
+        else if (only_y && gamma && beta) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 1, 1, 0, rows);
+        else if (only_y && !gamma) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 0, 0, 0, rows);
+        else normalise_tile(sets, &c, x, part, affine, xhat, y, xhat != 0, y != 0, gamma != 0, beta != 0, per_element, rows);
+    }
+}
+
+
+// Row r of the columns at j in backward: its offset `at`, dy, x̂ and dx̂ = dy·γ.
+#define BACKWARD_ROW(W)                                                                                               \
+    const long at = ROW_AT(r) + j;                                                                                    \
+    vec##W d = load##W(dy + at), h = (load##W(x + at) - mean) * rstd + shift, dh = d;                                 \
+    if (gamma) {                                                                                                      \
+        const long p = ROW_INDEX(r) * affine.row_stride + j * affine.column_stride;                                   \
+        dh = d * (affine.column_stride ? load##W(gamma + p) : splat##W(gamma[p]));                                   \
+    }
+
+#define CONSTANTS_AT(W)                                                                                               \
+    vec##W mean = load##W(c.mean + j), rstd = load##W(c.rstd + j), shift = load##W(c.shift + j);
+
+// Σdx̂/m and Σ(dx̂·x̂)/divisor per column.
+#define PROJECTION_STEP(W)                                                                                            \
+    {                                                                                                                 \
+        CONSTANTS_AT(W)                                                                                               \
+        vec##W sum, sum_products;                                                                                     \
+        ROWS_SUM2(W, sum, sum_products, BACKWARD_ROW(W), dh, dh * h)                                                  \
+        vec##W mean_term = centre ? DIVIDE(sum, m) : splat##W(0), projection = DIVIDE(sum_products, divisor);         \
+        ok##W &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) & (projection < 0x1p100f); \
+        store##W(mean_terms + j, mean_term);                                                                          \
+        store##W(projections + j, projection);                                                                        \
+    }
+
+// dx = rstd·((dx̂ − Σdx̂/m) − x̂·Σ(dx̂·x̂)/divisor); dy and dy·x̂ added into per-element sums for γ and β.
+#define GRADIENT_STEP(W)                                                                                              \
+    {                                                                                                                 \
+        CONSTANTS_AT(W)                                                                                               \
+        vec##W mean_term = load##W(mean_terms + j), projection = load##W(projections + j);                            \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            BACKWARD_ROW(W)                                                                                           \
+            store##W(dx + at, rstd * ((dh - mean_term) - h * projection));                                            \
+            if (element_sums) {                                                                                       \
+                const long s = ROW_INDEX(r) * sums_row_stride + j;                                                    \
+                accumulate##W(sum_dy + s, d);                                                                         \
+                accumulate##W(sum_dy_xhat + s, d * h);                                                                \
+            }                                                                                                         \
+        }                                                                                                             \
+    }
+
+// One sum per row over the tile's columns: eight lanes, eight blocks of columns at a time in float32, into Float64.
+#define ROW_SUMS_STEP(W)                                                                                              \
+    {                                                                                                                 \
+        CONSTANTS_AT(W)                                                                                               \
+        BACKWARD_ROW(W)                                                                                               \
+        (void)dh;                                                                                                     \
+        part_d##W += d;                                                                                               \
+        part_dh##W += d * h;                                                                                          \
+        if (++count##W % FOLD == 0) {                                                                                 \
+            sum_d##W = wadd##W(sum_d##W, widen##W(part_d##W)); sum_dh##W = wadd##W(sum_dh##W, widen##W(part_dh##W));  \
+            part_d##W = splat##W(0); part_dh##W = splat##W(0);                                                        \
+        }                                                                                                             \
+    }
+
+static inline __attribute__((always_inline)) void
+backward_tiles(const normlab_column_sets *sets, const float *all_x, const float *all_dy, long width,
+               const double *given_mean, const double *given_rstd, normlab_column_affine all_affine, float *all_dx,
+               double *all_sum_dy, double *all_sum_dy_xhat, long sums_row_stride, long sums_column_stride,
+               const long fixed_rows) {
+    CONSTANTS
+    const int element_sums = all_sum_dy && sums_column_stride == 1;
+    double *const mean_out = 0, *const variance_out = 0, *const rstd_out = 0, *const sum_squares_out = 0;
+    for (long first = 0; first < width; first += TILE) {
+        const long part = width - first < TILE ? width - first : TILE;
+        normlab_column_affine affine = all_affine;
+        if (affine.gamma) affine.gamma = (const float *)affine.gamma + first * affine.column_stride;
+        const float *x = all_x + first, *dy = all_dy + first, *gamma = affine.gamma;
+        float *dx = all_dx + first;
+        double *sum_dy = all_sum_dy ? all_sum_dy + first * sums_column_stride : 0;
+        double *sum_dy_xhat = all_sum_dy_xhat ? all_sum_dy_xhat + first * sums_column_stride : 0;
+        tile_constants c;
+        float mean_terms[TILE], projections[TILE];
+        int ok;
+        long zeros;  // counted by forward; backward's sets are the same
+        TILE_STATISTICS(ok, zeros)
+        (void)zeros;
+        if (ok) {
+            mask8 ok8 = true8;
+            mask1 ok1 = true1;
+            long j = 0;
+            for (; j + 8 <= part; j += 8) PROJECTION_STEP(8)
+            for (; j < part; j++) PROJECTION_STEP(1)
+            ok = all8(ok8) && all1(ok1);
+        }
+        if (!ok) {
+            normlab_columns_backward_f32_wide(sets, x, dy, part, given_mean ? given_mean + first : 0,
+                                              given_rstd ? given_rstd + first : 0, affine, dx, sum_dy, sum_dy_xhat,
+                                              sums_row_stride, sums_column_stride);
+            continue;
+        }
+        long j = 0;
+        for (; j + 8 <= part; j += 8) GRADIENT_STEP(8)
+        for (; j < part; j++) GRADIENT_STEP(1)
+        if (sum_dy && !element_sums) {
+            for (long r = 0; r < rows; r++) {
+                v8f part_d8 = splat8(0), part_dh8 = splat8(0);
+                float part_d1 = 0, part_dh1 = 0;
+                d8 sum_d8 = wzero8, sum_dh8 = wzero8;
+                double sum_d1 = 0, sum_dh1 = 0;
+                long count8 = 0, count1 = 0;
+                for (j = 0; j + 8 <= part; j += 8) ROW_SUMS_STEP(8)
+                for (; j < part; j++) ROW_SUMS_STEP(1)
+                sum_d8 = wadd8(sum_d8, widen8(part_d8));
+                sum_dh8 = wadd8(sum_dh8, widen8(part_dh8));
+                v4d a = sum_d8.lo + sum_d8.hi, b = sum_dh8.lo + sum_dh8.hi;
+                sum_dy[ROW_INDEX(r) * sums_row_stride] += ((a[0] + a[1]) + (a[2] + a[3])) + (sum_d1 + (double)part_d1);
+                sum_dy_xhat[ROW_INDEX(r) * sums_row_stride] +=
+                    ((b[0] + b[1]) + (b[2] + b[3])) + (sum_dh1 + (double)part_dh1);
+            }
+        }
+    }
+}
+
+NORMLAB_CLONES
+void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
+                                       normlab_column_affine affine, float *xhat, float *y, double *mean_out,
+                                       double *variance_out, double *rstd_out, double *sum_squares_out,
+                                       long *zero_variances, int *finite) {
+    forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out, zero_variances,
+                  finite, sets->rows);
+}
+
+NORMLAB_CLONES
+void normlab_columns_f32_backward_tiles(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                                        const double *given_mean, const double *given_rstd,
+                                        normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
+                                        long sums_row_stride, long sums_column_stride) {
+    backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                   sums_column_stride, sets->rows);
+}
