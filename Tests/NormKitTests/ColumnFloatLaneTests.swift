@@ -101,4 +101,33 @@ import Testing
             #expect(nanHere, "\(label): the non-finite sets differ")
         }
     }
+
+    /// Sets of two elements (PyDLLib's GroupNorm with two channels per group; BatchNorm per element on a batch of
+    /// two): the general form of dx cancels to eps's order (dx = ±(dx̂₀ − dx̂₁)·eps·rstd³/2), so float32 arithmetic
+    /// through it keeps few digits — as the float32 general path does, which works from the float32 x̂ (most of its
+    /// dx elements here are off by more than 1e-4). The closed form keeps dx to float32's precision, element by
+    /// element, against the float64 pass on the same values.
+    @Test func setsOfTwoKeepDxDigits() throws {
+        var groupNorm = try LayerSpec(kind: .groupnorm, groups: 4)
+        groupNorm.apply(.pydllib)
+        var batchNorm = try LayerSpec(kind: .batchnorm)
+        batchNorm.apply(.pydllib)
+        for (label, spec, dims) in [("GroupNorm", groupNorm, [3, 8, 7, 11]), ("BatchNorm", batchNorm, [2, 5, 37])] {
+            let shape = try Shape(dims)
+            let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 11).converted()
+            let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 12).converted()
+            let plan = try NormPlan(spec: spec, inputShape: shape)
+            let gamma: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 13).converted()
+            let exact = try Normalization.computeForward(spec: spec, input: x.converted() as Tensor<Double>,
+                                                         gamma: gamma.converted() as Tensor<Double>, beta: nil,
+                                                         mode: .train, running: nil, threads: 1, allowFastPath: false)
+            let exactDx = try Normalization.computeBackward(forward: exact, gamma: gamma.converted() as Tensor<Double>,
+                                                            outputGradient: dy.converted() as Tensor<Double>, threads: 1,
+                                                            allowFastPath: false).dx
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: nil, threads: 2)
+            let dx = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: 2).dx
+            let poor = zip(dx.scalars, exactDx.scalars).filter { abs(Double($0) - $1) > 1e-4 * abs($1) }
+            #expect(poor.count == 0, "\(label): \(poor.count) of \(shape.count) elements off by more than 1e-4")
+        }
+    }
 }
