@@ -21,13 +21,6 @@
 
 #include "clones.h"
 
-// Many rows far apart (BatchNorm per element: a row per sample) are more streams than the prefetchers follow; each
-// block asks for its rows' next lines itself, every other block (a 64-byte line holds two).
-#define PREFETCH_AHEAD 128
-#define PREFETCH_ROWS(p)                                                                                              \
-    if (rows >= 4 && (j & 15) == 0)                                                                                   \
-        for (long r = 0; r < rows; r++) __builtin_prefetch((p) + ROW_AT(r) + j + PREFETCH_AHEAD);
-
 // Sets of at most eight rows, eight columns at a time, each block once from memory to registers: its rows are loaded
 // once, and statistics, x̂ and y (forward) or the two sums and dx (backward) are made from the registers — the same
 // operations in the same order as the general loops (column_tiles_f32.c), so the same bits. A block out of range runs in
@@ -35,7 +28,6 @@
 #define BLOCK_STATISTICS                                                                                              \
     v8f v[8], d[8];                                                                                                   \
     for (long r = 0; r < rows; r++) v[r] = load8(x + ROW_AT(r) + j);                                                  \
-    PREFETCH_ROWS(x)                                                                                                  \
     v8f mean = splat8(0), deviations = splat8(0), squares = splat8(0);                                                \
     if (centre) {                                                                                                     \
         v8f sum = splat8(0);                                                                                          \
@@ -165,7 +157,6 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
     for (; j + 8 <= width; j += 8) {
         BLOCK_STATISTICS
         v8f h[8], dh[8], sum = splat8(0), sum_products = splat8(0);
-        PREFETCH_ROWS(dy)
         for (long r = 0; r < rows; r++) {
             h[r] = d[r] * rstd + shift;
             v[r] = load8(dy + ROW_AT(r) + j);  // dy from here on
