@@ -153,7 +153,39 @@ NORMLAB_ELEMENT_EVAL_GRADIENT(float, f32)
 NORMLAB_ELEMENT_EVAL_GRADIENT(double, f64)
 NORMLAB_ELEMENT_GRADIENT_AND_SUMS(float, f32)
 NORMLAB_ELEMENT_GRADIENT_AND_SUMS(double, f64)
-NORMLAB_ELEMENT_APPLY(float, f32)
+NORMLAB_ELEMENT_APPLY(float, f32_wide)
+
+typedef float v8f __attribute__((vector_size(32)));
+
+// float32 rows in eight float32 lanes, as the float32 column kernels (column_sets_f32.c): x̂ = (x − μf)·rstd + c with
+// μf = float(μ) and μ's remainder in c = float(−(μ − μf)·rstd), then γ·x̂ + β. A row whose μ or rstd is outside
+// float32's comfortable range runs in the Float64 lanes above.
+NORMLAB_CLONES
+void normlab_element_affine_apply_f32(const float *x, float *y, long count, double mean, double rstd,
+                                      const float *gamma, const float *beta) {
+    if (!(mean > -0x1p120 && mean < 0x1p120 && rstd >= 0x1p-60 && rstd <= 0x1p60)) {
+        normlab_element_affine_apply_f32_wide(x, y, count, mean, rstd, gamma, beta);
+        return;
+    }
+    const float mf = (float)mean, rf = (float)rstd, c = (float)(-(mean - (double)mf) * (double)rf);
+    const v8f mv = {mf, mf, mf, mf, mf, mf, mf, mf}, rv = {rf, rf, rf, rf, rf, rf, rf, rf};
+    const v8f cv = {c, c, c, c, c, c, c, c}, zero = {0, 0, 0, 0, 0, 0, 0, 0};
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        v8f v, g, b = zero;
+        memcpy(&v, x + i, sizeof v);
+        v8f h = (v - mv) * rv + cv;
+        if (gamma) { memcpy(&g, gamma + i, sizeof g); h = h * g; }
+        if (beta) memcpy(&b, beta + i, sizeof b);
+        h = h + b;
+        memcpy(y + i, &h, sizeof h);
+    }
+    for (; i < count; i++) {
+        float h = (x[i] - mf) * rf + c;
+        if (gamma) h = h * gamma[i];
+        y[i] = h + (beta ? beta[i] : 0.0f);
+    }
+}
 NORMLAB_ELEMENT_APPLY(double, f64)
 NORMLAB_ELEMENT_SUMS(float, f32)
 NORMLAB_ELEMENT_SUMS(double, f64)

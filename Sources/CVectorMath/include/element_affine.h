@@ -1,8 +1,9 @@
 #ifndef NORMLAB_ELEMENT_AFFINE_H
 #define NORMLAB_ELEMENT_AFFINE_H
 
-/// Forward along one row: y = (γ·x̂ + β) rounded once to the element type, x̂ = (x − μ)·rstd in double; gamma NULL
-/// is γ = 1 (y = x̂ + β) and beta NULL is β = 0 (still added, so −0 becomes +0 as in the general path).
+/// Forward along one row: y = γ·x̂ + β, x̂ = (x − μ)·rstd — for float64 in double; for float32 in float32 lanes with μ's
+/// remainder folded into one constant (Float64 lanes, rounded once, when μ or rstd leave float32's comfortable range);
+/// gamma NULL is γ = 1 (y = x̂ + β) and beta NULL is β = 0 (still added, so −0 becomes +0 as in the general path).
 void normlab_element_affine_apply_f32(const float *x, float *y, long count, double mean, double rstd,
                                       const float *gamma, const float *beta);
 void normlab_element_affine_apply_f64(const double *x, double *y, long count, double mean, double rstd,
