@@ -1,8 +1,9 @@
 import CVectorMath
 
-/// The row loops of element-wise γ, β (PyDLLib's affine, `affine=element`): γ and β run along the row with x, in
-/// Float64 lanes — x̂ = (x − μ)·rstd, y = γ·x̂ + β as the general path computes them, element by element. γ and β
-/// are read as they are stored, in the tensors' own type.
+/// The row loops of element-wise γ, β (PyDLLib's affine, `affine=element`): γ and β run along the row with x —
+/// backward in Float64 lanes, x̂ = (x − μ)·rstd as the general path computes it, element by element; forward the same
+/// for float64 and in float32 lanes for float32 (μ's remainder in x̂'s constant). γ and β are read as they are stored,
+/// in the tensors' own type.
 extension FastKernels {
     /// y = γ·x̂ + β along a row (`normlab_element_affine_apply`: C, AVX2 where the CPU has it); γ nil is 1, β nil 0.
     @inline(__always)
