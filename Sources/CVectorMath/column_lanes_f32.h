@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "power_of_two.h"
+
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int v8i __attribute__((vector_size(32)));
@@ -64,15 +66,8 @@ enum { TILE = NORMLAB_COLUMN_TILE, FOLD = 8 };
 #define accumulate8(p, v) wstore8(p, wadd8(wload8(p), widen8(v)))
 #define accumulate1(p, v) (*(p) += (double)(v))
 
-// v/2^k and v·2^−k are one rounding of the same real number, so a power-of-two count divides by multiplying.
+// A power-of-two count divides by multiplying (power_of_two.h).
 #define DIVIDE(v, by) (by##_scaled ? (v) * by##_scale : (v) / by##_float)
-
-static inline int power_of_two(double v) {
-    if (!(v > 0) || v > 0x1p60) return 0;
-    while (v >= 2) v /= 2;
-    while (v < 1) v *= 2;
-    return v == 1;
-}
 
 #define ROW_AT(r) (row_offsets ? row_offsets[r] : (r) * stride)
 #define ROW_INDEX(r) (row_index ? row_index[r] : (r))
@@ -82,7 +77,7 @@ static inline int power_of_two(double v) {
     const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;                                        \
     const int centre = sets->centre;                                                                                  \
     const float m_float = (float)sets->m, divisor_float = (float)sets->divisor, eps = (float)sets->eps;               \
-    const int m_scaled = power_of_two(sets->m), divisor_scaled = power_of_two(sets->divisor);                         \
+    const int m_scaled = normlab_power_of_two(sets->m), divisor_scaled = normlab_power_of_two(sets->divisor);         \
     const float m_scale = 1.0f / m_float, divisor_scale = 1.0f / divisor_float;                                       \
     (void)row_index; (void)eps;
 

@@ -16,6 +16,7 @@
 #pragma clang fp contract(off)
 
 #include "clones.h"
+#include "power_of_two.h"
 
 #define NORMLAB_INLINE static inline __attribute__((always_inline))
 
@@ -23,12 +24,6 @@ typedef double v4d __attribute__((vector_size(32)));
 typedef long v4l __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 
-// v / 2^k and v · 2^−k are the same correctly rounded value (one rounding of the same real number), so a power of
-// two divides by multiplying: one division less per set where sets hold 2, 4, 8 … elements.
-NORMLAB_INLINE int power_of_two(double v) {
-    int exponent;
-    return v > 0 && frexp(v, &exponent) == 0.5;
-}
 
 // Loads and stores of four columns (v4) or one (s1), from the element type (f: float, d: double) or Float64 arrays.
 // (Macros, not functions: a function taking or returning a 256-bit vector has a different ABI with and without AVX.)
@@ -87,7 +82,8 @@ typedef int mask1;
     const long rows = sets->rows, stride = sets->row_stride;                                                          \
     const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;                                        \
     const double m = sets->m, divisor = sets->divisor, eps = sets->eps;                                               \
-    const int mean_by_scaling = power_of_two(m), variance_by_scaling = power_of_two(divisor);                         \
+    const int mean_by_scaling = normlab_power_of_two(m);                                                              \
+    const int variance_by_scaling = normlab_power_of_two(divisor);                                                    \
     const double mean_scale = 1.0 / m, variance_scale = 1.0 / divisor;                                                \
     (void)eps;
 
