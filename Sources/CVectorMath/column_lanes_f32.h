@@ -81,6 +81,18 @@ enum { TILE = NORMLAB_COLUMN_TILE, FOLD = 8 };
     const float m_scale = 1.0f / m_float, divisor_scale = 1.0f / divisor_float;                                       \
     (void)row_index; (void)eps;
 
+// Sets of two rows a, b (PyDLLib's GroupNorm per position): μ₀ = a, so the corrected two-pass form comes to
+// d = (0, b − a), μ − μ₀ = δ = (b − a)/2 and Σ(x − μ)² = 2δ² (its general terms (b − a)² − (b − a)·δ are 4δ², 2δ²
+// rounded alike, so the same bits) at a third of the general steps' cost; x̂ = d·rstd − δ·rstd as for any set, and no
+// separate test that μ and δ are finite: a non-finite a or b makes σ² + eps NaN or infinite, out of range.
+#define PAIR_STATISTICS(W, a, b, d0, d1)                                                                              \
+    mean = (a);                                                                                                       \
+    d0 = (a) - (a);                                                                                                   \
+    d1 = (b) - (a);                                                                                                   \
+    deviations = d1;                                                                                                  \
+    offset = DIVIDE(deviations, m);                                                                                   \
+    squares = (offset * offset) * 2.0f;
+
 // total = Σ TERM over rows first…: in float32 for up to eight terms, else eight at a time added in Float64.
 #define ROWS_SUM(W, total, first, TERM)                                                                               \
     if (rows - (first) <= FOLD) {                                                                                     \

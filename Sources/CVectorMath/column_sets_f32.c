@@ -28,21 +28,27 @@
 #define BLOCK_STATISTICS                                                                                              \
     v8f v[8], d[8];                                                                                                   \
     for (long r = 0; r < rows; r++) v[r] = load8(x + ROW_AT(r) + j);                                                  \
-    v8f mean = splat8(0), deviations = splat8(0), squares = splat8(0);                                                \
-    if (centre) {                                                                                                     \
-        v8f sum = splat8(0);                                                                                          \
-        for (long r = 1; r < rows; r++) sum += v[r] - v[0];                                                           \
-        mean = v[0] + DIVIDE(sum, m);                                                                                 \
+    v8f mean = splat8(0), deviations = splat8(0), squares = splat8(0), offset = splat8(0);                             \
+    v8i ok;                                                                                                           \
+    if (rows == 2 && centre) {                                                                                        \
+        PAIR_STATISTICS(8, v[0], v[1], d[0], d[1])                                                                    \
+    } else {                                                                                                          \
+        if (centre) {                                                                                                 \
+            v8f sum = splat8(0);                                                                                      \
+            for (long r = 1; r < rows; r++) sum += v[r] - v[0];                                                       \
+            mean = v[0] + DIVIDE(sum, m);                                                                             \
+        }                                                                                                             \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            d[r] = v[r] - mean;                                                                                       \
+            deviations += d[r];                                                                                       \
+            squares += d[r] * d[r];                                                                                   \
+        }                                                                                                             \
+        if (centre) offset = DIVIDE(deviations, m);                                                                   \
+        if (centre) squares = max0_8(squares - deviations * offset);                                                  \
     }                                                                                                                 \
-    for (long r = 0; r < rows; r++) {                                                                                 \
-        d[r] = v[r] - mean;                                                                                           \
-        deviations += d[r];                                                                                           \
-        squares += d[r] * d[r];                                                                                       \
-    }                                                                                                                 \
-    v8f offset = centre ? DIVIDE(deviations, m) : splat8(0);                                                          \
-    if (centre) squares = max0_8(squares - deviations * offset);                                                      \
     v8f variance = DIVIDE(squares, divisor), shifted = variance + eps;                                                \
-    v8i ok = (shifted >= 0x1p-120f) & (shifted <= 0x1p120f) & (mean - mean == 0) & (offset - offset == 0);            \
+    ok = (shifted >= 0x1p-120f) & (shifted <= 0x1p120f);                                                              \
+    if (!(rows == 2 && centre)) ok &= (mean - mean == 0) & (offset - offset == 0);                                    \
     v8f rstd = 1.0f / __builtin_elementwise_sqrt(shifted), shift = -offset * rstd;
 
 static inline __attribute__((always_inline)) void
@@ -165,11 +171,19 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
                 const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
                 dh[r] = v[r] * (per_element ? load8(gamma + p) : splat8(gamma[p]));
             }
-            sum += dh[r];
-            sum_products += dh[r] * h[r];
         }
-        v8f mean_term = centre ? DIVIDE(sum, m) : splat8(0), projection = DIVIDE(sum_products, divisor);
-        ok &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) & (projection < 0x1p100f);
+        v8f mean_term = splat8(0), projection = splat8(0);
+        if (rows == 2 && centre) {  // as PAIR_RANGE_STEP (column_tiles_f32.c)
+            v8f gap = dh[0] - dh[1];
+            ok &= (gap > -0x1p100f) & (gap < 0x1p100f);
+        } else {
+            for (long r = 0; r < rows; r++) {
+                sum += dh[r];
+                sum_products += dh[r] * h[r];
+            }
+            mean_term = centre ? DIVIDE(sum, m) : splat8(0), projection = DIVIDE(sum_products, divisor);
+            ok &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) & (projection < 0x1p100f);
+        }
         if (!all8(ok)) {
             normlab_column_affine shifted_affine = affine;
             if (gamma) shifted_affine.gamma = gamma + j * per_element;

@@ -18,15 +18,23 @@ typedef struct {
 #define STATISTICS_STEP(W)                                                                                            \
     {                                                                                                                 \
         vec##W first = load##W(x + ROW_AT(0) + j), mean = splat##W(0), sum, deviations, squares;                      \
-        if (centre) {                                                                                                 \
-            ROWS_SUM(W, sum, 1, load##W(x + ROW_AT(r) + j) - first)                                                   \
-            mean = first + DIVIDE(sum, m);                                                                            \
+        vec##W offset = splat##W(0);                                                                                  \
+        if (rows == 2 && centre) {                                                                                    \
+            vec##W d0_, d1_;                                                                                          \
+            PAIR_STATISTICS(W, first, load##W(x + ROW_AT(1) + j), d0_, d1_)                                           \
+            (void)d0_; (void)sum;                                                                                     \
+        } else {                                                                                                      \
+            if (centre) {                                                                                             \
+                ROWS_SUM(W, sum, 1, load##W(x + ROW_AT(r) + j) - first)                                               \
+                mean = first + DIVIDE(sum, m);                                                                        \
+            }                                                                                                         \
+            ROWS_SUM2(W, deviations, squares, vec##W d = load##W(x + ROW_AT(r) + j) - mean;, d, d * d)                \
+            if (centre) offset = DIVIDE(deviations, m);                                                               \
+            if (centre) squares = max0_##W(squares - deviations * offset);                                            \
         }                                                                                                             \
-        ROWS_SUM2(W, deviations, squares, vec##W d = load##W(x + ROW_AT(r) + j) - mean;, d, d * d)                    \
-        vec##W offset = centre ? DIVIDE(deviations, m) : splat##W(0);                                                 \
-        if (centre) squares = max0_##W(squares - deviations * offset);                                                \
         vec##W variance = DIVIDE(squares, divisor), shifted = variance + eps;                                         \
-        ok##W &= (shifted >= 0x1p-120f) & (shifted <= 0x1p120f) & (mean - mean == 0) & (offset - offset == 0);        \
+        ok##W &= (shifted >= 0x1p-120f) & (shifted <= 0x1p120f);                                                      \
+        if (!(rows == 2 && centre)) ok##W &= (mean - mean == 0) & (offset - offset == 0);                             \
         zeros##W -= variance == 0;                                                                                    \
         store##W(c.mean + j, mean);                                                                                   \
         store##W(c.rstd + j, shifted);                                                                                \
@@ -152,6 +160,19 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         store##W(projections + j, projection);                                                                        \
     }
 
+// Sets of two need neither sum (GRADIENT_PAIR_STEP): their backward leaves float32's range only where dx̂₀ − dx̂₁ does.
+#define PAIR_RANGE_STEP(W)                                                                                            \
+    {                                                                                                                 \
+        vec##W gap = splat##W(0);                                                                                     \
+        for (long r = 0; r < 2; r++) {                                                                                \
+            CONSTANTS_AT(W)                                                                                           \
+            BACKWARD_ROW(W)                                                                                           \
+            (void)at; (void)h;                                                                                        \
+            gap = r == 0 ? dh : gap - dh;                                                                             \
+        }                                                                                                             \
+        ok##W &= (gap > -0x1p100f) & (gap < 0x1p100f);                                                                \
+    }
+
 // dx = rstd·((dx̂ − Σdx̂/m) − x̂·Σ(dx̂·x̂)/divisor); dy and dy·x̂ added into per-element sums for γ and β.
 #define GRADIENT_STEP(W)                                                                                              \
     {                                                                                                                 \
@@ -229,8 +250,13 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
             mask8 ok8 = true8;
             mask1 ok1 = true1;
             long j = 0;
-            for (; j + 8 <= part; j += 8) PROJECTION_STEP(8)
-            for (; j < part; j++) PROJECTION_STEP(1)
+            if (rows == 2 && centre) {
+                for (; j + 8 <= part; j += 8) PAIR_RANGE_STEP(8)
+                for (; j < part; j++) PAIR_RANGE_STEP(1)
+            } else {
+                for (; j + 8 <= part; j += 8) PROJECTION_STEP(8)
+                for (; j < part; j++) PROJECTION_STEP(1)
+            }
             ok = all8(ok8) && all1(ok1);
         }
         if (!ok) {

@@ -130,4 +130,34 @@ import Testing
             #expect(poor.count == 0, "\(label): \(poor.count) of \(shape.count) elements off by more than 1e-4")
         }
     }
+    /// Sets of two take their own first mean (μ₀ = x₀, `PAIR_STATISTICS`): the two elements then normalise to exact
+    /// opposites, x̂₁ = (x₁ − x₀)·rstd − δ·rstd = 2H − H with H = δ·rstd, inside (−1, 1) — in whole blocks of eight
+    /// columns and in the columns after them (77 positions), forward and the `xhat` made when read alike.
+    @Test func setsOfTwoNormaliseToOpposites() throws {
+        var groupNorm = try LayerSpec(kind: .groupnorm, groups: 4)
+        groupNorm.apply(.pydllib)
+        var batchNorm = try LayerSpec(kind: .batchnorm)
+        batchNorm.apply(.pydllib)
+        for (label, spec, dims) in [("GroupNorm", groupNorm, [3, 8, 7, 11]), ("BatchNorm", batchNorm, [2, 5, 77])] {
+            let shape = try Shape(dims)
+            // Values near 1e3 with noise: the old first mean, x₀ + (x₁ − x₀)/2, left x̂₀ + x̂₁ a few ulps from 0.
+            let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 21).map { 1000 + $0 / 3 }.converted()
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: 2)
+            let h = fast.normalized.scalars
+            var checked = 0, unequal = 0
+            if spec.kind == .batchnorm {
+                let half = h.count / 2
+                for i in 0..<half { checked += 1; if h[i] != -h[half + i] || abs(h[i]) >= 1 { unequal += 1 } }
+            } else {
+                let positions = dims[2] * dims[3], groupRows = 2
+                for start in stride(from: 0, to: h.count, by: groupRows * positions) {
+                    for p in 0..<positions {
+                        checked += 1
+                        if h[start + p] != -h[start + positions + p] || abs(h[start + p]) >= 1 { unequal += 1 }
+                    }
+                }
+            }
+            #expect(checked == shape.count / 2 && unequal == 0, "\(label): \(unequal) of \(checked) sets not ±x̂")
+        }
+    }
 }
