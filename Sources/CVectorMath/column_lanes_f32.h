@@ -72,10 +72,17 @@ enum { TILE = NORMLAB_COLUMN_TILE, FOLD = 8 };
 #define ROW_AT(r) (row_offsets ? row_offsets[r] : (r) * stride)
 #define ROW_INDEX(r) (row_index ? row_index[r] : (r))
 
+// What a caller knows at compile time about a call (a mask of these), so the common layouts get loops without the
+// tests that the flags stand for: rows at multiples of the stride (no table of offsets or index), sets centred, and
+// for forward's blocks only y with γ and β per element (PyDLLib's GroupNorm and BatchNorm), for backward's γ per element.
+enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4 };
+#define KNOWN_COMMON (KNOWN_PLAIN_ROWS | KNOWN_ELEMENT_AFFINE | KNOWN_CENTRED)
+
 #define CONSTANTS                                                                                                     \
     const long rows = fixed_rows, stride = sets->row_stride;                                                          \
-    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;                                        \
-    const int centre = sets->centre;                                                                                  \
+    const long *row_offsets = (known & KNOWN_PLAIN_ROWS) ? 0 : sets->row_offsets;                                     \
+    const long *row_index = (known & KNOWN_PLAIN_ROWS) ? 0 : sets->row_index;                                        \
+    const int centre = (known & KNOWN_CENTRED) ? 1 : sets->centre;                                                    \
     const float m_float = (float)sets->m, divisor_float = (float)sets->divisor, eps = (float)sets->eps;               \
     const int m_scaled = normlab_power_of_two(sets->m), divisor_scaled = normlab_power_of_two(sets->divisor);         \
     const float m_scale = 1.0f / m_float, divisor_scale = 1.0f / divisor_float;                                       \

@@ -54,10 +54,14 @@
 static inline __attribute__((always_inline)) void
 forward_blocks(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine,
                float *xhat, float *y, double *mean_out, double *variance_out, double *rstd_out,
-               double *sum_squares_out, long *zero_variances, int *finite, const long fixed_rows) {
+               double *sum_squares_out, long *zero_variances, int *finite, const long fixed_rows,
+               const unsigned known) {
     CONSTANTS
     const float *gamma = affine.gamma, *beta = affine.beta;
-    const long per_element = affine.column_stride;
+    const int element_affine = known & KNOWN_ELEMENT_AFFINE;
+    const long per_element = element_affine ? 1 : affine.column_stride;
+    const int has_gamma = element_affine || gamma, has_beta = element_affine || beta;
+    if (element_affine) xhat = 0;
     v8i zeros = {0, 0, 0, 0, 0, 0, 0, 0};
     long j = 0;
     for (; j + 8 <= width; j += 8) {
@@ -80,13 +84,13 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
             const long at = ROW_AT(r) + j;
             v8f h = d[r] * rstd + shift;
             if (xhat) store8(xhat + at, h);
-            if (!y) continue;
-            if (!gamma) {
+            if (!element_affine && !y) continue;
+            if (!has_gamma) {
                 store8(y + at, h);
             } else {
                 const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
                 v8f g = per_element ? load8(gamma + p) : splat8(gamma[p]);
-                v8f b = !beta ? splat8(0) : per_element ? load8(beta + p) : splat8(beta[p]);
+                v8f b = !has_beta ? splat8(0) : per_element ? load8(beta + p) : splat8(beta[p]);
                 store8(y + at, g * h + b);
             }
         }
@@ -107,8 +111,14 @@ static inline __attribute__((always_inline)) void
 forward_any(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine, float *xhat,
             float *y, double *mean_out, double *variance_out, double *rstd_out, double *sum_squares_out,
             long *zero_variances, int *finite, const long fixed_rows) {
-    if (fixed_rows <= 8) forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
-                                        sum_squares_out, zero_variances, finite, fixed_rows);
+    const int common = !sets->row_offsets && !sets->row_index && sets->centre && !xhat && y && affine.gamma &&
+                       affine.beta && affine.column_stride == 1;
+    if (fixed_rows <= 8 && common)
+        forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                       zero_variances, finite, fixed_rows, KNOWN_COMMON);
+    else if (fixed_rows <= 8)
+        forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                       zero_variances, finite, fixed_rows, 0);
     else normlab_columns_f32_forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
                                            sum_squares_out, zero_variances, finite);
 }
@@ -150,7 +160,7 @@ static inline __attribute__((always_inline)) void
 backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                 const double *given_mean, const double *given_rstd, normlab_column_affine affine, float *dx,
                 double *sum_dy, double *sum_dy_xhat, float *float_sum_dy, float *float_sum_dy_xhat,
-                long sums_row_stride, const long fixed_rows) {
+                long sums_row_stride, const long fixed_rows, const unsigned known) {
     CONSTANTS
     // float_sums: the per-element sums are float32 arrays (the caller adds them into Float64 every eight samples);
     // a block or tail that runs elsewhere sums into Float64 here first.
@@ -158,7 +168,9 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
     double local_dy[8 * 8], local_dy_xhat[8 * 8];
     if (float_sums) sum_dy = local_dy, sum_dy_xhat = local_dy_xhat;
     const float *gamma = affine.gamma;
-    const long per_element = affine.column_stride;
+    const int element_affine = known & KNOWN_ELEMENT_AFFINE;
+    const long per_element = element_affine ? 1 : affine.column_stride;
+    const int has_gamma = element_affine || gamma;
     long j = 0;
     for (; j + 8 <= width; j += 8) {
         BLOCK_STATISTICS
@@ -167,7 +179,7 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
             h[r] = d[r] * rstd + shift;
             v[r] = load8(dy + ROW_AT(r) + j);  // dy from here on
             dh[r] = v[r];
-            if (gamma) {
+            if (has_gamma) {
                 const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
                 dh[r] = v[r] * (per_element ? load8(gamma + p) : splat8(gamma[p]));
             }
@@ -260,7 +272,7 @@ backward_any(const normlab_column_sets *sets, const float *x, const float *dy, l
              long sums_row_stride, long sums_column_stride, const long fixed_rows) {
     if (fixed_rows <= 8 && (!sum_dy || sums_column_stride == 1))
         backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
-                        sums_row_stride, fixed_rows);
+                        sums_row_stride, fixed_rows, 0);
     else
         normlab_columns_f32_backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat,
                                            sums_row_stride, sums_column_stride);
@@ -279,7 +291,12 @@ static inline __attribute__((always_inline)) void
 backward_float_sums(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                     normlab_column_affine affine, float *dx, float *sum_dy, float *sum_dy_xhat, long sums_row_stride,
                     const long fixed_rows) {
-    backward_blocks(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, fixed_rows);
+    if (!sets->row_offsets && !sets->row_index && sets->centre && affine.gamma && affine.column_stride == 1)
+        backward_blocks(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, fixed_rows,
+                        KNOWN_COMMON);
+    else
+        backward_blocks(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, fixed_rows,
+                        0);
 }
 
 NORMLAB_CLONES

@@ -106,6 +106,7 @@ static inline __attribute__((always_inline)) void
 forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, normlab_column_affine all_affine,
               float *all_xhat, float *all_y, double *all_mean, double *all_variance, double *all_rstd,
               double *all_sum_squares, long *zero_variances, int *finite, const long fixed_rows) {
+    const unsigned known = 0;
     CONSTANTS
     for (long first = 0; first < width; first += TILE) {
         const long part = width - first < TILE ? width - first : TILE;
@@ -229,6 +230,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                const double *given_mean, const double *given_rstd, normlab_column_affine all_affine, float *all_dx,
                double *all_sum_dy, double *all_sum_dy_xhat, long sums_row_stride, long sums_column_stride,
                const long fixed_rows) {
+    const unsigned known = 0;
     CONSTANTS
     const int element_sums = all_sum_dy && sums_column_stride == 1;
     double *const mean_out = 0, *const variance_out = 0, *const rstd_out = 0, *const sum_squares_out = 0;
