@@ -270,7 +270,11 @@ static inline __attribute__((always_inline)) void
 backward_any(const normlab_column_sets *sets, const float *x, const float *dy, long width, const double *given_mean,
              const double *given_rstd, normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
              long sums_row_stride, long sums_column_stride, const long fixed_rows) {
-    if (fixed_rows <= 8 && (!sum_dy || sums_column_stride == 1))
+    const int blocks = fixed_rows <= 8 && (!sum_dy || sums_column_stride == 1);
+    if (blocks && !sets->row_offsets && !sets->row_index && sets->centre && affine.gamma && affine.column_stride == 1)
+        backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
+                        sums_row_stride, fixed_rows, KNOWN_COMMON);
+    else if (blocks)
         backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
                         sums_row_stride, fixed_rows, 0);
     else

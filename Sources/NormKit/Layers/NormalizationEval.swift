@@ -9,7 +9,9 @@ extension Normalization {
     ) throws(NormError) -> ForwardResult<Scalar> {
         let (means, variances) = try runningStatistics(running, plan: plan)
         let rstds = reciprocalSquareRoots(variances, eps: spec.eps)
-        let gammaValues = gamma?.scalars.map(\.asDouble), betaValues = beta?.scalars.map(\.asDouble)
+        // In Double for the per-channel rows and the per-element map; the element-wise rows read γ, β as they are.
+        func gammaValues() -> [Double]? { gamma?.scalars.map(\.asDouble) }
+        func betaValues() -> [Double]? { beta?.scalars.map(\.asDouble) }
         // The kernels see grouped channels as BatchNorm per channel.
         let perChannel = try perChannelStatistics(spec: spec, plan: plan, means: means, rstds: rstds)
         let kernelPlan = perChannel.plan, kernelMeans = perChannel.means, kernelRstds = perChannel.rstds
@@ -23,7 +25,7 @@ extension Normalization {
             input.scalars.withUnsafeBufferPointer { x in
                 if rows {
                     StridedKernels.evalRows(plan: kernelPlan, x: x, means: kernelMeans, rstds: kernelRstds,
-                                            gamma: gammaValues, beta: betaValues, y: y, threads: threads,
+                                            gamma: gammaValues(), beta: betaValues(), y: y, threads: threads,
                                             summary: parts.pointer)
                 } else if spec.reduce == .group {
                     // Element-wise γ, β per channel set: row by row with γ and β running along, x̂ made on demand.
@@ -33,7 +35,7 @@ extension Normalization {
                 } else {
                     normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
                         StridedKernels.evalForward(spec: spec, plan: kernelPlan, x: x, means: kernelMeans,
-                                                   rstds: kernelRstds, gamma: gammaValues, beta: betaValues, xhat: h,
+                                                   rstds: kernelRstds, gamma: gammaValues(), beta: betaValues(), xhat: h,
                                                    y: y, threads: threads)
                         hCount = input.count
                     }
