@@ -149,7 +149,7 @@ enum FastKernels {
                             let shift = xp[here.offset(0)]
                             var total = 0.0
                             if elementAffine {
-                                // Never fused (below), so every set is summed this way: run by run.
+                                // Run by run, as the fused pass below sums the next set (where it fuses).
                                 rows.forEachRun(block) { offset, count in
                                     total += Lanes.shiftedSum(xp + offset, count: count, shift: shift)
                                 }
@@ -173,8 +173,11 @@ enum FastKernels {
                     rstds[block] = rstd
                     sq[block] = squares
                     // Normalise this set, summing the next set of this thread's range in the same loop.
-                    // (float32 rows of one element per channel too: their sets are one run, summed as one.)
-                    let fuse = centre && (!elementAffine || floatSingles) && block + 1 < range.upperBound
+                    // (float32 rows of one element per channel too: their sets are one run, summed as one; and
+                    // float32 element-wise γ, β within float32's range, run by run as their sets are summed.)
+                    let floatElement = elementAffine && !singles && S.self == Float.self && gammaOf != nil
+                        && betaOf != nil && abs(mean) < 0x1p120 && rstd >= 0x1p-60 && rstd <= 0x1p60
+                    let fuse = centre && (!elementAffine || floatSingles || floatElement) && block + 1 < range.upperBound
                     let nextShift = fuse ? xp[following.offset(0)] : 0
                     var nextTotal = 0.0
                     if floatSingles {
@@ -208,6 +211,31 @@ enum FastKernels {
                         } one: { i in
                             yr[i] = S(fromDouble: (xr[i].asDouble - mean) * rstd * g[i] + b[i])
                         }
+                        continue
+                    }
+                    if floatElement, let gammaOf, let betaOf {
+                        // A set's runs (its K·S, or BatchNorm's rows) with γ, β at the run's first channel, each
+                        // summing the same run of the next set.
+                        let runs = rows.batchNorm ? rows.count : 1, length = rows.batchNorm ? spatial : rows.count * spatial
+                        for run in 0..<runs {
+                            let base = here.offset(run), at = here.channel(run) * spatial
+                            let xr = UnsafeRawPointer(xp + base).assumingMemoryBound(to: Float.self)
+                            let yr = UnsafeMutableRawPointer(yp + base).assumingMemoryBound(to: Float.self)
+                            let g = UnsafeRawPointer(gammaOf + at).assumingMemoryBound(to: Float.self)
+                            let b = UnsafeRawPointer(betaOf + at).assumingMemoryBound(to: Float.self)
+                            guard fuse else {
+                                FloatKernel.applyElementwise(xr, yr, count: length, mean: mean, rstd: rstd, gamma: g, beta: b)
+                                continue
+                            }
+                            let next = xp + following.offset(run)
+                            var sum = FloatKernel.applyElementwiseAndShiftedSum(
+                                xr, yr, count: length, mean: mean, rstd: rstd, gamma: g, beta: b,
+                                next: UnsafeRawPointer(next).assumingMemoryBound(to: Float.self),
+                                shift: unsafeBitCast(nextShift, to: Float.self))
+                            if !sum.isFinite { sum = Lanes.wideShiftedSum(next, count: length, shift: nextShift) }
+                            nextTotal += sum
+                        }
+                        if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                         continue
                     }
                     for r in 0..<rows.count {
