@@ -186,6 +186,39 @@ void normlab_element_affine_apply_f32(const float *x, float *y, long count, doub
         y[i] = h + (beta ? beta[i] : 0.0f);
     }
 }
+// BatchNorm eval's backward on float32 rows in float32 lanes, x̂ made as normlab_element_affine_apply_f32 makes it;
+// dγ's and dβ's terms added into float32 partial sums, at most eight samples deep before the caller's Float64.
+NORMLAB_CLONES
+int normlab_element_affine_eval_gradient_f32_lanes(const float *dy, const float *x, float *dx, long count,
+                                                   double mean, double rstd, const float *gamma, float *dgamma,
+                                                   float *dbeta) {
+    if (!(mean > -0x1p120 && mean < 0x1p120 && rstd >= 0x1p-60 && rstd <= 0x1p60)) return 0;
+    const float mf = (float)mean, rf = (float)rstd, c = (float)(-(mean - (double)mf) * (double)rf);
+    const v8f mv = {mf, mf, mf, mf, mf, mf, mf, mf}, rv = {rf, rf, rf, rf, rf, rf, rf, rf};
+    const v8f cv = {c, c, c, c, c, c, c, c};
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        v8f v, d, g, sg, sb;
+        memcpy(&v, x + i, sizeof v);
+        memcpy(&d, dy + i, sizeof d);
+        memcpy(&g, gamma + i, sizeof g);
+        memcpy(&sg, dgamma + i, sizeof sg);
+        memcpy(&sb, dbeta + i, sizeof sb);
+        v8f h = (v - mv) * rv + cv, out = rv * (d * g);
+        sg = sg + d * h;
+        sb = sb + d;
+        memcpy(dx + i, &out, sizeof out);
+        memcpy(dgamma + i, &sg, sizeof sg);
+        memcpy(dbeta + i, &sb, sizeof sb);
+    }
+    for (; i < count; i++) {
+        float h = (x[i] - mf) * rf + c;
+        dx[i] = rf * (dy[i] * gamma[i]);
+        dgamma[i] = dgamma[i] + dy[i] * h;
+        dbeta[i] = dbeta[i] + dy[i];
+    }
+    return 1;
+}
 NORMLAB_ELEMENT_APPLY(double, f64)
 NORMLAB_ELEMENT_SUMS(float, f32)
 NORMLAB_ELEMENT_SUMS(double, f64)

@@ -47,4 +47,52 @@ import Testing
             try check(spec, Tensor<Double>.randn(shape, seed: 5).map { 1e25 * (1 + $0) }.converted(), tolerance: 1e-5, label)
         }
     }
+    /// BatchNorm in eval with element-wise γ on float32 rows: dx and dγ's, dβ's terms in float32 lanes, the terms of at
+    /// most eight samples summed in float32 before Float64 (11 samples: after the 8th and the last). Channel 1 is
+    /// 1e4 + noise of 0.01 (x̂ from differences near 1e4, rstd 100); channel 2's rstd is below 2⁻⁶⁰, so it runs in the
+    /// Float64 loop. Against the float64 pass on the same values; the same bits on 1, 2 and 3 threads.
+    @Test func batchNormEvalBackwardInFloat32Lanes() throws {
+        var spec = try LayerSpec(kind: .batchnorm)
+        spec.affine = .element
+        let shape = try Shape([11, 3, 13])
+        let plan = try NormPlan(spec: spec, inputShape: shape)
+        let centres: [Double] = [0.5, 1e4, 1e37], spreads: [Double] = [1.5, 0.01, 1e36]
+        let noise = Tensor<Double>.randn(shape, seed: 31).scalars
+        let x: Tensor<Float> = Tensor(uncheckedShape: shape, scalars: noise.enumerated().map { i, v in
+            centres[(i / 13) % 3] + spreads[(i / 13) % 3] * v
+        }).converted()
+        let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 32).converted()
+        let gamma: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 33).map { 1 + $0 / 4 }.converted()
+        let beta: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 34).converted()
+        let running: (Tensor<Float>, Tensor<Float>) = (Tensor(uncheckedShape: plan.statsShape, scalars: [0.4, 1e4, 1e37]),
+                                                       Tensor(uncheckedShape: plan.statsShape, scalars: [2, 1e-4, 1e38]))
+        let wide: (Tensor<Double>, Tensor<Double>) = (running.0.converted(), running.1.converted())
+        let exact = try Normalization.computeForward(spec: spec, input: x.converted() as Tensor<Double>,
+                                                     gamma: gamma.converted() as Tensor<Double>,
+                                                     beta: beta.converted() as Tensor<Double>, mode: .eval,
+                                                     running: wide, threads: 1, allowFastPath: false)
+        let exactGrads = try Normalization.computeBackward(forward: exact, gamma: gamma.converted() as Tensor<Double>,
+                                                           outputGradient: dy.converted() as Tensor<Double>, threads: 1,
+                                                           allowFastPath: false)
+        var first: [Tensor<Float>]? = nil
+        for threads in [1, 2, 3] {
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .eval,
+                                                 running: running, threads: threads)
+            let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
+            let got = [grads.dx, grads.dgamma!, grads.dbeta!]
+            let pairs = [("dx", grads.dx, exactGrads.dx), ("dgamma", grads.dgamma!, exactGrads.dgamma!),
+                         ("dbeta", grads.dbeta!, exactGrads.dbeta!)]
+            for (name, a, b) in pairs {
+                // Against each channel's own size: channel 2's dx is about 1e-19, the others' about 1.
+                func channel(_ i: Int) -> Int { (i / 13) % 3 }
+                var largest = [0.0, 0.0, 0.0]
+                for (i, v) in b.scalars.enumerated() { largest[channel(i)] = max(largest[channel(i)], abs(v)) }
+                let poor = b.scalars.indices.filter { i in
+                    abs(Double(a.scalars[i]) - b.scalars[i]) > 1e-5 * abs(b.scalars[i]) + 1e-6 * largest[channel(i)]
+                }
+                #expect(poor.isEmpty, "\(name), \(threads) threads: \(poor.count) of \(a.count) elements off")
+            }
+            if let first { #expect(first == got, "1 and \(threads) threads differ") } else { first = got }
+        }
+    }
 }

@@ -30,6 +30,12 @@ void normlab_element_affine_eval_gradient_f32(const float *dy, const float *x, f
                                               double rstd, const float *gamma, double *dgamma, double *dbeta);
 void normlab_element_affine_eval_gradient_f64(const double *dy, const double *x, double *dx, long count, double mean,
                                               double rstd, const double *gamma, double *dgamma, double *dbeta);
+/// BatchNorm eval's row in float32 lanes: dx = rstd·(γ·dy) and dy·x̂, dy added into float32 partial sums (the caller
+/// adds them into Float64 every eight samples). Returns 0, doing nothing, when μ or rstd is outside float32's
+/// comfortable range (the Float64 loop above then runs).
+int normlab_element_affine_eval_gradient_f32_lanes(const float *dy, const float *x, float *dx, long count,
+                                                   double mean, double rstd, const float *gamma, float *dgamma,
+                                                   float *dbeta);
 
 /// The gradient of one row (dgamma and dbeta required) and, in the same loop, the sums of the row at next_dy, next_x
 /// with the same γ (the same channel in the next sample) and that set's μ and rstd: what the two calls above would
