@@ -9,13 +9,40 @@ extension ColumnKernels {
         var summary: SummaryMoments? = nil
     }
 
-    /// y and/or x̂ (either may be nil) and, with `statistics`, μ, σ², rstd and Σ(x − μ)² per set, in Float64.
+    /// The statistics in the tensors' element type, made tile by tile while the tile's Float64 values are in cache
+    /// (a pass over the Float64 arrays afterwards cost half the kernel's own time for BatchNorm per element): μ, σ²,
+    /// rstd, and Σ(x − μ)²/(m − 1) for the running variance — each value as `FastKernels.narrowed` rounds it.
+    struct NarrowedStatistics<S: NormScalar>: @unchecked Sendable {
+        let mean, variance, rstd, unbiased: UnsafeMutablePointer<S>
+        let unbiasedDivisor: Double
+
+        func narrow(_ stats: FastKernels.Statistics.Pointers, at first: Int, count: Int) {
+            var i = first
+            let end = first + count, divisors = SIMD4<Double>(repeating: unbiasedDivisor)
+            while i + 4 <= end {  // lane by lane the same roundings as one value alone
+                WideLanes.narrow4(WideLanes.get4(stats.means + i), mean + i)
+                WideLanes.narrow4(WideLanes.get4(stats.variances + i), variance + i)
+                WideLanes.narrow4(WideLanes.get4(stats.rstds + i), rstd + i)
+                WideLanes.narrow4(WideLanes.get4(stats.sumSquares + i) / divisors, unbiased + i)
+                i += 4
+            }
+            for i in i..<end {
+                mean[i] = S(fromDouble: stats.means[i])
+                variance[i] = S(fromDouble: stats.variances[i])
+                rstd[i] = S(fromDouble: stats.rstds[i])
+                unbiased[i] = S(fromDouble: stats.sumSquares[i] / unbiasedDivisor)
+            }
+        }
+    }
+
+    /// y and/or x̂ (either may be nil) and, with `statistics`, μ, σ², rstd and Σ(x − μ)² per set, in Float64 (and,
+    /// with `narrowing`, in the element type too).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, gamma: Tensor<S>?, beta: Tensor<S>?,
         xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, statistics: Bool, summarizing: Bool = false,
-        threads: Int
+        narrowing: NarrowedStatistics<S>? = nil, threads: Int
     ) -> ForwardFindings {
         let layout = Layout(spec, plan)
         let parameters = Parameters(gamma: y == nil ? nil : gamma?.scalars, beta: y == nil ? nil : beta?.scalars,
@@ -43,6 +70,7 @@ extension ColumnKernels {
                     forwardTile(layout, x: xp + offset, width: columns.count,
                                 affine: parameters.affine(block: b, first: columns.lowerBound),
                                 xhat: hp.map { $0 + offset }, y: yp.map { $0 + offset }, outputs: &outputs)
+                    if let narrowing, let stats { narrowing.narrow(stats, at: at, count: columns.count) }
                     zeroOut[unit] = outputs.zeroVariances
                     finiteOut[unit] = outputs.finite
                     if let summaryParts, let yp {

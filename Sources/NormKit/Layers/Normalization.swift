@@ -220,14 +220,28 @@ public enum Normalization {
     ) -> ForwardResult<Scalar> {
         let eager = spec.kind.hasRunningStatistics
         var findings = ColumnKernels.ForwardFindings()
+        // BatchNorm's statistics in the element type, written by the pass tile by tile (every element).
+        let statsCount = eager ? plan.statsShape.count : 0
+        func uninitialized() -> [Scalar] { [Scalar](unsafeUninitializedCapacity: statsCount) { _, count in count = statsCount } }
+        var narrowedMean = uninitialized(), narrowedVariance = uninitialized(), narrowedRstd = uninitialized()
+        var narrowedUnbiased = uninitialized()
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
-                findings = ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, xhat: nil,
-                                                 y: y.baseAddress, statistics: eager, summarizing: summarizing,
-                                                 threads: threads)
+                narrowedMean.withUnsafeMutableBufferPointer { mean in
+                narrowedVariance.withUnsafeMutableBufferPointer { variance in
+                narrowedRstd.withUnsafeMutableBufferPointer { rstd in
+                narrowedUnbiased.withUnsafeMutableBufferPointer { unbiased in
+                    let narrowing = eager ? ColumnKernels.NarrowedStatistics(
+                        mean: mean.baseAddress!, variance: variance.baseAddress!, rstd: rstd.baseAddress!,
+                        unbiased: unbiased.baseAddress!, unbiasedDivisor: Double(plan.setSize - 1)) : nil
+                    findings = ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, xhat: nil,
+                                                     y: y.baseAddress, statistics: eager, summarizing: summarizing,
+                                                     narrowing: narrowing, threads: threads)
+                }}}}
             }
             yCount = input.count
         }
+        func narrowed(_ values: [Scalar]) -> Tensor<Scalar> { Tensor(uncheckedShape: plan.statsShape, scalars: values) }
         // Counting costs a pass over x: only when a statistic shows that something is not finite.
         let warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: false,
                                      zeroVariances: { findings.zeroVariances },
@@ -235,9 +249,10 @@ public enum Normalization {
         let statistics: PassStatistics<Scalar>
         var unbiased: Tensor<Scalar>? = nil
         if let stats = findings.statistics {
-            statistics = PassStatistics(columnStatistics(stats, spec: spec, plan: plan, threads: threads))
-            unbiased = FastKernels.narrowed(stats.sumSquares.map { $0 / Double(plan.setSize - 1) },
-                                            shape: plan.statsShape, threads: threads).tensor
+            statistics = PassStatistics(.init(mean: spec.centres ? narrowed(narrowedMean) : nil,
+                                              variance: narrowed(narrowedVariance), rstd: narrowed(narrowedRstd),
+                                              exactMeans: stats.means, exactRstds: stats.rstds))
+            unbiased = narrowed(narrowedUnbiased)
         } else {
             statistics = PassStatistics {
                 let stats = input.scalars.withUnsafeBufferPointer { x in
