@@ -18,7 +18,7 @@ import Testing
         grouped.groups = 2
         grouped.reduce = .channels
         // 11 samples: dγ's float32 per-element sums are added into Float64 after the 8th sample and the last.
-        return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]), ("GroupNorm, 2 rows, 11 samples", twoChannels, [11, 4, 3, 7]),
+        return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]), ("GroupNorm, 2 rows, 11 samples", twoChannels, [11, 8, 3, 7]),
                 ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]),
                 ("BatchNorm per element, 20 rows", perElement, [20, 3, 29]),
                 ("grouped BatchNorm, 15 rows", grouped, [5, 6, 37])]
@@ -42,6 +42,7 @@ import Testing
                 ("y", fast.output, reference.output), ("xhat", fast.normalized, reference.normalized),
                 ("mean", fast.mean, reference.mean), ("var", fast.variance, reference.variance),
                 ("dx", grads.dx, referenceGrads.dx), ("dgamma", grads.dgamma, referenceGrads.dgamma),
+                ("dbeta", grads.dbeta, referenceGrads.dbeta),
             ]
             for (name, a, b) in pairs {
                 guard let a, let b else { #expect((a == nil) == (b == nil), "\(label) \(name)"); continue }

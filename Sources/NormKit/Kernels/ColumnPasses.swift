@@ -168,7 +168,8 @@ extension ColumnKernels {
                     let g = unit / spans, firstTile = (unit % spans) * spanTiles
                     let lastTile = min(firstTile + spanTiles, tiles)
                     let spanStart = firstTile * tile
-                    if perElement { sums.update(repeating: 0, count: 2 * k * spanColumns) }
+                    if perElement && !floatSums { sums.update(repeating: 0, count: 2 * k * spanColumns) }
+                    var folded = false  // float sums: whether `sums` holds earlier samples' Float64 totals yet
                     for n in 0..<batch {
                         let b = layout.batchGroups ? g : n * groups + g
                         for t in firstTile..<lastTile {
@@ -197,12 +198,29 @@ extension ColumnKernels {
                                          sumDy: sumDy, sumDyXhat: sumDyXhat, sumsRowStride: rowStride,
                                          sumsColumnStride: columnStride)
                         }
-                        // float32 sums take at most eight additions (one per sample, or a set's ≤ 8 rows), then Float64.
-                        if floatSums && ((n + 1) % 8 == 0 || n == batch - 1 || layout.batchGroups) {
-                            for i in 0..<(2 * k * spanColumns) { sums[i] += Double(stage[i]); stage[i] = 0 }
+                        // float32 sums take at most eight additions (one per sample, or a set's ≤ 8 rows), then Float64:
+                        // 0 + the first eight, + the next eight…, the last addition written straight to dγ and dβ.
+                        guard floatSums && ((n + 1) % 8 == 0 || n == batch - 1 || layout.batchGroups) else { continue }
+                        if n == batch - 1, let dg, let db, parameterCount > 0 {
+                            let width = min(lastTile * tile, spatial) - spanStart
+                            for row in 0..<k {
+                                let target = (g * k + row) * spatial + spanStart
+                                let dySums = row * spanColumns, productSums = (k + row) * spanColumns
+                                for c in 0..<width {
+                                    dg[target + c] = (folded ? sums[productSums + c] : 0) + Double(stage[productSums + c])
+                                    db[target + c] = (folded ? sums[dySums + c] : 0) + Double(stage[dySums + c])
+                                }
+                            }
+                            stage.update(repeating: 0, count: 2 * k * spanColumns)
+                        } else {
+                            for i in 0..<(2 * k * spanColumns) {
+                                sums[i] = (folded ? sums[i] : 0) + Double(stage[i])
+                                stage[i] = 0
+                            }
+                            folded = true
                         }
                     }
-                    if perElement, let dg, let db, parameterCount > 0 {
+                    if perElement && !floatSums, let dg, let db, parameterCount > 0 {
                         let width = min(lastTile * tile, spatial) - spanStart
                         for row in 0..<k {
                             let target = (g * k + row) * spatial + spanStart
