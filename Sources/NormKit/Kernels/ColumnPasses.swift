@@ -106,9 +106,12 @@ extension ColumnKernels {
         let tiles = layout.tilesPerBlock
         let summed = spec.affine != .none
         if !layout.positions {
-            // One block: each tile's columns are summed over the samples into per-element sums.
-            var perElementGamma = [Double](repeating: 0, count: layout.columns)
-            var perElementBeta = [Double](repeating: 0, count: layout.columns)
+            // One block: each tile's columns are summed over the samples into per-element sums — straight into
+            // dγ and dβ (the caller's zeros) when γ is per element, else reduced to the channels afterwards.
+            let direct = spec.affine == .element && dgamma.count == layout.columns
+            var perElementGamma = direct ? dgamma : [Double](repeating: 0, count: layout.columns)
+            var perElementBeta = direct ? dbeta : [Double](repeating: 0, count: layout.columns)
+            if direct { dgamma = []; dbeta = [] }  // the sums' arrays, uniquely held, are handed back below
             let given = (means ?? [], rstds ?? [])
             given.0.withUnsafeBufferPointer { meanBuffer in
             given.1.withUnsafeBufferPointer { rstdBuffer in
