@@ -74,8 +74,9 @@ enum { TILE = NORMLAB_COLUMN_TILE, FOLD = 8 };
 
 // What a caller knows at compile time about a call (a mask of these), so the common layouts get loops without the
 // tests that the flags stand for: rows at multiples of the stride (no table of offsets or index), sets centred, and
-// for forward's blocks only y with γ and β per element (PyDLLib's GroupNorm and BatchNorm), for backward's γ per element.
-enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4 };
+// for forward's blocks only y with γ and β per element (PyDLLib's GroupNorm and BatchNorm), for backward's γ per element;
+// and with those, γ and β the same for every row (BatchNorm per element: they are a sample's elements).
+enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_SHARED_AFFINE = 8 };
 #define KNOWN_COMMON (KNOWN_PLAIN_ROWS | KNOWN_ELEMENT_AFFINE | KNOWN_CENTRED)
 
 #define CONSTANTS                                                                                                     \

@@ -61,6 +61,7 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
     const int element_affine = known & KNOWN_ELEMENT_AFFINE;
     const long per_element = element_affine ? 1 : affine.column_stride;
     const int has_gamma = element_affine || gamma, has_beta = element_affine || beta;
+    const int shared_affine = element_affine && (known & KNOWN_SHARED_AFFINE);
     if (element_affine) xhat = 0;
     v8i zeros = {0, 0, 0, 0, 0, 0, 0, 0};
     long j = 0;
@@ -80,12 +81,17 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
         if (variance_out) wstore8(variance_out + j, widen8(variance));
         if (rstd_out) wstore8(rstd_out + j, widen8(rstd));
         if (sum_squares_out) wstore8(sum_squares_out + j, widen8(squares));
+        // γ, β the same for every row (BatchNorm per element): read once for the block, before y's stores.
+        v8f shared_g = splat8(0), shared_b = splat8(0);
+        if (shared_affine) shared_g = load8(gamma + j), shared_b = load8(beta + j);
         for (long r = 0; r < rows; r++) {
             const long at = ROW_AT(r) + j;
             v8f h = d[r] * rstd + shift;
             if (xhat) store8(xhat + at, h);
             if (!element_affine && !y) continue;
-            if (!has_gamma) {
+            if (shared_affine) {
+                store8(y + at, shared_g * h + shared_b);
+            } else if (!has_gamma) {
                 store8(y + at, h);
             } else {
                 const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
@@ -113,7 +119,10 @@ forward_any(const normlab_column_sets *sets, const float *x, long width, normlab
             long *zero_variances, int *finite, const long fixed_rows) {
     const int common = !sets->row_offsets && !sets->row_index && sets->centre && !xhat && y && affine.gamma &&
                        affine.beta && affine.column_stride == 1;
-    if (fixed_rows <= 8 && common)
+    if (fixed_rows <= 8 && common && affine.row_stride == 0)
+        forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                       zero_variances, finite, fixed_rows, KNOWN_COMMON | KNOWN_SHARED_AFFINE);
+    else if (fixed_rows <= 8 && common)
         forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
                        zero_variances, finite, fixed_rows, KNOWN_COMMON);
     else if (fixed_rows <= 8)
@@ -171,15 +180,19 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
     const int element_affine = known & KNOWN_ELEMENT_AFFINE;
     const long per_element = element_affine ? 1 : affine.column_stride;
     const int has_gamma = element_affine || gamma;
+    const int shared_affine = element_affine && (known & KNOWN_SHARED_AFFINE);
     long j = 0;
     for (; j + 8 <= width; j += 8) {
         BLOCK_STATISTICS
         v8f h[8], dh[8], sum = splat8(0), sum_products = splat8(0);
+        const v8f shared_g = shared_affine ? load8(gamma + j) : splat8(0);
         for (long r = 0; r < rows; r++) {
             h[r] = d[r] * rstd + shift;
             v[r] = load8(dy + ROW_AT(r) + j);  // dy from here on
             dh[r] = v[r];
-            if (has_gamma) {
+            if (shared_affine) {
+                dh[r] = v[r] * shared_g;
+            } else if (has_gamma) {
                 const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
                 dh[r] = v[r] * (per_element ? load8(gamma + p) : splat8(gamma[p]));
             }
@@ -271,7 +284,11 @@ backward_any(const normlab_column_sets *sets, const float *x, const float *dy, l
              const double *given_rstd, normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
              long sums_row_stride, long sums_column_stride, const long fixed_rows) {
     const int blocks = fixed_rows <= 8 && (!sum_dy || sums_column_stride == 1);
-    if (blocks && !sets->row_offsets && !sets->row_index && sets->centre && affine.gamma && affine.column_stride == 1)
+    const int common = !sets->row_offsets && !sets->row_index && sets->centre && affine.gamma && affine.column_stride == 1;
+    if (blocks && common && affine.row_stride == 0)
+        backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
+                        sums_row_stride, fixed_rows, KNOWN_COMMON | KNOWN_SHARED_AFFINE);
+    else if (blocks && common)
         backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
                         sums_row_stride, fixed_rows, KNOWN_COMMON);
     else if (blocks)
