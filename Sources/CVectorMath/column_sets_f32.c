@@ -113,23 +113,33 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
     }
 }
 
+// What a call's layout lets the block loops know (KNOWN_*): plain rows, centred sets, γ per element, and whether
+// every row shares it. Forward also needs y alone with β (its loops for those write y = γ·x̂ + β, nothing else).
+static inline unsigned known_layout(const normlab_column_sets *sets, normlab_column_affine affine) {
+    if (sets->row_offsets || sets->row_index || !sets->centre || !affine.gamma || affine.column_stride != 1) return 0;
+    return affine.row_stride == 0 ? KNOWN_COMMON | KNOWN_SHARED_AFFINE : KNOWN_COMMON;
+}
+
+// call(…, known) with `known` as a constant, so each mask gets loops of its own.
+#define BY_KNOWN(known, call, ...)                                                                                    \
+    switch (known) {                                                                                                  \
+    case KNOWN_COMMON | KNOWN_SHARED_AFFINE: call(__VA_ARGS__, KNOWN_COMMON | KNOWN_SHARED_AFFINE); break;            \
+    case KNOWN_COMMON: call(__VA_ARGS__, KNOWN_COMMON); break;                                                        \
+    default: call(__VA_ARGS__, 0); break;                                                                             \
+    }
+
 static inline __attribute__((always_inline)) void
 forward_any(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine, float *xhat,
             float *y, double *mean_out, double *variance_out, double *rstd_out, double *sum_squares_out,
             long *zero_variances, int *finite, const long fixed_rows) {
-    const int common = !sets->row_offsets && !sets->row_index && sets->centre && !xhat && y && affine.gamma &&
-                       affine.beta && affine.column_stride == 1;
-    if (fixed_rows <= 8 && common && affine.row_stride == 0)
-        forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
-                       zero_variances, finite, fixed_rows, KNOWN_COMMON | KNOWN_SHARED_AFFINE);
-    else if (fixed_rows <= 8 && common)
-        forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
-                       zero_variances, finite, fixed_rows, KNOWN_COMMON);
-    else if (fixed_rows <= 8)
-        forward_blocks(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
-                       zero_variances, finite, fixed_rows, 0);
-    else normlab_columns_f32_forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
-                                           sum_squares_out, zero_variances, finite);
+    if (fixed_rows > 8) {
+        normlab_columns_f32_forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
+                                          sum_squares_out, zero_variances, finite);
+        return;
+    }
+    const unsigned known = !xhat && y && affine.beta ? known_layout(sets, affine) : 0;
+    BY_KNOWN(known, forward_blocks, sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+             zero_variances, finite, fixed_rows)
 }
 
 // A few small set sizes get loops of a known length (unrolled, no per-row tests); others the general loops.
@@ -283,20 +293,13 @@ static inline __attribute__((always_inline)) void
 backward_any(const normlab_column_sets *sets, const float *x, const float *dy, long width, const double *given_mean,
              const double *given_rstd, normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
              long sums_row_stride, long sums_column_stride, const long fixed_rows) {
-    const int blocks = fixed_rows <= 8 && (!sum_dy || sums_column_stride == 1);
-    const int common = !sets->row_offsets && !sets->row_index && sets->centre && affine.gamma && affine.column_stride == 1;
-    if (blocks && common && affine.row_stride == 0)
-        backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
-                        sums_row_stride, fixed_rows, KNOWN_COMMON | KNOWN_SHARED_AFFINE);
-    else if (blocks && common)
-        backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
-                        sums_row_stride, fixed_rows, KNOWN_COMMON);
-    else if (blocks)
-        backward_blocks(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, 0, 0,
-                        sums_row_stride, fixed_rows, 0);
-    else
+    if (fixed_rows > 8 || (sum_dy && sums_column_stride != 1)) {
         normlab_columns_f32_backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat,
                                            sums_row_stride, sums_column_stride);
+        return;
+    }
+    BY_KNOWN(known_layout(sets, affine), backward_blocks, sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy,
+             sum_dy_xhat, 0, 0, sums_row_stride, fixed_rows)
 }
 
 NORMLAB_CLONES
@@ -312,12 +315,8 @@ static inline __attribute__((always_inline)) void
 backward_float_sums(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                     normlab_column_affine affine, float *dx, float *sum_dy, float *sum_dy_xhat, long sums_row_stride,
                     const long fixed_rows) {
-    if (!sets->row_offsets && !sets->row_index && sets->centre && affine.gamma && affine.column_stride == 1)
-        backward_blocks(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, fixed_rows,
-                        KNOWN_COMMON);
-    else
-        backward_blocks(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, fixed_rows,
-                        0);
+    BY_KNOWN(known_layout(sets, affine), backward_blocks, sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy,
+             sum_dy_xhat, sums_row_stride, fixed_rows)
 }
 
 NORMLAB_CLONES
