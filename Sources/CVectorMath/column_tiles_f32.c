@@ -70,18 +70,17 @@ typedef struct {
         }                                                                                                             \
     }
 
+// x̂ and y of row r at the columns at j (`at` its offset): each element alone, so rows may go in any order.
 #define NORMALISE_STEP(W)                                                                                             \
     {                                                                                                                 \
-        vec##W mean = load##W(c->mean + j), rstd = load##W(c->rstd + j), shift = load##W(c->shift + j);               \
-        for (long r = 0; r < rows; r++) {                                                                             \
-            const long at = ROW_AT(r) + j;                                                                            \
-            vec##W h = (load##W(x + at) - mean) * rstd + shift;                                                       \
-            if (has_xhat) store##W(xhat + at, h);                                                                     \
-            if (!has_y) continue;                                                                                     \
+        const long at = row + j;                                                                                      \
+        vec##W h = (load##W(x + at) - load##W(c->mean + j)) * load##W(c->rstd + j) + load##W(c->shift + j);           \
+        if (has_xhat) store##W(xhat + at, h);                                                                         \
+        if (has_y) {                                                                                                  \
             if (!has_gamma) {                                                                                         \
                 store##W(y + at, h);                                                                                  \
             } else {                                                                                                  \
-                const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;                                    \
+                const long p = parameters + j * per_element;                                                          \
                 vec##W g = per_element ? load##W(gamma + p) : splat##W(gamma[p]);                                     \
                 vec##W b = !has_beta ? splat##W(0) : per_element ? load##W(beta + p) : splat##W(beta[p]);             \
                 store##W(y + at, g * h + b);                                                                          \
@@ -89,7 +88,8 @@ typedef struct {
         }                                                                                                             \
     }
 
-// x̂ and y of a tile; called with constant flags for the common cases, so each gets loops without their tests.
+// x̂ and y of a tile, row after row (each row's x read and y written as one run, rather than all the rows' streams
+// eight columns at a time); called with constant flags for the common cases, so each gets loops without their tests.
 static inline __attribute__((always_inline)) void
 normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
                normlab_column_affine affine, float *xhat, float *y, const int has_xhat, const int has_y,
@@ -97,9 +97,13 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
     const long stride = sets->row_stride;
     const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
     const float *gamma = affine.gamma, *beta = affine.beta;
-    long j = 0;
-    for (; j + 8 <= part; j += 8) NORMALISE_STEP(8)
-    for (; j < part; j++) NORMALISE_STEP(1)
+    for (long r = 0; r < rows; r++) {
+        const long row = ROW_AT(r), parameters = ROW_INDEX(r) * affine.row_stride;
+        (void)parameters;
+        long j = 0;
+        for (; j + 8 <= part; j += 8) NORMALISE_STEP(8)
+        for (; j < part; j++) NORMALISE_STEP(1)
+    }
 }
 
 static inline __attribute__((always_inline)) void
@@ -179,14 +183,12 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
     {                                                                                                                 \
         CONSTANTS_AT(W)                                                                                               \
         vec##W mean_term = load##W(mean_terms + j), projection = load##W(projections + j);                            \
-        for (long r = 0; r < rows; r++) {                                                                             \
-            BACKWARD_ROW(W)                                                                                           \
-            store##W(dx + at, rstd * ((dh - mean_term) - h * projection));                                            \
-            if (element_sums) {                                                                                       \
-                const long s = ROW_INDEX(r) * sums_row_stride + j;                                                    \
-                accumulate##W(sum_dy + s, d);                                                                         \
-                accumulate##W(sum_dy_xhat + s, d * h);                                                                \
-            }                                                                                                         \
+        BACKWARD_ROW(W)                                                                                               \
+        store##W(dx + at, rstd * ((dh - mean_term) - h * projection));                                               \
+        if (element_sums) {                                                                                           \
+            const long s = ROW_INDEX(r) * sums_row_stride + j;                                                        \
+            accumulate##W(sum_dy + s, d);                                                                             \
+            accumulate##W(sum_dy_xhat + s, d * h);                                                                    \
         }                                                                                                             \
     }
 
@@ -272,8 +274,12 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
             for (; j + 8 <= part; j += 8) GRADIENT_PAIR_STEP(8)
             for (; j < part; j++) GRADIENT_PAIR_STEP(1)
         } else {
-            for (; j + 8 <= part; j += 8) GRADIENT_STEP(8)
-            for (; j < part; j++) GRADIENT_STEP(1)
+            // Row after row, as forward's x̂ and y (each element alone; a sum shared by rows still takes them in
+            // row order).
+            for (long r = 0; r < rows; r++) {
+                for (j = 0; j + 8 <= part; j += 8) GRADIENT_STEP(8)
+                for (; j < part; j++) GRADIENT_STEP(1)
+            }
         }
         if (sum_dy && !element_sums) {
             for (long r = 0; r < rows; r++) {
