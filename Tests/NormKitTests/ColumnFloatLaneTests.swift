@@ -103,16 +103,22 @@ import Testing
         }
     }
 
+    /// PyDLLib's GroupNorm and BatchNorm, whose sets are pairs on 8 channels (G = 4) and on a batch of two.
+    static func pydllibSetsOfTwo() throws -> (LayerSpec, LayerSpec) {
+        var groupNorm = try LayerSpec(kind: .groupnorm, groups: 4)
+        groupNorm.apply(.pydllib)
+        var batchNorm = try LayerSpec(kind: .batchnorm)
+        batchNorm.apply(.pydllib)
+        return (groupNorm, batchNorm)
+    }
+
     /// Sets of two elements (PyDLLib's GroupNorm with two channels per group; BatchNorm per element on a batch of
     /// two): the general form of dx cancels to eps's order (dx = ±(dx̂₀ − dx̂₁)·eps·rstd³/2), so float32 arithmetic
     /// through it keeps few digits — as the float32 general path does, which works from the float32 x̂ (most of its
     /// dx elements here are off by more than 1e-4). The closed form keeps dx to float32's precision, element by
     /// element, against the float64 pass on the same values.
     @Test func setsOfTwoKeepDxDigits() throws {
-        var groupNorm = try LayerSpec(kind: .groupnorm, groups: 4)
-        groupNorm.apply(.pydllib)
-        var batchNorm = try LayerSpec(kind: .batchnorm)
-        batchNorm.apply(.pydllib)
+        let (groupNorm, batchNorm) = try Self.pydllibSetsOfTwo()
         for (label, spec, dims) in [("GroupNorm", groupNorm, [3, 8, 7, 11]), ("BatchNorm", batchNorm, [2, 5, 37])] {
             let shape = try Shape(dims)
             let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 11).converted()
@@ -135,10 +141,7 @@ import Testing
     /// opposites, x̂₁ = (x₁ − x₀)·rstd − δ·rstd = 2H − H with H = δ·rstd, inside (−1, 1) — in whole blocks of eight
     /// columns and in the columns after them (77 positions), forward and the `xhat` made when read alike.
     @Test func setsOfTwoNormaliseToOpposites() throws {
-        var groupNorm = try LayerSpec(kind: .groupnorm, groups: 4)
-        groupNorm.apply(.pydllib)
-        var batchNorm = try LayerSpec(kind: .batchnorm)
-        batchNorm.apply(.pydllib)
+        let (groupNorm, batchNorm) = try Self.pydllibSetsOfTwo()
         for (label, spec, dims) in [("GroupNorm", groupNorm, [3, 8, 7, 11]), ("BatchNorm", batchNorm, [2, 5, 77])] {
             let shape = try Shape(dims)
             // Values near 1e3 with noise: the old first mean, x₀ + (x₁ − x₀)/2, left x̂₀ + x̂₁ a few ulps from 0.
