@@ -104,32 +104,36 @@ enum ColumnKernels {
     /// γ and β as the C kernels read them: per (channel, position) or per channel for the per-position sets, per
     /// element of a sample for BatchNorm per element (a channel's value repeated over its positions when γ is per
     /// channel).
+    /// Borrows the caller's γ and β (valid for the caller's `withUnsafeBufferPointer`), except per-channel ones that
+    /// BatchNorm per element reads per element: those are spread into buffers of its own.
     struct Parameters<S: NormScalar>: @unchecked Sendable {
-        let gamma: UnsafeMutablePointer<S>?
-        let beta: UnsafeMutablePointer<S>?
+        let gamma: UnsafePointer<S>?
+        let beta: UnsafePointer<S>?
         let perElement: Bool
         let layout: Layout
+        private let spread: Bool
 
-        init(gamma: [S]?, beta: [S]?, spec: LayerSpec, plan: NormPlan, layout: Layout) {
+        init(gamma: UnsafePointer<S>?, beta: UnsafePointer<S>?, spec: LayerSpec, plan: NormPlan, layout: Layout) {
             self.layout = layout
-            let spread = !layout.positions && spec.affine == .channel
+            spread = !layout.positions && spec.affine == .channel
             perElement = spec.affine == .element || spread
-            func copy(_ values: [S]?) -> UnsafeMutablePointer<S>? {
+            let spread = spread
+            func kept(_ values: UnsafePointer<S>?) -> UnsafePointer<S>? {
                 guard let values, spec.affine != .none else { return nil }
-                let count = spread ? plan.channels * plan.spatial : values.count
-                let p = UnsafeMutablePointer<S>.allocate(capacity: count)
-                if spread {
-                    for c in 0..<plan.channels { (p + c * plan.spatial).initialize(repeating: values[c], count: plan.spatial) }
-                } else {
-                    values.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress!, count: count) }
-                }
-                return p
+                guard spread else { return values }
+                let p = UnsafeMutablePointer<S>.allocate(capacity: plan.channels * plan.spatial)
+                for c in 0..<plan.channels { (p + c * plan.spatial).initialize(repeating: values[c], count: plan.spatial) }
+                return UnsafePointer(p)
             }
-            self.gamma = copy(gamma)
-            self.beta = copy(beta)
+            self.gamma = kept(gamma)
+            self.beta = kept(beta)
         }
 
-        func deallocate() { gamma?.deallocate(); beta?.deallocate() }
+        func deallocate() {
+            guard spread else { return }
+            gamma.map { UnsafeMutablePointer(mutating: $0).deallocate() }
+            beta.map { UnsafeMutablePointer(mutating: $0).deallocate() }
+        }
 
         /// γ and β for the tile of block b whose first column is `first`.
         func affine(block b: Int, first: Int) -> normlab_column_affine {

@@ -45,9 +45,22 @@ extension ColumnKernels {
         narrowing: NarrowedStatistics<S>? = nil, threads: Int
     ) -> ForwardFindings {
         let layout = Layout(spec, plan)
-        let parameters = Parameters(gamma: y == nil ? nil : gamma?.scalars, beta: y == nil ? nil : beta?.scalars,
-                                    spec: spec, plan: plan, layout: layout)
-        defer { parameters.deallocate() }
+        return FastKernels.withBuffer(y == nil ? nil : gamma?.scalars) { g in
+            FastKernels.withBuffer(y == nil ? nil : beta?.scalars) { b in
+                let parameters = Parameters(gamma: g, beta: b, spec: spec, plan: plan, layout: layout)
+                defer { parameters.deallocate() }
+                return forwardPass(layout: layout, parameters: parameters, x: x, xhat: xhat, y: y, statistics: statistics,
+                                   summarizing: summarizing, narrowing: narrowing, threads: threads)
+            }
+        }
+    }
+
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func forwardPass<S: NormScalar>(
+        layout: Layout, parameters: Parameters<S>, x: UnsafeBufferPointer<S>, xhat: UnsafeMutablePointer<S>?,
+        y: UnsafeMutablePointer<S>?, statistics: Bool, summarizing: Bool, narrowing: NarrowedStatistics<S>?, threads: Int
+    ) -> ForwardFindings {
         var findings = ForwardFindings()
         if statistics { findings.statistics = FastKernels.Statistics(count: layout.blocks * layout.columns) }
         let tiles = layout.tilesPerBlock, units = layout.blocks * tiles
@@ -100,8 +113,21 @@ extension ColumnKernels {
         dgamma: inout [Double], dbeta: inout [Double], threads: Int
     ) {
         let layout = Layout(spec, plan)
-        let parameters = Parameters(gamma: gamma?.scalars, beta: nil, spec: spec, plan: plan, layout: layout)
-        defer { parameters.deallocate() }
+        FastKernels.withBuffer(gamma?.scalars) { g in
+            let parameters = Parameters(gamma: g, beta: nil, spec: spec, plan: plan, layout: layout)
+            defer { parameters.deallocate() }
+            backwardPass(spec: spec, plan: plan, layout: layout, parameters: parameters, x: x, dy: dy, means: means,
+                         rstds: rstds, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+        }
+    }
+
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
+    static func backwardPass<S: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, layout: Layout, parameters: Parameters<S>, x: UnsafeBufferPointer<S>,
+        dy: UnsafeBufferPointer<S>, means: [Double]?, rstds: [Double]?, dx: UnsafeMutableBufferPointer<S>,
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int
+    ) {
         nonisolated(unsafe) let xp = x.baseAddress!, gp = dy.baseAddress!, dxp = dx.baseAddress!
         let tiles = layout.tilesPerBlock
         let summed = spec.affine != .none
