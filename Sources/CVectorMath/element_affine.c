@@ -163,7 +163,7 @@ typedef float v8f __attribute__((vector_size(32)));
 NORMLAB_CLONES
 void normlab_element_affine_apply_f32(const float *x, float *y, long count, double mean, double rstd,
                                       const float *gamma, const float *beta) {
-    if (!(mean > -0x1p120 && mean < 0x1p120 && rstd >= 0x1p-60 && rstd <= 0x1p60)) {
+    if (!normlab_element_float_lanes_fit(mean, rstd)) {
         normlab_element_affine_apply_f32_wide(x, y, count, mean, rstd, gamma, beta);
         return;
     }
@@ -192,7 +192,7 @@ NORMLAB_CLONES
 int normlab_element_affine_eval_gradient_f32_lanes(const float *dy, const float *x, float *dx, long count,
                                                    double mean, double rstd, const float *gamma, float *dgamma,
                                                    float *dbeta) {
-    if (!(mean > -0x1p120 && mean < 0x1p120 && rstd >= 0x1p-60 && rstd <= 0x1p60)) return 0;
+    if (!normlab_element_float_lanes_fit(mean, rstd)) return 0;
     const float mf = (float)mean, rf = (float)rstd, c = (float)(-(mean - (double)mf) * (double)rf);
     const v8f mv = {mf, mf, mf, mf, mf, mf, mf, mf}, rv = {rf, rf, rf, rf, rf, rf, rf, rf};
     const v8f cv = {c, c, c, c, c, c, c, c};

@@ -1,6 +1,13 @@
 #ifndef NORMLAB_ELEMENT_AFFINE_H
 #define NORMLAB_ELEMENT_AFFINE_H
 
+/// Whether a row's μ and rstd sit in float32's comfortable range, so its float32 lanes (μ as its nearest float plus a
+/// remainder, rstd as a float) keep float32's precision; otherwise the Float64 lanes run. One rule for every float32
+/// element-wise loop (C and FastKernels).
+static inline int normlab_element_float_lanes_fit(double mean, double rstd) {
+    return mean > -0x1p120 && mean < 0x1p120 && rstd >= 0x1p-60 && rstd <= 0x1p60;
+}
+
 /// Forward along one row: y = γ·x̂ + β, x̂ = (x − μ)·rstd — for float64 in double; for float32 in float32 lanes with μ's
 /// remainder folded into one constant (Float64 lanes, rounded once, when μ or rstd leave float32's comfortable range);
 /// gamma NULL is γ = 1 (y = x̂ + β) and beta NULL is β = 0 (still added, so −0 becomes +0 as in the general path).

@@ -1,3 +1,4 @@
+import CVectorMath
 import Dispatch
 
 /// The fast path for layers whose statistics sets are made of whole (sample, channel) rows of S contiguous
@@ -176,7 +177,7 @@ enum FastKernels {
                     // (float32 rows of one element per channel too: their sets are one run, summed as one; and
                     // float32 element-wise γ, β within float32's range, run by run as their sets are summed.)
                     let floatElement = elementAffine && !singles && S.self == Float.self && gammaOf != nil
-                        && betaOf != nil && abs(mean) < 0x1p120 && rstd >= 0x1p-60 && rstd <= 0x1p60
+                        && betaOf != nil && normlab_element_float_lanes_fit(mean, rstd) != 0
                     let fuse = centre && (!elementAffine || floatSingles || floatElement) && block + 1 < range.upperBound
                     let nextShift = fuse ? xp[following.offset(0)] : 0
                     var nextTotal = 0.0
