@@ -15,6 +15,9 @@ typedef float v4f __attribute__((vector_size(16)));
 typedef int v8i __attribute__((vector_size(32)));
 typedef double v4d __attribute__((vector_size(32)));
 typedef struct { v4d lo, hi; } d8;
+typedef float v16f __attribute__((vector_size(64)));
+typedef int v16i __attribute__((vector_size(64)));
+typedef struct { d8 lo, hi; } d16;
 
 void normlab_columns_forward_f32_wide(const normlab_column_sets *sets, const float *x, long width,
                                       normlab_column_affine affine, float *xhat, float *y, double *mean_out,
@@ -25,11 +28,31 @@ void normlab_columns_backward_f32_wide(const normlab_column_sets *sets, const fl
                                        normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
                                        long sums_row_stride, long sums_column_stride);
 
-enum { TILE = NORMLAB_COLUMN_TILE, FOLD = 8 };
+enum { TILE = NORMLAB_COLUMN_TILE_F32, FOLD = 8 };
 
-// Eight columns (8) or one (1): the float32 vector, loads, stores, broadcasts, masks (a true lane is −1 in a vector,
+// Sixteen columns (16: two registers of eight, whose row sums' chains of additions then run side by side), eight (8)
+// or one (1): the float32 vector, loads, stores, broadcasts, masks (a true lane is −1 in a vector,
 // 1 alone), and Float64 accumulators that float32 partial sums are added into. (Macros, not functions: a 256-bit
 // vector argument has a different ABI with and without AVX.)
+#define vec16 v16f
+#define load16(p) ({ v16f v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store16(p, v) do { v16f n_ = (v); memcpy((p), &n_, sizeof n_); } while (0)
+#define splat16(s) ((v16f){0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} + (float)(s))
+#define mask16 v16i
+#define true16 ((v16i){-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1})
+#define all16(m) ({ v16i w_ = (m); all8(__builtin_shufflevector(w_, w_, 0, 1, 2, 3, 4, 5, 6, 7)) &&                    \
+                                   all8(__builtin_shufflevector(w_, w_, 8, 9, 10, 11, 12, 13, 14, 15)); })
+#define max0_16(v) ({ v16f v_ = (v); (v16f)((v16i)v_ & (v_ >= 0)); })
+#define wide16 d16
+#define wzero16 ((d16){wzero8, wzero8})
+#define widen16(v) ({ v16f u_ = (v); (d16){widen8(__builtin_shufflevector(u_, u_, 0, 1, 2, 3, 4, 5, 6, 7)),              \
+                                          widen8(__builtin_shufflevector(u_, u_, 8, 9, 10, 11, 12, 13, 14, 15))}; })
+#define wadd16(a, b) ({ d16 c_ = (a), e_ = (b); (d16){wadd8(c_.lo, e_.lo), wadd8(c_.hi, e_.hi)}; })
+#define narrow16(a) ({ d16 m_ = (a); v8f l_ = narrow8(m_.lo), h_ = narrow8(m_.hi);                                  \
+                       __builtin_shufflevector(l_, h_, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); })
+#define wload16(p) ({ d16 b_; b_.lo = wload8(p); b_.hi = wload8((p) + 8); b_; })
+#define wstore16(p, a) do { d16 t_ = (a); wstore8((p), t_.lo); wstore8((p) + 8, t_.hi); } while (0)
+#define accumulate16(p, v) wstore16(p, wadd16(wload16(p), widen16(v)))
 #define vec8 v8f
 #define vec1 float
 #define load8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })

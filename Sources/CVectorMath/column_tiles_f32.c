@@ -57,12 +57,16 @@ typedef struct {
 
 #define TILE_STATISTICS(ok, zeros)                                                                                    \
     {                                                                                                                 \
+        mask16 ok16 = true16, zeros16 = {0};                                                                          \
         mask8 ok8 = true8, zeros8 = {0, 0, 0, 0, 0, 0, 0, 0};                                                         \
         mask1 ok1 = true1, zeros1 = 0;                                                                                \
         long j = 0;                                                                                                   \
+        for (; j + 16 <= part; j += 16) STATISTICS_STEP(16)                                                           \
         for (; j + 8 <= part; j += 8) STATISTICS_STEP(8)                                                              \
         for (; j < part; j++) STATISTICS_STEP(1)                                                                      \
-        ok = all8(ok8) && all1(ok1);                                                                                  \
+        ok = all16(ok16) && all8(ok8) && all1(ok1);                                                                   \
+        zeros8 += __builtin_shufflevector(zeros16, zeros16, 0, 1, 2, 3, 4, 5, 6, 7) +                                 \
+                  __builtin_shufflevector(zeros16, zeros16, 8, 9, 10, 11, 12, 13, 14, 15);                            \
         zeros = (long)(((zeros8[0] + zeros8[1]) + (zeros8[2] + zeros8[3])) + ((zeros8[4] + zeros8[5]) + (zeros8[6] + zeros8[7]))) - zeros1; \
         if (ok) {                                                                                                     \
             for (j = 0; j + 8 <= part; j += 8) RSTD_STEP(8)                                                           \
@@ -80,9 +84,9 @@ typedef struct {
             if (!has_gamma) {                                                                                         \
                 store##W(y + at, h);                                                                                  \
             } else {                                                                                                  \
-                const long p = parameters + j * per_element;                                                          \
-                vec##W g = per_element ? load##W(gamma + p) : splat##W(gamma[p]);                                     \
-                vec##W b = !has_beta ? splat##W(0) : per_element ? load##W(beta + p) : splat##W(beta[p]);             \
+                const long p = parameters + j;                                                                        \
+                vec##W g = per_element ? load##W(gamma + p) : splat##W(row_gamma);                                    \
+                vec##W b = !has_beta ? splat##W(0) : per_element ? load##W(beta + p) : splat##W(row_beta);            \
                 store##W(y + at, g * h + b);                                                                          \
             }                                                                                                         \
         }                                                                                                             \
@@ -99,7 +103,10 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
     const float *gamma = affine.gamma, *beta = affine.beta;
     for (long r = 0; r < rows; r++) {
         const long row = ROW_AT(r), parameters = ROW_INDEX(r) * affine.row_stride;
-        (void)parameters;
+        // γ and β per channel: one value for the whole row, read once.
+        const float row_gamma = has_gamma && !per_element ? gamma[parameters] : 0;
+        const float row_beta = has_beta && !per_element ? beta[parameters] : 0;
+        (void)parameters; (void)row_gamma; (void)row_beta;
         long j = 0;
         for (; j + 8 <= part; j += 8) NORMALISE_STEP(8)
         for (; j < part; j++) NORMALISE_STEP(1)
@@ -141,14 +148,17 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
 }
 
 
+// How backward reads γ and where it adds dy and dy·x̂ (γ's and β's sums): known when a call's layout is (the common
+// ones get loops without the tests), or read from the call (ANY).
+enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_NONE = 0, SUMS_PER_ELEMENT = 1,
+       SUMS_PER_ROW = 2 };
+
 // Row r of the columns at j in backward: its offset `at`, dy, x̂ and dx̂ = dy·γ.
 #define BACKWARD_ROW(W)                                                                                               \
     const long at = ROW_AT(r) + j;                                                                                    \
     vec##W d = load##W(dy + at), h = (load##W(x + at) - mean) * rstd + shift, dh = d;                                 \
-    if (gamma) {                                                                                                      \
-        const long p = ROW_INDEX(r) * affine.row_stride + j * affine.column_stride;                                   \
-        dh = d * (affine.column_stride ? load##W(gamma + p) : splat##W(gamma[p]));                                   \
-    }
+    if (gamma_kind == GAMMA_PER_ELEMENT) dh = d * load##W(gamma + ROW_INDEX(r) * affine.row_stride + j);             \
+    else if (gamma_kind == GAMMA_PER_ROW) dh = d * splat##W(gamma[ROW_INDEX(r) * affine.row_stride]);
 
 #define CONSTANTS_AT(W)                                                                                               \
     vec##W mean = load##W(c.mean + j), rstd = load##W(c.rstd + j), shift = load##W(c.shift + j);
@@ -178,17 +188,48 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         ok##W &= (gap > -0x1p100f) & (gap < 0x1p100f);                                                                \
     }
 
-// dx = rstd·((dx̂ − Σdx̂/m) − x̂·Σ(dx̂·x̂)/divisor); dy and dy·x̂ added into per-element sums for γ and β.
+// Adds row r's dy and dy·x̂ at the columns at j into its two sums: eight lanes, eight blocks of columns at a time in
+// float32, into Float64.
+#define ROW_SUMS_ADD(W, d, h)                                                                                         \
+    part_d##W += d;                                                                                                   \
+    part_dh##W += d * h;                                                                                              \
+    if (++count##W % FOLD == 0) {                                                                                     \
+        sum_d##W = wadd##W(sum_d##W, widen##W(part_d##W)); sum_dh##W = wadd##W(sum_dh##W, widen##W(part_dh##W));      \
+        part_d##W = splat##W(0); part_dh##W = splat##W(0);                                                            \
+    }
+
+#define ROW_SUMS_START                                                                                                \
+    v8f part_d8 = splat8(0), part_dh8 = splat8(0);                                                                    \
+    float part_d1 = 0, part_dh1 = 0;                                                                                  \
+    d8 sum_d8 = wzero8, sum_dh8 = wzero8;                                                                             \
+    double sum_d1 = 0, sum_dh1 = 0;                                                                                   \
+    long count8 = 0, count1 = 0;                                                                                      \
+    (void)count8; (void)count1;
+
+// Row r's two sums added to γ's and β's.
+#define ROW_SUMS_END                                                                                                  \
+    {                                                                                                                 \
+        sum_d8 = wadd8(sum_d8, widen8(part_d8));                                                                      \
+        sum_dh8 = wadd8(sum_dh8, widen8(part_dh8));                                                                   \
+        v4d a = sum_d8.lo + sum_d8.hi, b = sum_dh8.lo + sum_dh8.hi;                                                   \
+        sum_dy[ROW_INDEX(r) * sums_row_stride] += ((a[0] + a[1]) + (a[2] + a[3])) + (sum_d1 + (double)part_d1);       \
+        sum_dy_xhat[ROW_INDEX(r) * sums_row_stride] += ((b[0] + b[1]) + (b[2] + b[3])) + (sum_dh1 + (double)part_dh1); \
+    }
+
+// dx = rstd·((dx̂ − Σdx̂/m) − x̂·Σ(dx̂·x̂)/divisor); dy and dy·x̂ added into per-element sums for γ and β, or into the
+// row's sums (γ per channel).
 #define GRADIENT_STEP(W)                                                                                              \
     {                                                                                                                 \
         CONSTANTS_AT(W)                                                                                               \
         vec##W mean_term = load##W(mean_terms + j), projection = load##W(projections + j);                            \
         BACKWARD_ROW(W)                                                                                               \
         store##W(dx + at, rstd * ((dh - mean_term) - h * projection));                                               \
-        if (element_sums) {                                                                                           \
+        if (sums_kind == SUMS_PER_ELEMENT) {                                                                          \
             const long s = ROW_INDEX(r) * sums_row_stride + j;                                                        \
             accumulate##W(sum_dy + s, d);                                                                             \
             accumulate##W(sum_dy_xhat + s, d * h);                                                                    \
+        } else if (sums_kind == SUMS_PER_ROW) {                                                                       \
+            ROW_SUMS_ADD(W, d, h)                                                                                     \
         }                                                                                                             \
     }
 
@@ -206,35 +247,36 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         vec##W k = ((0.5f * eps * rstd) * rstd) * rstd;                                                               \
         store##W(dx + pair_at[0], (pair_dh[0] - pair_dh[1]) * k);                                                     \
         store##W(dx + pair_at[1], (pair_dh[1] - pair_dh[0]) * k);                                                     \
-        for (long r = 0; element_sums && r < 2; r++) {                                                                \
+        for (long r = 0; sums_kind == SUMS_PER_ELEMENT && r < 2; r++) {                                               \
             const long s = ROW_INDEX(r) * sums_row_stride + j;                                                        \
             accumulate##W(sum_dy + s, pair_d[r]);                                                                     \
             accumulate##W(sum_dy_xhat + s, pair_d[r] * pair_h[r]);                                                    \
         }                                                                                                             \
     }
 
-// One sum per row over the tile's columns: eight lanes, eight blocks of columns at a time in float32, into Float64.
-#define ROW_SUMS_STEP(W)                                                                                              \
+// A set of two's row sums, after its dx (the general sets make them with dx).
+#define PAIR_ROW_SUMS_STEP(W)                                                                                         \
     {                                                                                                                 \
         CONSTANTS_AT(W)                                                                                               \
         BACKWARD_ROW(W)                                                                                               \
         (void)dh;                                                                                                     \
-        part_d##W += d;                                                                                               \
-        part_dh##W += d * h;                                                                                          \
-        if (++count##W % FOLD == 0) {                                                                                 \
-            sum_d##W = wadd##W(sum_d##W, widen##W(part_d##W)); sum_dh##W = wadd##W(sum_dh##W, widen##W(part_dh##W));  \
-            part_d##W = splat##W(0); part_dh##W = splat##W(0);                                                        \
-        }                                                                                                             \
+        ROW_SUMS_ADD(W, d, h)                                                                                         \
     }
 
 static inline __attribute__((always_inline)) void
 backward_tiles(const normlab_column_sets *sets, const float *all_x, const float *all_dy, long width,
                const double *given_mean, const double *given_rstd, normlab_column_affine all_affine, float *all_dx,
                double *all_sum_dy, double *all_sum_dy_xhat, long sums_row_stride, long sums_column_stride,
-               const long fixed_rows) {
+               const long fixed_rows, const int fixed_gamma, const int fixed_sums) {
     const unsigned known = 0;
     CONSTANTS
-    const int element_sums = all_sum_dy && sums_column_stride == 1;
+    const int gamma_kind = fixed_gamma != ANY ? fixed_gamma
+                           : !all_affine.gamma ? GAMMA_NONE
+                           : all_affine.column_stride ? GAMMA_PER_ELEMENT : GAMMA_PER_ROW;
+    const int sums_kind = fixed_sums != ANY ? fixed_sums
+                          : !all_sum_dy ? SUMS_NONE
+                          : sums_column_stride == 1 ? SUMS_PER_ELEMENT : SUMS_PER_ROW;
+    const int pair = rows == 2 && centre;
     double *const mean_out = 0, *const variance_out = 0, *const rstd_out = 0, *const sum_squares_out = 0;
     for (long first = 0; first < width; first += TILE) {
         const long part = width - first < TILE ? width - first : TILE;
@@ -251,17 +293,19 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         TILE_STATISTICS(ok, zeros)
         (void)zeros;
         if (ok) {
+            mask16 ok16 = true16;
             mask8 ok8 = true8;
             mask1 ok1 = true1;
             long j = 0;
-            if (rows == 2 && centre) {
+            if (pair) {
                 for (; j + 8 <= part; j += 8) PAIR_RANGE_STEP(8)
                 for (; j < part; j++) PAIR_RANGE_STEP(1)
             } else {
+                for (; j + 16 <= part; j += 16) PROJECTION_STEP(16)
                 for (; j + 8 <= part; j += 8) PROJECTION_STEP(8)
                 for (; j < part; j++) PROJECTION_STEP(1)
             }
-            ok = all8(ok8) && all1(ok1);
+            ok = all16(ok16) && all8(ok8) && all1(ok1);
         }
         if (!ok) {
             normlab_columns_backward_f32_wide(sets, x, dy, part, given_mean ? given_mean + first : 0,
@@ -269,33 +313,25 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                                               sums_row_stride, sums_column_stride);
             continue;
         }
-        long j = 0;
-        if (rows == 2 && centre) {
+        if (pair) {
+            long j = 0;
             for (; j + 8 <= part; j += 8) GRADIENT_PAIR_STEP(8)
             for (; j < part; j++) GRADIENT_PAIR_STEP(1)
+            for (long r = 0; sums_kind == SUMS_PER_ROW && r < rows; r++) {
+                ROW_SUMS_START
+                for (j = 0; j + 8 <= part; j += 8) PAIR_ROW_SUMS_STEP(8)
+                for (; j < part; j++) PAIR_ROW_SUMS_STEP(1)
+                ROW_SUMS_END
+            }
         } else {
             // Row after row, as forward's x̂ and y (each element alone; a sum shared by rows still takes them in
             // row order).
             for (long r = 0; r < rows; r++) {
-                for (j = 0; j + 8 <= part; j += 8) GRADIENT_STEP(8)
+                ROW_SUMS_START
+                long j = 0;
+                for (; j + 8 <= part; j += 8) GRADIENT_STEP(8)
                 for (; j < part; j++) GRADIENT_STEP(1)
-            }
-        }
-        if (sum_dy && !element_sums) {
-            for (long r = 0; r < rows; r++) {
-                v8f part_d8 = splat8(0), part_dh8 = splat8(0);
-                float part_d1 = 0, part_dh1 = 0;
-                d8 sum_d8 = wzero8, sum_dh8 = wzero8;
-                double sum_d1 = 0, sum_dh1 = 0;
-                long count8 = 0, count1 = 0;
-                for (j = 0; j + 8 <= part; j += 8) ROW_SUMS_STEP(8)
-                for (; j < part; j++) ROW_SUMS_STEP(1)
-                sum_d8 = wadd8(sum_d8, widen8(part_d8));
-                sum_dh8 = wadd8(sum_dh8, widen8(part_dh8));
-                v4d a = sum_d8.lo + sum_d8.hi, b = sum_dh8.lo + sum_dh8.hi;
-                sum_dy[ROW_INDEX(r) * sums_row_stride] += ((a[0] + a[1]) + (a[2] + a[3])) + (sum_d1 + (double)part_d1);
-                sum_dy_xhat[ROW_INDEX(r) * sums_row_stride] +=
-                    ((b[0] + b[1]) + (b[2] + b[3])) + (sum_dh1 + (double)part_dh1);
+                if (sums_kind == SUMS_PER_ROW) ROW_SUMS_END
             }
         }
     }
@@ -306,8 +342,12 @@ void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const fl
                                        normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                        double *variance_out, double *rstd_out, double *sum_squares_out,
                                        long *zero_variances, int *finite) {
-    forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out, zero_variances,
-                  finite, sets->rows);
+    if (sets->rows == 16)  // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`)
+        forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                      zero_variances, finite, 16);
+    else
+        forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                      zero_variances, finite, sets->rows);
 }
 
 NORMLAB_CLONES
@@ -315,6 +355,11 @@ void normlab_columns_f32_backward_tiles(const normlab_column_sets *sets, const f
                                         const double *given_mean, const double *given_rstd,
                                         normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
                                         long sums_row_stride, long sums_column_stride) {
-    backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
-                   sums_column_stride, sets->rows);
+    // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`), γ per channel
+    if (sets->rows == 16 && affine.gamma && !affine.column_stride && sum_dy && sums_column_stride != 1)
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                       sums_column_stride, 16, GAMMA_PER_ROW, SUMS_PER_ROW);
+    else
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                       sums_column_stride, sets->rows, ANY, ANY);
 }

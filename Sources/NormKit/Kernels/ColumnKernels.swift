@@ -59,7 +59,7 @@ enum ColumnKernels {
             deinit { offsets.deallocate(); index.deallocate() }
         }
 
-        init(_ spec: LayerSpec, _ plan: NormPlan) {
+        init(_ spec: LayerSpec, _ plan: NormPlan, floatLanes: Bool) {
             batchGroups = spec.fastKernel == .batchGroupColumns
             positions = spec.fastKernel == .positions || batchGroups
             channelRows = positions ? plan.channelsPerGroup : 1
@@ -74,6 +74,14 @@ enum ColumnKernels {
                                        centre: spec.centres ? 1 : 0,
                                        mean_from_sum: positions && !batchGroups ? 1 : 0)
             blocks = batchGroups ? plan.groups : positions ? plan.batch * plan.groups : 1
+            if !positions {
+                width = 8 * ColumnKernels.tile
+            } else if floatLanes {
+                let fitting = max(ColumnKernels.tile, (32768 / rows))
+                width = min(Int(NORMLAB_COLUMN_TILE_F32), 1 << (Int.bitWidth - 1 - fitting.leadingZeroBitCount))
+            } else {
+                width = ColumnKernels.tile
+            }
             groups = plan.groups
             channels = plan.channels
             spatial = plan.spatial
@@ -82,10 +90,12 @@ enum ColumnKernels {
         /// Row r's offset from its block's first element.
         func rowOffset(_ r: Int) -> Int { rowTable.map { $0.offsets[r] } ?? r * sets.row_stride }
 
-        /// Columns per call: a tile where statistics are made again per call (kept on the stack); for BatchNorm per
-        /// element, whose statistics are arrays, 2048 — each sample's rows are then read in runs of 8 KB (float32),
-        /// which the prefetchers follow, rather than 1 KB.
-        var width: Int { positions ? ColumnKernels.tile : 8 * ColumnKernels.tile }
+        /// Columns per call. Per-position sets make their statistics again per call (kept on the stack): float64 a
+        /// tile of 256; float32 as many as keep the call's rows within about 128 KB (in L2 while they are read
+        /// again), up to 4096 — the rows are then read and written in long runs (over=n,c's 16 rows in runs of
+        /// 8 KB, PyDLLib's GroupNorm's two in whole rows) rather than 1 KB. BatchNorm per element, whose statistics
+        /// are arrays: 2048 — runs of 8 KB (float32), which the prefetchers follow.
+        let width: Int
 
         var tilesPerBlock: Int { (columns + width - 1) / width }
 

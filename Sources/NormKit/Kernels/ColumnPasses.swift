@@ -44,7 +44,7 @@ extension ColumnKernels {
         xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, statistics: Bool, summarizing: Bool = false,
         narrowing: NarrowedStatistics<S>? = nil, threads: Int
     ) -> ForwardFindings {
-        let layout = Layout(spec, plan)
+        let layout = Layout(spec, plan, floatLanes: S.self == Float.self)
         return FastKernels.withBuffer(y == nil ? nil : gamma?.scalars) { g in
             FastKernels.withBuffer(y == nil ? nil : beta?.scalars) { b in
                 let parameters = Parameters(gamma: g, beta: b, spec: spec, plan: plan, layout: layout)
@@ -112,7 +112,7 @@ extension ColumnKernels {
         means: [Double]?, rstds: [Double]?, gamma: Tensor<S>?, dx: UnsafeMutableBufferPointer<S>,
         dgamma: inout [Double], dbeta: inout [Double], threads: Int
     ) {
-        let layout = Layout(spec, plan)
+        let layout = Layout(spec, plan, floatLanes: S.self == Float.self)
         FastKernels.withBuffer(gamma?.scalars) { g in
             let parameters = Parameters(gamma: g, beta: nil, spec: spec, plan: plan, layout: layout)
             defer { parameters.deallocate() }
@@ -167,6 +167,7 @@ extension ColumnKernels {
         let k = layout.channelRows, groups = layout.groups, spatial = layout.spatial
         let batch = layout.batchGroups ? 1 : plan.batch
         let perElement = spec.affine == .element, perChannel = spec.affine == .channel
+        let tile = layout.width
         let spanTiles = max(1, min(tiles, (16384 / k) / tile))
         let spans = (tiles + spanTiles - 1) / spanTiles
         let spanColumns = spanTiles * tile
