@@ -8,13 +8,16 @@
 
 #include "clones.h"
 
+enum { AHEAD = 128 };  // columns: half a KB of each row
+
 // μ₀, rstd and c of a tile's columns, as x̂ is made from them.
 typedef struct {
     float mean[TILE], rstd[TILE], shift[TILE];
 } tile_constants;
 
 // The statistics of the columns at j into c (and, where asked, μ, σ², rstd, Σ(x − μ)² in Float64); clears ok's lanes
-// for numbers out of range, counts zero variances.
+// for numbers out of range, counts zero variances. Each row's x AHEAD columns on (and backward's dy) is fetched on the
+// way: a tile's rows are many streams at once, more than the hardware's prefetchers follow.
 #define STATISTICS_STEP(W)                                                                                            \
     {                                                                                                                 \
         vec##W first = load##W(x + ROW_AT(0) + j), mean = splat##W(0), sum, deviations, squares;                      \
@@ -28,7 +31,9 @@ typedef struct {
                 ROWS_SUM(W, sum, 1, load##W(x + ROW_AT(r) + j) - first)                                               \
                 mean = first + DIVIDE(sum, m);                                                                        \
             }                                                                                                         \
-            ROWS_SUM2(W, deviations, squares, vec##W d = load##W(x + ROW_AT(r) + j) - mean;, d, d * d)                \
+            ROWS_SUM2(W, deviations, squares, const long row_ = ROW_AT(r); vec##W d = load##W(x + row_ + j) - mean;    \
+                      __builtin_prefetch(x + row_ + j + AHEAD);                                                       \
+                      if (prefetch_dy) __builtin_prefetch(prefetch_dy + row_ + j + AHEAD);, d, d * d)                  \
             if (centre) offset = DIVIDE(deviations, m);                                                               \
             if (centre) squares = max0_##W(squares - deviations * offset);                                            \
         }                                                                                                             \
@@ -119,6 +124,7 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
               double *all_sum_squares, long *zero_variances, int *finite, const long fixed_rows) {
     const unsigned known = 0;
     CONSTANTS
+    const float *const prefetch_dy = 0;
     for (long first = 0; first < width; first += TILE) {
         const long part = width - first < TILE ? width - first : TILE;
         normlab_column_affine affine = all_affine;
@@ -153,12 +159,17 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
 enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_NONE = 0, SUMS_PER_ELEMENT = 1,
        SUMS_PER_ROW = 2 };
 
-// Row r of the columns at j in backward: its offset `at`, dy, x̂ and dx̂ = dy·γ.
-#define BACKWARD_ROW(W)                                                                                               \
-    const long at = ROW_AT(r) + j;                                                                                    \
+// The columns at j of the row at row_at (its γ at row_p, or row_gamma for the whole row) in backward: their offset
+// `at`, dy, x̂ and dx̂ = dy·γ.
+#define BACKWARD_ELEMENTS(W, row_at, row_p, row_gamma)                                                                \
+    const long at = (row_at) + j;                                                                                     \
     vec##W d = load##W(dy + at), h = (load##W(x + at) - mean) * rstd + shift, dh = d;                                 \
-    if (gamma_kind == GAMMA_PER_ELEMENT) dh = d * load##W(gamma + ROW_INDEX(r) * affine.row_stride + j);             \
-    else if (gamma_kind == GAMMA_PER_ROW) dh = d * splat##W(gamma[ROW_INDEX(r) * affine.row_stride]);
+    if (gamma_kind == GAMMA_PER_ELEMENT) dh = d * load##W(gamma + (row_p) + j);                                      \
+    else if (gamma_kind == GAMMA_PER_ROW) dh = d * splat##W(row_gamma);
+
+// Row r's.
+#define BACKWARD_ROW(W)                                                                                               \
+    BACKWARD_ELEMENTS(W, ROW_AT(r), ROW_INDEX(r) * affine.row_stride, gamma[ROW_INDEX(r) * affine.row_stride])
 
 #define CONSTANTS_AT(W)                                                                                               \
     vec##W mean = load##W(c.mean + j), rstd = load##W(c.rstd + j), shift = load##W(c.shift + j);
@@ -222,10 +233,10 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
     {                                                                                                                 \
         CONSTANTS_AT(W)                                                                                               \
         vec##W mean_term = load##W(mean_terms + j), projection = load##W(projections + j);                            \
-        BACKWARD_ROW(W)                                                                                               \
+        BACKWARD_ELEMENTS(W, row_at, row_p, row_gamma)                                                                \
         store##W(dx + at, rstd * ((dh - mean_term) - h * projection));                                               \
         if (sums_kind == SUMS_PER_ELEMENT) {                                                                          \
-            const long s = ROW_INDEX(r) * sums_row_stride + j;                                                        \
+            const long s = row_sums_at + j;                                                                           \
             accumulate##W(sum_dy + s, d);                                                                             \
             accumulate##W(sum_dy_xhat + s, d * h);                                                                    \
         } else if (sums_kind == SUMS_PER_ROW) {                                                                       \
@@ -284,6 +295,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         if (affine.gamma) affine.gamma = (const float *)affine.gamma + first * affine.column_stride;
         const float *x = all_x + first, *dy = all_dy + first, *gamma = affine.gamma;
         float *dx = all_dx + first;
+        const float *prefetch_dy = dy;
         double *sum_dy = all_sum_dy ? all_sum_dy + first * sums_column_stride : 0;
         double *sum_dy_xhat = all_sum_dy_xhat ? all_sum_dy_xhat + first * sums_column_stride : 0;
         tile_constants c;
@@ -327,6 +339,10 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
             // Row after row, as forward's x̂ and y (each element alone; a sum shared by rows still takes them in
             // row order).
             for (long r = 0; r < rows; r++) {
+                // What the row's steps share, read once (stores through memcpy could alias them).
+                const long row_at = ROW_AT(r), row_p = ROW_INDEX(r) * affine.row_stride;
+                const long row_sums_at = ROW_INDEX(r) * sums_row_stride;
+                const float row_gamma = gamma_kind == GAMMA_PER_ROW ? gamma[row_p] : 0;
                 ROW_SUMS_START
                 long j = 0;
                 for (; j + 8 <= part; j += 8) GRADIENT_STEP(8)
