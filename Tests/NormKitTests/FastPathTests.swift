@@ -18,6 +18,10 @@ import Testing
         (.batchnorm, nil, [3, 9, 17, 15]), (.groupnorm, 1, [2, 40, 300]),
         // BatchNorm with its channels in groups (`layer norm over=n,c,s groups=G`): N·K rows per set.
         (.batchnorm, 2, [3, 4, 5, 3]), (.batchnorm, 1, [2, 3, 7]), (.batchnorm, 4, [2, 8, 17]), (.batchnorm, 3, [1, 6]),
+        // Sets of more than eight rows run on the float32 tile loops, sixteen columns at a step (37 and 29 columns:
+        // steps of 16, then 8, then one): over=n,c's sixteen rows (8 samples × 2 channels, its own loops), fifteen
+        // rows from a table (5 samples × 3 channels), and BatchNorm per element over 12 samples.
+        (.batchnorm, 2, [8, 4, 37]), (.batchnorm, 3, [5, 9, 29]), (.batchnorm, nil, [12, 3, 13]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {
