@@ -161,10 +161,17 @@ void normlab_columns_forward_f32(const normlab_column_sets *sets, const float *x
 }
 
 // Sums a block or tail made in Float64 (local: eight columns per sums row, rows by their index) added into the
-// float32 arrays.
-static inline void add_local_sums(float *sum_dy, float *sum_dy_xhat, const double *local_dy, const double *local_dy_xhat,
-                                  long columns, long rows, long sums_row_stride) {
-    const long local_rows = sums_row_stride ? rows : 1;
+// float32 arrays: one sums row per row index — BatchNorm with grouped channels has K of them for its N·K rows (the
+// float32 arrays hold K rows), BatchNorm per element one (its rows are a column's samples).
+static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy, float *sum_dy_xhat,
+                                  const double *local_dy, const double *local_dy_xhat, long columns,
+                                  long sums_row_stride) {
+    long local_rows = sums_row_stride ? sets->rows : 1;
+    if (sums_row_stride && sets->row_index) {
+        local_rows = 0;
+        for (long r = 0; r < sets->rows; r++)
+            if (sets->row_index[r] >= local_rows) local_rows = sets->row_index[r] + 1;
+    }
     for (long r = 0; r < local_rows; r++) {
         const long s = r * sums_row_stride;
         for (long c = 0; c < columns; c++) {
@@ -228,7 +235,8 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
                 normlab_columns_backward_f32_wide(sets, x + j, dy + j, 8, given_mean ? given_mean + j : 0,
                                                   given_rstd ? given_rstd + j : 0, shifted_affine, dx + j, local_dy,
                                                   local_dy_xhat, sums_row_stride ? 8 : 0, 1);
-                add_local_sums(float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, 8, rows, sums_row_stride);
+                add_local_sums(sets, float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, 8,
+                               sums_row_stride);
             } else {
                 normlab_columns_backward_f32_wide(sets, x + j, dy + j, 8, given_mean ? given_mean + j : 0,
                                                   given_rstd ? given_rstd + j : 0, shifted_affine, dx + j,
@@ -279,7 +287,7 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
             normlab_columns_f32_backward_tiles(sets, x + j, dy + j, width - j, given_mean ? given_mean + j : 0,
                                                given_rstd ? given_rstd + j : 0, rest, dx + j, local_dy, local_dy_xhat,
                                                sums_row_stride ? 8 : 0, 1);
-            add_local_sums(float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, width - j, rows,
+            add_local_sums(sets, float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, width - j,
                            sums_row_stride);
         } else {
             normlab_columns_f32_backward_tiles(sets, x + j, dy + j, width - j, given_mean ? given_mean + j : 0,
