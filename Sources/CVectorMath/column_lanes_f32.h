@@ -160,6 +160,31 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
     }
 
 
+// The same for four sums (backward's statistics pass: Σd, Σd² and Σdx̂, Σdx̂·d).
+#define ROWS_SUM4(W, total_a, total_b, total_c, total_d, BODY, TERM_A, TERM_B, TERM_C, TERM_D)                          \
+    if (rows <= FOLD) {                                                                                               \
+        total_a = splat##W(0); total_b = splat##W(0); total_c = splat##W(0); total_d = splat##W(0);                   \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            BODY total_a += (TERM_A); total_b += (TERM_B); total_c += (TERM_C); total_d += (TERM_D);                  \
+        }                                                                                                             \
+    } else {                                                                                                          \
+        wide##W sum_a_ = wzero##W, sum_b_ = wzero##W, sum_c_ = wzero##W, sum_d_ = wzero##W;                           \
+        vec##W part_a_ = splat##W(0), part_b_ = splat##W(0), part_c_ = splat##W(0), part_d_ = splat##W(0);            \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            BODY                                                                                                      \
+            part_a_ += (TERM_A); part_b_ += (TERM_B); part_c_ += (TERM_C); part_d_ += (TERM_D);                       \
+            if ((r + 1) % FOLD == 0) {                                                                                \
+                sum_a_ = wadd##W(sum_a_, widen##W(part_a_)); sum_b_ = wadd##W(sum_b_, widen##W(part_b_));             \
+                sum_c_ = wadd##W(sum_c_, widen##W(part_c_)); sum_d_ = wadd##W(sum_d_, widen##W(part_d_));             \
+                part_a_ = splat##W(0); part_b_ = splat##W(0); part_c_ = splat##W(0); part_d_ = splat##W(0);           \
+            }                                                                                                         \
+        }                                                                                                             \
+        total_a = narrow##W(wadd##W(sum_a_, widen##W(part_a_)));                                                      \
+        total_b = narrow##W(wadd##W(sum_b_, widen##W(part_b_)));                                                      \
+        total_c = narrow##W(wadd##W(sum_c_, widen##W(part_c_)));                                                      \
+        total_d = narrow##W(wadd##W(sum_d_, widen##W(part_d_)));                                                      \
+    }
+
 // The general loops, a tile of 256 columns at a time, for any number of rows (column_tiles_f32.c).
 void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
                                        normlab_column_affine affine, float *xhat, float *y, double *mean_out,

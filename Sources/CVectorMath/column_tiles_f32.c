@@ -15,9 +15,25 @@ typedef struct {
     float mean[TILE], rstd[TILE], shift[TILE];
 } tile_constants;
 
+// How backward reads γ and where it adds dy and dy·x̂ (γ's and β's sums): known when a call's layout is (the common
+// ones get loops without the tests), or read from the call (ANY).
+enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_NONE = 0, SUMS_PER_ELEMENT = 1,
+       SUMS_PER_ROW = 2 };
+
+// Row r's d = x − μ₀ and dx̂ = dy·γ at the columns at j, for backward's sums made with the statistics.
+#define GRADIENT_SUMS_ROW(W)                                                                                          \
+    const long row_ = ROW_AT(r);                                                                                      \
+    vec##W d = load##W(x + row_ + j) - mean, dh = load##W(dy + row_ + j);                                             \
+    if (gamma_kind == GAMMA_PER_ELEMENT) dh = dh * load##W(gamma + ROW_INDEX(r) * affine.row_stride + j);            \
+    else if (gamma_kind == GAMMA_PER_ROW) dh = dh * splat##W(gamma[ROW_INDEX(r) * affine.row_stride]);              \
+    __builtin_prefetch(x + row_ + j + AHEAD);                                                                         \
+    __builtin_prefetch(dy + row_ + j + AHEAD);
+
 // The statistics of the columns at j into c (and, where asked, μ, σ², rstd, Σ(x − μ)² in Float64); clears ok's lanes
-// for numbers out of range, counts zero variances. Each row's x AHEAD columns on (and backward's dy) is fetched on the
-// way: a tile's rows are many streams at once, more than the hardware's prefetchers follow.
+// for numbers out of range, counts zero variances. Each row's x AHEAD columns on is fetched on the way: a tile's rows
+// are many streams at once, more than the hardware's prefetchers follow. With gradient_sums (backward), the same row
+// loop also sums dx̂ = dy·γ and dx̂·(x − μ₀) into sums_dh and sums_dh_d: Σdx̂·x̂ = rstd·Σdx̂·(x − μ₀) + c·Σdx̂ then
+// needs no pass of its own (TERMS_STEP).
 #define STATISTICS_STEP(W)                                                                                            \
     {                                                                                                                 \
         vec##W first = load##W(x + ROW_AT(0) + j), mean = splat##W(0), sum, deviations, squares;                      \
@@ -31,9 +47,15 @@ typedef struct {
                 ROWS_SUM(W, sum, 1, load##W(x + ROW_AT(r) + j) - first)                                               \
                 mean = first + DIVIDE(sum, m);                                                                        \
             }                                                                                                         \
-            ROWS_SUM2(W, deviations, squares, const long row_ = ROW_AT(r); vec##W d = load##W(x + row_ + j) - mean;    \
-                      __builtin_prefetch(x + row_ + j + AHEAD);                                                       \
-                      if (prefetch_dy) __builtin_prefetch(prefetch_dy + row_ + j + AHEAD);, d, d * d)                  \
+            if (gradient_sums) {                                                                                      \
+                vec##W sum_dh, sum_dh_d;                                                                              \
+                ROWS_SUM4(W, deviations, squares, sum_dh, sum_dh_d, GRADIENT_SUMS_ROW(W), d, d * d, dh, dh * d)      \
+                store##W(sums_dh + j, sum_dh);                                                                        \
+                store##W(sums_dh_d + j, sum_dh_d);                                                                    \
+            } else {                                                                                                  \
+                ROWS_SUM2(W, deviations, squares, const long row_ = ROW_AT(r); vec##W d = load##W(x + row_ + j) - mean; \
+                          __builtin_prefetch(x + row_ + j + AHEAD);, d, d * d)                                        \
+            }                                                                                                         \
             if (centre) offset = DIVIDE(deviations, m);                                                               \
             if (centre) squares = max0_##W(squares - deviations * offset);                                            \
         }                                                                                                             \
@@ -124,7 +146,11 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
               double *all_sum_squares, long *zero_variances, int *finite, const long fixed_rows) {
     const unsigned known = 0;
     CONSTANTS
-    const float *const prefetch_dy = 0;
+    // Forward makes no gradient sums.
+    const int gradient_sums = 0, gamma_kind = GAMMA_NONE;
+    const float *const dy = 0;
+    float *const sums_dh = 0, *const sums_dh_d = 0;
+    (void)dy; (void)sums_dh; (void)sums_dh_d;
     for (long first = 0; first < width; first += TILE) {
         const long part = width - first < TILE ? width - first : TILE;
         normlab_column_affine affine = all_affine;
@@ -154,11 +180,6 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
 }
 
 
-// How backward reads γ and where it adds dy and dy·x̂ (γ's and β's sums): known when a call's layout is (the common
-// ones get loops without the tests), or read from the call (ANY).
-enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_NONE = 0, SUMS_PER_ELEMENT = 1,
-       SUMS_PER_ROW = 2 };
-
 // The columns at j of the row at row_at (its γ at row_p, or row_gamma for the whole row) in backward: their offset
 // `at`, dy, x̂ and dx̂ = dy·γ.
 #define BACKWARD_ELEMENTS(W, row_at, row_p, row_gamma)                                                                \
@@ -174,12 +195,12 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
 #define CONSTANTS_AT(W)                                                                                               \
     vec##W mean = load##W(c.mean + j), rstd = load##W(c.rstd + j), shift = load##W(c.shift + j);
 
-// Σdx̂/m and Σ(dx̂·x̂)/divisor per column.
-#define PROJECTION_STEP(W)                                                                                            \
+// Σdx̂/m and Σ(dx̂·x̂)/divisor per column, from the sums the statistics pass made: x̂ = (x − μ₀)·rstd + c, so
+// Σdx̂·x̂ = rstd·Σdx̂·(x − μ₀) + c·Σdx̂.
+#define TERMS_STEP(W)                                                                                                 \
     {                                                                                                                 \
-        CONSTANTS_AT(W)                                                                                               \
-        vec##W sum, sum_products;                                                                                     \
-        ROWS_SUM2(W, sum, sum_products, BACKWARD_ROW(W), dh, dh * h)                                                  \
+        vec##W rstd = load##W(c.rstd + j), shift = load##W(c.shift + j);                                              \
+        vec##W sum = load##W(mean_terms + j), sum_products = rstd * load##W(projections + j) + shift * sum;            \
         vec##W mean_term = centre ? DIVIDE(sum, m) : splat##W(0), projection = DIVIDE(sum_products, divisor);         \
         ok##W &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) & (projection < 0x1p100f); \
         store##W(mean_terms + j, mean_term);                                                                          \
@@ -295,17 +316,17 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         if (affine.gamma) affine.gamma = (const float *)affine.gamma + first * affine.column_stride;
         const float *x = all_x + first, *dy = all_dy + first, *gamma = affine.gamma;
         float *dx = all_dx + first;
-        const float *prefetch_dy = dy;
         double *sum_dy = all_sum_dy ? all_sum_dy + first * sums_column_stride : 0;
         double *sum_dy_xhat = all_sum_dy_xhat ? all_sum_dy_xhat + first * sums_column_stride : 0;
         tile_constants c;
         float mean_terms[TILE], projections[TILE];
+        const int gradient_sums = !pair;
+        float *const sums_dh = mean_terms, *const sums_dh_d = projections;
         int ok;
         long zeros;  // counted by forward; backward's sets are the same
         TILE_STATISTICS(ok, zeros)
         (void)zeros;
         if (ok) {
-            mask16 ok16 = true16;
             mask8 ok8 = true8;
             mask1 ok1 = true1;
             long j = 0;
@@ -313,11 +334,10 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                 for (; j + 8 <= part; j += 8) PAIR_RANGE_STEP(8)
                 for (; j < part; j++) PAIR_RANGE_STEP(1)
             } else {
-                for (; j + 16 <= part; j += 16) PROJECTION_STEP(16)
-                for (; j + 8 <= part; j += 8) PROJECTION_STEP(8)
-                for (; j < part; j++) PROJECTION_STEP(1)
+                for (; j + 8 <= part; j += 8) TERMS_STEP(8)
+                for (; j < part; j++) TERMS_STEP(1)
             }
-            ok = all16(ok16) && all8(ok8) && all1(ok1);
+            ok = all8(ok8) && all1(ok1);
         }
         if (!ok) {
             normlab_columns_backward_f32_wide(sets, x, dy, part, given_mean ? given_mean + first : 0,
