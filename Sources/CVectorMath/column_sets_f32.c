@@ -333,3 +333,19 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
                                              float *sum_dy_xhat, long sums_row_stride) {
     BY_ROWS(backward_float_sums, sets, x, dy, width, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride)
 }
+
+NORMLAB_CLONES
+void normlab_fold_float_sums(double *target, const double *sums, float *stage, long count) {
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        d8 folded = widen8(load8(stage + i));
+        if (sums) folded = wadd8(wload8(sums + i), folded);
+        else folded = wadd8(wzero8, folded);  // 0 + s, as the Float64 sums start
+        wstore8(target + i, folded);
+        store8(stage + i, splat8(0));
+    }
+    for (; i < count; i++) {
+        target[i] = (sums ? sums[i] : 0.0) + (double)stage[i];
+        stage[i] = 0;
+    }
+}

@@ -67,4 +67,8 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
                                              long width, normlab_column_affine affine, float *dx, float *sum_dy,
                                              float *sum_dy_xhat, long sums_row_stride);
 
+/// One fold of float32 per-element sums into Float64: target[i] = (sums ? sums[i] : 0) + stage[i] for i < count, and
+/// stage[i] = 0 (target may be sums).
+void normlab_fold_float_sums(double *target, const double *sums, float *stage, long count);
+
 #endif

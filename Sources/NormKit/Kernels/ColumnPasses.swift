@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// Whole passes on the column kernels: the tiles of every block, split over threads.
 extension ColumnKernels {
     /// What a forward pass found, and the statistics when they were asked for.
@@ -231,22 +233,18 @@ extension ColumnKernels {
                         // float32 sums take at most eight additions (one per sample, or a set's ≤ 8 rows), then Float64:
                         // 0 + the first eight, + the next eight…, the last addition written straight to dγ and dβ.
                         guard floatSums && ((n + 1) % 8 == 0 || n == batch - 1 || layout.batchGroups) else { continue }
+                        // (normlab_fold_float_sums: also clears the stage's columns it reads; the rest stay 0.)
                         if n == batch - 1, let dg, let db, parameterCount > 0 {
                             let width = min(lastTile * tile, spatial) - spanStart
                             for row in 0..<k {
                                 let target = (g * k + row) * spatial + spanStart
                                 let dySums = row * spanColumns, productSums = (k + row) * spanColumns
-                                for c in 0..<width {
-                                    dg[target + c] = (folded ? sums[productSums + c] : 0) + Double(stage[productSums + c])
-                                    db[target + c] = (folded ? sums[dySums + c] : 0) + Double(stage[dySums + c])
-                                }
+                                normlab_fold_float_sums(dg + target, folded ? sums + productSums : nil,
+                                                        stage + productSums, width)
+                                normlab_fold_float_sums(db + target, folded ? sums + dySums : nil, stage + dySums, width)
                             }
-                            stage.update(repeating: 0, count: 2 * k * spanColumns)
                         } else {
-                            for i in 0..<(2 * k * spanColumns) {
-                                sums[i] = (folded ? sums[i] : 0) + Double(stage[i])
-                                stage[i] = 0
-                            }
+                            normlab_fold_float_sums(sums, folded ? sums : nil, stage, 2 * k * spanColumns)
                             folded = true
                         }
                     }

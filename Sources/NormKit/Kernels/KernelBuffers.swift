@@ -114,7 +114,9 @@ extension FastKernels {
     static func narrowed<Scalar: NormScalar>(_ values: [Double], shape: Shape, threads: Int,
                                              dividedBy divisor: Double = 1) -> (tensor: Tensor<Scalar>, finite: Bool) {
         let count = values.count
-        let divisors = SIMD4<Double>(repeating: divisor)
+        // v / 2^k is v · 2^−k (the same real number, rounded once): a batch of 8 or 32 multiplies.
+        let reciprocal = divisor.significand == 1 && divisor.isNormal && (1 / divisor).isNormal ? 1 / divisor : nil
+        let divisors = SIMD4<Double>(repeating: divisor), reciprocals = SIMD4<Double>(repeating: reciprocal ?? 1)
         let chunkSize = 1 << 14
         let chunks = (count + chunkSize - 1) / chunkSize
         let finiteChunks = UnsafeMutablePointer<Bool>.allocate(capacity: max(chunks, 1))
@@ -130,14 +132,16 @@ extension FastKernels {
                             var check = SIMD4<Double>()
                             var i = lower
                             while i + 4 <= upper {
-                                let v = divisor == 1 ? WideLanes.get4(from + i) : WideLanes.get4(from + i) / divisors
+                                let v = divisor == 1 ? WideLanes.get4(from + i)
+                                    : reciprocal != nil ? WideLanes.get4(from + i) * reciprocals
+                                    : WideLanes.get4(from + i) / divisors
                                 check += v - v
                                 WideLanes.narrow4(v, to + i)
                                 i += 4
                             }
                             var tail = 0.0
                             while i < upper {
-                                let v = divisor == 1 ? from[i] : from[i] / divisor
+                                let v = divisor == 1 ? from[i] : reciprocal.map { from[i] * $0 } ?? from[i] / divisor
                                 tail += v - v
                                 to[i] = Scalar(fromDouble: v)
                                 i += 1
