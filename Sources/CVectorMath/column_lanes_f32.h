@@ -50,9 +50,7 @@ enum { TILE = NORMLAB_COLUMN_TILE_F32, FOLD = 8 };
 #define wadd16(a, b) ({ d16 c_ = (a), e_ = (b); (d16){wadd8(c_.lo, e_.lo), wadd8(c_.hi, e_.hi)}; })
 #define narrow16(a) ({ d16 m_ = (a); v8f l_ = narrow8(m_.lo), h_ = narrow8(m_.hi);                                  \
                        __builtin_shufflevector(l_, h_, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); })
-#define wload16(p) ({ d16 b_; b_.lo = wload8(p); b_.hi = wload8((p) + 8); b_; })
 #define wstore16(p, a) do { d16 t_ = (a); wstore8((p), t_.lo); wstore8((p) + 8, t_.hi); } while (0)
-#define accumulate16(p, v) wstore16(p, wadd16(wload16(p), widen16(v)))
 #define vec8 v8f
 #define vec1 float
 #define load8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
@@ -185,7 +183,7 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
         total_d = narrow##W(wadd##W(sum_d_, widen##W(part_d_)));                                                      \
     }
 
-// The general loops, a tile of 256 columns at a time, for any number of rows (column_tiles_f32.c).
+// The general loops, a tile of up to TILE columns at a time, for any number of rows (column_tiles_f32.c).
 void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
                                        normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                        double *variance_out, double *rstd_out, double *sum_squares_out,

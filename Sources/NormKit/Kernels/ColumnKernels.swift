@@ -9,9 +9,10 @@ import CVectorMath
 /// | BatchNorm per element (PyDLLib's BatchNorm): `strided` | the whole input | N sample rows | C·S | C·S elements |
 /// | BatchNorm with grouped channels per position (`layer norm over=n,c`): `batchGroupColumns` | group | N·K channel rows (K of each sample) | S within a sample, C·S between samples | S positions |
 ///
-/// A block's columns run in tiles of at most 256; statistics set (block b, column j) is `b·columns + j` in the
-/// statistics tensor. Every loop runs along a row; a column is reduced over its rows in row order, so the results
-/// are the same bits for every thread count and tile split.
+/// A block's columns run in tiles (`Layout.width`: 256 for float64, up to 4096 for float32); statistics set (block
+/// b, column j) is `b·columns + j` in the statistics tensor. Every loop runs along a row; a column is reduced over its
+/// rows in row order, so the results are the same bits for every thread count (the tile width depends on the shape
+/// and the element type only).
 ///
 /// Per-position statistics are half as many values as the input: forward writes only y, and the statistics (and
 /// x̂) are made again from x by the same code when something reads them — backward recomputes them per tile.
