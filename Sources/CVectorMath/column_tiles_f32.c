@@ -20,12 +20,16 @@ typedef struct {
 enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_NONE = 0, SUMS_PER_ELEMENT = 1,
        SUMS_PER_ROW = 2 };
 
+// dx̂ = dy·γ of the columns at j (dy in `dh`), γ at row_p along the row, or row_gamma for the whole row.
+#define TIMES_GAMMA(W, dh, row_p, row_gamma)                                                                          \
+    if (gamma_kind == GAMMA_PER_ELEMENT) dh = dh * load##W(gamma + (row_p) + j);                                     \
+    else if (gamma_kind == GAMMA_PER_ROW) dh = dh * splat##W(row_gamma);
+
 // Row r's d = x − μ₀ and dx̂ = dy·γ at the columns at j, for backward's sums made with the statistics.
 #define GRADIENT_SUMS_ROW(W)                                                                                          \
     const long row_ = ROW_AT(r);                                                                                      \
     vec##W d = load##W(x + row_ + j) - mean, dh = load##W(dy + row_ + j);                                             \
-    if (gamma_kind == GAMMA_PER_ELEMENT) dh = dh * load##W(gamma + ROW_INDEX(r) * affine.row_stride + j);            \
-    else if (gamma_kind == GAMMA_PER_ROW) dh = dh * splat##W(gamma[ROW_INDEX(r) * affine.row_stride]);              \
+    TIMES_GAMMA(W, dh, ROW_INDEX(r) * affine.row_stride, gamma[ROW_INDEX(r) * affine.row_stride])                    \
     __builtin_prefetch(x + row_ + j + AHEAD);                                                                         \
     __builtin_prefetch(dy + row_ + j + AHEAD);
 
@@ -185,8 +189,7 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
 #define BACKWARD_ELEMENTS(W, row_at, row_p, row_gamma)                                                                \
     const long at = (row_at) + j;                                                                                     \
     vec##W d = load##W(dy + at), h = (load##W(x + at) - mean) * rstd + shift, dh = d;                                 \
-    if (gamma_kind == GAMMA_PER_ELEMENT) dh = d * load##W(gamma + (row_p) + j);                                      \
-    else if (gamma_kind == GAMMA_PER_ROW) dh = d * splat##W(row_gamma);
+    TIMES_GAMMA(W, dh, row_p, row_gamma)
 
 // Row r's.
 #define BACKWARD_ROW(W)                                                                                               \
