@@ -1,6 +1,6 @@
 /// The passes as a kernel in a given precision computes them: `method=` says how the variance is formed and
-/// `accumulate=` the format every sum, square and later step is rounded to (`DType.round` after each operation, so
-/// float16 arithmetic is float16's own, bit for bit).
+/// `accumulate=` the format every sum, square and later step is rounded to (after each operation, so float16
+/// arithmetic is float16's own, bit for bit: `EmulatedFormat`).
 ///
 /// The order of operations is part of the definition, so fixtures made elsewhere can match it bit for bit: every
 /// sum runs sequentially over a set's elements in row-major order; then, with A the accumulation format,
@@ -11,183 +11,162 @@
 ///     rstd = 1 / √(σ² + eps)                             (eps rounded to A first; three roundings)
 ///     x̂ = (x − μ)·rstd;  y = x̂·γ + β                     (then rounded to the storage format)
 ///
-/// and backward, with g = dy·γ: dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), each product, quotient and difference rounded.
+/// and backward, with g = dy·γ: dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), each product, quotient and difference rounded;
+/// dγ and dβ are each parameter's sums over the batch in row-major order. `EmulatedUnits` runs the sets' chains
+/// on several threads and side by side without changing any chain's order.
 enum EmulatedKernels {
-    /// What the emulated forward produced, every value in the accumulation format.
-    struct Forward {
+    /// What the emulated forward produced: statistics in the accumulation format (as Doubles), x̂ and y as the
+    /// tensor's elements. y is rounded to `storage` when that is reduced, except Float results in a Float tensor,
+    /// which the caller rounds (`Normalization.store`: one vectorised rounding of the same values).
+    struct Forward<Scalar: NormScalar> {
         var means: [Double]
         var variances: [Double]
         var unbiased: [Double]?
         var rstds: [Double]
-        var normalized: [Double]
-        var output: [Double]
+        var normalized: [Scalar]
+        var output: [Scalar]
         var findings: [NormWarning]
         /// Sets where a square or a sum overflowed.
         var overflowed: [Bool]
     }
 
-    // The loops below go through `Normalization.forEachElement` (row-major: each set's elements in order).
-
     /// Forward in `format`; `running` (means, variances) for BatchNorm in eval mode.
-    static func forward(spec: LayerSpec, plan: NormPlan, x: [Double], gamma: [Double]?, beta: [Double]?,
-                        running: (means: [Double], variances: [Double])?, format a: DType) -> Forward {
-        let count = plan.statsShape.count
-        let m = plan.setSize
-        let divisor = Double(spec.variance == .unbiased ? m - 1 : m)
-        var means = [Double](repeating: 0, count: count)
-        var variances = [Double](repeating: 0, count: count)
-        var unbiased: [Double]? = nil
-        var overflowedSquare = [Bool](repeating: false, count: count)
-        var overflowedSum = [Bool](repeating: false, count: count)
-        let xs = x.map(a.round)
-
-        if let running {
-            means = running.means.map(a.round)
-            variances = running.variances.map(a.round)
-        } else {
-            var sums = [Double](repeating: 0, count: count)
-            var squares = [Double](repeating: 0, count: count)
-            func square(_ v: Double, _ stat: Int) -> Double {
-                let s = a.round(v * v)
-                if s.isInfinite && v.isFinite { overflowedSquare[stat] = true }
-                return s
-            }
-            func add(_ total: inout Double, _ v: Double, _ stat: Int) {
-                let before = total
-                total = a.round(total + v)
-                if total.isInfinite && before.isFinite && v.isFinite { overflowedSum[stat] = true }
-            }
-            let centre = spec.centres
-            switch spec.method {
-            case .twopass:
-                if centre {
-                    Normalization.forEachElement(plan) { offset, stat in add(&sums[stat], xs[offset], stat) }
-                    for i in 0..<count { means[i] = a.round(sums[i] / Double(m)) }
-                }
-                Normalization.forEachElement(plan) { offset, stat in
-                    let d = centre ? a.round(xs[offset] - means[stat]) : xs[offset]
-                    add(&squares[stat], square(d, stat), stat)
-                }
-                variances = squares.map { a.round($0 / divisor) }
-                if spec.kind.hasRunningStatistics || spec.variance == .unbiased { unbiased = squares.map { a.round($0 / Double(m - 1)) } }
-            case .onepass:
-                Normalization.forEachElement(plan) { offset, stat in
-                    add(&sums[stat], xs[offset], stat)
-                    add(&squares[stat], square(xs[offset], stat), stat)
-                }
-                for i in 0..<count {
-                    let meanSquare = a.round(squares[i] / Double(m))
-                    if centre {
-                        means[i] = a.round(sums[i] / Double(m))
-                        variances[i] = a.round(meanSquare - a.round(means[i] * means[i]))
-                    } else {
-                        variances[i] = meanSquare
-                    }
-                }
-                if spec.kind.hasRunningStatistics || spec.variance == .unbiased {
-                    unbiased = variances.map { a.round($0 * a.round(Double(m) / Double(m - 1))) }
-                }
-                if spec.variance == .unbiased, let unbiased { variances = unbiased }
-            case .welford:
-                var seen = [Double](repeating: 0, count: count)
-                Normalization.forEachElement(plan) { offset, stat in
-                    let v = xs[offset]
-                    seen[stat] += 1
-                    if centre {
-                        let delta = a.round(v - means[stat])
-                        means[stat] = a.round(means[stat] + a.round(delta / seen[stat]))
-                        add(&squares[stat], a.round(delta * a.round(v - means[stat])), stat)
-                    } else {
-                        add(&squares[stat], square(v, stat), stat)
-                    }
-                }
-                variances = squares.map { a.round($0 / divisor) }
-                if spec.kind.hasRunningStatistics || spec.variance == .unbiased { unbiased = squares.map { a.round($0 / Double(m - 1)) } }
+    static func forward<Scalar: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: [Scalar], gamma: [Double]?, beta: [Double]?,
+        running: (means: [Double], variances: [Double])?, format: DType, storage: DType? = nil, threads: Int = 1
+    ) -> Forward<Scalar> {
+        let run = EmulatedRun(spec: spec, plan: plan, storage: storage, threads: threads)
+        return x.withUnsafeBufferPointer { x in
+            switch format {
+            case .float64: run.forward(Float64Format.self, x: x, gamma: gamma, beta: beta, running: running)
+            case .float32: run.forward(Float32Format.self, x: x, gamma: gamma, beta: beta, running: running)
+            case .float16: run.forward(Float16Format.self, x: x, gamma: gamma, beta: beta, running: running)
+            case .bfloat16: run.forward(BFloat16Format.self, x: x, gamma: gamma, beta: beta, running: running)
             }
         }
-
-        let eps = a.round(spec.eps)
-        let rstds = variances.map { a.round(1 / a.round(a.round($0 + eps).squareRoot())) }
-        var normalized = [Double](repeating: 0, count: x.count)
-        var output = [Double](repeating: 0, count: x.count)
-        let gammaA = gamma?.map(a.round), betaA = beta?.map(a.round)
-        let element = spec.affine == .element
-        forEachElement(plan) { offset, stat, channel, position in
-            let centred = spec.centres ? a.round(xs[offset] - means[stat]) : xs[offset]
-            let h = a.round(centred * rstds[stat])
-            normalized[offset] = h
-            let p = element ? channel * plan.spatial + position : channel
-            let scaled = gammaA.map { a.round(h * $0[p]) } ?? h
-            output[offset] = betaA.map { a.round(scaled + $0[p]) } ?? scaled
-        }
-
-        var findings: [NormWarning] = []
-        let squareSets = overflowedSquare.filter { $0 }.count, sumSets = overflowedSum.filter { $0 }.count
-        if squareSets > 0 { findings.append(.overflow(quantity: "x²", sets: squareSets, format: a)) }
-        else if sumSets > 0 { findings.append(.overflow(quantity: "a sum", sets: sumSets, format: a)) }
-        // A rounding below 1 % changes nothing a user would see; to 0 (or far off) it changes everything.
-        if eps != spec.eps && (eps == 0 || abs(eps - spec.eps) > 0.01 * spec.eps) {
-            findings.append(.epsRounded(eps: spec.eps, to: eps, format: a))
-        }
-        return Forward(means: means, variances: variances, unbiased: unbiased, rstds: rstds, normalized: normalized,
-                       output: output, findings: findings,
-                       overflowed: zip(overflowedSquare, overflowedSum).map { $0 || $1 })
     }
 
-    /// dx and dγ, dβ summed over the batch, in `format`, for the statistics the emulated forward produced.
-    static func backward(spec: LayerSpec, plan: NormPlan, x: [Double], dy: [Double], means: [Double], rstds: [Double],
-                         gamma: [Double]?, constantStatistics: Bool, format a: DType)
-        -> (dx: [Double], dgamma: [Double], dbeta: [Double]) {
+    /// dx (as the tensor's elements, rounded to `storage` on the terms `Forward` states) and dγ, dβ summed over
+    /// the batch in `format`, for the statistics the emulated forward produced.
+    static func backward<Scalar: NormScalar>(
+        spec: LayerSpec, plan: NormPlan, x: [Scalar], dy: [Scalar], means: [Double], rstds: [Double],
+        gamma: [Double]?, constantStatistics: Bool, format: DType, storage: DType? = nil, threads: Int = 1
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        let run = EmulatedRun(spec: spec, plan: plan, storage: storage, threads: threads)
+        return x.withUnsafeBufferPointer { x in
+            dy.withUnsafeBufferPointer { dy in
+                let statistics = EmulatedRun.Statistics(means: means, rstds: rstds)
+                switch format {
+                case .float64: return run.backward(Float64Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
+                case .float32: return run.backward(Float32Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
+                case .float16: return run.backward(Float16Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
+                case .bfloat16: return run.backward(BFloat16Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
+                }
+            }
+        }
+    }
+
+    /// Each set's Σx in Float64 in row-major order and its Σ(x − μ)², μ being a constant set's own value exactly
+    /// (`Normalization.statistics`' numbers, with the walk's threads and side-by-side chains).
+    static func exactStatistics<Scalar: NormScalar>(of x: [Scalar], plan: NormPlan, centre: Bool, threads: Int)
+        -> (means: [Double], sumSquares: [Double]) {
+        let units = EmulatedUnits(statisticsOf: plan)
         let count = plan.statsShape.count
+        var means = [Double](repeating: 0, count: count), squares = [Double](repeating: 0, count: count)
         let m = Double(plan.setSize)
-        let divisor = spec.variance == .unbiased ? m - 1 : m
-        let element = spec.affine == .element
-        let gammaA = gamma?.map(a.round)
-        let xs = x.map(a.round), g = dy.map(a.round)
-        var normalized = [Double](repeating: 0, count: x.count)
-        var scaledGradient = [Double](repeating: 0, count: x.count)
-        var sumG = [Double](repeating: 0, count: count), sumGH = [Double](repeating: 0, count: count)
-        let paramCount = plan.affineShape?.count ?? 0
-        var dgamma = [Double](repeating: 0, count: paramCount), dbeta = [Double](repeating: 0, count: paramCount)
-        forEachElement(plan) { offset, stat, channel, position in
-            let centred = spec.centres ? a.round(xs[offset] - means[stat]) : xs[offset]
-            let h = a.round(centred * rstds[stat])
-            let p = element ? channel * plan.spatial + position : channel
-            let dh = gammaA.map { a.round(g[offset] * $0[p]) } ?? g[offset]
-            normalized[offset] = h
-            scaledGradient[offset] = dh
-            sumG[stat] = a.round(sumG[stat] + dh)
-            sumGH[stat] = a.round(sumGH[stat] + a.round(dh * h))
-            if paramCount > 0 {
-                dgamma[p] = a.round(dgamma[p] + a.round(g[offset] * h))
-                dbeta[p] = a.round(dbeta[p] + g[offset])
-            }
-        }
-        let meanTerms = sumG.map { spec.centres ? a.round($0 / m) : 0 }
-        let projections = sumGH.map { a.round($0 / divisor) }
-        var dx = [Double](repeating: 0, count: x.count)
-        Normalization.forEachElement(plan) { offset, stat in
-            let dh = scaledGradient[offset]
-            if constantStatistics {
-                dx[offset] = a.round(rstds[stat] * dh)
-            } else {
-                let inner = a.round(a.round(dh - meanTerms[stat]) - a.round(normalized[offset] * projections[stat]))
-                dx[offset] = a.round(rstds[stat] * inner)
-            }
-        }
-        return (dx, dgamma, dbeta)
-    }
-
-    /// Row-major over (n, c, s) with each element's statistics set, channel and position.
-    @inline(__always)
-    static func forEachElement(_ plan: NormPlan, _ body: (_ offset: Int, _ stat: Int, _ channel: Int, _ position: Int) -> Void) {
-        for n in 0..<plan.batch {
-            for c in 0..<plan.channels {
-                let start = (n * plan.channels + c) * plan.spatial
-                for s in 0..<plan.spatial {
-                    body(start + s, plan.statIndex(sample: n, channel: c, position: s), c, s)
+        x.withUnsafeBufferPointer { x in
+            means.withUnsafeMutableBufferPointer { means in
+                squares.withUnsafeMutableBufferPointer { squares in
+                    let input = SharedInput(x.baseAddress!), meanValues = SharedValues(means.baseAddress!)
+                    if centre { units.walk(threads: threads, RangeSumChain(x: input, means: meanValues, count: m)) }
+                    units.walk(threads: threads, SquareChain<Float64Format, Scalar>(
+                        x: input, means: SharedInput(meanValues.base), squares: SharedValues(squares.baseAddress!)))
                 }
             }
         }
+        return (means, squares)
+    }
+}
+
+/// Σx in Float64 with the set's smallest and largest element: a constant set's mean is its value.
+struct RangeSumChain<Scalar: NormScalar>: EmulatedChain {
+    let x: SharedInput<Scalar>
+    let means: SharedValues<Double>
+    let count: Double
+    func start(_ index: Int) -> (sum: Double, low: Double, high: Double) { (0, .infinity, -.infinity) }
+    @inline(__always) func step(_ state: inout (sum: Double, low: Double, high: Double), _ row: EmulatedRow, _ s: Int) {
+        let v = x[row.offset + s].asDouble
+        state.sum += v
+        state.low = min(state.low, v)
+        state.high = max(state.high, v)
+    }
+    func finish(_ state: (sum: Double, low: Double, high: Double), _ index: Int) {
+        means[index] = state.low == state.high ? state.low : state.sum / count
+    }
+}
+
+/// Σx in the format.
+struct SumChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
+    let x: SharedInput<Scalar>
+    let sums: SharedValues<F.Value>
+    func start(_ index: Int) -> F.Value { 0 }
+    @inline(__always) func step(_ sum: inout F.Value, _ row: EmulatedRow, _ s: Int) {
+        sum = F.add(sum, F.value(scalar: x[row.offset + s]))
+    }
+    func finish(_ sum: F.Value, _ index: Int) { sums[index] = sum }
+}
+
+/// Σ(x − μ)² in the format (μ = 0 when the layer does not centre: x − 0 is x, bit for bit).
+struct SquareChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
+    let x: SharedInput<Scalar>
+    let means: SharedInput<F.Value>
+    let squares: SharedValues<F.Value>
+    func start(_ index: Int) -> (total: F.Value, mean: F.Value) { (0, means[index]) }
+    @inline(__always) func step(_ state: inout (total: F.Value, mean: F.Value), _ row: EmulatedRow, _ s: Int) {
+        let d = F.subtract(F.value(scalar: x[row.offset + s]), state.mean)
+        state.total = F.add(state.total, F.multiply(d, d))
+    }
+    func finish(_ state: (total: F.Value, mean: F.Value), _ index: Int) { squares[index] = state.total }
+}
+
+/// Σx and Σx² together (one pass).
+struct OnePassChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
+    let x: SharedInput<Scalar>
+    let sums: SharedValues<F.Value>
+    let squares: SharedValues<F.Value>
+    func start(_ index: Int) -> (sum: F.Value, squares: F.Value) { (0, 0) }
+    @inline(__always) func step(_ state: inout (sum: F.Value, squares: F.Value), _ row: EmulatedRow, _ s: Int) {
+        let v = F.value(scalar: x[row.offset + s])
+        state.sum = F.add(state.sum, v)
+        state.squares = F.add(state.squares, F.multiply(v, v))
+    }
+    func finish(_ state: (sum: F.Value, squares: F.Value), _ index: Int) {
+        sums[index] = state.sum
+        squares[index] = state.squares
+    }
+}
+
+/// Welford's running mean and M₂ (not centring: Σx²).
+struct WelfordChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
+    let x: SharedInput<Scalar>
+    let means: SharedValues<F.Value>
+    let squares: SharedValues<F.Value>
+    let centre: Bool
+    func start(_ index: Int) -> (mean: F.Value, squares: F.Value, seen: Double) { (0, 0, 0) }
+    @inline(__always)
+    func step(_ state: inout (mean: F.Value, squares: F.Value, seen: Double), _ row: EmulatedRow, _ s: Int) {
+        let v = F.value(scalar: x[row.offset + s])
+        state.seen += 1
+        if centre {
+            let delta = F.subtract(v, state.mean)
+            state.mean = F.add(state.mean, F.divide(delta, by: state.seen))
+            state.squares = F.add(state.squares, F.multiply(delta, F.subtract(v, state.mean)))
+        } else {
+            state.squares = F.add(state.squares, F.multiply(v, v))
+        }
+    }
+    func finish(_ state: (mean: F.Value, squares: F.Value, seen: Double), _ index: Int) {
+        means[index] = state.mean
+        squares[index] = state.squares
     }
 }

@@ -64,7 +64,8 @@ public enum Normalization {
         var result: ForwardResult<Scalar>
         if !spec.computesExactly {
             result = try emulatedForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta,
-                                         running: running, usesRunning: usesRunning, storage: storage)
+                                         running: running, usesRunning: usesRunning, storage: storage,
+                                         threads: threads)
         } else if allowFastPath && usesRunning {
             result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
                                      threads: threads, summarizing: summarizing)

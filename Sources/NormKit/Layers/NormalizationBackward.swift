@@ -36,7 +36,7 @@ extension Normalization {
         var roundedByKernel: FormatRounding.Counts? = nil
         let dgamma: [Double], dbeta: [Double]
         if !spec.computesExactly {
-            (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy)
+            (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train

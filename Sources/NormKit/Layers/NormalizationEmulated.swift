@@ -11,45 +11,45 @@ extension Normalization {
     /// `EmulatedKernels.forward` wrapped as a pass, with what went wrong compared with the exact statistics.
     static func emulatedForward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?,
-        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, usesRunning: Bool, storage: DType
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, usesRunning: Bool, storage: DType, threads: Int
     ) throws(NormError) -> ForwardResult<Scalar> {
         let format = spec.accumulate.format(storage: storage)
         let runningValues = usesRunning ? try runningStatistics(running, plan: plan) : nil
-        let x = input.scalars.map(\.asDouble)
-        let pass = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma?.scalars.map(\.asDouble),
-                                           beta: beta?.scalars.map(\.asDouble),
-                                           running: runningValues.map { ($0.means, $0.variances) }, format: format)
+        let pass = EmulatedKernels.forward(spec: spec, plan: plan, x: input.scalars,
+                                           gamma: gamma?.scalars.map(\.asDouble), beta: beta?.scalars.map(\.asDouble),
+                                           running: runningValues.map { ($0.means, $0.variances) }, format: format,
+                                           storage: storage, threads: threads)
         let nonFinite = countNonFinite(input)
         var warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: usesRunning,
                                      variances: pass.variances, nonFinite: { nonFinite })
         warnings += pass.findings
         if !usesRunning && nonFinite == 0 {
-            if let cancellation = cancellation(spec: spec, plan: plan, input: input, pass: pass, format: format) {
+            if let cancellation = cancellation(spec: spec, plan: plan, input: input, pass: pass, format: format,
+                                               threads: threads) {
                 warnings.append(cancellation)
             }
         }
         func stats(_ values: [Double]) -> Tensor<Scalar> {
             Tensor(uncheckedShape: plan.statsShape, scalars: values.map { Scalar(fromDouble: $0) })
         }
-        func full(_ values: [Double]) -> Tensor<Scalar> {
-            Tensor(uncheckedShape: input.shape, scalars: values.map { Scalar(fromDouble: $0) })
-        }
         return ForwardResult(
-            // Straight from the accumulation format to the storage format: one rounding, never two through Float.
+            // y is in the storage format already, or Float in a Float tensor that `store` rounds next: one rounding.
             spec: spec, plan: plan, mode: usesRunning ? .eval : .train, input: input,
-            output: full(storage.isReduced ? pass.output.map(storage.round) : pass.output),
+            output: Tensor(uncheckedShape: input.shape, scalars: pass.output),
             mean: spec.centres ? stats(pass.means) : nil, variance: stats(pass.variances), rstd: stats(pass.rstds),
             unbiasedVariance: spec.kind.hasRunningStatistics && !usesRunning ? pass.unbiased.map(stats) : nil,
             warnings: warnings, exactMeans: pass.means, exactRstds: pass.rstds,
-            storedNormalized: full(pass.normalized))
+            storedNormalized: Tensor(uncheckedShape: input.shape, scalars: pass.normalized))
     }
 
     /// Sets whose computed σ² is ≤ 0, NaN or more than 10 % from the exact two-pass value (overflowed sets aside:
     /// they have their own finding), with μ²/σ² as the digits a one-pass variance loses.
     static func cancellation<Scalar: NormScalar>(
-        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, pass: EmulatedKernels.Forward, format: DType
+        spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, pass: EmulatedKernels.Forward<Scalar>, format: DType,
+        threads: Int
     ) -> NormWarning? {
-        let (exactMeans, sumSquares) = statistics(of: input, plan: plan, centre: spec.centres)
+        let (exactMeans, sumSquares) = EmulatedKernels.exactStatistics(of: input.scalars, plan: plan,
+                                                                       centre: spec.centres, threads: threads)
         let divisor = Double(spec.variance == .unbiased ? plan.setSize - 1 : plan.setSize)
         var sets = 0, nonPositive = 0, notANumber = 0
         var worst = 0.0, ratio = 0.0
@@ -92,16 +92,14 @@ extension Normalization {
 
     /// dx, dγ and dβ (summed over the batch) as the emulated backward computes them.
     static func emulatedBackward<Scalar: NormScalar>(
-        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>
+        forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
         let spec = forward.spec
-        let format = spec.accumulate.format(storage: forward.storage)
         let constant = spec.kind.hasRunningStatistics && forward.mode == .eval
-        let pass = EmulatedKernels.backward(spec: spec, plan: forward.plan, x: forward.input.scalars.map(\.asDouble),
-                                            dy: dy.scalars.map(\.asDouble), means: forward.exactMeans,
-                                            rstds: forward.exactRstds, gamma: gammaValues, constantStatistics: constant,
-                                            format: format)
-        let storage = forward.storage
-        return (pass.dx.map { Scalar(fromDouble: storage.isReduced ? storage.round($0) : $0) }, pass.dgamma, pass.dbeta)
+        return EmulatedKernels.backward(spec: spec, plan: forward.plan, x: forward.input.scalars, dy: dy.scalars,
+                                        means: forward.exactMeans, rstds: forward.exactRstds, gamma: gammaValues,
+                                        constantStatistics: constant,
+                                        format: spec.accumulate.format(storage: forward.storage),
+                                        storage: forward.storage, threads: threads)
     }
 }

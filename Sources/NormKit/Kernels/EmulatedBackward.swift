@@ -1,0 +1,149 @@
+/// Backward in an accumulation format: Σg and Σg·x̂ per set (chains over the statistics' units), dx element by
+/// element, then dγ and dβ (chains over the parameters' units: a channel's rows in sample order, or per element
+/// of a sample a column over the batch).
+extension EmulatedRun {
+    func backward<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>, statistics: Statistics,
+        gamma: [Double]?, constant: Bool
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        let count = plan.statsShape.count
+        let m = Double(plan.setSize)
+        let divisor = spec.variance == .unbiased ? m - 1 : m
+        let element = spec.affine == .element, centre = spec.centres
+        let means = statistics.means.map(F.value), rstds = statistics.rstds.map(F.value)
+        let gammaValues = gamma?.map(F.value)
+        let terms = EmulatedTerms<F, Scalar>(
+            x: SharedInput(x.baseAddress!), dy: SharedInput(dy.baseAddress!), plan: plan, centre: centre,
+            elementwise: element)
+        var meanTerms = [F.Value](repeating: 0, count: count), projections = meanTerms
+
+        means.withUnsafeBufferPointer { means in
+            rstds.withUnsafeBufferPointer { rstds in
+                gammaValues.withUnsafeBufferPointerIfSome { gamma in
+                    let mu = SharedInput(means.baseAddress!), r = SharedInput(rstds.baseAddress!)
+                    if !constant {
+                        let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(count, 1))
+                        defer { sums.deallocate() }
+                        EmulatedUnits(statisticsOf: plan).walk(threads: threads, GradientSumsChain(
+                            terms: terms, means: mu, rstds: r, gamma: gamma, sums: SharedValues(sums)))
+                        for i in 0..<count {
+                            meanTerms[i] = centre ? F.divide(sums[2 * i], by: m) : 0
+                            projections[i] = F.divide(sums[2 * i + 1], by: divisor)
+                        }
+                    }
+                }
+            }
+        }
+
+        let rounding = storageRounding(F.self, Scalar.self)
+        let dx = [Scalar](unsafeUninitializedCapacity: x.count) { out, initialized in
+            let dxOut = SharedValues(out.baseAddress!)
+            let meanTermValues = meanTerms, projectionValues = projections, plan = plan
+            EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
+                let base = plan.statIndex(sample: row.sample, channel: row.channel, position: 0)
+                for s in 0..<plan.spatial {
+                    let stat = base + s * plan.positionStride
+                    let h = terms.normalized(row, s, mean: means[stat], rstd: rstds[stat])
+                    let dh = gammaValues.map { F.multiply(terms.gradient(row, s), $0[terms.parameter(row, s)]) }
+                        ?? terms.gradient(row, s)
+                    let value = constant
+                        ? F.multiply(rstds[stat], dh)
+                        : F.multiply(rstds[stat], F.subtract(F.subtract(dh, meanTermValues[stat]),
+                                                             F.multiply(h, projectionValues[stat])))
+                    dxOut[row.offset + s] = rounding.map { Scalar(fromDouble: $0.round(Double(value))) }
+                        ?? Self.element(F.self, value)
+                }
+            }
+            initialized = x.count
+        }
+
+        guard let affine = plan.affineShape else { return (dx, [], []) }
+        let parameters = affine.count
+        let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * parameters)
+        defer { sums.deallocate() }
+        means.withUnsafeBufferPointer { means in
+            rstds.withUnsafeBufferPointer { rstds in
+                EmulatedUnits(parametersOf: plan, elementwise: element).walk(threads: threads, ParameterChain(
+                    terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
+                    sums: SharedValues(sums)))
+            }
+        }
+        return (dx, (0..<parameters).map { Double(sums[2 * $0]) }, (0..<parameters).map { Double(sums[2 * $0 + 1]) })
+    }
+}
+
+/// What backward reads at an element, each value rounded into the format as the definition says.
+struct EmulatedTerms<F: EmulatedFormat, Scalar: NormScalar>: @unchecked Sendable {
+    let x: SharedInput<Scalar>
+    let dy: SharedInput<Scalar>
+    let plan: NormPlan
+    let centre: Bool
+    let elementwise: Bool
+
+    /// x̂ = (x − μ)·rstd, as forward made it.
+    @inline(__always) func normalized(_ row: EmulatedRow, _ s: Int, mean: F.Value, rstd: F.Value) -> F.Value {
+        let v = F.value(scalar: x[row.offset + s])
+        return F.multiply(centre ? F.subtract(v, mean) : v, rstd)
+    }
+    @inline(__always) func gradient(_ row: EmulatedRow, _ s: Int) -> F.Value { F.value(scalar: dy[row.offset + s]) }
+    /// The index of γ and β at the element.
+    @inline(__always) func parameter(_ row: EmulatedRow, _ s: Int) -> Int {
+        elementwise ? row.channel * plan.spatial + s : row.channel
+    }
+    @inline(__always) func statistic(_ row: EmulatedRow, _ s: Int) -> Int {
+        plan.statIndex(sample: row.sample, channel: row.channel, position: s)
+    }
+}
+
+/// Σg and Σg·x̂ of a set, g = dy·γ; written as the pair (2i, 2i + 1).
+struct GradientSumsChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain, @unchecked Sendable {
+    let terms: EmulatedTerms<F, Scalar>
+    let means: SharedInput<F.Value>
+    let rstds: SharedInput<F.Value>
+    let gamma: UnsafeBufferPointer<F.Value>?
+    let sums: SharedValues<F.Value>
+    typealias State = (g: F.Value, gh: F.Value, mean: F.Value, rstd: F.Value)
+    func start(_ index: Int) -> State { (0, 0, means[index], rstds[index]) }
+    @inline(__always) func step(_ state: inout State, _ row: EmulatedRow, _ s: Int) {
+        let h = terms.normalized(row, s, mean: state.mean, rstd: state.rstd)
+        let dy = terms.gradient(row, s)
+        let dh = gamma.map { F.multiply(dy, $0[terms.parameter(row, s)]) } ?? dy
+        state.g = F.add(state.g, dh)
+        state.gh = F.add(state.gh, F.multiply(dh, h))
+    }
+    func finish(_ state: State, _ index: Int) {
+        sums[2 * index] = state.g
+        sums[2 * index + 1] = state.gh
+    }
+}
+
+/// dγ = Σdy·x̂ and dβ = Σdy of a parameter over the batch; written as the pair (2p, 2p + 1).
+struct ParameterChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain, @unchecked Sendable {
+    let terms: EmulatedTerms<F, Scalar>
+    let means: SharedInput<F.Value>
+    let rstds: SharedInput<F.Value>
+    let sums: SharedValues<F.Value>
+    func start(_ index: Int) -> (dgamma: F.Value, dbeta: F.Value) { (0, 0) }
+    @inline(__always) func step(_ state: inout (dgamma: F.Value, dbeta: F.Value), _ row: EmulatedRow, _ s: Int) {
+        let stat = terms.statistic(row, s)
+        let h = terms.normalized(row, s, mean: means[stat], rstd: rstds[stat])
+        let dy = terms.gradient(row, s)
+        state.dgamma = F.add(state.dgamma, F.multiply(dy, h))
+        state.dbeta = F.add(state.dbeta, dy)
+    }
+    func finish(_ state: (dgamma: F.Value, dbeta: F.Value), _ index: Int) {
+        sums[2 * index] = state.dgamma
+        sums[2 * index + 1] = state.dbeta
+    }
+}
+
+extension Optional {
+    /// `body` with the array's buffer, or nil.
+    func withUnsafeBufferPointerIfSome<Element, R>(_ body: (UnsafeBufferPointer<Element>?) -> R) -> R
+    where Wrapped == [Element] {
+        switch self {
+        case .some(let array): return array.withUnsafeBufferPointer { body($0) }
+        case .none: return body(nil)
+        }
+    }
+}

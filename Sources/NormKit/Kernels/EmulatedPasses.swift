@@ -1,0 +1,208 @@
+/// `EmulatedKernels`' passes in one accumulation format `F`, for a tensor of `Scalar`.
+struct EmulatedRun {
+    let spec: LayerSpec
+    let plan: NormPlan
+    /// The format y and dx are stored in, when it is reduced (see `EmulatedKernels.Forward`).
+    let storage: DType?
+    let threads: Int
+
+    struct Statistics {
+        let means: [Double]
+        let rstds: [Double]
+    }
+
+    /// Zeroed scratch the walk's threads write into, freed by the caller.
+    private static func scratch<Value: BinaryFloatingPoint>(_ count: Int) -> UnsafeMutablePointer<Value> {
+        let base = UnsafeMutablePointer<Value>.allocate(capacity: max(count, 1))
+        base.initialize(repeating: 0, count: max(count, 1))
+        return base
+    }
+
+    /// A format value as the tensor's element (exact unless the format is wider than the element type).
+    @inline(__always) static func element<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _ v: F.Value) -> Scalar {
+        if Scalar.self == F.Value.self { return unsafeBitCast(v, to: Scalar.self) }
+        return Scalar(fromDouble: Double(v))
+    }
+
+    /// Whether results go to the tensor as they are, leaving the storage rounding to the caller's vectorised pass
+    /// (Float results in a Float tensor), or must be rounded to `storage` here (one rounding from the format).
+    func storageRounding<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _: Scalar.Type) -> DType? {
+        guard let storage, storage.isReduced else { return nil }
+        return Scalar.self == Float.self && F.Value.self == Float.self ? nil : storage
+    }
+
+    func forward<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, gamma: [Double]?, beta: [Double]?,
+        running: (means: [Double], variances: [Double])?
+    ) -> EmulatedKernels.Forward<Scalar> {
+        let count = plan.statsShape.count
+        let m = plan.setSize
+        let divisor = Double(spec.variance == .unbiased ? m - 1 : m)
+        let centre = spec.centres
+        var means = [F.Value](repeating: 0, count: count)
+        var variances = [F.Value](repeating: 0, count: count)
+        var unbiased: [F.Value]? = nil
+        var overflowedSquare = [Bool](repeating: false, count: count)
+        var overflowedSum = [Bool](repeating: false, count: count)
+        let input = SharedInput(x.baseAddress!)
+
+        if let running {
+            means = running.means.map(F.value)
+            variances = running.variances.map(F.value)
+        } else {
+            let units = EmulatedUnits(statisticsOf: plan)
+            let sums: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+            let squares: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+            let meanValues: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+            defer { sums.deallocate(); squares.deallocate(); meanValues.deallocate() }
+            let wantsUnbiased = spec.kind.hasRunningStatistics || spec.variance == .unbiased
+            switch spec.method {
+            case .twopass:
+                if centre {
+                    units.walk(threads: threads, SumChain<F, Scalar>(x: input, sums: SharedValues(sums)))
+                    for i in 0..<count { meanValues[i] = F.divide(sums[i], by: Double(m)) }
+                }
+                units.walk(threads: threads, SquareChain<F, Scalar>(
+                    x: input, means: SharedInput(meanValues), squares: SharedValues(squares)))
+                for i in 0..<count { variances[i] = F.divide(squares[i], by: divisor) }
+                if wantsUnbiased { unbiased = (0..<count).map { F.divide(squares[$0], by: Double(m - 1)) } }
+            case .onepass:
+                units.walk(threads: threads, OnePassChain<F, Scalar>(
+                    x: input, sums: SharedValues(sums), squares: SharedValues(squares)))
+                for i in 0..<count {
+                    let meanSquare = F.divide(squares[i], by: Double(m))
+                    if centre {
+                        meanValues[i] = F.divide(sums[i], by: Double(m))
+                        variances[i] = F.subtract(meanSquare, F.multiply(meanValues[i], meanValues[i]))
+                    } else {
+                        variances[i] = meanSquare
+                    }
+                }
+                if wantsUnbiased {
+                    let factor = F.value(Double(m) / Double(m - 1))
+                    unbiased = variances.map { F.multiply($0, factor) }
+                }
+                if spec.variance == .unbiased, let unbiased { variances = unbiased }
+            case .welford:
+                units.walk(threads: threads, WelfordChain<F, Scalar>(
+                    x: input, means: SharedValues(meanValues), squares: SharedValues(squares), centre: centre))
+                for i in 0..<count { variances[i] = F.divide(squares[i], by: divisor) }
+                if wantsUnbiased { unbiased = (0..<count).map { F.divide(squares[$0], by: Double(m - 1)) } }
+            }
+            for i in 0..<count {
+                means[i] = meanValues[i]
+                // A sum that overflowed stays ±∞ or NaN: only such sets are walked again for where it happened.
+                if !(sums[i].isFinite && squares[i].isFinite) {
+                    (overflowedSquare[i], overflowedSum[i]) = overflows(F.self, set: i, x: x, mean: meanValues[i])
+                }
+            }
+        }
+
+        let eps = F.value(spec.eps)
+        let rstds = variances.map { F.divide(1, F.squareRoot(F.add($0, eps))) }
+        let normalized = normalize(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
+
+        var findings: [NormWarning] = []
+        let squareSets = overflowedSquare.filter { $0 }.count, sumSets = overflowedSum.filter { $0 }.count
+        if squareSets > 0 { findings.append(.overflow(quantity: "x²", sets: squareSets, format: F.format)) }
+        else if sumSets > 0 { findings.append(.overflow(quantity: "a sum", sets: sumSets, format: F.format)) }
+        // A rounding below 1 % changes nothing a user would see; to 0 (or far off) it changes everything.
+        let epsValue = Double(eps)
+        if epsValue != spec.eps && (epsValue == 0 || abs(epsValue - spec.eps) > 0.01 * spec.eps) {
+            findings.append(.epsRounded(eps: spec.eps, to: epsValue, format: F.format))
+        }
+        func doubles(_ values: [F.Value]) -> [Double] { values.map { Double($0) } }
+        return EmulatedKernels.Forward(
+            means: doubles(means), variances: doubles(variances), unbiased: unbiased.map(doubles),
+            rstds: doubles(rstds), normalized: normalized.xhat, output: normalized.y, findings: findings,
+            overflowed: zip(overflowedSquare, overflowedSum).map { $0 || $1 })
+    }
+
+    /// x̂ and y, element by element (no sums: any order, any thread).
+    private func normalize<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [Double]?,
+        beta: [Double]?
+    ) -> (xhat: [Scalar], y: [Scalar]) {
+        let total = x.count
+        var y: [Scalar] = []
+        let xhat = [Scalar](unsafeUninitializedCapacity: total) { xhat, xhatCount in
+            y = [Scalar](unsafeUninitializedCapacity: total) { y, yCount in
+                normalize(F.self, x: x, into: SharedValues(xhat.baseAddress!), SharedValues(y.baseAddress!),
+                          means: means, rstds: rstds, gamma: gamma, beta: beta)
+                yCount = total
+            }
+            xhatCount = total
+        }
+        return (xhat, y)
+    }
+
+    private func normalize<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, into xhatOut: SharedValues<Scalar>,
+        _ yOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [Double]?, beta: [Double]?
+    ) {
+        let meanValues = means, rstdValues = rstds
+        let gammaValues = gamma?.map(F.value), betaValues = beta?.map(F.value)
+        let input = SharedInput(x.baseAddress!)
+        let plan = plan, centre = spec.centres, element = spec.affine == .element
+        let rounding = storageRounding(F.self, Scalar.self)
+        EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
+            let base = plan.statIndex(sample: row.sample, channel: row.channel, position: 0)
+            for s in 0..<plan.spatial {
+                let stat = base + s * plan.positionStride
+                let v = F.value(scalar: input[row.offset + s])
+                let h = F.multiply(centre ? F.subtract(v, meanValues[stat]) : v, rstdValues[stat])
+                xhatOut[row.offset + s] = Self.element(F.self, h)
+                let p = element ? row.channel * plan.spatial + s : row.channel
+                let scaled = gammaValues.map { F.multiply(h, $0[p]) } ?? h
+                let out = betaValues.map { F.add(scaled, $0[p]) } ?? scaled
+                yOut[row.offset + s] = rounding.map { Scalar(fromDouble: $0.round(Double(out))) }
+                    ?? Self.element(F.self, out)
+            }
+        }
+    }
+
+    /// Where set `set`'s sums left the finite range: its elements again, in order, with the checks the first
+    /// implementation made at every step (a square that overflowed from a finite value, a sum that did).
+    private func overflows<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, set: Int, x: UnsafeBufferPointer<Scalar>, mean: F.Value
+    ) -> (square: Bool, sum: Bool) {
+        var square = false, sum = false
+        func squared(_ v: F.Value) -> F.Value {
+            let s = F.multiply(v, v)
+            if s.isInfinite && v.isFinite { square = true }
+            return s
+        }
+        func add(_ total: inout F.Value, _ v: F.Value) {
+            let before = total
+            total = F.add(total, v)
+            if total.isInfinite && before.isFinite && v.isFinite { sum = true }
+        }
+        let members = plan.memberOffsets(ofStat: set).map { F.value(scalar: x[$0]) }
+        let centre = spec.centres
+        switch spec.method {
+        case .twopass:
+            var total: F.Value = 0, squares: F.Value = 0
+            if centre { for v in members { add(&total, v) } }
+            for v in members { add(&squares, squared(centre ? F.subtract(v, mean) : v)) }
+        case .onepass:
+            var total: F.Value = 0, squares: F.Value = 0
+            for v in members {
+                add(&total, v)
+                add(&squares, squared(v))
+            }
+        case .welford:
+            var running: F.Value = 0, squares: F.Value = 0, seen = 0.0
+            for v in members {
+                seen += 1
+                if centre {
+                    let delta = F.subtract(v, running)
+                    running = F.add(running, F.divide(delta, by: seen))
+                    add(&squares, F.multiply(delta, F.subtract(v, running)))
+                } else {
+                    add(&squares, squared(v))
+                }
+            }
+        }
+        return (square, sum)
+    }
+}

@@ -1,0 +1,153 @@
+/// How the emulated kernels visit a tensor: each sum is a chain of roundings in row-major order, so a set's
+/// elements must be added one after another. Sets are independent of each other, so the walk runs units of sets
+/// on several threads, and keeps several chains in flight on one thread: four sets of whole rows side by side,
+/// or a run of S per-position sets (columns) that each row of the unit adds to. Every chain still adds its own
+/// elements in row-major order, so the bits do not depend on the thread count or on how chains interleave.
+///
+/// A unit is `outer × inner` rows of `spatial` elements; its row r is
+/// `(unit / perOuter)·C + (unit % perOuter)·inner + (r / inner)·C + r % inner` — a group's channel rows of one
+/// sample (GroupNorm, per sample), of every sample (BatchNorm, over the batch), or one channel of every sample
+/// (the parameter gradients, summed over the batch).
+struct EmulatedUnits: Sendable {
+    let count: Int
+    let outer: Int
+    let inner: Int
+    let perOuter: Int
+    let channels: Int
+    let spatial: Int
+    /// Each position of a unit is a set of its own (per-position statistics, element-wise γ).
+    let columns: Bool
+
+    /// The statistics sets: units of sets that share rows.
+    init(statisticsOf plan: NormPlan) {
+        let groups = plan.groups, k = plan.channelsPerGroup
+        let perSample = plan.sampleStride != 0
+        count = perSample ? plan.batch * groups : groups
+        outer = perSample ? 1 : plan.batch
+        inner = k
+        perOuter = groups
+        channels = plan.channels
+        spatial = plan.spatial
+        columns = plan.positionStride != 0
+    }
+
+    /// The parameters: one unit per channel, its rows the channel in every sample, in sample order.
+    init(parametersOf plan: NormPlan, elementwise: Bool) {
+        count = plan.channels
+        outer = plan.batch
+        inner = 1
+        perOuter = plan.channels
+        channels = plan.channels
+        spatial = plan.spatial
+        columns = elementwise
+    }
+
+    var rowsPerUnit: Int { outer * inner }
+
+    /// The index of the set (or parameter) that column `column` of `unit` adds to.
+    @inline(__always) func index(unit: Int, column: Int) -> Int { columns ? unit * spatial + column : unit }
+
+    @inline(__always) func row(unit: Int, _ r: Int) -> EmulatedRow {
+        let row = (unit / perOuter) * channels + (unit % perOuter) * inner + (r / inner) * channels + r % inner
+        return EmulatedRow(offset: row * spatial, sample: row / channels, channel: row % channels)
+    }
+}
+
+/// Where a row of `spatial` elements starts, and whose it is.
+struct EmulatedRow {
+    let offset: Int
+    let sample: Int
+    let channel: Int
+}
+
+/// One kind of sum: what a chain starts from, what one element adds, and where the result goes.
+protocol EmulatedChain: Sendable {
+    associatedtype State
+    func start(_ index: Int) -> State
+    func step(_ state: inout State, _ row: EmulatedRow, _ position: Int)
+    func finish(_ state: State, _ index: Int)
+}
+
+extension EmulatedUnits {
+    /// Every unit's chains, the units split over `threads` (contiguous ranges, each unit on one thread).
+    func walk<Chain: EmulatedChain>(threads: Int, _ chain: Chain) {
+        let units = self
+        FastKernels.parallel(count, threads: threads) { range in
+            if units.columns { units.walkColumns(range, chain) } else { units.walkRows(range, chain) }
+        }
+    }
+
+    /// Units whose rows form one set each: four sets at a time, so four chains of additions overlap.
+    private func walkRows<Chain: EmulatedChain>(_ range: Range<Int>, _ chain: Chain) {
+        var unit = range.lowerBound
+        while unit + 4 <= range.upperBound {
+            var s0 = chain.start(unit), s1 = chain.start(unit + 1)
+            var s2 = chain.start(unit + 2), s3 = chain.start(unit + 3)
+            for r in 0..<rowsPerUnit {
+                let r0 = row(unit: unit, r), r1 = row(unit: unit + 1, r)
+                let r2 = row(unit: unit + 2, r), r3 = row(unit: unit + 3, r)
+                for s in 0..<spatial {
+                    chain.step(&s0, r0, s)
+                    chain.step(&s1, r1, s)
+                    chain.step(&s2, r2, s)
+                    chain.step(&s3, r3, s)
+                }
+            }
+            chain.finish(s0, unit)
+            chain.finish(s1, unit + 1)
+            chain.finish(s2, unit + 2)
+            chain.finish(s3, unit + 3)
+            unit += 4
+        }
+        while unit < range.upperBound {
+            var state = chain.start(unit)
+            for r in 0..<rowsPerUnit {
+                let place = row(unit: unit, r)
+                for s in 0..<spatial { chain.step(&state, place, s) }
+            }
+            chain.finish(state, unit)
+            unit += 1
+        }
+    }
+
+    /// Units of per-position sets: each row adds its element s to column s's chain.
+    private func walkColumns<Chain: EmulatedChain>(_ range: Range<Int>, _ chain: Chain) {
+        let states = UnsafeMutablePointer<Chain.State>.allocate(capacity: spatial)
+        defer { states.deallocate() }
+        for unit in range {
+            for s in 0..<spatial { (states + s).initialize(to: chain.start(index(unit: unit, column: s))) }
+            for r in 0..<rowsPerUnit {
+                let place = row(unit: unit, r)
+                for s in 0..<spatial { chain.step(&states[s], place, s) }
+            }
+            for s in 0..<spatial { chain.finish((states + s).move(), index(unit: unit, column: s)) }
+        }
+    }
+
+    /// `body` for every row of every unit, units split over `threads`: for element-wise work with no chain.
+    func forEachRow(threads: Int, _ body: @escaping @Sendable (EmulatedRow, _ unit: Int) -> Void) {
+        let units = self
+        FastKernels.parallel(count, threads: threads) { range in
+            for unit in range {
+                for r in 0..<units.rowsPerUnit { body(units.row(unit: unit, r), unit) }
+            }
+        }
+    }
+}
+
+/// A pointer the walk's threads share; each writes only the indexes of its own units.
+struct SharedValues<Value>: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Value>
+    init(_ base: UnsafeMutablePointer<Value>) { self.base = base }
+    @inline(__always) subscript(_ i: Int) -> Value {
+        get { base[i] }
+        nonmutating set { base[i] = newValue }
+    }
+}
+
+/// A read-only pointer for the walk's threads.
+struct SharedInput<Value>: @unchecked Sendable {
+    let base: UnsafePointer<Value>
+    init(_ base: UnsafePointer<Value>) { self.base = base }
+    @inline(__always) subscript(_ i: Int) -> Value { base[i] }
+}
