@@ -37,23 +37,8 @@ extension EmulatedRun {
 
         let rounding = storageRounding(F.self, Scalar.self)
         let dx = [Scalar](unsafeUninitializedCapacity: x.count) { out, initialized in
-            let dxOut = SharedValues(out.baseAddress!)
-            let meanTermValues = meanTerms, projectionValues = projections, plan = plan
-            EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
-                let base = plan.statIndex(sample: row.sample, channel: row.channel, position: 0)
-                for s in 0..<plan.spatial {
-                    let stat = base + s * plan.positionStride
-                    let h = terms.normalized(row, s, mean: means[stat], rstd: rstds[stat])
-                    let dh = gammaValues.map { F.multiply(terms.gradient(row, s), $0[terms.parameter(row, s)]) }
-                        ?? terms.gradient(row, s)
-                    let value = constant
-                        ? F.multiply(rstds[stat], dh)
-                        : F.multiply(rstds[stat], F.subtract(F.subtract(dh, meanTermValues[stat]),
-                                                             F.multiply(h, projectionValues[stat])))
-                    dxOut[row.offset + s] = rounding.map { Scalar(fromDouble: $0.round(Double(value))) }
-                        ?? Self.element(F.self, value)
-                }
-            }
+            gradient(F.self, x: x, dy: dy, into: SharedValues(out.baseAddress!), means: means, rstds: rstds,
+                     gamma: gammaValues, meanTerms: meanTerms, projections: projections, constant: constant)
             initialized = x.count
         }
 
@@ -70,6 +55,44 @@ extension EmulatedRun {
         }
         return (dx, (0..<parameters).map { Double(sums[2 * $0]) }, (0..<parameters).map { Double(sums[2 * $0 + 1]) })
     }
+
+    /// dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), or rstd·g with constant statistics, element by element.
+    private func gradient<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>,
+        into dxOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [F.Value]?,
+        meanTerms: [F.Value], projections: [F.Value], constant: Bool
+    ) {
+        let perPosition = plan.positionStride != 0
+        let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: perPosition)
+        let terms = EmulatedRowStatistics(means: meanTerms, rstds: projections, perPosition: perPosition)
+        let affine = EmulatedAffine(gamma: gamma, beta: nil, elementwise: spec.affine == .element,
+                                    spatial: plan.spatial)
+        defer { statistics.free(); terms.free(); affine.free() }
+        let input = SharedInput(x.baseAddress!), gradients = SharedInput(dy.baseAddress!)
+        let plan = plan
+        let rounding = storageRounding(F.self, Scalar.self)
+        EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
+            let first = plan.statIndex(sample: row.sample, channel: row.channel, position: 0)
+            let (mean, rstd, stride) = statistics.row(first)
+            let (meanTerm, projection, _) = terms.row(first)
+            let (gamma, gammaStride) = affine.gammaRow(row.channel)
+            let x = input.base + row.offset, dy = gradients.base + row.offset, dx = dxOut.base + row.offset
+            @inline(__always) func value(_ s: Int) -> F.Value {
+                let dh = F.multiply(F.value(scalar: dy[s]), gamma[s &* gammaStride])
+                if constant { return F.multiply(rstd[s &* stride], dh) }
+                let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s &* stride]), rstd[s &* stride])
+                return F.multiply(rstd[s &* stride], F.subtract(F.subtract(dh, meanTerm[s &* stride]),
+                                                                F.multiply(h, projection[s &* stride])))
+            }
+            if rounding != nil || constant {
+                for s in 0..<plan.spatial {
+                    dx[s] = rounding.map { Scalar(fromDouble: $0.round(Double(value(s)))) } ?? Self.element(F.self, value(s))
+                }
+            } else {  // no branch in the loop, so it vectorises
+                for s in 0..<plan.spatial { dx[s] = Self.element(F.self, value(s)) }
+            }
+        }
+    }
 }
 
 /// What backward reads at an element, each value rounded into the format as the definition says.
@@ -82,10 +105,10 @@ struct EmulatedTerms<F: EmulatedFormat, Scalar: NormScalar>: @unchecked Sendable
 
     /// x̂ = (x − μ)·rstd, as forward made it.
     @inline(__always) func normalized(_ row: EmulatedRow, _ s: Int, mean: F.Value, rstd: F.Value) -> F.Value {
-        let v = F.value(scalar: x[row.offset + s])
+        let v = F.value(scalar: x[row.offset &+ s])
         return F.multiply(centre ? F.subtract(v, mean) : v, rstd)
     }
-    @inline(__always) func gradient(_ row: EmulatedRow, _ s: Int) -> F.Value { F.value(scalar: dy[row.offset + s]) }
+    @inline(__always) func gradient(_ row: EmulatedRow, _ s: Int) -> F.Value { F.value(scalar: dy[row.offset &+ s]) }
     /// The index of γ and β at the element.
     @inline(__always) func parameter(_ row: EmulatedRow, _ s: Int) -> Int {
         elementwise ? row.channel * plan.spatial + s : row.channel

@@ -67,7 +67,7 @@ enum EmulatedKernels {
     }
 
     /// Each set's Σx in Float64 in row-major order and its Σ(x − μ)², μ being a constant set's own value exactly
-    /// (`Normalization.statistics`' numbers, with the walk's threads and side-by-side chains).
+    /// (`Normalization.statistics`' numbers for finite input, with the walk's threads and side-by-side chains).
     static func exactStatistics<Scalar: NormScalar>(of x: [Scalar], plan: NormPlan, centre: Bool, threads: Int)
         -> (means: [Double], sumSquares: [Double]) {
         let units = EmulatedUnits(statisticsOf: plan)
@@ -78,7 +78,16 @@ enum EmulatedKernels {
             means.withUnsafeMutableBufferPointer { means in
                 squares.withUnsafeMutableBufferPointer { squares in
                     let input = SharedInput(x.baseAddress!), meanValues = SharedValues(means.baseAddress!)
-                    if centre { units.walk(threads: threads, RangeSumChain(x: input, means: meanValues, count: m)) }
+                    // A Float set's partial sums k·x₀ are exact in Double below 2²⁹ elements, so a constant set's
+                    // mean is its value without the range check.
+                    if centre && Scalar.self == Float.self && plan.setSize < 1 << 29 {
+                        let sums = SharedValues(UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1)))
+                        defer { sums.base.deallocate() }
+                        units.walk(threads: threads, SumChain<Float64Format, Scalar>(x: input, sums: sums))
+                        for i in 0..<count { meanValues[i] = sums[i] / m }
+                    } else if centre {
+                        units.walk(threads: threads, RangeSumChain(x: input, means: meanValues, count: m))
+                    }
                     units.walk(threads: threads, SquareChain<Float64Format, Scalar>(
                         x: input, means: SharedInput(meanValues.base), squares: SharedValues(squares.baseAddress!)))
                 }
@@ -95,10 +104,10 @@ struct RangeSumChain<Scalar: NormScalar>: EmulatedChain {
     let count: Double
     func start(_ index: Int) -> (sum: Double, low: Double, high: Double) { (0, .infinity, -.infinity) }
     @inline(__always) func step(_ state: inout (sum: Double, low: Double, high: Double), _ row: EmulatedRow, _ s: Int) {
-        let v = x[row.offset + s].asDouble
+        let v = x[row.offset &+ s].asDouble
         state.sum += v
-        state.low = min(state.low, v)
-        state.high = max(state.high, v)
+        if v < state.low { state.low = v }
+        if v > state.high { state.high = v }
     }
     func finish(_ state: (sum: Double, low: Double, high: Double), _ index: Int) {
         means[index] = state.low == state.high ? state.low : state.sum / count
@@ -111,7 +120,7 @@ struct SumChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
     let sums: SharedValues<F.Value>
     func start(_ index: Int) -> F.Value { 0 }
     @inline(__always) func step(_ sum: inout F.Value, _ row: EmulatedRow, _ s: Int) {
-        sum = F.add(sum, F.value(scalar: x[row.offset + s]))
+        sum = F.add(sum, F.value(scalar: x[row.offset &+ s]))
     }
     func finish(_ sum: F.Value, _ index: Int) { sums[index] = sum }
 }
@@ -123,7 +132,7 @@ struct SquareChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
     let squares: SharedValues<F.Value>
     func start(_ index: Int) -> (total: F.Value, mean: F.Value) { (0, means[index]) }
     @inline(__always) func step(_ state: inout (total: F.Value, mean: F.Value), _ row: EmulatedRow, _ s: Int) {
-        let d = F.subtract(F.value(scalar: x[row.offset + s]), state.mean)
+        let d = F.subtract(F.value(scalar: x[row.offset &+ s]), state.mean)
         state.total = F.add(state.total, F.multiply(d, d))
     }
     func finish(_ state: (total: F.Value, mean: F.Value), _ index: Int) { squares[index] = state.total }
@@ -136,7 +145,7 @@ struct OnePassChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
     let squares: SharedValues<F.Value>
     func start(_ index: Int) -> (sum: F.Value, squares: F.Value) { (0, 0) }
     @inline(__always) func step(_ state: inout (sum: F.Value, squares: F.Value), _ row: EmulatedRow, _ s: Int) {
-        let v = F.value(scalar: x[row.offset + s])
+        let v = F.value(scalar: x[row.offset &+ s])
         state.sum = F.add(state.sum, v)
         state.squares = F.add(state.squares, F.multiply(v, v))
     }
@@ -155,7 +164,7 @@ struct WelfordChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
     func start(_ index: Int) -> (mean: F.Value, squares: F.Value, seen: Double) { (0, 0, 0) }
     @inline(__always)
     func step(_ state: inout (mean: F.Value, squares: F.Value, seen: Double), _ row: EmulatedRow, _ s: Int) {
-        let v = F.value(scalar: x[row.offset + s])
+        let v = F.value(scalar: x[row.offset &+ s])
         state.seen += 1
         if centre {
             let delta = F.subtract(v, state.mean)

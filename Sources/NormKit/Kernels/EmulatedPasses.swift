@@ -140,23 +140,34 @@ struct EmulatedRun {
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, into xhatOut: SharedValues<Scalar>,
         _ yOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [Double]?, beta: [Double]?
     ) {
-        let meanValues = means, rstdValues = rstds
-        let gammaValues = gamma?.map(F.value), betaValues = beta?.map(F.value)
+        let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: plan.positionStride != 0)
+        let affine = EmulatedAffine<F.Value>(gamma: gamma?.map(F.value), beta: beta?.map(F.value),
+                                             elementwise: spec.affine == .element, spatial: plan.spatial)
+        defer { statistics.free(); affine.free() }
         let input = SharedInput(x.baseAddress!)
-        let plan = plan, centre = spec.centres, element = spec.affine == .element
+        let plan = plan
         let rounding = storageRounding(F.self, Scalar.self)
         EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
-            let base = plan.statIndex(sample: row.sample, channel: row.channel, position: 0)
-            for s in 0..<plan.spatial {
-                let stat = base + s * plan.positionStride
-                let v = F.value(scalar: input[row.offset + s])
-                let h = F.multiply(centre ? F.subtract(v, meanValues[stat]) : v, rstdValues[stat])
-                xhatOut[row.offset + s] = Self.element(F.self, h)
-                let p = element ? row.channel * plan.spatial + s : row.channel
-                let scaled = gammaValues.map { F.multiply(h, $0[p]) } ?? h
-                let out = betaValues.map { F.add(scaled, $0[p]) } ?? scaled
-                yOut[row.offset + s] = rounding.map { Scalar(fromDouble: $0.round(Double(out))) }
-                    ?? Self.element(F.self, out)
+            let (mean, rstd, statStride) = statistics.row(plan.statIndex(sample: row.sample, channel: row.channel, position: 0))
+            let (gamma, gammaStride) = affine.gammaRow(row.channel)
+            let (beta, betaStride) = affine.betaRow(row.channel)
+            let x = input.base + row.offset, xhat = xhatOut.base + row.offset, y = yOut.base + row.offset
+            @inline(__always) func normalized(_ s: Int) -> (xhat: F.Value, y: F.Value) {
+                let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s &* statStride]), rstd[s &* statStride])
+                return (h, F.add(F.multiply(h, gamma[s &* gammaStride]), beta[s &* betaStride]))
+            }
+            if let rounding {
+                for s in 0..<plan.spatial {
+                    let (h, out) = normalized(s)
+                    xhat[s] = Self.element(F.self, h)
+                    y[s] = Scalar(fromDouble: rounding.round(Double(out)))
+                }
+            } else {  // no branch in the loop, so it vectorises
+                for s in 0..<plan.spatial {
+                    let (h, out) = normalized(s)
+                    xhat[s] = Self.element(F.self, h)
+                    y[s] = Self.element(F.self, out)
+                }
             }
         }
     }

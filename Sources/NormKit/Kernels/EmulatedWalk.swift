@@ -151,3 +151,58 @@ struct SharedInput<Value>: @unchecked Sendable {
     init(_ base: UnsafePointer<Value>) { self.base = base }
     @inline(__always) subscript(_ i: Int) -> Value { base[i] }
 }
+
+/// μ and rstd in the format, read along a row: one value for the row (stride 0) or one per position (stride 1).
+/// A layer that does not centre has μ = 0 here, and x − 0 is x bit for bit (−0 included).
+struct EmulatedRowStatistics<Value: BinaryFloatingPoint>: @unchecked Sendable {
+    let means: UnsafeMutablePointer<Value>
+    let rstds: UnsafeMutablePointer<Value>
+    let stride: Int
+
+    init(means: [Value], rstds: [Value], perPosition: Bool) {
+        self.means = .allocate(capacity: max(means.count, 1))
+        self.rstds = .allocate(capacity: max(rstds.count, 1))
+        self.means.initialize(from: means, count: means.count)
+        self.rstds.initialize(from: rstds, count: rstds.count)
+        stride = perPosition ? 1 : 0
+    }
+
+    @inline(__always) func row(_ first: Int) -> (UnsafePointer<Value>, UnsafePointer<Value>, Int) {
+        (UnsafePointer(means + first), UnsafePointer(rstds + first), stride)
+    }
+
+    func free() { means.deallocate(); rstds.deallocate() }
+}
+
+/// γ and β in the format, read along a row: per channel (stride 0) or per element (stride 1). A missing γ reads 1
+/// and a missing β reads −0, which leave a value exactly as it is (h·1 = h and h + (−0) = h for every h, −0 and NaN
+/// included), so one loop serves every layer.
+struct EmulatedAffine<Value: BinaryFloatingPoint>: @unchecked Sendable {
+    private let gamma: UnsafeMutablePointer<Value>
+    private let beta: UnsafeMutablePointer<Value>
+    private let gammaStride: (channel: Int, element: Int)
+    private let betaStride: (channel: Int, element: Int)
+
+    init(gamma: [Value]?, beta: [Value]?, elementwise: Bool, spatial: Int) {
+        func stored(_ values: [Value]?, absent: Value) -> (UnsafeMutablePointer<Value>, (channel: Int, element: Int)) {
+            let base = UnsafeMutablePointer<Value>.allocate(capacity: max(values?.count ?? 1, 1))
+            guard let values else {
+                base.initialize(to: absent)
+                return (base, (0, 0))
+            }
+            base.initialize(from: values, count: values.count)
+            return (base, elementwise ? (spatial, 1) : (1, 0))
+        }
+        (self.gamma, gammaStride) = stored(gamma, absent: 1)
+        (self.beta, betaStride) = stored(beta, absent: -0.0)
+    }
+
+    @inline(__always) func gammaRow(_ channel: Int) -> (UnsafePointer<Value>, Int) {
+        (UnsafePointer(gamma + channel * gammaStride.channel), gammaStride.element)
+    }
+    @inline(__always) func betaRow(_ channel: Int) -> (UnsafePointer<Value>, Int) {
+        (UnsafePointer(beta + channel * betaStride.channel), betaStride.element)
+    }
+
+    func free() { gamma.deallocate(); beta.deallocate() }
+}

@@ -19,7 +19,7 @@ extension Normalization {
                                            gamma: gamma?.scalars.map(\.asDouble), beta: beta?.scalars.map(\.asDouble),
                                            running: runningValues.map { ($0.means, $0.variances) }, format: format,
                                            storage: storage, threads: threads)
-        let nonFinite = countNonFinite(input)
+        let nonFinite = hasNonFinite(input, threads: threads) ? countNonFinite(input) : 0
         var warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: usesRunning,
                                      variances: pass.variances, nonFinite: { nonFinite })
         warnings += pass.findings

@@ -1,0 +1,192 @@
+@testable import NormKit
+import Testing
+
+/// `EmulatedKernels` against `LiteralEmulation` (the first implementation: a Double rounded by `DType.round` after
+/// every operation, one element at a time), bit for bit, on every layout of sets the walk distinguishes: sets of
+/// rows per sample (four side by side, and a tail), rows over the batch, per-position columns per sample and over
+/// the batch, γ per element, no β, eval; every method and format; one thread and three.
+@Suite struct EmulatedKernelsTests {
+    struct Layout: CustomStringConvertible, Sendable {
+        let name: String
+        let shape: [Int]
+        let spec: @Sendable () throws -> LayerSpec
+        var description: String { name }
+    }
+
+    static let layouts: [Layout] = [
+        Layout(name: "groupnorm 7 (rows per sample, 4 + 3 sets)", shape: [2, 14, 3, 5]) { try LayerSpec(kind: .groupnorm, groups: 7) },
+        Layout(name: "layernorm (one set per sample)", shape: [5, 3, 4]) { try LayerSpec(kind: .layernorm) },
+        Layout(name: "batchnorm (rows over the batch)", shape: [3, 5, 7]) { try LayerSpec(kind: .batchnorm) },
+        Layout(name: "groupnorm 2 pydllib (columns per sample)", shape: [3, 4, 2, 3]) { try LayerSpec(kind: .groupnorm, groups: 2, preset: .pydllib) },
+        Layout(name: "batchnorm pydllib (columns over the batch)", shape: [4, 3, 5]) { try LayerSpec(kind: .batchnorm, preset: .pydllib) },
+        Layout(name: "instancenorm, γ per element", shape: [2, 3, 6]) {
+            var spec = try LayerSpec(kind: .instancenorm)
+            spec.affine = .element
+            return spec
+        },
+        Layout(name: "batchnorm over=n,c groups=2", shape: [3, 4, 5]) {
+            var spec = try LayerSpec(kind: .batchnorm)
+            spec.groups = 2
+            spec.reduce = .channels
+            return spec
+        },
+        Layout(name: "rmsnorm shape=8 (no centring, no β)", shape: [5, 8]) { try LayerSpec(kind: .rmsnorm, normalizedShape: [8]) },
+    ]
+
+    struct Case: CustomStringConvertible, Sendable {
+        let layout: Layout
+        let method: VarianceMethod
+        let format: DType
+        var description: String { "\(layout.name) \(method) \(format)" }
+    }
+
+    static let cases: [Case] = layouts.flatMap { layout in
+        VarianceMethod.allCases.flatMap { method in
+            [DType.float16, .bfloat16, .float32, .float64].map { Case(layout: layout, method: method, format: $0) }
+        }
+    }
+
+    /// Values of `format` with an offset, so one-pass variances cancel and sums round.
+    static func values(_ count: Int, seed: UInt64, format: DType, offset: Double) -> [Double] {
+        var state = seed
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let unit = Double(state >> 11) / Double(1 << 53)
+            return format.round(offset + 4 * unit - 2)
+        }
+    }
+
+    static func sameBits(_ got: [Double], _ want: [Double], _ what: String, _ name: String) {
+        #expect(got.count == want.count, "\(name): \(what) count")
+        for (i, (g, w)) in zip(got, want).enumerated() where !(g.bitPattern == w.bitPattern || (g.isNaN && w.isNaN)) {
+            Issue.record("\(name): \(what)[\(i)] = \(g), want \(w)")
+            return
+        }
+    }
+
+    @Test(arguments: cases)
+    func sameBitsAsTheLiteralPasses(_ c: Case) throws {
+        var spec = try c.layout.spec()
+        spec.method = c.method
+        spec.accumulate = c.format == .float64 ? .float64 : .storage
+        let plan = try NormPlan(spec: spec, inputShape: try Shape(c.layout.shape))
+        let count = plan.inputShape.count
+        let x = Self.values(count, seed: 1, format: c.format, offset: 3)
+        let dy = Self.values(count, seed: 2, format: c.format, offset: 0)
+        let affine = plan.affineShape?.count ?? 0
+        let gamma = affine > 0 ? Self.values(affine, seed: 3, format: c.format, offset: 1) : nil
+        let beta = affine > 0 && spec.bias ? Self.values(affine, seed: 4, format: c.format, offset: 0) : nil
+        let want = LiteralEmulation.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, running: nil,
+                                            format: c.format)
+        let wantGradients = LiteralEmulation.backward(spec: spec, plan: plan, x: x, dy: dy, means: want.means,
+                                                      rstds: want.rstds, gamma: gamma, constantStatistics: false,
+                                                      format: c.format)
+        for threads in [1, 3] {
+            let name = "\(c) on \(threads) threads"
+            let got = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, running: nil,
+                                              format: c.format, threads: threads)
+            Self.sameBits(got.means, want.means, "μ", name)
+            Self.sameBits(got.variances, want.variances, "σ²", name)
+            Self.sameBits(got.unbiased ?? [], want.unbiased ?? [], "unbiased σ²", name)
+            Self.sameBits(got.rstds, want.rstds, "rstd", name)
+            Self.sameBits(got.normalized, want.normalized, "x̂", name)
+            Self.sameBits(got.output, want.output, "y", name)
+            let gradients = EmulatedKernels.backward(spec: spec, plan: plan, x: x, dy: dy, means: got.means,
+                                                     rstds: got.rstds, gamma: gamma, constantStatistics: false,
+                                                     format: c.format, threads: threads)
+            Self.sameBits(gradients.dx, wantGradients.dx, "dx", name)
+            Self.sameBits(gradients.dgamma, wantGradients.dgamma, "dγ", name)
+            Self.sameBits(gradients.dbeta, wantGradients.dbeta, "dβ", name)
+            // A Float tensor (float64 values rounded to Float first): y and x̂ are the format's values as Floats.
+            let floatX = x.map { Float($0) }
+            let wantFloat = LiteralEmulation.forward(spec: spec, plan: plan, x: floatX.map(Double.init), gamma: gamma,
+                                                     beta: beta, running: nil, format: c.format)
+            let floats = EmulatedKernels.forward(spec: spec, plan: plan, x: floatX, gamma: gamma, beta: beta,
+                                                 running: nil, format: c.format, threads: threads)
+            Self.sameBits(floats.output.map(Double.init), wantFloat.output.map { Double(Float($0)) }, "Float y", name)
+            Self.sameBits(floats.normalized.map(Double.init), wantFloat.normalized.map { Double(Float($0)) }, "Float x̂", name)
+        }
+    }
+
+    @Test(arguments: [DType.float16, .bfloat16])
+    func evalAndOverflowMatchTheLiteralPasses(_ format: DType) throws {
+        var spec = try LayerSpec(kind: .batchnorm)
+        spec.accumulate = .storage
+        let plan = try NormPlan(spec: spec, inputShape: try Shape([4, 6, 5]))
+        // Channel 1 squares past float16's 65504 (bfloat16 sums past its range with 1e38), channel 4 sums past it.
+        let big = format == .float16 ? 300.0 : 1e38
+        var x = Self.values(plan.inputShape.count, seed: 5, format: format, offset: 0)
+        for n in 0..<4 { for s in 0..<5 { x[(n * 6 + 1) * 5 + s] = format.round(big * Double(s % 2 == 0 ? 1 : -1)) } }
+        for n in 0..<4 { for s in 0..<5 { x[(n * 6 + 4) * 5 + s] = format.round(format == .float16 ? 6e4 : 3e38) } }
+        let gamma = Self.values(6, seed: 6, format: format, offset: 1), beta = Self.values(6, seed: 7, format: format, offset: 0)
+        let want = LiteralEmulation.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, running: nil, format: format)
+        #expect(want.overflowed.contains(true), "the case must overflow somewhere")
+        let running = (means: Self.values(6, seed: 8, format: format, offset: 0), variances: Self.values(6, seed: 9, format: format, offset: 3))
+        let wantEval = LiteralEmulation.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, running: running, format: format)
+        let dy = Self.values(x.count, seed: 10, format: format, offset: 0)
+        let wantEvalDx = LiteralEmulation.backward(spec: spec, plan: plan, x: x, dy: dy, means: wantEval.means,
+                                                   rstds: wantEval.rstds, gamma: gamma, constantStatistics: true, format: format)
+        for threads in [1, 2] {
+            let got = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, running: nil,
+                                              format: format, threads: threads)
+            #expect(got.overflowed == want.overflowed)
+            #expect("\(got.findings)" == "\(want.findings)")
+            Self.sameBits(got.output, want.output, "y", "\(format) overflow")
+            let eval = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, running: running,
+                                               format: format, threads: threads)
+            Self.sameBits(eval.output, wantEval.output, "eval y", "\(format)")
+            let evalDx = EmulatedKernels.backward(spec: spec, plan: plan, x: x, dy: dy, means: eval.means, rstds: eval.rstds,
+                                                  gamma: gamma, constantStatistics: true, format: format, threads: threads)
+            Self.sameBits(evalDx.dx, wantEvalDx.dx, "eval dx", "\(format)")
+            Self.sameBits(evalDx.dgamma, wantEvalDx.dgamma, "eval dγ", "\(format)")
+        }
+    }
+}
+
+/// Each format's native arithmetic (`EmulatedFormat`) against `DType.round` of the Double operation.
+@Suite struct EmulatedFormatTests {
+    static func operands(_ format: DType, count: Int) -> [Float] {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var values: [Float] = [0, -0.0, 1, -1, .infinity, -.infinity, .nan, Float(format.largestFinite),
+                               Float(format.smallestNormal), Float(format.smallestSubnormal), 3 * Float(format.smallestSubnormal)]
+        while values.count < count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let bits = UInt32(truncatingIfNeeded: state >> 32)
+            values.append(Float(format.round(Double(Float(bitPattern: bits)))))
+        }
+        return values
+    }
+
+    static func check<F: EmulatedFormat>(_: F.Type) where F.Value == Float {
+        let format = F.format
+        let values = operands(format, count: 600)
+        func same(_ got: Float, _ want: Double, _ what: String) -> Bool {
+            let ok = Double(got) == want || (got.isNaN && want.isNaN)
+            if !ok { Issue.record("\(format) \(what): got \(got), want \(want)") }
+            return ok
+        }
+        outer: for a in values {
+            for b in values.prefix(200) {
+                let (x, y) = (Double(a), Double(b))
+                guard same(F.add(a, b), format.round(x + y), "\(a) + \(b)"),
+                      same(F.subtract(a, b), format.round(x - y), "\(a) − \(b)"),
+                      same(F.multiply(a, b), format.round(x * y), "\(a) × \(b)"),
+                      same(F.divide(a, b), format.round(x / y), "\(a) / \(b)") else { break outer }
+            }
+            guard same(F.squareRoot(a), format.round(Double(a).squareRoot()), "√\(a)") else { break }
+        }
+        // One rounding from Float and from Double, against DType.round, on random bit patterns.
+        var state: UInt64 = 12345
+        for _ in 0..<20_000 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let v = Float(bitPattern: UInt32(truncatingIfNeeded: state >> 29))
+            guard same(F.value(float: v), format.round(Double(v)), "round(\(v))") else { break }
+            let d = Double(bitPattern: state) 
+            guard same(F.value(d), format.round(d), "round(\(d))") else { break }
+        }
+    }
+
+    @Test func float16ArithmeticIsRoundedDoubleArithmetic() { Self.check(Float16Format.self) }
+    @Test func bfloat16ArithmeticIsRoundedDoubleArithmetic() { Self.check(BFloat16Format.self) }
+    @Test func float32ArithmeticIsRoundedDoubleArithmetic() { Self.check(Float32Format.self) }
+}
