@@ -72,7 +72,7 @@ extension EmulatedRun {
         let plan = plan
         let rounding = storageRounding(F.self, Scalar.self)
         EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
-            let first = plan.statIndex(sample: row.sample, channel: row.channel, position: 0)
+            let first = row.firstStat
             let (mean, rstd, stride) = statistics.row(first)
             let (meanTerm, projection, _) = terms.row(first)
             let (gamma, gammaStride) = affine.gammaRow(row.channel)
@@ -88,8 +88,11 @@ extension EmulatedRun {
                 for s in 0..<plan.spatial {
                     dx[s] = rounding.map { Scalar(fromDouble: $0.round(Double(value(s)))) } ?? Self.element(F.self, value(s))
                 }
-            } else {  // no branch in the loop, so it vectorises
-                for s in 0..<plan.spatial { dx[s] = Self.element(F.self, value(s)) }
+            } else {
+                EmulatedRows.gradient(F.self, EmulatedRowOperands(
+                    mean: mean, rstd: rstd, statStride: stride, gamma: gamma, gammaStride: gammaStride,
+                    beta: gamma, betaStride: 0, meanTerm: meanTerm, projection: projection),
+                    x: x, dy: dy, dx: dx, count: plan.spatial)
             }
         }
     }
@@ -114,7 +117,7 @@ struct EmulatedTerms<F: EmulatedFormat, Scalar: NormScalar>: @unchecked Sendable
         elementwise ? row.channel * plan.spatial + s : row.channel
     }
     @inline(__always) func statistic(_ row: EmulatedRow, _ s: Int) -> Int {
-        plan.statIndex(sample: row.sample, channel: row.channel, position: s)
+        row.firstStat &+ s &* plan.positionStride
     }
 }
 

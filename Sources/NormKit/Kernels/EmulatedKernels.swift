@@ -66,51 +66,26 @@ enum EmulatedKernels {
         }
     }
 
-    /// Each set's Σx in Float64 in row-major order and its Σ(x − μ)², μ being a constant set's own value exactly
-    /// (`Normalization.statistics`' numbers for finite input, with the walk's threads and side-by-side chains).
+    /// Each set's μ and Σ(x − μ)² to about Float64's precision, for judging the emulated ones (any order will do):
+    /// d = x − x₀ from the set's first element, Σd and Σd² in Float64 in four partial sums, then μ = x₀ + Σd/m and
+    /// Σ(x − μ)² = Σd² − (Σd)²/m. A constant set gets its own value and exactly 0; what the subtraction cancels is
+    /// at most Float64's rounding times (μ − x₀)²/σ² ≤ m, so at most 2⁻⁵³·m relative.
     static func exactStatistics<Scalar: NormScalar>(of x: [Scalar], plan: NormPlan, centre: Bool, threads: Int)
         -> (means: [Double], sumSquares: [Double]) {
         let units = EmulatedUnits(statisticsOf: plan)
         let count = plan.statsShape.count
-        var means = [Double](repeating: 0, count: count), squares = [Double](repeating: 0, count: count)
-        let m = Double(plan.setSize)
+        let first = SharedValues(UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1)))
+        let sums = SharedValues(UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1)))
+        let squares = SharedValues(UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1)))
+        defer { first.base.deallocate(); sums.base.deallocate(); squares.base.deallocate() }
         x.withUnsafeBufferPointer { x in
-            means.withUnsafeMutableBufferPointer { means in
-                squares.withUnsafeMutableBufferPointer { squares in
-                    let input = SharedInput(x.baseAddress!), meanValues = SharedValues(means.baseAddress!)
-                    // A Float set's partial sums k·x₀ are exact in Double below 2²⁹ elements, so a constant set's
-                    // mean is its value without the range check.
-                    if centre && Scalar.self == Float.self && plan.setSize < 1 << 29 {
-                        let sums = SharedValues(UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1)))
-                        defer { sums.base.deallocate() }
-                        units.walk(threads: threads, SumChain<Float64Format, Scalar>(x: input, sums: sums))
-                        for i in 0..<count { meanValues[i] = sums[i] / m }
-                    } else if centre {
-                        units.walk(threads: threads, RangeSumChain(x: input, means: meanValues, count: m))
-                    }
-                    units.walk(threads: threads, SquareChain<Float64Format, Scalar>(
-                        x: input, means: SharedInput(meanValues.base), squares: SharedValues(squares.baseAddress!)))
-                }
-            }
+            units.shiftedSums(SharedInput(x.baseAddress!), centre: centre, threads: threads,
+                              first: first, sums: sums, squares: squares)
         }
-        return (means, squares)
-    }
-}
-
-/// Σx in Float64 with the set's smallest and largest element: a constant set's mean is its value.
-struct RangeSumChain<Scalar: NormScalar>: EmulatedChain {
-    let x: SharedInput<Scalar>
-    let means: SharedValues<Double>
-    let count: Double
-    func start(_ index: Int) -> (sum: Double, low: Double, high: Double) { (0, .infinity, -.infinity) }
-    @inline(__always) func step(_ state: inout (sum: Double, low: Double, high: Double), _ row: EmulatedRow, _ s: Int) {
-        let v = x[row.offset &+ s].asDouble
-        state.sum += v
-        if v < state.low { state.low = v }
-        if v > state.high { state.high = v }
-    }
-    func finish(_ state: (sum: Double, low: Double, high: Double), _ index: Int) {
-        means[index] = state.low == state.high ? state.low : state.sum / count
+        let m = Double(plan.setSize)
+        guard centre else { return ([Double](repeating: 0, count: count), (0..<count).map { squares[$0] }) }
+        return ((0..<count).map { first[$0] + sums[$0] / m },
+                (0..<count).map { max(0, squares[$0] - sums[$0] * sums[$0] / m) })
     }
 }
 

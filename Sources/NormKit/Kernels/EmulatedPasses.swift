@@ -148,7 +148,7 @@ struct EmulatedRun {
         let plan = plan
         let rounding = storageRounding(F.self, Scalar.self)
         EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
-            let (mean, rstd, statStride) = statistics.row(plan.statIndex(sample: row.sample, channel: row.channel, position: 0))
+            let (mean, rstd, statStride) = statistics.row(row.firstStat)
             let (gamma, gammaStride) = affine.gammaRow(row.channel)
             let (beta, betaStride) = affine.betaRow(row.channel)
             let x = input.base + row.offset, xhat = xhatOut.base + row.offset, y = yOut.base + row.offset
@@ -162,12 +162,10 @@ struct EmulatedRun {
                     xhat[s] = Self.element(F.self, h)
                     y[s] = Scalar(fromDouble: rounding.round(Double(out)))
                 }
-            } else {  // no branch in the loop, so it vectorises
-                for s in 0..<plan.spatial {
-                    let (h, out) = normalized(s)
-                    xhat[s] = Self.element(F.self, h)
-                    y[s] = Self.element(F.self, out)
-                }
+            } else {
+                EmulatedRows.normalize(F.self, EmulatedRowOperands(
+                    mean: mean, rstd: rstd, statStride: statStride, gamma: gamma, gammaStride: gammaStride,
+                    beta: beta, betaStride: betaStride), x: x, xhat: xhat, y: y, count: plan.spatial)
             }
         }
     }

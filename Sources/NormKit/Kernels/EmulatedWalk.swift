@@ -17,6 +17,8 @@ struct EmulatedUnits: Sendable {
     let spatial: Int
     /// Each position of a unit is a set of its own (per-position statistics, element-wise γ).
     let columns: Bool
+    /// The plan's statistics strides, for each row's first statistics set.
+    private let statStrides: (sample: Int, group: Int, channelsPerGroup: Int)
 
     /// The statistics sets: units of sets that share rows.
     init(statisticsOf plan: NormPlan) {
@@ -29,6 +31,7 @@ struct EmulatedUnits: Sendable {
         channels = plan.channels
         spatial = plan.spatial
         columns = plan.positionStride != 0
+        statStrides = (plan.sampleStride, plan.groupStride, plan.channelsPerGroup)
     }
 
     /// The parameters: one unit per channel, its rows the channel in every sample, in sample order.
@@ -40,6 +43,7 @@ struct EmulatedUnits: Sendable {
         channels = plan.channels
         spatial = plan.spatial
         columns = elementwise
+        statStrides = (plan.sampleStride, plan.groupStride, plan.channelsPerGroup)
     }
 
     var rowsPerUnit: Int { outer * inner }
@@ -49,15 +53,18 @@ struct EmulatedUnits: Sendable {
 
     @inline(__always) func row(unit: Int, _ r: Int) -> EmulatedRow {
         let row = (unit / perOuter) * channels + (unit % perOuter) * inner + (r / inner) * channels + r % inner
-        return EmulatedRow(offset: row * spatial, sample: row / channels, channel: row % channels)
+        let sample = row / channels, channel = row % channels
+        return EmulatedRow(offset: row * spatial, sample: sample, channel: channel,
+                           firstStat: sample * statStrides.sample + channel / statStrides.channelsPerGroup * statStrides.group)
     }
 }
 
-/// Where a row of `spatial` elements starts, and whose it is.
+/// Where a row of `spatial` elements starts, whose it is, and the statistics set of its first element.
 struct EmulatedRow {
     let offset: Int
     let sample: Int
     let channel: Int
+    let firstStat: Int
 }
 
 /// One kind of sum: what a chain starts from, what one element adds, and where the result goes.
@@ -205,4 +212,69 @@ struct EmulatedAffine<Value: BinaryFloatingPoint>: @unchecked Sendable {
     }
 
     func free() { gamma.deallocate(); beta.deallocate() }
+}
+
+extension EmulatedUnits {
+    /// For each set: its first element x₀ (0 when not centring), Σd and Σd² of d = x − x₀ in Float64, in no
+    /// particular order (`EmulatedKernels.exactStatistics`).
+    func shiftedSums<Scalar: NormScalar>(_ x: SharedInput<Scalar>, centre: Bool, threads: Int,
+                                         first: SharedValues<Double>, sums: SharedValues<Double>,
+                                         squares: SharedValues<Double>) {
+        let units = self
+        FastKernels.parallel(count, threads: threads) { range in
+            if units.columns {
+                units.shiftedColumnSums(range, x, centre: centre, first: first, sums: sums, squares: squares)
+                return
+            }
+            for unit in range {
+                let x0 = centre ? x[units.row(unit: unit, 0).offset].asDouble : 0
+                var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0
+                for r in 0..<units.rowsPerUnit {
+                    let row = x.base + units.row(unit: unit, r).offset
+                    var s = 0
+                    while s &+ 4 <= units.spatial {
+                        let d0 = row[s].asDouble - x0, d1 = row[s &+ 1].asDouble - x0
+                        let d2 = row[s &+ 2].asDouble - x0, d3 = row[s &+ 3].asDouble - x0
+                        s0 += d0; s1 += d1; s2 += d2; s3 += d3
+                        q0 += d0 * d0; q1 += d1 * d1; q2 += d2 * d2; q3 += d3 * d3
+                        s &+= 4
+                    }
+                    while s < units.spatial {
+                        let d = row[s].asDouble - x0
+                        s0 += d
+                        q0 += d * d
+                        s &+= 1
+                    }
+                }
+                first[unit] = x0
+                sums[unit] = (s0 + s1) + (s2 + s3)
+                squares[unit] = (q0 + q1) + (q2 + q3)
+            }
+        }
+    }
+
+    /// `shiftedSums` for per-position sets: each row adds to its positions' sums.
+    private func shiftedColumnSums<Scalar: NormScalar>(
+        _ range: Range<Int>, _ x: SharedInput<Scalar>, centre: Bool, first: SharedValues<Double>,
+        sums: SharedValues<Double>, squares: SharedValues<Double>
+    ) {
+        for unit in range {
+            let base = unit * spatial  // the unit's first set
+            let start = x.base + row(unit: unit, 0).offset
+            for s in 0..<spatial {
+                first[base &+ s] = centre ? start[s].asDouble : 0
+                sums[base &+ s] = 0
+                squares[base &+ s] = 0
+            }
+            let shift = first.base + base, sum = sums.base + base, square = squares.base + base
+            for r in 0..<rowsPerUnit {
+                let row = x.base + row(unit: unit, r).offset
+                for s in 0..<spatial {
+                    let d = row[s].asDouble - shift[s]
+                    sum[s] += d
+                    square[s] += d * d
+                }
+            }
+        }
+    }
 }
