@@ -143,6 +143,27 @@ import Testing
     }
 }
 
+extension EmulatedKernelsTests {
+    /// A pass keeps y only; x̂ read from it afterwards is the literal passes' x̂ (made again from x, in the format).
+    @Test(arguments: [(LayerKind.groupnorm, Preset.torch, VarianceMethod.twopass, Accumulation.float32),
+                      (.batchnorm, .pydllib, .onepass, .storage), (.groupnorm, .pydllib, .welford, .storage)])
+    func normalizedReadLaterIsTheFormatsXhat(_ kind: LayerKind, _ preset: Preset, _ method: VarianceMethod,
+                                             _ accumulate: Accumulation) throws {
+        var spec = try LayerSpec(kind: kind, groups: kind == .groupnorm ? 2 : nil, preset: preset)
+        spec.method = method
+        spec.accumulate = accumulate
+        let shape = try Shape([3, 4, 5])
+        let x = Self.values(shape.count, seed: 11, format: .float16, offset: 2)
+        let forward = try Normalization.forward(spec: spec, input: Tensor(shape: shape, scalars: x.map { Float($0) }),
+                                                gamma: nil, beta: nil, storage: .float16)
+        let plan = try NormPlan(spec: forward.spec, inputShape: shape)
+        let want = LiteralEmulation.forward(spec: forward.spec, plan: plan, x: x, gamma: nil, beta: nil, running: nil,
+                                            format: accumulate.format(storage: .float16))
+        Self.sameBits(forward.normalized.scalars.map(Double.init), want.normalized.map { Double(Float($0)) }, "x̂",
+                      "\(kind) \(preset) \(method) \(accumulate)")
+    }
+}
+
 /// Each format's native arithmetic (`EmulatedFormat`) against `DType.round` of the Double operation.
 @Suite struct EmulatedFormatTests {
     static func operands(_ format: DType, count: Int) -> [Float] {

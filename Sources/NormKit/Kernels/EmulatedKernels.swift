@@ -15,8 +15,8 @@
 /// dγ and dβ are each parameter's sums over the batch in row-major order. `EmulatedUnits` runs the sets' chains
 /// on several threads and side by side without changing any chain's order.
 enum EmulatedKernels {
-    /// What the emulated forward produced: statistics in the accumulation format (as Doubles), x̂ and y as the
-    /// tensor's elements. y is rounded to `storage` when that is reduced, except Float results in a Float tensor,
+    /// What the emulated forward produced: statistics in the accumulation format (as Doubles), x̂ (when asked
+    /// for; empty otherwise) and y as the tensor's elements. y is rounded to `storage` when that is reduced, except Float results in a Float tensor,
     /// which the caller rounds (`Normalization.store`: one vectorised rounding of the same values).
     struct Forward<Scalar: NormScalar> {
         var means: [Double]
@@ -33,16 +33,35 @@ enum EmulatedKernels {
     /// Forward in `format`; `running` (means, variances) for BatchNorm in eval mode.
     static func forward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: [Scalar], gamma: [Double]?, beta: [Double]?,
-        running: (means: [Double], variances: [Double])?, format: DType, storage: DType? = nil, threads: Int = 1
+        running: (means: [Double], variances: [Double])?, format: DType, storage: DType? = nil, threads: Int = 1,
+        keepNormalized: Bool = true
     ) -> Forward<Scalar> {
         let run = EmulatedRun(spec: spec, plan: plan, storage: storage, threads: threads)
+        let keep = keepNormalized
         return x.withUnsafeBufferPointer { x in
             switch format {
-            case .float64: run.forward(Float64Format.self, x: x, gamma: gamma, beta: beta, running: running)
-            case .float32: run.forward(Float32Format.self, x: x, gamma: gamma, beta: beta, running: running)
-            case .float16: run.forward(Float16Format.self, x: x, gamma: gamma, beta: beta, running: running)
-            case .bfloat16: run.forward(BFloat16Format.self, x: x, gamma: gamma, beta: beta, running: running)
+            case .float64: run.forward(Float64Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
+            case .float32: run.forward(Float32Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
+            case .float16: run.forward(Float16Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
+            case .bfloat16: run.forward(BFloat16Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
             }
+        }
+    }
+
+    /// x̂ as the emulated forward made it, from its statistics (`means`, `rstds`: values of `format`).
+    static func normalized<Scalar: NormScalar>(spec: LayerSpec, plan: NormPlan, x: [Scalar], means: [Double],
+                                               rstds: [Double], format: DType, threads: Int = 1) -> [Scalar] {
+        let run = EmulatedRun(spec: spec, plan: plan, storage: nil, threads: threads)
+        func values<F: EmulatedFormat>(_: F.Type) -> [Scalar] {
+            x.withUnsafeBufferPointer { x in
+                run.normalize(F.self, x: x, means: means.map(F.value), rstds: rstds.map(F.value), gamma: nil, beta: nil)
+            }
+        }
+        switch format {
+        case .float64: return values(Float64Format.self)
+        case .float32: return values(Float32Format.self)
+        case .float16: return values(Float16Format.self)
+        case .bfloat16: return values(BFloat16Format.self)
         }
     }
 

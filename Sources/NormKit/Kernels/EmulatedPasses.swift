@@ -33,7 +33,7 @@ struct EmulatedRun {
 
     func forward<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, gamma: [Double]?, beta: [Double]?,
-        running: (means: [Double], variances: [Double])?
+        running: (means: [Double], variances: [Double])?, keepNormalized: Bool
     ) -> EmulatedKernels.Forward<Scalar> {
         let count = plan.statsShape.count
         let m = plan.setSize
@@ -100,7 +100,12 @@ struct EmulatedRun {
 
         let eps = F.value(spec.eps)
         let rstds = variances.map { F.divide(1, F.squareRoot(F.add($0, eps))) }
-        let normalized = normalize(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
+        let output = normalize(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
+        // x̂ is y with neither γ nor β (h·1 = h and h + (−0) = h) and no storage rounding.
+        let normalized = keepNormalized
+            ? EmulatedRun(spec: spec, plan: plan, storage: nil, threads: threads)
+                .normalize(F.self, x: x, means: means, rstds: rstds, gamma: nil, beta: nil)
+            : []
 
         var findings: [NormWarning] = []
         let squareSets = overflowedSquare.filter { $0 }.count, sumSets = overflowedSum.filter { $0 }.count
@@ -114,31 +119,25 @@ struct EmulatedRun {
         func doubles(_ values: [F.Value]) -> [Double] { values.map { Double($0) } }
         return EmulatedKernels.Forward(
             means: doubles(means), variances: doubles(variances), unbiased: unbiased.map(doubles),
-            rstds: doubles(rstds), normalized: normalized.xhat, output: normalized.y, findings: findings,
+            rstds: doubles(rstds), normalized: normalized, output: output, findings: findings,
             overflowed: zip(overflowedSquare, overflowedSum).map { $0 || $1 })
     }
 
-    /// x̂ and y, element by element (no sums: any order, any thread).
-    private func normalize<F: EmulatedFormat, Scalar: NormScalar>(
+    /// y = x̂·γ + β element by element (no sums: any order, any thread); with neither γ nor β, x̂ itself.
+    func normalize<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [Double]?,
         beta: [Double]?
-    ) -> (xhat: [Scalar], y: [Scalar]) {
-        let total = x.count
-        var y: [Scalar] = []
-        let xhat = [Scalar](unsafeUninitializedCapacity: total) { xhat, xhatCount in
-            y = [Scalar](unsafeUninitializedCapacity: total) { y, yCount in
-                normalize(F.self, x: x, into: SharedValues(xhat.baseAddress!), SharedValues(y.baseAddress!),
-                          means: means, rstds: rstds, gamma: gamma, beta: beta)
-                yCount = total
-            }
-            xhatCount = total
+    ) -> [Scalar] {
+        [Scalar](unsafeUninitializedCapacity: x.count) { y, count in
+            normalize(F.self, x: x, into: SharedValues(y.baseAddress!), means: means, rstds: rstds, gamma: gamma,
+                      beta: beta)
+            count = x.count
         }
-        return (xhat, y)
     }
 
     private func normalize<F: EmulatedFormat, Scalar: NormScalar>(
-        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, into xhatOut: SharedValues<Scalar>,
-        _ yOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [Double]?, beta: [Double]?
+        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, into yOut: SharedValues<Scalar>, means: [F.Value],
+        rstds: [F.Value], gamma: [Double]?, beta: [Double]?
     ) {
         let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: plan.positionStride != 0)
         let affine = EmulatedAffine<F.Value>(gamma: gamma?.map(F.value), beta: beta?.map(F.value),
@@ -151,21 +150,17 @@ struct EmulatedRun {
             let (mean, rstd, statStride) = statistics.row(row.firstStat)
             let (gamma, gammaStride) = affine.gammaRow(row.channel)
             let (beta, betaStride) = affine.betaRow(row.channel)
-            let x = input.base + row.offset, xhat = xhatOut.base + row.offset, y = yOut.base + row.offset
-            @inline(__always) func normalized(_ s: Int) -> (xhat: F.Value, y: F.Value) {
-                let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s &* statStride]), rstd[s &* statStride])
-                return (h, F.add(F.multiply(h, gamma[s &* gammaStride]), beta[s &* betaStride]))
-            }
+            let x = input.base + row.offset, y = yOut.base + row.offset
+            let operands = EmulatedRowOperands(mean: mean, rstd: rstd, statStride: statStride, gamma: gamma,
+                                               gammaStride: gammaStride, beta: beta, betaStride: betaStride)
             if let rounding {
                 for s in 0..<plan.spatial {
-                    let (h, out) = normalized(s)
-                    xhat[s] = Self.element(F.self, h)
+                    let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s * statStride]), rstd[s * statStride])
+                    let out = F.add(F.multiply(h, gamma[s * gammaStride]), beta[s * betaStride])
                     y[s] = Scalar(fromDouble: rounding.round(Double(out)))
                 }
             } else {
-                EmulatedRows.normalize(F.self, EmulatedRowOperands(
-                    mean: mean, rstd: rstd, statStride: statStride, gamma: gamma, gammaStride: gammaStride,
-                    beta: beta, betaStride: betaStride), x: x, xhat: xhat, y: y, count: plan.spatial)
+                EmulatedRows.normalize(F.self, operands, x: x, y: y, count: plan.spatial)
             }
         }
     }

@@ -18,18 +18,18 @@ struct EmulatedRowOperands<Value> {
 }
 
 enum EmulatedRows {
-    /// x̂ = (x − μ)·rstd and y = x̂·γ + β over `count` elements.
+    /// y = x̂·γ + β, x̂ = (x − μ)·rstd, over `count` elements.
     static func normalize<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, _ o: EmulatedRowOperands<F.Value>, x: UnsafePointer<Scalar>,
-        xhat: UnsafeMutablePointer<Scalar>, y: UnsafeMutablePointer<Scalar>, count: Int
+        y: UnsafeMutablePointer<Scalar>, count: Int
     ) {
         switch (o.statStride, o.gammaStride, o.betaStride) {
-        case (0, 0, 0): normalize(F.self, SameInRow.self, SameInRow.self, SameInRow.self, o, x, xhat, y, count)
-        case (0, 1, 1): normalize(F.self, SameInRow.self, AlongRow.self, AlongRow.self, o, x, xhat, y, count)
-        case (0, 1, 0): normalize(F.self, SameInRow.self, AlongRow.self, SameInRow.self, o, x, xhat, y, count)
-        case (1, 0, 0): normalize(F.self, AlongRow.self, SameInRow.self, SameInRow.self, o, x, xhat, y, count)
-        case (1, 1, 1): normalize(F.self, AlongRow.self, AlongRow.self, AlongRow.self, o, x, xhat, y, count)
-        case (1, 1, 0): normalize(F.self, AlongRow.self, AlongRow.self, SameInRow.self, o, x, xhat, y, count)
+        case (0, 0, 0): normalize(F.self, SameInRow.self, SameInRow.self, SameInRow.self, o, x, y, count)
+        case (0, 1, 1): normalize(F.self, SameInRow.self, AlongRow.self, AlongRow.self, o, x, y, count)
+        case (0, 1, 0): normalize(F.self, SameInRow.self, AlongRow.self, SameInRow.self, o, x, y, count)
+        case (1, 0, 0): normalize(F.self, AlongRow.self, SameInRow.self, SameInRow.self, o, x, y, count)
+        case (1, 1, 1): normalize(F.self, AlongRow.self, AlongRow.self, AlongRow.self, o, x, y, count)
+        case (1, 1, 0): normalize(F.self, AlongRow.self, AlongRow.self, SameInRow.self, o, x, y, count)
         default: preconditionFailure("β runs along a row only with γ")
         }
     }
@@ -37,11 +37,10 @@ enum EmulatedRows {
     @inline(__always)
     private static func normalize<F: EmulatedFormat, Scalar: NormScalar, M: RowStride, G: RowStride, B: RowStride>(
         _: F.Type, _: M.Type, _: G.Type, _: B.Type, _ o: EmulatedRowOperands<F.Value>, _ x: UnsafePointer<Scalar>,
-        _ xhat: UnsafeMutablePointer<Scalar>, _ y: UnsafeMutablePointer<Scalar>, _ count: Int
+        _ y: UnsafeMutablePointer<Scalar>, _ count: Int
     ) {
         for s in 0..<count {
             let h = F.multiply(F.subtract(F.value(scalar: x[s]), o.mean[s &* M.step]), o.rstd[s &* M.step])
-            xhat[s] = EmulatedRun.element(F.self, h)
             y[s] = EmulatedRun.element(F.self, F.add(F.multiply(h, o.gamma[s &* G.step]), o.beta[s &* B.step]))
         }
     }

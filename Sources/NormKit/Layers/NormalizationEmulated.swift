@@ -18,7 +18,7 @@ extension Normalization {
         let pass = EmulatedKernels.forward(spec: spec, plan: plan, x: input.scalars,
                                            gamma: gamma?.scalars.map(\.asDouble), beta: beta?.scalars.map(\.asDouble),
                                            running: runningValues.map { ($0.means, $0.variances) }, format: format,
-                                           storage: storage, threads: threads)
+                                           storage: storage, threads: threads, keepNormalized: false)
         let nonFinite = hasNonFinite(input, threads: threads) ? countNonFinite(input) : 0
         var warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: usesRunning,
                                      variances: pass.variances, nonFinite: { nonFinite })
@@ -39,7 +39,7 @@ extension Normalization {
             mean: spec.centres ? stats(pass.means) : nil, variance: stats(pass.variances), rstd: stats(pass.rstds),
             unbiasedVariance: spec.kind.hasRunningStatistics && !usesRunning ? pass.unbiased.map(stats) : nil,
             warnings: warnings, exactMeans: pass.means, exactRstds: pass.rstds,
-            storedNormalized: Tensor(uncheckedShape: input.shape, scalars: pass.normalized))
+            storedNormalized: nil)  // made from x when something reads it (`ForwardResult.normalized`)
     }
 
     /// Sets whose computed σ² is ≤ 0, NaN or more than 10 % from the exact two-pass value (overflowed sets aside:

@@ -122,6 +122,11 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     /// memory traffic to every pass); it is then recomputed here, with the forward pass's own operations.
     public var normalized: Tensor<Scalar> {
         if let storedNormalized { return storedNormalized }
+        if !spec.computesExactly {
+            return Tensor(uncheckedShape: input.shape, scalars: EmulatedKernels.normalized(
+                spec: spec, plan: plan, x: input.scalars, means: exactMeans, rstds: exactRstds,
+                format: spec.accumulate.format(storage: storage)))
+        }
         if mode == .train && ColumnKernels.applies(spec) {
             return ColumnKernels.normalized(spec: spec, plan: plan, x: input, threads: 1)
         }
