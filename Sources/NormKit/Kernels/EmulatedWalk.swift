@@ -228,27 +228,29 @@ extension EmulatedUnits {
             }
             for unit in range {
                 let x0 = centre ? x[units.row(unit: unit, 0).offset].asDouble : 0
-                var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, q0 = 0.0, q1 = 0.0, q2 = 0.0, q3 = 0.0
+                let shift = SIMD4<Double>(repeating: x0)
+                var sum = SIMD4<Double>(), square = SIMD4<Double>()
+                var tailSum = 0.0, tailSquare = 0.0
                 for r in 0..<units.rowsPerUnit {
                     let row = x.base + units.row(unit: unit, r).offset
                     var s = 0
                     while s &+ 4 <= units.spatial {
-                        let d0 = row[s].asDouble - x0, d1 = row[s &+ 1].asDouble - x0
-                        let d2 = row[s &+ 2].asDouble - x0, d3 = row[s &+ 3].asDouble - x0
-                        s0 += d0; s1 += d1; s2 += d2; s3 += d3
-                        q0 += d0 * d0; q1 += d1 * d1; q2 += d2 * d2; q3 += d3 * d3
+                        let d = SIMD4<Double>(row[s].asDouble, row[s &+ 1].asDouble, row[s &+ 2].asDouble,
+                                              row[s &+ 3].asDouble) - shift
+                        sum += d
+                        square += d * d
                         s &+= 4
                     }
                     while s < units.spatial {
                         let d = row[s].asDouble - x0
-                        s0 += d
-                        q0 += d * d
+                        tailSum += d
+                        tailSquare += d * d
                         s &+= 1
                     }
                 }
                 first[unit] = x0
-                sums[unit] = (s0 + s1) + (s2 + s3)
-                squares[unit] = (q0 + q1) + (q2 + q3)
+                sums[unit] = sum.sum() + tailSum
+                squares[unit] = square.sum() + tailSquare
             }
         }
     }
