@@ -10,26 +10,27 @@ extension EmulatedRun {
         let m = Double(plan.setSize)
         let divisor = spec.variance == .unbiased ? m - 1 : m
         let element = spec.affine == .element, centre = spec.centres
-        let means = statistics.means.map(F.value), rstds = statistics.rstds.map(F.value)
+        // Not centring, μ is 0 here: x − 0 is x, bit for bit, so the loops need no test.
+        let means = centre ? statistics.means.map(F.value) : [F.Value](repeating: 0, count: count)
+        let rstds = statistics.rstds.map(F.value)
         let gammaValues = gamma?.map(F.value)
-        let terms = EmulatedTerms<F, Scalar>(
-            x: SharedInput(x.baseAddress!), dy: SharedInput(dy.baseAddress!), plan: plan, centre: centre,
-            elementwise: element)
+        let affine = EmulatedAffine(gamma: gammaValues, beta: nil, elementwise: element, spatial: plan.spatial)
+        defer { affine.free() }
+        let terms = EmulatedTerms<F, Scalar>(x: SharedInput(x.baseAddress!), dy: SharedInput(dy.baseAddress!),
+                                             plan: plan, affine: affine)
         var meanTerms = [F.Value](repeating: 0, count: count), projections = meanTerms
 
-        means.withUnsafeBufferPointer { means in
-            rstds.withUnsafeBufferPointer { rstds in
-                gammaValues.withUnsafeBufferPointerIfSome { gamma in
-                    let mu = SharedInput(means.baseAddress!), r = SharedInput(rstds.baseAddress!)
-                    if !constant {
-                        let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(count, 1))
-                        defer { sums.deallocate() }
-                        EmulatedUnits(statisticsOf: plan).walk(threads: threads, GradientSumsChain(
-                            terms: terms, means: mu, rstds: r, gamma: gamma, sums: SharedValues(sums)))
-                        for i in 0..<count {
-                            meanTerms[i] = centre ? F.divide(sums[2 * i], by: m) : 0
-                            projections[i] = F.divide(sums[2 * i + 1], by: divisor)
-                        }
+        if !constant {
+            means.withUnsafeBufferPointer { means in
+                rstds.withUnsafeBufferPointer { rstds in
+                    let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(count, 1))
+                    defer { sums.deallocate() }
+                    EmulatedUnits(statisticsOf: plan).walk(threads: threads, GradientSumsChain(
+                        terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
+                        sums: SharedValues(sums)))
+                    for i in 0..<count {
+                        meanTerms[i] = centre ? F.divide(sums[2 * i], by: m) : 0
+                        projections[i] = F.divide(sums[2 * i + 1], by: divisor)
                     }
                 }
             }
@@ -103,18 +104,18 @@ struct EmulatedTerms<F: EmulatedFormat, Scalar: NormScalar>: @unchecked Sendable
     let x: SharedInput<Scalar>
     let dy: SharedInput<Scalar>
     let plan: NormPlan
-    let centre: Bool
-    let elementwise: Bool
+    /// γ, reading 1 where the layer has none.
+    let affine: EmulatedAffine<F.Value>
 
-    /// x̂ = (x − μ)·rstd, as forward made it.
+    /// x̂ = (x − μ)·rstd, as forward made it (μ = 0 when not centring).
     @inline(__always) func normalized(_ row: EmulatedRow, _ s: Int, mean: F.Value, rstd: F.Value) -> F.Value {
-        let v = F.value(scalar: x[row.offset &+ s])
-        return F.multiply(centre ? F.subtract(v, mean) : v, rstd)
+        F.multiply(F.subtract(F.value(scalar: x[row.offset &+ s]), mean), rstd)
     }
     @inline(__always) func gradient(_ row: EmulatedRow, _ s: Int) -> F.Value { F.value(scalar: dy[row.offset &+ s]) }
-    /// The index of γ and β at the element.
-    @inline(__always) func parameter(_ row: EmulatedRow, _ s: Int) -> Int {
-        elementwise ? row.channel * plan.spatial + s : row.channel
+    /// dy·γ at the element.
+    @inline(__always) func scaledGradient(_ row: EmulatedRow, _ s: Int) -> F.Value {
+        let (gamma, stride) = affine.gammaRow(row.channel)
+        return F.multiply(gradient(row, s), gamma[s &* stride])
     }
     @inline(__always) func statistic(_ row: EmulatedRow, _ s: Int) -> Int {
         row.firstStat &+ s &* plan.positionStride
@@ -126,14 +127,12 @@ struct GradientSumsChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain, 
     let terms: EmulatedTerms<F, Scalar>
     let means: SharedInput<F.Value>
     let rstds: SharedInput<F.Value>
-    let gamma: UnsafeBufferPointer<F.Value>?
     let sums: SharedValues<F.Value>
     typealias State = (g: F.Value, gh: F.Value, mean: F.Value, rstd: F.Value)
     func start(_ index: Int) -> State { (0, 0, means[index], rstds[index]) }
     @inline(__always) func step(_ state: inout State, _ row: EmulatedRow, _ s: Int) {
         let h = terms.normalized(row, s, mean: state.mean, rstd: state.rstd)
-        let dy = terms.gradient(row, s)
-        let dh = gamma.map { F.multiply(dy, $0[terms.parameter(row, s)]) } ?? dy
+        let dh = terms.scaledGradient(row, s)
         state.g = F.add(state.g, dh)
         state.gh = F.add(state.gh, F.multiply(dh, h))
     }
@@ -160,16 +159,5 @@ struct ParameterChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain, @un
     func finish(_ state: (dgamma: F.Value, dbeta: F.Value), _ index: Int) {
         sums[2 * index] = state.dgamma
         sums[2 * index + 1] = state.dbeta
-    }
-}
-
-extension Optional {
-    /// `body` with the array's buffer, or nil.
-    func withUnsafeBufferPointerIfSome<Element, R>(_ body: (UnsafeBufferPointer<Element>?) -> R) -> R
-    where Wrapped == [Element] {
-        switch self {
-        case .some(let array): return array.withUnsafeBufferPointer { body($0) }
-        case .none: return body(nil)
-        }
     }
 }
