@@ -2,8 +2,8 @@
 import Testing
 
 /// `EmulatedKernels` against `LiteralEmulation` (the first implementation: a Double rounded by `DType.round` after
-/// every operation, one element at a time), bit for bit, on every layout of sets the walk distinguishes: sets of
-/// rows per sample (four side by side, and a tail), rows over the batch, per-position columns per sample and over
+/// every operation, one element at a time), bit for bit, on every layout of sets the walk distinguishes (inputs without spatial dims
+/// included): sets of rows per sample (four side by side, and a tail), rows over the batch, per-position columns per sample and over
 /// the batch, γ per element, no β, eval; every method and format; one thread and three.
 @Suite struct EmulatedKernelsTests {
     struct Layout: CustomStringConvertible, Sendable {
@@ -31,6 +31,16 @@ import Testing
             return spec
         },
         Layout(name: "rmsnorm shape=8 (no centring, no β)", shape: [5, 8]) { try LayerSpec(kind: .rmsnorm, normalizedShape: [8]) },
+        // No spatial dims: the walk sees a group's channels (or a sample's channels) as one row (EmulatedLayout).
+        Layout(name: "layernorm shape=6 on (7, 6)", shape: [7, 6]) { try LayerSpec(kind: .layernorm, normalizedShape: [6]) },
+        Layout(name: "batchnorm on (6, 5)", shape: [6, 5]) { try LayerSpec(kind: .batchnorm) },
+        Layout(name: "groupnorm 2 pydllib on (3, 8)", shape: [3, 8]) { try LayerSpec(kind: .groupnorm, groups: 2, preset: .pydllib) },
+        Layout(name: "batchnorm over=n,c groups=3 on (4, 6)", shape: [4, 6]) {
+            var spec = try LayerSpec(kind: .batchnorm)
+            spec.groups = 3
+            spec.reduce = .channels
+            return spec
+        },
     ]
 
     struct Case: CustomStringConvertible, Sendable {

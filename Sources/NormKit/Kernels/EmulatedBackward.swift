@@ -9,15 +9,16 @@ extension EmulatedRun {
         let count = plan.statsShape.count
         let m = Double(plan.setSize)
         let divisor = spec.variance == .unbiased ? m - 1 : m
-        let element = spec.affine == .element, centre = spec.centres
+        let centre = spec.centres, layout = layout
         // Not centring, μ is 0 here: x − 0 is x, bit for bit, so the loops need no test.
         let means = centre ? statistics.means.map(F.value) : [F.Value](repeating: 0, count: count)
         let rstds = statistics.rstds.map(F.value)
         let gammaValues = gamma?.map(F.value)
-        let affine = EmulatedAffine(gamma: gammaValues, beta: nil, elementwise: element, spatial: plan.spatial)
+        let affine = EmulatedAffine(gamma: gammaValues, beta: nil, elementwise: layout.elementwise,
+                                    spatial: layout.spatial)
         defer { affine.free() }
         let terms = EmulatedTerms<F, Scalar>(x: SharedInput(x.baseAddress!), dy: SharedInput(dy.baseAddress!),
-                                             plan: plan, affine: affine)
+                                             layout: layout, affine: affine)
         var meanTerms = [F.Value](repeating: 0, count: count), projections = meanTerms
 
         if !constant {
@@ -25,7 +26,7 @@ extension EmulatedRun {
                 rstds.withUnsafeBufferPointer { rstds in
                     let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(count, 1))
                     defer { sums.deallocate() }
-                    EmulatedUnits(statisticsOf: plan).walk(threads: threads, GradientSumsChain(
+                    EmulatedUnits(statisticsOf: layout).walk(threads: threads, GradientSumsChain(
                         terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
                         sums: SharedValues(sums)))
                     for i in 0..<count {
@@ -49,7 +50,7 @@ extension EmulatedRun {
         defer { sums.deallocate() }
         means.withUnsafeBufferPointer { means in
             rstds.withUnsafeBufferPointer { rstds in
-                EmulatedUnits(parametersOf: plan, elementwise: element).walk(threads: threads, ParameterChain(
+                EmulatedUnits(parametersOf: layout).walk(threads: threads, ParameterChain(
                     terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
                     sums: SharedValues(sums)))
             }
@@ -63,16 +64,16 @@ extension EmulatedRun {
         into dxOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [F.Value]?,
         meanTerms: [F.Value], projections: [F.Value], constant: Bool
     ) {
-        let perPosition = plan.positionStride != 0
+        let perPosition = layout.positionStride != 0
         let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: perPosition)
         let terms = EmulatedRowStatistics(means: meanTerms, rstds: projections, perPosition: perPosition)
-        let affine = EmulatedAffine(gamma: gamma, beta: nil, elementwise: spec.affine == .element,
-                                    spatial: plan.spatial)
+        let affine = EmulatedAffine(gamma: gamma, beta: nil, elementwise: layout.elementwise,
+                                    spatial: layout.spatial)
         defer { statistics.free(); terms.free(); affine.free() }
         let input = SharedInput(x.baseAddress!), gradients = SharedInput(dy.baseAddress!)
-        let plan = plan
+        let layout = layout
         let rounding = storageRounding(F.self, Scalar.self)
-        EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
+        EmulatedUnits(statisticsOf: layout).forEachRow(threads: threads) { row, _ in
             let first = row.firstStat
             let (mean, rstd, stride) = statistics.row(first)
             let (meanTerm, projection, _) = terms.row(first)
@@ -86,14 +87,14 @@ extension EmulatedRun {
                                                                 F.multiply(h, projection[s &* stride])))
             }
             if rounding != nil || constant {
-                for s in 0..<plan.spatial {
+                for s in 0..<layout.spatial {
                     dx[s] = rounding.map { Scalar(fromDouble: $0.round(Double(value(s)))) } ?? Self.element(F.self, value(s))
                 }
             } else {
                 EmulatedRows.gradient(F.self, EmulatedRowOperands(
                     mean: mean, rstd: rstd, statStride: stride, gamma: gamma, gammaStride: gammaStride,
                     beta: gamma, betaStride: 0, meanTerm: meanTerm, projection: projection),
-                    x: x, dy: dy, dx: dx, count: plan.spatial)
+                    x: x, dy: dy, dx: dx, count: layout.spatial)
             }
         }
     }
@@ -103,7 +104,7 @@ extension EmulatedRun {
 struct EmulatedTerms<F: EmulatedFormat, Scalar: NormScalar>: @unchecked Sendable {
     let x: SharedInput<Scalar>
     let dy: SharedInput<Scalar>
-    let plan: NormPlan
+    let layout: EmulatedLayout
     /// γ, reading 1 where the layer has none.
     let affine: EmulatedAffine<F.Value>
 
@@ -118,7 +119,7 @@ struct EmulatedTerms<F: EmulatedFormat, Scalar: NormScalar>: @unchecked Sendable
         return F.multiply(gradient(row, s), gamma[s &* stride])
     }
     @inline(__always) func statistic(_ row: EmulatedRow, _ s: Int) -> Int {
-        row.firstStat &+ s &* plan.positionStride
+        row.firstStat &+ s &* layout.positionStride
     }
 }
 

@@ -91,7 +91,7 @@ enum EmulatedKernels {
     /// at most Float64's rounding times (μ − x₀)²/σ² ≤ m, so at most 2⁻⁵³·m relative.
     static func exactStatistics<Scalar: NormScalar>(of x: [Scalar], plan: NormPlan, centre: Bool, threads: Int)
         -> (means: [Double], sumSquares: [Double]) {
-        let units = EmulatedUnits(statisticsOf: plan)
+        let units = EmulatedUnits(statisticsOf: EmulatedLayout(plan: plan, elementwiseAffine: false))
         let count = plan.statsShape.count
         let first = SharedValues(UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1)))
         let sums = SharedValues(UnsafeMutablePointer<Double>.allocate(capacity: max(count, 1)))

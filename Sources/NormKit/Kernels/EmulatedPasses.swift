@@ -6,6 +6,9 @@ struct EmulatedRun {
     let storage: DType?
     let threads: Int
 
+    /// The sets as the walk visits them (`EmulatedLayout`).
+    var layout: EmulatedLayout { EmulatedLayout(plan: plan, elementwiseAffine: spec.affine == .element) }
+
     struct Statistics {
         let means: [Double]
         let rstds: [Double]
@@ -50,7 +53,7 @@ struct EmulatedRun {
             means = running.means.map(F.value)
             variances = running.variances.map(F.value)
         } else {
-            let units = EmulatedUnits(statisticsOf: plan)
+            let units = EmulatedUnits(statisticsOf: layout)
             let sums: UnsafeMutablePointer<F.Value> = Self.scratch(count)
             let squares: UnsafeMutablePointer<F.Value> = Self.scratch(count)
             let meanValues: UnsafeMutablePointer<F.Value> = Self.scratch(count)
@@ -139,14 +142,14 @@ struct EmulatedRun {
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, into yOut: SharedValues<Scalar>, means: [F.Value],
         rstds: [F.Value], gamma: [Double]?, beta: [Double]?
     ) {
-        let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: plan.positionStride != 0)
+        let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: layout.positionStride != 0)
         let affine = EmulatedAffine<F.Value>(gamma: gamma?.map(F.value), beta: beta?.map(F.value),
-                                             elementwise: spec.affine == .element, spatial: plan.spatial)
+                                             elementwise: layout.elementwise, spatial: layout.spatial)
         defer { statistics.free(); affine.free() }
         let input = SharedInput(x.baseAddress!)
-        let plan = plan
+        let layout = layout
         let rounding = storageRounding(F.self, Scalar.self)
-        EmulatedUnits(statisticsOf: plan).forEachRow(threads: threads) { row, _ in
+        EmulatedUnits(statisticsOf: layout).forEachRow(threads: threads) { row, _ in
             let (mean, rstd, statStride) = statistics.row(row.firstStat)
             let (gamma, gammaStride) = affine.gammaRow(row.channel)
             let (beta, betaStride) = affine.betaRow(row.channel)
@@ -154,13 +157,13 @@ struct EmulatedRun {
             let operands = EmulatedRowOperands(mean: mean, rstd: rstd, statStride: statStride, gamma: gamma,
                                                gammaStride: gammaStride, beta: beta, betaStride: betaStride)
             if let rounding {
-                for s in 0..<plan.spatial {
+                for s in 0..<layout.spatial {
                     let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s * statStride]), rstd[s * statStride])
                     let out = F.add(F.multiply(h, gamma[s * gammaStride]), beta[s * betaStride])
                     y[s] = Scalar(fromDouble: rounding.round(Double(out)))
                 }
             } else {
-                EmulatedRows.normalize(F.self, operands, x: x, y: y, count: plan.spatial)
+                EmulatedRows.normalize(F.self, operands, x: x, y: y, count: layout.spatial)
             }
         }
     }

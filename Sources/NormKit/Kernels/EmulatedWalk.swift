@@ -21,29 +21,29 @@ struct EmulatedUnits: Sendable {
     private let statStrides: (sample: Int, group: Int, channelsPerGroup: Int)
 
     /// The statistics sets: units of sets that share rows.
-    init(statisticsOf plan: NormPlan) {
-        let groups = plan.groups, k = plan.channelsPerGroup
-        let perSample = plan.sampleStride != 0
-        count = perSample ? plan.batch * groups : groups
-        outer = perSample ? 1 : plan.batch
+    init(statisticsOf layout: EmulatedLayout) {
+        let groups = layout.groups, k = layout.channelsPerGroup
+        let perSample = layout.sampleStride != 0
+        count = perSample ? layout.batch * groups : groups
+        outer = perSample ? 1 : layout.batch
         inner = k
         perOuter = groups
-        channels = plan.channels
-        spatial = plan.spatial
-        columns = plan.positionStride != 0
-        statStrides = (plan.sampleStride, plan.groupStride, plan.channelsPerGroup)
+        channels = layout.channels
+        spatial = layout.spatial
+        columns = layout.positionStride != 0
+        statStrides = (layout.sampleStride, layout.groupStride, k)
     }
 
     /// The parameters: one unit per channel, its rows the channel in every sample, in sample order.
-    init(parametersOf plan: NormPlan, elementwise: Bool) {
-        count = plan.channels
-        outer = plan.batch
+    init(parametersOf layout: EmulatedLayout) {
+        count = layout.channels
+        outer = layout.batch
         inner = 1
-        perOuter = plan.channels
-        channels = plan.channels
-        spatial = plan.spatial
-        columns = elementwise
-        statStrides = (plan.sampleStride, plan.groupStride, plan.channelsPerGroup)
+        perOuter = layout.channels
+        channels = layout.channels
+        spatial = layout.spatial
+        columns = layout.elementwise
+        statStrides = (layout.sampleStride, layout.groupStride, layout.channelsPerGroup)
     }
 
     var rowsPerUnit: Int { outer * inner }
@@ -56,6 +56,36 @@ struct EmulatedUnits: Sendable {
         let sample = row / channels, channel = row % channels
         return EmulatedRow(offset: row * spatial, sample: sample, channel: channel,
                            firstStat: sample * statStrides.sample + channel / statStrides.channelsPerGroup * statStrides.group)
+    }
+}
+
+/// The sets as the walk visits them: the plan's own dimensions, or, for inputs without spatial dimensions (rows of
+/// one element: the `shape=` forms, (N, C) inputs), the same memory seen with positions along the channels — a
+/// group's K channels as one row of K positions (γ per position), or, with one channel per set, a sample's C
+/// channels as one row whose every position is a set of its own. Each element keeps its set, its parameter and
+/// its place in its set's order; what changes is that a row holds many elements, not one.
+struct EmulatedLayout: Sendable {
+    let batch, channels, spatial, groups, channelsPerGroup: Int
+    let sampleStride, groupStride, positionStride: Int
+    /// γ and β have a value per (channel, position).
+    let elementwise: Bool
+
+    init(plan: NormPlan, elementwiseAffine: Bool) {
+        let perSample = plan.sampleStride != 0
+        batch = plan.batch
+        if plan.spatial == 1 && plan.channelsPerGroup > 1 {
+            (channels, spatial, groups, channelsPerGroup) = (plan.groups, plan.channelsPerGroup, plan.groups, 1)
+            (sampleStride, groupStride, positionStride) = (perSample ? plan.groups : 0, 1, 0)
+            elementwise = true
+        } else if plan.spatial == 1 && plan.channels > 1 {
+            (channels, spatial, groups, channelsPerGroup) = (1, plan.channels, 1, 1)
+            (sampleStride, groupStride, positionStride) = (perSample ? plan.channels : 0, plan.channels, 1)
+            elementwise = true
+        } else {
+            (channels, spatial, groups, channelsPerGroup) = (plan.channels, plan.spatial, plan.groups, plan.channelsPerGroup)
+            (sampleStride, groupStride, positionStride) = (plan.sampleStride, plan.groupStride, plan.positionStride)
+            elementwise = elementwiseAffine
+        }
     }
 }
 
