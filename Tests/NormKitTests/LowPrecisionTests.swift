@@ -107,6 +107,35 @@ import Testing
         }
     }
 
+    /// `roundedOnBits` is `DType.round`, bit for bit, on Doubles: random bit patterns, values near each power of two
+    /// with ties and near-ties at each format's last kept bit, subnormals and the edges of the range.
+    @Test func bitRoundingIsTheScalarRounding() {
+        var generator = SplitMix64(seed: 23)
+        var values = (0..<200_000).map { _ in Double(bitPattern: generator.next()) }
+        values += (0..<200_000).map { _ in Double(Float(bitPattern: UInt32(truncatingIfNeeded: generator.next()))) }
+        for e in -140...130 {
+            let base = Double(sign: .plus, exponent: e, significand: 1)
+            for dropped in [42, 45] {  // float16's and bfloat16's last kept bit
+                let tie = Double(bitPattern: base.bitPattern | (1 << (dropped - 1)))
+                values += [base, -base, tie, tie.nextUp, tie.nextDown, Double(bitPattern: tie.bitPattern | (1 << dropped))]
+            }
+        }
+        values += [65504, 65519.999, 65520, 65536, 0x1p-14, 0x1p-15 * 1.5, 0x1p-25, 0x1p-25.nextUp, 0x1p-24 * 2.5,
+                   0x1p-126, 0x1p-134, 0x1p-133 * 1.5, 3.4e38, 3.3961e38, .greatestFiniteMagnitude,
+                   .leastNonzeroMagnitude, .infinity, -.infinity, .nan, 0, -0.0]
+        for format in [DType.float16, .bfloat16, .float32, .float64] {
+            var wrong = 0
+            for value in values {
+                let got = format.roundedOnBits(value), want = format.round(value)
+                if !(got.bitPattern == want.bitPattern || (got.isNaN && want.isNaN)) {
+                    wrong += 1
+                    if wrong <= 3 { Issue.record("\(format) of \(value): \(got), want \(want)") }
+                }
+            }
+            #expect(wrong == 0, "\(format): \(wrong) of \(values.count) differ")
+        }
+    }
+
     /// The vectorised rounding of stored results is `DType.round`, bit for bit, on every class of float32: random bit
     /// patterns (normals, subnormals, NaN, ±∞), ties at each format's last bit, and the edges of float16's range.
     @Test func vectorRoundingIsTheScalarRounding() {

@@ -57,7 +57,7 @@ extension Normalization {
                 // Element-wise γ's gradients are a sample's size: converted in parallel lanes (the same roundings).
                 plain ? FastKernels.narrowed(values, shape: affineShape, threads: threads, dividedBy: batchDivisor).tensor
                       : Tensor(uncheckedShape: affineShape,
-                               scalars: values.map { Scalar(fromDouble: storage.round(format.round($0 / batchDivisor))) })
+                               scalars: storedParameterGradient(values, dividedBy: batchDivisor, format: format, storage: storage))
             }
             gradients = Gradients(dx: dxTensor, dgamma: parameter(dgamma),
                                   dbeta: forward.spec.bias ? parameter(dbeta) : nil)
@@ -220,5 +220,22 @@ extension Normalization {
         let before = counts.nonFinite - counts.overflowed
         if before > 0 { findings.append(.nonFiniteResult(name: "dx", count: before, total: dy.count)) }
         return findings
+    }
+
+    /// dγ or dβ as stored: divided by the batch (paramgrad=mean), rounded to the accumulation format, then to the
+    /// storage format — the same roundings as `DType.round`, in loops over the array (element-wise γ has a sample's
+    /// size of them).
+    static func storedParameterGradient<Scalar: NormScalar>(_ values: [Double], dividedBy divisor: Double,
+                                                            format: DType, storage: DType) -> [Scalar] {
+        var divided = [Double](unsafeUninitializedCapacity: values.count) { out, count in
+            values.withUnsafeBufferPointer { v in for i in v.indices { out[i] = v[i] / divisor } }
+            count = values.count
+        }
+        format.roundOnBits(&divided)
+        storage.roundOnBits(&divided)
+        return [Scalar](unsafeUninitializedCapacity: divided.count) { out, count in
+            divided.withUnsafeBufferPointer { v in for i in v.indices { out[i] = Scalar(fromDouble: v[i]) } }
+            count = divided.count
+        }
     }
 }
