@@ -11,9 +11,9 @@ extension EmulatedRun {
         let divisor = spec.variance == .unbiased ? m - 1 : m
         let centre = spec.centres, layout = layout
         // Not centring, μ is 0 here: x − 0 is x, bit for bit, so the loops need no test.
-        let means = centre ? statistics.means.map(F.value) : [F.Value](repeating: 0, count: count)
-        let rstds = statistics.rstds.map(F.value)
-        let gammaValues = gamma?.map(F.value)
+        let means = centre ? statistics.means.mapFilling(F.value) : [F.Value](repeating: 0, count: count)
+        let rstds = statistics.rstds.mapFilling(F.value)
+        let gammaValues = gamma?.mapFilling(F.value)
         let affine = EmulatedAffine(gamma: gammaValues, beta: nil, elementwise: layout.elementwise,
                                     spatial: layout.spatial)
         defer { affine.free() }

@@ -102,9 +102,12 @@ enum EmulatedKernels {
                               first: first, sums: sums, squares: squares)
         }
         let m = Double(plan.setSize)
-        guard centre else { return ([Double](repeating: 0, count: count), (0..<count).map { squares[$0] }) }
-        return ((0..<count).map { first[$0] + sums[$0] / m },
-                (0..<count).map { max(0, squares[$0] - sums[$0] * sums[$0] / m) })
+        var means = [Double](repeating: 0, count: count), sumSquares = means
+        for i in 0..<count {
+            means[i] = centre ? first[i] + sums[i] / m : 0
+            sumSquares[i] = centre ? max(0, squares[i] - sums[i] * sums[i] / m) : squares[i]
+        }
+        return (means, sumSquares)
     }
 }
 

@@ -50,8 +50,8 @@ struct EmulatedRun {
         let input = SharedInput(x.baseAddress!)
 
         if let running {
-            means = running.means.map(F.value)
-            variances = running.variances.map(F.value)
+            means = running.means.mapFilling(F.value)
+            variances = running.variances.mapFilling(F.value)
         } else {
             let units = EmulatedUnits(statisticsOf: layout)
             let sums: UnsafeMutablePointer<F.Value> = Self.scratch(count)
@@ -68,7 +68,7 @@ struct EmulatedRun {
                 units.walk(threads: threads, SquareChain<F, Scalar>(
                     x: input, means: SharedInput(meanValues), squares: SharedValues(squares)))
                 for i in 0..<count { variances[i] = F.divide(squares[i], by: divisor) }
-                if wantsUnbiased { unbiased = (0..<count).map { F.divide(squares[$0], by: Double(m - 1)) } }
+                if wantsUnbiased { unbiased = Array(UnsafeBufferPointer(start: squares, count: count)).mapFilling { F.divide($0, by: Double(m - 1)) } }
             case .onepass:
                 units.walk(threads: threads, OnePassChain<F, Scalar>(
                     x: input, sums: SharedValues(sums), squares: SharedValues(squares)))
@@ -83,14 +83,14 @@ struct EmulatedRun {
                 }
                 if wantsUnbiased {
                     let factor = F.value(Double(m) / Double(m - 1))
-                    unbiased = variances.map { F.multiply($0, factor) }
+                    unbiased = variances.mapFilling { F.multiply($0, factor) }
                 }
                 if spec.variance == .unbiased, let unbiased { variances = unbiased }
             case .welford:
                 units.walk(threads: threads, WelfordChain<F, Scalar>(
                     x: input, means: SharedValues(meanValues), squares: SharedValues(squares), centre: centre))
                 for i in 0..<count { variances[i] = F.divide(squares[i], by: divisor) }
-                if wantsUnbiased { unbiased = (0..<count).map { F.divide(squares[$0], by: Double(m - 1)) } }
+                if wantsUnbiased { unbiased = Array(UnsafeBufferPointer(start: squares, count: count)).mapFilling { F.divide($0, by: Double(m - 1)) } }
             }
             for i in 0..<count {
                 means[i] = meanValues[i]
@@ -102,7 +102,7 @@ struct EmulatedRun {
         }
 
         let eps = F.value(spec.eps)
-        let rstds = variances.map { F.divide(1, F.squareRoot(F.add($0, eps))) }
+        let rstds = variances.mapFilling { F.divide(1, F.squareRoot(F.add($0, eps))) }
         let output = normalize(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
         // x̂ is y with neither γ nor β (h·1 = h and h + (−0) = h) and no storage rounding.
         let normalized = keepNormalized
@@ -119,11 +119,11 @@ struct EmulatedRun {
         if epsValue != spec.eps && (epsValue == 0 || abs(epsValue - spec.eps) > 0.01 * spec.eps) {
             findings.append(.epsRounded(eps: spec.eps, to: epsValue, format: F.format))
         }
-        func doubles(_ values: [F.Value]) -> [Double] { values.map { Double($0) } }
+        func doubles(_ values: [F.Value]) -> [Double] { values.mapFilling { Double($0) } }
         return EmulatedKernels.Forward(
             means: doubles(means), variances: doubles(variances), unbiased: unbiased.map(doubles),
             rstds: doubles(rstds), normalized: normalized, output: output, findings: findings,
-            overflowed: zip(overflowedSquare, overflowedSum).map { $0 || $1 })
+            overflowed: overflowedSquare.indices.map { overflowedSquare[$0] || overflowedSum[$0] })
     }
 
     /// y = x̂·γ + β element by element (no sums: any order, any thread); with neither γ nor β, x̂ itself.
@@ -143,7 +143,7 @@ struct EmulatedRun {
         rstds: [F.Value], gamma: [Double]?, beta: [Double]?
     ) {
         let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: layout.positionStride != 0)
-        let affine = EmulatedAffine<F.Value>(gamma: gamma?.map(F.value), beta: beta?.map(F.value),
+        let affine = EmulatedAffine<F.Value>(gamma: gamma?.mapFilling(F.value), beta: beta?.mapFilling(F.value),
                                              elementwise: layout.elementwise, spatial: layout.spatial)
         defer { statistics.free(); affine.free() }
         let input = SharedInput(x.baseAddress!)
@@ -154,16 +154,16 @@ struct EmulatedRun {
             let (gamma, gammaStride) = affine.gammaRow(row.channel)
             let (beta, betaStride) = affine.betaRow(row.channel)
             let x = input.base + row.offset, y = yOut.base + row.offset
-            let operands = EmulatedRowOperands(mean: mean, rstd: rstd, statStride: statStride, gamma: gamma,
-                                               gammaStride: gammaStride, beta: beta, betaStride: betaStride)
-            if let rounding {
+            if let rounding {  // Double results into a reduced storage format: one rounding, straight from Double
                 for s in 0..<layout.spatial {
                     let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s * statStride]), rstd[s * statStride])
                     let out = F.add(F.multiply(h, gamma[s * gammaStride]), beta[s * betaStride])
                     y[s] = Scalar(fromDouble: rounding.round(Double(out)))
                 }
             } else {
-                EmulatedRows.normalize(F.self, operands, x: x, y: y, count: layout.spatial)
+                EmulatedRows.normalize(F.self, EmulatedRowOperands(
+                    mean: mean, rstd: rstd, statStride: statStride, gamma: gamma, gammaStride: gammaStride,
+                    beta: beta, betaStride: betaStride), x: x, y: y, count: layout.spatial)
             }
         }
     }

@@ -30,7 +30,7 @@ extension Normalization {
             }
         }
         func stats(_ values: [Double]) -> Tensor<Scalar> {
-            Tensor(uncheckedShape: plan.statsShape, scalars: values.map { Scalar(fromDouble: $0) })
+            Tensor(uncheckedShape: plan.statsShape, scalars: values.mapFilling { Scalar(fromDouble: $0) })
         }
         return ForwardResult(
             // y is in the storage format already, or Float in a Float tensor that `store` rounds next: one rounding.
