@@ -21,6 +21,11 @@ struct EmulatedRun {
         return base
     }
 
+    /// `body` over ranges of the statistics sets, split over the threads (each set's values are its own).
+    private func eachStatistic(_ count: Int, _ body: @escaping @Sendable (Range<Int>) -> Void) {
+        FastKernels.parallel(count, threads: count >= 1 << 14 ? threads : 1, body)
+    }
+
     /// A format value as the tensor's element (exact unless the format is wider than the element type).
     @inline(__always) static func element<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _ v: F.Value) -> Scalar {
         if Scalar.self == F.Value.self { return unsafeBitCast(v, to: Scalar.self) }
@@ -41,68 +46,70 @@ struct EmulatedRun {
         let count = plan.statsShape.count
         let m = plan.setSize
         let divisor = Double(spec.variance == .unbiased ? m - 1 : m)
-        let centre = spec.centres
-        var means = [F.Value](repeating: 0, count: count)
-        var variances = [F.Value](repeating: 0, count: count)
-        var unbiased: [F.Value]? = nil
+        let centre = spec.centres, method = spec.method, unbiasedVariance = spec.variance == .unbiased
+        let wantsUnbiased = running == nil && (spec.kind.hasRunningStatistics || unbiasedVariance)
+        // Per-set values, written by the threads that own the sets (per-position sets are half an input's size).
+        let sums: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+        let squares: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+        let meanValues: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+        let varianceValues: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+        let unbiasedValues: UnsafeMutablePointer<F.Value> = Self.scratch(wantsUnbiased ? count : 1)
+        let rstdValues: UnsafeMutablePointer<F.Value> = Self.scratch(count)
+        defer {
+            for p in [sums, squares, meanValues, varianceValues, unbiasedValues, rstdValues] { p.deallocate() }
+        }
+        let sum = SharedValues(sums), square = SharedValues(squares), mean = SharedValues(meanValues)
+        let variance = SharedValues(varianceValues), unbiased = SharedValues(unbiasedValues)
         var overflowedSquare = [Bool](repeating: false, count: count)
         var overflowedSum = [Bool](repeating: false, count: count)
         let input = SharedInput(x.baseAddress!)
 
         if let running {
-            means = running.means.mapFilling(F.value)
-            variances = running.variances.mapFilling(F.value)
+            for i in 0..<count {
+                meanValues[i] = F.value(running.means[i])
+                varianceValues[i] = F.value(running.variances[i])
+            }
         } else {
             let units = EmulatedUnits(statisticsOf: layout)
-            let sums: UnsafeMutablePointer<F.Value> = Self.scratch(count)
-            let squares: UnsafeMutablePointer<F.Value> = Self.scratch(count)
-            let meanValues: UnsafeMutablePointer<F.Value> = Self.scratch(count)
-            defer { sums.deallocate(); squares.deallocate(); meanValues.deallocate() }
-            let wantsUnbiased = spec.kind.hasRunningStatistics || spec.variance == .unbiased
-            switch spec.method {
+            switch method {
             case .twopass:
                 if centre {
-                    units.walk(threads: threads, SumChain<F, Scalar>(x: input, sums: SharedValues(sums)))
-                    for i in 0..<count { meanValues[i] = F.divide(sums[i], by: Double(m)) }
+                    units.walk(threads: threads, SumChain<F, Scalar>(x: input, sums: sum))
+                    eachStatistic(count) { range in for i in range { mean[i] = F.divide(sum[i], by: Double(m)) } }
                 }
-                units.walk(threads: threads, SquareChain<F, Scalar>(
-                    x: input, means: SharedInput(meanValues), squares: SharedValues(squares)))
-                for i in 0..<count { variances[i] = F.divide(squares[i], by: divisor) }
-                if wantsUnbiased { unbiased = Array(UnsafeBufferPointer(start: squares, count: count)).mapFilling { F.divide($0, by: Double(m - 1)) } }
+                units.walk(threads: threads, SquareChain<F, Scalar>(x: input, means: SharedInput(meanValues),
+                                                                    squares: square))
             case .onepass:
-                units.walk(threads: threads, OnePassChain<F, Scalar>(
-                    x: input, sums: SharedValues(sums), squares: SharedValues(squares)))
-                for i in 0..<count {
-                    let meanSquare = F.divide(squares[i], by: Double(m))
-                    if centre {
-                        meanValues[i] = F.divide(sums[i], by: Double(m))
-                        variances[i] = F.subtract(meanSquare, F.multiply(meanValues[i], meanValues[i]))
+                units.walk(threads: threads, OnePassChain<F, Scalar>(x: input, sums: sum, squares: square))
+            case .welford:
+                units.walk(threads: threads, WelfordChain<F, Scalar>(x: input, means: mean, squares: square,
+                                                                     centre: centre))
+            }
+            let factor = F.value(Double(m) / Double(m - 1))
+            eachStatistic(count) { range in
+                for i in range {
+                    if method == .onepass {
+                        let meanSquare = F.divide(square[i], by: Double(m))
+                        if centre { mean[i] = F.divide(sum[i], by: Double(m)) }
+                        variance[i] = centre ? F.subtract(meanSquare, F.multiply(mean[i], mean[i])) : meanSquare
+                        if wantsUnbiased { unbiased[i] = F.multiply(variance[i], factor) }
+                        if unbiasedVariance { variance[i] = unbiased[i] }
                     } else {
-                        variances[i] = meanSquare
+                        variance[i] = F.divide(square[i], by: divisor)
+                        if wantsUnbiased { unbiased[i] = F.divide(square[i], by: Double(m - 1)) }
                     }
                 }
-                if wantsUnbiased {
-                    let factor = F.value(Double(m) / Double(m - 1))
-                    unbiased = variances.mapFilling { F.multiply($0, factor) }
-                }
-                if spec.variance == .unbiased, let unbiased { variances = unbiased }
-            case .welford:
-                units.walk(threads: threads, WelfordChain<F, Scalar>(
-                    x: input, means: SharedValues(meanValues), squares: SharedValues(squares), centre: centre))
-                for i in 0..<count { variances[i] = F.divide(squares[i], by: divisor) }
-                if wantsUnbiased { unbiased = Array(UnsafeBufferPointer(start: squares, count: count)).mapFilling { F.divide($0, by: Double(m - 1)) } }
             }
-            for i in 0..<count {
-                means[i] = meanValues[i]
-                // A sum that overflowed stays ±∞ or NaN: only such sets are walked again for where it happened.
-                if !(sums[i].isFinite && squares[i].isFinite) {
-                    (overflowedSquare[i], overflowedSum[i]) = overflows(F.self, set: i, x: x, mean: meanValues[i])
-                }
+            // A sum that overflowed stays ±∞ or NaN: only such sets are walked again for where it happened.
+            for i in 0..<count where !(sums[i].isFinite && squares[i].isFinite) {
+                (overflowedSquare[i], overflowedSum[i]) = overflows(F.self, set: i, x: x, mean: meanValues[i])
             }
         }
 
-        let eps = F.value(spec.eps)
-        let rstds = variances.mapFilling { F.divide(1, F.squareRoot(F.add($0, eps))) }
+        let eps = F.value(spec.eps), rstd = SharedValues(rstdValues)
+        eachStatistic(count) { range in for i in range { rstd[i] = F.divide(1, F.squareRoot(F.add(variance[i], eps))) } }
+        let means = Array(UnsafeBufferPointer(start: meanValues, count: count))
+        let rstds = Array(UnsafeBufferPointer(start: rstdValues, count: count))
         let output = normalize(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
         // x̂ is y with neither γ nor β (h·1 = h and h + (−0) = h) and no storage rounding.
         let normalized = keepNormalized
@@ -119,10 +126,16 @@ struct EmulatedRun {
         if epsValue != spec.eps && (epsValue == 0 || abs(epsValue - spec.eps) > 0.01 * spec.eps) {
             findings.append(.epsRounded(eps: spec.eps, to: epsValue, format: F.format))
         }
-        func doubles(_ values: [F.Value]) -> [Double] { values.mapFilling { Double($0) } }
+        func doubles(_ values: UnsafeMutablePointer<F.Value>) -> [Double] {
+            [Double](unsafeUninitializedCapacity: count) { out, initialized in
+                for i in 0..<count { out[i] = Double(values[i]) }
+                initialized = count
+            }
+        }
         return EmulatedKernels.Forward(
-            means: doubles(means), variances: doubles(variances), unbiased: unbiased.map(doubles),
-            rstds: doubles(rstds), normalized: normalized, output: output, findings: findings,
+            means: doubles(meanValues), variances: doubles(varianceValues),
+            unbiased: wantsUnbiased ? doubles(unbiasedValues) : nil,
+            rstds: doubles(rstdValues), normalized: normalized, output: output, findings: findings,
             overflowed: overflowedSquare.indices.map { overflowedSquare[$0] || overflowedSum[$0] })
     }
 

@@ -53,18 +53,23 @@ extension Normalization {
         let divisor = Double(spec.variance == .unbiased ? plan.setSize - 1 : plan.setSize)
         var sets = 0, nonPositive = 0, notANumber = 0
         var worst = 0.0, ratio = 0.0
-        for i in 0..<pass.variances.count where !pass.overflowed[i] {
-            let exact = sumSquares[i] / divisor, computed = pass.variances[i]
+        let variances = pass.variances, overflowed = pass.overflowed
+        for i in 0..<variances.count where !overflowed[i] {
+            let exact = sumSquares[i] / divisor, computed = variances[i]
             guard exact > 0 else { continue }
-            let error = abs(computed - exact) / exact
+            // Divisions only for the sets that are off (per-position sets can number half an input).
             if computed.isNaN { notANumber += 1 } else if computed <= 0 { nonPositive += 1 }
-            if computed.isNaN || computed <= 0 || error > 0.1 {
+            if computed.isNaN || computed <= 0 || abs(computed - exact) > 0.1 * exact {
                 sets += 1
-                worst = max(worst, computed.isNaN ? .infinity : error)
+                worst = max(worst, computed.isNaN ? .infinity : abs(computed - exact) / exact)
             }
-            if spec.centres { ratio = max(ratio, exactMeans[i] * exactMeans[i] / exact) }
         }
         guard sets > 0 else { return nil }
+        if spec.centres {
+            for i in 0..<variances.count where !overflowed[i] && sumSquares[i] > 0 {
+                ratio = max(ratio, exactMeans[i] * exactMeans[i] / (sumSquares[i] / divisor))
+            }
+        }
         let digitsLost = spec.method == .onepass && spec.centres && ratio > 1 ? log10(ratio) : nil
         return .cancellation(sets: sets, nonPositive: nonPositive, notANumber: notANumber, worstRelativeError: worst,
                              digitsLost: digitsLost, method: spec.method, format: format)
