@@ -17,7 +17,7 @@ struct EmulatedUnits: Sendable {
     let spatial: Int
     /// Each position of a unit is a set of its own (per-position statistics, element-wise γ).
     let columns: Bool
-    /// The plan's statistics strides, for each row's first statistics set.
+    /// The layout's statistics strides, for each row's first statistics set.
     private let statStrides: (sample: Int, group: Int, channelsPerGroup: Int)
 
     /// The statistics sets: units of sets that share rows.
