@@ -118,7 +118,11 @@ struct EmulatedRun {
             : []
 
         var findings: [NormWarning] = []
-        let squareSets = overflowedSquare.filter { $0 }.count, sumSets = overflowedSum.filter { $0 }.count
+        var squareSets = 0, sumSets = 0
+        for i in 0..<count where overflowedSquare[i] || overflowedSum[i] {
+            if overflowedSquare[i] { squareSets += 1 }
+            if overflowedSum[i] { sumSets += 1 }
+        }
         if squareSets > 0 { findings.append(.overflow(quantity: "x²", sets: squareSets, format: F.format)) }
         else if sumSets > 0 { findings.append(.overflow(quantity: "a sum", sets: sumSets, format: F.format)) }
         // A rounding below 1 % changes nothing a user would see; to 0 (or far off) it changes everything.
@@ -136,7 +140,14 @@ struct EmulatedRun {
             means: doubles(meanValues), variances: doubles(varianceValues),
             unbiased: wantsUnbiased ? doubles(unbiasedValues) : nil,
             rstds: doubles(rstdValues), normalized: normalized, output: output, findings: findings,
-            overflowed: overflowedSquare.indices.map { overflowedSquare[$0] || overflowedSum[$0] })
+            overflowed: overflowedSquare.withUnsafeBufferPointer { square in
+                overflowedSum.withUnsafeBufferPointer { sum in
+                    [Bool](unsafeUninitializedCapacity: count) { out, initialized in
+                        for i in 0..<count { out[i] = square[i] || sum[i] }
+                        initialized = count
+                    }
+                }
+            })
     }
 
     /// y = x̂·γ + β element by element (no sums: any order, any thread); with neither γ nor β, x̂ itself.
