@@ -37,10 +37,9 @@ extension EmulatedRun {
             }
         }
 
-        let rounding = storageRounding(F.self, Scalar.self)
         let dx = [Scalar](unsafeUninitializedCapacity: x.count) { out, initialized in
             gradient(F.self, x: x, dy: dy, into: SharedValues(out.baseAddress!), means: means, rstds: rstds,
-                     gamma: gammaValues, meanTerms: meanTerms, projections: projections, constant: constant)
+                     affine: affine, meanTerms: meanTerms, projections: projections, constant: constant)
             initialized = x.count
         }
 
@@ -61,15 +60,13 @@ extension EmulatedRun {
     /// dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), or rstd·g with constant statistics, element by element.
     private func gradient<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>,
-        into dxOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [F.Value]?,
+        into dxOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], affine: EmulatedAffine<F.Value>,
         meanTerms: [F.Value], projections: [F.Value], constant: Bool
     ) {
         let perPosition = layout.positionStride != 0
         let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: perPosition)
         let terms = EmulatedRowStatistics(means: meanTerms, rstds: projections, perPosition: perPosition)
-        let affine = EmulatedAffine(gamma: gamma, beta: nil, elementwise: layout.elementwise,
-                                    spatial: layout.spatial)
-        defer { statistics.free(); terms.free(); affine.free() }
+        defer { statistics.free(); terms.free() }
         let input = SharedInput(x.baseAddress!), gradients = SharedInput(dy.baseAddress!)
         let layout = layout
         let rounding = storageRounding(F.self, Scalar.self)
