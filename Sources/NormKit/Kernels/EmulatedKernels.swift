@@ -16,8 +16,12 @@
 /// on several threads and side by side without changing any chain's order.
 enum EmulatedKernels {
     /// What the emulated forward produced: statistics in the accumulation format (as Doubles), x̂ (when asked
-    /// for; empty otherwise) and y as the tensor's elements. y is rounded to `storage` when that is reduced, except Float results in a Float tensor,
-    /// which the caller rounds (`Normalization.store`: one vectorised rounding of the same values).
+    /// for; empty otherwise) and y as the tensor's elements. y is rounded to `storage` when that is reduced,
+    /// except Float results in a Float tensor, which the caller rounds (`Normalization.store`: one vectorised
+    /// rounding of the same values).
+    ///
+    /// Each entry point switches on the format itself: the passes must be specialised for their format (through
+    /// an `any EmulatedFormat.Type` opened at the call they ran unspecialised, about 100× slower, measured).
     struct Forward<Scalar: NormScalar> {
         var means: [Double]
         var variances: [Double]
@@ -37,13 +41,15 @@ enum EmulatedKernels {
         keepNormalized: Bool = true
     ) -> Forward<Scalar> {
         let run = EmulatedRun(spec: spec, plan: plan, storage: storage, threads: threads)
-        let keep = keepNormalized
         return x.withUnsafeBufferPointer { x in
+            func pass<F: EmulatedFormat>(_: F.Type) -> Forward<Scalar> {
+                run.forward(F.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keepNormalized)
+            }
             switch format {
-            case .float64: run.forward(Float64Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
-            case .float32: run.forward(Float32Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
-            case .float16: run.forward(Float16Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
-            case .bfloat16: run.forward(BFloat16Format.self, x: x, gamma: gamma, beta: beta, running: running, keepNormalized: keep)
+            case .float64: return pass(Float64Format.self)
+            case .float32: return pass(Float32Format.self)
+            case .float16: return pass(Float16Format.self)
+            case .bfloat16: return pass(BFloat16Format.self)
             }
         }
     }
@@ -72,23 +78,27 @@ enum EmulatedKernels {
         gamma: [Double]?, constantStatistics: Bool, format: DType, storage: DType? = nil, threads: Int = 1
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
         let run = EmulatedRun(spec: spec, plan: plan, storage: storage, threads: threads)
+        let statistics = EmulatedRun.Statistics(means: means, rstds: rstds)
         return x.withUnsafeBufferPointer { x in
             dy.withUnsafeBufferPointer { dy in
-                let statistics = EmulatedRun.Statistics(means: means, rstds: rstds)
+                func pass<F: EmulatedFormat>(_: F.Type) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+                    run.backward(F.self, x: x, dy: dy, statistics: statistics, gamma: gamma,
+                                 constant: constantStatistics)
+                }
                 switch format {
-                case .float64: return run.backward(Float64Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
-                case .float32: return run.backward(Float32Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
-                case .float16: return run.backward(Float16Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
-                case .bfloat16: return run.backward(BFloat16Format.self, x: x, dy: dy, statistics: statistics, gamma: gamma, constant: constantStatistics)
+                case .float64: return pass(Float64Format.self)
+                case .float32: return pass(Float32Format.self)
+                case .float16: return pass(Float16Format.self)
+                case .bfloat16: return pass(BFloat16Format.self)
                 }
             }
         }
     }
 
-    /// Each set's μ and Σ(x − μ)² to about Float64's precision, for judging the emulated ones (any order will do):
-    /// d = x − x₀ from the set's first element, Σd and Σd² in Float64 in four partial sums, then μ = x₀ + Σd/m and
-    /// Σ(x − μ)² = Σd² − (Σd)²/m. A constant set gets its own value and exactly 0; what the subtraction cancels is
-    /// at most Float64's rounding times (μ − x₀)²/σ² ≤ m, so at most 2⁻⁵³·m relative.
+    /// Each set's μ and Σ(x − μ)² to about Float64's precision, for judging the emulated ones (any order will
+    /// do): d = x − x₀ from the set's first element, Σd and Σd² in Float64 in four partial sums, then
+    /// μ = x₀ + Σd/m and Σ(x − μ)² = Σd² − (Σd)²/m. A constant set gets its own value and exactly 0; what the
+    /// subtraction cancels is at most Float64's rounding times (μ − x₀)²/σ² ≤ m, so at most 2⁻⁵³·m relative.
     static func exactStatistics<Scalar: NormScalar>(of x: [Scalar], plan: NormPlan, centre: Bool, threads: Int)
         -> (means: [Double], sumSquares: [Double]) {
         let units = EmulatedUnits(statisticsOf: EmulatedLayout(plan: plan, elementwiseAffine: false))
