@@ -2,7 +2,8 @@
 import Testing
 
 /// Element-wise γ, β on float32 rows apply in float32 lanes (`normlab_element_affine_apply_f32`): μ's remainder folded
-/// into x̂'s constant, rows outside float32's range in Float64 lanes. Against the float64 pass on the same values.
+/// into x̂'s constant, rows outside float32's range in Float64 lanes; their backward likewise (`ElementLanes`), set by
+/// set. Against the float64 pass on the same values.
 @Suite struct ElementAffineFloatTests {
     static func specs() throws -> [(String, LayerSpec, [Int])] {
         var groupNorm = try LayerSpec(kind: .groupnorm, groups: 2)
@@ -93,6 +94,59 @@ import Testing
                 #expect(poor.isEmpty, "\(name), \(threads) threads: \(poor.count) of \(a.count) elements off")
             }
             if let first { #expect(first == got, "1 and \(threads) threads differ") } else { first = got }
+        }
+    }
+
+    /// Train-mode backward with element-wise γ on float32: sets in float32 lanes beside sets in Float64 lanes (μ past
+    /// 2¹²⁰), so a set's dx is made apart from the next set's sums where the two run in different lanes. Each sample
+    /// (GroupNorm, LayerNorm) or channel (BatchNorm) is ordinary, 1e4 + noise of 0.01, or near 1e37. Against the
+    /// float64 pass, each set against its own size; the same bits on 1, 2 and 3 threads (GroupNorm's two groups run
+    /// by units on 1 thread and by spans on 3; LayerNorm by spans past 1 thread; BatchNorm by channels).
+    @Test func backwardMixesFloatAndFloat64Lanes() throws {
+        let centres: [Double] = [0.5, 1e4, 1e37, -2, 1e37], spreads: [Double] = [1.5, 0.01, 1e36, 3, 2e36]
+        for (label, spec, dims) in try Self.specs() {
+            let shape = try Shape(dims)
+            let plan = try NormPlan(spec: spec, inputShape: shape)
+            let sampleSize = shape.count / dims[0], rowSize = sampleSize / dims[1]
+            // The part of the input a set lies in: a sample, or BatchNorm's channel.
+            func part(_ i: Int) -> Int { spec.kind == .batchnorm ? (i / rowSize) % dims[1] : i / sampleSize }
+            let noise = Tensor<Double>.randn(shape, seed: 41).scalars
+            let x: Tensor<Float> = Tensor(uncheckedShape: shape, scalars: noise.enumerated().map { i, v in
+                centres[part(i) % 5] + spreads[part(i) % 5] * v
+            }).converted()
+            let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 42).converted()
+            let gamma: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 43).map { 1 + $0 / 4 }.converted()
+            let beta: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 44).converted()
+            let exact = try Normalization.computeForward(spec: spec, input: x.converted() as Tensor<Double>,
+                                                         gamma: gamma.converted() as Tensor<Double>,
+                                                         beta: beta.converted() as Tensor<Double>, mode: .train,
+                                                         running: nil, threads: 1, allowFastPath: false)
+            let exactGrads = try Normalization.computeBackward(forward: exact, gamma: gamma.converted() as Tensor<Double>,
+                                                               outputGradient: dy.converted() as Tensor<Double>,
+                                                               threads: 1, allowFastPath: false)
+            var largest = [Double](repeating: 0, count: dims[0] + dims[1])
+            for (i, v) in exactGrads.dx.scalars.enumerated() { largest[part(i)] = max(largest[part(i)], abs(v)) }
+            var first: [Tensor<Float>]? = nil
+            for threads in [1, 2, 3] {
+                let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+                let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
+                let dxOff = exactGrads.dx.scalars.indices.filter { i in
+                    abs(Double(grads.dx.scalars[i]) - exactGrads.dx.scalars[i]) > 1e-5 * largest[part(i)]
+                }
+                #expect(dxOff.isEmpty, "\(label) dx, \(threads) threads: \(dxOff.count) of \(x.count) elements off")
+                for (name, a, b) in [("dgamma", grads.dgamma!, exactGrads.dgamma!), ("dbeta", grads.dbeta!, exactGrads.dbeta!)] {
+                    let worst = zip(a.scalars, b.scalars).map { abs(Double($0) - $1) }.max() ?? 0
+                    let scale = b.scalars.map(abs).max() ?? 1
+                    #expect(worst <= 1e-5 * max(1, scale), "\(label) \(name), \(threads) threads: \(worst)")
+                }
+                let got = [grads.dx, grads.dgamma!, grads.dbeta!]
+                if let first {
+                    let same = first == got
+                    #expect(same, "\(label): 1 and \(threads) threads differ")
+                } else {
+                    first = got
+                }
+            }
         }
     }
 }

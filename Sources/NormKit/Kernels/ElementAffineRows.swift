@@ -26,11 +26,25 @@ extension FastKernels {
         return values.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 
-    /// (Σ γ·dy, Σ γ·dy·x̂) over a row (`normlab_element_affine_sums`: C, AVX2 where the CPU has it).
+    /// Whether a set's backward runs in the float32 element lanes (`ElementLanes`: eight lanes, x̂ from μ split in
+    /// two, as forward and the rows of one element per channel make it) — float32 with μ and rstd in float32's
+    /// comfortable range — rather than the Float64 lanes of `element_affine.c`. Chosen per set, so a set's dx, its
+    /// sums and its terms of dγ, dβ are the same expressions whichever loop or thread makes them.
+    @inline(__always)
+    static func floatElementLanes<S: NormScalar>(_: S.Type, mean: Double, rstd: Double) -> Bool {
+        S.self == Float.self && normlab_element_float_lanes_fit(mean, rstd) != 0
+    }
+
+    /// (Σ γ·dy, Σ γ·dy·x̂) over a row.
     @inline(__always)
     static func elementAffineSums<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, count: Int, mean: Double, rstd: Double, gamma: UnsafePointer<S>
     ) -> (dh: Double, dhXhat: Double) {
+        if floatElementLanes(S.self, mean: mean, rstd: rstd) {
+            let sums = FloatKernel.elementwiseGradientSums(f32(dy), f32(x), gamma: f32(gamma), count: count, mean: mean,
+                                                           rstd: rstd)
+            return (sums.dy, sums.dyXhat)
+        }
         var sums = (0.0, 0.0)
         withUnsafeMutablePointer(to: &sums) { $0.withMemoryRebound(to: Double.self, capacity: 2) { out in
             if S.self == Float.self {
@@ -42,20 +56,24 @@ extension FastKernels {
         return sums
     }
 
-    /// dx = rstd·(γ·dy − meanTerm − x̂·projection) along a row; with `dgamma`, also dγ += dy·x̂ and dβ += dy there
-    /// (the parameter gradients of this row's elements, one sample more).
+    /// dx = rstd·(γ·dy − meanTerm − x̂·projection) along a row, and dγ += dy·x̂, dβ += dy there (the parameter
+    /// gradients of this row's elements, one sample more).
     @inline(__always)
     static func elementAffineGradient<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double,
         rstd: Double, gamma: UnsafePointer<S>, meanTerm: Double, projection: Double,
-        dgamma: UnsafeMutablePointer<Double>? = nil, dbeta: UnsafeMutablePointer<Double>? = nil
+        dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>
     ) {
-        if S.self == Float.self {
-            normlab_element_affine_gradient_f32(f32(dy), f32(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self),
-                                                count, mean, rstd, f32(gamma), meanTerm, projection, dgamma, dbeta)
+        if floatElementLanes(S.self, mean: mean, rstd: rstd) {
+            FloatKernel.elementwiseGradient(f32(dy), f32(x), f32(dx), gamma: f32(gamma), count: count, mean: mean,
+                                            rstd: rstd, meanTerm: meanTerm, projection: projection,
+                                            partialGamma: dgamma, partialBeta: dbeta)
+        } else if S.self == Float.self {
+            normlab_element_affine_gradient_f32(f32(dy), f32(x), f32(dx), count, mean, rstd, f32(gamma), meanTerm,
+                                                projection, dgamma, dbeta)
         } else {
-            normlab_element_affine_gradient_f64(f64(dy), f64(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self),
-                                                count, mean, rstd, f64(gamma), meanTerm, projection, dgamma, dbeta)
+            normlab_element_affine_gradient_f64(f64(dy), f64(x), f64(dx), count, mean, rstd, f64(gamma), meanTerm,
+                                                projection, dgamma, dbeta)
         }
     }
 
@@ -66,15 +84,14 @@ extension FastKernels {
         gamma: UnsafePointer<S>, dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>
     ) {
         if S.self == Float.self {
-            normlab_element_affine_eval_gradient_f32(f32(dy), f32(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self),
-                                                     count, mean, rstd, f32(gamma), dgamma, dbeta)
+            normlab_element_affine_eval_gradient_f32(f32(dy), f32(x), f32(dx), count, mean, rstd, f32(gamma), dgamma, dbeta)
         } else {
-            normlab_element_affine_eval_gradient_f64(f64(dy), f64(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self),
-                                                     count, mean, rstd, f64(gamma), dgamma, dbeta)
+            normlab_element_affine_eval_gradient_f64(f64(dy), f64(x), f64(dx), count, mean, rstd, f64(gamma), dgamma, dbeta)
         }
     }
 
-    /// `elementAffineGradient` with dγ, dβ, and the sums of the next sample's row in the same loop.
+    /// `elementAffineGradient` on this row and `elementAffineSums` on the next sample's row (the same γ, read once)
+    /// in one loop where both sets run in the same lanes; otherwise the two calls.
     @inline(__always)
     static func elementAffineGradientAndSums<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
@@ -82,16 +99,29 @@ extension FastKernels {
         dbeta: UnsafeMutablePointer<Double>, nextDy: UnsafePointer<S>, nextX: UnsafePointer<S>, nextMean: Double,
         nextRstd: Double
     ) -> (dh: Double, dhXhat: Double) {
+        let floatLanes = floatElementLanes(S.self, mean: mean, rstd: rstd)
+        guard floatLanes == floatElementLanes(S.self, mean: nextMean, rstd: nextRstd) else {
+            elementAffineGradient(dy: dy, x: x, dx: dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
+                                  meanTerm: meanTerm, projection: projection, dgamma: dgamma, dbeta: dbeta)
+            return elementAffineSums(dy: nextDy, x: nextX, count: count, mean: nextMean, rstd: nextRstd, gamma: gamma)
+        }
+        if floatLanes {
+            let sums = FloatKernel.elementwiseGradientAndSums(
+                f32(dy), f32(x), f32(dx), gamma: f32(gamma), count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
+                projection: projection, partialGamma: dgamma, partialBeta: dbeta, nextDy: f32(nextDy), nextX: f32(nextX),
+                nextGamma: f32(gamma), nextMean: nextMean, nextRstd: nextRstd)
+            return (sums.dy, sums.dyXhat)
+        }
         var sums = (0.0, 0.0)
         withUnsafeMutablePointer(to: &sums) { $0.withMemoryRebound(to: Double.self, capacity: 2) { out in
             if S.self == Float.self {
                 normlab_element_affine_gradient_and_sums_f32(
-                    f32(dy), f32(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), count, mean, rstd,
-                    f32(gamma), meanTerm, projection, dgamma, dbeta, f32(nextDy), f32(nextX), nextMean, nextRstd, out)
+                    f32(dy), f32(x), f32(dx), count, mean, rstd, f32(gamma), meanTerm, projection, dgamma, dbeta,
+                    f32(nextDy), f32(nextX), nextMean, nextRstd, out)
             } else {
                 normlab_element_affine_gradient_and_sums_f64(
-                    f64(dy), f64(x), UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self), count, mean, rstd,
-                    f64(gamma), meanTerm, projection, dgamma, dbeta, f64(nextDy), f64(nextX), nextMean, nextRstd, out)
+                    f64(dy), f64(x), f64(dx), count, mean, rstd, f64(gamma), meanTerm, projection, dgamma, dbeta,
+                    f64(nextDy), f64(nextX), nextMean, nextRstd, out)
             }
         }}
         return sums
@@ -101,24 +131,21 @@ extension FastKernels {
     private static func f32<S>(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
     @inline(__always)
     private static func f64<S>(_ p: UnsafePointer<S>) -> UnsafePointer<Double> { UnsafeRawPointer(p).assumingMemoryBound(to: Double.self) }
-
-    /// x̂ = (x − μ)·rstd of a run of one set, in Float64, for the parameter gradients.
     @inline(__always)
-    static func normalizedRun<S: NormScalar>(x: UnsafePointer<S>, into h: UnsafeMutablePointer<Double>, count: Int,
-                                             mean: Double, rstd: Double) {
-        let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
-        WideLanes.lanes(count) { i in
-            WideLanes.put4((WideLanes.wide4(x + i) - mv) * rv, h + i)
-        } one: { i in
-            h[i] = (x[i].asDouble - mean) * rstd
-        }
+    private static func f32<S>(_ p: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+    }
+    @inline(__always)
+    private static func f64<S>(_ p: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Double> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Double.self)
     }
 
-    /// Whether `elementAffineBackward` can run this pass: a unit is a channel (BatchNorm's sets) or a group over
-    /// every sample, and there must be units enough for the threads (LayerNorm's one group is not).
+    /// Whether `elementAffineBackward` runs this pass: a unit is a channel (BatchNorm's sets, each over every
+    /// sample, so always) or a group over every sample, when there are units enough for the threads (LayerNorm's one
+    /// group is not: `elementAffineBackwardBySpans` then).
     static func elementAffineUnits(_ rows: Rows, threads: Int) -> Int? {
         let units = rows.groups  // BatchNorm: C, or its groups
-        return units >= 2 * threads || threads == 1 ? units : nil
+        return rows.batchNorm || units >= 2 * threads || threads == 1 ? units : nil
     }
 
     /// Backward of element-wise γ with the parameter gradients made on the way: a unit (a channel for BatchNorm, a
@@ -127,7 +154,7 @@ extension FastKernels {
     static func elementAffineBackward<S: NormScalar>(
         rows: Rows, units: Int, batch: Int, centre: Bool, m: Double, divisor: Double, dy: UnsafePointer<S>, x: UnsafePointer<S>,
         means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<S>,
-        dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<Double>?, dbeta: UnsafeMutablePointer<Double>?,
+        dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>,
         threads: Int, rounder: RunRounder?
     ) {
         nonisolated(unsafe) let gp = dy, xp = x, dxp = dx, gammaOf = gamma, meanOf = means, rstdOf = rstds
@@ -140,17 +167,15 @@ extension FastKernels {
                 // The unit's elements of one sample: a run of `run` at sample n; γ, dγ, dβ at `parameterOffset`.
                 let parameterOffset = unit * run
                 func offset(_ n: Int) -> Int { n * channels * spatial + parameterOffset }
-                if let dg, let db {
-                    (dg + parameterOffset).update(repeating: 0, count: run)
-                    (db + parameterOffset).update(repeating: 0, count: run)
-                }
+                (dg + parameterOffset).update(repeating: 0, count: run)
+                (db + parameterOffset).update(repeating: 0, count: run)
                 let g = gammaOf + parameterOffset
                 func finish(_ set: Int, _ mean: Double, _ rstd: Double, _ sums: (dh: Double, dhXhat: Double), _ n: Int) {
                     let meanTerm = centre ? sums.dh / m : 0, projection = sums.dhXhat / divisor
                     let at = offset(n)
                     elementAffineGradient(dy: gp + at, x: xp + at, dx: dxp + at, count: run, mean: mean, rstd: rstd,
                                           gamma: g, meanTerm: meanTerm, projection: projection,
-                                          dgamma: dg.map { $0 + parameterOffset }, dbeta: db.map { $0 + parameterOffset })
+                                          dgamma: dg + parameterOffset, dbeta: db + parameterOffset)
                     rounder?.round(dxp + at, count: run, set: set)
                 }
                 if rows.batchNorm {
@@ -168,7 +193,7 @@ extension FastKernels {
                     for n in 0..<batch { finish(unit, mean, rstd, sums, n) }
                 } else {
                     // A set per sample: (n, group), summed channel row by channel row as the rows path sums it.
-                    // With dγ wanted, making a set's dx also sums the next sample's set (the same γ, read once).
+                    // Making a set's dx also sums the next sample's set (the same γ, read once).
                     let k = rows.channelsPerGroup
                     var pending: (dh: Double, dhXhat: Double)? = nil
                     for n in 0..<batch {
@@ -185,7 +210,7 @@ extension FastKernels {
                             }
                         }
                         pending = nil
-                        guard let dg, let db, n + 1 < batch else {
+                        guard n + 1 < batch else {
                             finish(set, mean, rstd, sums, n)
                             continue
                         }
@@ -217,7 +242,7 @@ extension FastKernels {
     static func elementAffineBackwardBySpans<S: NormScalar>(
         rows: Rows, batch: Int, centre: Bool, m: Double, divisor: Double, dy: UnsafePointer<S>, x: UnsafePointer<S>,
         means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<S>,
-        dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<Double>?, dbeta: UnsafeMutablePointer<Double>?,
+        dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>,
         threads: Int, rounder: RunRounder?
     ) {
         let groups = rows.groups, k = rows.channelsPerGroup, spatial = rows.spatial, channels = rows.channels
@@ -244,10 +269,8 @@ extension FastKernels {
         parallel(spans, threads: threads) { range in
             for span in range {
                 let low = channels * span / spans, high = channels * (span + 1) / spans
-                if let dg, let db {
-                    (dg + low * spatial).update(repeating: 0, count: (high - low) * spatial)
-                    (db + low * spatial).update(repeating: 0, count: (high - low) * spatial)
-                }
+                (dg + low * spatial).update(repeating: 0, count: (high - low) * spatial)
+                (db + low * spatial).update(repeating: 0, count: (high - low) * spatial)
                 for n in 0..<batch {
                     var c = low
                     while c < high {
@@ -257,8 +280,7 @@ extension FastKernels {
                         let total = out[set]
                         elementAffineGradient(dy: gp + at, x: xp + at, dx: dxp + at, count: count, mean: meanOf[set],
                                               rstd: rstdOf[set], gamma: g + p, meanTerm: centre ? total.dh / m : 0,
-                                              projection: total.dhXhat / divisor, dgamma: dg.map { $0 + p },
-                                              dbeta: db.map { $0 + p })
+                                              projection: total.dhXhat / divisor, dgamma: dg + p, dbeta: db + p)
                         rounder?.round(dxp + at, count: count, set: span)
                         c = end
                     }

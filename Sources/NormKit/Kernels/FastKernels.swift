@@ -308,30 +308,34 @@ enum FastKernels {
         let elementAffine = spec.affine == .element
         // The element loops read γ where it is: ones when none was given.
         let gamma = gamma ?? (elementAffine ? [S](repeating: 1, count: channels * spatial) : nil)
-        let units = elementAffine ? elementAffineUnits(rows, threads: threads) : nil
-        // Too few groups for the threads (LayerNorm's one): the sets' sums first, then spans of channels.
-        if elementAffine, let gamma, units != nil || !rows.batchNorm {
-            let wanted = !dgamma.isEmpty
+        // Element-wise γ: by units of sets over the batch, or, with too few groups for the threads (LayerNorm's
+        // one), the sets' sums first, then spans of channels. Both always make dγ and dβ (the float32 lanes sum
+        // their terms there).
+        if elementAffine, let gamma {
+            if dgamma.count != channels * spatial {
+                dgamma = [Double](repeating: 0, count: channels * spatial)
+                dbeta = dgamma
+            }
             means.withUnsafeBufferPointer { mu in rstds.withUnsafeBufferPointer { r in gamma.withUnsafeBufferPointer { g in
             dgamma.withUnsafeMutableBufferPointer { dg in dbeta.withUnsafeMutableBufferPointer { db in
-                if let units {
+                if let units = elementAffineUnits(rows, threads: threads) {
                     elementAffineBackward(rows: rows, units: units, batch: batch, centre: centre, m: m, divisor: divisor,
                                           dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
                                           rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
-                                          dgamma: wanted ? dg.baseAddress : nil, dbeta: wanted ? db.baseAddress : nil,
-                                          threads: threads, rounder: rounder)
+                                          dgamma: dg.baseAddress!, dbeta: db.baseAddress!, threads: threads,
+                                          rounder: rounder)
                 } else {
                     elementAffineBackwardBySpans(rows: rows, batch: batch, centre: centre, m: m, divisor: divisor,
                                                  dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
                                                  rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
-                                                 dgamma: wanted ? dg.baseAddress : nil, dbeta: wanted ? db.baseAddress : nil,
-                                                 threads: threads, rounder: rounder)
+                                                 dgamma: dg.baseAddress!, dbeta: db.baseAddress!, threads: threads,
+                                                 rounder: rounder)
                 }
             }}}}}
             return
         }
-        // Element-wise γ (a sample's size) is read where it is; per-channel γ in Float64 here.
-        let parameters = Parameters(gamma: gamma, beta: nil as [S]?, count: elementAffine ? 0 : channels)
+        // Per-channel γ in Float64.
+        let parameters = Parameters(gamma: gamma, beta: nil as [S]?, count: channels)
         defer { parameters.deallocate() }
         // As in forward, rows of one element are one contiguous run per set, with γ running along it.
         if channelAffine && spatial == 1 && !rows.batchNorm {
@@ -354,12 +358,11 @@ enum FastKernels {
         var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
-        withBuffer(elementAffine ? gamma : nil) { gammaElements in
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
         partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
-            nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress, gammaOf = gammaElements
+            nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
             nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
             parallel(blocks, threads: threads) { range in
                 // Per row (Σ dy, Σ dy·(x − μ)) of the current set, and of the next one as the fused pass makes them.
@@ -376,34 +379,23 @@ enum FastKernels {
                     for r in 0..<rows.count {
                         let c = here.channel(r), n = here.sample(r)
                         let base = here.offset(r)
-                        if elementAffine, let gammaOf {
-                            let sums = elementAffineSums(dy: gp + base, x: xp + base, count: spatial, mean: mean,
-                                                         rstd: rstd, gamma: gammaOf + c * spatial)
-                            sumD += sums.dh
-                            sumDX += sums.dhXhat
-                        } else {
-                            let sums = haveSums ? current[r] : Lanes.gradientSums(gp + base, xp + base, count: spatial, mean: mean)
-                            let gc = parameters.gamma[c]
-                            sumD += gc * sums.dy
-                            sumDX += gc * rstd * sums.dyCentred
-                            if channelAffine, let pg, let pb {
-                                pg[n * channels + c] = rstd * sums.dyCentred
-                                pb[n * channels + c] = sums.dy
-                            }
+                        let sums = haveSums ? current[r] : Lanes.gradientSums(gp + base, xp + base, count: spatial, mean: mean)
+                        let gc = parameters.gamma[c]
+                        sumD += gc * sums.dy
+                        sumDX += gc * rstd * sums.dyCentred
+                        if channelAffine, let pg, let pb {
+                            pg[n * channels + c] = rstd * sums.dyCentred
+                            pb[n * channels + c] = sums.dy
                         }
                     }
                     let meanTerm = centre ? sumD / m : 0
                     let projection = sumDX / divisor
                     // dx for this set, summing the next set of this thread's range in the same loop.
-                    let fuse = !elementAffine && block + 1 < range.upperBound
+                    let fuse = block + 1 < range.upperBound
                     for r in 0..<rows.count {
                         let c = here.channel(r)
                         let base = here.offset(r)
-                        if elementAffine, let gammaOf {
-                            elementAffineGradient(dy: gp + base, x: xp + base, dx: dxp + base, count: spatial,
-                                                  mean: mean, rstd: rstd, gamma: gammaOf + c * spatial,
-                                                  meanTerm: meanTerm, projection: projection)
-                        } else if fuse {
+                        if fuse {
                             let nextBase = following.offset(r)
                             next[r] = Lanes.gradientAndSums(gp + base, xp + base, dxp + base, count: spatial, mean: mean,
                                                             rstd: rstd, gamma: parameters.gamma[c], meanTerm: meanTerm,
@@ -418,27 +410,8 @@ enum FastKernels {
                     swap(&current, &next)
                 }
             }
-        }}}}}
-        let groups = plan.groups, perGroup = plan.channelsPerGroup
-        means.withUnsafeBufferPointer { meanBuffer in
-            rstds.withUnsafeBufferPointer { rstdBuffer in
-                nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
-                reduceParameterGradients(spec: spec, plan: plan, dy: dy, partialGamma: partialGamma,
-                                         partialBeta: partialBeta, dgamma: &dgamma, dbeta: &dbeta,
-                                         threads: threads) { n, elements, h in
-                    // x̂ of sample n's elements as forward made it, a run of one set at a time: the set is
-                    // (sample, group), or the channel (group) for BatchNorm.
-                    let setLength = perGroup * spatial  // BatchNorm: K = 1, or its group's channels
-                    var e = elements.lowerBound
-                    while e < elements.upperBound {
-                        let end = min(elements.upperBound, (e / setLength + 1) * setLength)
-                        let block = rows.batchNorm ? e / setLength : n * groups + e / setLength
-                        normalizedRun(x: xp + n * channels * spatial + e, into: h + (e - elements.lowerBound),
-                                      count: end - e, mean: meanOf[block], rstd: rstdOf[block])
-                        e = end
-                    }
-                }
-            }
-        }
+        }}}}
+        reduceParameterGradients(plan: plan, partialGamma: partialGamma, partialBeta: partialBeta, dgamma: &dgamma,
+                                 dbeta: &dbeta)
     }
 }
