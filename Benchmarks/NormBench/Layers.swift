@@ -3,7 +3,8 @@ import NormKit
 
 /// `normlab-bench layers [runs]`: every layer form NormLab has, float32, at (8, 64, 56, 56) (the token forms at
 /// (4096, 768)), forward and forward + backward on 1 and 2 threads, against PyTorch's form where it has one
-/// (Benchmarks/compare_layers.py, same run) and against GroupNorm G = 32 and the bandwidth bound.
+/// (Benchmarks/compare_layers.py, same run), against GroupNorm G = 32 in alternating rounds, and against the
+/// bandwidth bound of the bytes the form must move.
 enum LayerBenchmark {
     struct Form {
         let name: String
@@ -59,55 +60,90 @@ enum LayerBenchmark {
         ]
     }
 
-    /// Medians of forward and of forward + backward, in seconds.
-    static func time(_ form: Form, threads: Int, runs: Int) throws -> (Double, Double) {
-        let shape = try Shape(form.dims)
-        let plan = try NormPlan(spec: form.spec, inputShape: shape)
-        let x = Tensor<Float>.randn(shape, seed: 0).rounded(toFormat: form.storage)
-        let dy = Tensor<Float>.randn(shape, seed: 1).rounded(toFormat: form.storage)
-        let gamma = plan.affineShape.map { Tensor<Float>.ones($0) }
-        let beta = form.spec.bias ? plan.affineShape.map { Tensor<Float>.zeros($0) } : nil
-        let running = (Tensor<Float>.zeros(plan.statsShape), Tensor<Float>.ones(plan.statsShape))
-        let clock = ContinuousClock()
-        func forward() throws -> ForwardResult<Float> {
+    /// One form's tensors, made once, and its forward and forward + backward, timed on demand.
+    struct Prepared {
+        let form: Form
+        let plan: NormPlan
+        let x: Tensor<Float>, dy: Tensor<Float>
+        let gamma: Tensor<Float>?, beta: Tensor<Float>?
+        let running: (Tensor<Float>, Tensor<Float>)
+
+        init(_ form: Form) throws {
+            let shape = try Shape(form.dims)
+            self.form = form
+            plan = try NormPlan(spec: form.spec, inputShape: shape)
+            x = Tensor<Float>.randn(shape, seed: 0).rounded(toFormat: form.storage)
+            dy = Tensor<Float>.randn(shape, seed: 1).rounded(toFormat: form.storage)
+            gamma = plan.affineShape.map { Tensor<Float>.ones($0) }
+            beta = form.spec.bias ? plan.affineShape.map { Tensor<Float>.zeros($0) } : nil
+            running = (Tensor<Float>.zeros(plan.statsShape), Tensor<Float>.ones(plan.statsShape))
+        }
+
+        func forward(threads: Int) throws -> ForwardResult<Float> {
             try Normalization.forward(spec: form.spec, input: x, gamma: gamma, beta: beta, mode: form.mode,
                                       running: form.mode == .eval ? running : nil, threads: threads,
                                       storage: form.storage)
         }
-        func medianOf(_ body: () throws -> Void) rethrows -> Double {
-            try body()
-            var samples: [Double] = []
-            for _ in 0..<runs { samples.append(seconds(try clock.measure { try body() })) }
-            return median(samples)
-        }
-        let fwd = try medianOf { _ = try forward() }
-        let step = try medianOf {
-            let result = try forward()
+
+        func step(threads: Int) throws {
+            let result = try forward(threads: threads)
             _ = try Normalization.backward(forward: result, gamma: gamma, outputGradient: dy, threads: threads)
         }
-        return (fwd, step)
+
+        /// Medians of `runs` forwards and of `runs` forward + backward steps, in seconds, after one of each.
+        func time(threads: Int, runs: Int) throws -> (forward: [Double], step: [Double]) {
+            let clock = ContinuousClock()
+            var forwards: [Double] = [], steps: [Double] = []
+            _ = try forward(threads: threads)
+            for _ in 0..<runs { forwards.append(seconds(try clock.measure { _ = try forward(threads: threads) })) }
+            try step(threads: threads)
+            for _ in 0..<runs { steps.append(seconds(try clock.measure { try step(threads: threads) })) }
+            return (forwards, steps)
+        }
+
+        /// The bytes a forward + backward must move at the least: x read, y written, x and dy read, dx written (five
+        /// tensors); γ and β read by forward, γ read and dγ, dβ written by backward (element-wise γ is a sample's size);
+        /// the statistics forward keeps, μ and rstd (RMSNorm: rstd), or in eval mode the running ones it reads
+        /// (per position, PyDLLib's GroupNorm keeps half an input's worth of each).
+        var leastBytes: Double {
+            let elements = Double(x.count)
+            let parameters = Double(plan.affineShape?.count ?? 0) * (form.spec.bias ? 5 : 3)
+            let statistics = Double(plan.statsShape.count) * (form.spec.centres ? 2 : 1)
+            return 4 * (5 * elements + parameters + statistics)
+        }
     }
 
+    /// Each form timed in rounds that alternate with GroupNorm 32 (`rounds` blocks of `runs / rounds` after a
+    /// warm-up each), so that the machine's drift falls on both alike: "vs GroupNorm 32" is the median over rounds of
+    /// the two blocks' ratio, the times the medians of all of a form's runs.
     static func run(runs: Int, only: String? = nil) throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("compare_layers.py").path
-        print("| layer (float32) | threads | fwd ms | fwd+bwd ms | PyTorch fwd ms | PyTorch fwd+bwd ms | vs PyTorch (fwd+bwd) | vs GroupNorm 32 (fwd+bwd) | vs bandwidth bound |")
+        print("| layer (float32) | threads | fwd ms | fwd+bwd ms | PyTorch fwd ms | PyTorch fwd+bwd ms | vs PyTorch (fwd+bwd) | vs GroupNorm 32 (fwd+bwd) | vs its bandwidth bound |")
         print("|---|---|---|---|---|---|---|---|---|")
         var version: String? = nil
+        let rounds = 4, perRound = max(3, runs / rounds)
+        let reference = try Prepared(forms()[0])
         for threads in [1, 2] {
             let torch = python([script, "\(threads)", "\(runs)"]) ?? [:]
             version = version ?? torch["torch_version"] as? String
-            let cnnBound = 5.0 * Double(8 * 64 * 56 * 56) * 4 / copyBandwidth(count: 8 * 64 * 56 * 56, threads: threads)
-            let tokenBound = 5.0 * Double(4096 * 768) * 4 / copyBandwidth(count: 4096 * 768, threads: threads)
-            var reference: Double? = nil
-            if let only, !"groupnorm 32".contains(only) {
-                reference = try time(forms()[0], threads: threads, runs: runs).1
-            }
+            var bandwidth: [Int: Double] = [:]
             for form in try forms() where only.map(form.name.contains) ?? true {
-                let (fwd, step) = try time(form, threads: threads, runs: runs)
-                if reference == nil { reference = step }
+                let prepared = try Prepared(form)
+                var forwards: [Double] = [], steps: [Double] = [], ratios: [Double] = []
+                for _ in 0..<rounds {
+                    let ours = try prepared.time(threads: threads, runs: perRound)
+                    forwards += ours.forward
+                    steps += ours.step
+                    if form.dims.count == 2 { continue }
+                    let base = try reference.time(threads: threads, runs: perRound)
+                    ratios.append(median(ours.step) / median(base.step))
+                }
+                let (fwd, step) = (median(forwards), median(steps))
+                let count = prepared.x.count
+                if bandwidth[count] == nil { bandwidth[count] = copyBandwidth(count: count, threads: threads) }
+                let bound = prepared.leastBytes / bandwidth[count]!
                 let theirs = torch[form.name] as? [Double]
-                let bound = form.dims.count == 2 ? tokenBound : cnnBound
                 func ms(_ value: Double) -> String { String(format: "%.2f", value * 1e3) }
                 func ratio(_ value: Double) -> String { String(format: "%.2f×", value) }
                 var cells = [form.name, "\(threads)", ms(fwd), ms(step)]
@@ -116,12 +152,12 @@ enum LayerBenchmark {
                 } else {
                     cells += ["—", "—", "—"]
                 }
-                cells.append(form.dims.count == 2 ? "—" : ratio(step / (reference ?? step)))
+                cells.append(ratios.isEmpty ? "—" : ratio(median(ratios)))
                 cells.append(ratio(step / bound))
                 print("| " + cells.joined(separator: " | ") + " |")
             }
         }
-        print("\n\(version.map { "PyTorch \($0)" } ?? "PyTorch not importable"); medians of \(runs) timed runs after a warm-up; batchnorm eval: forward + backward with the running statistics")
+        print("\n\(version.map { "PyTorch \($0)" } ?? "PyTorch not importable"); \(rounds) rounds of \(perRound) timed runs after a warm-up, alternating with GroupNorm 32; batchnorm eval: forward + backward with the running statistics; bound: the bytes each form must move at the copy bandwidth")
     }
 }
 
