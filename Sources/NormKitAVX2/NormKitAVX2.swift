@@ -55,6 +55,20 @@ package enum NormKitAVX2 {
                 out[0] = sums.dy
                 out[1] = sums.dyXhat
             },
+            elementwiseGradientStaged: { dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma, stageBeta in
+                FloatLanes.elementwiseGradientStaged(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd,
+                                                     meanTerm: meanTerm, projection: projection, stageGamma: stageGamma,
+                                                     stageBeta: stageBeta)
+            },
+            elementwiseGradientAndSumsStaged: { dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, sg, sb, nextDy, nextX,
+                                                nextGamma, nextMean, nextRstd, out in
+                let sums = FloatLanes.elementwiseGradientAndSumsStaged(
+                    dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
+                    stageGamma: sg, stageBeta: sb, nextDy: nextDy, nextX: nextX, nextGamma: nextGamma, nextMean: nextMean,
+                    nextRstd: nextRstd)
+                out[0] = sums.dy
+                out[1] = sums.dyXhat
+            },
             moments: { x, count, shift, out in
                 let m = FloatLanes.moments(x, count: count, shift: shift)
                 (out[0], out[1], out[2], out[3]) = (m.sum, m.squares, m.low, m.high)

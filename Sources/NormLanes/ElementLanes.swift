@@ -105,23 +105,71 @@ extension FloatLanes {
         dx1 += g1 * ((load8(x + i + 8) - hi) * rv - lv)
     }
 
-    /// Eight elements of `elementwiseGradient`: dx, and dy·x̂ and dy added into the Float64 partial sums.
-    @inline(__always)
-    static func gradientStep(_ i: Int, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                             _ gamma: UnsafePointer<Float>, _ partialGamma: UnsafeMutablePointer<Double>,
-                             _ partialBeta: UnsafeMutablePointer<Double>, _ hi: H, _ rv: H, _ lv: H, _ mv: H, _ pv: H) {
-        func add(_ v: SIMD4<Float>, _ target: UnsafeMutablePointer<Double>) {
-            UnsafeMutableRawPointer(target).storeBytes(
-                of: UnsafeRawPointer(target).loadUnaligned(as: SIMD4<Double>.self) + widen(v), as: SIMD4<Double>.self)
+    /// Where a run's terms of dγ (dy·x̂) and dβ (dy) go, element by element.
+    protocol ParameterTerms {
+        func add(_ dyXhat: H, _ dy: H, at i: Int)
+        func add(_ dyXhat: Float, _ dy: Float, at i: Int)
+        /// The same terms from element i on.
+        func advanced(by i: Int) -> Self
+    }
+
+    /// Added into Float64 partial sums (rows of one element per channel: per-chunk sums over many sets).
+    struct WideTerms: ParameterTerms {
+        let gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>
+
+        @inline(__always)
+        func advanced(by i: Int) -> WideTerms { WideTerms(gamma: gamma + i, beta: beta + i) }
+
+        @inline(__always)
+        func add(_ dyXhat: H, _ dy: H, at i: Int) {
+            func add(_ v: SIMD4<Float>, _ target: UnsafeMutablePointer<Double>) {
+                UnsafeMutableRawPointer(target).storeBytes(
+                    of: UnsafeRawPointer(target).loadUnaligned(as: SIMD4<Double>.self) + widen(v), as: SIMD4<Double>.self)
+            }
+            add(dyXhat.lowHalf, gamma + i)
+            add(dyXhat.highHalf, gamma + i + 4)
+            add(dy.lowHalf, beta + i)
+            add(dy.highHalf, beta + i + 4)
         }
+
+        @inline(__always)
+        func add(_ dyXhat: Float, _ dy: Float, at i: Int) {
+            gamma[i] += Double(dyXhat)
+            beta[i] += Double(dy)
+        }
+    }
+
+    /// Added into float32 stages (element-wise γ over a batch: at most eight samples' terms, which the caller then
+    /// adds into Float64).
+    struct StagedTerms: ParameterTerms {
+        let gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>
+
+        @inline(__always)
+        func advanced(by i: Int) -> StagedTerms { StagedTerms(gamma: gamma + i, beta: beta + i) }
+
+        @inline(__always)
+        func add(_ dyXhat: H, _ dy: H, at i: Int) {
+            store8(load8(gamma + i) + dyXhat, gamma + i)
+            store8(load8(beta + i) + dy, beta + i)
+        }
+
+        @inline(__always)
+        func add(_ dyXhat: Float, _ dy: Float, at i: Int) {
+            gamma[i] = gamma[i] + dyXhat
+            beta[i] = beta[i] + dy
+        }
+    }
+
+    /// Eight elements of `elementwiseGradient`: dx, and dy·x̂ and dy added into the parameter terms.
+    @inline(__always)
+    static func gradientStep<Terms: ParameterTerms>(
+        _ i: Int, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        _ gamma: UnsafePointer<Float>, _ terms: Terms, _ hi: H, _ rv: H, _ lv: H, _ mv: H, _ pv: H
+    ) {
         let d = load8(dy + i)
         let h = (load8(x + i) - hi) * rv - lv
         store8(rv * ((load8(gamma + i) * d - mv) - h * pv), dx + i)
-        let dh = d * h
-        add(dh.lowHalf, partialGamma + i)
-        add(dh.highHalf, partialGamma + i + 4)
-        add(d.lowHalf, partialBeta + i)
-        add(d.highHalf, partialBeta + i + 4)
+        terms.add(d * h, d, at: i)
     }
 
     /// dx = rstd·((γ·dy − meanTerm) − x̂·projection), and dy·x̂ and dy added into per-element Float64 partial sums
@@ -131,19 +179,38 @@ extension FloatLanes {
                                            gamma: UnsafePointer<Float>, count: Int, mean: Double, rstd: Double,
                                            meanTerm: Double, projection: Double,
                                            partialGamma: UnsafeMutablePointer<Double>, partialBeta: UnsafeMutablePointer<Double>) {
+        gradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
+                 terms: WideTerms(gamma: partialGamma, beta: partialBeta))
+    }
+
+    /// `elementwiseGradient` with dy·x̂ and dy added into float32 stages.
+    @inline(never)
+    public static func elementwiseGradientStaged(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                                 _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>, count: Int,
+                                                 mean: Double, rstd: Double, meanTerm: Double, projection: Double,
+                                                 stageGamma: UnsafeMutablePointer<Float>,
+                                                 stageBeta: UnsafeMutablePointer<Float>) {
+        gradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
+                 terms: StagedTerms(gamma: stageGamma, beta: stageBeta))
+    }
+
+    @inline(__always)
+    static func gradient<Terms: ParameterTerms>(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
+        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double, terms: Terms
+    ) {
         let (high, low) = split(mean)
         let r = Float(rstd), lr = Float(low * rstd), mt = Float(meanTerm), p = Float(projection)
         let hi = H(repeating: high), rv = H(repeating: r), lv = H(repeating: lr), mv = H(repeating: mt), pv = H(repeating: p)
         var i = 0
         while i + 8 <= count {
-            gradientStep(i, dy, x, dx, gamma, partialGamma, partialBeta, hi, rv, lv, mv, pv)
+            gradientStep(i, dy, x, dx, gamma, terms, hi, rv, lv, mv, pv)
             i &+= 8
         }
         while i < count {
             let h = (x[i] - high) * r - lr
             dx[i] = r * ((gamma[i] * dy[i] - mt) - h * p)
-            partialGamma[i] += Double(dy[i] * h)
-            partialBeta[i] += Double(dy[i])
+            terms.add(dy[i] * h, dy[i], at: i)
             i += 1
         }
     }
@@ -160,6 +227,32 @@ extension FloatLanes {
         nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
         nextRstd: Double
     ) -> (dy: Double, dyXhat: Double) {
+        gradientAndSums(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
+                        projection: projection, terms: WideTerms(gamma: partialGamma, beta: partialBeta), nextDy: nextDy,
+                        nextX: nextX, nextGamma: nextGamma, nextMean: nextMean, nextRstd: nextRstd)
+    }
+
+    /// `elementwiseGradientAndSums` with dy·x̂ and dy added into float32 stages.
+    @inline(never)
+    public static func elementwiseGradientAndSumsStaged(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
+        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double,
+        stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>,
+        nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
+        nextRstd: Double
+    ) -> (dy: Double, dyXhat: Double) {
+        gradientAndSums(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
+                        projection: projection, terms: StagedTerms(gamma: stageGamma, beta: stageBeta), nextDy: nextDy,
+                        nextX: nextX, nextGamma: nextGamma, nextMean: nextMean, nextRstd: nextRstd)
+    }
+
+    @inline(__always)
+    static func gradientAndSums<Terms: ParameterTerms>(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
+        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double, terms: Terms,
+        nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
+        nextRstd: Double
+    ) -> (dy: Double, dyXhat: Double) {
         let (high, low) = split(mean)
         let r = Float(rstd), lr = Float(low * rstd), mt = Float(meanTerm), p = Float(projection)
         let hi = H(repeating: high), rv = H(repeating: r), lv = H(repeating: lr), mv = H(repeating: mt), pv = H(repeating: p)
@@ -167,7 +260,7 @@ extension FloatLanes {
         let nr = Float(nextRstd), nlr = Float(nextLow * nextRstd)
         let nhi = H(repeating: nextHigh), nrv = H(repeating: nr), nlv = H(repeating: nlr)
         @inline(__always) func gradientStep(_ i: Int) {
-            FloatLanes.gradientStep(i, dy, x, dx, gamma, partialGamma, partialBeta, hi, rv, lv, mv, pv)
+            FloatLanes.gradientStep(i, dy, x, dx, gamma, terms, hi, rv, lv, mv, pv)
         }
         var wideD = SIMD4<Double>(), wideDX = SIMD4<Double>()
         var i = 0
@@ -192,9 +285,8 @@ extension FloatLanes {
             j += 1
         }
         // The rest of this run: the same per-element steps as `elementwiseGradient`'s.
-        elementwiseGradient(dy + i, x + i, dx + i, gamma: gamma + i, count: count - i, mean: mean, rstd: rstd,
-                            meanTerm: meanTerm, projection: projection, partialGamma: partialGamma + i,
-                            partialBeta: partialBeta + i)
+        gradient(dy + i, x + i, dx + i, gamma: gamma + i, count: count - i, mean: mean, rstd: rstd, meanTerm: meanTerm,
+                 projection: projection, terms: terms.advanced(by: i))
         return (sumD, sumDX)
     }
 }

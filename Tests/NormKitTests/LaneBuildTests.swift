@@ -155,6 +155,37 @@ struct LaneBuildTests {
                 #expect(d3.map(\.bitPattern) == d1.map(\.bitPattern) && p3.map(\.bitPattern) == p1.map(\.bitPattern))
                 #expect(sums.dy.bitPattern == alone.dy.bitPattern && sums.dyXhat.bitPattern == alone.dyXhat.bitPattern)
             }
+            // Into float32 stages: the same dx as into Float64 partial sums, the same stages in both builds and fused
+            // with the next run's sums, and each stage the float32 sum of its start and the term.
+            var stages: [[Float]] = []
+            for staged in [NormLanes.FloatLanes.elementwiseGradientStaged, NormLanesAVX2.FloatLanes.elementwiseGradientStaged] {
+                var d5 = [Float](repeating: 0, count: count), s5 = [Float](repeating: 0.5, count: 2 * count)
+                d5.withUnsafeMutableBufferPointer { d in s5.withUnsafeMutableBufferPointer { st in
+                    let base = st.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!
+                    staged(gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gammap, count, mean, rstd, 0.01, 0.3,
+                           base, base + count)
+                }}
+                #expect(d5.map(\.bitPattern) == d1.map(\.bitPattern))
+                stages.append(s5)
+            }
+            for fused in [NormLanes.FloatLanes.elementwiseGradientAndSumsStaged,
+                          NormLanesAVX2.FloatLanes.elementwiseGradientAndSumsStaged] {
+                var d6 = [Float](repeating: 0, count: count), s6 = [Float](repeating: 0.5, count: 2 * count)
+                let sums = d6.withUnsafeMutableBufferPointer { d in s6.withUnsafeMutableBufferPointer { st in
+                    let base = st.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!
+                    return fused(gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gammap, count, mean, rstd, 0.01,
+                                 0.3, base, base + count, xp, gp, betap, nextMean, nextRstd)
+                }}
+                #expect(d6.map(\.bitPattern) == d1.map(\.bitPattern))
+                #expect(sums.dy.bitPattern == alone.dy.bitPattern && sums.dyXhat.bitPattern == alone.dyXhat.bitPattern)
+                stages.append(s6)
+            }
+            #expect(stages.allSatisfy { $0.map(\.bitPattern) == stages[0].map(\.bitPattern) })
+            for i in 0..<count {
+                let (high, low) = (Float(mean), mean - Double(Float(mean)))
+                let h = (x[i] - high) * Float(rstd) - Float(low * rstd)
+                #expect(stages[0][i] == 0.5 + dy[i] * h && stages[0][count + i] == 0.5 + dy[i])
+            }
             // The summary line's moments.
             let m1 = NormLanes.FloatLanes.moments(xp, count: count, shift: 999.5)
             let m2 = NormLanesAVX2.FloatLanes.moments(xp, count: count, shift: 999.5)

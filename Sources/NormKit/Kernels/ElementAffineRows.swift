@@ -1,10 +1,42 @@
 import CVectorMath
 
-/// The row loops of element-wise γ, β (PyDLLib's affine, `affine=element`): γ and β run along the row with x —
-/// backward in Float64 lanes, x̂ = (x − μ)·rstd as the general path computes it, element by element; forward the same
-/// for float64 and in float32 lanes for float32 (μ's remainder in x̂'s constant). γ and β are read as they are stored,
-/// in the tensors' own type.
+/// The row loops of element-wise γ, β (PyDLLib's affine, `affine=element`): γ and β run along the row with x, read
+/// as they are stored, in the tensors' own type. float64 runs in Float64 lanes, x̂ = (x − μ)·rstd as the general path
+/// computes it; float32 in float32 lanes (μ's remainder in x̂'s constant), or in Float64 lanes for a set whose μ or
+/// rstd leaves float32's comfortable range.
 extension FastKernels {
+    /// Where a row's terms of dγ (dy·x̂) and dβ (dy) go: the Float64 sums over the batch, or — rows in float32 lanes —
+    /// float32 stages that `fold` adds into them after every eighth sample (so at most eight terms are summed in
+    /// float32, in sample order, whichever loop or thread makes them).
+    struct ParameterSums {
+        let gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>
+        let stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>
+        /// float32 rows (float64 ones have no stages).
+        let staged: Bool
+
+        func advanced(by i: Int) -> ParameterSums {
+            ParameterSums(gamma: gamma + i, beta: beta + i, stageGamma: stageGamma + i, stageBeta: stageBeta + i,
+                          staged: staged)
+        }
+
+        /// After sample n of `batch`: the stages added into the sums and cleared, at the end of each eighth sample.
+        func fold(after n: Int, of batch: Int, count: Int) {
+            guard staged, n % 8 == 7 || n == batch - 1 else { return }
+            normlab_fold_float_sums(gamma, gamma, stageGamma, count)
+            normlab_fold_float_sums(beta, beta, stageBeta, count)
+        }
+    }
+
+    /// Zeroed float32 stages for `count` elements' terms (float32 rows only) for the length of `body`.
+    static func withStages<R>(_ scalar: (some NormScalar).Type, count: Int,
+                              _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> R) -> R {
+        let size = scalar == Float.self ? max(count, 1) : 1
+        let stages = UnsafeMutablePointer<Float>.allocate(capacity: 2 * size)
+        defer { stages.deallocate() }
+        stages.initialize(repeating: 0, count: 2 * size)
+        return body(stages, stages + size)
+    }
+
     /// y = γ·x̂ + β along a row (`normlab_element_affine_apply`: C, AVX2 where the CPU has it); γ nil is 1, β nil 0.
     @inline(__always)
     static func elementAffineRow<S: NormScalar>(
@@ -56,24 +88,23 @@ extension FastKernels {
         return sums
     }
 
-    /// dx = rstd·(γ·dy − meanTerm − x̂·projection) along a row, and dγ += dy·x̂, dβ += dy there (the parameter
-    /// gradients of this row's elements, one sample more).
+    /// dx = rstd·(γ·dy − meanTerm − x̂·projection) along a row, and dy·x̂ and dy into the parameter sums there (the
+    /// parameter gradients of this row's elements, one sample more).
     @inline(__always)
     static func elementAffineGradient<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double,
-        rstd: Double, gamma: UnsafePointer<S>, meanTerm: Double, projection: Double,
-        dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>
+        rstd: Double, gamma: UnsafePointer<S>, meanTerm: Double, projection: Double, sums: ParameterSums
     ) {
         if floatElementLanes(S.self, mean: mean, rstd: rstd) {
-            FloatKernel.elementwiseGradient(f32(dy), f32(x), f32(dx), gamma: f32(gamma), count: count, mean: mean,
-                                            rstd: rstd, meanTerm: meanTerm, projection: projection,
-                                            partialGamma: dgamma, partialBeta: dbeta)
+            FloatKernel.elementwiseGradientStaged(f32(dy), f32(x), f32(dx), gamma: f32(gamma), count: count, mean: mean,
+                                                  rstd: rstd, meanTerm: meanTerm, projection: projection,
+                                                  stageGamma: sums.stageGamma, stageBeta: sums.stageBeta)
         } else if S.self == Float.self {
             normlab_element_affine_gradient_f32(f32(dy), f32(x), f32(dx), count, mean, rstd, f32(gamma), meanTerm,
-                                                projection, dgamma, dbeta)
+                                                projection, sums.gamma, sums.beta)
         } else {
             normlab_element_affine_gradient_f64(f64(dy), f64(x), f64(dx), count, mean, rstd, f64(gamma), meanTerm,
-                                                projection, dgamma, dbeta)
+                                                projection, sums.gamma, sums.beta)
         }
     }
 
@@ -95,33 +126,32 @@ extension FastKernels {
     @inline(__always)
     static func elementAffineGradientAndSums<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
-        gamma: UnsafePointer<S>, meanTerm: Double, projection: Double, dgamma: UnsafeMutablePointer<Double>,
-        dbeta: UnsafeMutablePointer<Double>, nextDy: UnsafePointer<S>, nextX: UnsafePointer<S>, nextMean: Double,
-        nextRstd: Double
+        gamma: UnsafePointer<S>, meanTerm: Double, projection: Double, sums parameters: ParameterSums,
+        nextDy: UnsafePointer<S>, nextX: UnsafePointer<S>, nextMean: Double, nextRstd: Double
     ) -> (dh: Double, dhXhat: Double) {
         let floatLanes = floatElementLanes(S.self, mean: mean, rstd: rstd)
         guard floatLanes == floatElementLanes(S.self, mean: nextMean, rstd: nextRstd) else {
             elementAffineGradient(dy: dy, x: x, dx: dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
-                                  meanTerm: meanTerm, projection: projection, dgamma: dgamma, dbeta: dbeta)
+                                  meanTerm: meanTerm, projection: projection, sums: parameters)
             return elementAffineSums(dy: nextDy, x: nextX, count: count, mean: nextMean, rstd: nextRstd, gamma: gamma)
         }
         if floatLanes {
-            let sums = FloatKernel.elementwiseGradientAndSums(
+            let sums = FloatKernel.elementwiseGradientAndSumsStaged(
                 f32(dy), f32(x), f32(dx), gamma: f32(gamma), count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
-                projection: projection, partialGamma: dgamma, partialBeta: dbeta, nextDy: f32(nextDy), nextX: f32(nextX),
-                nextGamma: f32(gamma), nextMean: nextMean, nextRstd: nextRstd)
+                projection: projection, stageGamma: parameters.stageGamma, stageBeta: parameters.stageBeta,
+                nextDy: f32(nextDy), nextX: f32(nextX), nextGamma: f32(gamma), nextMean: nextMean, nextRstd: nextRstd)
             return (sums.dy, sums.dyXhat)
         }
         var sums = (0.0, 0.0)
         withUnsafeMutablePointer(to: &sums) { $0.withMemoryRebound(to: Double.self, capacity: 2) { out in
             if S.self == Float.self {
                 normlab_element_affine_gradient_and_sums_f32(
-                    f32(dy), f32(x), f32(dx), count, mean, rstd, f32(gamma), meanTerm, projection, dgamma, dbeta,
-                    f32(nextDy), f32(nextX), nextMean, nextRstd, out)
+                    f32(dy), f32(x), f32(dx), count, mean, rstd, f32(gamma), meanTerm, projection, parameters.gamma,
+                    parameters.beta, f32(nextDy), f32(nextX), nextMean, nextRstd, out)
             } else {
                 normlab_element_affine_gradient_and_sums_f64(
-                    f64(dy), f64(x), f64(dx), count, mean, rstd, f64(gamma), meanTerm, projection, dgamma, dbeta,
-                    f64(nextDy), f64(nextX), nextMean, nextRstd, out)
+                    f64(dy), f64(x), f64(dx), count, mean, rstd, f64(gamma), meanTerm, projection, parameters.gamma,
+                    parameters.beta, f64(nextDy), f64(nextX), nextMean, nextRstd, out)
             }
         }}
         return sums
@@ -162,21 +192,23 @@ extension FastKernels {
         let spatial = rows.spatial, channels = rows.channels
         let run = rows.channelsPerGroup * spatial
         let groups = rows.groups
-        parallel(units, threads: threads) { range in
+        parallel(units, threads: threads) { range in withStages(S.self, count: run) { stageGamma, stageBeta in
             for unit in range {
                 // The unit's elements of one sample: a run of `run` at sample n; γ, dγ, dβ at `parameterOffset`.
                 let parameterOffset = unit * run
                 func offset(_ n: Int) -> Int { n * channels * spatial + parameterOffset }
                 (dg + parameterOffset).update(repeating: 0, count: run)
                 (db + parameterOffset).update(repeating: 0, count: run)
+                let parameters = ParameterSums(gamma: dg + parameterOffset, beta: db + parameterOffset,
+                                               stageGamma: stageGamma, stageBeta: stageBeta, staged: S.self == Float.self)
                 let g = gammaOf + parameterOffset
                 func finish(_ set: Int, _ mean: Double, _ rstd: Double, _ sums: (dh: Double, dhXhat: Double), _ n: Int) {
                     let meanTerm = centre ? sums.dh / m : 0, projection = sums.dhXhat / divisor
                     let at = offset(n)
                     elementAffineGradient(dy: gp + at, x: xp + at, dx: dxp + at, count: run, mean: mean, rstd: rstd,
-                                          gamma: g, meanTerm: meanTerm, projection: projection,
-                                          dgamma: dg + parameterOffset, dbeta: db + parameterOffset)
+                                          gamma: g, meanTerm: meanTerm, projection: projection, sums: parameters)
                     rounder?.round(dxp + at, count: run, set: set)
+                    parameters.fold(after: n, of: batch, count: run)
                 }
                 if rows.batchNorm {
                     // One set: the channel's row (the group's K rows) in every sample, row by row as the rows path sums.
@@ -221,17 +253,17 @@ extension FastKernels {
                                 dy: gp + at + r * spatial, x: xp + at + r * spatial, dx: dxp + at + r * spatial,
                                 count: spatial, mean: mean, rstd: rstd, gamma: g + r * spatial,
                                 meanTerm: centre ? sums.dh / m : 0, projection: sums.dhXhat / divisor,
-                                dgamma: dg + parameterOffset + r * spatial, dbeta: db + parameterOffset + r * spatial,
-                                nextDy: gp + nextAt + r * spatial, nextX: xp + nextAt + r * spatial,
-                                nextMean: meanOf[nextSet], nextRstd: rstdOf[nextSet])
+                                sums: parameters.advanced(by: r * spatial), nextDy: gp + nextAt + r * spatial,
+                                nextX: xp + nextAt + r * spatial, nextMean: meanOf[nextSet], nextRstd: rstdOf[nextSet])
                             next = (next.dh + row.dh, next.dhXhat + row.dhXhat)
                         }
                         rounder?.round(dxp + at, count: run, set: set)
+                        parameters.fold(after: n, of: batch, count: run)
                         pending = next
                     }
                 }
             }
-        }
+        }}
     }
 
     /// Backward of element-wise γ for sets within a sample when there are too few groups for the threads
@@ -266,11 +298,14 @@ extension FastKernels {
         }
         // At most one span per set: the rounder counts each span in a set's slot of its own.
         let spans = min(channels, sets, 4 * max(1, threads))
-        parallel(spans, threads: threads) { range in
+        let widest = (channels + spans - 1) / spans * spatial
+        parallel(spans, threads: threads) { range in withStages(S.self, count: widest) { stageGamma, stageBeta in
             for span in range {
                 let low = channels * span / spans, high = channels * (span + 1) / spans
                 (dg + low * spatial).update(repeating: 0, count: (high - low) * spatial)
                 (db + low * spatial).update(repeating: 0, count: (high - low) * spatial)
+                let parameters = ParameterSums(gamma: dg + low * spatial, beta: db + low * spatial,
+                                               stageGamma: stageGamma, stageBeta: stageBeta, staged: S.self == Float.self)
                 for n in 0..<batch {
                     var c = low
                     while c < high {
@@ -280,12 +315,14 @@ extension FastKernels {
                         let total = out[set]
                         elementAffineGradient(dy: gp + at, x: xp + at, dx: dxp + at, count: count, mean: meanOf[set],
                                               rstd: rstdOf[set], gamma: g + p, meanTerm: centre ? total.dh / m : 0,
-                                              projection: total.dhXhat / divisor, dgamma: dg + p, dbeta: db + p)
+                                              projection: total.dhXhat / divisor,
+                                              sums: parameters.advanced(by: (c - low) * spatial))
                         rounder?.round(dxp + at, count: count, set: span)
                         c = end
                     }
+                    parameters.fold(after: n, of: batch, count: (high - low) * spatial)
                 }
             }
-        }
+        }}
     }
 }

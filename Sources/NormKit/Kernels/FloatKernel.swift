@@ -43,6 +43,14 @@ package struct FloatLaneTable: Sendable {
         UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Double, Double,
         Double, Double, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>, UnsafePointer<Float>, UnsafePointer<Float>,
         UnsafePointer<Float>, Double, Double, UnsafeMutablePointer<Double>) -> Void
+    /// The two above with dγ's, dβ's terms added into float32 stages.
+    package typealias ElementwiseGradientStaged = @convention(c) (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Double, Double,
+        Double, Double, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
+    package typealias ElementwiseGradientAndSumsStaged = @convention(c) (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Double, Double,
+        Double, Double, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
+        UnsafePointer<Float>, Double, Double, UnsafeMutablePointer<Double>) -> Void
 
     package let shiftedSum: ShiftedSum
     package let applyAndShiftedSum: ApplyAndShiftedSum
@@ -56,6 +64,8 @@ package struct FloatLaneTable: Sendable {
     package let elementwiseGradientSums: ElementwiseGradientSums
     package let elementwiseGradient: ElementwiseGradient
     package let elementwiseGradientAndSums: ElementwiseGradientAndSums
+    package let elementwiseGradientStaged: ElementwiseGradientStaged
+    package let elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged
     package let moments: Moments
 
     package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum, centredSquares: CentredSquares, apply: Apply,
@@ -63,7 +73,8 @@ package struct FloatLaneTable: Sendable {
                  applyElementwise: ApplyElementwise, applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum,
                  elementwiseGradientSums: ElementwiseGradientSums,
                  elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
-                 moments: Moments) {
+                 elementwiseGradientStaged: ElementwiseGradientStaged,
+                 elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.centredSquares = centredSquares
@@ -76,6 +87,8 @@ package struct FloatLaneTable: Sendable {
         self.elementwiseGradientSums = elementwiseGradientSums
         self.elementwiseGradient = elementwiseGradient
         self.elementwiseGradientAndSums = elementwiseGradientAndSums
+        self.elementwiseGradientStaged = elementwiseGradientStaged
+        self.elementwiseGradientAndSumsStaged = elementwiseGradientAndSumsStaged
         self.moments = moments
     }
 }
@@ -230,6 +243,45 @@ package enum FloatKernel {
         NormLanes.FloatLanes.elementwiseGradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd,
                                                  meanTerm: meanTerm, projection: projection, partialGamma: partialGamma,
                                                  partialBeta: partialBeta)
+    }
+
+    /// `elementwiseGradient` with dy·x̂ and dy added into float32 stages.
+    @inline(__always)
+    static func elementwiseGradientStaged(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
+        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double,
+        stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>
+    ) {
+        if let wide {
+            return wide.elementwiseGradientStaged(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma, stageBeta)
+        }
+        NormLanes.FloatLanes.elementwiseGradientStaged(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd,
+                                                       meanTerm: meanTerm, projection: projection, stageGamma: stageGamma,
+                                                       stageBeta: stageBeta)
+    }
+
+    /// `elementwiseGradientAndSums` with dy·x̂ and dy added into float32 stages.
+    @inline(__always)
+    static func elementwiseGradientAndSumsStaged(
+        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
+        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double,
+        stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>,
+        nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
+        nextRstd: Double
+    ) -> (dy: Double, dyXhat: Double) {
+        if let wide {
+            var out = (0.0, 0.0)
+            withUnsafeMutableBytes(of: &out) { raw in
+                wide.elementwiseGradientAndSumsStaged(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma,
+                                                      stageBeta, nextDy, nextX, nextGamma, nextMean, nextRstd,
+                                                      raw.baseAddress!.assumingMemoryBound(to: Double.self))
+            }
+            return out
+        }
+        return NormLanes.FloatLanes.elementwiseGradientAndSumsStaged(
+            dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
+            stageGamma: stageGamma, stageBeta: stageBeta, nextDy: nextDy, nextX: nextX, nextGamma: nextGamma,
+            nextMean: nextMean, nextRstd: nextRstd)
     }
 
     /// (Σ(x − shift), Σ(x − shift)², min, max) of a float32 run, for summaries.
