@@ -309,12 +309,13 @@ enum FastKernels {
         // The element loops read γ where it is: ones when none was given.
         let gamma = gamma ?? (elementAffine ? [S](repeating: 1, count: channels * spatial) : nil)
         // Element-wise γ: by units of sets over the batch, or, with too few groups for the threads (LayerNorm's
-        // one), the sets' sums first, then spans of channels. Both always make dγ and dβ (the float32 lanes sum
-        // their terms there).
+        // one), the sets' sums first, then spans of channels. Both make dγ and dβ (a sample's size), each unit or
+        // span clearing its own elements before its first sample, so the arrays start uninitialised.
         if elementAffine, let gamma {
             if dgamma.count != channels * spatial {
-                dgamma = [Double](repeating: 0, count: channels * spatial)
-                dbeta = dgamma
+                func unset() -> [Double] { [Double](unsafeUninitializedCapacity: channels * spatial) { $1 = channels * spatial } }
+                dgamma = unset()
+                dbeta = unset()
             }
             means.withUnsafeBufferPointer { mu in rstds.withUnsafeBufferPointer { r in gamma.withUnsafeBufferPointer { g in
             dgamma.withUnsafeMutableBufferPointer { dg in dbeta.withUnsafeMutableBufferPointer { db in

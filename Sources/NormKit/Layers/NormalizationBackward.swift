@@ -81,7 +81,8 @@ extension Normalization {
         let columnPath = ColumnKernels.applies(spec)
         // The row kernels round a float16/bfloat16 dx set by set, in cache; the others leave it to a pass after.
         let rounder = columnPath ? nil : RunRounder(forward.storage, sets: plan.statsShape.count, scalar: Scalar.self)
-        let paramCount = plan.affineShape?.count ?? 0
+        // Element-wise γ on the row kernels: they make dγ and dβ (a sample's size) themselves, each run cleared first.
+        let paramCount = columnPath || spec.affine != .element ? plan.affineShape?.count ?? 0 : 0
         var dgamma = [Double](repeating: 0, count: paramCount)
         var dbeta = [Double](repeating: 0, count: paramCount)
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
