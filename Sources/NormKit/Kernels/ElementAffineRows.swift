@@ -121,25 +121,27 @@ extension FastKernels {
         }
     }
 
-    /// `elementAffineGradient` on this row and `elementAffineSums` on the next sample's row (the same γ, read once)
-    /// in one loop where both sets run in the same lanes; otherwise the two calls.
+    /// `elementAffineGradient` on this row and `elementAffineSums` on the next one (the next sample's row with the same
+    /// γ, read once, or BatchNorm's next channel with its own) in one loop where both sets run in the same lanes;
+    /// otherwise the two calls.
     @inline(__always)
     static func elementAffineGradientAndSums<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
         gamma: UnsafePointer<S>, meanTerm: Double, projection: Double, sums parameters: ParameterSums,
-        nextDy: UnsafePointer<S>, nextX: UnsafePointer<S>, nextMean: Double, nextRstd: Double
+        nextDy: UnsafePointer<S>, nextX: UnsafePointer<S>, nextGamma: UnsafePointer<S>, nextMean: Double, nextRstd: Double
     ) -> (dh: Double, dhXhat: Double) {
         let floatLanes = floatElementLanes(S.self, mean: mean, rstd: rstd)
-        guard floatLanes == floatElementLanes(S.self, mean: nextMean, rstd: nextRstd) else {
+        // The Float64 lanes' loop reads one γ for both rows.
+        guard floatLanes == floatElementLanes(S.self, mean: nextMean, rstd: nextRstd), floatLanes || nextGamma == gamma else {
             elementAffineGradient(dy: dy, x: x, dx: dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
                                   meanTerm: meanTerm, projection: projection, sums: parameters)
-            return elementAffineSums(dy: nextDy, x: nextX, count: count, mean: nextMean, rstd: nextRstd, gamma: gamma)
+            return elementAffineSums(dy: nextDy, x: nextX, count: count, mean: nextMean, rstd: nextRstd, gamma: nextGamma)
         }
         if floatLanes {
             let sums = FloatKernel.elementwiseGradientAndSumsStaged(
                 f32(dy), f32(x), f32(dx), gamma: f32(gamma), count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
                 projection: projection, stageGamma: parameters.stageGamma, stageBeta: parameters.stageBeta,
-                nextDy: f32(nextDy), nextX: f32(nextX), nextGamma: f32(gamma), nextMean: nextMean, nextRstd: nextRstd)
+                nextDy: f32(nextDy), nextX: f32(nextX), nextGamma: f32(nextGamma), nextMean: nextMean, nextRstd: nextRstd)
             return (sums.dy, sums.dyXhat)
         }
         var sums = (0.0, 0.0)
@@ -193,6 +195,8 @@ extension FastKernels {
         let run = rows.channelsPerGroup * spatial
         let groups = rows.groups
         parallel(units, threads: threads) { range in withStages(S.self, count: run) { stageGamma, stageBeta in
+            // BatchNorm: the sums of the next channel of this range, made with this one's dx.
+            var pendingChannel: (dh: Double, dhXhat: Double)? = nil
             for unit in range {
                 // The unit's elements of one sample: a run of `run` at sample n; γ, dγ, dβ at `parameterOffset`.
                 let parameterOffset = unit * run
@@ -211,18 +215,42 @@ extension FastKernels {
                     parameters.fold(after: n, of: batch, count: run)
                 }
                 if rows.batchNorm {
-                    // One set: the channel's row (the group's K rows) in every sample, row by row as the rows path sums.
-                    let mean = meanOf[unit], rstd = rstdOf[unit]
-                    var sums = (dh: 0.0, dhXhat: 0.0)
-                    for n in 0..<batch {
-                        let at = offset(n)
-                        for r in 0..<rows.channelsPerGroup {
-                            let row = elementAffineSums(dy: gp + at + r * spatial, x: xp + at + r * spatial, count: spatial,
-                                                        mean: mean, rstd: rstd, gamma: g + r * spatial)
-                            sums = (sums.dh + row.dh, sums.dhXhat + row.dhXhat)
+                    // One set: the channel's row (the group's K rows) in every sample, summed sample by sample, row by
+                    // row. Making its dx also sums the range's next channel in that order (with its own γ).
+                    let mean = meanOf[unit], rstd = rstdOf[unit], k = rows.channelsPerGroup
+                    var sums = pendingChannel ?? (dh: 0.0, dhXhat: 0.0)
+                    if pendingChannel == nil {
+                        for n in 0..<batch {
+                            let at = offset(n)
+                            for r in 0..<k {
+                                let row = elementAffineSums(dy: gp + at + r * spatial, x: xp + at + r * spatial,
+                                                            count: spatial, mean: mean, rstd: rstd, gamma: g + r * spatial)
+                                sums = (sums.dh + row.dh, sums.dhXhat + row.dhXhat)
+                            }
                         }
                     }
-                    for n in 0..<batch { finish(unit, mean, rstd, sums, n) }
+                    pendingChannel = nil
+                    guard unit + 1 < range.upperBound else {
+                        for n in 0..<batch { finish(unit, mean, rstd, sums, n) }
+                        continue
+                    }
+                    let meanTerm = centre ? sums.dh / m : 0, projection = sums.dhXhat / divisor
+                    var next = (dh: 0.0, dhXhat: 0.0)
+                    for n in 0..<batch {
+                        let at = offset(n)
+                        for r in 0..<k {
+                            let row = elementAffineGradientAndSums(
+                                dy: gp + at + r * spatial, x: xp + at + r * spatial, dx: dxp + at + r * spatial,
+                                count: spatial, mean: mean, rstd: rstd, gamma: g + r * spatial, meanTerm: meanTerm,
+                                projection: projection, sums: parameters.advanced(by: r * spatial),
+                                nextDy: gp + at + run + r * spatial, nextX: xp + at + run + r * spatial,
+                                nextGamma: g + run + r * spatial, nextMean: meanOf[unit + 1], nextRstd: rstdOf[unit + 1])
+                            next = (next.dh + row.dh, next.dhXhat + row.dhXhat)
+                        }
+                        rounder?.round(dxp + at, count: run, set: unit)
+                        parameters.fold(after: n, of: batch, count: run)
+                    }
+                    pendingChannel = next
                 } else {
                     // A set per sample: (n, group), summed channel row by channel row as the rows path sums it.
                     // Making a set's dx also sums the next sample's set (the same γ, read once).
@@ -254,7 +282,8 @@ extension FastKernels {
                                 count: spatial, mean: mean, rstd: rstd, gamma: g + r * spatial,
                                 meanTerm: centre ? sums.dh / m : 0, projection: sums.dhXhat / divisor,
                                 sums: parameters.advanced(by: r * spatial), nextDy: gp + nextAt + r * spatial,
-                                nextX: xp + nextAt + r * spatial, nextMean: meanOf[nextSet], nextRstd: rstdOf[nextSet])
+                                nextX: xp + nextAt + r * spatial, nextGamma: g + r * spatial, nextMean: meanOf[nextSet],
+                                nextRstd: rstdOf[nextSet])
                             next = (next.dh + row.dh, next.dhXhat + row.dhXhat)
                         }
                         rounder?.round(dxp + at, count: run, set: set)
