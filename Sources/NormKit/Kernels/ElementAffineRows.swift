@@ -13,17 +13,41 @@ extension FastKernels {
         let stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>
         /// float32 rows (float64 ones have no stages).
         let staged: Bool
+        /// Whether the sums were cleared before the first sample; if not (every set in the float32 lanes, so nothing
+        /// adds into them before the first fold), the first fold writes 0 + stage, the same value.
+        let cleared: Bool
+
+        /// The sums of a run of `count` elements at `gamma`, `beta`: cleared first unless every set in `lanes` runs in
+        /// the float32 lanes.
+        init<S: NormScalar>(_: S.Type, gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>,
+                            count: Int, stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>,
+                            floatLanes: Bool) {
+            self.init(gamma: gamma, beta: beta, stageGamma: stageGamma, stageBeta: stageBeta, staged: S.self == Float.self,
+                      cleared: !floatLanes)
+            if !floatLanes {
+                gamma.update(repeating: 0, count: count)
+                beta.update(repeating: 0, count: count)
+            }
+        }
+
+        private init(gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>,
+                     stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>, staged: Bool,
+                     cleared: Bool) {
+            (self.gamma, self.beta, self.stageGamma, self.stageBeta) = (gamma, beta, stageGamma, stageBeta)
+            (self.staged, self.cleared) = (staged, cleared)
+        }
 
         func advanced(by i: Int) -> ParameterSums {
             ParameterSums(gamma: gamma + i, beta: beta + i, stageGamma: stageGamma + i, stageBeta: stageBeta + i,
-                          staged: staged)
+                          staged: staged, cleared: cleared)
         }
 
         /// After sample n of `batch`: the stages added into the sums and cleared, at the end of each eighth sample.
         func fold(after n: Int, of batch: Int, count: Int) {
             guard staged, n % 8 == 7 || n == batch - 1 else { return }
-            normlab_fold_float_sums(gamma, gamma, stageGamma, count)
-            normlab_fold_float_sums(beta, beta, stageBeta, count)
+            let first = !cleared && n < 8
+            normlab_fold_float_sums(gamma, first ? nil : gamma, stageGamma, count)
+            normlab_fold_float_sums(beta, first ? nil : beta, stageBeta, count)
         }
     }
 
@@ -201,10 +225,13 @@ extension FastKernels {
                 // The unit's elements of one sample: a run of `run` at sample n; γ, dγ, dβ at `parameterOffset`.
                 let parameterOffset = unit * run
                 func offset(_ n: Int) -> Int { n * channels * spatial + parameterOffset }
-                (dg + parameterOffset).update(repeating: 0, count: run)
-                (db + parameterOffset).update(repeating: 0, count: run)
-                let parameters = ParameterSums(gamma: dg + parameterOffset, beta: db + parameterOffset,
-                                               stageGamma: stageGamma, stageBeta: stageBeta, staged: S.self == Float.self)
+                let sets = rows.batchNorm ? unit..<(unit + 1) : 0..<batch
+                let floatLanes = sets.allSatisfy { n in
+                    let set = rows.batchNorm ? unit : n * groups + unit
+                    return floatElementLanes(S.self, mean: meanOf[set], rstd: rstdOf[set])
+                }
+                let parameters = ParameterSums(S.self, gamma: dg + parameterOffset, beta: db + parameterOffset, count: run,
+                                               stageGamma: stageGamma, stageBeta: stageBeta, floatLanes: floatLanes)
                 let g = gammaOf + parameterOffset
                 func finish(_ set: Int, _ mean: Double, _ rstd: Double, _ sums: (dh: Double, dhXhat: Double), _ n: Int) {
                     let meanTerm = centre ? sums.dh / m : 0, projection = sums.dhXhat / divisor
@@ -331,10 +358,14 @@ extension FastKernels {
         parallel(spans, threads: threads) { range in withStages(S.self, count: widest) { stageGamma, stageBeta in
             for span in range {
                 let low = channels * span / spans, high = channels * (span + 1) / spans
-                (dg + low * spatial).update(repeating: 0, count: (high - low) * spatial)
-                (db + low * spatial).update(repeating: 0, count: (high - low) * spatial)
-                let parameters = ParameterSums(gamma: dg + low * spatial, beta: db + low * spatial,
-                                               stageGamma: stageGamma, stageBeta: stageBeta, staged: S.self == Float.self)
+                let floatLanes = (0..<batch).allSatisfy { n in
+                    (low / k...(high - 1) / k).allSatisfy { group in
+                        floatElementLanes(S.self, mean: meanOf[n * groups + group], rstd: rstdOf[n * groups + group])
+                    }
+                }
+                let parameters = ParameterSums(S.self, gamma: dg + low * spatial, beta: db + low * spatial,
+                                               count: (high - low) * spatial, stageGamma: stageGamma, stageBeta: stageBeta,
+                                               floatLanes: floatLanes)
                 for n in 0..<batch {
                     var c = low
                     while c < high {
