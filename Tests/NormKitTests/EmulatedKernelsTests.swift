@@ -221,3 +221,49 @@ extension EmulatedKernelsTests {
     @Test func bfloat16ArithmeticIsRoundedDoubleArithmetic() { Self.check(BFloat16Format.self) }
     @Test func float32ArithmeticIsRoundedDoubleArithmetic() { Self.check(Float32Format.self) }
 }
+
+extension EmulatedKernelsTests {
+    /// float32 sums of a Float tensor run eight units at a time in vector lanes (`EmulatedLanes.swift`): the same
+    /// bits as the literal passes, on layouts with units enough for the lanes on 1 and 3 threads (and a rest for
+    /// the scalar walk), rows of 21 and 12 positions (steps of eight and a tail), γ per channel and per element.
+    @Test(arguments: [
+        ("groupnorm 4", [6, 8, 3, 7]), ("instancenorm, γ per element", [3, 9, 13]), ("batchnorm", [5, 26, 11]),
+        ("layernorm shape=12", [27, 12]), ("groupnorm 2 pydllib", [9, 4, 2, 3]),
+    ])
+    func eightLanesAreTheScalarChains(_ name: String, _ dims: [Int]) throws {
+        var spec: LayerSpec
+        switch name {
+        case "groupnorm 4": spec = try LayerSpec(kind: .groupnorm, groups: 4)
+        case "batchnorm": spec = try LayerSpec(kind: .batchnorm)
+        case "layernorm shape=12": spec = try LayerSpec(kind: .layernorm, normalizedShape: [12])
+        case "groupnorm 2 pydllib": spec = try LayerSpec(kind: .groupnorm, groups: 2, preset: .pydllib)
+        default:
+            spec = try LayerSpec(kind: .instancenorm)
+            spec.affine = .element
+        }
+        spec.accumulate = .storage
+        let plan = try NormPlan(spec: spec, inputShape: try Shape(dims))
+        let x = Self.values(plan.inputShape.count, seed: 21, format: .float32, offset: 3).map { Float($0) }
+        let dy = Self.values(x.count, seed: 22, format: .float32, offset: 0)
+        let affine = plan.affineShape?.count ?? 0
+        let gamma = affine > 0 ? Self.values(affine, seed: 23, format: .float32, offset: 1) : nil
+        let wide = x.map(Double.init)
+        let want = LiteralEmulation.forward(spec: spec, plan: plan, x: wide, gamma: gamma, beta: nil, running: nil,
+                                            format: .float32)
+        let wantGradients = LiteralEmulation.backward(spec: spec, plan: plan, x: wide, dy: dy, means: want.means,
+                                                      rstds: want.rstds, gamma: gamma, constantStatistics: false,
+                                                      format: .float32)
+        for threads in [1, 3] {
+            let label = "\(name) on \(threads) threads"
+            let got = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: nil, running: nil,
+                                              format: .float32, threads: threads)
+            Self.sameBits(got.rstds, want.rstds, "rstd", label)
+            let gradients = EmulatedKernels.backward(spec: spec, plan: plan, x: x, dy: dy.map { Float($0) },
+                                                     means: got.means, rstds: got.rstds, gamma: gamma,
+                                                     constantStatistics: false, format: .float32, threads: threads)
+            Self.sameBits(gradients.dx.map(Double.init), wantGradients.dx.map { Double(Float($0)) }, "dx", label)
+            Self.sameBits(gradients.dgamma, wantGradients.dgamma, "dγ", label)
+            Self.sameBits(gradients.dbeta, wantGradients.dbeta, "dβ", label)
+        }
+    }
+}

@@ -103,6 +103,13 @@ protocol EmulatedChain: Sendable {
     func start(_ index: Int) -> State
     func step(_ state: inout State, _ row: EmulatedRow, _ position: Int)
     func finish(_ state: State, _ index: Int)
+    /// Units first…first + 7 as eight lanes of one vector (`EmulatedLanes.swift`), finished as `finish` would be;
+    /// false, doing nothing, where this chain's format or layout has no such loop.
+    func walkEight(_ units: EmulatedUnits, first: Int) -> Bool
+}
+
+extension EmulatedChain {
+    func walkEight(_ units: EmulatedUnits, first: Int) -> Bool { false }
 }
 
 extension EmulatedUnits {
@@ -114,9 +121,11 @@ extension EmulatedUnits {
         }
     }
 
-    /// Units whose rows form one set each: four sets at a time, so four chains of additions overlap.
+    /// Units whose rows form one set each: eight sets in vector lanes where the chain has such a loop, else four at
+    /// a time, so four chains of additions overlap.
     private func walkRows<Chain: EmulatedChain>(_ range: Range<Int>, _ chain: Chain) {
         var unit = range.lowerBound
+        while unit + 8 <= range.upperBound, chain.walkEight(self, first: unit) { unit += 8 }
         while unit + 4 <= range.upperBound {
             var s0 = chain.start(unit), s1 = chain.start(unit + 1)
             var s2 = chain.start(unit + 2), s3 = chain.start(unit + 3)

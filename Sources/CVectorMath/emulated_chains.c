@@ -1,0 +1,101 @@
+#include "emulated_chains.h"
+
+#include <string.h>
+
+// Lane-wise IEEE float operations in the order the scalar chains make them; no fused multiply-adds.
+#pragma clang fp contract(off)
+
+#include "clones.h"
+
+typedef float v8f __attribute__((vector_size(32)));
+
+#define load8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
+
+// in[k] holds elements 0…7 of lane k; out[j] holds element j of lanes 0…7.
+static inline void transpose8(const v8f in[8], v8f out[8]) {
+    v8f t0 = __builtin_shufflevector(in[0], in[1], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t1 = __builtin_shufflevector(in[0], in[1], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t2 = __builtin_shufflevector(in[2], in[3], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t3 = __builtin_shufflevector(in[2], in[3], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t4 = __builtin_shufflevector(in[4], in[5], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t5 = __builtin_shufflevector(in[4], in[5], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f t6 = __builtin_shufflevector(in[6], in[7], 0, 8, 1, 9, 4, 12, 5, 13);
+    v8f t7 = __builtin_shufflevector(in[6], in[7], 2, 10, 3, 11, 6, 14, 7, 15);
+    v8f u0 = __builtin_shufflevector(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13);
+    v8f u1 = __builtin_shufflevector(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f u2 = __builtin_shufflevector(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13);
+    v8f u3 = __builtin_shufflevector(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f u4 = __builtin_shufflevector(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
+    v8f u5 = __builtin_shufflevector(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+    v8f u6 = __builtin_shufflevector(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
+    v8f u7 = __builtin_shufflevector(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+    out[0] = __builtin_shufflevector(u0, u4, 0, 1, 2, 3, 8, 9, 10, 11);
+    out[4] = __builtin_shufflevector(u0, u4, 4, 5, 6, 7, 12, 13, 14, 15);
+    out[1] = __builtin_shufflevector(u1, u5, 0, 1, 2, 3, 8, 9, 10, 11);
+    out[5] = __builtin_shufflevector(u1, u5, 4, 5, 6, 7, 12, 13, 14, 15);
+    out[2] = __builtin_shufflevector(u2, u6, 0, 1, 2, 3, 8, 9, 10, 11);
+    out[6] = __builtin_shufflevector(u2, u6, 4, 5, 6, 7, 12, 13, 14, 15);
+    out[3] = __builtin_shufflevector(u3, u7, 0, 1, 2, 3, 8, 9, 10, 11);
+    out[7] = __builtin_shufflevector(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+// One element of every lane: the step of `kind`.
+#define CHAIN_STEP(xv, dv, gv)                                                                                        \
+    {                                                                                                                 \
+        v8f h = ((xv) - mv) * rv;                                                                                     \
+        if (kind == 0) {                                                                                              \
+            v8f g = (dv) * (gv);                                                                                      \
+            a = a + g;                                                                                                \
+            b = b + g * h;                                                                                            \
+        } else {                                                                                                      \
+            a = a + (dv) * h;                                                                                         \
+            b = b + (dv);                                                                                             \
+        }                                                                                                             \
+    }
+
+static inline __attribute__((always_inline)) void
+chains8(const int kind, const float *x, const float *dy, const long *offsets, long rows, long count, const float *mean,
+        const float *rstd, const float *const *gamma, const long gamma_stride, float a_out[8], float b_out[8]) {
+    v8f a = {0, 0, 0, 0, 0, 0, 0, 0}, b = a;
+    for (long r = 0; r < rows; r++) {
+        const long *o = offsets + 8 * r;
+        const float *const *gp = gamma + 8 * r;
+        const v8f mv = load8(mean + 8 * r), rv = load8(rstd + 8 * r);
+        v8f row_gamma = {1, 1, 1, 1, 1, 1, 1, 1};
+        if (kind == 0 && gamma_stride == 0)
+            for (int k = 0; k < 8; k++) row_gamma[k] = gp[k][0];
+        long s = 0;
+        for (; s + 8 <= count; s += 8) {
+            v8f in[8], xt[8], dt[8], gt[8];
+            for (int k = 0; k < 8; k++) in[k] = load8(x + o[k] + s);
+            transpose8(in, xt);
+            for (int k = 0; k < 8; k++) in[k] = load8(dy + o[k] + s);
+            transpose8(in, dt);
+            if (kind == 0 && gamma_stride == 1) {
+                for (int k = 0; k < 8; k++) in[k] = load8(gp[k] + s);
+                transpose8(in, gt);
+            }
+            for (int j = 0; j < 8; j++) CHAIN_STEP(xt[j], dt[j], (kind == 0 && gamma_stride == 1) ? gt[j] : row_gamma)
+        }
+        for (; s < count; s++) {
+            v8f xv, dv, gv = row_gamma;
+            for (int k = 0; k < 8; k++) {
+                xv[k] = x[o[k] + s];
+                dv[k] = dy[o[k] + s];
+                if (kind == 0 && gamma_stride == 1) gv[k] = gp[k][s];
+            }
+            CHAIN_STEP(xv, dv, gv)
+        }
+    }
+    memcpy(a_out, &a, sizeof a);
+    memcpy(b_out, &b, sizeof b);
+}
+
+NORMLAB_CLONES
+void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, const long *offsets, long rows,
+                                  long count, const float *mean, const float *rstd, const float *const *gamma,
+                                  long gamma_stride, float a[8], float b[8]) {
+    if (kind == 1) chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b);
+    else if (gamma_stride == 0) chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b);
+    else chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 1, a, b);
+}

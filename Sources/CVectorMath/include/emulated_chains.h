@@ -1,0 +1,15 @@
+#ifndef NORMLAB_EMULATED_CHAINS_H
+#define NORMLAB_EMULATED_CHAINS_H
+
+/// Eight float32 chains of additions side by side, one per lane, for the emulating kernel's sums (EmulatedWalk):
+/// lane k adds the elements of its rows in order — row r is `count` contiguous floats at x + offsets[8·r + k], with
+/// μ = mean[8·r + k] and rstd = rstd[8·r + k], x̂ = (x − μ)·rstd — each step the float32 operations one chain makes
+/// alone (lane-wise IEEE, never contracted), so every lane's sums have the bits of the scalar chain.
+///   kind 0, a set's gradient sums: g = dy·γ (γ at gamma[8·r + k][s·gamma_stride]), a += g, b += g·x̂.
+///   kind 1, a parameter's gradients: a += dy·x̂, b += dy (gamma unused).
+/// a and b start at +0; gamma_stride is 0 (one γ per row) or 1 (one per element).
+void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, const long *offsets, long rows,
+                                  long count, const float *mean, const float *rstd, const float *const *gamma,
+                                  long gamma_stride, float a[8], float b[8]);
+
+#endif
