@@ -42,14 +42,22 @@ static inline void transpose8(const v8f in[8], v8f out[8]) {
 // One element of every lane: the step of `kind`.
 #define CHAIN_STEP(xv, dv, gv)                                                                                        \
     {                                                                                                                 \
-        v8f h = ((xv) - mv) * rv;                                                                                     \
         if (kind == 0) {                                                                                              \
-            v8f g = (dv) * (gv);                                                                                      \
+            v8f h = ((xv) - mv) * rv, g = (dv) * (gv);                                                                \
             a = a + g;                                                                                                \
             b = b + g * h;                                                                                            \
-        } else {                                                                                                      \
+        } else if (kind == 1) {                                                                                       \
+            v8f h = ((xv) - mv) * rv;                                                                                 \
             a = a + (dv) * h;                                                                                         \
             b = b + (dv);                                                                                             \
+        } else if (kind == 2) {                                                                                       \
+            a = a + (xv);                                                                                             \
+        } else if (kind == 3) {                                                                                       \
+            v8f d = (xv) - mv;                                                                                        \
+            a = a + d * d;                                                                                            \
+        } else {                                                                                                      \
+            a = a + (xv);                                                                                             \
+            b = b + (xv) * (xv);                                                                                      \
         }                                                                                                             \
     }
 
@@ -66,11 +74,13 @@ chains8(const int kind, const float *x, const float *dy, const long *offsets, lo
             for (int k = 0; k < 8; k++) row_gamma[k] = gp[k][0];
         long s = 0;
         for (; s + 8 <= count; s += 8) {
-            v8f in[8], xt[8], dt[8], gt[8];
+            v8f in[8], xt[8], dt[8] = {0}, gt[8];
             for (int k = 0; k < 8; k++) in[k] = load8(x + o[k] + s);
             transpose8(in, xt);
-            for (int k = 0; k < 8; k++) in[k] = load8(dy + o[k] + s);
-            transpose8(in, dt);
+            if (kind <= 1) {
+                for (int k = 0; k < 8; k++) in[k] = load8(dy + o[k] + s);
+                transpose8(in, dt);
+            }
             if (kind == 0 && gamma_stride == 1) {
                 for (int k = 0; k < 8; k++) in[k] = load8(gp[k] + s);
                 transpose8(in, gt);
@@ -78,10 +88,10 @@ chains8(const int kind, const float *x, const float *dy, const long *offsets, lo
             for (int j = 0; j < 8; j++) CHAIN_STEP(xt[j], dt[j], (kind == 0 && gamma_stride == 1) ? gt[j] : row_gamma)
         }
         for (; s < count; s++) {
-            v8f xv, dv, gv = row_gamma;
+            v8f xv, dv = {0, 0, 0, 0, 0, 0, 0, 0}, gv = row_gamma;
             for (int k = 0; k < 8; k++) {
                 xv[k] = x[o[k] + s];
-                dv[k] = dy[o[k] + s];
+                if (kind <= 1) dv[k] = dy[o[k] + s];
                 if (kind == 0 && gamma_stride == 1) gv[k] = gp[k][s];
             }
             CHAIN_STEP(xv, dv, gv)
@@ -95,7 +105,14 @@ NORMLAB_CLONES
 void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, const long *offsets, long rows,
                                   long count, const float *mean, const float *rstd, const float *const *gamma,
                                   long gamma_stride, float a[8], float b[8]) {
-    if (kind == 1) chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b);
-    else if (gamma_stride == 0) chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b);
-    else chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 1, a, b);
+    switch (kind) {
+    case 0:
+        if (gamma_stride == 0) chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b);
+        else chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 1, a, b);
+        break;
+    case 1: chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
+    case 2: chains8(2, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
+    case 3: chains8(3, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
+    default: chains8(4, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
+    }
 }

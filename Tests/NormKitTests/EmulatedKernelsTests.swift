@@ -225,7 +225,8 @@ extension EmulatedKernelsTests {
 extension EmulatedKernelsTests {
     /// float32 sums of a Float tensor run eight units at a time in vector lanes (`EmulatedLanes.swift`): the same
     /// bits as the literal passes, on layouts with units enough for the lanes on 1 and 3 threads (and a rest for
-    /// the scalar walk), rows of 21 and 12 positions (steps of eight and a tail), γ per channel and per element.
+    /// the scalar walk), rows of 21 and 12 positions (steps of eight and a tail), γ per channel and per element; the
+    /// statistics two-pass and one-pass (Welford keeps the scalar walk).
     @Test(arguments: [
         ("groupnorm 4", [6, 8, 3, 7]), ("instancenorm, γ per element", [3, 9, 13]), ("batchnorm", [5, 26, 11]),
         ("layernorm shape=12", [27, 12]), ("groupnorm 2 pydllib", [9, 4, 2, 3]),
@@ -242,6 +243,13 @@ extension EmulatedKernelsTests {
             spec.affine = .element
         }
         spec.accumulate = .storage
+        for method in [VarianceMethod.twopass, .onepass] {
+            spec.method = method
+            try checkEightLanes("\(name) \(method)", spec, dims)
+        }
+    }
+
+    func checkEightLanes(_ name: String, _ spec: LayerSpec, _ dims: [Int]) throws {
         let plan = try NormPlan(spec: spec, inputShape: try Shape(dims))
         let x = Self.values(plan.inputShape.count, seed: 21, format: .float32, offset: 3).map { Float($0) }
         let dy = Self.values(x.count, seed: 22, format: .float32, offset: 0)
@@ -257,6 +265,8 @@ extension EmulatedKernelsTests {
             let label = "\(name) on \(threads) threads"
             let got = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: nil, running: nil,
                                               format: .float32, threads: threads)
+            Self.sameBits(got.means, want.means, "μ", label)
+            Self.sameBits(got.variances, want.variances, "σ²", label)
             Self.sameBits(got.rstds, want.rstds, "rstd", label)
             let gradients = EmulatedKernels.backward(spec: spec, plan: plan, x: x, dy: dy.map { Float($0) },
                                                      means: got.means, rstds: got.rstds, gamma: gamma,

@@ -1,35 +1,59 @@
 import CVectorMath
 
-/// The backward's two chains of float32 sums, eight units at a time in the lanes of one vector
-/// (`normlab_emulated_chains8_f32`): each lane adds its unit's elements in row-major order with the operations of
-/// `step`, so a unit's sums have the same bits as on the scalar walk. For accumulate=float32 on float32 storage (or
-/// float16/bfloat16 held in Float): the formats that round after each operation keep the scalar walk.
+/// The emulating kernel's chains of float32 sums, eight units at a time in the lanes of one vector
+/// (`normlab_emulated_chains8_f32`): each lane adds its unit's elements in row-major order with the operations of the
+/// chain's `step`, so a unit's sums have the same bits as on the scalar walk. For float32 sums of a Float tensor
+/// (accumulate=float32 on float16/bfloat16 held in Float, or float32 storage); the formats that round after each
+/// operation, and Double tensors, keep the scalar walk.
 struct EightLanes {
+    enum Kind: Int32 { case gradientSums = 0, parameters, sum, squares, onePass }
+
     let offsets: UnsafeMutablePointer<Int>
     let means: UnsafeMutablePointer<Float>
     let rstds: UnsafeMutablePointer<Float>
     let gammas: UnsafeMutablePointer<UnsafePointer<Float>?>
     let rows: Int
 
-    init(rows: Int) {
+    private init(rows: Int) {
         self.rows = rows
         offsets = .allocate(capacity: 8 * rows)
         means = .allocate(capacity: 8 * rows)
         rstds = .allocate(capacity: 8 * rows)
         gammas = .allocate(capacity: 8 * rows)
+        means.initialize(repeating: 0, count: 8 * rows)
+        rstds.initialize(repeating: 0, count: 8 * rows)
         gammas.initialize(repeating: nil, count: 8 * rows)
     }
 
-    func free() { offsets.deallocate(); means.deallocate(); rstds.deallocate(); gammas.deallocate() }
+    private func free() { offsets.deallocate(); means.deallocate(); rstds.deallocate(); gammas.deallocate() }
 
-    /// Runs the kernel over `count` elements per row and hands each lane's (a, b) to `finish`.
-    func run(kind: Int32, x: UnsafeRawPointer, dy: UnsafeRawPointer, count: Int, gammaStride: Int,
-             _ finish: (_ lane: Int, _ a: Float, _ b: Float) -> Void) {
+    /// Whether a chain in format F over a Scalar tensor has the lanes.
+    static func apply<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _: Scalar.Type) -> Bool {
+        F.self == Float32Format.self && Scalar.self == Float.self
+    }
+
+    /// Units first…first + 7: `fill(lanes, slot, row, lane)` sets each row's μ, rstd and γ (slot = 8·r + lane; the
+    /// offsets are set here), then the kernel runs and `finish(lane, a, b)` takes each lane's two sums.
+    static func walk<Scalar>(_ kind: Kind, _ units: EmulatedUnits, first: Int, x: SharedInput<Scalar>,
+                             dy: SharedInput<Scalar>? = nil, gammaStride: Int = 0,
+                             fill: (EightLanes, _ slot: Int, EmulatedRow, _ lane: Int) -> Void = { _, _, _, _ in },
+                             finish: (_ lane: Int, _ a: Float, _ b: Float) -> Void) {
+        let lanes = EightLanes(rows: units.rowsPerUnit)
+        defer { lanes.free() }
+        for lane in 0..<8 {
+            for r in 0..<lanes.rows {
+                let row = units.row(unit: first + lane, r), slot = 8 * r + lane
+                lanes.offsets[slot] = row.offset
+                fill(lanes, slot, row, lane)
+            }
+        }
         var a = SIMD8<Float>(), b = SIMD8<Float>()
+        let xp = UnsafeRawPointer(x.base).assumingMemoryBound(to: Float.self)
+        let dyp = dy.map { UnsafeRawPointer($0.base).assumingMemoryBound(to: Float.self) } ?? xp
         withUnsafeMutableBytes(of: &a) { aOut in withUnsafeMutableBytes(of: &b) { bOut in
-            UnsafeRawPointer(gammas).withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 8 * rows) { gamma in
-                normlab_emulated_chains8_f32(kind, x.assumingMemoryBound(to: Float.self), dy.assumingMemoryBound(to: Float.self),
-                                             offsets, rows, count, means, rstds, gamma, gammaStride,
+            UnsafeRawPointer(lanes.gammas).withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 8 * lanes.rows) {
+                normlab_emulated_chains8_f32(kind.rawValue, xp, dyp, lanes.offsets, lanes.rows, units.spatial, lanes.means,
+                                             lanes.rstds, $0, gammaStride,
                                              aOut.baseAddress!.assumingMemoryBound(to: Float.self),
                                              bOut.baseAddress!.assumingMemoryBound(to: Float.self))
             }
@@ -38,28 +62,20 @@ struct EightLanes {
     }
 }
 
+@inline(__always) private func float<V>(_ value: V) -> Float { unsafeBitCast(value, to: Float.self) }
+@inline(__always) private func value<V>(_ float: Float) -> V { unsafeBitCast(float, to: V.self) }
+
 extension GradientSumsChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
-        guard F.self == Float32Format.self, Scalar.self == Float.self else { return false }
-        let lanes = EightLanes(rows: units.rowsPerUnit)
-        defer { lanes.free() }
-        var gammaStride = 0
-        for lane in 0..<8 {
-            for r in 0..<lanes.rows {
-                let row = units.row(unit: first + lane, r), at = 8 * r + lane
-                let (gamma, stride) = terms.affine.gammaRow(row.channel)
-                lanes.offsets[at] = row.offset
-                lanes.means[at] = unsafeBitCast(means[first + lane], to: Float.self)
-                lanes.rstds[at] = unsafeBitCast(rstds[first + lane], to: Float.self)
-                lanes.gammas[at] = UnsafeRawPointer(gamma).assumingMemoryBound(to: Float.self)
-                gammaStride = stride
-            }
-        }
-        lanes.run(kind: 0, x: UnsafeRawPointer(terms.x.base), dy: UnsafeRawPointer(terms.dy.base), count: units.spatial,
-                  gammaStride: gammaStride) { lane, g, gh in
+        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        let stride = terms.affine.gammaRow(0).1  // 0 (per channel) or 1 (per element), the same for every row
+        EightLanes.walk(.gradientSums, units, first: first, x: terms.x, dy: terms.dy, gammaStride: stride) { lanes, slot, row, lane in
+            lanes.means[slot] = float(means[first + lane])
+            lanes.rstds[slot] = float(rstds[first + lane])
+            lanes.gammas[slot] = UnsafeRawPointer(terms.affine.gammaRow(row.channel).0).assumingMemoryBound(to: Float.self)
+        } finish: { lane, g, gh in
             let index = first + lane
-            finish((unsafeBitCast(g, to: F.Value.self), unsafeBitCast(gh, to: F.Value.self), means[index], rstds[index]),
-                   index)
+            finish((value(g), value(gh), means[index], rstds[index]), index)
         }
         return true
     }
@@ -67,21 +83,43 @@ extension GradientSumsChain {
 
 extension ParameterChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
-        // Each row's μ and rstd constant along it (not per-position statistics).
-        guard F.self == Float32Format.self, Scalar.self == Float.self, terms.layout.positionStride == 0 else { return false }
-        let lanes = EightLanes(rows: units.rowsPerUnit)
-        defer { lanes.free() }
-        for lane in 0..<8 {
-            for r in 0..<lanes.rows {
-                let row = units.row(unit: first + lane, r), at = 8 * r + lane
-                lanes.offsets[at] = row.offset
-                lanes.means[at] = unsafeBitCast(means[row.firstStat], to: Float.self)
-                lanes.rstds[at] = unsafeBitCast(rstds[row.firstStat], to: Float.self)
-            }
+        // Each row's μ and rstd the same along it (not per-position statistics).
+        guard EightLanes.apply(F.self, Scalar.self), terms.layout.positionStride == 0 else { return false }
+        EightLanes.walk(.parameters, units, first: first, x: terms.x, dy: terms.dy) { lanes, slot, row, _ in
+            lanes.means[slot] = float(means[row.firstStat])
+            lanes.rstds[slot] = float(rstds[row.firstStat])
+        } finish: { lane, dgamma, dbeta in
+            finish((value(dgamma), value(dbeta)), first + lane)
         }
-        lanes.run(kind: 1, x: UnsafeRawPointer(terms.x.base), dy: UnsafeRawPointer(terms.dy.base), count: units.spatial,
-                  gammaStride: 0) { lane, dgamma, dbeta in
-            finish((unsafeBitCast(dgamma, to: F.Value.self), unsafeBitCast(dbeta, to: F.Value.self)), first + lane)
+        return true
+    }
+}
+
+extension SumChain {
+    func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
+        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        EightLanes.walk(.sum, units, first: first, x: x) { lane, sum, _ in finish(value(sum), first + lane) }
+        return true
+    }
+}
+
+extension SquareChain {
+    func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
+        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        EightLanes.walk(.squares, units, first: first, x: x) { lanes, slot, _, lane in
+            lanes.means[slot] = float(means[first + lane])
+        } finish: { lane, total, _ in
+            finish((value(total), means[first + lane]), first + lane)
+        }
+        return true
+    }
+}
+
+extension OnePassChain {
+    func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
+        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        EightLanes.walk(.onePass, units, first: first, x: x) { lane, sum, squares in
+            finish((value(sum), value(squares)), first + lane)
         }
         return true
     }
