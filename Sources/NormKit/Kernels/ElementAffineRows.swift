@@ -17,8 +17,8 @@ extension FastKernels {
         /// adds into them before the first fold), the first fold writes 0 + stage, the same value.
         let cleared: Bool
 
-        /// The sums of a run of `count` elements at `gamma`, `beta`: cleared first unless every set in `lanes` runs in
-        /// the float32 lanes.
+        /// The sums of a run of `count` elements at `gamma`, `beta`: cleared first unless every set adding into them
+        /// runs in the float32 lanes (`floatLanes`).
         init<S: NormScalar>(_: S.Type, gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>,
                             count: Int, stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>,
                             floatLanes: Bool) {
@@ -225,11 +225,8 @@ extension FastKernels {
                 // The unit's elements of one sample: a run of `run` at sample n; γ, dγ, dβ at `parameterOffset`.
                 let parameterOffset = unit * run
                 func offset(_ n: Int) -> Int { n * channels * spatial + parameterOffset }
-                let sets = rows.batchNorm ? unit..<(unit + 1) : 0..<batch
-                let floatLanes = sets.allSatisfy { n in
-                    let set = rows.batchNorm ? unit : n * groups + unit
-                    return floatElementLanes(S.self, mean: meanOf[set], rstd: rstdOf[set])
-                }
+                func inFloatLanes(_ set: Int) -> Bool { floatElementLanes(S.self, mean: meanOf[set], rstd: rstdOf[set]) }
+                let floatLanes = rows.batchNorm ? inFloatLanes(unit) : (0..<batch).allSatisfy { inFloatLanes($0 * groups + unit) }
                 let parameters = ParameterSums(S.self, gamma: dg + parameterOffset, beta: db + parameterOffset, count: run,
                                                stageGamma: stageGamma, stageBeta: stageBeta, floatLanes: floatLanes)
                 let g = gammaOf + parameterOffset
