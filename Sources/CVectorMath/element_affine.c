@@ -149,6 +149,38 @@ typedef float v4f __attribute__((vector_size(16)));
         }                                                                                                             \
     }
 
+#define NORMLAB_EVAL_ROW_GRADIENT(T, SUFFIX)                                                                           \
+    NORMLAB_CLONES                                                                                                    \
+    void normlab_eval_row_gradient_##SUFFIX(const T *dy, const T *x, T *dx, long count, double mean, double rstd,     \
+                                            double scale, double *sums, double *tail) {                               \
+        const v4d mv = {mean, mean, mean, mean}, rv = {rstd, rstd, rstd, rstd}, sv = {scale, scale, scale, scale};    \
+        v4d d4 = {0, 0, 0, 0}, dh4 = d4;                                                                              \
+        if (sums) d4 = load4_double(sums), dh4 = load4_double(sums + 4);                                              \
+        long i = 0;                                                                                                   \
+        for (; i + 4 <= count; i += 4) {                                                                              \
+            v4d d = load4_##T(dy + i);                                                                                \
+            store4_##T(dx + i, d * sv);                                                                               \
+            if (sums) {                                                                                               \
+                d4 += d;                                                                                              \
+                dh4 += d * ((load4_##T(x + i) - mv) * rv);                                                            \
+            }                                                                                                         \
+        }                                                                                                             \
+        for (; i < count; i++) {                                                                                      \
+            double d = (double)dy[i];                                                                                 \
+            dx[i] = (T)(d * scale);                                                                                   \
+            if (sums) {                                                                                               \
+                tail[0] += d;                                                                                         \
+                tail[1] += d * (((double)x[i] - mean) * rstd);                                                        \
+            }                                                                                                         \
+        }                                                                                                             \
+        if (sums) {                                                                                                   \
+            store4_double(sums, d4);                                                                                  \
+            store4_double(sums + 4, dh4);                                                                             \
+        }                                                                                                             \
+    }
+
+NORMLAB_EVAL_ROW_GRADIENT(float, f32)
+NORMLAB_EVAL_ROW_GRADIENT(double, f64)
 NORMLAB_ELEMENT_EVAL_GRADIENT(float, f32)
 NORMLAB_ELEMENT_EVAL_GRADIENT(double, f64)
 NORMLAB_ELEMENT_GRADIENT_AND_SUMS(float, f32)

@@ -44,6 +44,15 @@ int normlab_element_affine_eval_gradient_f32_lanes(const float *dy, const float 
                                                    double mean, double rstd, const float *gamma, float *dgamma,
                                                    float *dbeta);
 
+/// BatchNorm in eval, one row of a channel with γ per channel (StridedKernels.evalRowsBackward): dx = dy·scale rounded
+/// once to the element type; with `sums` (eight doubles: four lanes of Σdy, then four of Σdy·x̂, x̂ = (x − mean)·rstd)
+/// and `tail` (the same two for the elements past the last whole four), those added into — the channel's sums run
+/// on over its rows in sample order. Lane by lane the operations of one element alone, in Float64.
+void normlab_eval_row_gradient_f32(const float *dy, const float *x, float *dx, long count, double mean, double rstd,
+                                   double scale, double *sums, double *tail);
+void normlab_eval_row_gradient_f64(const double *dy, const double *x, double *dx, long count, double mean, double rstd,
+                                   double scale, double *sums, double *tail);
+
 /// The gradient of one row (dgamma and dbeta required) and, in the same loop, the sums of the row at next_dy, next_x
 /// with the same γ (the same channel in the next sample) and that set's μ and rstd: what the two calls above would
 /// give, with γ read once.

@@ -278,6 +278,25 @@ enum StridedKernels {
         reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan, dgamma: &dgamma, dbeta: &dbeta)
     }
 
+    /// `normlab_eval_row_gradient` for the element type (C, AVX2 where the CPU has it).
+    @inline(__always)
+    static func evalRowGradient<S: NormScalar>(
+        dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
+        scale: Double, sums: UnsafeMutablePointer<Double>?, tail: UnsafeMutablePointer<Double>
+    ) {
+        if S.self == Float.self {
+            normlab_eval_row_gradient_f32(UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
+                                          UnsafeRawPointer(x).assumingMemoryBound(to: Float.self),
+                                          UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), count, mean,
+                                          rstd, scale, sums, tail)
+        } else {
+            normlab_eval_row_gradient_f64(UnsafeRawPointer(dy).assumingMemoryBound(to: Double.self),
+                                          UnsafeRawPointer(x).assumingMemoryBound(to: Double.self),
+                                          UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self), count, mean,
+                                          rstd, scale, sums, tail)
+        }
+    }
+
     /// Backward through BatchNorm in eval mode per channel with channel-wise (or no) γ: row by row, each channel's
     /// constants held in registers, its Σ dy and Σ dy·x̂ in four lanes over its rows in sample order (one thread per
     /// channel, so the same bits for every thread count). No per-element copies of the statistics.
@@ -300,28 +319,17 @@ enum StridedKernels {
             FastKernels.parallel(channels, threads: threads) { range in
                 for c in range {
                     let mean = cp[c].mean, rstd = cp[c].rstd, scale = cp[c].scale
-                    let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
-                    let sv = SIMD4<Double>(repeating: scale)
-                    var d4 = SIMD4<Double>(), dh4 = SIMD4<Double>(), d1 = 0.0, dh1 = 0.0
-                    for n in 0..<batch {
-                        let offset = (n * channels + c) * spatial
-                        let dyr = gp + offset, xr = xp + offset, dxr = dxp + offset
-                        WideLanes.lanes(spatial) { e in
-                            let d = WideLanes.wide4(dyr + e)
-                            WideLanes.narrow4(d * sv, dxr + e)
-                            if wantParameters {
-                                d4 += d
-                                dh4 += d * ((WideLanes.wide4(xr + e) - mv) * rv)
-                            }
-                        } one: { e in
-                            let d = dyr[e].asDouble
-                            dxr[e] = S(fromDouble: d * scale)
-                            if wantParameters {
-                                d1 += d
-                                dh1 += d * ((xr[e].asDouble - mean) * rstd)
-                            }
+                    // Four lanes of Σdy, four of Σdy·x̂, then the two sums of the elements past each row's last four.
+                    var lanes = (SIMD4<Double>(), SIMD4<Double>(), 0.0, 0.0)
+                    withUnsafeMutableBytes(of: &lanes) { raw in
+                        let sums = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+                        for n in 0..<batch {
+                            let offset = (n * channels + c) * spatial
+                            evalRowGradient(dy: gp + offset, x: xp + offset, dx: dxp + offset, count: spatial, mean: mean,
+                                            rstd: rstd, scale: scale, sums: wantParameters ? sums : nil, tail: sums + 8)
                         }
                     }
+                    let (d4, dh4, d1, dh1) = lanes
                     sumDy[c] = ((d4[0] + d4[1]) + (d4[2] + d4[3])) + d1
                     sumDyH[c] = ((dh4[0] + dh4[1]) + (dh4[2] + dh4[3])) + dh1
                 }
