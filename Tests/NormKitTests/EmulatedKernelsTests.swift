@@ -277,3 +277,33 @@ extension EmulatedKernelsTests {
         }
     }
 }
+
+extension EmulatedKernelsTests {
+    /// The emulating pass counts non-finite inputs only when a statistic is not finite (a NaN or ±∞ in x makes its
+    /// set's μ, or σ² without centring, NaN or ±∞ in every method): NaN and −∞ counted; finite x whose float16 sums
+    /// overflow (two-pass, one-pass) is not called non-finite input.
+    @Test(arguments: [(LayerKind.groupnorm, VarianceMethod.twopass), (.groupnorm, .onepass), (.groupnorm, .welford),
+                      (.rmsnorm, .twopass)])
+    func nonFiniteInputIsFoundFromTheStatistics(_ kind: LayerKind, _ method: VarianceMethod) throws {
+        var spec = try LayerSpec(kind: kind, groups: 2)
+        spec.method = method
+        spec.accumulate = .float32
+        let shape = try Shape([3, 4, 5])
+        var values = Tensor<Float>.randn(shape, seed: 12).scalars
+        let clean = try Normalization.forward(spec: spec, input: try Tensor(shape: shape, scalars: values), gamma: nil,
+                                              beta: nil, storage: .float16)
+        #expect(!clean.warnings.contains { if case .nonFiniteInput = $0 { true } else { false } })
+        values[7] = .nan
+        values[31] = -.infinity
+        let bad = try Normalization.forward(spec: spec, input: try Tensor(shape: shape, scalars: values), gamma: nil,
+                                            beta: nil, storage: .float16)
+        #expect(bad.warnings.contains(.nonFiniteInput(count: 2)), "\(kind) \(method): \(bad.warnings)")
+        spec.accumulate = .storage
+        let big = try Tensor<Float>(shape: shape, scalars: (0..<shape.count).map { $0 % 3 == 0 ? 60000 : 1 })
+        let overflowed = try Normalization.forward(spec: spec, input: big, gamma: nil, beta: nil, storage: .float16)
+        if method != .welford {  // Welford's running mean and M₂ stay in range on these values
+            #expect(overflowed.warnings.contains { if case .overflow = $0 { true } else { false } })
+        }
+        #expect(!overflowed.warnings.contains { if case .nonFiniteInput = $0 { true } else { false } })
+    }
+}

@@ -19,7 +19,11 @@ extension Normalization {
                                            gamma: gamma?.scalars.map(\.asDouble), beta: beta?.scalars.map(\.asDouble),
                                            running: runningValues.map { ($0.means, $0.variances) }, format: format,
                                            storage: storage, threads: threads, keepNormalized: false)
-        let nonFinite = hasNonFinite(input, threads: threads) ? countNonFinite(input) : 0
+        // A NaN or ±∞ in x makes its set's μ (σ², for a layer that does not centre) NaN or ±∞ in every format and
+        // method, so finite statistics need no look at x — when they are few; per-position ones are half an input.
+        let statistics = spec.centres ? pass.means : pass.variances
+        let statisticsFinite = !usesRunning && statistics.count * 8 <= input.count && statistics.allSatisfy(\.isFinite)
+        let nonFinite = !statisticsFinite && hasNonFinite(input, threads: threads) ? countNonFinite(input) : 0
         var warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: usesRunning,
                                      variances: pass.variances, nonFinite: { nonFinite })
         warnings += pass.findings
