@@ -68,7 +68,7 @@ public enum Normalization {
                                          threads: threads)
         } else if allowFastPath && usesRunning {
             result = try evalForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, running: running,
-                                     threads: threads)
+                                     threads: threads, summarizing: summarizing)
         } else if allowFastPath && !usesRunning
                     && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
             result = try fastForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,

@@ -5,7 +5,7 @@ extension Normalization {
     @_specialize(where Scalar == Double)
     static func evalForward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, gamma: Tensor<Scalar>?, beta: Tensor<Scalar>?,
-        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int
+        running: (mean: Tensor<Scalar>, variance: Tensor<Scalar>)?, threads: Int, summarizing: Bool = false
     ) throws(NormError) -> ForwardResult<Scalar> {
         let (means, variances) = try runningStatistics(running, plan: plan)
         let rstds = reciprocalSquareRoots(variances, eps: spec.eps)
@@ -18,9 +18,7 @@ extension Normalization {
         // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
         let rows = spec.reduce == .group && spec.affine != .element
         var normalized: [Scalar]? = nil
-        // y's summary numbers, summed row by row in cache, whether or not they were asked for: a finite y says x is
-        // finite without a pass over x (the running statistics say nothing about it).
-        let parts = SummaryParts(count: spec.reduce == .group && plan.spatial >= SummaryParts.shortestSet
+        let parts = SummaryParts(count: spec.reduce == .group && summarizing && plan.spatial >= SummaryParts.shortestSet
                                  ? plan.batch * plan.channels : 0)
         defer { parts.deallocate() }
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
