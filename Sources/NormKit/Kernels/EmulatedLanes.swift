@@ -28,7 +28,7 @@ struct EightLanes {
     private func free() { offsets.deallocate(); means.deallocate(); rstds.deallocate(); gammas.deallocate() }
 
     /// Whether a chain in format F over a Scalar tensor has the lanes.
-    static func apply<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _: Scalar.Type) -> Bool {
+    static func applies<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _: Scalar.Type) -> Bool {
         F.self == Float32Format.self && Scalar.self == Float.self
     }
 
@@ -67,7 +67,7 @@ struct EightLanes {
 
 extension GradientSumsChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
-        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        guard EightLanes.applies(F.self, Scalar.self) else { return false }
         let stride = terms.affine.gammaRow(0).1  // 0 (per channel) or 1 (per element), the same for every row
         EightLanes.walk(.gradientSums, units, first: first, x: terms.x, dy: terms.dy, gammaStride: stride) { lanes, slot, row, lane in
             lanes.means[slot] = float(means[first + lane])
@@ -84,7 +84,7 @@ extension GradientSumsChain {
 extension ParameterChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
         // Each row's μ and rstd the same along it (not per-position statistics).
-        guard EightLanes.apply(F.self, Scalar.self), terms.layout.positionStride == 0 else { return false }
+        guard EightLanes.applies(F.self, Scalar.self), terms.layout.positionStride == 0 else { return false }
         EightLanes.walk(.parameters, units, first: first, x: terms.x, dy: terms.dy) { lanes, slot, row, _ in
             lanes.means[slot] = float(means[row.firstStat])
             lanes.rstds[slot] = float(rstds[row.firstStat])
@@ -97,7 +97,7 @@ extension ParameterChain {
 
 extension SumChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
-        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        guard EightLanes.applies(F.self, Scalar.self) else { return false }
         EightLanes.walk(.sum, units, first: first, x: x) { lane, sum, _ in finish(value(sum), first + lane) }
         return true
     }
@@ -105,7 +105,7 @@ extension SumChain {
 
 extension SquareChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
-        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        guard EightLanes.applies(F.self, Scalar.self) else { return false }
         EightLanes.walk(.squares, units, first: first, x: x) { lanes, slot, _, lane in
             lanes.means[slot] = float(means[first + lane])
         } finish: { lane, total, _ in
@@ -117,7 +117,7 @@ extension SquareChain {
 
 extension OnePassChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
-        guard EightLanes.apply(F.self, Scalar.self) else { return false }
+        guard EightLanes.applies(F.self, Scalar.self) else { return false }
         EightLanes.walk(.onePass, units, first: first, x: x) { lane, sum, squares in
             finish((value(sum), value(squares)), first + lane)
         }
