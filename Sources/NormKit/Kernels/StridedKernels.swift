@@ -319,19 +319,19 @@ enum StridedKernels {
             FastKernels.parallel(channels, threads: threads) { range in
                 for c in range {
                     let mean = cp[c].mean, rstd = cp[c].rstd, scale = cp[c].scale
-                    // Four lanes of Σdy, four of Σdy·x̂, then the two sums of the elements past each row's last four.
-                    var lanes = (SIMD4<Double>(), SIMD4<Double>(), 0.0, 0.0)
-                    withUnsafeMutableBytes(of: &lanes) { raw in
-                        let sums = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+                    // Four lanes of Σdy, four of Σdy·x̂, then the two sums of the elements past each row's last four:
+                    // ten Doubles in a buffer of the thread's own (no reliance on a tuple's layout).
+                    withUnsafeTemporaryAllocation(of: Double.self, capacity: 10) { buffer in
+                        let sums = buffer.baseAddress!
+                        sums.initialize(repeating: 0, count: 10)
                         for n in 0..<batch {
                             let offset = (n * channels + c) * spatial
                             evalRowGradient(dy: gp + offset, x: xp + offset, dx: dxp + offset, count: spatial, mean: mean,
                                             rstd: rstd, scale: scale, sums: wantParameters ? sums : nil, tail: sums + 8)
                         }
+                        sumDy[c] = ((sums[0] + sums[1]) + (sums[2] + sums[3])) + sums[8]
+                        sumDyH[c] = ((sums[4] + sums[5]) + (sums[6] + sums[7])) + sums[9]
                     }
-                    let (d4, dh4, d1, dh1) = lanes
-                    sumDy[c] = ((d4[0] + d4[1]) + (d4[2] + d4[3])) + d1
-                    sumDyH[c] = ((dh4[0] + dh4[1]) + (dh4[2] + dh4[3])) + dh1
                 }
             }
         }
