@@ -25,16 +25,16 @@
 // once, and statistics, x̂ and y (forward) or the two sums and dx (backward) are made from the registers — the same
 // operations in the same order as the general loops (column_tiles_f32.c), so the same bits. A block out of range runs in
 // the Float64 lanes alone (its eight columns); columns past the last whole block take the general loops.
-#define BLOCK_STATISTICS                                                                                              \
-    v8f v[8], d[8];                                                                                                   \
-    for (long r = 0; r < rows; r++) v[r] = load8(x + ROW_AT(r) + j);                                                  \
-    v8f mean = splat8(0), deviations = splat8(0), squares = splat8(0), offset = splat8(0);                             \
-    v8i ok;                                                                                                           \
+#define BLOCK_STATISTICS(W)                                                                                           \
+    vec##W v[8], d[8];                                                                                                \
+    for (long r = 0; r < rows; r++) v[r] = load##W(x + ROW_AT(r) + j);                                                \
+    vec##W mean = splat##W(0), deviations = splat##W(0), squares = splat##W(0), offset = splat##W(0);                 \
+    mask##W ok;                                                                                                       \
     if (rows == 2 && centre) {                                                                                        \
-        PAIR_STATISTICS(8, v[0], v[1], d[0], d[1])                                                                    \
+        PAIR_STATISTICS(W, v[0], v[1], d[0], d[1])                                                                    \
     } else {                                                                                                          \
         if (centre) {                                                                                                 \
-            v8f sum = splat8(0);                                                                                      \
+            vec##W sum = splat##W(0);                                                                                 \
             for (long r = 1; r < rows; r++) sum += v[r] - v[0];                                                       \
             mean = v[0] + DIVIDE(sum, m);                                                                             \
         }                                                                                                             \
@@ -44,12 +44,12 @@
             squares += d[r] * d[r];                                                                                   \
         }                                                                                                             \
         if (centre) offset = DIVIDE(deviations, m);                                                                   \
-        if (centre) squares = max0_8(squares - deviations * offset);                                                  \
+        if (centre) squares = max0_##W(squares - deviations * offset);                                                \
     }                                                                                                                 \
-    v8f variance = DIVIDE(squares, divisor), shifted = variance + eps;                                                \
+    vec##W variance = DIVIDE(squares, divisor), shifted = variance + eps;                                             \
     ok = (shifted >= 0x1p-120f) & (shifted <= 0x1p120f);                                                              \
     if (!(rows == 2 && centre)) ok &= (mean - mean == 0) & (offset - offset == 0);                                    \
-    v8f rstd = 1.0f / __builtin_elementwise_sqrt(shifted), shift = -offset * rstd;
+    vec##W rstd = 1.0f / __builtin_elementwise_sqrt(shifted), shift = -offset * rstd;
 
 static inline __attribute__((always_inline)) void
 forward_blocks(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine,
@@ -66,7 +66,7 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
     v8i zeros = {0, 0, 0, 0, 0, 0, 0, 0};
     long j = 0;
     for (; j + 8 <= width; j += 8) {
-        BLOCK_STATISTICS
+        BLOCK_STATISTICS(8)
         if (!all8(ok)) {
             normlab_column_affine shifted_affine = affine;
             if (gamma) shifted_affine.gamma = gamma + j * per_element;
@@ -181,7 +181,99 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
     }
 }
 
-// Backward by blocks of eight columns (sets of at most eight rows; per-element sums or none), as forward_blocks.
+// One block of W columns backward (backward_blocks): eight, or one for the columns after the last block of eight.
+// γ shared by every row (BatchNorm per element): Σdx̂ = γ·Σdy and Σdx̂·x̂ = γ·Σdy·x̂, the sums γ's and β's gradients
+// take anyway, so dx = (rstd·γ)·((dy − Σdy/m) − x̂·Σdy·x̂/divisor) needs neither dx̂ nor sums of its own (a fifth
+// of the block's operations).
+#define BACKWARD_BLOCK(W)                                                                                             \
+    {                                                                                                                 \
+        BLOCK_STATISTICS(W)                                                                                           \
+        vec##W h[8], dh[8], sum = splat##W(0), sum_products = splat##W(0);                                            \
+        const vec##W shared_g = shared_affine ? load##W(gamma + j) : splat##W(0);                                     \
+        const int shared_terms = shared_affine && !(rows == 2 && centre);                                             \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            h[r] = d[r] * rstd + shift;                                                                               \
+            v[r] = load##W(dy + ROW_AT(r) + j); /* dy from here on */                                                 \
+            dh[r] = v[r];                                                                                             \
+            if (shared_terms) {                                                                                       \
+            } else if (shared_affine) {                                                                               \
+                dh[r] = v[r] * shared_g;                                                                              \
+            } else if (has_gamma) {                                                                                   \
+                const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;                                    \
+                dh[r] = v[r] * (per_element ? load##W(gamma + p) : splat##W(gamma[p]));                               \
+            }                                                                                                         \
+        }                                                                                                             \
+        vec##W mean_term = splat##W(0), projection = splat##W(0), scale = rstd;                                       \
+        if (rows == 2 && centre) { /* as PAIR_RANGE_STEP (column_tiles_f32.c) */                                      \
+            vec##W gap = dh[0] - dh[1];                                                                               \
+            ok &= (gap > -0x1p100f) & (gap < 0x1p100f);                                                               \
+        } else {                                                                                                      \
+            /* dh is dy for shared terms: Σdy, Σdy·x̂ (γ's and β's sums too); dx's scale is then rstd·γ. */           \
+            for (long r = 0; r < rows; r++) {                                                                         \
+                sum += dh[r];                                                                                         \
+                sum_products += dh[r] * h[r];                                                                         \
+            }                                                                                                         \
+            mean_term = centre ? DIVIDE(sum, m) : splat##W(0), projection = DIVIDE(sum_products, divisor);            \
+            if (shared_terms) scale = rstd * shared_g;                                                                \
+            ok &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) &                       \
+                  (projection < 0x1p100f) & (scale > -0x1p100f) & (scale < 0x1p100f);                                 \
+        }                                                                                                             \
+        if (!all##W(ok)) {                                                                                            \
+            normlab_column_affine shifted_affine = affine;                                                            \
+            if (gamma) shifted_affine.gamma = gamma + j * per_element;                                                \
+            if (float_sums) {                                                                                         \
+                memset(local_dy, 0, sizeof local_dy);                                                                 \
+                memset(local_dy_xhat, 0, sizeof local_dy_xhat);                                                       \
+                normlab_columns_backward_f32_wide(sets, x + j, dy + j, W, given_mean ? given_mean + j : 0,            \
+                                                  given_rstd ? given_rstd + j : 0, shifted_affine, dx + j, local_dy,  \
+                                                  local_dy_xhat, sums_row_stride ? 8 : 0, 1);                         \
+                add_local_sums(sets, float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, W,             \
+                               sums_row_stride);                                                                      \
+            } else {                                                                                                  \
+                normlab_columns_backward_f32_wide(sets, x + j, dy + j, W, given_mean ? given_mean + j : 0,            \
+                                                  given_rstd ? given_rstd + j : 0, shifted_affine, dx + j,            \
+                                                  sum_dy ? sum_dy + j : 0, sum_dy_xhat ? sum_dy_xhat + j : 0,         \
+                                                  sums_row_stride, 1);                                                \
+            }                                                                                                         \
+            continue;                                                                                                 \
+        }                                                                                                             \
+        vec##W column_dy = splat##W(0), column_dy_xhat = splat##W(0), pair = ((0.5f * eps * rstd) * rstd) * rstd;    \
+        for (long r = 0; r < rows; r++) {                                                                             \
+            const long at = ROW_AT(r) + j;                                                                            \
+            if (rows == 2 && centre) /* sets of two: as GRADIENT_PAIR_STEP (column_tiles_f32.c) */                    \
+                store##W(dx + at, (dh[r] - dh[1 - r]) * pair);                                                        \
+            else                                                                                                      \
+                store##W(dx + at, scale * ((dh[r] - mean_term) - h[r] * projection));                                 \
+            if (!sum_dy || shared_terms) continue;                                                                    \
+            if (sums_row_stride == 0) {                                                                               \
+                /* Every row's sums are the same element's (BatchNorm per element): summed here, added once. */      \
+                column_dy += v[r];                                                                                    \
+                column_dy_xhat += v[r] * h[r];                                                                        \
+            } else {                                                                                                  \
+                const long s = ROW_INDEX(r) * sums_row_stride + j;                                                    \
+                if (float_sums) {                                                                                     \
+                    store##W(float_sum_dy + s, load##W(float_sum_dy + s) + v[r]);                                     \
+                    store##W(float_sum_dy_xhat + s, load##W(float_sum_dy_xhat + s) + v[r] * h[r]);                    \
+                } else {                                                                                              \
+                    accumulate##W(sum_dy + s, v[r]);                                                                  \
+                    accumulate##W(sum_dy_xhat + s, v[r] * h[r]);                                                      \
+                }                                                                                                     \
+            }                                                                                                         \
+        }                                                                                                             \
+        if (shared_terms) column_dy = sum, column_dy_xhat = sum_products;                                             \
+        if (sum_dy && sums_row_stride == 0) {                                                                         \
+            if (float_sums) {                                                                                         \
+                store##W(float_sum_dy + j, load##W(float_sum_dy + j) + column_dy);                                    \
+                store##W(float_sum_dy_xhat + j, load##W(float_sum_dy_xhat + j) + column_dy_xhat);                     \
+            } else {                                                                                                  \
+                accumulate##W(sum_dy + j, column_dy);                                                                 \
+                accumulate##W(sum_dy_xhat + j, column_dy_xhat);                                                       \
+            }                                                                                                         \
+        }                                                                                                             \
+    }
+
+// Backward by blocks of eight columns, then one column at a time (sets of at most eight rows; per-element sums or
+// none), as forward_blocks.
 static inline __attribute__((always_inline)) void
 backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                 const double *given_mean, const double *given_rstd, normlab_column_affine affine, float *dx,
@@ -189,7 +281,7 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
                 long sums_row_stride, const long fixed_rows, const unsigned known) {
     CONSTANTS
     // float_sums: the per-element sums are float32 arrays (the caller adds them into Float64 every eight samples);
-    // a block or tail that runs elsewhere sums into Float64 here first.
+    // a block that runs elsewhere sums into Float64 here first.
     const int float_sums = float_sum_dy != 0;
     double local_dy[8 * 8], local_dy_xhat[8 * 8];
     if (float_sums) sum_dy = local_dy, sum_dy_xhat = local_dy_xhat;
@@ -199,102 +291,8 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
     const int has_gamma = element_affine || gamma;
     const int shared_affine = element_affine && (known & KNOWN_SHARED_AFFINE);
     long j = 0;
-    for (; j + 8 <= width; j += 8) {
-        BLOCK_STATISTICS
-        v8f h[8], dh[8], sum = splat8(0), sum_products = splat8(0);
-        const v8f shared_g = shared_affine ? load8(gamma + j) : splat8(0);
-        for (long r = 0; r < rows; r++) {
-            h[r] = d[r] * rstd + shift;
-            v[r] = load8(dy + ROW_AT(r) + j);  // dy from here on
-            dh[r] = v[r];
-            if (shared_affine) {
-                dh[r] = v[r] * shared_g;
-            } else if (has_gamma) {
-                const long p = ROW_INDEX(r) * affine.row_stride + j * per_element;
-                dh[r] = v[r] * (per_element ? load8(gamma + p) : splat8(gamma[p]));
-            }
-        }
-        v8f mean_term = splat8(0), projection = splat8(0);
-        if (rows == 2 && centre) {  // as PAIR_RANGE_STEP (column_tiles_f32.c)
-            v8f gap = dh[0] - dh[1];
-            ok &= (gap > -0x1p100f) & (gap < 0x1p100f);
-        } else {
-            for (long r = 0; r < rows; r++) {
-                sum += dh[r];
-                sum_products += dh[r] * h[r];
-            }
-            mean_term = centre ? DIVIDE(sum, m) : splat8(0), projection = DIVIDE(sum_products, divisor);
-            ok &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) & (projection < 0x1p100f);
-        }
-        if (!all8(ok)) {
-            normlab_column_affine shifted_affine = affine;
-            if (gamma) shifted_affine.gamma = gamma + j * per_element;
-            if (float_sums) {
-                memset(local_dy, 0, sizeof local_dy);
-                memset(local_dy_xhat, 0, sizeof local_dy_xhat);
-                normlab_columns_backward_f32_wide(sets, x + j, dy + j, 8, given_mean ? given_mean + j : 0,
-                                                  given_rstd ? given_rstd + j : 0, shifted_affine, dx + j, local_dy,
-                                                  local_dy_xhat, sums_row_stride ? 8 : 0, 1);
-                add_local_sums(sets, float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, 8,
-                               sums_row_stride);
-            } else {
-                normlab_columns_backward_f32_wide(sets, x + j, dy + j, 8, given_mean ? given_mean + j : 0,
-                                                  given_rstd ? given_rstd + j : 0, shifted_affine, dx + j,
-                                                  sum_dy ? sum_dy + j : 0, sum_dy_xhat ? sum_dy_xhat + j : 0,
-                                                  sums_row_stride, 1);
-            }
-            continue;
-        }
-        v8f column_dy = splat8(0), column_dy_xhat = splat8(0), pair = ((0.5f * eps * rstd) * rstd) * rstd;
-        for (long r = 0; r < rows; r++) {
-            const long at = ROW_AT(r) + j;
-            if (rows == 2 && centre)  // sets of two: as GRADIENT_PAIR_STEP (column_tiles_f32.c)
-                store8(dx + at, (dh[r] - dh[1 - r]) * pair);
-            else
-                store8(dx + at, rstd * ((dh[r] - mean_term) - h[r] * projection));
-            if (!sum_dy) continue;
-            if (sums_row_stride == 0) {
-                // Every row's sums are the same element's (BatchNorm per element): summed here, added once.
-                column_dy += v[r];
-                column_dy_xhat += v[r] * h[r];
-            } else {
-                const long s = ROW_INDEX(r) * sums_row_stride + j;
-                if (float_sums) {
-                    store8(float_sum_dy + s, load8(float_sum_dy + s) + v[r]);
-                    store8(float_sum_dy_xhat + s, load8(float_sum_dy_xhat + s) + v[r] * h[r]);
-                } else {
-                    accumulate8(sum_dy + s, v[r]);
-                    accumulate8(sum_dy_xhat + s, v[r] * h[r]);
-                }
-            }
-        }
-        if (sum_dy && sums_row_stride == 0) {
-            if (float_sums) {
-                store8(float_sum_dy + j, load8(float_sum_dy + j) + column_dy);
-                store8(float_sum_dy_xhat + j, load8(float_sum_dy_xhat + j) + column_dy_xhat);
-            } else {
-                accumulate8(sum_dy + j, column_dy);
-                accumulate8(sum_dy_xhat + j, column_dy_xhat);
-            }
-        }
-    }
-    if (j < width) {
-        normlab_column_affine rest = affine;
-        if (gamma) rest.gamma = gamma + j * per_element;
-        if (float_sums) {
-            memset(local_dy, 0, sizeof local_dy);
-            memset(local_dy_xhat, 0, sizeof local_dy_xhat);
-            normlab_columns_f32_backward_tiles(sets, x + j, dy + j, width - j, given_mean ? given_mean + j : 0,
-                                               given_rstd ? given_rstd + j : 0, rest, dx + j, local_dy, local_dy_xhat,
-                                               sums_row_stride ? 8 : 0, 1);
-            add_local_sums(sets, float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, width - j,
-                           sums_row_stride);
-        } else {
-            normlab_columns_f32_backward_tiles(sets, x + j, dy + j, width - j, given_mean ? given_mean + j : 0,
-                                               given_rstd ? given_rstd + j : 0, rest, dx + j, sum_dy ? sum_dy + j : 0,
-                                               sum_dy_xhat ? sum_dy_xhat + j : 0, sums_row_stride, 1);
-        }
-    }
+    for (; j + 8 <= width; j += 8) BACKWARD_BLOCK(8)
+    for (; j < width; j++) BACKWARD_BLOCK(1)
 }
 
 static inline __attribute__((always_inline)) void

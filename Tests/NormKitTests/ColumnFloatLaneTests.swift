@@ -21,6 +21,8 @@ import Testing
         return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]), ("GroupNorm, 2 rows, 11 samples", twoChannels, [11, 8, 3, 7]),
                 ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]),
                 ("BatchNorm per element, 20 rows", perElement, [20, 3, 29]),
+                // 93 columns: five blocks of sixteen, one of eight, five after them.
+                ("BatchNorm per element, 8 rows", perElement, [8, 3, 31]),
                 ("grouped BatchNorm, 15 rows", grouped, [5, 6, 37])]
     }
 
@@ -79,6 +81,13 @@ import Testing
             #expect(result.variance.scalars.allSatisfy { $0 == 0 }, "\(label)")
             #expect(result.normalized.scalars.allSatisfy { $0 == 0 }, "\(label)")
             #expect(result.mean!.scalars.allSatisfy { $0 == 0.1 }, "\(label)")
+            // With eps = 0 each zero variance is counted in the warning: every lane of every block counts.
+            var zeroEps = spec
+            zeroEps.eps = 0
+            let counted = try Normalization.forward(spec: zeroEps, input: constant, gamma: nil, beta: nil, threads: 2)
+            let reference = try Normalization.computeForward(spec: zeroEps, input: constant, gamma: nil, beta: nil,
+                                                              mode: .train, running: nil, threads: 1, allowFastPath: false)
+            #expect(!counted.warnings.isEmpty && counted.warnings == reference.warnings, "\(label): \(counted.warnings)")
         }
     }
 
@@ -101,6 +110,31 @@ import Testing
             let nanHere = zip(fast.output.scalars, reference.output.scalars).allSatisfy { $0.isNaN == $1.isNaN }
             #expect(nanHere, "\(label): the non-finite sets differ")
         }
+    }
+
+    /// BatchNorm per element folds γ into dx's scale (rstd·γ, with γ shared by a column's rows): a γ of 1e37 on sets
+    /// whose rstd is near 1000 makes that scale overflow float32, though dx itself (dy nearly constant, so γ·rstd times
+    /// a small difference) is about 1e34. Such columns run in Float64 lanes, and dx stays finite and right.
+    @Test func aHugeGammaTimesRstdRunsInFloat64() throws {
+        var spec = try LayerSpec(kind: .batchnorm)
+        spec.apply(.pydllib)
+        let shape = try Shape([8, 3, 29])
+        let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 31).map { 5 + 1e-3 * $0 }.converted()
+        let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 32).map { 1 + 1e-3 * $0 }.converted()
+        let plan = try NormPlan(spec: spec, inputShape: shape)
+        let gamma = Tensor<Float>(uncheckedShape: plan.affineShape!, scalars: [Float](repeating: 1e37, count: plan.affineShape!.count))
+        let exact = try Normalization.computeForward(spec: spec, input: x.converted() as Tensor<Double>,
+                                                     gamma: gamma.converted() as Tensor<Double>, beta: nil, mode: .train,
+                                                     running: nil, threads: 1, allowFastPath: false)
+        let exactDx = try Normalization.computeBackward(forward: exact, gamma: gamma.converted() as Tensor<Double>,
+                                                        outputGradient: dy.converted() as Tensor<Double>, threads: 1,
+                                                        allowFastPath: false).dx
+        let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: nil, threads: 2)
+        let dx = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: 2).dx
+        let scale = exactDx.scalars.map { abs($0) }.max() ?? 1
+        #expect(scale > 1e30 && scale < 1e38, "the case is meant to have a large, finite dx: \(scale)")
+        let worst = zip(dx.scalars, exactDx.scalars).map { abs(Double($0) - $1) }.max() ?? .infinity
+        #expect(worst <= 1e-4 * scale, "dx off by \(worst) against a scale of \(scale)")
     }
 
     /// PyDLLib's GroupNorm and BatchNorm, whose sets are pairs on 8 channels (G = 4) and on a batch of two.
