@@ -23,8 +23,10 @@
 
 // Sets of at most eight rows, eight columns at a time, each block once from memory to registers: its rows are loaded
 // once, and statistics, x̂ and y (forward) or the two sums and dx (backward) are made from the registers — the same
-// operations in the same order as the general loops (column_tiles_f32.c), so the same bits. A block out of range runs in
-// the Float64 lanes alone (its eight columns); columns past the last whole block take the general loops.
+// operations in the same order as the general loops (column_tiles_f32.c), so the same bits; except backward with γ
+// shared by a column's rows (BatchNorm per element), whose dx takes γ into its scale (BACKWARD_BLOCK). A block out of
+// range runs in the Float64 lanes alone (its eight columns). Columns past the last whole block: forward's take the
+// general loops, backward's the block's code one lane wide (so a column's dx is the same wherever its tile ends).
 #define BLOCK_STATISTICS(W)                                                                                           \
     vec##W v[8], d[8];                                                                                                \
     for (long r = 0; r < rows; r++) v[r] = load##W(x + ROW_AT(r) + j);                                                \
