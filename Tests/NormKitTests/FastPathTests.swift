@@ -217,6 +217,35 @@ import Testing
         #expect(nan.output.scalars[0].isNaN && !nan.output.scalars[10].isNaN)
     }
 
+    /// BatchNorm per element and with grouped channels in float32: forward writes μ, σ², rstd and the unbiased σ² in
+    /// float32 only (each tile's Float64 values in a scratch buffer); their Float64 forms, which backward in float32
+    /// does not read, are made when read — and are the ones the float32 values were rounded from.
+    @Test func float32BatchNormKeepsNoFloat64Statistics() throws {
+        var perElement = try LayerSpec(kind: .batchnorm)
+        perElement.apply(.pydllib)
+        var grouped = try LayerSpec(kind: .batchnorm)
+        grouped.groups = 2
+        grouped.reduce = .channels
+        for (spec, dims) in [(perElement, [8, 3, 29]), (perElement, [11, 4, 9]), (grouped, [5, 6, 37])] {
+            let shape = try Shape(dims)
+            let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 51).map { 3 + $0 }.converted()
+            let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 52).converted()
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: 2)
+            #expect(!fast.statistics.isMade && fast.unbiasedVariance != nil, "\(dims)")
+            let mean = fast.mean!, rstd = fast.rstd
+            _ = try Normalization.backward(forward: fast, gamma: nil, outputGradient: dy, threads: 2)
+            #expect(!fast.statistics.isMade, "\(dims): backward read the Float64 statistics")
+            let exactMeans = fast.exactMeans, exactRstds = fast.exactRstds
+            #expect(fast.statistics.isMade)
+            #expect(exactMeans.map { Float($0) } == mean.scalars && exactRstds.map { Float($0) } == rstd.scalars, "\(dims)")
+            let reference = try Normalization.computeForward(spec: spec, input: x, gamma: nil, beta: nil, mode: .train,
+                                                              running: nil, threads: 1, allowFastPath: false)
+            let worst = zip(fast.unbiasedVariance!.scalars, reference.unbiasedVariance!.scalars)
+                .map { abs(Double($0) - Double($1)) / max(1e-30, abs(Double($1))) }.max() ?? 0
+            #expect(worst <= 1e-5, "\(dims): unbiased variance off by \(worst) relative")
+        }
+    }
+
     /// Per-position statistics are half as many values as the input: a pass does not make them until something reads
     /// them, backward does not need them, and when they are made they are the ones the pass normalised with.
     @Test func perPositionStatisticsAreMadeWhenRead() throws {

@@ -18,27 +18,32 @@ extension ColumnKernels {
         let mean, variance, rstd, unbiased: UnsafeMutablePointer<S>
         let unbiasedDivisor: Double
 
-        func narrow(_ stats: FastKernels.Statistics.Pointers, at first: Int, count: Int) {
-            var i = first
-            let end = first + count, divisors = SIMD4<Double>(repeating: unbiasedDivisor)
-            while i + 4 <= end {  // lane by lane the same roundings as one value alone
-                WideLanes.narrow4(WideLanes.get4(stats.means + i), mean + i)
-                WideLanes.narrow4(WideLanes.get4(stats.variances + i), variance + i)
-                WideLanes.narrow4(WideLanes.get4(stats.rstds + i), rstd + i)
-                WideLanes.narrow4(WideLanes.get4(stats.sumSquares + i) / divisors, unbiased + i)
+        /// Values `source ..< source + count` of `stats` into `first ..< first + count`.
+        func narrow(_ stats: FastKernels.Statistics.Pointers, from source: Int, at first: Int, count: Int) {
+            let (means, variances, rstds, sumSquares) = (stats.means + source, stats.variances + source,
+                                                         stats.rstds + source, stats.sumSquares + source)
+            let (mean, variance, rstd, unbiased) = (mean + first, variance + first, rstd + first, unbiased + first)
+            var i = 0
+            let divisors = SIMD4<Double>(repeating: unbiasedDivisor)
+            while i + 4 <= count {  // lane by lane the same roundings as one value alone
+                WideLanes.narrow4(WideLanes.get4(means + i), mean + i)
+                WideLanes.narrow4(WideLanes.get4(variances + i), variance + i)
+                WideLanes.narrow4(WideLanes.get4(rstds + i), rstd + i)
+                WideLanes.narrow4(WideLanes.get4(sumSquares + i) / divisors, unbiased + i)
                 i += 4
             }
-            for i in i..<end {
-                mean[i] = S(fromDouble: stats.means[i])
-                variance[i] = S(fromDouble: stats.variances[i])
-                rstd[i] = S(fromDouble: stats.rstds[i])
-                unbiased[i] = S(fromDouble: stats.sumSquares[i] / unbiasedDivisor)
+            for i in i..<count {
+                mean[i] = S(fromDouble: means[i])
+                variance[i] = S(fromDouble: variances[i])
+                rstd[i] = S(fromDouble: rstds[i])
+                unbiased[i] = S(fromDouble: sumSquares[i] / unbiasedDivisor)
             }
         }
     }
 
-    /// y and/or x̂ (either may be nil) and, with `statistics`, μ, σ², rstd and Σ(x − μ)² per set, in Float64 (and,
-    /// with `narrowing`, in the element type too).
+    /// y and/or x̂ (either may be nil) and, with `statistics`, μ, σ², rstd and Σ(x − μ)² per set, in Float64; with
+    /// `narrowing`, in the element type too (without `statistics`, only there: each tile's Float64 values go to a
+    /// scratch buffer that stays in cache).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func forward<S: NormScalar>(
@@ -73,19 +78,26 @@ extension ColumnKernels {
         nonisolated(unsafe) let zeroOut = zeros, finiteOut = finite, summaryParts = parts.pointer
         let rows = layout.rows
         nonisolated(unsafe) let xp = x.baseAddress!, hp = xhat, yp = y
-        func run(_ stats: FastKernels.Statistics.Pointers?) {
-            nonisolated(unsafe) let stats = stats
+        func run(_ all: FastKernels.Statistics.Pointers?) {
+            nonisolated(unsafe) let all = all
             FastKernels.parallel(units, threads: threads) { range in
+                let width = all == nil && narrowing != nil ? layout.width : 0
+                let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 4 * width)
+                defer { scratch.deallocate() }
+                let tileStatistics = width == 0 ? nil : FastKernels.Statistics.Pointers(
+                    means: scratch, variances: scratch + width, rstds: scratch + 2 * width, sumSquares: scratch + 3 * width)
                 for unit in range {
                     let b = unit / tiles, columns = layout.columns(ofTile: unit % tiles)
                     let offset = layout.base(ofBlock: b) + columns.lowerBound
                     let at = b * layout.columns + columns.lowerBound
-                    var outputs = TileOutputs(mean: stats.map { $0.means + at }, variance: stats.map { $0.variances + at },
-                                              rstd: stats.map { $0.rstds + at }, sumSquares: stats.map { $0.sumSquares + at })
+                    // The whole pass's arrays, or the tile's scratch (its values from 0).
+                    let (stats, first) = all.map { ($0, at) } ?? (tileStatistics, 0)
+                    var outputs = TileOutputs(mean: stats.map { $0.means + first }, variance: stats.map { $0.variances + first },
+                                              rstd: stats.map { $0.rstds + first }, sumSquares: stats.map { $0.sumSquares + first })
                     forwardTile(layout, x: xp + offset, width: columns.count,
                                 affine: parameters.affine(block: b, first: columns.lowerBound),
                                 xhat: hp.map { $0 + offset }, y: yp.map { $0 + offset }, outputs: &outputs)
-                    if let narrowing, let stats { narrowing.narrow(stats, at: at, count: columns.count) }
+                    if let narrowing, let stats { narrowing.narrow(stats, from: first, at: at, count: columns.count) }
                     zeroOut[unit] = outputs.zeroVariances
                     finiteOut[unit] = outputs.finite
                     if let summaryParts, let yp {
@@ -145,7 +157,9 @@ extension ColumnKernels {
             given.1.withUnsafeBufferPointer { rstdBuffer in
             perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
             perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
-                nonisolated(unsafe) let mu = meanBuffer.baseAddress, r = rstdBuffer.baseAddress
+                // (An empty array's buffer may still have a base address.)
+                nonisolated(unsafe) let mu = means == nil ? nil : meanBuffer.baseAddress
+                nonisolated(unsafe) let r = rstds == nil ? nil : rstdBuffer.baseAddress
                 nonisolated(unsafe) let pg = pgBuffer.baseAddress!, pb = pbBuffer.baseAddress!
                 FastKernels.parallel(tiles, threads: threads) { range in
                     for t in range {

@@ -220,6 +220,8 @@ public enum Normalization {
         summarizing: Bool = false
     ) -> ForwardResult<Scalar> {
         let eager = spec.kind.hasRunningStatistics
+        // float32 keeps no Float64 statistics (made when read): its backward makes them again anyway.
+        let exactToo = eager && Scalar.self != Float.self
         var findings = ColumnKernels.ForwardFindings()
         // BatchNorm's statistics in the element type, written by the pass tile by tile (every element).
         let statsCount = eager ? plan.statsShape.count : 0
@@ -236,7 +238,7 @@ public enum Normalization {
                         mean: mean.baseAddress!, variance: variance.baseAddress!, rstd: rstd.baseAddress!,
                         unbiased: unbiased.baseAddress!, unbiasedDivisor: Double(plan.setSize - 1)) : nil
                     findings = ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, xhat: nil,
-                                                     y: y.baseAddress, statistics: eager, summarizing: summarizing,
+                                                     y: y.baseAddress, statistics: exactToo, summarizing: summarizing,
                                                      narrowing: narrowing, threads: threads)
                 }}}}
             }
@@ -249,17 +251,26 @@ public enum Normalization {
                                      nonFinite: { findings.finite ? 0 : countNonFinite(input) })
         let statistics: PassStatistics<Scalar>
         var unbiased: Tensor<Scalar>? = nil
+        @Sendable func madeAgain() -> FastKernels.Statistics {
+            input.scalars.withUnsafeBufferPointer { x in
+                ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: nil, beta: nil, xhat: nil, y: nil,
+                                      statistics: true, threads: threads).statistics!
+            }
+        }
         if let stats = findings.statistics {
             statistics = PassStatistics(.init(mean: spec.centres ? narrowed(narrowedMean) : nil,
                                               variance: narrowed(narrowedVariance), rstd: narrowed(narrowedRstd),
                                               exactMeans: stats.means, exactRstds: stats.rstds))
             unbiased = narrowed(narrowedUnbiased)
+        } else if eager {
+            statistics = PassStatistics(.init(mean: spec.centres ? narrowed(narrowedMean) : nil,
+                                              variance: narrowed(narrowedVariance), rstd: narrowed(narrowedRstd))) {
+                columnStatistics(madeAgain(), spec: spec, plan: plan, threads: threads)
+            }
+            unbiased = narrowed(narrowedUnbiased)
         } else {
             statistics = PassStatistics {
-                let stats = input.scalars.withUnsafeBufferPointer { x in
-                    ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: nil, beta: nil, xhat: nil, y: nil,
-                                          statistics: true, threads: threads).statistics!
-                }
+                let stats = madeAgain()
                 return columnStatistics(stats, spec: spec, plan: plan, threads: threads)
             }
         }

@@ -88,8 +88,9 @@ extension Normalization {
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
                 if columnPath {
-                    // BatchNorm per element keeps its few statistics; per-position ones are made again per tile.
-                    let given = spec.kind.hasRunningStatistics ? forward.statistics.values : nil
+                    // BatchNorm per element keeps its few statistics; per-position ones are made again per tile, as
+                    // are all float32 ones (the float32 lanes make x̂ as forward did, from x).
+                    let given = spec.kind.hasRunningStatistics && Scalar.self != Float.self ? forward.statistics.values : nil
                     forward.input.scalars.withUnsafeBufferPointer { x in
                         ColumnKernels.backward(spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans,
                                                rstds: given?.exactRstds, gamma: gamma, dx: out, dgamma: &dgamma,

@@ -144,12 +144,12 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     let statistics: PassStatistics<Scalar>
     /// μ per statistics set (`plan.statsShape`); nil for RMSNorm, which does not centre. In BatchNorm's eval mode,
     /// the running mean.
-    public var mean: Tensor<Scalar>? { statistics.values.mean }
+    public var mean: Tensor<Scalar>? { statistics.mean }
     /// The variance that normalised x (biased unless the spec says unbiased); RMSNorm: the mean of x².
     /// In BatchNorm's eval mode, the running variance.
-    public var variance: Tensor<Scalar> { statistics.values.variance }
+    public var variance: Tensor<Scalar> { statistics.variance }
     /// rstd = (variance + eps)^(−1/2).
-    public var rstd: Tensor<Scalar> { statistics.values.rstd }
+    public var rstd: Tensor<Scalar> { statistics.rstd }
     /// BatchNorm in training: the unbiased batch variance that feeds the running estimate.
     public let unbiasedVariance: Tensor<Scalar>?
     /// What the user should know about the result (single-element sets, zero variance with eps = 0, non-finite values).

@@ -14,18 +14,41 @@ final class PassStatistics<Scalar: NormScalar>: Sendable {
         let exactRstds: [Double]
     }
 
+    /// μ, σ² and rstd in the element type when the pass wrote them but not their Float64 forms (BatchNorm's column
+    /// kernels in float32: the Float64 arrays were a third of forward's memory traffic, and only backward in
+    /// float64, the diagnosis and `xc` read them).
+    struct Narrowed: Sendable {
+        let mean: Tensor<Scalar>?
+        let variance: Tensor<Scalar>
+        let rstd: Tensor<Scalar>
+    }
+
     private let made: Mutex<Values?>
     private let make: (@Sendable () -> Values)?
+    private let narrowed: Narrowed?
 
     init(_ values: Values) {
         made = Mutex(values)
         make = nil
+        narrowed = nil
     }
 
     init(madeWhenRead make: @escaping @Sendable () -> Values) {
         made = Mutex(nil)
         self.make = make
+        narrowed = nil
     }
+
+    /// The element type's statistics now; the Float64 ones (and, with them, `values`) made when first read.
+    init(_ narrowed: Narrowed, exactMadeWhenRead make: @escaping @Sendable () -> Values) {
+        made = Mutex(nil)
+        self.make = make
+        self.narrowed = narrowed
+    }
+
+    var mean: Tensor<Scalar>? { narrowed.map { $0.mean } ?? values.mean }
+    var variance: Tensor<Scalar> { narrowed?.variance ?? values.variance }
+    var rstd: Tensor<Scalar> { narrowed?.rstd ?? values.rstd }
 
     /// Whether the values exist yet (tests; a pass that made them eagerly says true).
     var isMade: Bool { made.withLock { $0 != nil } }
