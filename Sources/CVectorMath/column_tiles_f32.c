@@ -200,12 +200,20 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
 
 // Σdx̂/m and Σ(dx̂·x̂)/divisor per column, from the sums the statistics pass made: x̂ = (x − μ₀)·rstd + c, so
 // Σdx̂·x̂ = rstd·Σdx̂·(x − μ₀) + c·Σdx̂.
+// With shared terms (γ shared by a column's rows: dx̂ is dy, see backward_tiles) the sums are Σdy and Σdy·x̂ — γ's and
+// β's own — kept for them, and dx's scale rstd·γ must stay in range too.
 #define TERMS_STEP(W)                                                                                                 \
     {                                                                                                                 \
         vec##W rstd = load##W(c.rstd + j), shift = load##W(c.shift + j);                                              \
         vec##W sum = load##W(mean_terms + j), sum_products = rstd * load##W(projections + j) + shift * sum;            \
         vec##W mean_term = centre ? DIVIDE(sum, m) : splat##W(0), projection = DIVIDE(sum_products, divisor);         \
         ok##W &= (mean_term > -0x1p100f) & (mean_term < 0x1p100f) & (projection > -0x1p100f) & (projection < 0x1p100f); \
+        if (shared_terms) {                                                                                           \
+            vec##W scale = rstd * load##W(gamma + j);                                                                 \
+            ok##W &= (scale > -0x1p100f) & (scale < 0x1p100f);                                                        \
+            store##W(column_dy + j, sum);                                                                             \
+            store##W(column_dy_xhat + j, sum_products);                                                               \
+        }                                                                                                             \
         store##W(mean_terms + j, mean_term);                                                                          \
         store##W(projections + j, projection);                                                                        \
     }
@@ -258,7 +266,8 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         CONSTANTS_AT(W)                                                                                               \
         vec##W mean_term = load##W(mean_terms + j), projection = load##W(projections + j);                            \
         BACKWARD_ELEMENTS(W, row_at, row_p, row_gamma)                                                                \
-        store##W(dx + at, rstd * ((dh - mean_term) - h * projection));                                               \
+        const vec##W scale = shared_terms ? rstd * load##W(gamma + j) : rstd;                                         \
+        store##W(dx + at, scale * ((dh - mean_term) - h * projection));                                              \
         if (sums_kind == SUMS_PER_ELEMENT) {                                                                          \
             const long s = row_sums_at + j;                                                                           \
             accumulate##W(sum_dy + s, d);                                                                             \
@@ -305,13 +314,21 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                const long fixed_rows, const int fixed_gamma, const int fixed_sums) {
     const unsigned known = 0;
     CONSTANTS
-    const int gamma_kind = fixed_gamma != ANY ? fixed_gamma
-                           : !all_affine.gamma ? GAMMA_NONE
-                           : all_affine.column_stride ? GAMMA_PER_ELEMENT : GAMMA_PER_ROW;
-    const int sums_kind = fixed_sums != ANY ? fixed_sums
-                          : !all_sum_dy ? SUMS_NONE
-                          : sums_column_stride == 1 ? SUMS_PER_ELEMENT : SUMS_PER_ROW;
+    const int declared_gamma = fixed_gamma != ANY ? fixed_gamma
+                               : !all_affine.gamma ? GAMMA_NONE
+                               : all_affine.column_stride ? GAMMA_PER_ELEMENT : GAMMA_PER_ROW;
+    const int declared_sums = fixed_sums != ANY ? fixed_sums
+                              : !all_sum_dy ? SUMS_NONE
+                              : sums_column_stride == 1 ? SUMS_PER_ELEMENT : SUMS_PER_ROW;
     const int pair = rows == 2 && centre;
+    // γ shared by a column's rows, with one sum per column (BatchNorm per element): Σdx̂ = γ·Σdy and Σdx̂·x̂ = γ·Σdy·x̂,
+    // so the statistics pass sums dy and dy·(x − μ₀) — γ's and β's sums, added once per column — and dx =
+    // (rstd·γ)·((dy − Σdy/m) − x̂·Σdy·x̂/divisor), with neither dx̂ nor a Float64 addition per row (as BACKWARD_BLOCK,
+    // column_sets_f32.c, for sets of at most eight rows).
+    const int shared_terms = declared_gamma == GAMMA_PER_ELEMENT && all_affine.row_stride == 0 &&
+                             declared_sums == SUMS_PER_ELEMENT && sums_row_stride == 0 && !pair;
+    const int gamma_kind = shared_terms ? GAMMA_NONE : declared_gamma;
+    const int sums_kind = shared_terms ? SUMS_NONE : declared_sums;
     double *const mean_out = 0, *const variance_out = 0, *const rstd_out = 0, *const sum_squares_out = 0;
     for (long first = 0; first < width; first += TILE) {
         const long part = width - first < TILE ? width - first : TILE;
@@ -322,7 +339,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         double *sum_dy = all_sum_dy ? all_sum_dy + first * sums_column_stride : 0;
         double *sum_dy_xhat = all_sum_dy_xhat ? all_sum_dy_xhat + first * sums_column_stride : 0;
         tile_constants c;
-        float mean_terms[TILE], projections[TILE];
+        float mean_terms[TILE], projections[TILE], column_dy[shared_terms ? TILE : 1], column_dy_xhat[shared_terms ? TILE : 1];
         const int gradient_sums = !pair;
         float *const sums_dh = mean_terms, *const sums_dh_d = projections;
         int ok;
@@ -347,6 +364,17 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                                               given_rstd ? given_rstd + first : 0, affine, dx, sum_dy, sum_dy_xhat,
                                               sums_row_stride, sums_column_stride);
             continue;
+        }
+        if (shared_terms && sum_dy) {
+            long j = 0;
+            for (; j + 8 <= part; j += 8) {
+                accumulate8(sum_dy + j, load8(column_dy + j));
+                accumulate8(sum_dy_xhat + j, load8(column_dy_xhat + j));
+            }
+            for (; j < part; j++) {
+                accumulate1(sum_dy + j, column_dy[j]);
+                accumulate1(sum_dy_xhat + j, column_dy_xhat[j]);
+            }
         }
         if (pair) {
             long j = 0;
