@@ -113,7 +113,8 @@ enum StridedKernels {
     }
 
     /// Backward through BatchNorm in eval mode per channel with element-wise γ: one thread per channel takes its
-    /// row in every sample in order, so each element's dγ and dβ are summed over the batch in sample order.
+    /// row in every sample in order, so each element's dγ and dβ are summed over the batch in sample order. Writes
+    /// every element of dγ and dβ (they need not be cleared first).
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func evalElementRowsBackward<S: NormScalar>(
@@ -129,17 +130,19 @@ enum StridedKernels {
             FastKernels.parallel(channels, threads: threads) { range in
                 // float32: dγ's and dβ's terms summed in float32 lanes, at most eight samples deep, then added into
                 // Float64 (a channel whose μ or rstd leaves float32's range runs in the Float64 loop).
+                // (Zeros between channels: each fold clears what it read.)
                 let partial = S.self == Float.self ? UnsafeMutablePointer<Float>.allocate(capacity: 2 * spatial) : nil
+                partial?.initialize(repeating: 0, count: 2 * spatial)
                 defer { partial?.deallocate() }
                 for c in range {
                     let at = c * spatial
-                    (dg + at).update(repeating: 0, count: spatial)
-                    (db + at).update(repeating: 0, count: spatial)
                     if let partial, floatEvalGradient(plan: plan, channel: c, dy: gp, x: xp, dx: dxp, mean: meanOf[c],
                                                       rstd: rstdOf[c], gamma: gammaOf + at, dgamma: dg + at,
                                                       dbeta: db + at, partial: partial) {
                         continue
                     }
+                    (dg + at).update(repeating: 0, count: spatial)
+                    (db + at).update(repeating: 0, count: spatial)
                     for n in 0..<batch {
                         let offset = (n * channels + c) * spatial
                         FastKernels.elementAffineEvalGradient(dy: gp + offset, x: xp + offset, dx: dxp + offset,
@@ -152,7 +155,8 @@ enum StridedKernels {
     }
 
     /// One channel of `evalElementRowsBackward` on float32 rows in float32 lanes; false (nothing done) when its μ or
-    /// rstd is outside float32's range. Sums over at most eight samples in float32, added into Float64 in order.
+    /// rstd is outside float32's range. Sums over at most eight samples in float32, added into Float64 in order (the
+    /// first addition 0 + the partial sum, so dγ and dβ need no clearing). `partial` holds zeros, and is left so.
     static func floatEvalGradient<S: NormScalar>(
         plan: NormPlan, channel c: Int, dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>,
         mean: Double, rstd: Double, gamma: UnsafePointer<S>, dgamma: UnsafeMutablePointer<Double>,
@@ -161,19 +165,16 @@ enum StridedKernels {
         let spatial = plan.spatial, channels = plan.channels, batch = plan.batch
         func f32(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
         let partialGamma = partial, partialBeta = partial + spatial
-        partial.update(repeating: 0, count: 2 * spatial)
         for n in 0..<batch {
             let offset = (n * channels + c) * spatial
             let done = normlab_element_affine_eval_gradient_f32_lanes(
                 f32(dy + offset), f32(x + offset), UnsafeMutableRawPointer(dx + offset).assumingMemoryBound(to: Float.self),
                 spatial, mean, rstd, f32(gamma), partialGamma, partialBeta)
             if done == 0 { return false }  // the first sample already: μ and rstd are the channel's
-            if n % 8 == 7 || n == batch - 1 {
-                for p in 0..<spatial {
-                    dgamma[p] += Double(partialGamma[p])
-                    dbeta[p] += Double(partialBeta[p])
-                }
-                partial.update(repeating: 0, count: 2 * spatial)
+            if n % 8 == 7 || n == batch - 1 {  // (normlab_fold_float_sums clears the partial sums it adds)
+                let first = n < 8
+                normlab_fold_float_sums(dgamma, first ? nil : dgamma, partialGamma, spatial)
+                normlab_fold_float_sums(dbeta, first ? nil : dbeta, partialBeta, spatial)
             }
         }
         return true

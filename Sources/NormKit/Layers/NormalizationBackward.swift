@@ -121,12 +121,17 @@ extension Normalization {
         let (plan, means, rstds) = (try? Normalization.perChannelStatistics(
             spec: spec, plan: forward.plan, means: forward.exactMeans, rstds: forward.exactRstds))
             ?? (forward.plan, forward.exactMeans, forward.exactRstds)
-        var dgamma = [Double](repeating: 0, count: paramCount)
-        var dbeta = [Double](repeating: 0, count: paramCount)
+        // Element-wise γ per channel writes every element of dγ and dβ; the others add into zeros.
+        let written = spec.reduce == .group && spec.affine == .element
+        func sums() -> [Double] {
+            written ? [Double](unsafeUninitializedCapacity: paramCount) { _, count in count = paramCount }
+                    : [Double](repeating: 0, count: paramCount)
+        }
+        var dgamma = sums(), dbeta = sums()
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
                 forward.input.scalars.withUnsafeBufferPointer { x in
-                    if spec.reduce == .group && spec.affine == .element {
+                    if written {
                         // Per channel with element-wise γ (ones when none was given): row by row in C.
                         StridedKernels.evalElementRowsBackward(
                             plan: plan, dy: g, x: x, means: means, rstds: rstds,
