@@ -147,7 +147,8 @@ extension ColumnKernels {
         let summed = spec.affine != .none
         if !layout.positions {
             // One block: each tile's columns are summed over the samples into per-element sums — straight into
-            // dγ and dβ (the caller's zeros) when γ is per element, else reduced to the channels afterwards.
+            // dγ and dβ (the caller's, cleared here tile by tile, in cache) when γ is per element, else reduced to
+            // the channels afterwards.
             let direct = spec.affine == .element && dgamma.count == layout.columns
             var perElementGamma = direct ? dgamma : [Double](repeating: 0, count: layout.columns)
             var perElementBeta = direct ? dbeta : [Double](repeating: 0, count: layout.columns)
@@ -164,6 +165,10 @@ extension ColumnKernels {
                 FastKernels.parallel(tiles, threads: threads) { range in
                     for t in range {
                         let columns = layout.columns(ofTile: t), first = columns.lowerBound
+                        if summed && direct {
+                            (pg + first).update(repeating: 0, count: columns.count)
+                            (pb + first).update(repeating: 0, count: columns.count)
+                        }
                         backwardTile(layout, x: xp + first, dy: gp + first, width: columns.count,
                                      mean: mu.map { $0 + first }, rstd: r.map { $0 + first },
                                      affine: parameters.affine(block: 0, first: first), dx: dxp + first,

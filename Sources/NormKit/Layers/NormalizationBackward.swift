@@ -83,8 +83,12 @@ extension Normalization {
         let rounder = columnPath ? nil : RunRounder(forward.storage, sets: plan.statsShape.count, scalar: Scalar.self)
         // Element-wise γ on the row kernels: they make dγ and dβ (a sample's size) themselves, each run cleared first.
         let paramCount = columnPath || spec.affine != .element ? plan.affineShape?.count ?? 0 : 0
-        var dgamma = [Double](repeating: 0, count: paramCount)
-        var dbeta = [Double](repeating: 0, count: paramCount)
+        // The column kernels write every element of dγ and dβ (BatchNorm per element clears each tile's in cache).
+        func sums() -> [Double] {
+            columnPath ? [Double](unsafeUninitializedCapacity: paramCount) { _, count in count = paramCount }
+                       : [Double](repeating: 0, count: paramCount)
+        }
+        var dgamma = sums(), dbeta = sums()
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
                 if columnPath {
