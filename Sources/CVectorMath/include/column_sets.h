@@ -71,4 +71,11 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
 /// stage[i] = 0 (target may be sums).
 void normlab_fold_float_sums(double *target, const double *sums, float *stage, long count);
 
+/// The last fold, narrowed: out[i] = (float)v with v = ((sums ? sums[i] : 0) + stage[i]) in Float64, taken as it is
+/// (scaling 0), times factor (1) or divided by it (2) — what the fold then `Float(v / factor)` would give — and
+/// stage[i] = 0. For a float32 layer's element-wise dγ and dβ, which would otherwise go through a Float64 array only
+/// to be narrowed.
+void normlab_fold_float_sums_narrowed(float *out, const double *sums, float *stage, long count, int scaling,
+                                      double factor);
+
 #endif

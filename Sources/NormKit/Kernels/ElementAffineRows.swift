@@ -5,9 +5,33 @@ import CVectorMath
 /// computes it; float32 in float32 lanes (μ's remainder in x̂'s constant), or in Float64 lanes for a set whose μ or
 /// rstd leaves float32's comfortable range.
 extension FastKernels {
+    /// float32 dγ and dβ written by the last fold itself (`normlab_fold_float_sums_narrowed`), each value
+    /// `Float(sum)` or `Float(sum / divisor)` as narrowing the Float64 sums afterwards would make it: a float32 layer's
+    /// element-wise gradients then skip a Float64 array twice their size.
+    struct NarrowedParameters: @unchecked Sendable {
+        let gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>
+        /// 0: as summed; 1: times `factor`; 2: divided by it (`FastKernels.narrowed`'s choice for the divisor).
+        let scaling: Int32, factor: Double
+
+        init(gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>, dividedBy divisor: Double) {
+            (self.gamma, self.beta) = (gamma, beta)
+            let reciprocal = FastKernels.exactReciprocal(of: divisor)
+            (scaling, factor) = divisor == 1 ? (0, 1) : reciprocal.map { (1, $0) } ?? (2, divisor)
+        }
+
+        private init(gamma: UnsafeMutablePointer<Float>, beta: UnsafeMutablePointer<Float>, scaling: Int32, factor: Double) {
+            (self.gamma, self.beta, self.scaling, self.factor) = (gamma, beta, scaling, factor)
+        }
+
+        func advanced(by i: Int) -> NarrowedParameters {
+            NarrowedParameters(gamma: gamma + i, beta: beta + i, scaling: scaling, factor: factor)
+        }
+    }
+
     /// Where a row's terms of dγ (dy·x̂) and dβ (dy) go: the Float64 sums over the batch, or — rows in float32 lanes —
     /// float32 stages that `fold` adds into them after every eighth sample (so at most eight terms are summed in
-    /// float32, in sample order, whichever loop or thread makes them).
+    /// float32, in sample order, whichever loop or thread makes them); with `narrowed`, the last fold writes float32
+    /// dγ and dβ there instead of the Float64 sums.
     struct ParameterSums {
         let gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>
         let stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>
@@ -16,14 +40,15 @@ extension FastKernels {
         /// Whether the sums were cleared before the first sample; if not (every set in the float32 lanes, so nothing
         /// adds into them before the first fold), the first fold writes 0 + stage, the same value.
         let cleared: Bool
+        let narrowed: NarrowedParameters?
 
         /// The sums of a run of `count` elements at `gamma`, `beta`: cleared first unless every set adding into them
         /// runs in the float32 lanes (`floatLanes`).
         init<S: NormScalar>(_: S.Type, gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>,
                             count: Int, stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>,
-                            floatLanes: Bool) {
+                            floatLanes: Bool, narrowed: NarrowedParameters? = nil) {
             self.init(gamma: gamma, beta: beta, stageGamma: stageGamma, stageBeta: stageBeta, staged: S.self == Float.self,
-                      cleared: !floatLanes)
+                      cleared: !floatLanes, narrowed: S.self == Float.self ? narrowed : nil)
             if !floatLanes {
                 gamma.update(repeating: 0, count: count)
                 beta.update(repeating: 0, count: count)
@@ -32,20 +57,27 @@ extension FastKernels {
 
         private init(gamma: UnsafeMutablePointer<Double>, beta: UnsafeMutablePointer<Double>,
                      stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>, staged: Bool,
-                     cleared: Bool) {
+                     cleared: Bool, narrowed: NarrowedParameters?) {
             (self.gamma, self.beta, self.stageGamma, self.stageBeta) = (gamma, beta, stageGamma, stageBeta)
-            (self.staged, self.cleared) = (staged, cleared)
+            (self.staged, self.cleared, self.narrowed) = (staged, cleared, narrowed)
         }
 
         func advanced(by i: Int) -> ParameterSums {
             ParameterSums(gamma: gamma + i, beta: beta + i, stageGamma: stageGamma + i, stageBeta: stageBeta + i,
-                          staged: staged, cleared: cleared)
+                          staged: staged, cleared: cleared, narrowed: narrowed?.advanced(by: i))
         }
 
         /// After sample n of `batch`: the stages added into the sums and cleared, at the end of each eighth sample.
         func fold(after n: Int, of batch: Int, count: Int) {
             guard staged, n % 8 == 7 || n == batch - 1 else { return }
             let first = !cleared && n < 8
+            if n == batch - 1, let narrowed {
+                normlab_fold_float_sums_narrowed(narrowed.gamma, first ? nil : gamma, stageGamma, count,
+                                                 narrowed.scaling, narrowed.factor)
+                normlab_fold_float_sums_narrowed(narrowed.beta, first ? nil : beta, stageBeta, count,
+                                                 narrowed.scaling, narrowed.factor)
+                return
+            }
             normlab_fold_float_sums(gamma, first ? nil : gamma, stageGamma, count)
             normlab_fold_float_sums(beta, first ? nil : beta, stageBeta, count)
         }
@@ -211,7 +243,7 @@ extension FastKernels {
         rows: Rows, units: Int, batch: Int, centre: Bool, m: Double, divisor: Double, dy: UnsafePointer<S>, x: UnsafePointer<S>,
         means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<S>,
         dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>,
-        threads: Int, rounder: RunRounder?
+        threads: Int, rounder: RunRounder?, narrowed: NarrowedParameters? = nil
     ) {
         nonisolated(unsafe) let gp = dy, xp = x, dxp = dx, gammaOf = gamma, meanOf = means, rstdOf = rstds
         nonisolated(unsafe) let dg = dgamma, db = dbeta
@@ -228,7 +260,8 @@ extension FastKernels {
                 func inFloatLanes(_ set: Int) -> Bool { floatElementLanes(S.self, mean: meanOf[set], rstd: rstdOf[set]) }
                 let floatLanes = rows.batchNorm ? inFloatLanes(unit) : (0..<batch).allSatisfy { inFloatLanes($0 * groups + unit) }
                 let parameters = ParameterSums(S.self, gamma: dg + parameterOffset, beta: db + parameterOffset, count: run,
-                                               stageGamma: stageGamma, stageBeta: stageBeta, floatLanes: floatLanes)
+                                               stageGamma: stageGamma, stageBeta: stageBeta, floatLanes: floatLanes,
+                                               narrowed: narrowed?.advanced(by: parameterOffset))
                 let g = gammaOf + parameterOffset
                 func finish(_ set: Int, _ mean: Double, _ rstd: Double, _ sums: (dh: Double, dhXhat: Double), _ n: Int) {
                     let meanTerm = centre ? sums.dh / m : 0, projection = sums.dhXhat / divisor
@@ -328,7 +361,7 @@ extension FastKernels {
         rows: Rows, batch: Int, centre: Bool, m: Double, divisor: Double, dy: UnsafePointer<S>, x: UnsafePointer<S>,
         means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<S>,
         dx: UnsafeMutablePointer<S>, dgamma: UnsafeMutablePointer<Double>, dbeta: UnsafeMutablePointer<Double>,
-        threads: Int, rounder: RunRounder?
+        threads: Int, rounder: RunRounder?, narrowed: NarrowedParameters? = nil
     ) {
         let groups = rows.groups, k = rows.channelsPerGroup, spatial = rows.spatial, channels = rows.channels
         let sets = batch * groups, sampleSize = channels * spatial
@@ -362,7 +395,7 @@ extension FastKernels {
                 }
                 let parameters = ParameterSums(S.self, gamma: dg + low * spatial, beta: db + low * spatial,
                                                count: (high - low) * spatial, stageGamma: stageGamma, stageBeta: stageBeta,
-                                               floatLanes: floatLanes)
+                                               floatLanes: floatLanes, narrowed: narrowed?.advanced(by: low * spatial))
                 for n in 0..<batch {
                     var c = low
                     while c < high {

@@ -289,13 +289,14 @@ enum FastKernels {
     }
 
     /// dx, and dγ, dβ before the batch reduction's division, in two passes over each set, from dy and x (x̂ is
-    /// recomputed, never read).
+    /// recomputed, never read). With `narrowed` (float32, element-wise γ), dγ and dβ go there in float32, divided as
+    /// it says, and `dgamma`, `dbeta` hold nothing to read.
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func backward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double],
         rstds: [Double], gamma: [S]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
-        dbeta: inout [Double], threads: Int, rounder: RunRounder? = nil
+        dbeta: inout [Double], threads: Int, rounder: RunRounder? = nil, narrowed: NarrowedParameters? = nil
     ) {
         let blocks = plan.statsShape.count
         let m = Double(plan.setSize)
@@ -324,13 +325,13 @@ enum FastKernels {
                                           dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
                                           rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
                                           dgamma: dg.baseAddress!, dbeta: db.baseAddress!, threads: threads,
-                                          rounder: rounder)
+                                          rounder: rounder, narrowed: narrowed)
                 } else {
                     elementAffineBackwardBySpans(rows: rows, batch: batch, centre: centre, m: m, divisor: divisor,
                                                  dy: dy.baseAddress!, x: x.baseAddress!, means: mu.baseAddress!,
                                                  rstds: r.baseAddress!, gamma: g.baseAddress!, dx: dx.baseAddress!,
                                                  dgamma: dg.baseAddress!, dbeta: db.baseAddress!, threads: threads,
-                                                 rounder: rounder)
+                                                 rounder: rounder, narrowed: narrowed)
                 }
             }}}}}
             return

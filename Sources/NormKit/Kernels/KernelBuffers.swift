@@ -105,6 +105,12 @@ extension FastKernels {
 }
 
 extension FastKernels {
+    /// 1 / divisor when multiplying by it is dividing by divisor (v / 2^k is v · 2^−k, the same real number rounded
+    /// once: a batch of 8 or 32 multiplies); nil otherwise.
+    static func exactReciprocal(of divisor: Double) -> Double? {
+        divisor.significand == 1 && divisor.isNormal && (1 / divisor).isNormal ? 1 / divisor : nil
+    }
+
     /// A statistics array in the tensor's element type, made on the session's threads in one pass that also says
     /// whether every value is finite (PyDLLib's per-position statistics are half as many values as the input, so
     /// a serial map and a separate scan cost more than some whole passes). With `divisor`, each value divided by it
@@ -114,8 +120,7 @@ extension FastKernels {
     static func narrowed<Scalar: NormScalar>(_ values: [Double], shape: Shape, threads: Int,
                                              dividedBy divisor: Double = 1) -> (tensor: Tensor<Scalar>, finite: Bool) {
         let count = values.count
-        // v / 2^k is v · 2^−k (the same real number, rounded once): a batch of 8 or 32 multiplies.
-        let reciprocal = divisor.significand == 1 && divisor.isNormal && (1 / divisor).isNormal ? 1 / divisor : nil
+        let reciprocal = exactReciprocal(of: divisor)
         let divisors = SIMD4<Double>(repeating: divisor), reciprocals = SIMD4<Double>(repeating: reciprocal ?? 1)
         let chunkSize = 1 << 14
         let chunks = (count + chunkSize - 1) / chunkSize

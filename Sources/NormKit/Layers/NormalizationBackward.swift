@@ -35,24 +35,30 @@ extension Normalization {
         var dx: [Scalar]
         var roundedByKernel: FormatRounding.Counts? = nil
         let dgamma: [Double], dbeta: [Double]
+        let storage = forward.storage
+        let format = spec.computesExactly ? DType.float64 : spec.accumulate.format(storage: storage)
+        let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
+        let plain = storage == Scalar.dtype && format == .float64  // no rounding but the element type's
+        // dγ and dβ already in the element type (and divided), when the kernel could write them so.
+        var narrowedParameters: (dgamma: [Scalar], dbeta: [Scalar])? = nil
         if !spec.computesExactly {
             (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
-            (dx, dgamma, dbeta, roundedByKernel) = fastBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
+            (dx, dgamma, dbeta, roundedByKernel, narrowedParameters) = fastBackward(
+                forward: forward, gamma: gamma, dy: dy, threads: threads, narrowingDividedBy: plain ? batchDivisor : nil)
         } else {
             (dx, dgamma, dbeta) = generalBackward(forward: forward, gammaValues: gammaValues, dy: dy)
         }
-        let storage = forward.storage
-        let format = spec.computesExactly ? DType.float64 : spec.accumulate.format(storage: storage)
         let counts = storage.isReduced ? roundedByKernel ?? FormatRounding.round(&dx, to: storage, threads: threads) : nil
         let dxTensor = Tensor(uncheckedShape: dy.shape, scalars: dx)
         var gradients: Gradients<Scalar>
-        if let affineShape = plan.affineShape {
-            let batchDivisor = spec.paramGrad == .mean ? Double(plan.batch) : 1
-            let plain = storage == Scalar.dtype && format == .float64  // no rounding but the element type's
+        if let affineShape = plan.affineShape, let narrowedParameters {
+            gradients = Gradients(dx: dxTensor, dgamma: Tensor(uncheckedShape: affineShape, scalars: narrowedParameters.dgamma),
+                                  dbeta: spec.bias ? Tensor(uncheckedShape: affineShape, scalars: narrowedParameters.dbeta) : nil)
+        } else if let affineShape = plan.affineShape {
             func parameter(_ values: [Double]) -> Tensor<Scalar> {
                 // Element-wise γ's gradients are a sample's size: converted in parallel lanes (the same roundings).
                 plain ? FastKernels.narrowed(values, shape: affineShape, threads: threads, dividedBy: batchDivisor).tensor
@@ -74,9 +80,13 @@ extension Normalization {
     /// dx, and dγ, dβ summed over the batch, on the fast kernels.
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
+    /// With `narrowingDividedBy` (the stored format is the element type), float32 element-wise γ on the row kernels
+    /// hands back dγ and dβ in float32, divided by it, as `narrowed` (the Float64 ones then hold nothing to read).
     static func fastBackward<Scalar: NormScalar>(
-        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int
-    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
+        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int,
+        narrowingDividedBy divisor: Double? = nil
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?,
+          narrowed: (dgamma: [Scalar], dbeta: [Scalar])?) {
         let plan = forward.plan, spec = forward.spec
         let columnPath = ColumnKernels.applies(spec)
         // The row kernels round a float16/bfloat16 dx set by set, in cache; the others leave it to a pass after.
@@ -89,6 +99,11 @@ extension Normalization {
                        : [Double](repeating: 0, count: paramCount)
         }
         var dgamma = sums(), dbeta = sums()
+        // float32 element-wise γ on the row kernels: dγ and dβ in float32 from the kernel's last fold.
+        let narrowing = divisor != nil && Scalar.self == Float.self && !columnPath && spec.affine == .element
+        let narrowedCount = narrowing ? plan.affineShape?.count ?? 0 : 0
+        func unset() -> [Scalar] { [Scalar](unsafeUninitializedCapacity: narrowedCount) { $1 = narrowedCount } }
+        var narrowedGamma = unset(), narrowedBeta = unset()
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
                 if columnPath {
@@ -102,15 +117,21 @@ extension Normalization {
                     }
                 } else {
                     forward.input.scalars.withUnsafeBufferPointer { x in
-                        FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
-                                             rstds: forward.exactRstds, gamma: gamma?.scalars, dx: out, dgamma: &dgamma,
-                                             dbeta: &dbeta, threads: threads, rounder: rounder)
+                        narrowedGamma.withUnsafeMutableBufferPointer { ng in narrowedBeta.withUnsafeMutableBufferPointer { nb in
+                            let narrowed = narrowing ? FastKernels.NarrowedParameters(
+                                gamma: UnsafeMutableRawPointer(ng.baseAddress!).assumingMemoryBound(to: Float.self),
+                                beta: UnsafeMutableRawPointer(nb.baseAddress!).assumingMemoryBound(to: Float.self),
+                                dividedBy: divisor ?? 1) : nil
+                            FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
+                                                 rstds: forward.exactRstds, gamma: gamma?.scalars, dx: out, dgamma: &dgamma,
+                                                 dbeta: &dbeta, threads: threads, rounder: rounder, narrowed: narrowed)
+                        }}
                     }
                 }
             }
             count = dy.count
         }
-        return (dx, dgamma, dbeta, rounder?.finish())
+        return (dx, dgamma, dbeta, rounder?.finish(), narrowing ? (narrowedGamma, narrowedBeta) : nil)
     }
 
     /// BatchNorm in eval mode (`StridedKernels.evalBackward`): the statistics are constants.
