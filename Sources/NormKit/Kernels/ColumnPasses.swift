@@ -121,17 +121,22 @@ extension ColumnKernels {
     /// μ and rstd are the given ones (BatchNorm per element keeps its few) or, when nil, made again per tile.
     @_specialize(where S == Float)
     @_specialize(where S == Double)
+    /// With `narrowed`, a pass whose dγ and dβ are float32 stages (float32 per-position sets of at most eight rows,
+    /// element-wise γ) writes them there in float32 at its last fold and says so (true); `dgamma`, `dbeta` then hold
+    /// nothing to read.
+    @discardableResult
     static func backward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, dy: UnsafeBufferPointer<S>,
         means: [Double]?, rstds: [Double]?, gamma: Tensor<S>?, dx: UnsafeMutableBufferPointer<S>,
-        dgamma: inout [Double], dbeta: inout [Double], threads: Int
-    ) {
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int, narrowed: FastKernels.NarrowedParameters? = nil
+    ) -> Bool {
         let layout = Layout(spec, plan, floatLanes: S.self == Float.self)
-        FastKernels.withBuffer(gamma?.scalars) { g in
+        return FastKernels.withBuffer(gamma?.scalars) { g in
             let parameters = Parameters(gamma: g, beta: nil, spec: spec, plan: plan, layout: layout)
             defer { parameters.deallocate() }
-            backwardPass(spec: spec, plan: plan, layout: layout, parameters: parameters, x: x, dy: dy, means: means,
-                         rstds: rstds, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+            return backwardPass(spec: spec, plan: plan, layout: layout, parameters: parameters, x: x, dy: dy,
+                                means: means, rstds: rstds, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads,
+                                narrowed: narrowed)
         }
     }
 
@@ -140,8 +145,8 @@ extension ColumnKernels {
     static func backwardPass<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, layout: Layout, parameters: Parameters<S>, x: UnsafeBufferPointer<S>,
         dy: UnsafeBufferPointer<S>, means: [Double]?, rstds: [Double]?, dx: UnsafeMutableBufferPointer<S>,
-        dgamma: inout [Double], dbeta: inout [Double], threads: Int
-    ) {
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int, narrowed: FastKernels.NarrowedParameters? = nil
+    ) -> Bool {
         nonisolated(unsafe) let xp = x.baseAddress!, gp = dy.baseAddress!, dxp = dx.baseAddress!
         let tiles = layout.tilesPerBlock
         let summed = spec.affine != .none
@@ -179,7 +184,7 @@ extension ColumnKernels {
             }}}}
             StridedKernels.reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan,
                                               dgamma: &dgamma, dbeta: &dbeta)
-            return
+            return false
         }
         // Per-position sets: a unit is (group, span of tiles) over every sample, so γ's sums over the batch stay in
         // the unit, in sample order (for BatchNorm with grouped channels, in the C kernel's rows). A span is as many tiles as keep its sums within about 256 KB (the whole row for
@@ -195,6 +200,8 @@ extension ColumnKernels {
         let units = groups * spans
         // float32 sets of at most eight rows keep dγ's and dβ's per-element sums in float32 between Float64 additions.
         let floatSums = S.self == Float.self && perElement && layout.rows <= 8
+        // float32 dγ and dβ straight from the last fold, where the caller gave somewhere to put them.
+        let narrowing = floatSums ? narrowed : nil
         // Per channel: one partial sum per (unit, row), summed over the spans in order afterwards.
         var partialGamma = [Double](repeating: 0, count: perChannel ? units * k : 0)
         var partialBeta = [Double](repeating: 0, count: perChannel ? units * k : 0)
@@ -258,6 +265,14 @@ extension ColumnKernels {
                             for row in 0..<k {
                                 let target = (g * k + row) * spatial + spanStart
                                 let dySums = row * spanColumns, productSums = (k + row) * spanColumns
+                                if let narrowing {
+                                    normlab_fold_float_sums_narrowed(narrowing.gamma + target, folded ? sums + productSums : nil,
+                                                                     stage + productSums, width, narrowing.scaling,
+                                                                     narrowing.factor)
+                                    normlab_fold_float_sums_narrowed(narrowing.beta + target, folded ? sums + dySums : nil,
+                                                                     stage + dySums, width, narrowing.scaling, narrowing.factor)
+                                    continue
+                                }
                                 normlab_fold_float_sums(dg + target, folded ? sums + productSums : nil,
                                                         stage + productSums, width)
                                 normlab_fold_float_sums(db + target, folded ? sums + dySums : nil, stage + dySums, width)
@@ -291,6 +306,7 @@ extension ColumnKernels {
                 }
             }
         }
+        return narrowing != nil && parameterCount > 0
     }
 
     /// x̂ of a training pass, made again from x as forward made it.

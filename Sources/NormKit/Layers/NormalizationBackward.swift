@@ -99,11 +99,19 @@ extension Normalization {
                        : [Double](repeating: 0, count: paramCount)
         }
         var dgamma = sums(), dbeta = sums()
-        // float32 element-wise γ on the row kernels: dγ and dβ in float32 from the kernel's last fold.
-        let narrowing = divisor != nil && Scalar.self == Float.self && !columnPath && spec.affine == .element
+        // float32 element-wise γ: dγ and dβ in float32 from the kernel's last fold (the column kernels say whether
+        // their pass could).
+        var narrowing = divisor != nil && Scalar.self == Float.self && spec.affine == .element
         let narrowedCount = narrowing ? plan.affineShape?.count ?? 0 : 0
         func unset() -> [Scalar] { [Scalar](unsafeUninitializedCapacity: narrowedCount) { $1 = narrowedCount } }
         var narrowedGamma = unset(), narrowedBeta = unset()
+        func narrowed(_ ng: UnsafeMutableBufferPointer<Scalar>,
+                      _ nb: UnsafeMutableBufferPointer<Scalar>) -> FastKernels.NarrowedParameters? {
+            guard narrowing, let g = ng.baseAddress, let b = nb.baseAddress else { return nil }
+            return FastKernels.NarrowedParameters(gamma: UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self),
+                                                  beta: UnsafeMutableRawPointer(b).assumingMemoryBound(to: Float.self),
+                                                  dividedBy: divisor ?? 1)
+        }
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
                 if columnPath {
@@ -111,20 +119,20 @@ extension Normalization {
                     // are all float32 ones (the float32 lanes make x̂ as forward did, from x).
                     let given = spec.kind.hasRunningStatistics && Scalar.self != Float.self ? forward.statistics.values : nil
                     forward.input.scalars.withUnsafeBufferPointer { x in
-                        ColumnKernels.backward(spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans,
-                                               rstds: given?.exactRstds, gamma: gamma, dx: out, dgamma: &dgamma,
-                                               dbeta: &dbeta, threads: threads)
+                        narrowedGamma.withUnsafeMutableBufferPointer { ng in narrowedBeta.withUnsafeMutableBufferPointer { nb in
+                            narrowing = ColumnKernels.backward(
+                                spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans, rstds: given?.exactRstds,
+                                gamma: gamma, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads,
+                                narrowed: narrowed(ng, nb))
+                        }}
                     }
                 } else {
                     forward.input.scalars.withUnsafeBufferPointer { x in
                         narrowedGamma.withUnsafeMutableBufferPointer { ng in narrowedBeta.withUnsafeMutableBufferPointer { nb in
-                            let narrowed = narrowing ? FastKernels.NarrowedParameters(
-                                gamma: UnsafeMutableRawPointer(ng.baseAddress!).assumingMemoryBound(to: Float.self),
-                                beta: UnsafeMutableRawPointer(nb.baseAddress!).assumingMemoryBound(to: Float.self),
-                                dividedBy: divisor ?? 1) : nil
                             FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
                                                  rstds: forward.exactRstds, gamma: gamma?.scalars, dx: out, dgamma: &dgamma,
-                                                 dbeta: &dbeta, threads: threads, rounder: rounder, narrowed: narrowed)
+                                                 dbeta: &dbeta, threads: threads, rounder: rounder,
+                                                 narrowed: narrowed(ng, nb))
                         }}
                     }
                 }
