@@ -77,11 +77,11 @@ extension Normalization {
         return gradients
     }
 
-    /// dx, and dγ, dβ summed over the batch, on the fast kernels.
+    /// dx, and dγ, dβ summed over the batch, on the fast kernels. With `narrowingDividedBy` (the stored format is the
+    /// element type), float32 element-wise γ hands back dγ and dβ in float32, divided by it, as `narrowed` where the
+    /// kernel's pass could make them so (the Float64 ones then hold nothing to read).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
-    /// With `narrowingDividedBy` (the stored format is the element type), float32 element-wise γ on the row kernels
-    /// hands back dγ and dβ in float32, divided by it, as `narrowed` (the Float64 ones then hold nothing to read).
     static func fastBackward<Scalar: NormScalar>(
         forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int,
         narrowingDividedBy divisor: Double? = nil
