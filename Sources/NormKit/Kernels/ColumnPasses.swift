@@ -119,12 +119,12 @@ extension ColumnKernels {
 
     /// dx, and dγ, dβ summed over the batch (before paramgrad=mean's division). x̂ is made from x in each tile;
     /// μ and rstd are the given ones (BatchNorm per element keeps its few) or, when nil, made again per tile.
-    @_specialize(where S == Float)
-    @_specialize(where S == Double)
     /// With `narrowed`, a pass whose dγ and dβ are float32 stages (float32 per-position sets of at most eight rows,
     /// element-wise γ) writes them there in float32 at its last fold and says so (true); `dgamma`, `dbeta` then hold
     /// nothing to read.
     @discardableResult
+    @_specialize(where S == Float)
+    @_specialize(where S == Double)
     static func backward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, dy: UnsafeBufferPointer<S>,
         means: [Double]?, rstds: [Double]?, gamma: Tensor<S>?, dx: UnsafeMutableBufferPointer<S>,
