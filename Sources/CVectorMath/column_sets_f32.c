@@ -386,3 +386,21 @@ void normlab_fold_float_sums_narrowed(float *out, const double *sums, float *sta
         FOLD_NARROWED(0)
     }
 }
+
+static inline __attribute__((always_inline)) void narrow_sums(float *restrict out, const double *restrict sums,
+                                                              long count, const int scaling, double factor) {
+    for (long i = 0; i < count; i++) {
+        double v = sums[i];
+        v = scaling == 0 ? v : scaling == 1 ? v * factor : v / factor;
+        out[i] = (float)v;
+    }
+}
+
+NORMLAB_CLONES
+void normlab_narrow_sums(float *out, const double *sums, long count, int scaling, double factor) {
+    switch (scaling) {
+    case 0: narrow_sums(out, sums, count, 0, factor); break;
+    case 1: narrow_sums(out, sums, count, 1, factor); break;
+    default: narrow_sums(out, sums, count, 2, factor); break;
+    }
+}

@@ -78,4 +78,8 @@ void normlab_fold_float_sums(double *target, const double *sums, float *stage, l
 void normlab_fold_float_sums_narrowed(float *out, const double *sums, float *stage, long count, int scaling,
                                       double factor);
 
+/// Float64 sums narrowed as normlab_fold_float_sums_narrowed narrows its folds: out[i] = (float)v with v = sums[i]
+/// taken as it is (scaling 0), times factor (1) or divided by it (2). For column sums made whole in one tile, in cache.
+void normlab_narrow_sums(float *out, const double *sums, long count, int scaling, double factor);
+
 #endif

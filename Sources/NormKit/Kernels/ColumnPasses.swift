@@ -119,9 +119,9 @@ extension ColumnKernels {
 
     /// dx, and dγ, dβ summed over the batch (before paramgrad=mean's division). x̂ is made from x in each tile;
     /// μ and rstd are the given ones (BatchNorm per element keeps its few) or, when nil, made again per tile.
-    /// With `narrowed`, a pass whose dγ and dβ are float32 stages (float32 per-position sets of at most eight rows,
-    /// element-wise γ) writes them there in float32 at its last fold and says so (true); `dgamma`, `dbeta` then hold
-    /// nothing to read.
+    /// With `narrowed`, a float32 pass with element-wise γ whose dγ and dβ are made whole in cache — per-position sets
+    /// of at most eight rows (float32 stages, written at their last fold) or BatchNorm per element (each tile's column
+    /// sums) — writes them there in float32 and says so (true); `dgamma`, `dbeta` then hold nothing to read.
     @discardableResult
     @_specialize(where S == Float)
     @_specialize(where S == Double)
@@ -155,9 +155,13 @@ extension ColumnKernels {
             // dγ and dβ (the caller's, cleared here tile by tile, in cache) when γ is per element, else reduced to
             // the channels afterwards.
             let direct = spec.affine == .element && dgamma.count == layout.columns
-            var perElementGamma = direct ? dgamma : [Double](repeating: 0, count: layout.columns)
-            var perElementBeta = direct ? dbeta : [Double](repeating: 0, count: layout.columns)
-            if direct { dgamma = []; dbeta = [] }  // the sums' arrays, uniquely held, are handed back below
+            // float32 with somewhere to put dγ and dβ: each tile's column sums (whole in one call) go to scratch in
+            // cache and are narrowed there, not through a Float64 array of a sample's size.
+            let narrowing = direct && summed && S.self == Float.self ? narrowed : nil
+            let kept = direct && narrowing == nil
+            var perElementGamma = kept ? dgamma : [Double](repeating: 0, count: narrowing == nil ? layout.columns : 0)
+            var perElementBeta = kept ? dbeta : [Double](repeating: 0, count: narrowing == nil ? layout.columns : 0)
+            if kept { dgamma = []; dbeta = [] }  // the sums' arrays, uniquely held, are handed back below
             let given = (means ?? [], rstds ?? [])
             given.0.withUnsafeBufferPointer { meanBuffer in
             given.1.withUnsafeBufferPointer { rstdBuffer in
@@ -166,22 +170,33 @@ extension ColumnKernels {
                 // (An empty array's buffer may still have a base address.)
                 nonisolated(unsafe) let mu = means == nil ? nil : meanBuffer.baseAddress
                 nonisolated(unsafe) let r = rstds == nil ? nil : rstdBuffer.baseAddress
-                nonisolated(unsafe) let pg = pgBuffer.baseAddress!, pb = pbBuffer.baseAddress!
+                nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
                 FastKernels.parallel(tiles, threads: threads) { range in
+                    let scratch = UnsafeMutablePointer<Double>.allocate(capacity: narrowing == nil ? 0 : 2 * layout.width)
+                    defer { scratch.deallocate() }
                     for t in range {
                         let columns = layout.columns(ofTile: t), first = columns.lowerBound
+                        var sumDyXhat = pg.map { $0 + first }, sumDy = pb.map { $0 + first }
+                        if narrowing != nil { (sumDyXhat, sumDy) = (scratch, scratch + layout.width) }
                         if summed && direct {
-                            (pg + first).update(repeating: 0, count: columns.count)
-                            (pb + first).update(repeating: 0, count: columns.count)
+                            sumDyXhat!.update(repeating: 0, count: columns.count)
+                            sumDy!.update(repeating: 0, count: columns.count)
                         }
                         backwardTile(layout, x: xp + first, dy: gp + first, width: columns.count,
                                      mean: mu.map { $0 + first }, rstd: r.map { $0 + first },
                                      affine: parameters.affine(block: 0, first: first), dx: dxp + first,
-                                     sumDy: summed ? pb + first : nil, sumDyXhat: summed ? pg + first : nil,
+                                     sumDy: summed ? sumDy : nil, sumDyXhat: summed ? sumDyXhat : nil,
                                      sumsRowStride: 0, sumsColumnStride: 1)
+                        if let narrowing {
+                            normlab_narrow_sums(narrowing.gamma + first, scratch, columns.count, narrowing.scaling,
+                                                narrowing.factor)
+                            normlab_narrow_sums(narrowing.beta + first, scratch + layout.width, columns.count,
+                                                narrowing.scaling, narrowing.factor)
+                        }
                     }
                 }
             }}}}
+            if narrowing != nil { return true }
             StridedKernels.reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan,
                                               dgamma: &dgamma, dbeta: &dbeta)
             return false
