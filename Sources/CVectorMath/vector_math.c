@@ -120,3 +120,32 @@ void normlab_round_float16(float *values, long count, long *overflowed, long *no
 #endif
     normlab_round_float16_portable(values, count, overflowed, non_finite);
 }
+
+// Four Float64 lanes twice over, added in any order: the exact statistics only judge the emulated ones.
+NORMLAB_CLONES
+void normlab_add_shifted_sums_f32(const float *x, long count, double shift, double *sum, double *square) {
+    typedef float f4 __attribute__((vector_size(16)));
+    typedef double d4 __attribute__((vector_size(32)));
+    d4 s0 = {0, 0, 0, 0}, s1 = s0, q0 = s0, q1 = s0;
+    const d4 by = {shift, shift, shift, shift};
+    long i = 0;
+    for (; i + 8 <= count; i += 8) {
+        f4 a, b;
+        memcpy(&a, x + i, sizeof a);
+        memcpy(&b, x + i + 4, sizeof b);
+        d4 da = __builtin_convertvector(a, d4) - by, db = __builtin_convertvector(b, d4) - by;
+        s0 += da;
+        s1 += db;
+        q0 += da * da;
+        q1 += db * db;
+    }
+    d4 s = s0 + s1, q = q0 + q1;
+    double total = (s[0] + s[1]) + (s[2] + s[3]), squares = (q[0] + q[1]) + (q[2] + q[3]);
+    for (; i < count; i++) {
+        double d = (double)x[i] - shift;
+        total += d;
+        squares += d * d;
+    }
+    *sum += total;
+    *square += squares;
+}

@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// How the emulated kernels visit a tensor: each sum is a chain of roundings in row-major order, so a set's
 /// elements must be added one after another. Sets are independent of each other, so the walk runs units of sets
 /// on several threads, and keeps several chains in flight on one thread: four sets of whole rows side by side,
@@ -263,6 +265,19 @@ extension EmulatedUnits {
         FastKernels.parallel(count, threads: threads) { range in
             if units.columns {
                 units.shiftedColumnSums(range, x, centre: centre, first: first, sums: sums, squares: squares)
+                return
+            }
+            if Scalar.self == Float.self {  // float32, or float16/bfloat16 held in Float: C, eight lanes
+                let floats = UnsafeRawPointer(x.base).assumingMemoryBound(to: Float.self)
+                for unit in range {
+                    let x0 = centre ? Double(floats[units.row(unit: unit, 0).offset]) : 0
+                    var sum = 0.0, square = 0.0
+                    for r in 0..<units.rowsPerUnit {
+                        normlab_add_shifted_sums_f32(floats + units.row(unit: unit, r).offset, units.spatial, x0,
+                                                     &sum, &square)
+                    }
+                    (first[unit], sums[unit], squares[unit]) = (x0, sum, square)
+                }
                 return
             }
             for unit in range {
