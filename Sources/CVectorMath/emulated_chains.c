@@ -50,6 +50,12 @@ static inline void transpose8(const v8f in[8], v8f out[8]) {
             v8f h = ((xv) - mv) * rv;                                                                                 \
             a = a + (dv) * h;                                                                                         \
             b = b + (dv);                                                                                             \
+        } else if (kind == 5) {                                                                                       \
+            v8f h = ((xv) - mv) * rv, g = (dv) * (gv);                                                                \
+            a = a + g;                                                                                                \
+            b = b + g * h;                                                                                            \
+            pa = pa + (dv) * h;                                                                                       \
+            pb = pb + (dv);                                                                                           \
         } else if (kind == 2) {                                                                                       \
             a = a + (xv);                                                                                             \
         } else if (kind == 3) {                                                                                       \
@@ -63,21 +69,23 @@ static inline void transpose8(const v8f in[8], v8f out[8]) {
 
 static inline __attribute__((always_inline)) void
 chains8(const int kind, const float *x, const float *dy, const long *offsets, long rows, long count, const float *mean,
-        const float *rstd, const float *const *gamma, const long gamma_stride, float a_out[8], float b_out[8]) {
-    v8f a = {0, 0, 0, 0, 0, 0, 0, 0}, b = a;
+        const float *rstd, const float *const *gamma, const long gamma_stride, float a_out[8], float b_out[8],
+        float *param_a, float *param_b) {
+    v8f a = {0, 0, 0, 0, 0, 0, 0, 0}, b = a, pa = a, pb = a;
     for (long r = 0; r < rows; r++) {
         const long *o = offsets + 8 * r;
         const float *const *gp = gamma + 8 * r;
         const v8f mv = load8(mean + 8 * r), rv = load8(rstd + 8 * r);
+        if (kind == 5) pa = load8(param_a + 8 * r), pb = load8(param_b + 8 * r);
         v8f row_gamma = {1, 1, 1, 1, 1, 1, 1, 1};
-        if (kind == 0 && gamma_stride == 0)
+        if ((kind == 0 || kind == 5) && gamma_stride == 0)
             for (int k = 0; k < 8; k++) row_gamma[k] = gp[k][0];
         long s = 0;
         for (; s + 8 <= count; s += 8) {
             v8f in[8], xt[8], dt[8] = {0}, gt[8];
             for (int k = 0; k < 8; k++) in[k] = load8(x + o[k] + s);
             transpose8(in, xt);
-            if (kind <= 1) {
+            if (kind <= 1 || kind == 5) {
                 for (int k = 0; k < 8; k++) in[k] = load8(dy + o[k] + s);
                 transpose8(in, dt);
             }
@@ -91,10 +99,14 @@ chains8(const int kind, const float *x, const float *dy, const long *offsets, lo
             v8f xv, dv = {0, 0, 0, 0, 0, 0, 0, 0}, gv = row_gamma;
             for (int k = 0; k < 8; k++) {
                 xv[k] = x[o[k] + s];
-                if (kind <= 1) dv[k] = dy[o[k] + s];
+                if (kind <= 1 || kind == 5) dv[k] = dy[o[k] + s];
                 if (kind == 0 && gamma_stride == 1) gv[k] = gp[k][s];
             }
             CHAIN_STEP(xv, dv, gv)
+        }
+        if (kind == 5) {
+            memcpy(param_a + 8 * r, &pa, sizeof pa);
+            memcpy(param_b + 8 * r, &pb, sizeof pb);
         }
     }
     memcpy(a_out, &a, sizeof a);
@@ -107,12 +119,19 @@ void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, con
                                   long gamma_stride, float a[8], float b[8]) {
     switch (kind) {
     case 0:
-        if (gamma_stride == 0) chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b);
-        else chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 1, a, b);
+        if (gamma_stride == 0) chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0);
+        else chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 1, a, b, 0, 0);
         break;
-    case 1: chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
-    case 2: chains8(2, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
-    case 3: chains8(3, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
-    default: chains8(4, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b); break;
+    case 1: chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
+    case 2: chains8(2, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
+    case 3: chains8(3, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
+    default: chains8(4, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
     }
+}
+
+NORMLAB_CLONES
+void normlab_emulated_fused_sums8_f32(const float *x, const float *dy, const long *offsets, long rows, long count,
+                                      const float *mean, const float *rstd, const float *const *gamma, float a[8],
+                                      float b[8], float *parameter_a, float *parameter_b) {
+    chains8(5, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, parameter_a, parameter_b);
 }

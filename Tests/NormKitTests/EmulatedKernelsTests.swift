@@ -226,15 +226,20 @@ extension EmulatedKernelsTests {
     /// float32 sums of a Float tensor run eight units at a time in vector lanes (`EmulatedLanes.swift`): the same
     /// bits as the literal passes, on layouts with units enough for the lanes on 1 and 3 threads (and a rest for
     /// the scalar walk), rows of 21 and 12 positions (steps of eight and a tail), γ per channel and per element; the
-    /// statistics two-pass and one-pass (Welford keeps the scalar walk).
+    /// statistics two-pass and one-pass (Welford keeps the scalar walk). GroupNorm 16 and InstanceNorm on 24 channels
+    /// have blocks of eight groups a sample (two and three): backward's set and parameter sums in one walk
+    /// (`EightLanes.fusedBackwardSums`), each channel's chain carried from sample to sample.
     @Test(arguments: [
         ("groupnorm 4", [6, 8, 3, 7]), ("instancenorm, γ per element", [3, 9, 13]), ("batchnorm", [5, 26, 11]),
-        ("layernorm shape=12", [27, 12]), ("groupnorm 2 pydllib", [9, 4, 2, 3]),
+        ("layernorm shape=12", [27, 12]), ("groupnorm 2 pydllib", [9, 4, 2, 3]), ("groupnorm 16", [5, 32, 3, 7]),
+        ("instancenorm", [3, 24, 12]),
     ])
     func eightLanesAreTheScalarChains(_ name: String, _ dims: [Int]) throws {
         var spec: LayerSpec
         switch name {
         case "groupnorm 4": spec = try LayerSpec(kind: .groupnorm, groups: 4)
+        case "groupnorm 16": spec = try LayerSpec(kind: .groupnorm, groups: 16)
+        case "instancenorm": spec = try LayerSpec(kind: .instancenorm)
         case "batchnorm": spec = try LayerSpec(kind: .batchnorm)
         case "layernorm shape=12": spec = try LayerSpec(kind: .layernorm, normalizedShape: [12])
         case "groupnorm 2 pydllib": spec = try LayerSpec(kind: .groupnorm, groups: 2, preset: .pydllib)

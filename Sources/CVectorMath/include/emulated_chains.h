@@ -14,4 +14,13 @@ void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, con
                                   long count, const float *mean, const float *rstd, const float *const *gamma,
                                   long gamma_stride, float a[8], float b[8]);
 
+/// Kinds 0 and 1 in one pass over x and dy, for sets of one sample's channels with γ per channel (gamma_stride 0):
+/// a and b are kind 0's sums of each lane's set, and row r of lane k also adds dy·x̂ and dy to parameter_a[8·r + k]
+/// and parameter_b[8·r + k] — the chains of that row's channel, carried in from the sample before and written back
+/// (kind 1's steps, on the x̂ kind 0 makes). A channel's chain then takes its samples in order if the caller walks
+/// them so.
+void normlab_emulated_fused_sums8_f32(const float *x, const float *dy, const long *offsets, long rows, long count,
+                                      const float *mean, const float *rstd, const float *const *gamma, float a[8],
+                                      float b[8], float *parameter_a, float *parameter_b);
+
 #endif

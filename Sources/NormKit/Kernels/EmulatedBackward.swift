@@ -20,15 +20,34 @@ extension EmulatedRun {
         let terms = EmulatedTerms<F, Scalar>(x: SharedInput(x.baseAddress!), dy: SharedInput(dy.baseAddress!),
                                              layout: layout, affine: affine)
         var meanTerms = [F.Value](repeating: 0, count: count), projections = meanTerms
+        let parameters = plan.affineShape?.count ?? 0
+        let parameterSums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(parameters, 1))
+        defer { parameterSums.deallocate() }
+        var parametersSummed = false
 
         if !constant {
             means.withUnsafeBufferPointer { means in
                 rstds.withUnsafeBufferPointer { rstds in
                     let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(count, 1))
                     defer { sums.deallocate() }
-                    EmulatedUnits(statisticsOf: layout).walk(threads: threads, GradientSumsChain(
-                        terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
-                        sums: SharedValues(sums)))
+                    if parameters > 0 && EightLanes.applies(F.self, Scalar.self) {
+                        func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
+                            UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+                        }
+                        func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+                            UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+                        }
+                        parametersSummed = EightLanes.fusedBackwardSums(
+                            layout, x: floats(x.baseAddress!), dy: floats(dy.baseAddress!),
+                            means: floats(means.baseAddress!), rstds: floats(rstds.baseAddress!),
+                            gammaRow: { UnsafeRawPointer(affine.gammaRow($0).0).assumingMemoryBound(to: Float.self) }, setSums: floats(sums),
+                            parameterSums: floats(parameterSums), threads: threads)
+                    }
+                    if !parametersSummed {
+                        EmulatedUnits(statisticsOf: layout).walk(threads: threads, GradientSumsChain(
+                            terms: terms, means: SharedInput(means.baseAddress!),
+                            rstds: SharedInput(rstds.baseAddress!), sums: SharedValues(sums)))
+                    }
                     for i in 0..<count {
                         meanTerms[i] = centre ? F.divide(sums[2 * i], by: m) : 0
                         projections[i] = F.divide(sums[2 * i + 1], by: divisor)
@@ -43,15 +62,15 @@ extension EmulatedRun {
             initialized = x.count
         }
 
-        guard let affine = plan.affineShape else { return (dx, [], []) }
-        let parameters = affine.count
-        let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * parameters)
-        defer { sums.deallocate() }
-        means.withUnsafeBufferPointer { means in
-            rstds.withUnsafeBufferPointer { rstds in
-                EmulatedUnits(parametersOf: layout).walk(threads: threads, ParameterChain(
-                    terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
-                    sums: SharedValues(sums)))
+        guard parameters > 0 else { return (dx, [], []) }
+        let sums = parameterSums
+        if !parametersSummed {
+            means.withUnsafeBufferPointer { means in
+                rstds.withUnsafeBufferPointer { rstds in
+                    EmulatedUnits(parametersOf: layout).walk(threads: threads, ParameterChain(
+                        terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
+                        sums: SharedValues(sums)))
+                }
             }
         }
         return (dx, (0..<parameters).map { Double(sums[2 * $0]) }, (0..<parameters).map { Double(sums[2 * $0 + 1]) })

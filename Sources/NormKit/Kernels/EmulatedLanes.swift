@@ -124,3 +124,62 @@ extension OnePassChain {
         return true
     }
 }
+
+extension EightLanes {
+    /// Backward's two walks of float32 sums — each set's Σg, Σg·x̂ (`GradientSumsChain`) and each channel's Σdy·x̂, Σdy
+    /// (`ParameterChain`) — in one pass over x and dy (`normlab_emulated_fused_sums8_f32`), where the sets are one
+    /// sample's groups, at least eight a sample in blocks of eight, and γ is per channel (GroupNorm, InstanceNorm).
+    /// A block of eight groups owns its channels, and walks the samples in order: each channel's chain adds its rows
+    /// sample after sample, as `ParameterChain` does. Set i's sums go to setSums[2i], [2i + 1], channel c's to
+    /// parameterSums[2c], [2c + 1]. False, doing nothing, for any other layout.
+    static func fusedBackwardSums(_ layout: EmulatedLayout, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                  means: UnsafePointer<Float>, rstds: UnsafePointer<Float>,
+                                  gammaRow: @escaping @Sendable (_ channel: Int) -> UnsafePointer<Float>,
+                                  setSums: UnsafeMutablePointer<Float>, parameterSums: UnsafeMutablePointer<Float>,
+                                  threads: Int) -> Bool {
+        let units = EmulatedUnits(statisticsOf: layout)
+        guard !layout.elementwise, layout.positionStride == 0, layout.sampleStride != 0, units.outer == 1,
+              layout.groups % 8 == 0 else { return false }
+        let groups = layout.groups, k = layout.channelsPerGroup, batch = layout.batch
+        nonisolated(unsafe) let (x, dy, means, rstds) = (x, dy, means, rstds)
+        nonisolated(unsafe) let (setSums, parameterSums) = (setSums, parameterSums)
+        FastKernels.parallel(groups / 8, threads: threads) { blocks in
+            let lanes = EightLanes(rows: k)
+            let carried = UnsafeMutablePointer<Float>.allocate(capacity: 2 * 8 * k)
+            defer { lanes.free(); carried.deallocate() }
+            var a = SIMD8<Float>(), b = SIMD8<Float>()
+            for block in blocks {
+                carried.initialize(repeating: 0, count: 2 * 8 * k)
+                for n in 0..<batch {
+                    let first = n * groups + block * 8  // the unit (set) of lane 0
+                    for lane in 0..<8 {
+                        for r in 0..<k {
+                            let row = units.row(unit: first + lane, r), slot = 8 * r + lane
+                            lanes.offsets[slot] = row.offset
+                            lanes.means[slot] = means[first + lane]
+                            lanes.rstds[slot] = rstds[first + lane]
+                            lanes.gammas[slot] = gammaRow(row.channel)
+                        }
+                    }
+                    withUnsafeMutableBytes(of: &a) { aOut in withUnsafeMutableBytes(of: &b) { bOut in
+                        UnsafeRawPointer(lanes.gammas).withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 8 * k) {
+                            normlab_emulated_fused_sums8_f32(x, dy, lanes.offsets, k, units.spatial, lanes.means,
+                                                             lanes.rstds, $0,
+                                                             aOut.baseAddress!.assumingMemoryBound(to: Float.self),
+                                                             bOut.baseAddress!.assumingMemoryBound(to: Float.self),
+                                                             carried, carried + 8 * k)
+                        }
+                    }}
+                    for lane in 0..<8 { (setSums[2 * (first + lane)], setSums[2 * (first + lane) + 1]) = (a[lane], b[lane]) }
+                }
+                for lane in 0..<8 {
+                    for r in 0..<k {
+                        let channel = units.row(unit: block * 8 + lane, r).channel, slot = 8 * r + lane
+                        (parameterSums[2 * channel], parameterSums[2 * channel + 1]) = (carried[slot], carried[8 * k + slot])
+                    }
+                }
+            }
+        }
+        return true
+    }
+}
