@@ -67,14 +67,31 @@ static inline void transpose8(const v8f in[8], v8f out[8]) {
         }                                                                                                             \
     }
 
+typedef double d4 __attribute__((vector_size(32)));
+
+// With `exact`: each lane's Σd and Σd² in Float64, d = x − the lane's shift, in no particular order (four lanes for
+// the low half of a step's eight sets, four for the high half).
+#define EXACT_STEP(xv)                                                                                                \
+    if (exact) {                                                                                                      \
+        d4 lo_ = __builtin_convertvector(__builtin_shufflevector((xv), (xv), 0, 1, 2, 3), d4) - shift_lo;            \
+        d4 hi_ = __builtin_convertvector(__builtin_shufflevector((xv), (xv), 4, 5, 6, 7), d4) - shift_hi;            \
+        sum_lo += lo_;                                                                                                \
+        sum_hi += hi_;                                                                                                \
+        square_lo += lo_ * lo_;                                                                                       \
+        square_hi += hi_ * hi_;                                                                                       \
+    }
+
 static inline __attribute__((always_inline)) void
 chains8(const int kind, const float *x, const float *dy, const long *offsets, long rows, long count, const float *mean,
         const float *rstd, const float *const *gamma, const long gamma_stride, float a_out[8], float b_out[8],
-        float *param_a, float *param_b) {
+        float *param_a, float *param_b, const int exact, const double *shift, double *exact_out) {
     v8f a = {0, 0, 0, 0, 0, 0, 0, 0}, b = a, pa = a, pb = a;
+    d4 shift_lo = {0, 0, 0, 0}, shift_hi = shift_lo, sum_lo = shift_lo, sum_hi = shift_lo, square_lo = shift_lo,
+       square_hi = shift_lo;
+    if (exact) memcpy(&shift_lo, shift, sizeof shift_lo), memcpy(&shift_hi, shift + 4, sizeof shift_hi);
     for (long r = 0; r < rows; r++) {
         const long *o = offsets + 8 * r;
-        const float *const *gp = gamma + 8 * r;
+        const float *const *gp = kind == 0 || kind == 5 ? gamma + 8 * r : 0;
         const v8f mv = load8(mean + 8 * r), rv = load8(rstd + 8 * r);
         if (kind == 5) pa = load8(param_a + 8 * r), pb = load8(param_b + 8 * r);
         v8f row_gamma = {1, 1, 1, 1, 1, 1, 1, 1};
@@ -94,6 +111,7 @@ chains8(const int kind, const float *x, const float *dy, const long *offsets, lo
                 transpose8(in, gt);
             }
             for (int j = 0; j < 8; j++) CHAIN_STEP(xt[j], dt[j], (kind == 0 && gamma_stride == 1) ? gt[j] : row_gamma)
+            for (int j = 0; j < 8; j++) EXACT_STEP(xt[j])
         }
         for (; s < count; s++) {
             v8f xv, dv = {0, 0, 0, 0, 0, 0, 0, 0}, gv = row_gamma;
@@ -103,6 +121,7 @@ chains8(const int kind, const float *x, const float *dy, const long *offsets, lo
                 if (kind == 0 && gamma_stride == 1) gv[k] = gp[k][s];
             }
             CHAIN_STEP(xv, dv, gv)
+            EXACT_STEP(xv)
         }
         if (kind == 5) {
             memcpy(param_a + 8 * r, &pa, sizeof pa);
@@ -111,6 +130,12 @@ chains8(const int kind, const float *x, const float *dy, const long *offsets, lo
     }
     memcpy(a_out, &a, sizeof a);
     memcpy(b_out, &b, sizeof b);
+    if (exact) {
+        memcpy(exact_out, &sum_lo, sizeof sum_lo);
+        memcpy(exact_out + 4, &sum_hi, sizeof sum_hi);
+        memcpy(exact_out + 8, &square_lo, sizeof square_lo);
+        memcpy(exact_out + 12, &square_hi, sizeof square_hi);
+    }
 }
 
 NORMLAB_CLONES
@@ -119,13 +144,13 @@ void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, con
                                   long gamma_stride, float a[8], float b[8]) {
     switch (kind) {
     case 0:
-        if (gamma_stride == 0) chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0);
-        else chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 1, a, b, 0, 0);
+        if (gamma_stride == 0) chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0);
+        else chains8(0, x, dy, offsets, rows, count, mean, rstd, gamma, 1, a, b, 0, 0, 0, 0, 0);
         break;
-    case 1: chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
-    case 2: chains8(2, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
-    case 3: chains8(3, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
-    default: chains8(4, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0); break;
+    case 1: chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
+    case 2: chains8(2, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
+    case 3: chains8(3, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
+    default: chains8(4, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
     }
 }
 
@@ -133,5 +158,16 @@ NORMLAB_CLONES
 void normlab_emulated_fused_sums8_f32(const float *x, const float *dy, const long *offsets, long rows, long count,
                                       const float *mean, const float *rstd, const float *const *gamma, float a[8],
                                       float b[8], float *parameter_a, float *parameter_b) {
-    chains8(5, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, parameter_a, parameter_b);
+    chains8(5, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, parameter_a, parameter_b, 0, 0, 0);
+}
+
+NORMLAB_CLONES
+void normlab_emulated_chains8_exact_f32(int kind, const float *x, const long *offsets, long rows, long count,
+                                        const float *mean, float a[8], float b[8], const double shift[8],
+                                        double exact[16]) {
+    switch (kind) {
+    case 2: chains8(2, x, x, offsets, rows, count, mean, mean, 0, 0, a, b, 0, 0, 1, shift, exact); break;
+    case 3: chains8(3, x, x, offsets, rows, count, mean, mean, 0, 0, a, b, 0, 0, 1, shift, exact); break;
+    default: chains8(4, x, x, offsets, rows, count, mean, mean, 0, 0, a, b, 0, 0, 1, shift, exact); break;
+    }
 }

@@ -312,3 +312,34 @@ extension EmulatedKernelsTests {
         #expect(!overflowed.warnings.contains { if case .nonFiniteInput = $0 { true } else { false } })
     }
 }
+
+extension EmulatedKernelsTests {
+    /// The float32 lanes' first pass over x also makes the exact statistics the cancellation check judges by
+    /// (`ExactSums`): they must be the separate pass's (`exactStatistics`) to within Float64's rounding of sums in
+    /// another order — on sets the lanes cover and on those the scalar walk takes (80 sets on 3 threads leave
+    /// tails), centred (two-pass, one-pass) and not (RMSNorm), with a mean far from 0.
+    @Test func lanesMakeTheExactStatisticsOnTheirWay() throws {
+        for (name, kind, groups) in [("groupnorm 16", LayerKind.groupnorm, 16), ("rmsnorm", .rmsnorm, nil)] {
+            var spec = try LayerSpec(kind: kind, groups: groups)
+            spec.accumulate = .storage
+            let plan = try NormPlan(spec: spec, inputShape: try Shape([5, 32, 3, 7]))
+            let x = Self.values(plan.inputShape.count, seed: 31, format: .float32, offset: 300).map { Float($0) }
+            let want = EmulatedKernels.exactStatistics(of: x, plan: plan, centre: spec.centres, threads: 1)
+            for method in kind == .rmsnorm ? [VarianceMethod.twopass] : [.twopass, .onepass] {
+                spec.method = method
+                for threads in [1, 3] {
+                    let label = "\(name) \(method) on \(threads) threads"
+                    let pass = EmulatedKernels.forward(spec: spec, plan: plan, x: x, gamma: nil, beta: nil, running: nil,
+                                                       format: .float32, threads: threads)
+                    guard let got = pass.exact else { Issue.record("\(label): no exact statistics"); continue }
+                    for (what, g, w) in [("μ", got.means, want.means), ("Σ(x − μ)²", got.sumSquares, want.sumSquares)] {
+                        #expect(g.count == w.count, "\(label): \(what) count")
+                        for (i, (a, b)) in zip(g, w).enumerated() where abs(a - b) > 1e-12 * max(abs(b), 1) {
+                            Issue.record("\(label): \(what)[\(i)] = \(a), want \(b)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

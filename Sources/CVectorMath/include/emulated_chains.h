@@ -23,4 +23,11 @@ void normlab_emulated_fused_sums8_f32(const float *x, const float *dy, const lon
                                       const float *mean, const float *rstd, const float *const *gamma, float a[8],
                                       float b[8], float *parameter_a, float *parameter_b);
 
+/// Kinds 2, 3 and 4 (a statistics walk's first pass over x) with, on the way, each lane's Σd in exact[k] and Σd²
+/// in exact[8 + k] in Float64, d = x − shift[k], in no particular order: the exact statistics that judge the emulated
+/// ones (`EmulatedKernels.exactStatistics`) without a pass of their own.
+void normlab_emulated_chains8_exact_f32(int kind, const float *x, const long *offsets, long rows, long count,
+                                        const float *mean, float a[8], float b[8], const double shift[8],
+                                        double exact[16]);
+
 #endif

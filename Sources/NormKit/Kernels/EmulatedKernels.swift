@@ -30,6 +30,8 @@ enum EmulatedKernels {
         var normalized: [Scalar]
         var output: [Scalar]
         var findings: [NormWarning]
+        /// `exactStatistics`, when the pass made it on the way (float32 lanes over whole rows).
+        var exact: (means: [Double], sumSquares: [Double])? = nil
         /// Sets where a square or a sum overflowed.
         var overflowed: [Bool]
     }
@@ -111,7 +113,14 @@ enum EmulatedKernels {
             units.shiftedSums(SharedInput(x.baseAddress!), centre: centre, threads: threads,
                               first: first, sums: sums, squares: squares)
         }
-        let m = Double(plan.setSize)
+        return exactMoments(first: first.base, sums: sums.base, squares: squares.base, count: count,
+                            setSize: plan.setSize, centre: centre)
+    }
+
+    /// μ = x₀ + Σd/m and Σ(x − μ)² = Σd² − (Σd)²/m from each set's shifted sums (`exactStatistics`).
+    static func exactMoments(first: UnsafePointer<Double>, sums: UnsafePointer<Double>, squares: UnsafePointer<Double>,
+                             count: Int, setSize: Int, centre: Bool) -> (means: [Double], sumSquares: [Double]) {
+        let m = Double(setSize)
         // Filled in place: element writes into Swift arrays (a uniqueness check each) cost 10 ms for 800,000 sets.
         let means = [Double](unsafeUninitializedCapacity: count) { out, initialized in
             for i in 0..<count { out[i] = centre ? first[i] + sums[i] / m : 0 }
@@ -129,6 +138,8 @@ enum EmulatedKernels {
 struct SumChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
     let x: SharedInput<Scalar>
     let sums: SharedValues<F.Value>
+    /// Where the lanes also leave the exact sums, when this is the walk's first pass over x.
+    var exact: ExactSums? = nil
     func start(_ index: Int) -> F.Value { 0 }
     @inline(__always) func step(_ sum: inout F.Value, _ row: EmulatedRow, _ s: Int) {
         sum = F.add(sum, F.value(scalar: x[row.offset &+ s]))
@@ -141,6 +152,7 @@ struct SquareChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
     let x: SharedInput<Scalar>
     let means: SharedInput<F.Value>
     let squares: SharedValues<F.Value>
+    var exact: ExactSums? = nil
     func start(_ index: Int) -> (total: F.Value, mean: F.Value) { (0, means[index]) }
     @inline(__always) func step(_ state: inout (total: F.Value, mean: F.Value), _ row: EmulatedRow, _ s: Int) {
         let d = F.subtract(F.value(scalar: x[row.offset &+ s]), state.mean)
@@ -154,6 +166,7 @@ struct OnePassChain<F: EmulatedFormat, Scalar: NormScalar>: EmulatedChain {
     let x: SharedInput<Scalar>
     let sums: SharedValues<F.Value>
     let squares: SharedValues<F.Value>
+    var exact: ExactSums? = nil
     func start(_ index: Int) -> (sum: F.Value, squares: F.Value) { (0, 0) }
     @inline(__always) func step(_ state: inout (sum: F.Value, squares: F.Value), _ row: EmulatedRow, _ s: Int) {
         let v = F.value(scalar: x[row.offset &+ s])

@@ -34,8 +34,9 @@ struct EightLanes {
 
     /// Units first…first + 7: `fill(lanes, slot, row, lane)` sets each row's μ, rstd and γ (slot = 8·r + lane; the
     /// offsets are set here), then the kernel runs and `finish(lane, a, b)` takes each lane's two sums.
+    /// With `exact` (kinds sum, squares, onePass: a statistics walk's first pass), each lane's exact sums too.
     static func walk<Scalar>(_ kind: Kind, _ units: EmulatedUnits, first: Int, x: SharedInput<Scalar>,
-                             dy: SharedInput<Scalar>? = nil, gammaStride: Int = 0,
+                             dy: SharedInput<Scalar>? = nil, gammaStride: Int = 0, exact: ExactSums? = nil,
                              fill: (EightLanes, _ slot: Int, EmulatedRow, _ lane: Int) -> Void = { _, _, _, _ in },
                              finish: (_ lane: Int, _ a: Float, _ b: Float) -> Void) {
         let lanes = EightLanes(rows: units.rowsPerUnit)
@@ -51,14 +52,59 @@ struct EightLanes {
         let xp = UnsafeRawPointer(x.base).assumingMemoryBound(to: Float.self)
         let dyp = dy.map { UnsafeRawPointer($0.base).assumingMemoryBound(to: Float.self) } ?? xp
         withUnsafeMutableBytes(of: &a) { aOut in withUnsafeMutableBytes(of: &b) { bOut in
+            let aFloats = aOut.baseAddress!.assumingMemoryBound(to: Float.self)
+            let bFloats = bOut.baseAddress!.assumingMemoryBound(to: Float.self)
+            if let exact {
+                var shifts = [Double](repeating: 0, count: 8), sums = [Double](repeating: 0, count: 16)
+                if exact.centre { for lane in 0..<8 { shifts[lane] = Double(xp[lanes.offsets[lane]]) } }
+                normlab_emulated_chains8_exact_f32(kind.rawValue, xp, lanes.offsets, lanes.rows, units.spatial,
+                                                   lanes.means, aFloats, bFloats, shifts, &sums)
+                for lane in 0..<8 { exact.set(first + lane, first: shifts[lane], sum: sums[lane], square: sums[8 + lane]) }
+                return
+            }
             UnsafeRawPointer(lanes.gammas).withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 8 * lanes.rows) {
                 normlab_emulated_chains8_f32(kind.rawValue, xp, dyp, lanes.offsets, lanes.rows, units.spatial, lanes.means,
-                                             lanes.rstds, $0, gammaStride,
-                                             aOut.baseAddress!.assumingMemoryBound(to: Float.self),
-                                             bOut.baseAddress!.assumingMemoryBound(to: Float.self))
+                                             lanes.rstds, $0, gammaStride, aFloats, bFloats)
             }
         }}
         for lane in 0..<8 { finish(lane, a[lane], b[lane]) }
+    }
+}
+
+/// Where a statistics walk's first pass over x also leaves each set's exact sums, for the cancellation check
+/// (`EmulatedKernels.exactStatistics`, which would otherwise read x again): set i's first element (0 when not
+/// centring), Σd and Σd² of d = x − it in Float64; `covered[i]` once the lanes made them (the sets the scalar walk
+/// takes are made afterwards, `complete`).
+final class ExactSums: @unchecked Sendable {
+    let first, sums, squares: UnsafeMutablePointer<Double>
+    let covered: UnsafeMutablePointer<Bool>
+    let centre: Bool
+    let count: Int
+
+    init(count: Int, centre: Bool) {
+        (self.count, self.centre) = (count, centre)
+        first = .allocate(capacity: max(count, 1))
+        sums = .allocate(capacity: max(count, 1))
+        squares = .allocate(capacity: max(count, 1))
+        covered = .allocate(capacity: max(count, 1))
+        covered.initialize(repeating: false, count: max(count, 1))
+    }
+
+    deinit { first.deallocate(); sums.deallocate(); squares.deallocate(); covered.deallocate() }
+
+    func set(_ i: Int, first x0: Double, sum: Double, square: Double) {
+        (first[i], sums[i], squares[i], covered[i]) = (x0, sum, square, true)
+    }
+
+    /// The sets the lanes did not cover, from x; then μ and Σ(x − μ)² (`EmulatedKernels.exactMoments`).
+    func complete<Scalar: NormScalar>(_ units: EmulatedUnits, x: SharedInput<Scalar>, setSize: Int)
+        -> (means: [Double], sumSquares: [Double]) {
+        for i in 0..<count where !covered[i] {
+            let (x0, sum, square) = units.shiftedSums(unit: i, x, centre: centre)
+            set(i, first: x0, sum: sum, square: square)
+        }
+        return EmulatedKernels.exactMoments(first: first, sums: sums, squares: squares, count: count, setSize: setSize,
+                                            centre: centre)
     }
 }
 
@@ -98,7 +144,7 @@ extension ParameterChain {
 extension SumChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
         guard EightLanes.applies(F.self, Scalar.self) else { return false }
-        EightLanes.walk(.sum, units, first: first, x: x) { lane, sum, _ in finish(value(sum), first + lane) }
+        EightLanes.walk(.sum, units, first: first, x: x, exact: exact) { lane, sum, _ in finish(value(sum), first + lane) }
         return true
     }
 }
@@ -106,7 +152,7 @@ extension SumChain {
 extension SquareChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
         guard EightLanes.applies(F.self, Scalar.self) else { return false }
-        EightLanes.walk(.squares, units, first: first, x: x) { lanes, slot, _, lane in
+        EightLanes.walk(.squares, units, first: first, x: x, exact: exact) { lanes, slot, _, lane in
             lanes.means[slot] = float(means[first + lane])
         } finish: { lane, total, _ in
             finish((value(total), means[first + lane]), first + lane)
@@ -118,7 +164,7 @@ extension SquareChain {
 extension OnePassChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
         guard EightLanes.applies(F.self, Scalar.self) else { return false }
-        EightLanes.walk(.onePass, units, first: first, x: x) { lane, sum, squares in
+        EightLanes.walk(.onePass, units, first: first, x: x, exact: exact) { lane, sum, squares in
             finish((value(sum), value(squares)), first + lane)
         }
         return true

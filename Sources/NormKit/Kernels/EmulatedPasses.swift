@@ -63,6 +63,7 @@ struct EmulatedRun {
         var overflowedSquare = [Bool](repeating: false, count: count)
         var overflowedSum = [Bool](repeating: false, count: count)
         let input = SharedInput(x.baseAddress!)
+        var exact: ExactSums? = nil
 
         if let running {
             for i in 0..<count {
@@ -71,16 +72,20 @@ struct EmulatedRun {
             }
         } else {
             let units = EmulatedUnits(statisticsOf: layout)
+            // The float32 lanes' first pass over x also makes the exact sums the cancellation check reads.
+            exact = EightLanes.applies(F.self, Scalar.self) && !units.columns && method != .welford
+                ? ExactSums(count: count, centre: centre) : nil
             switch method {
             case .twopass:
                 if centre {
-                    units.walk(threads: threads, SumChain<F, Scalar>(x: input, sums: sum))
+                    units.walk(threads: threads, SumChain<F, Scalar>(x: input, sums: sum, exact: exact))
                     eachStatistic(count) { range in for i in range { mean[i] = F.divide(sum[i], by: Double(m)) } }
                 }
                 units.walk(threads: threads, SquareChain<F, Scalar>(x: input, means: SharedInput(meanValues),
-                                                                    squares: square))
+                                                                    squares: square, exact: centre ? nil : exact))
             case .onepass:
-                units.walk(threads: threads, OnePassChain<F, Scalar>(x: input, sums: sum, squares: square))
+                units.walk(threads: threads, OnePassChain<F, Scalar>(x: input, sums: sum, squares: square,
+                                                                     exact: exact))
             case .welford:
                 units.walk(threads: threads, WelfordChain<F, Scalar>(x: input, means: mean, squares: square,
                                                                      centre: centre))
@@ -140,6 +145,7 @@ struct EmulatedRun {
             means: doubles(meanValues), variances: doubles(varianceValues),
             unbiased: wantsUnbiased ? doubles(unbiasedValues) : nil,
             rstds: doubles(rstdValues), normalized: normalized, output: output, findings: findings,
+            exact: exact?.complete(EmulatedUnits(statisticsOf: layout), x: input, setSize: m),
             overflowed: overflowedSquare.withUnsafeBufferPointer { square in
                 overflowedSum.withUnsafeBufferPointer { sum in
                     [Bool](unsafeUninitializedCapacity: count) { out, initialized in

@@ -267,46 +267,44 @@ extension EmulatedUnits {
                 units.shiftedColumnSums(range, x, centre: centre, first: first, sums: sums, squares: squares)
                 return
             }
-            if Scalar.self == Float.self {  // float32, or float16/bfloat16 held in Float: C, eight lanes
-                let floats = UnsafeRawPointer(x.base).assumingMemoryBound(to: Float.self)
-                for unit in range {
-                    let x0 = centre ? Double(floats[units.row(unit: unit, 0).offset]) : 0
-                    var sum = 0.0, square = 0.0
-                    for r in 0..<units.rowsPerUnit {
-                        normlab_add_shifted_sums_f32(floats + units.row(unit: unit, r).offset, units.spatial, x0,
-                                                     &sum, &square)
-                    }
-                    (first[unit], sums[unit], squares[unit]) = (x0, sum, square)
-                }
-                return
+            for unit in range { (first[unit], sums[unit], squares[unit]) = units.shiftedSums(unit: unit, x, centre: centre) }
+        }
+    }
+
+    /// `shiftedSums` of one unit of whole rows (not per-position sets): its first element, Σd and Σd².
+    func shiftedSums<Scalar: NormScalar>(unit: Int, _ x: SharedInput<Scalar>, centre: Bool)
+        -> (first: Double, sum: Double, square: Double) {
+        if Scalar.self == Float.self {  // float32, or float16/bfloat16 held in Float: C, eight lanes
+            let floats = UnsafeRawPointer(x.base).assumingMemoryBound(to: Float.self)
+            let x0 = centre ? Double(floats[row(unit: unit, 0).offset]) : 0
+            var sum = 0.0, square = 0.0
+            for r in 0..<rowsPerUnit {
+                normlab_add_shifted_sums_f32(floats + row(unit: unit, r).offset, spatial, x0, &sum, &square)
             }
-            for unit in range {
-                let x0 = centre ? x[units.row(unit: unit, 0).offset].asDouble : 0
-                let shift = SIMD4<Double>(repeating: x0)
-                var sum = SIMD4<Double>(), square = SIMD4<Double>()
-                var tailSum = 0.0, tailSquare = 0.0
-                for r in 0..<units.rowsPerUnit {
-                    let row = x.base + units.row(unit: unit, r).offset
-                    var s = 0
-                    while s &+ 4 <= units.spatial {
-                        let d = SIMD4<Double>(row[s].asDouble, row[s &+ 1].asDouble, row[s &+ 2].asDouble,
-                                              row[s &+ 3].asDouble) - shift
-                        sum += d
-                        square += d * d
-                        s &+= 4
-                    }
-                    while s < units.spatial {
-                        let d = row[s].asDouble - x0
-                        tailSum += d
-                        tailSquare += d * d
-                        s &+= 1
-                    }
-                }
-                first[unit] = x0
-                sums[unit] = sum.sum() + tailSum
-                squares[unit] = square.sum() + tailSquare
+            return (x0, sum, square)
+        }
+        let x0 = centre ? x[row(unit: unit, 0).offset].asDouble : 0
+        let shift = SIMD4<Double>(repeating: x0)
+        var sum = SIMD4<Double>(), square = SIMD4<Double>()
+        var tailSum = 0.0, tailSquare = 0.0
+        for r in 0..<rowsPerUnit {
+            let elements = x.base + row(unit: unit, r).offset
+            var s = 0
+            while s &+ 4 <= spatial {
+                let d = SIMD4<Double>(elements[s].asDouble, elements[s &+ 1].asDouble, elements[s &+ 2].asDouble,
+                                      elements[s &+ 3].asDouble) - shift
+                sum += d
+                square += d * d
+                s &+= 4
+            }
+            while s < spatial {
+                let d = elements[s].asDouble - x0
+                tailSum += d
+                tailSquare += d * d
+                s &+= 1
             }
         }
+        return (x0, sum.sum() + tailSum, square.sum() + tailSquare)
     }
 
     /// `shiftedSums` for per-position sets: each row adds to its positions' sums.

@@ -52,8 +52,8 @@ extension Normalization {
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, pass: EmulatedKernels.Forward<Scalar>, format: DType,
         threads: Int
     ) -> NormWarning? {
-        let (exactMeans, sumSquares) = EmulatedKernels.exactStatistics(of: input.scalars, plan: plan,
-                                                                       centre: spec.centres, threads: threads)
+        let (exactMeans, sumSquares) = pass.exact ?? EmulatedKernels.exactStatistics(
+            of: input.scalars, plan: plan, centre: spec.centres, threads: threads)
         let divisor = Double(spec.variance == .unbiased ? plan.setSize - 1 : plan.setSize)
         var sets = 0, nonPositive = 0, notANumber = 0
         var worst = 0.0, ratio = 0.0
