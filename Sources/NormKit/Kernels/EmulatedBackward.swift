@@ -1,6 +1,7 @@
 /// Backward in an accumulation format: Σg and Σg·x̂ per set (chains over the statistics' units), dx element by
 /// element, then dγ and dβ (chains over the parameters' units: a channel's rows in sample order, or per element
-/// of a sample a column over the batch).
+/// of a sample a column over the batch). In float32 lanes with one sample's groups per set and γ per channel, both
+/// kinds of chains run in one walk over x and dy (`EightLanes.fusedBackwardSums`).
 extension EmulatedRun {
     func backward<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>, statistics: Statistics,
@@ -40,8 +41,8 @@ extension EmulatedRun {
                         parametersSummed = EightLanes.fusedBackwardSums(
                             layout, x: floats(x.baseAddress!), dy: floats(dy.baseAddress!),
                             means: floats(means.baseAddress!), rstds: floats(rstds.baseAddress!),
-                            gammaRow: { UnsafeRawPointer(affine.gammaRow($0).0).assumingMemoryBound(to: Float.self) }, setSums: floats(sums),
-                            parameterSums: floats(parameterSums), threads: threads)
+                            gammaRow: { UnsafeRawPointer(affine.gammaRow($0).0).assumingMemoryBound(to: Float.self) },
+                            setSums: floats(sums), parameterSums: floats(parameterSums), threads: threads)
                     }
                     if !parametersSummed {
                         EmulatedUnits(statisticsOf: layout).walk(threads: threads, GradientSumsChain(

@@ -96,12 +96,14 @@ final class ExactSums: @unchecked Sendable {
         (first[i], sums[i], squares[i], covered[i]) = (x0, sum, square, true)
     }
 
-    /// The sets the lanes did not cover, from x; then μ and Σ(x − μ)² (`EmulatedKernels.exactMoments`).
-    func complete<Scalar: NormScalar>(_ units: EmulatedUnits, x: SharedInput<Scalar>, setSize: Int)
+    /// The sets the lanes did not cover, from x (on `threads`); then μ and Σ(x − μ)² (`EmulatedKernels.exactMoments`).
+    func complete<Scalar: NormScalar>(_ units: EmulatedUnits, x: SharedInput<Scalar>, setSize: Int, threads: Int)
         -> (means: [Double], sumSquares: [Double]) {
-        for i in 0..<count where !covered[i] {
-            let (x0, sum, square) = units.shiftedSums(unit: i, x, centre: centre)
-            set(i, first: x0, sum: sum, square: square)
+        FastKernels.parallel(count, threads: threads) { range in
+            for i in range where !self.covered[i] {
+                let (x0, sum, square) = units.shiftedSums(unit: i, x, centre: self.centre)
+                self.set(i, first: x0, sum: sum, square: square)
+            }
         }
         return EmulatedKernels.exactMoments(first: first, sums: sums, squares: squares, count: count, setSize: setSize,
                                             centre: centre)

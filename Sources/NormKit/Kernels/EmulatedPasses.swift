@@ -145,7 +145,7 @@ struct EmulatedRun {
             means: doubles(meanValues), variances: doubles(varianceValues),
             unbiased: wantsUnbiased ? doubles(unbiasedValues) : nil,
             rstds: doubles(rstdValues), normalized: normalized, output: output, findings: findings,
-            exact: exact?.complete(EmulatedUnits(statisticsOf: layout), x: input, setSize: m),
+            exact: exact?.complete(EmulatedUnits(statisticsOf: layout), x: input, setSize: m, threads: threads),
             overflowed: overflowedSquare.withUnsafeBufferPointer { square in
                 overflowedSum.withUnsafeBufferPointer { sum in
                     [Bool](unsafeUninitializedCapacity: count) { out, initialized in
