@@ -114,29 +114,23 @@ extension Normalization {
         }
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
+            forward.input.scalars.withUnsafeBufferPointer { x in
+            narrowedGamma.withUnsafeMutableBufferPointer { ng in
+            narrowedBeta.withUnsafeMutableBufferPointer { nb in
                 if columnPath {
                     // BatchNorm per element keeps its few statistics; per-position ones are made again per tile, as
                     // are all float32 ones (the float32 lanes make x̂ as forward did, from x).
                     let given = spec.kind.hasRunningStatistics && Scalar.self != Float.self ? forward.statistics.values : nil
-                    forward.input.scalars.withUnsafeBufferPointer { x in
-                        narrowedGamma.withUnsafeMutableBufferPointer { ng in narrowedBeta.withUnsafeMutableBufferPointer { nb in
-                            narrowing = ColumnKernels.backward(
-                                spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans, rstds: given?.exactRstds,
-                                gamma: gamma, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads,
-                                narrowed: narrowed(ng, nb))
-                        }}
-                    }
+                    narrowing = ColumnKernels.backward(
+                        spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans, rstds: given?.exactRstds,
+                        gamma: gamma, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads,
+                        narrowed: narrowed(ng, nb))
                 } else {
-                    forward.input.scalars.withUnsafeBufferPointer { x in
-                        narrowedGamma.withUnsafeMutableBufferPointer { ng in narrowedBeta.withUnsafeMutableBufferPointer { nb in
-                            FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
-                                                 rstds: forward.exactRstds, gamma: gamma?.scalars, dx: out, dgamma: &dgamma,
-                                                 dbeta: &dbeta, threads: threads, rounder: rounder,
-                                                 narrowed: narrowed(ng, nb))
-                        }}
-                    }
+                    FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
+                                         rstds: forward.exactRstds, gamma: gamma?.scalars, dx: out, dgamma: &dgamma,
+                                         dbeta: &dbeta, threads: threads, rounder: rounder, narrowed: narrowed(ng, nb))
                 }
-            }
+            }}}}
             count = dy.count
         }
         return (dx, dgamma, dbeta, rounder?.finish(), narrowing ? (narrowedGamma, narrowedBeta) : nil)
