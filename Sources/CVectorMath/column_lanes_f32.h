@@ -51,6 +51,17 @@ enum { TILE = NORMLAB_COLUMN_TILE_F32, FOLD = 8 };
 #define narrow16(a) ({ d16 m_ = (a); v8f l_ = narrow8(m_.lo), h_ = narrow8(m_.hi);                                  \
                        __builtin_shufflevector(l_, h_, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15); })
 #define wstore16(p, a) do { d16 t_ = (a); wstore8((p), t_.lo); wstore8((p) + 8, t_.hi); } while (0)
+// Thirty-two columns (four registers), for the general loops' x̂ and y with γ and β per row.
+typedef float v32f __attribute__((vector_size(128)));
+typedef struct { d16 lo, hi; } d32;
+#define vec32 v32f
+#define load32(p) ({ v32f v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store32(p, v) do { v32f n_ = (v); memcpy((p), &n_, sizeof n_); } while (0)
+#define splat32(s) ((v32f){0} + (float)(s))
+#define widen32(v) ({ v32f z_ = (v);                                                                                  \
+    (d32){widen16(__builtin_shufflevector(z_, z_, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)),              \
+          widen16(__builtin_shufflevector(z_, z_, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31))}; })
+#define wstore32(p, a) do { d32 u_ = (a); wstore16((p), u_.lo); wstore16((p) + 16, u_.hi); } while (0)
 #define vec8 v8f
 #define vec1 float
 #define load8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
@@ -122,11 +133,19 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
     offset = DIVIDE(deviations, m);                                                                                   \
     squares = (offset * offset) * 2.0f;
 
-// total = Σ TERM over rows first…: in float32 for up to eight terms, else eight at a time added in Float64.
+// total = Σ TERM over rows first…: in float32 for up to eight terms, else eight at a time added in Float64. Up to
+// sixteen terms that is two float32 sums added once, and a sum of two float32 numbers made in Float64 and rounded to
+// float32 is the float32 sum (one rounding of the exact sum: Float64 carries more than twice float32's digits, so
+// its rounding is innocuous), so those add in float32 — the same bits, without the widening and narrowing.
 #define ROWS_SUM(W, total, first, TERM)                                                                               \
     if (rows - (first) <= FOLD) {                                                                                     \
         total = splat##W(0);                                                                                          \
         for (long r = (first); r < rows; r++) total += (TERM);                                                        \
+    } else if (rows - (first) <= 2 * FOLD) {                                                                          \
+        vec##W low_ = splat##W(0), high_ = splat##W(0);                                                               \
+        for (long r = (first); r < (first) + FOLD; r++) low_ += (TERM);                                               \
+        for (long r = (first) + FOLD; r < rows; r++) high_ += (TERM);                                                 \
+        total = low_ + high_;                                                                                         \
     } else {                                                                                                          \
         wide##W sum_ = wzero##W;                                                                                      \
         vec##W part_ = splat##W(0);                                                                                   \
@@ -142,6 +161,11 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
     if (rows <= FOLD) {                                                                                               \
         total_a = splat##W(0); total_b = splat##W(0);                                                                 \
         for (long r = 0; r < rows; r++) { BODY total_a += (TERM_A); total_b += (TERM_B); }                            \
+    } else if (rows <= 2 * FOLD) {                                                                                    \
+        vec##W low_a_ = splat##W(0), low_b_ = splat##W(0), high_a_ = splat##W(0), high_b_ = splat##W(0);              \
+        for (long r = 0; r < FOLD; r++) { BODY low_a_ += (TERM_A); low_b_ += (TERM_B); }                              \
+        for (long r = FOLD; r < rows; r++) { BODY high_a_ += (TERM_A); high_b_ += (TERM_B); }                         \
+        total_a = low_a_ + high_a_; total_b = low_b_ + high_b_;                                                       \
     } else {                                                                                                          \
         wide##W sum_a_ = wzero##W, sum_b_ = wzero##W;                                                                 \
         vec##W part_a_ = splat##W(0), part_b_ = splat##W(0);                                                          \
@@ -165,6 +189,17 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
         for (long r = 0; r < rows; r++) {                                                                             \
             BODY total_a += (TERM_A); total_b += (TERM_B); total_c += (TERM_C); total_d += (TERM_D);                  \
         }                                                                                                             \
+    } else if (rows <= 2 * FOLD) {                                                                                    \
+        vec##W low_a_ = splat##W(0), low_b_ = splat##W(0), low_c_ = splat##W(0), low_d_ = splat##W(0);                \
+        vec##W high_a_ = splat##W(0), high_b_ = splat##W(0), high_c_ = splat##W(0), high_d_ = splat##W(0);            \
+        for (long r = 0; r < FOLD; r++) {                                                                             \
+            BODY low_a_ += (TERM_A); low_b_ += (TERM_B); low_c_ += (TERM_C); low_d_ += (TERM_D);                      \
+        }                                                                                                             \
+        for (long r = FOLD; r < rows; r++) {                                                                          \
+            BODY high_a_ += (TERM_A); high_b_ += (TERM_B); high_c_ += (TERM_C); high_d_ += (TERM_D);                  \
+        }                                                                                                             \
+        total_a = low_a_ + high_a_; total_b = low_b_ + high_b_;                                                       \
+        total_c = low_c_ + high_c_; total_d = low_d_ + high_d_;                                                       \
     } else {                                                                                                          \
         wide##W sum_a_ = wzero##W, sum_b_ = wzero##W, sum_c_ = wzero##W, sum_d_ = wzero##W;                           \
         vec##W part_a_ = splat##W(0), part_b_ = splat##W(0), part_c_ = splat##W(0), part_d_ = splat##W(0);            \

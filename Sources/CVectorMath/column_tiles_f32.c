@@ -99,7 +99,7 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
         zeros8 += __builtin_shufflevector(zeros16, zeros16, 0, 1, 2, 3, 4, 5, 6, 7) +                                 \
                   __builtin_shufflevector(zeros16, zeros16, 8, 9, 10, 11, 12, 13, 14, 15);                            \
         zeros = (long)(((zeros8[0] + zeros8[1]) + (zeros8[2] + zeros8[3])) + ((zeros8[4] + zeros8[5]) + (zeros8[6] + zeros8[7]))) - zeros1; \
-        if (ok) {                                                                                                     \
+        if (ok && !rstd_later) {                                                                                      \
             for (j = 0; j + 8 <= part; j += 8) RSTD_STEP(8)                                                           \
             for (; j < part; j++) RSTD_STEP(1)                                                                        \
         }                                                                                                             \
@@ -144,6 +144,56 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
     }
 }
 
+// rstd = 1/√(σ² + eps) and the shift −(μ − μ₀)·rstd of the W columns at `at`, made from what c holds until then.
+#define RSTD_AT(W, at)                                                                                                \
+    {                                                                                                                 \
+        vec##W rstd_ = 1.0f / __builtin_elementwise_sqrt(load##W(c->rstd + (at)));                                    \
+        store##W(c->rstd + (at), rstd_);                                                                              \
+        store##W(c->shift + (at), -load##W(c->shift + (at)) * rstd_);                                                 \
+        if (rstd_out) wstore##W(rstd_out + (at), widen##W(rstd_));                                                    \
+    }
+
+// y with γ and β per row (`layer norm over=n,c`: a row is a channel of a sample), thirty-two columns at a time with
+// their constants in registers: one load of x per element rather than four (row after row, the constants came from
+// the stack, and the loads were the limit). Each block's rstd is made a block ahead (the tile's statistics leave
+// σ² + eps), so its square roots and divisions run beside the block before. The same operations per element as
+// normalise_tile.
+static inline __attribute__((always_inline)) void
+normalise_tile_row_affine(const normlab_column_sets *sets, tile_constants *c, const float *x, long part,
+                          normlab_column_affine affine, float *y, double *rstd_out, const long rows) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    float gammas[rows], betas[rows];
+    long at_row[rows];
+    for (long r = 0; r < rows; r++) {
+        gammas[r] = ((const float *)affine.gamma)[ROW_INDEX(r) * affine.row_stride];
+        betas[r] = ((const float *)affine.beta)[ROW_INDEX(r) * affine.row_stride];
+        at_row[r] = ROW_AT(r);
+    }
+    enum { BLOCK = 32 };
+    long j = 0;
+    if (BLOCK <= part) RSTD_AT(32, 0)
+    for (; j + BLOCK <= part; j += BLOCK) {
+        if (j + 2 * BLOCK <= part) RSTD_AT(32, j + BLOCK)
+        const vec32 mean = load32(c->mean + j), rstd = load32(c->rstd + j), shift = load32(c->shift + j);
+        for (long r = 0; r < rows; r++) {
+            const long at = at_row[r] + j;
+            const vec32 h = (load32(x + at) - mean) * rstd + shift;
+            store32(y + at, splat32(gammas[r]) * h + splat32(betas[r]));
+        }
+    }
+    const long rest = j;
+    for (; j + 8 <= part; j += 8) RSTD_AT(8, j)
+    for (; j < part; j++) RSTD_AT(1, j)
+    for (long r = 0; r < rows; r++) {
+        for (j = rest; j < part; j++) {
+            const long at = at_row[r] + j;
+            const float h = (x[at] - c->mean[j]) * c->rstd[j] + c->shift[j];
+            y[at] = gammas[r] * h + betas[r];
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void
 forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, normlab_column_affine all_affine,
               float *all_xhat, float *all_y, double *all_mean, double *all_variance, double *all_rstd,
@@ -168,6 +218,7 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         tile_constants c;
         int ok;
         long zeros;
+        const int row_affine = !xhat && y && gamma && beta && affine.column_stride == 0, rstd_later = row_affine;
         TILE_STATISTICS(ok, zeros)
         if (!ok) {
             normlab_columns_forward_f32_wide(sets, x, part, affine, xhat, y, mean_out, variance_out, rstd_out,
@@ -177,7 +228,7 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         *zero_variances += zeros;
         const int only_y = !xhat && y, per_element = affine.column_stride == 1;
         if (only_y && gamma && beta && per_element) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 1, 1, 1, rows);
-        else if (only_y && gamma && beta) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 1, 1, 0, rows);
+        else if (row_affine) normalise_tile_row_affine(sets, &c, x, part, affine, y, rstd_out, rows);
         else if (only_y && !gamma) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 0, 0, 0, rows);
         else normalise_tile(sets, &c, x, part, affine, xhat, y, xhat != 0, y != 0, gamma != 0, beta != 0, per_element, rows);
     }
@@ -343,6 +394,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         const int gradient_sums = !pair;
         float *const sums_dh = mean_terms, *const sums_dh_d = projections;
         int ok;
+        const int rstd_later = 0;
         long zeros;  // counted by forward; backward's sets are the same
         TILE_STATISTICS(ok, zeros)
         (void)zeros;
