@@ -218,11 +218,39 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
         total_d = narrow##W(wadd##W(sum_d_, widen##W(part_d_)));                                                      \
     }
 
+// The narrowed statistics from column j on (a tile's or block's own view of them).
+static inline normlab_narrowed_statistics narrowed_from(const normlab_narrowed_statistics *n, long j) {
+    return (normlab_narrowed_statistics){n->mean + j, n->variance + j, n->rstd + j, n->unbiased + j,
+                                         n->unbiased_divisor};
+}
+
+// Columns j ..< j + count that ran in the Float64 lanes: their statistics narrowed from the Float64 scratch, as the
+// caller would have narrowed them.
+static inline void narrow_from_wide(const normlab_narrowed_statistics *n, long j, const double *mean,
+                                    const double *variance, const double *rstd, const double *sum_squares,
+                                    long count) {
+    for (long i = j; i < j + count; i++) {
+        n->mean[i] = (float)mean[i];
+        n->variance[i] = (float)variance[i];
+        n->rstd[i] = (float)rstd[i];
+        n->unbiased[i] = (float)(sum_squares[i] / n->unbiased_divisor);
+    }
+}
+
+// The float32 μ, σ² and unbiased σ² of the W columns at j, from the lanes' values (μ = μ₀ + (μ − μ₀)).
+#define NARROWED_MOMENTS(W, n, mean, offset, variance, squares)                                                       \
+    {                                                                                                                 \
+        store##W((n)->mean + j, (mean) + (offset));                                                                   \
+        store##W((n)->variance + j, variance);                                                                        \
+        store##W((n)->unbiased + j, (squares) / splat##W((float)(n)->unbiased_divisor));                              \
+    }
+
 // The general loops, a tile of up to TILE columns at a time, for any number of rows (column_tiles_f32.c).
 void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
                                        normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                        double *variance_out, double *rstd_out, double *sum_squares_out,
-                                       long *zero_variances, int *finite);
+                                       long *zero_variances, int *finite,
+                                       const normlab_narrowed_statistics *narrowed);
 void normlab_columns_f32_backward_tiles(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                                         const double *given_mean, const double *given_rstd,
                                         normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,

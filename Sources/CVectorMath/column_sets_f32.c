@@ -69,14 +69,20 @@
             normlab_columns_forward_f32_wide(sets, x + j, W, shifted_affine, xhat ? xhat + j : 0, y ? y + j : 0,      \
                 mean_out ? mean_out + j : 0, variance_out ? variance_out + j : 0, rstd_out ? rstd_out + j : 0,        \
                 sum_squares_out ? sum_squares_out + j : 0, zero_variances, finite);                                   \
+            if (narrowed) narrow_from_wide(narrowed, j, mean_out, variance_out, rstd_out, sum_squares_out, W);        \
             j += W;                                                                                                   \
             continue;                                                                                                 \
         }                                                                                                             \
         zeros##W -= variance == 0;                                                                                    \
-        if (mean_out) wstore##W(mean_out + j, wadd##W(widen##W(mean), widen##W(offset)));                             \
-        if (variance_out) wstore##W(variance_out + j, widen##W(variance));                                            \
-        if (rstd_out) wstore##W(rstd_out + j, widen##W(rstd));                                                        \
-        if (sum_squares_out) wstore##W(sum_squares_out + j, widen##W(squares));                                       \
+        if (narrowed) {                                                                                               \
+            NARROWED_MOMENTS(W, narrowed, mean, offset, variance, squares)                                            \
+            store##W(narrowed->rstd + j, rstd);                                                                       \
+        } else {                                                                                                      \
+            if (mean_out) wstore##W(mean_out + j, wadd##W(widen##W(mean), widen##W(offset)));                         \
+            if (variance_out) wstore##W(variance_out + j, widen##W(variance));                                        \
+            if (rstd_out) wstore##W(rstd_out + j, widen##W(rstd));                                                    \
+            if (sum_squares_out) wstore##W(sum_squares_out + j, widen##W(squares));                                   \
+        }                                                                                                             \
         /* γ, β the same for every row (BatchNorm per element): read once for the block, before y's stores. */       \
         vec##W shared_g = splat##W(0), shared_b = splat##W(0);                                                        \
         if (shared_affine) shared_g = load##W(gamma + j), shared_b = load##W(beta + j);                               \
@@ -102,8 +108,8 @@
 static inline __attribute__((always_inline)) void
 forward_blocks(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine,
                float *xhat, float *y, double *mean_out, double *variance_out, double *rstd_out,
-               double *sum_squares_out, long *zero_variances, int *finite, const long fixed_rows,
-               const unsigned known) {
+               double *sum_squares_out, long *zero_variances, int *finite,
+               const normlab_narrowed_statistics *narrowed, const long fixed_rows, const unsigned known) {
     CONSTANTS
     const float *gamma = affine.gamma, *beta = affine.beta;
     const int element_affine = known & KNOWN_ELEMENT_AFFINE;
@@ -123,10 +129,12 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
         normlab_column_affine rest = affine;
         if (gamma) rest.gamma = gamma + j * per_element;
         if (beta) rest.beta = beta + j * per_element;
+        const normlab_narrowed_statistics narrowed_rest =
+            narrowed ? narrowed_from(narrowed, j) : (normlab_narrowed_statistics){0};
         normlab_columns_f32_forward_tiles(sets, x + j, width - j, rest, xhat ? xhat + j : 0, y ? y + j : 0,
                                           mean_out ? mean_out + j : 0, variance_out ? variance_out + j : 0,
                                           rstd_out ? rstd_out + j : 0, sum_squares_out ? sum_squares_out + j : 0,
-                                          zero_variances, finite);
+                                          zero_variances, finite, narrowed ? &narrowed_rest : 0);
     }
 }
 
@@ -148,15 +156,15 @@ static inline unsigned known_layout(const normlab_column_sets *sets, normlab_col
 static inline __attribute__((always_inline)) void
 forward_any(const normlab_column_sets *sets, const float *x, long width, normlab_column_affine affine, float *xhat,
             float *y, double *mean_out, double *variance_out, double *rstd_out, double *sum_squares_out,
-            long *zero_variances, int *finite, const long fixed_rows) {
+            long *zero_variances, int *finite, const normlab_narrowed_statistics *narrowed, const long fixed_rows) {
     if (fixed_rows > 8) {
         normlab_columns_f32_forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
-                                          sum_squares_out, zero_variances, finite);
+                                          sum_squares_out, zero_variances, finite, narrowed);
         return;
     }
     const unsigned known = !xhat && y && affine.beta ? known_layout(sets, affine) : 0;
     BY_KNOWN(known, forward_blocks, sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
-             zero_variances, finite, fixed_rows)
+             zero_variances, finite, narrowed, fixed_rows)
 }
 
 // A few small set sizes get loops of a known length (unrolled, no per-row tests); others the general loops.
@@ -172,9 +180,9 @@ NORMLAB_CLONES
 void normlab_columns_forward_f32(const normlab_column_sets *sets, const float *x, long width,
                                  normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                  double *variance_out, double *rstd_out, double *sum_squares_out,
-                                 long *zero_variances, int *finite) {
+                                 long *zero_variances, int *finite, const normlab_narrowed_statistics *narrowed) {
     BY_ROWS(forward_any, sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
-            zero_variances, finite)
+            zero_variances, finite, narrowed)
 }
 
 // Sums a block or tail made in Float64 (local: eight columns per sums row, rows by their index) added into the

@@ -70,9 +70,13 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
         store##W(c.mean + j, mean);                                                                                   \
         store##W(c.rstd + j, shifted);                                                                                \
         store##W(c.shift + j, offset);                                                                                \
-        if (mean_out) wstore##W(mean_out + j, wadd##W(widen##W(mean), widen##W(offset)));                             \
-        if (variance_out) wstore##W(variance_out + j, widen##W(variance));                                            \
-        if (sum_squares_out) wstore##W(sum_squares_out + j, widen##W(squares));                                       \
+        if (narrowed) {                                                                                               \
+            NARROWED_MOMENTS(W, narrowed, mean, offset, variance, squares)                                            \
+        } else {                                                                                                      \
+            if (mean_out) wstore##W(mean_out + j, wadd##W(widen##W(mean), widen##W(offset)));                         \
+            if (variance_out) wstore##W(variance_out + j, widen##W(variance));                                        \
+            if (sum_squares_out) wstore##W(sum_squares_out + j, widen##W(squares));                                   \
+        }                                                                                                             \
     }
 
 // A tile's statistics; 0 when a column's numbers are out of range (the tile then runs in Float64 lanes).
@@ -83,7 +87,8 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
         vec##W rstd = 1.0f / __builtin_elementwise_sqrt(load##W(c.rstd + j));                                         \
         store##W(c.rstd + j, rstd);                                                                                   \
         store##W(c.shift + j, -load##W(c.shift + j) * rstd);                                                          \
-        if (rstd_out) wstore##W(rstd_out + j, widen##W(rstd));                                                        \
+        if (narrowed) store##W(narrowed->rstd + j, rstd);                                                             \
+        else if (rstd_out) wstore##W(rstd_out + j, widen##W(rstd));                                                   \
     }
 
 #define TILE_STATISTICS(ok, zeros)                                                                                    \
@@ -150,7 +155,8 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
         vec##W rstd_ = 1.0f / __builtin_elementwise_sqrt(load##W(c->rstd + (at)));                                    \
         store##W(c->rstd + (at), rstd_);                                                                              \
         store##W(c->shift + (at), -load##W(c->shift + (at)) * rstd_);                                                 \
-        if (rstd_out) wstore##W(rstd_out + (at), widen##W(rstd_));                                                    \
+        if (narrowed) store##W(narrowed->rstd + (at), rstd_);                                                         \
+        else if (rstd_out) wstore##W(rstd_out + (at), widen##W(rstd_));                                               \
     }
 
 // y with γ and β per row (`layer norm over=n,c`: a row is a channel of a sample), thirty-two columns at a time with
@@ -160,7 +166,8 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
 // normalise_tile.
 static inline __attribute__((always_inline)) void
 normalise_tile_row_affine(const normlab_column_sets *sets, tile_constants *c, const float *x, long part,
-                          normlab_column_affine affine, float *y, double *rstd_out, const long rows) {
+                          normlab_column_affine affine, float *y, double *rstd_out,
+                          const normlab_narrowed_statistics *narrowed, const long rows) {
     const long stride = sets->row_stride;
     const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
     float gammas[rows], betas[rows];
@@ -197,7 +204,8 @@ normalise_tile_row_affine(const normlab_column_sets *sets, tile_constants *c, co
 static inline __attribute__((always_inline)) void
 forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, normlab_column_affine all_affine,
               float *all_xhat, float *all_y, double *all_mean, double *all_variance, double *all_rstd,
-              double *all_sum_squares, long *zero_variances, int *finite, const long fixed_rows) {
+              double *all_sum_squares, long *zero_variances, int *finite,
+              const normlab_narrowed_statistics *all_narrowed, const long fixed_rows) {
     const unsigned known = 0;
     CONSTANTS
     // Forward makes no gradient sums.
@@ -215,6 +223,9 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         double *mean_out = all_mean ? all_mean + first : 0, *variance_out = all_variance ? all_variance + first : 0;
         double *rstd_out = all_rstd ? all_rstd + first : 0;
         double *sum_squares_out = all_sum_squares ? all_sum_squares + first : 0;
+        const normlab_narrowed_statistics narrowed_tile = all_narrowed ? narrowed_from(all_narrowed, first)
+                                                                       : (normlab_narrowed_statistics){0};
+        const normlab_narrowed_statistics *narrowed = all_narrowed ? &narrowed_tile : 0;
         tile_constants c;
         int ok;
         long zeros;
@@ -223,12 +234,13 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         if (!ok) {
             normlab_columns_forward_f32_wide(sets, x, part, affine, xhat, y, mean_out, variance_out, rstd_out,
                                              sum_squares_out, zero_variances, finite);
+            if (narrowed) narrow_from_wide(narrowed, 0, mean_out, variance_out, rstd_out, sum_squares_out, part);
             continue;
         }
         *zero_variances += zeros;
         const int only_y = !xhat && y, per_element = affine.column_stride == 1;
         if (only_y && gamma && beta && per_element) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 1, 1, 1, rows);
-        else if (row_affine) normalise_tile_row_affine(sets, &c, x, part, affine, y, rstd_out, rows);
+        else if (row_affine) normalise_tile_row_affine(sets, &c, x, part, affine, y, rstd_out, narrowed, rows);
         else if (only_y && !gamma) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 0, 0, 0, rows);
         else normalise_tile(sets, &c, x, part, affine, xhat, y, xhat != 0, y != 0, gamma != 0, beta != 0, per_element, rows);
     }
@@ -381,6 +393,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
     const int gamma_kind = shared_terms ? GAMMA_NONE : declared_gamma;
     const int sums_kind = shared_terms ? SUMS_NONE : declared_sums;
     double *const mean_out = 0, *const variance_out = 0, *const rstd_out = 0, *const sum_squares_out = 0;
+    const normlab_narrowed_statistics *const narrowed = 0;
     for (long first = 0; first < width; first += TILE) {
         const long part = width - first < TILE ? width - first : TILE;
         normlab_column_affine affine = all_affine;
@@ -460,13 +473,14 @@ NORMLAB_CLONES
 void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
                                        normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                        double *variance_out, double *rstd_out, double *sum_squares_out,
-                                       long *zero_variances, int *finite) {
+                                       long *zero_variances, int *finite,
+                                       const normlab_narrowed_statistics *narrowed) {
     if (sets->rows == 16)  // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`)
         forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
-                      zero_variances, finite, 16);
+                      zero_variances, finite, narrowed, 16);
     else
         forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
-                      zero_variances, finite, sets->rows);
+                      zero_variances, finite, narrowed, sets->rows);
 }
 
 NORMLAB_CLONES

@@ -32,15 +32,28 @@ typedef struct normlab_column_affine {
     long column_stride;
 } normlab_column_affine;
 
+/// The float32 lanes' statistics in float32 (BatchNorm's, kept as tensors), each the float32 value nearest the Float64
+/// one the lanes would otherwise write — μ, σ², rstd and Σ(x − μ)²/unbiased_divisor — made from the lanes' float32
+/// values in float32 (a sum or quotient of two float32 numbers rounded once from Float64 is the float32 sum or
+/// quotient). unbiased_divisor (m − 1) must be exact in float32.
+typedef struct normlab_narrowed_statistics {
+    float *mean;
+    float *variance;
+    float *rstd;
+    float *unbiased;
+    double unbiased_divisor;
+} normlab_narrowed_statistics;
+
 /// One tile forward: statistics per column, then y = γ·x̂ + β with x̂ = (x − μ)·rstd — for float64 in double lanes
 /// (column_sets.c); for float32 in float32 lanes with Float64 where sums grow (column_sets_f32.c, which hands a tile
 /// outside float32's range to the double lanes). xhat, y, mean_out, variance_out, rstd_out and sum_squares_out
 /// (Σ(x − μ)², before the division) may be NULL (not written). Adds the count of zero variances to *zero_variances and clears *finite when a mean or variance is
-/// not finite.
+/// not finite. With `narrowed` (float32 only), the statistics go there in float32 instead, and the four Float64 arrays
+/// (all given) are scratch: only columns run in the Float64 lanes write them (then narrowed from them).
 void normlab_columns_forward_f32(const normlab_column_sets *sets, const float *x, long width,
                                  normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                  double *variance_out, double *rstd_out, double *sum_squares_out, long *zero_variances,
-                                 int *finite);
+                                 int *finite, const normlab_narrowed_statistics *narrowed);
 void normlab_columns_forward_f64(const normlab_column_sets *sets, const double *x, long width,
                                  normlab_column_affine affine, double *xhat, double *y, double *mean_out,
                                  double *variance_out, double *rstd_out, double *sum_squares_out, long *zero_variances,

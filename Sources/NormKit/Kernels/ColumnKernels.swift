@@ -176,7 +176,8 @@ enum ColumnKernels {
     @inline(__always)
     static func forwardTile<S: NormScalar>(
         _ layout: Layout, x: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
-        xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, outputs: inout TileOutputs
+        xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, outputs: inout TileOutputs,
+        narrowed: inout normlab_narrowed_statistics?
     ) {
         var sets = layout.sets
         var zeros = 0
@@ -185,8 +186,13 @@ enum ColumnKernels {
             func f(_ p: UnsafeMutablePointer<S>?) -> UnsafeMutablePointer<Float>? {
                 p.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: Float.self) }
             }
-            normlab_columns_forward_f32(&sets, f(x), width, affine, f(xhat), f(y), outputs.mean, outputs.variance,
-                                        outputs.rstd, outputs.sumSquares, &zeros, &outputs.finite)
+            if narrowed != nil {
+                normlab_columns_forward_f32(&sets, f(x), width, affine, f(xhat), f(y), outputs.mean, outputs.variance,
+                                            outputs.rstd, outputs.sumSquares, &zeros, &outputs.finite, &narrowed!)
+            } else {
+                normlab_columns_forward_f32(&sets, f(x), width, affine, f(xhat), f(y), outputs.mean, outputs.variance,
+                                            outputs.rstd, outputs.sumSquares, &zeros, &outputs.finite, nil)
+            }
         } else {
             func d(_ p: UnsafePointer<S>) -> UnsafePointer<Double> { UnsafeRawPointer(p).assumingMemoryBound(to: Double.self) }
             func d(_ p: UnsafeMutablePointer<S>?) -> UnsafeMutablePointer<Double>? {

@@ -39,6 +39,19 @@ extension ColumnKernels {
                 unbiased[i] = S(fromDouble: sumSquares[i] / unbiasedDivisor)
             }
         }
+
+        /// Whether the float32 kernels can write these values themselves (`kernelView`): float32, and m − 1 exact
+        /// in float32 (they divide in float32).
+        var kernelNarrows: Bool { S.self == Float.self && Double(Float(unbiasedDivisor)) == unbiasedDivisor }
+
+        /// Values `first…` as the float32 kernels write them (when `kernelNarrows`).
+        func kernelView(at first: Int) -> normlab_narrowed_statistics {
+            func float(_ p: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<Float> {
+                UnsafeMutableRawPointer(p + first).assumingMemoryBound(to: Float.self)
+            }
+            return normlab_narrowed_statistics(mean: float(mean), variance: float(variance), rstd: float(rstd),
+                                               unbiased: float(unbiased), unbiased_divisor: unbiasedDivisor)
+        }
     }
 
     /// y and/or x̂ (either may be nil) and, with `statistics`, μ, σ², rstd and Σ(x − μ)² per set, in Float64; with
@@ -82,6 +95,9 @@ extension ColumnKernels {
             nonisolated(unsafe) let all = all
             FastKernels.parallel(units, threads: threads) { range in
                 let width = all == nil && narrowing != nil ? layout.width : 0
+                // float32: the kernel writes the narrowed values itself (the scratch is then only for columns it
+                // runs in Float64 lanes).
+                let kernelNarrowing = width == 0 ? nil : narrowing.flatMap { $0.kernelNarrows ? $0 : nil }
                 let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 4 * width)
                 defer { scratch.deallocate() }
                 let tileStatistics = width == 0 ? nil : FastKernels.Statistics.Pointers(
@@ -94,10 +110,14 @@ extension ColumnKernels {
                     let (stats, first) = all.map { ($0, at) } ?? (tileStatistics, 0)
                     var outputs = TileOutputs(mean: stats.map { $0.means + first }, variance: stats.map { $0.variances + first },
                                               rstd: stats.map { $0.rstds + first }, sumSquares: stats.map { $0.sumSquares + first })
+                    var kernelView = kernelNarrowing?.kernelView(at: at)
                     forwardTile(layout, x: xp + offset, width: columns.count,
                                 affine: parameters.affine(block: b, first: columns.lowerBound),
-                                xhat: hp.map { $0 + offset }, y: yp.map { $0 + offset }, outputs: &outputs)
-                    if let narrowing, let stats { narrowing.narrow(stats, from: first, at: at, count: columns.count) }
+                                xhat: hp.map { $0 + offset }, y: yp.map { $0 + offset }, outputs: &outputs,
+                                narrowed: &kernelView)
+                    if kernelView == nil, let narrowing, let stats {
+                        narrowing.narrow(stats, from: first, at: at, count: columns.count)
+                    }
                     zeroOut[unit] = outputs.zeroVariances
                     finiteOut[unit] = outputs.finite
                     if let summaryParts, let yp {
