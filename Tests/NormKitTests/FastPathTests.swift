@@ -218,17 +218,24 @@ import Testing
     }
 
     /// BatchNorm per element and with grouped channels in float32: forward writes μ, σ², rstd and the unbiased σ² in
-    /// float32 only (each tile's Float64 values in a scratch buffer); their Float64 forms, which backward in float32
-    /// does not read, are made when read — and are the ones the float32 values were rounded from.
+    /// float32 only (the kernel writes them; columns it runs in Float64 lanes go through a scratch buffer and are
+    /// narrowed there); their Float64 forms, which backward in float32 does not read, are made when read — and are the
+    /// ones the float32 values were rounded from. `huge`: position 5's values are scaled by 3e18 (σ² beyond 2¹²⁰), so
+    /// the blocks or tiles holding it run in Float64 lanes.
     @Test func float32BatchNormKeepsNoFloat64Statistics() throws {
         var perElement = try LayerSpec(kind: .batchnorm)
         perElement.apply(.pydllib)
         var grouped = try LayerSpec(kind: .batchnorm)
         grouped.groups = 2
         grouped.reduce = .channels
-        for (spec, dims) in [(perElement, [8, 3, 29]), (perElement, [11, 4, 9]), (grouped, [5, 6, 37])] {
+        let cases = [(perElement, [8, 3, 29], false), (perElement, [11, 4, 9], false), (grouped, [5, 6, 37], false),
+                     (perElement, [8, 3, 29], true), (grouped, [5, 6, 37], true)]
+        for (spec, dims, huge) in cases {
             let shape = try Shape(dims)
-            let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 51).map { 3 + $0 }.converted()
+            let positions = dims.last!
+            var values = Tensor<Double>.randn(shape, seed: 51).map { 3 + $0 }.scalars
+            for i in values.indices where huge && i % positions == 5 { values[i] *= 3e18 }
+            let x: Tensor<Float> = Tensor(uncheckedShape: shape, scalars: values).converted()
             let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 52).converted()
             let fast = try Normalization.forward(spec: spec, input: x, gamma: nil, beta: nil, threads: 2)
             #expect(!fast.statistics.isMade && fast.unbiasedVariance != nil, "\(dims)")
@@ -243,6 +250,7 @@ import Testing
             let worst = zip(fast.unbiasedVariance!.scalars, reference.unbiasedVariance!.scalars)
                 .map { abs(Double($0) - Double($1)) / max(1e-30, abs(Double($1))) }.max() ?? 0
             #expect(worst <= 1e-5, "\(dims): unbiased variance off by \(worst) relative")
+            if huge { #expect(fast.variance.scalars[5] > 0x1p120, "\(dims): position 5 is not out of range") }
         }
     }
 
