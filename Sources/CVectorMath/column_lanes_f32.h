@@ -2,8 +2,9 @@
 #define NORMLAB_COLUMN_LANES_F32_H
 
 // What the float32 column kernels share (column_sets_f32.c: blocks of eight columns from registers, and the entry
-// points; column_tiles_f32.c: the general loops over a tile): vector types, loads and stores of eight columns or one,
-// Float64 accumulators, row sums that fold into Float64 every eight rows, and the set's constants.
+// points; column_tiles_forward_f32.c and column_tiles_f32.c: the general loops over a tile): vector types, loads and
+// stores of eight columns or one, Float64 accumulators, row sums that fold into Float64 every eight rows, and the
+// set's constants.
 #include "column_sets.h"
 
 #include <string.h>
@@ -245,7 +246,8 @@ static inline void narrow_from_wide(const normlab_narrowed_statistics *n, long j
         store##W((n)->unbiased + j, (squares) / splat##W((float)(n)->unbiased_divisor));                              \
     }
 
-// The general loops, a tile of up to TILE columns at a time, for any number of rows (column_tiles_f32.c).
+// The general loops, a tile of up to TILE columns at a time, for any number of rows (column_tiles_forward_f32.c,
+// column_tiles_f32.c).
 void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
                                        normlab_column_affine affine, float *xhat, float *y, double *mean_out,
                                        double *variance_out, double *rstd_out, double *sum_squares_out,

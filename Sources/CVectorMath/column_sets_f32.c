@@ -23,7 +23,7 @@
 
 // Sets of at most eight rows, eight columns at a time (forward: sixteen, then eight), each block once from memory to
 // registers: its rows are loaded once, and statistics, x̂ and y (forward) or the two sums and dx (backward) are made
-// from the registers — the same operations in the same order as the general loops (column_tiles_f32.c), so the same
+// from the registers — the same operations in the same order as the general loops (column_tiles_*f32.c), so the same
 // bits; except backward with γ shared by a column's rows (BatchNorm per element), whose dx takes γ into its scale
 // (BACKWARD_BLOCK). A block out of range runs in the Float64 lanes alone (its columns). Columns past the last whole
 // block: forward's take the general loops, backward's the block's code one lane wide (so a column's dx is the same

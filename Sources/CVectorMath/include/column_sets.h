@@ -4,7 +4,7 @@
 /// Columns (statistics sets) whose statistics a call keeps on the stack, in L1; a wider call runs in tiles of this
 /// many unless it is given (forward: writes) μ, σ² and rstd arrays itself.
 #define NORMLAB_COLUMN_TILE 256
-/// The float32 loops' largest tile (column_tiles_f32.c): a call of up to this many columns runs as one tile, so each
+/// The float32 loops' largest tile (column_tiles_f32.h): a call of up to this many columns runs as one tile, so each
 /// row is read and written in one run (the caller picks widths that keep a tile's rows in L2).
 #define NORMLAB_COLUMN_TILE_F32 4096
 

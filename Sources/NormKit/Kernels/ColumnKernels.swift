@@ -1,7 +1,7 @@
 import CVectorMath
 
 /// The fast path for statistics sets that are columns of rows (the C kernels: `CVectorMath/column_sets.c` in Float64
-/// lanes for float64; `column_sets_f32.c` and `column_tiles_f32.c` in float32 lanes for float32):
+/// lanes for float64; `column_sets_f32.c` and the `column_tiles` files in float32 lanes for float32):
 ///
 /// | layer                                     | block of rows             | rows (m)  | row stride | columns  |
 /// |-------------------------------------------|---------------------------|-----------|------------|----------|

@@ -1,0 +1,158 @@
+// The float32 column kernels' general loops, forward (see column_sets_f32.c for the arithmetic): a tile's statistics
+// for every column first, one loop of square roots and divisions, then x̂ and y, each row loop reading the tile's rows
+// again from L1. They run sets of more than eight rows and the columns after the last block of sixteen or eight.
+#include "column_tiles_f32.h"
+
+#pragma clang fp contract(off)
+
+#include "clones.h"
+
+// x̂ and y of row r at the columns at j (`at` its offset): each element alone, so rows may go in any order.
+#define NORMALISE_STEP(W)                                                                                             \
+    {                                                                                                                 \
+        const long at = row + j;                                                                                      \
+        vec##W h = (load##W(x + at) - load##W(c->mean + j)) * load##W(c->rstd + j) + load##W(c->shift + j);           \
+        if (has_xhat) store##W(xhat + at, h);                                                                         \
+        if (has_y) {                                                                                                  \
+            if (!has_gamma) {                                                                                         \
+                store##W(y + at, h);                                                                                  \
+            } else {                                                                                                  \
+                const long p = parameters + j;                                                                        \
+                vec##W g = per_element ? load##W(gamma + p) : splat##W(row_gamma);                                    \
+                vec##W b = !has_beta ? splat##W(0) : per_element ? load##W(beta + p) : splat##W(row_beta);            \
+                store##W(y + at, g * h + b);                                                                          \
+            }                                                                                                         \
+        }                                                                                                             \
+    }
+
+// x̂ and y of a tile, row after row (each row's x read and y written as one run, rather than all the rows' streams
+// eight columns at a time); called with constant flags for the common cases, so each gets loops without their tests.
+static inline __attribute__((always_inline)) void
+normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
+               normlab_column_affine affine, float *xhat, float *y, const int has_xhat, const int has_y,
+               const int has_gamma, const int has_beta, const long per_element, const long rows) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    const float *gamma = affine.gamma, *beta = affine.beta;
+    for (long r = 0; r < rows; r++) {
+        const long row = ROW_AT(r), parameters = ROW_INDEX(r) * affine.row_stride;
+        // γ and β per channel: one value for the whole row, read once.
+        const float row_gamma = has_gamma && !per_element ? gamma[parameters] : 0;
+        const float row_beta = has_beta && !per_element ? beta[parameters] : 0;
+        (void)parameters; (void)row_gamma; (void)row_beta;
+        long j = 0;
+        for (; j + 8 <= part; j += 8) NORMALISE_STEP(8)
+        for (; j < part; j++) NORMALISE_STEP(1)
+    }
+}
+
+// rstd = 1/√(σ² + eps) and the shift −(μ − μ₀)·rstd of the W columns at `at`, made from what c holds until then.
+#define RSTD_AT(W, at)                                                                                                \
+    {                                                                                                                 \
+        vec##W rstd_ = 1.0f / __builtin_elementwise_sqrt(load##W(c->rstd + (at)));                                    \
+        store##W(c->rstd + (at), rstd_);                                                                              \
+        store##W(c->shift + (at), -load##W(c->shift + (at)) * rstd_);                                                 \
+        if (narrowed) store##W(narrowed->rstd + (at), rstd_);                                                         \
+        else if (rstd_out) wstore##W(rstd_out + (at), widen##W(rstd_));                                               \
+    }
+
+// y with γ and β per row (`layer norm over=n,c`: a row is a channel of a sample), thirty-two columns at a time with
+// their constants in registers: one load of x per element rather than four (row after row, the constants came from
+// the stack, and the loads were the limit). Each block's rstd is made a block ahead (the tile's statistics leave
+// σ² + eps), so its square roots and divisions run beside the block before. The same operations per element as
+// normalise_tile.
+static inline __attribute__((always_inline)) void
+normalise_tile_row_affine(const normlab_column_sets *sets, tile_constants *c, const float *x, long part,
+                          normlab_column_affine affine, float *y, double *rstd_out,
+                          const normlab_narrowed_statistics *narrowed, const long rows) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    float gammas[rows], betas[rows];
+    long at_row[rows];
+    for (long r = 0; r < rows; r++) {
+        gammas[r] = ((const float *)affine.gamma)[ROW_INDEX(r) * affine.row_stride];
+        betas[r] = ((const float *)affine.beta)[ROW_INDEX(r) * affine.row_stride];
+        at_row[r] = ROW_AT(r);
+    }
+    enum { BLOCK = 32 };
+    long j = 0;
+    if (BLOCK <= part) RSTD_AT(32, 0)
+    for (; j + BLOCK <= part; j += BLOCK) {
+        if (j + 2 * BLOCK <= part) RSTD_AT(32, j + BLOCK)
+        const vec32 mean = load32(c->mean + j), rstd = load32(c->rstd + j), shift = load32(c->shift + j);
+        for (long r = 0; r < rows; r++) {
+            const long at = at_row[r] + j;
+            const vec32 h = (load32(x + at) - mean) * rstd + shift;
+            store32(y + at, splat32(gammas[r]) * h + splat32(betas[r]));
+        }
+    }
+    const long rest = j;
+    for (; j + 8 <= part; j += 8) RSTD_AT(8, j)
+    for (; j < part; j++) RSTD_AT(1, j)
+    for (long r = 0; r < rows; r++) {
+        for (j = rest; j < part; j++) {
+            const long at = at_row[r] + j;
+            const float h = (x[at] - c->mean[j]) * c->rstd[j] + c->shift[j];
+            y[at] = gammas[r] * h + betas[r];
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void
+forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, normlab_column_affine all_affine,
+              float *all_xhat, float *all_y, double *all_mean, double *all_variance, double *all_rstd,
+              double *all_sum_squares, long *zero_variances, int *finite,
+              const normlab_narrowed_statistics *all_narrowed, const long fixed_rows) {
+    const unsigned known = 0;
+    CONSTANTS
+    // Forward makes no gradient sums.
+    const int gradient_sums = 0, gamma_kind = GAMMA_NONE;
+    const float *const dy = 0;
+    float *const sums_dh = 0, *const sums_dh_d = 0;
+    (void)dy; (void)sums_dh; (void)sums_dh_d;
+    for (long first = 0; first < width; first += TILE) {
+        const long part = width - first < TILE ? width - first : TILE;
+        normlab_column_affine affine = all_affine;
+        if (affine.gamma) affine.gamma = (const float *)affine.gamma + first * affine.column_stride;
+        if (affine.beta) affine.beta = (const float *)affine.beta + first * affine.column_stride;
+        const float *x = all_x + first, *gamma = affine.gamma, *beta = affine.beta;
+        float *xhat = all_xhat ? all_xhat + first : 0, *y = all_y ? all_y + first : 0;
+        double *mean_out = all_mean ? all_mean + first : 0, *variance_out = all_variance ? all_variance + first : 0;
+        double *rstd_out = all_rstd ? all_rstd + first : 0;
+        double *sum_squares_out = all_sum_squares ? all_sum_squares + first : 0;
+        const normlab_narrowed_statistics narrowed_tile = all_narrowed ? narrowed_from(all_narrowed, first)
+                                                                       : (normlab_narrowed_statistics){0};
+        const normlab_narrowed_statistics *narrowed = all_narrowed ? &narrowed_tile : 0;
+        tile_constants c;
+        int ok;
+        long zeros;
+        const int row_affine = !xhat && y && gamma && beta && affine.column_stride == 0, rstd_later = row_affine;
+        TILE_STATISTICS(ok, zeros)
+        if (!ok) {
+            normlab_columns_forward_f32_wide(sets, x, part, affine, xhat, y, mean_out, variance_out, rstd_out,
+                                             sum_squares_out, zero_variances, finite);
+            if (narrowed) narrow_from_wide(narrowed, 0, mean_out, variance_out, rstd_out, sum_squares_out, part);
+            continue;
+        }
+        *zero_variances += zeros;
+        const int only_y = !xhat && y, per_element = affine.column_stride == 1;
+        if (only_y && gamma && beta && per_element) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 1, 1, 1, rows);
+        else if (row_affine) normalise_tile_row_affine(sets, &c, x, part, affine, y, rstd_out, narrowed, rows);
+        else if (only_y && !gamma) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 0, 0, 0, rows);
+        else normalise_tile(sets, &c, x, part, affine, xhat, y, xhat != 0, y != 0, gamma != 0, beta != 0, per_element, rows);
+    }
+}
+
+NORMLAB_CLONES
+void normlab_columns_f32_forward_tiles(const normlab_column_sets *sets, const float *x, long width,
+                                       normlab_column_affine affine, float *xhat, float *y, double *mean_out,
+                                       double *variance_out, double *rstd_out, double *sum_squares_out,
+                                       long *zero_variances, int *finite,
+                                       const normlab_narrowed_statistics *narrowed) {
+    if (sets->rows == 16)  // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`)
+        forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                      zero_variances, finite, narrowed, 16);
+    else
+        forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out, sum_squares_out,
+                      zero_variances, finite, narrowed, sets->rows);
+}
