@@ -88,6 +88,10 @@ typedef struct { d16 lo, hi; } d32;
 #define widen1(v) ((double)(v))
 #define wadd8(a, b) ({ d8 a_ = (a), b_ = (b); (d8){a_.lo + b_.lo, a_.hi + b_.hi}; })
 #define wadd1(a, b) ((a) + (b))
+#define wmul8(a, s) ({ d8 a_ = (a); (d8){a_.lo * (s), a_.hi * (s)}; })
+#define wmul1(a, s) ((a) * (s))
+#define wdiv8(a, s) ({ d8 a_ = (a); (d8){a_.lo / (s), a_.hi / (s)}; })
+#define wdiv1(a, s) ((a) / (s))
 #define narrow8(a) ({ d8 n_ = (a); __builtin_shufflevector(__builtin_convertvector(n_.lo, v4f),                        \
                                                             __builtin_convertvector(n_.hi, v4f), 0, 1, 2, 3, 4, 5, 6, 7); })
 #define narrow1(a) ((float)(a))

@@ -246,14 +246,21 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
         if (!all##W(ok)) {                                                                                            \
             normlab_column_affine shifted_affine = affine;                                                            \
             if (gamma) shifted_affine.gamma = gamma + j * per_element;                                                \
-            if (float_sums) {                                                                                         \
+            if (float_sums || narrowed_sums) {                                                                        \
                 memset(local_dy, 0, sizeof local_dy);                                                                 \
                 memset(local_dy_xhat, 0, sizeof local_dy_xhat);                                                       \
                 normlab_columns_backward_f32_wide(sets, x + j, dy + j, W, given_mean ? given_mean + j : 0,            \
                                                   given_rstd ? given_rstd + j : 0, shifted_affine, dx + j, local_dy,  \
                                                   local_dy_xhat, sums_row_stride ? 8 : 0, 1);                         \
-                add_local_sums(sets, float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, W,             \
-                               sums_row_stride);                                                                      \
+                if (narrowed_sums) {                                                                                  \
+                    normlab_narrow_sums(narrowed_sums->gamma + j, local_dy_xhat, W, narrowed_sums->scaling,           \
+                                        narrowed_sums->factor);                                                       \
+                    normlab_narrow_sums(narrowed_sums->beta + j, local_dy, W, narrowed_sums->scaling,                 \
+                                        narrowed_sums->factor);                                                       \
+                } else {                                                                                              \
+                    add_local_sums(sets, float_sum_dy + j, float_sum_dy_xhat + j, local_dy, local_dy_xhat, W,         \
+                                   sums_row_stride);                                                                  \
+                }                                                                                                     \
             } else {                                                                                                  \
                 normlab_columns_backward_f32_wide(sets, x + j, dy + j, W, given_mean ? given_mean + j : 0,            \
                                                   given_rstd ? given_rstd + j : 0, shifted_affine, dx + j,            \
@@ -286,7 +293,10 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
             }                                                                                                         \
         }                                                                                                             \
         if (shared_terms) column_dy = sum, column_dy_xhat = sum_products;                                             \
-        if (sum_dy && sums_row_stride == 0) {                                                                         \
+        if (narrowed_sums) {                                                                                          \
+            NARROWED_SUMS_STORE(W, narrowed_sums->gamma + j, column_dy_xhat)                                          \
+            NARROWED_SUMS_STORE(W, narrowed_sums->beta + j, column_dy)                                                \
+        } else if (sum_dy && sums_row_stride == 0) {                                                                  \
             if (float_sums) {                                                                                         \
                 store##W(float_sum_dy + j, load##W(float_sum_dy + j) + column_dy);                                    \
                 store##W(float_sum_dy_xhat + j, load##W(float_sum_dy_xhat + j) + column_dy_xhat);                     \
@@ -297,19 +307,31 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
         }                                                                                                             \
     }
 
+// A block's column sums (dγ's or dβ's, whole: a block holds every row of its columns) narrowed to float32 as
+// normlab_narrow_sums narrows 0 + the sum in Float64 (the sum, exactly: a float32 sum started from +0 is never −0).
+#define NARROWED_SUMS_STORE(W, p, column_sum)                                                                         \
+    {                                                                                                                 \
+        wide##W v_ = widen##W(column_sum);                                                                            \
+        if (narrowed_sums->scaling == 1) v_ = wmul##W(v_, narrowed_sums->factor);                                    \
+        else if (narrowed_sums->scaling != 0) v_ = wdiv##W(v_, narrowed_sums->factor);                               \
+        store##W(p, narrow##W(v_));                                                                                   \
+    }
+
 // Backward by blocks of eight columns, then one column at a time (sets of at most eight rows; per-element sums or
 // none), as forward_blocks.
 static inline __attribute__((always_inline)) void
 backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                 const double *given_mean, const double *given_rstd, normlab_column_affine affine, float *dx,
                 double *sum_dy, double *sum_dy_xhat, float *float_sum_dy, float *float_sum_dy_xhat,
-                long sums_row_stride, const long fixed_rows, const unsigned known) {
+                const normlab_narrowed_sums *narrowed_sums, long sums_row_stride, const long fixed_rows,
+                const unsigned known) {
     CONSTANTS
     // float_sums: the per-element sums are float32 arrays (the caller adds them into Float64 every eight samples);
-    // a block that runs elsewhere sums into Float64 here first.
+    // a block that runs elsewhere sums into Float64 here first. narrowed_sums: each column's sums are whole in its
+    // block (one sum per element, sums_row_stride 0) and go straight to float32 dγ and dβ.
     const int float_sums = float_sum_dy != 0;
     double local_dy[8 * 8], local_dy_xhat[8 * 8];
-    if (float_sums) sum_dy = local_dy, sum_dy_xhat = local_dy_xhat;
+    if (float_sums || narrowed_sums) sum_dy = local_dy, sum_dy_xhat = local_dy_xhat;
     const float *gamma = affine.gamma;
     const int element_affine = known & KNOWN_ELEMENT_AFFINE;
     const long per_element = element_affine ? 1 : affine.column_stride;
@@ -330,7 +352,7 @@ backward_any(const normlab_column_sets *sets, const float *x, const float *dy, l
         return;
     }
     BY_KNOWN(known_layout(sets, affine), backward_blocks, sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy,
-             sum_dy_xhat, 0, 0, sums_row_stride, fixed_rows)
+             sum_dy_xhat, 0, 0, 0, sums_row_stride, fixed_rows)
 }
 
 NORMLAB_CLONES
@@ -347,7 +369,7 @@ backward_float_sums(const normlab_column_sets *sets, const float *x, const float
                     normlab_column_affine affine, float *dx, float *sum_dy, float *sum_dy_xhat, long sums_row_stride,
                     const long fixed_rows) {
     BY_KNOWN(known_layout(sets, affine), backward_blocks, sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy,
-             sum_dy_xhat, sums_row_stride, fixed_rows)
+             sum_dy_xhat, 0, sums_row_stride, fixed_rows)
 }
 
 NORMLAB_CLONES
@@ -355,4 +377,19 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
                                              long width, normlab_column_affine affine, float *dx, float *sum_dy,
                                              float *sum_dy_xhat, long sums_row_stride) {
     BY_ROWS(backward_float_sums, sets, x, dy, width, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride)
+}
+
+static inline __attribute__((always_inline)) void
+backward_narrowed_sums(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                       normlab_column_affine affine, float *dx, const normlab_narrowed_sums *narrowed_sums,
+                       const long fixed_rows) {
+    BY_KNOWN(known_layout(sets, affine), backward_blocks, sets, x, dy, width, 0, 0, affine, dx, 0, 0, 0, 0,
+             narrowed_sums, 0, fixed_rows)
+}
+
+NORMLAB_CLONES
+void normlab_columns_backward_f32_narrowed_sums(const normlab_column_sets *sets, const float *x, const float *dy,
+                                                long width, normlab_column_affine affine, float *dx,
+                                                const normlab_narrowed_sums *sums) {
+    BY_ROWS(backward_narrowed_sums, sets, x, dy, width, affine, dx, sums)
 }

@@ -80,6 +80,22 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
                                              long width, normlab_column_affine affine, float *dx, float *sum_dy,
                                              float *sum_dy_xhat, long sums_row_stride);
 
+/// Where a float32 pass puts dγ and dβ itself: gamma[j] and beta[j] for column j, each the Float64 sum over the
+/// column's rows taken as it is (scaling 0), times factor (1) or divided by it (2), then rounded to float32.
+typedef struct normlab_narrowed_sums {
+    float *gamma;
+    float *beta;
+    int scaling;
+    double factor;
+} normlab_narrowed_sums;
+
+/// normlab_columns_backward_f32 for sets of at most eight rows (BatchNorm per element) with one sum per element: each
+/// column's Σdy·x̂ and Σdy, whole in its block, go narrowed to sums->gamma, sums->beta (as normlab_narrow_sums narrows
+/// them). The statistics are always made again from x.
+void normlab_columns_backward_f32_narrowed_sums(const normlab_column_sets *sets, const float *x, const float *dy,
+                                                long width, normlab_column_affine affine, float *dx,
+                                                const normlab_narrowed_sums *sums);
+
 /// One fold of float32 per-element sums into Float64: target[i] = (sums ? sums[i] : 0) + stage[i] for i < count, and
 /// stage[i] = 0 (target may be sums).
 void normlab_fold_float_sums(double *target, const double *sums, float *stage, long count);

@@ -225,6 +225,21 @@ enum ColumnKernels {
         }
     }
 
+    /// backwardTile for float32 sets of at most eight rows with one sum per element (BatchNorm per element): dγ and
+    /// dβ written in float32 as `narrowed` says.
+    @inline(__always)
+    static func backwardTileNarrowedSums<S: NormScalar>(
+        _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
+        dx: UnsafeMutablePointer<S>, narrowed: FastKernels.NarrowedParameters
+    ) {
+        var sets = layout.sets
+        var sums = normlab_narrowed_sums(gamma: narrowed.gamma, beta: narrowed.beta, scaling: narrowed.scaling,
+                                         factor: narrowed.factor)
+        func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+        normlab_columns_backward_f32_narrowed_sums(&sets, f(x), f(dy), width, affine,
+                                                   UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), &sums)
+    }
+
     /// backwardTile for float32 sets of at most eight rows whose per-element sums are float32 arrays.
     @inline(__always)
     static func backwardTileFloatSums<S: NormScalar>(

@@ -192,10 +192,20 @@ extension ColumnKernels {
                 nonisolated(unsafe) let r = rstds == nil ? nil : rstdBuffer.baseAddress
                 nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
                 FastKernels.parallel(tiles, threads: threads) { range in
-                    let scratch = UnsafeMutablePointer<Double>.allocate(capacity: narrowing == nil ? 0 : 2 * layout.width)
+                    // Sets of at most eight rows run in blocks that hold each column whole: its sums go straight to
+                    // float32 dγ and dβ. Larger sets sum a tile into a scratch, narrowed after.
+                    let whole = narrowing != nil && layout.rows <= 8
+                    let scratch = UnsafeMutablePointer<Double>.allocate(
+                        capacity: narrowing == nil || whole ? 0 : 2 * layout.width)
                     defer { scratch.deallocate() }
                     for t in range {
                         let columns = layout.columns(ofTile: t), first = columns.lowerBound
+                        if whole, let narrowing {
+                            backwardTileNarrowedSums(layout, x: xp + first, dy: gp + first, width: columns.count,
+                                                     affine: parameters.affine(block: 0, first: first),
+                                                     dx: dxp + first, narrowed: narrowing.advanced(by: first))
+                            continue
+                        }
                         var sumDyXhat = pg.map { $0 + first }, sumDy = pb.map { $0 + first }
                         if narrowing != nil { (sumDyXhat, sumDy) = (scratch, scratch + layout.width) }
                         if summed && direct {
