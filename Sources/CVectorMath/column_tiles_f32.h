@@ -32,8 +32,8 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
     __builtin_prefetch(x + row_ + j + AHEAD);                                                                         \
     __builtin_prefetch(dy + row_ + j + AHEAD);
 
-// The statistics of the columns at j into c (and, where asked, μ, σ², rstd, Σ(x − μ)² in Float64); clears ok's lanes
-// for numbers out of range, counts zero variances. Each row's x AHEAD columns on is fetched on the way: a tile's rows
+// The statistics of the columns at j into c (and, where asked, μ, σ², rstd, Σ(x − μ)² in Float64, or with `narrowed`
+// μ, σ², rstd and the unbiased σ² in float32); clears ok's lanes for numbers out of range, counts zero variances. Each row's x AHEAD columns on is fetched on the way: a tile's rows
 // are many streams at once, more than the hardware's prefetchers follow. With gradient_sums (backward), the same row
 // loop also sums dx̂ = dy·γ and dx̂·(x − μ₀) into sums_dh and sums_dh_d: Σdx̂·x̂ = rstd·Σdx̂·(x − μ₀) + c·Σdx̂ then
 // needs no pass of its own (TERMS_STEP).
@@ -78,18 +78,21 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
         }                                                                                                             \
     }
 
-// A tile's statistics; 0 when a column's numbers are out of range (the tile then runs in Float64 lanes).
-// One square root and division per column, run back to back for the whole tile so they pipeline (fused into the
-// step above, each waited for the last: a third of forward's time).
-#define RSTD_STEP(W)                                                                                                  \
+// rstd = 1/√(σ² + eps) and the shift −(μ − μ₀)·rstd of the W columns at `at` of the tile constants `constants`
+// (a pointer), made from what they hold until then (σ² + eps and μ − μ₀).
+#define RSTD_AT(W, constants, at)                                                                                     \
     {                                                                                                                 \
-        vec##W rstd = 1.0f / __builtin_elementwise_sqrt(load##W(c.rstd + j));                                         \
-        store##W(c.rstd + j, rstd);                                                                                   \
-        store##W(c.shift + j, -load##W(c.shift + j) * rstd);                                                          \
-        if (narrowed) store##W(narrowed->rstd + j, rstd);                                                             \
-        else if (rstd_out) wstore##W(rstd_out + j, widen##W(rstd));                                                   \
+        vec##W rstd_ = 1.0f / __builtin_elementwise_sqrt(load##W((constants)->rstd + (at)));                          \
+        store##W((constants)->rstd + (at), rstd_);                                                                    \
+        store##W((constants)->shift + (at), -load##W((constants)->shift + (at)) * rstd_);                             \
+        if (narrowed) store##W(narrowed->rstd + (at), rstd_);                                                         \
+        else if (rstd_out) wstore##W(rstd_out + (at), widen##W(rstd_));                                               \
     }
 
+// A tile's statistics; 0 when a column's numbers are out of range (the tile then runs in Float64 lanes).
+// One square root and division per column, run back to back for the whole tile so they pipeline (fused into the
+// step above, each waited for the last: a third of forward's time) — unless rstd_later: the caller makes them block
+// by block (normalise_tile_row_affine).
 #define TILE_STATISTICS(ok, zeros)                                                                                    \
     {                                                                                                                 \
         mask16 ok16 = true16, zeros16 = {0};                                                                          \
@@ -104,8 +107,8 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
                   __builtin_shufflevector(zeros16, zeros16, 8, 9, 10, 11, 12, 13, 14, 15);                            \
         zeros = (long)(((zeros8[0] + zeros8[1]) + (zeros8[2] + zeros8[3])) + ((zeros8[4] + zeros8[5]) + (zeros8[6] + zeros8[7]))) - zeros1; \
         if (ok && !rstd_later) {                                                                                      \
-            for (j = 0; j + 8 <= part; j += 8) RSTD_STEP(8)                                                           \
-            for (; j < part; j++) RSTD_STEP(1)                                                                        \
+            for (j = 0; j + 8 <= part; j += 8) RSTD_AT(8, &c, j)                                                      \
+            for (; j < part; j++) RSTD_AT(1, &c, j)                                                                   \
         }                                                                                                             \
     }
 

@@ -46,16 +46,6 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
     }
 }
 
-// rstd = 1/√(σ² + eps) and the shift −(μ − μ₀)·rstd of the W columns at `at`, made from what c holds until then.
-#define RSTD_AT(W, at)                                                                                                \
-    {                                                                                                                 \
-        vec##W rstd_ = 1.0f / __builtin_elementwise_sqrt(load##W(c->rstd + (at)));                                    \
-        store##W(c->rstd + (at), rstd_);                                                                              \
-        store##W(c->shift + (at), -load##W(c->shift + (at)) * rstd_);                                                 \
-        if (narrowed) store##W(narrowed->rstd + (at), rstd_);                                                         \
-        else if (rstd_out) wstore##W(rstd_out + (at), widen##W(rstd_));                                               \
-    }
-
 // y with γ and β per row (`layer norm over=n,c`: a row is a channel of a sample), thirty-two columns at a time with
 // their constants in registers: one load of x per element rather than four (row after row, the constants came from
 // the stack, and the loads were the limit). Each block's rstd is made a block ahead (the tile's statistics leave
@@ -76,9 +66,9 @@ normalise_tile_row_affine(const normlab_column_sets *sets, tile_constants *c, co
     }
     enum { BLOCK = 32 };
     long j = 0;
-    if (BLOCK <= part) RSTD_AT(32, 0)
+    if (BLOCK <= part) RSTD_AT(32, c, 0)
     for (; j + BLOCK <= part; j += BLOCK) {
-        if (j + 2 * BLOCK <= part) RSTD_AT(32, j + BLOCK)
+        if (j + 2 * BLOCK <= part) RSTD_AT(32, c, j + BLOCK)
         const vec32 mean = load32(c->mean + j), rstd = load32(c->rstd + j), shift = load32(c->shift + j);
         for (long r = 0; r < rows; r++) {
             const long at = at_row[r] + j;
@@ -87,8 +77,8 @@ normalise_tile_row_affine(const normlab_column_sets *sets, tile_constants *c, co
         }
     }
     const long rest = j;
-    for (; j + 8 <= part; j += 8) RSTD_AT(8, j)
-    for (; j < part; j++) RSTD_AT(1, j)
+    for (; j + 8 <= part; j += 8) RSTD_AT(8, c, j)
+    for (; j < part; j++) RSTD_AT(1, c, j)
     for (long r = 0; r < rows; r++) {
         for (j = rest; j < part; j++) {
             const long at = at_row[r] + j;
