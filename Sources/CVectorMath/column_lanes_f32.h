@@ -223,10 +223,27 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
         total_d = narrow##W(wadd##W(sum_d_, widen##W(part_d_)));                                                      \
     }
 
+// A block's column sums (dγ's or dβ's, whole: a block holds every row of its columns) narrowed to float32 as
+// normlab_narrow_sums narrows 0 + the sum in Float64 (the sum, exactly: a float32 sum started from +0 is never −0).
+#define NARROWED_SUMS_STORE(W, p, column_sum)                                                                         \
+    {                                                                                                                 \
+        wide##W v_ = widen##W(column_sum);                                                                            \
+        if (narrowed_sums->scaling == 1) v_ = wmul##W(v_, narrowed_sums->factor);                                    \
+        else if (narrowed_sums->scaling != 0) v_ = wdiv##W(v_, narrowed_sums->factor);                               \
+        store##W(p, narrow##W(v_));                                                                                   \
+    }
+
 // The narrowed statistics from column j on (a tile's or block's own view of them).
 static inline normlab_narrowed_statistics narrowed_from(const normlab_narrowed_statistics *n, long j) {
     return (normlab_narrowed_statistics){n->mean + j, n->variance + j, n->rstd + j, n->unbiased + j,
-                                         n->unbiased_divisor};
+                                         n->unbiased_divisor, n->first_mean ? n->first_mean + j : 0,
+                                         n->shift ? n->shift + j : 0};
+}
+
+// Columns j ..< j + count whose μ₀ and c forward does not keep (a backward makes their statistics again).
+static inline void not_kept(const normlab_narrowed_statistics *n, long j, long count) {
+    if (!n || !n->shift) return;
+    for (long i = j; i < j + count; i++) n->first_mean[i] = n->shift[i] = __builtin_nanf("");
 }
 
 // Columns j ..< j + count that ran in the Float64 lanes: their statistics narrowed from the Float64 scratch, as the
@@ -240,6 +257,7 @@ static inline void narrow_from_wide(const normlab_narrowed_statistics *n, long j
         n->rstd[i] = (float)rstd[i];
         n->unbiased[i] = (float)(sum_squares[i] / n->unbiased_divisor);
     }
+    not_kept(n, j, count);
 }
 
 // The float32 μ, σ² and unbiased σ² of the W columns at j, from the lanes' values (μ = μ₀ + (μ − μ₀)).

@@ -77,6 +77,7 @@
         if (narrowed) {                                                                                               \
             NARROWED_MOMENTS(W, narrowed, mean, offset, variance, squares)                                            \
             store##W(narrowed->rstd + j, rstd);                                                                       \
+            if (narrowed->shift) { store##W(narrowed->first_mean + j, mean); store##W(narrowed->shift + j, shift); }  \
         } else {                                                                                                      \
             if (mean_out) wstore##W(mean_out + j, wadd##W(widen##W(mean), widen##W(offset)));                         \
             if (variance_out) wstore##W(variance_out + j, widen##W(variance));                                        \
@@ -131,6 +132,7 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
         if (beta) rest.beta = beta + j * per_element;
         const normlab_narrowed_statistics narrowed_rest =
             narrowed ? narrowed_from(narrowed, j) : (normlab_narrowed_statistics){0};
+        not_kept(narrowed, j, width - j);
         normlab_columns_f32_forward_tiles(sets, x + j, width - j, rest, xhat ? xhat + j : 0, y ? y + j : 0,
                                           mean_out ? mean_out + j : 0, variance_out ? variance_out + j : 0,
                                           rstd_out ? rstd_out + j : 0, sum_squares_out ? sum_squares_out + j : 0,
@@ -158,6 +160,7 @@ forward_any(const normlab_column_sets *sets, const float *x, long width, normlab
             float *y, double *mean_out, double *variance_out, double *rstd_out, double *sum_squares_out,
             long *zero_variances, int *finite, const normlab_narrowed_statistics *narrowed, const long fixed_rows) {
     if (fixed_rows > 8) {
+        not_kept(narrowed, 0, width);
         normlab_columns_f32_forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
                                           sum_squares_out, zero_variances, finite, narrowed);
         return;
@@ -305,16 +308,6 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
                 accumulate##W(sum_dy_xhat + j, column_dy_xhat);                                                       \
             }                                                                                                         \
         }                                                                                                             \
-    }
-
-// A block's column sums (dγ's or dβ's, whole: a block holds every row of its columns) narrowed to float32 as
-// normlab_narrow_sums narrows 0 + the sum in Float64 (the sum, exactly: a float32 sum started from +0 is never −0).
-#define NARROWED_SUMS_STORE(W, p, column_sum)                                                                         \
-    {                                                                                                                 \
-        wide##W v_ = widen##W(column_sum);                                                                            \
-        if (narrowed_sums->scaling == 1) v_ = wmul##W(v_, narrowed_sums->factor);                                    \
-        else if (narrowed_sums->scaling != 0) v_ = wdiv##W(v_, narrowed_sums->factor);                               \
-        store##W(p, narrow##W(v_));                                                                                   \
     }
 
 // Backward by blocks of eight columns, then one column at a time (sets of at most eight rows; per-element sums or

@@ -36,12 +36,17 @@ typedef struct normlab_column_affine {
 /// one the lanes would otherwise write — μ, σ², rstd and Σ(x − μ)²/unbiased_divisor — made from the lanes' float32
 /// values in float32 (a sum or quotient of two float32 numbers rounded once from Float64 is the float32 sum or
 /// quotient). unbiased_divisor (m − 1) must be exact in float32.
+/// first_mean and shift (may be NULL): what a backward needs to make x̂ = (x − μ₀)·rstd + c again without the
+/// statistics, μ₀ and c per column, kept by forward's blocks of at most eight rows; every other column's shift is NaN
+/// (made in the Float64 lanes or the general loops: a backward makes those columns' statistics again).
 typedef struct normlab_narrowed_statistics {
     float *mean;
     float *variance;
     float *rstd;
     float *unbiased;
     double unbiased_divisor;
+    float *first_mean;
+    float *shift;
 } normlab_narrowed_statistics;
 
 /// One tile forward: statistics per column, then y = γ·x̂ + β with x̂ = (x − μ)·rstd — for float64 in double lanes
@@ -95,6 +100,15 @@ typedef struct normlab_narrowed_sums {
 void normlab_columns_backward_f32_narrowed_sums(const normlab_column_sets *sets, const float *x, const float *dy,
                                                 long width, normlab_column_affine affine, float *dx,
                                                 const normlab_narrowed_sums *sums);
+
+/// normlab_columns_backward_f32_narrowed_sums from what forward kept (`normlab_narrowed_statistics`): each column's μ₀,
+/// rstd and c, so x̂ = (x − μ₀)·rstd + c without making the statistics again — the same bits, since forward made
+/// them from the same x with the same operations. Columns whose shift is not finite (not kept), and layouts other
+/// than BatchNorm per element (plain rows, centred sets of 3–8 rows, γ per element shared by a column's rows), run as
+/// normlab_columns_backward_f32_narrowed_sums runs them.
+void normlab_columns_backward_f32_kept(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                                       normlab_column_affine affine, float *dx, const normlab_narrowed_sums *sums,
+                                       const float *first_mean, const float *rstd, const float *shift);
 
 /// One fold of float32 per-element sums into Float64: target[i] = (sums ? sums[i] : 0) + stage[i] for i < count, and
 /// stage[i] = 0 (target may be sums).

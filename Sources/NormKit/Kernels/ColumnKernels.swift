@@ -26,6 +26,23 @@ enum ColumnKernels {
 
     static let tile = Int(NORMLAB_COLUMN_TILE)
 
+    /// What a float32 forward of BatchNorm per element (PyDLLib's, at most eight samples) keeps for its backward:
+    /// each column's μ₀, rstd and c, so backward makes x̂ = (x − μ₀)·rstd + c from x without making the statistics
+    /// again (`normlab_columns_backward_f32_kept`: −30 % of the backward kernel's time). A column the kernels did not
+    /// make in float32 lanes has a NaN shift, and backward makes its statistics again. Only `columnForward` makes
+    /// them, with the input they belong to, in the same `ForwardResult`.
+    struct KeptColumnConstants<S: NormScalar>: Sendable {
+        let firstMean, rstd, shift: [S]
+    }
+
+    /// Whether forward keeps `KeptColumnConstants` for this layer: float32 BatchNorm per element with element-wise γ
+    /// and sets of one or three to eight samples (sets of two have a backward of their own), where backward's
+    /// kernel makes dγ and dβ whole per column.
+    static func keepsConstants<S: NormScalar>(_ spec: LayerSpec, _ plan: NormPlan, scalar: S.Type) -> Bool {
+        S.self == Float.self && spec.fastKernel == .strided && spec.computesExactly && spec.affine == .element
+            && spec.centres && spec.kind.hasRunningStatistics && plan.batch <= 8 && plan.batch != 2
+    }
+
     /// How a plan's statistics sets lie in memory.
     struct Layout: @unchecked Sendable {
         let sets: normlab_column_sets
@@ -238,6 +255,22 @@ enum ColumnKernels {
         func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
         normlab_columns_backward_f32_narrowed_sums(&sets, f(x), f(dy), width, affine,
                                                    UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), &sums)
+    }
+
+    /// backwardTileNarrowedSums from the constants forward kept (`KeptColumnConstants`, from the tile's first column).
+    @inline(__always)
+    static func backwardTileKept<S: NormScalar>(
+        _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
+        dx: UnsafeMutablePointer<S>, narrowed: FastKernels.NarrowedParameters,
+        kept: (firstMean: UnsafePointer<S>, rstd: UnsafePointer<S>, shift: UnsafePointer<S>)
+    ) {
+        var sets = layout.sets
+        var sums = normlab_narrowed_sums(gamma: narrowed.gamma, beta: narrowed.beta, scaling: narrowed.scaling,
+                                         factor: narrowed.factor)
+        func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+        normlab_columns_backward_f32_kept(&sets, f(x), f(dy), width, affine,
+                                          UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), &sums,
+                                          f(kept.firstMean), f(kept.rstd), f(kept.shift))
     }
 
     /// backwardTile for float32 sets of at most eight rows whose per-element sums are float32 arrays.

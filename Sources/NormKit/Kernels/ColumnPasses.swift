@@ -17,6 +17,8 @@ extension ColumnKernels {
     struct NarrowedStatistics<S: NormScalar>: @unchecked Sendable {
         let mean, variance, rstd, unbiased: UnsafeMutablePointer<S>
         let unbiasedDivisor: Double
+        /// Where the float32 kernels keep each column's μ₀ and c for backward (`KeptColumnConstants`), or nil.
+        var firstMean: UnsafeMutablePointer<S>? = nil, shift: UnsafeMutablePointer<S>? = nil
 
         /// Values `source ..< source + count` of `stats` into `first ..< first + count`.
         func narrow(_ stats: FastKernels.Statistics.Pointers, from source: Int, at first: Int, count: Int) {
@@ -42,7 +44,11 @@ extension ColumnKernels {
 
         /// Whether the float32 kernels can write these values themselves (`kernelView`): float32, and m − 1 exact
         /// in float32 (they divide in float32).
-        var kernelNarrows: Bool { S.self == Float.self && Double(Float(unbiasedDivisor)) == unbiasedDivisor }
+        var kernelNarrows: Bool { Self.narrowsInKernel(unbiasedDivisor: unbiasedDivisor) }
+
+        static func narrowsInKernel(unbiasedDivisor: Double) -> Bool {
+            S.self == Float.self && Double(Float(unbiasedDivisor)) == unbiasedDivisor
+        }
 
         /// Values `first…` as the float32 kernels write them (when `kernelNarrows`).
         func kernelView(at first: Int) -> normlab_narrowed_statistics {
@@ -50,7 +56,8 @@ extension ColumnKernels {
                 UnsafeMutableRawPointer(p + first).assumingMemoryBound(to: Float.self)
             }
             return normlab_narrowed_statistics(mean: float(mean), variance: float(variance), rstd: float(rstd),
-                                               unbiased: float(unbiased), unbiased_divisor: unbiasedDivisor)
+                                               unbiased: float(unbiased), unbiased_divisor: unbiasedDivisor,
+                                               first_mean: firstMean.map(float), shift: shift.map(float))
         }
     }
 
@@ -148,7 +155,8 @@ extension ColumnKernels {
     static func backward<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: UnsafeBufferPointer<S>, dy: UnsafeBufferPointer<S>,
         means: [Double]?, rstds: [Double]?, gamma: Tensor<S>?, dx: UnsafeMutableBufferPointer<S>,
-        dgamma: inout [Double], dbeta: inout [Double], threads: Int, narrowed: FastKernels.NarrowedParameters? = nil
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int, narrowed: FastKernels.NarrowedParameters? = nil,
+        kept: KeptColumnConstants<S>? = nil
     ) -> Bool {
         let layout = Layout(spec, plan, floatLanes: S.self == Float.self)
         return FastKernels.withBuffer(gamma?.scalars) { g in
@@ -156,7 +164,7 @@ extension ColumnKernels {
             defer { parameters.deallocate() }
             return backwardPass(spec: spec, plan: plan, layout: layout, parameters: parameters, x: x, dy: dy,
                                 means: means, rstds: rstds, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads,
-                                narrowed: narrowed)
+                                narrowed: narrowed, keptConstants: kept)
         }
     }
 
@@ -165,7 +173,8 @@ extension ColumnKernels {
     static func backwardPass<S: NormScalar>(
         spec: LayerSpec, plan: NormPlan, layout: Layout, parameters: Parameters<S>, x: UnsafeBufferPointer<S>,
         dy: UnsafeBufferPointer<S>, means: [Double]?, rstds: [Double]?, dx: UnsafeMutableBufferPointer<S>,
-        dgamma: inout [Double], dbeta: inout [Double], threads: Int, narrowed: FastKernels.NarrowedParameters? = nil
+        dgamma: inout [Double], dbeta: inout [Double], threads: Int, narrowed: FastKernels.NarrowedParameters? = nil,
+        keptConstants: KeptColumnConstants<S>? = nil
     ) -> Bool {
         nonisolated(unsafe) let xp = x.baseAddress!, gp = dy.baseAddress!, dxp = dx.baseAddress!
         let tiles = layout.tilesPerBlock
@@ -183,14 +192,25 @@ extension ColumnKernels {
             var perElementBeta = kept ? dbeta : [Double](repeating: 0, count: narrowing == nil ? layout.columns : 0)
             if kept { dgamma = []; dbeta = [] }  // the sums' arrays, uniquely held, are handed back below
             let given = (means ?? [], rstds ?? [])
+            // Forward's constants, for a pass that makes dγ and dβ whole per column (they hold a sample's columns).
+            var keptValues: KeptColumnConstants<S>? = nil
+            if narrowing != nil, layout.rows <= 8, let keptConstants, keptConstants.firstMean.count == layout.columns {
+                keptValues = keptConstants
+            }
+            let constants = keptValues ?? KeptColumnConstants(firstMean: [], rstd: [], shift: [])
             given.0.withUnsafeBufferPointer { meanBuffer in
             given.1.withUnsafeBufferPointer { rstdBuffer in
+            constants.firstMean.withUnsafeBufferPointer { keptMean in
+            constants.rstd.withUnsafeBufferPointer { keptRstd in
+            constants.shift.withUnsafeBufferPointer { keptShift in
             perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
             perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
                 // (An empty array's buffer may still have a base address.)
                 nonisolated(unsafe) let mu = means == nil ? nil : meanBuffer.baseAddress
                 nonisolated(unsafe) let r = rstds == nil ? nil : rstdBuffer.baseAddress
                 nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
+                nonisolated(unsafe) let keptPointers = keptValues == nil ? nil
+                    : (firstMean: keptMean.baseAddress!, rstd: keptRstd.baseAddress!, shift: keptShift.baseAddress!)
                 FastKernels.parallel(tiles, threads: threads) { range in
                     // Sets of at most eight rows run in blocks that hold each column whole: its sums go straight to
                     // float32 dγ and dβ. Larger sets sum a tile into a scratch, narrowed after.
@@ -200,6 +220,14 @@ extension ColumnKernels {
                     defer { scratch.deallocate() }
                     for t in range {
                         let columns = layout.columns(ofTile: t), first = columns.lowerBound
+                        if whole, let narrowing, let keptPointers {
+                            backwardTileKept(layout, x: xp + first, dy: gp + first, width: columns.count,
+                                             affine: parameters.affine(block: 0, first: first), dx: dxp + first,
+                                             narrowed: narrowing.advanced(by: first),
+                                             kept: (keptPointers.firstMean + first, keptPointers.rstd + first,
+                                                    keptPointers.shift + first))
+                            continue
+                        }
                         if whole, let narrowing {
                             backwardTileNarrowedSums(layout, x: xp + first, dy: gp + first, width: columns.count,
                                                      affine: parameters.affine(block: 0, first: first),
@@ -225,7 +253,7 @@ extension ColumnKernels {
                         }
                     }
                 }
-            }}}}
+            }}}}}}}
             if narrowing != nil { return true }
             StridedKernels.reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan,
                                               dgamma: &dgamma, dbeta: &dbeta)

@@ -228,19 +228,28 @@ public enum Normalization {
         func uninitialized() -> [Scalar] { [Scalar](unsafeUninitializedCapacity: statsCount) { _, count in count = statsCount } }
         var narrowedMean = uninitialized(), narrowedVariance = uninitialized(), narrowedRstd = uninitialized()
         var narrowedUnbiased = uninitialized()
+        // μ₀ and c for backward, where the kernels write them with the statistics (rstd is the statistics' own).
+        let keeps = eager && !exactToo && ColumnKernels.keepsConstants(spec, plan, scalar: Scalar.self)
+            && ColumnKernels.NarrowedStatistics<Scalar>.narrowsInKernel(unbiasedDivisor: Double(plan.setSize - 1))
+        let keptCount = keeps ? statsCount : 0
+        var keptFirstMean = [Scalar](unsafeUninitializedCapacity: keptCount) { $1 = keptCount }
+        var keptShift = [Scalar](unsafeUninitializedCapacity: keptCount) { $1 = keptCount }
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
                 narrowedMean.withUnsafeMutableBufferPointer { mean in
                 narrowedVariance.withUnsafeMutableBufferPointer { variance in
                 narrowedRstd.withUnsafeMutableBufferPointer { rstd in
                 narrowedUnbiased.withUnsafeMutableBufferPointer { unbiased in
+                keptFirstMean.withUnsafeMutableBufferPointer { firstMean in
+                keptShift.withUnsafeMutableBufferPointer { shift in
                     let narrowing = eager ? ColumnKernels.NarrowedStatistics(
                         mean: mean.baseAddress!, variance: variance.baseAddress!, rstd: rstd.baseAddress!,
-                        unbiased: unbiased.baseAddress!, unbiasedDivisor: Double(plan.setSize - 1)) : nil
+                        unbiased: unbiased.baseAddress!, unbiasedDivisor: Double(plan.setSize - 1),
+                        firstMean: keeps ? firstMean.baseAddress : nil, shift: keeps ? shift.baseAddress : nil) : nil
                     findings = ColumnKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma, beta: beta, xhat: nil,
                                                      y: y.baseAddress, statistics: exactToo, summarizing: summarizing,
                                                      narrowing: narrowing, threads: threads)
-                }}}}
+                }}}}}}
             }
             yCount = input.count
         }
@@ -278,6 +287,9 @@ public enum Normalization {
                                    output: Tensor(uncheckedShape: input.shape, scalars: output), statistics: statistics,
                                    unbiasedVariance: unbiased, warnings: warnings, storedNormalized: nil)
         result.outputMoments = findings.summary
+        if keeps {
+            result.keptColumnConstants = .init(firstMean: keptFirstMean, rstd: narrowedRstd, shift: keptShift)
+        }
         return result
     }
 

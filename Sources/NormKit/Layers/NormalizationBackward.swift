@@ -124,7 +124,7 @@ extension Normalization {
                     narrowing = ColumnKernels.backward(
                         spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans, rstds: given?.exactRstds,
                         gamma: gamma, dx: out, dgamma: &dgamma, dbeta: &dbeta, threads: threads,
-                        narrowed: narrowed(ng, nb))
+                        narrowed: narrowed(ng, nb), kept: forward.keptColumnConstants)
                 } else {
                     FastKernels.backward(spec: spec, plan: plan, dy: g, x: x, means: forward.exactMeans,
                                          rstds: forward.exactRstds, gamma: gamma?.scalars, dx: out, dgamma: &dgamma,
