@@ -240,12 +240,6 @@ static inline normlab_narrowed_statistics narrowed_from(const normlab_narrowed_s
                                          n->shift ? n->shift + j : 0};
 }
 
-// Columns j ..< j + count whose μ₀ and c forward does not keep (a backward makes their statistics again).
-static inline void not_kept(const normlab_narrowed_statistics *n, long j, long count) {
-    if (!n || !n->shift) return;
-    for (long i = j; i < j + count; i++) n->first_mean[i] = n->shift[i] = __builtin_nanf("");
-}
-
 // Columns j ..< j + count that ran in the Float64 lanes: their statistics narrowed from the Float64 scratch, as the
 // caller would have narrowed them.
 static inline void narrow_from_wide(const normlab_narrowed_statistics *n, long j, const double *mean,
@@ -257,7 +251,9 @@ static inline void narrow_from_wide(const normlab_narrowed_statistics *n, long j
         n->rstd[i] = (float)rstd[i];
         n->unbiased[i] = (float)(sum_squares[i] / n->unbiased_divisor);
     }
-    not_kept(n, j, count);
+    // Their μ₀ and c are not kept: a backward makes their statistics again.
+    if (n->shift)
+        for (long i = j; i < j + count; i++) n->first_mean[i] = n->shift[i] = __builtin_nanf("");
 }
 
 // The float32 μ, σ² and unbiased σ² of the W columns at j, from the lanes' values (μ = μ₀ + (μ − μ₀)).

@@ -132,7 +132,6 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
         if (beta) rest.beta = beta + j * per_element;
         const normlab_narrowed_statistics narrowed_rest =
             narrowed ? narrowed_from(narrowed, j) : (normlab_narrowed_statistics){0};
-        not_kept(narrowed, j, width - j);
         normlab_columns_f32_forward_tiles(sets, x + j, width - j, rest, xhat ? xhat + j : 0, y ? y + j : 0,
                                           mean_out ? mean_out + j : 0, variance_out ? variance_out + j : 0,
                                           rstd_out ? rstd_out + j : 0, sum_squares_out ? sum_squares_out + j : 0,
@@ -160,7 +159,6 @@ forward_any(const normlab_column_sets *sets, const float *x, long width, normlab
             float *y, double *mean_out, double *variance_out, double *rstd_out, double *sum_squares_out,
             long *zero_variances, int *finite, const normlab_narrowed_statistics *narrowed, const long fixed_rows) {
     if (fixed_rows > 8) {
-        not_kept(narrowed, 0, width);
         normlab_columns_f32_forward_tiles(sets, x, width, affine, xhat, y, mean_out, variance_out, rstd_out,
                                           sum_squares_out, zero_variances, finite, narrowed);
         return;

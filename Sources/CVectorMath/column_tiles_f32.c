@@ -41,6 +41,17 @@
         store##W(projections + j, projection);                                                                        \
     }
 
+// The two sums of TERMS_STEP from constants forward kept (normlab_columns_backward_f32_from_constants): the row loop of
+// STATISTICS_STEP without its statistics, the sums in the same order.
+#define KEPT_SUMS_STEP(W)                                                                                             \
+    {                                                                                                                 \
+        const vec##W mean = load##W(c.mean + j);                                                                      \
+        vec##W sum_dh, sum_dh_d;                                                                                      \
+        ROWS_SUM2(W, sum_dh, sum_dh_d, GRADIENT_SUMS_ROW(W), dh, dh * d)                                              \
+        store##W(sums_dh + j, sum_dh);                                                                                \
+        store##W(sums_dh_d + j, sum_dh_d);                                                                            \
+    }
+
 // Sets of two need neither sum (GRADIENT_PAIR_STEP): their backward leaves float32's range only where dx̂₀ − dx̂₁ does.
 #define PAIR_RANGE_STEP(W)                                                                                            \
     {                                                                                                                 \
@@ -134,6 +145,7 @@ static inline __attribute__((always_inline)) void
 backward_tiles(const normlab_column_sets *sets, const float *all_x, const float *all_dy, long width,
                const double *given_mean, const double *given_rstd, normlab_column_affine all_affine, float *all_dx,
                double *all_sum_dy, double *all_sum_dy_xhat, long sums_row_stride, long sums_column_stride,
+               const float *kept_mean, const float *kept_rstd, const float *kept_shift,
                const long fixed_rows, const int fixed_gamma, const int fixed_sums) {
     const unsigned known = 0;
     CONSTANTS
@@ -168,9 +180,22 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         float *const sums_dh = mean_terms, *const sums_dh_d = projections;
         int ok;
         const int rstd_later = 0;
-        long zeros;  // counted by forward; backward's sets are the same
-        TILE_STATISTICS(ok, zeros)
-        (void)zeros;
+        // Forward's constants, or made here. (A column forward made in Float64 lanes has a NaN shift, so a NaN
+        // Σdx̂·x̂ and projection: TERMS_STEP finds its tile out of range, as the statistics would.)
+        if (kept_shift && !pair) {
+            memcpy(c.mean, kept_mean + first, part * sizeof(float));
+            memcpy(c.rstd, kept_rstd + first, part * sizeof(float));
+            memcpy(c.shift, kept_shift + first, part * sizeof(float));
+            long j = 0;
+            for (; j + 16 <= part; j += 16) KEPT_SUMS_STEP(16)  // two chains of additions side by side
+            for (; j + 8 <= part; j += 8) KEPT_SUMS_STEP(8)
+            for (; j < part; j++) KEPT_SUMS_STEP(1)
+            ok = 1;
+        } else {
+            long zeros;  // counted by forward; backward's sets are the same
+            TILE_STATISTICS(ok, zeros)
+            (void)zeros;
+        }
         if (ok) {
             mask8 ok8 = true8;
             mask1 ok1 = true1;
@@ -229,16 +254,38 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
     }
 }
 
+static inline __attribute__((always_inline)) void
+backward_tiles_any(const normlab_column_sets *sets, const float *x, const float *dy, long width,
+                   const double *given_mean, const double *given_rstd, normlab_column_affine affine, float *dx,
+                   double *sum_dy, double *sum_dy_xhat, long sums_row_stride, long sums_column_stride,
+                   const float *kept_mean, const float *kept_rstd, const float *kept_shift) {
+    // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`), γ per channel
+    if (sets->rows == 16 && affine.gamma && !affine.column_stride && sum_dy && sums_column_stride != 1)
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                       sums_column_stride, kept_mean, kept_rstd, kept_shift, 16, GAMMA_PER_ROW, SUMS_PER_ROW);
+    else
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                       sums_column_stride, kept_mean, kept_rstd, kept_shift, sets->rows, ANY, ANY);
+}
+
 NORMLAB_CLONES
 void normlab_columns_f32_backward_tiles(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                                         const double *given_mean, const double *given_rstd,
                                         normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat,
                                         long sums_row_stride, long sums_column_stride) {
-    // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`), γ per channel
-    if (sets->rows == 16 && affine.gamma && !affine.column_stride && sum_dy && sums_column_stride != 1)
-        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
-                       sums_column_stride, 16, GAMMA_PER_ROW, SUMS_PER_ROW);
+    backward_tiles_any(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                       sums_column_stride, 0, 0, 0);
+}
+
+NORMLAB_CLONES
+void normlab_columns_backward_f32_from_constants(const normlab_column_sets *sets, const float *x, const float *dy,
+                                                 long width, normlab_column_affine affine, float *dx, double *sum_dy,
+                                                 double *sum_dy_xhat, long sums_row_stride, long sums_column_stride,
+                                                 const float *first_mean, const float *rstd, const float *shift) {
+    if (sets->rows > 8 || (sum_dy && sums_column_stride != 1))
+        backward_tiles_any(sets, x, dy, width, 0, 0, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                           sums_column_stride, first_mean, rstd, shift);
     else
-        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
-                       sums_column_stride, sets->rows, ANY, ANY);
+        normlab_columns_backward_f32(sets, x, dy, width, 0, 0, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                                     sums_column_stride);
 }

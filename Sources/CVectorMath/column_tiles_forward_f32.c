@@ -130,6 +130,10 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         else if (row_affine) normalise_tile_row_affine(sets, &c, x, part, affine, y, rstd_out, narrowed, rows);
         else if (only_y && !gamma) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 0, 0, 0, rows);
         else normalise_tile(sets, &c, x, part, affine, xhat, y, xhat != 0, y != 0, gamma != 0, beta != 0, per_element, rows);
+        if (narrowed && narrowed->shift) {  // kept for backward (normlab_narrowed_statistics)
+            memcpy(narrowed->first_mean, c.mean, part * sizeof(float));
+            memcpy(narrowed->shift, c.shift, part * sizeof(float));
+        }
     }
 }
 

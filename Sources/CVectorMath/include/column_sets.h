@@ -37,8 +37,8 @@ typedef struct normlab_column_affine {
 /// values in float32 (a sum or quotient of two float32 numbers rounded once from Float64 is the float32 sum or
 /// quotient). unbiased_divisor (m − 1) must be exact in float32.
 /// first_mean and shift (may be NULL): what a backward needs to make x̂ = (x − μ₀)·rstd + c again without the
-/// statistics, μ₀ and c per column, kept by forward's blocks of at most eight rows; every other column's shift is NaN
-/// (made in the Float64 lanes or the general loops: a backward makes those columns' statistics again).
+/// statistics, μ₀ and c per column; a column made in the Float64 lanes gets a NaN shift (a backward makes its
+/// statistics again).
 typedef struct normlab_narrowed_statistics {
     float *mean;
     float *variance;
@@ -109,6 +109,14 @@ void normlab_columns_backward_f32_narrowed_sums(const normlab_column_sets *sets,
 void normlab_columns_backward_f32_kept(const normlab_column_sets *sets, const float *x, const float *dy, long width,
                                        normlab_column_affine affine, float *dx, const normlab_narrowed_sums *sums,
                                        const float *first_mean, const float *rstd, const float *shift);
+
+/// normlab_columns_backward_f32 (float32, statistics made again) for the general loops — sets of more than eight rows,
+/// or sums per row — from what forward kept: a tile whose columns all have a finite shift takes μ₀, rstd and c from
+/// them and sums only Σdx̂ and Σdx̂·(x − μ₀); other tiles and layouts as normlab_columns_backward_f32. The same bits.
+void normlab_columns_backward_f32_from_constants(const normlab_column_sets *sets, const float *x, const float *dy,
+                                                 long width, normlab_column_affine affine, float *dx, double *sum_dy,
+                                                 double *sum_dy_xhat, long sums_row_stride, long sums_column_stride,
+                                                 const float *first_mean, const float *rstd, const float *shift);
 
 /// One fold of float32 per-element sums into Float64: target[i] = (sums ? sums[i] : 0) + stage[i] for i < count, and
 /// stage[i] = 0 (target may be sums).

@@ -26,21 +26,28 @@ enum ColumnKernels {
 
     static let tile = Int(NORMLAB_COLUMN_TILE)
 
-    /// What a float32 forward of BatchNorm per element (PyDLLib's, at most eight samples) keeps for its backward:
-    /// each column's μ₀, rstd and c, so backward makes x̂ = (x − μ₀)·rstd + c from x without making the statistics
-    /// again (`normlab_columns_backward_f32_kept`: −30 % of the backward kernel's time). A column the kernels did not
-    /// make in float32 lanes has a NaN shift, and backward makes its statistics again. Only `columnForward` makes
-    /// them, with the input they belong to, in the same `ForwardResult`.
+    /// What a float32 BatchNorm forward on the column kernels keeps for its backward (per element, PyDLLib's, and
+    /// with grouped channels, `over=n,c`): each column's μ₀, rstd and c, so backward makes x̂ = (x − μ₀)·rstd + c from
+    /// x without making the statistics again (`normlab_columns_backward_f32_kept`, `…_from_constants`). A column the
+    /// kernels made in Float64 lanes has a NaN shift, and backward makes its statistics again. Only `columnForward`
+    /// makes them, with the input they belong to, in the same `ForwardResult`.
     struct KeptColumnConstants<S: NormScalar>: Sendable {
         let firstMean, rstd, shift: [S]
     }
 
-    /// Whether forward keeps `KeptColumnConstants` for this layer: float32 BatchNorm per element with element-wise γ
-    /// and sets of one or three to eight samples (sets of two have a backward of their own), where backward's
-    /// kernel makes dγ and dβ whole per column.
+    /// Whether forward keeps `KeptColumnConstants` for this layer: float32 BatchNorm whose backward reads them — sets
+    /// of more than eight rows (the general loops), or of at most eight with element-wise γ per element (dγ and dβ
+    /// whole per block) or γ per channel row (sums per row: the general loops); not sets of two (a backward of their
+    /// own).
     static func keepsConstants<S: NormScalar>(_ spec: LayerSpec, _ plan: NormPlan, scalar: S.Type) -> Bool {
-        S.self == Float.self && spec.fastKernel == .strided && spec.computesExactly && spec.affine == .element
-            && spec.centres && spec.kind.hasRunningStatistics && plan.batch <= 8 && plan.batch != 2
+        guard S.self == Float.self, spec.computesExactly, spec.centres, spec.kind.hasRunningStatistics else { return false }
+        switch spec.fastKernel {
+        case .strided: return plan.batch > 8 || (spec.affine == .element && plan.batch != 2)
+        case .batchGroupColumns:
+            let rows = plan.batch * plan.channelsPerGroup
+            return rows != 2 && (rows > 8 || spec.affine == .channel)
+        default: return false
+        }
     }
 
     /// How a plan's statistics sets lie in memory.
@@ -221,19 +228,26 @@ enum ColumnKernels {
         outputs.zeroVariances += zeros
     }
 
+    /// With `kept` (float32: forward's constants from the tile's first column), the general loops take them.
     @inline(__always)
     static func backwardTile<S: NormScalar>(
         _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int,
         mean: UnsafePointer<Double>?, rstd: UnsafePointer<Double>?, affine: normlab_column_affine,
         dx: UnsafeMutablePointer<S>, sumDy: UnsafeMutablePointer<Double>?, sumDyXhat: UnsafeMutablePointer<Double>?,
-        sumsRowStride: Int, sumsColumnStride: Int
+        sumsRowStride: Int, sumsColumnStride: Int, kept: KeptPointers<S>? = nil
     ) {
         var sets = layout.sets
         if S.self == Float.self {
             func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
-            normlab_columns_backward_f32(&sets, f(x), f(dy), width, mean, rstd, affine,
-                                         UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self),
-                                         sumDy, sumDyXhat, sumsRowStride, sumsColumnStride)
+            let out = UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self)
+            if let kept {
+                normlab_columns_backward_f32_from_constants(&sets, f(x), f(dy), width, affine, out, sumDy, sumDyXhat,
+                                                            sumsRowStride, sumsColumnStride, f(kept.firstMean),
+                                                            f(kept.rstd), f(kept.shift))
+            } else {
+                normlab_columns_backward_f32(&sets, f(x), f(dy), width, mean, rstd, affine, out, sumDy, sumDyXhat,
+                                             sumsRowStride, sumsColumnStride)
+            }
         } else {
             func d(_ p: UnsafePointer<S>) -> UnsafePointer<Double> { UnsafeRawPointer(p).assumingMemoryBound(to: Double.self) }
             normlab_columns_backward_f64(&sets, d(x), d(dy), width, mean, rstd, affine,
@@ -257,12 +271,17 @@ enum ColumnKernels {
                                                    UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), &sums)
     }
 
+    /// Where `KeptColumnConstants` are, from some column on.
+    struct KeptPointers<S: NormScalar>: @unchecked Sendable {
+        let firstMean, rstd, shift: UnsafePointer<S>
+        func advanced(by i: Int) -> KeptPointers { KeptPointers(firstMean: firstMean + i, rstd: rstd + i, shift: shift + i) }
+    }
+
     /// backwardTileNarrowedSums from the constants forward kept (`KeptColumnConstants`, from the tile's first column).
     @inline(__always)
     static func backwardTileKept<S: NormScalar>(
         _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
-        dx: UnsafeMutablePointer<S>, narrowed: FastKernels.NarrowedParameters,
-        kept: (firstMean: UnsafePointer<S>, rstd: UnsafePointer<S>, shift: UnsafePointer<S>)
+        dx: UnsafeMutablePointer<S>, narrowed: FastKernels.NarrowedParameters, kept: KeptPointers<S>
     ) {
         var sets = layout.sets
         var sums = normlab_narrowed_sums(gamma: narrowed.gamma, beta: narrowed.beta, scaling: narrowed.scaling,

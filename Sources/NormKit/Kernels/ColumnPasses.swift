@@ -192,11 +192,8 @@ extension ColumnKernels {
             var perElementBeta = kept ? dbeta : [Double](repeating: 0, count: narrowing == nil ? layout.columns : 0)
             if kept { dgamma = []; dbeta = [] }  // the sums' arrays, uniquely held, are handed back below
             let given = (means ?? [], rstds ?? [])
-            // Forward's constants, for a pass that makes dγ and dβ whole per column (they hold a sample's columns).
-            var keptValues: KeptColumnConstants<S>? = nil
-            if narrowing != nil, layout.rows <= 8, let keptConstants, keptConstants.firstMean.count == layout.columns {
-                keptValues = keptConstants
-            }
+            // Forward's constants (a sample's columns).
+            let keptValues = keptConstants.flatMap { $0.firstMean.count == layout.columns ? $0 : nil }
             let constants = keptValues ?? KeptColumnConstants(firstMean: [], rstd: [], shift: [])
             given.0.withUnsafeBufferPointer { meanBuffer in
             given.1.withUnsafeBufferPointer { rstdBuffer in
@@ -209,8 +206,8 @@ extension ColumnKernels {
                 nonisolated(unsafe) let mu = means == nil ? nil : meanBuffer.baseAddress
                 nonisolated(unsafe) let r = rstds == nil ? nil : rstdBuffer.baseAddress
                 nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
-                nonisolated(unsafe) let keptPointers = keptValues == nil ? nil
-                    : (firstMean: keptMean.baseAddress!, rstd: keptRstd.baseAddress!, shift: keptShift.baseAddress!)
+                let keptPointers = keptValues == nil ? nil
+                    : KeptPointers(firstMean: keptMean.baseAddress!, rstd: keptRstd.baseAddress!, shift: keptShift.baseAddress!)
                 FastKernels.parallel(tiles, threads: threads) { range in
                     // Sets of at most eight rows run in blocks that hold each column whole: its sums go straight to
                     // float32 dγ and dβ. Larger sets sum a tile into a scratch, narrowed after.
@@ -223,9 +220,7 @@ extension ColumnKernels {
                         if whole, let narrowing, let keptPointers {
                             backwardTileKept(layout, x: xp + first, dy: gp + first, width: columns.count,
                                              affine: parameters.affine(block: 0, first: first), dx: dxp + first,
-                                             narrowed: narrowing.advanced(by: first),
-                                             kept: (keptPointers.firstMean + first, keptPointers.rstd + first,
-                                                    keptPointers.shift + first))
+                                             narrowed: narrowing.advanced(by: first), kept: keptPointers.advanced(by: first))
                             continue
                         }
                         if whole, let narrowing {
@@ -244,7 +239,7 @@ extension ColumnKernels {
                                      mean: mu.map { $0 + first }, rstd: r.map { $0 + first },
                                      affine: parameters.affine(block: 0, first: first), dx: dxp + first,
                                      sumDy: summed ? sumDy : nil, sumDyXhat: summed ? sumDyXhat : nil,
-                                     sumsRowStride: 0, sumsColumnStride: 1)
+                                     sumsRowStride: 0, sumsColumnStride: 1, kept: keptPointers?.advanced(by: first))
                         if let narrowing {
                             normlab_narrow_sums(narrowing.gamma + first, scratch, columns.count, narrowing.scaling,
                                                 narrowing.factor)
@@ -284,8 +279,16 @@ extension ColumnKernels {
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
         partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
         // Statistics forward kept (BatchNorm's, for the running statistics) are read, not made again per tile.
+        // Forward's constants (BatchNorm with grouped channels: a group's positions per block).
+        let keptValues = keptConstants.flatMap { $0.firstMean.count == layout.blocks * layout.columns ? $0 : nil }
+        let constants = keptValues ?? KeptColumnConstants(firstMean: [], rstd: [], shift: [])
         (means ?? []).withUnsafeBufferPointer { meanBuffer in
         (rstds ?? []).withUnsafeBufferPointer { rstdBuffer in
+        constants.firstMean.withUnsafeBufferPointer { keptMean in
+        constants.rstd.withUnsafeBufferPointer { keptRstd in
+        constants.shift.withUnsafeBufferPointer { keptShift in
+            let keptPointers = keptValues == nil ? nil
+                : KeptPointers(firstMean: keptMean.baseAddress!, rstd: keptRstd.baseAddress!, shift: keptShift.baseAddress!)
             nonisolated(unsafe) let givenMean = means == nil ? nil : meanBuffer.baseAddress
             nonisolated(unsafe) let givenRstd = rstds == nil ? nil : rstdBuffer.baseAddress
             nonisolated(unsafe) let dg = dgBuffer.baseAddress, db = dbBuffer.baseAddress
@@ -327,7 +330,7 @@ extension ColumnKernels {
                                          mean: givenMean.map { $0 + at }, rstd: givenRstd.map { $0 + at },
                                          affine: parameters.affine(block: b, first: first), dx: dxp + offset,
                                          sumDy: sumDy, sumDyXhat: sumDyXhat, sumsRowStride: rowStride,
-                                         sumsColumnStride: columnStride)
+                                         sumsColumnStride: columnStride, kept: keptPointers?.advanced(by: at))
                         }
                         // float32 sums take at most eight additions (one per sample, or a set's ≤ 8 rows), then Float64:
                         // 0 + the first eight, + the next eight…, the last addition written straight to dγ and dβ.
@@ -365,7 +368,7 @@ extension ColumnKernels {
                     }
                 }
             }
-        }}}}}}
+        }}}}}}}}}
         if perChannel {
             for g in 0..<groups {
                 for row in 0..<k {
