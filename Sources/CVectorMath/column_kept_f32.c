@@ -16,7 +16,7 @@
 static inline __attribute__((always_inline)) int
 kept_block(const normlab_column_sets *sets, const float *x, const float *dy, long j, const float *gamma, float *dx,
            const normlab_narrowed_sums *narrowed_sums, const float *first_mean, const float *rstds,
-           const float *shifts, const long rows, const int m_scaled, const int divisor_scaled) {
+           const float *shifts, const long rows, const int m_scaled, const int divisor_scaled, const int scaling) {
     const long stride = sets->row_stride;
     const float m_float = (float)sets->m, divisor_float = (float)sets->divisor;
     const float m_scale = 1.0f / m_float, divisor_scale = 1.0f / divisor_float;
@@ -37,8 +37,17 @@ kept_block(const normlab_column_sets *sets, const float *x, const float *dy, lon
         const long at = r * stride + j;
         store8(dx + at, scale * ((load8(dy + at) - mean_term) - h[r] * projection));
     }
-    NARROWED_SUMS_STORE(8, narrowed_sums->gamma + j, sum_products)
-    NARROWED_SUMS_STORE(8, narrowed_sums->beta + j, sum)
+    // As NARROWED_SUMS_STORE, with the scaling known.
+    d8 gamma_sums = widen8(sum_products), beta_sums = widen8(sum);
+    if (scaling == 1) {
+        gamma_sums = wmul8(gamma_sums, narrowed_sums->factor);
+        beta_sums = wmul8(beta_sums, narrowed_sums->factor);
+    } else if (scaling != 0) {
+        gamma_sums = wdiv8(gamma_sums, narrowed_sums->factor);
+        beta_sums = wdiv8(beta_sums, narrowed_sums->factor);
+    }
+    store8(narrowed_sums->gamma + j, narrow8(gamma_sums));
+    store8(narrowed_sums->beta + j, narrow8(beta_sums));
     return 1;
 }
 
@@ -47,12 +56,15 @@ kept_block(const normlab_column_sets *sets, const float *x, const float *dy, lon
 static inline __attribute__((always_inline)) void
 kept_blocks(const normlab_column_sets *sets, const float *x, const float *dy, long width, normlab_column_affine affine,
             float *dx, const normlab_narrowed_sums *sums, const float *first_mean, const float *rstd,
-            const float *shift, const long rows) {
+            const float *shift, const long rows, const int powers_of_two, const int fixed_scaling) {
     const float *gamma = affine.gamma;
-    const int m_scaled = normlab_power_of_two(sets->m), divisor_scaled = normlab_power_of_two(sets->divisor);
+    const int m_scaled = powers_of_two || normlab_power_of_two(sets->m);
+    const int divisor_scaled = powers_of_two || normlab_power_of_two(sets->divisor);
+    const int scaling = fixed_scaling >= 0 ? fixed_scaling : sums->scaling;
     long j = 0, made_again = 0;  // columns [made_again, j) are left for the general call
     for (; j + 8 <= width; j += 8) {
-        if (kept_block(sets, x, dy, j, gamma, dx, sums, first_mean, rstd, shift, rows, m_scaled, divisor_scaled)) {
+        if (kept_block(sets, x, dy, j, gamma, dx, sums, first_mean, rstd, shift, rows, m_scaled, divisor_scaled,
+                       scaling)) {
             if (made_again < j) {
                 normlab_column_affine part = affine;
                 part.gamma = gamma + made_again;
@@ -84,9 +96,11 @@ void normlab_columns_backward_f32_kept(const normlab_column_sets *sets, const fl
         normlab_columns_backward_f32_narrowed_sums(sets, x, dy, width, affine, dx, sums);
         return;
     }
-    switch (sets->rows) {
-    case 8: kept_blocks(sets, x, dy, width, affine, dx, sums, first_mean, rstd, shift, 8); break;
-    case 4: kept_blocks(sets, x, dy, width, affine, dx, sums, first_mean, rstd, shift, 4); break;
-    default: kept_blocks(sets, x, dy, width, affine, dx, sums, first_mean, rstd, shift, sets->rows); break;
-    }
+    // PyDLLib's eight samples (m and the divisor 8, dγ and dβ times 1/8) get loops without the choices' tests.
+    if (sets->rows == 8 && normlab_power_of_two(sets->divisor) && sums->scaling == 1)
+        kept_blocks(sets, x, dy, width, affine, dx, sums, first_mean, rstd, shift, 8, 1, 1);
+    else if (sets->rows == 8)
+        kept_blocks(sets, x, dy, width, affine, dx, sums, first_mean, rstd, shift, 8, 0, -1);
+    else
+        kept_blocks(sets, x, dy, width, affine, dx, sums, first_mean, rstd, shift, sets->rows, 0, -1);
 }

@@ -112,8 +112,9 @@ typedef struct { d16 lo, hi; } d32;
 // What a caller knows at compile time about a call (a mask of these), so the common layouts get loops without the
 // tests that the flags stand for: rows at multiples of the stride (no table of offsets or index), sets centred, and
 // for forward's blocks only y with γ and β per element (PyDLLib's GroupNorm and BatchNorm), for backward's γ per element;
-// and with those, γ and β the same for every row (BatchNorm per element: they are a sample's elements).
-enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_SHARED_AFFINE = 8 };
+// and with those, γ and β the same for every row (BatchNorm per element: they are a sample's elements), and m and the
+// divisor powers of two (PyDLLib's eight samples: DIVIDE multiplies, without the test).
+enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_SHARED_AFFINE = 8, KNOWN_POWERS_OF_TWO = 16 };
 #define KNOWN_COMMON (KNOWN_PLAIN_ROWS | KNOWN_ELEMENT_AFFINE | KNOWN_CENTRED)
 
 #define CONSTANTS                                                                                                     \
@@ -122,7 +123,8 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
     const long *row_index = (known & KNOWN_PLAIN_ROWS) ? 0 : sets->row_index;                                        \
     const int centre = (known & KNOWN_CENTRED) ? 1 : sets->centre;                                                    \
     const float m_float = (float)sets->m, divisor_float = (float)sets->divisor, eps = (float)sets->eps;               \
-    const int m_scaled = normlab_power_of_two(sets->m), divisor_scaled = normlab_power_of_two(sets->divisor);         \
+    const int m_scaled = (known & KNOWN_POWERS_OF_TWO) || normlab_power_of_two(sets->m);                            \
+    const int divisor_scaled = (known & KNOWN_POWERS_OF_TWO) || normlab_power_of_two(sets->divisor);                \
     const float m_scale = 1.0f / m_float, divisor_scale = 1.0f / divisor_float;                                       \
     (void)row_index; (void)eps;
 

@@ -143,13 +143,17 @@ forward_blocks(const normlab_column_sets *sets, const float *x, long width, norm
 // every row shares it. Forward also needs y alone with β (its loops for those write y = γ·x̂ + β, nothing else).
 static inline unsigned known_layout(const normlab_column_sets *sets, normlab_column_affine affine) {
     if (sets->row_offsets || sets->row_index || !sets->centre || !affine.gamma || affine.column_stride != 1) return 0;
-    return affine.row_stride == 0 ? KNOWN_COMMON | KNOWN_SHARED_AFFINE : KNOWN_COMMON;
+    if (affine.row_stride != 0) return KNOWN_COMMON;
+    const int powers = normlab_power_of_two(sets->m) && normlab_power_of_two(sets->divisor);
+    return KNOWN_COMMON | KNOWN_SHARED_AFFINE | (powers ? KNOWN_POWERS_OF_TWO : 0);
 }
 
 // call(…, known) with `known` as a constant, so each mask gets loops of its own.
 #define BY_KNOWN(known, call, ...)                                                                                    \
     switch (known) {                                                                                                  \
     case KNOWN_COMMON | KNOWN_SHARED_AFFINE: call(__VA_ARGS__, KNOWN_COMMON | KNOWN_SHARED_AFFINE); break;            \
+    case KNOWN_COMMON | KNOWN_SHARED_AFFINE | KNOWN_POWERS_OF_TWO:                                                    \
+        call(__VA_ARGS__, KNOWN_COMMON | KNOWN_SHARED_AFFINE | KNOWN_POWERS_OF_TWO); break;                           \
     case KNOWN_COMMON: call(__VA_ARGS__, KNOWN_COMMON); break;                                                        \
     default: call(__VA_ARGS__, 0); break;                                                                             \
     }
