@@ -3,8 +3,8 @@
 // BatchNorm per element backward (float32, at most eight samples) from what forward kept: each column's μ₀, rstd and
 // c, so x̂ = (x − μ₀)·rstd + c is made without the statistics. Making them again from x was most of the block's
 // work and the longest chain of dependent operations in it (x → Σ(x − x₀) → μ₀ → Σd, Σd² → σ² → √ → rstd → x̂),
-// which kept the blocks from overlapping: a C benchmark of the kernel alone at (8, 64, 56, 56), with x, dy and dx in
-// L2, 1.23 → 0.41 ms. The operations after x̂ are BACKWARD_BLOCK's with γ shared by a column's rows (column_sets_f32.c)
+// which kept the blocks from overlapping: a C benchmark of the kernel alone at (8, 64, 56, 56), 1.24 → 0.84 ms
+// (with x, dy and dx in L2, 1.22 → 0.53 ms). The operations after x̂ are BACKWARD_BLOCK's with γ shared by a column's rows (column_sets_f32.c)
 // in the same order, and forward made μ₀, rstd and c from the same x with the same operations as a backward would,
 // so the same bits (`KeptConstantsTests`).
 #pragma clang fp contract(off)
@@ -37,22 +37,21 @@ kept_block(const normlab_column_sets *sets, const float *x, const float *dy, lon
         const long at = r * stride + j;
         store8(dx + at, scale * ((load8(dy + at) - mean_term) - h[r] * projection));
     }
-    // As NARROWED_SUMS_STORE, with the scaling known.
-    d8 gamma_sums = widen8(sum_products), beta_sums = widen8(sum);
-    if (scaling == 1) {
-        gamma_sums = wmul8(gamma_sums, narrowed_sums->factor);
-        beta_sums = wmul8(beta_sums, narrowed_sums->factor);
-    } else if (scaling != 0) {
-        gamma_sums = wdiv8(gamma_sums, narrowed_sums->factor);
-        beta_sums = wdiv8(beta_sums, narrowed_sums->factor);
-    }
-    store8(narrowed_sums->gamma + j, narrow8(gamma_sums));
-    store8(narrowed_sums->beta + j, narrow8(beta_sums));
+    NARROWED_SUMS_STORE(8, narrowed_sums->gamma + j, sum_products, scaling)
+    NARROWED_SUMS_STORE(8, narrowed_sums->beta + j, sum, scaling)
     return 1;
 }
 
-// Blocks of eight from the constants; a block they do not cover, and the columns after the last block, as
-// normlab_columns_backward_f32_narrowed_sums runs them.
+// Columns [from, to) as normlab_columns_backward_f32_narrowed_sums runs them (statistics made again from x).
+static void made_again(const normlab_column_sets *sets, const float *x, const float *dy, normlab_column_affine affine,
+                       float *dx, const normlab_narrowed_sums *sums, long from, long to) {
+    if (from >= to) return;
+    affine.gamma = (const float *)affine.gamma + from;
+    const normlab_narrowed_sums part = {sums->gamma + from, sums->beta + from, sums->scaling, sums->factor};
+    normlab_columns_backward_f32_narrowed_sums(sets, x + from, dy + from, to - from, affine, dx + from, &part);
+}
+
+// Blocks of eight from the constants; blocks they do not cover, and the columns after the last block, made again.
 static inline __attribute__((always_inline)) void
 kept_blocks(const normlab_column_sets *sets, const float *x, const float *dy, long width, normlab_column_affine affine,
             float *dx, const normlab_narrowed_sums *sums, const float *first_mean, const float *rstd,
@@ -61,29 +60,15 @@ kept_blocks(const normlab_column_sets *sets, const float *x, const float *dy, lo
     const int m_scaled = powers_of_two || normlab_power_of_two(sets->m);
     const int divisor_scaled = powers_of_two || normlab_power_of_two(sets->divisor);
     const int scaling = fixed_scaling >= 0 ? fixed_scaling : sums->scaling;
-    long j = 0, made_again = 0;  // columns [made_again, j) are left for the general call
+    long j = 0, pending = 0;  // columns [pending, j) are left to be made again
     for (; j + 8 <= width; j += 8) {
         if (kept_block(sets, x, dy, j, gamma, dx, sums, first_mean, rstd, shift, rows, m_scaled, divisor_scaled,
                        scaling)) {
-            if (made_again < j) {
-                normlab_column_affine part = affine;
-                part.gamma = gamma + made_again;
-                normlab_narrowed_sums part_sums = {sums->gamma + made_again, sums->beta + made_again, sums->scaling,
-                                                   sums->factor};
-                normlab_columns_backward_f32_narrowed_sums(sets, x + made_again, dy + made_again, j - made_again, part,
-                                                           dx + made_again, &part_sums);
-            }
-            made_again = j + 8;
+            made_again(sets, x, dy, affine, dx, sums, pending, j);
+            pending = j + 8;
         }
     }
-    if (made_again < width) {
-        normlab_column_affine part = affine;
-        part.gamma = gamma + made_again;
-        normlab_narrowed_sums part_sums = {sums->gamma + made_again, sums->beta + made_again, sums->scaling,
-                                           sums->factor};
-        normlab_columns_backward_f32_narrowed_sums(sets, x + made_again, dy + made_again, width - made_again, part,
-                                                   dx + made_again, &part_sums);
-    }
+    made_again(sets, x, dy, affine, dx, sums, pending, width);
 }
 
 NORMLAB_CLONES

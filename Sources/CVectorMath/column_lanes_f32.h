@@ -226,12 +226,13 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
     }
 
 // A block's column sums (dγ's or dβ's, whole: a block holds every row of its columns) narrowed to float32 as
-// normlab_narrow_sums narrows 0 + the sum in Float64 (the sum, exactly: a float32 sum started from +0 is never −0).
-#define NARROWED_SUMS_STORE(W, p, column_sum)                                                                         \
+// normlab_narrow_sums narrows 0 + the sum in Float64 (the sum, exactly: a float32 sum started from +0 is never −0);
+// scaling as normlab_narrowed_sums's (a constant where the caller knows it).
+#define NARROWED_SUMS_STORE(W, p, column_sum, scaling)                                                                \
     {                                                                                                                 \
         wide##W v_ = widen##W(column_sum);                                                                            \
-        if (narrowed_sums->scaling == 1) v_ = wmul##W(v_, narrowed_sums->factor);                                    \
-        else if (narrowed_sums->scaling != 0) v_ = wdiv##W(v_, narrowed_sums->factor);                               \
+        if ((scaling) == 1) v_ = wmul##W(v_, narrowed_sums->factor);                                                  \
+        else if ((scaling) != 0) v_ = wdiv##W(v_, narrowed_sums->factor);                                             \
         store##W(p, narrow##W(v_));                                                                                   \
     }
 

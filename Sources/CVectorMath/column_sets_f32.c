@@ -299,8 +299,8 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
         }                                                                                                             \
         if (shared_terms) column_dy = sum, column_dy_xhat = sum_products;                                             \
         if (narrowed_sums) {                                                                                          \
-            NARROWED_SUMS_STORE(W, narrowed_sums->gamma + j, column_dy_xhat)                                          \
-            NARROWED_SUMS_STORE(W, narrowed_sums->beta + j, column_dy)                                                \
+            NARROWED_SUMS_STORE(W, narrowed_sums->gamma + j, column_dy_xhat, narrowed_sums->scaling)                  \
+            NARROWED_SUMS_STORE(W, narrowed_sums->beta + j, column_dy, narrowed_sums->scaling)                        \
         } else if (sum_dy && sums_row_stride == 0) {                                                                  \
             if (float_sums) {                                                                                         \
                 store##W(float_sum_dy + j, load##W(float_sum_dy + j) + column_dy);                                    \

@@ -33,6 +33,18 @@ enum ColumnKernels {
     /// makes them, with the input they belong to, in the same `ForwardResult`.
     struct KeptColumnConstants<S: NormScalar>: Sendable {
         let firstMean, rstd, shift: [S]
+
+        /// body(pointers to `kept`'s arrays), or body(nil) when there are none or they are not `count` long.
+        static func withPointers<R>(_ kept: Self?, count: Int, _ body: (KeptPointers<S>?) -> R) -> R {
+            guard let kept, kept.firstMean.count == count else { return body(nil) }
+            return kept.firstMean.withUnsafeBufferPointer { mean in
+                kept.rstd.withUnsafeBufferPointer { rstd in
+                    kept.shift.withUnsafeBufferPointer { shift in
+                        body(KeptPointers(firstMean: mean.baseAddress!, rstd: rstd.baseAddress!, shift: shift.baseAddress!))
+                    }
+                }
+            }
+        }
     }
 
     /// Whether forward keeps `KeptColumnConstants` for this layer: float32 BatchNorm whose backward reads them — sets

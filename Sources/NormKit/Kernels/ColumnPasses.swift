@@ -192,22 +192,16 @@ extension ColumnKernels {
             var perElementBeta = kept ? dbeta : [Double](repeating: 0, count: narrowing == nil ? layout.columns : 0)
             if kept { dgamma = []; dbeta = [] }  // the sums' arrays, uniquely held, are handed back below
             let given = (means ?? [], rstds ?? [])
-            // Forward's constants (a sample's columns).
-            let keptValues = keptConstants.flatMap { $0.firstMean.count == layout.columns ? $0 : nil }
-            let constants = keptValues ?? KeptColumnConstants(firstMean: [], rstd: [], shift: [])
             given.0.withUnsafeBufferPointer { meanBuffer in
             given.1.withUnsafeBufferPointer { rstdBuffer in
-            constants.firstMean.withUnsafeBufferPointer { keptMean in
-            constants.rstd.withUnsafeBufferPointer { keptRstd in
-            constants.shift.withUnsafeBufferPointer { keptShift in
+            // Forward's constants, a sample's columns.
+            KeptColumnConstants.withPointers(keptConstants, count: layout.columns) { keptPointers in
             perElementGamma.withUnsafeMutableBufferPointer { pgBuffer in
             perElementBeta.withUnsafeMutableBufferPointer { pbBuffer in
                 // (An empty array's buffer may still have a base address.)
                 nonisolated(unsafe) let mu = means == nil ? nil : meanBuffer.baseAddress
                 nonisolated(unsafe) let r = rstds == nil ? nil : rstdBuffer.baseAddress
                 nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
-                let keptPointers = keptValues == nil ? nil
-                    : KeptPointers(firstMean: keptMean.baseAddress!, rstd: keptRstd.baseAddress!, shift: keptShift.baseAddress!)
                 FastKernels.parallel(tiles, threads: threads) { range in
                     // Sets of at most eight rows run in blocks that hold each column whole: its sums go straight to
                     // float32 dγ and dβ. Larger sets sum a tile into a scratch, narrowed after.
@@ -248,7 +242,7 @@ extension ColumnKernels {
                         }
                     }
                 }
-            }}}}}}}
+            }}}}}
             if narrowing != nil { return true }
             StridedKernels.reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan,
                                               dgamma: &dgamma, dbeta: &dbeta)
@@ -278,17 +272,11 @@ extension ColumnKernels {
         dbeta.withUnsafeMutableBufferPointer { dbBuffer in
         partialGamma.withUnsafeMutableBufferPointer { pgBuffer in
         partialBeta.withUnsafeMutableBufferPointer { pbBuffer in
-        // Statistics forward kept (BatchNorm's, for the running statistics) are read, not made again per tile.
         // Forward's constants (BatchNorm with grouped channels: a group's positions per block).
-        let keptValues = keptConstants.flatMap { $0.firstMean.count == layout.blocks * layout.columns ? $0 : nil }
-        let constants = keptValues ?? KeptColumnConstants(firstMean: [], rstd: [], shift: [])
+        KeptColumnConstants.withPointers(keptConstants, count: layout.blocks * layout.columns) { keptPointers in
+        // Statistics forward kept (BatchNorm's, for the running statistics) are read, not made again per tile.
         (means ?? []).withUnsafeBufferPointer { meanBuffer in
         (rstds ?? []).withUnsafeBufferPointer { rstdBuffer in
-        constants.firstMean.withUnsafeBufferPointer { keptMean in
-        constants.rstd.withUnsafeBufferPointer { keptRstd in
-        constants.shift.withUnsafeBufferPointer { keptShift in
-            let keptPointers = keptValues == nil ? nil
-                : KeptPointers(firstMean: keptMean.baseAddress!, rstd: keptRstd.baseAddress!, shift: keptShift.baseAddress!)
             nonisolated(unsafe) let givenMean = means == nil ? nil : meanBuffer.baseAddress
             nonisolated(unsafe) let givenRstd = rstds == nil ? nil : rstdBuffer.baseAddress
             nonisolated(unsafe) let dg = dgBuffer.baseAddress, db = dbBuffer.baseAddress
@@ -368,7 +356,7 @@ extension ColumnKernels {
                     }
                 }
             }
-        }}}}}}}}}
+        }}}}}}}
         if perChannel {
             for g in 0..<groups {
                 for row in 0..<k {

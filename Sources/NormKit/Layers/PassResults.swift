@@ -166,8 +166,8 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
     /// y's summary numbers, when the pass was asked for them (`summarizing: true`) and its kernel could sum y set by
     /// set while each set was still in cache; nil otherwise (summarise `output` then).
     public internal(set) var outputMoments: SummaryMoments? = nil
-    /// What a float32 BatchNorm-per-element forward kept for backward (each column's μ₀, rstd and c), made from
-    /// `input` in the same pass; nil for every other layer.
+    /// What a float32 BatchNorm forward on the column kernels (per element, `over=n,c`) kept for backward: each
+    /// column's μ₀, rstd and c, made from `input` in the same pass; nil for every other layer.
     var keptColumnConstants: ColumnKernels.KeptColumnConstants<Scalar>? = nil
 
     init(spec: LayerSpec, plan: NormPlan, mode: Mode, input: Tensor<Scalar>, output: Tensor<Scalar>,
