@@ -145,7 +145,8 @@ extension ColumnKernels {
     }
 
     /// dx, and dγ, dβ summed over the batch (before paramgrad=mean's division). x̂ is made from x in each tile;
-    /// μ and rstd are the given ones (BatchNorm per element keeps its few) or, when nil, made again per tile.
+    /// μ and rstd are the given ones (BatchNorm per element keeps its few) or, when nil, made again per tile — or, with
+    /// `kept` (float32 BatchNorm), forward's μ₀, rstd and c.
     /// With `narrowed`, a float32 pass with element-wise γ whose dγ and dβ are made whole in cache — per-position sets
     /// of at most eight rows (float32 stages, written at their last fold) or BatchNorm per element (each tile's column
     /// sums) — writes them there in float32 and says so (true); `dgamma`, `dbeta` then hold nothing to read.

@@ -220,7 +220,8 @@ public enum Normalization {
         summarizing: Bool = false
     ) -> ForwardResult<Scalar> {
         let eager = spec.kind.hasRunningStatistics
-        // float32 keeps no Float64 statistics (made when read): its backward makes them again anyway.
+        // float32 keeps no Float64 statistics (made when read): its backward reads none (it takes the kept μ₀, rstd
+        // and c, or makes them again).
         let exactToo = eager && Scalar.self != Float.self
         var findings = ColumnKernels.ForwardFindings()
         // BatchNorm's statistics in the element type, written by the pass tile by tile (every element).

@@ -119,7 +119,8 @@ extension Normalization {
             narrowedBeta.withUnsafeMutableBufferPointer { nb in
                 if columnPath {
                     // BatchNorm per element keeps its few statistics; per-position ones are made again per tile, as
-                    // are all float32 ones (the float32 lanes make x̂ as forward did, from x).
+                    // are float32 ones (the float32 lanes make x̂ as forward did, from x) — except where a float32
+                    // BatchNorm forward kept each column's μ₀, rstd and c, which backward then takes.
                     let given = spec.kind.hasRunningStatistics && Scalar.self != Float.self ? forward.statistics.values : nil
                     narrowing = ColumnKernels.backward(
                         spec: spec, plan: plan, x: x, dy: g, means: given?.exactMeans, rstds: given?.exactRstds,
