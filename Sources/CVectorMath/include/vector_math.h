@@ -4,6 +4,7 @@
 #include "column_sets.h"
 #include "element_affine.h"
 #include "emulated_chains.h"
+#include "emulated_rows.h"
 
 /// out[i] = 1 / √(variances[i] + eps) for i < count, in IEEE double arithmetic (the same bits as Swift's
 /// `1 / (v + eps).squareRoot()`), vectorised. Swift lowers `squareRoot()` to one scalar sqrt per value with a branch

@@ -6,7 +6,7 @@ extension EmulatedRun {
     func backward<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>, statistics: Statistics,
         gamma: [Double]?, constant: Bool
-    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
         let count = plan.statsShape.count
         let m = Double(plan.setSize)
         let divisor = spec.variance == .unbiased ? m - 1 : m
@@ -57,13 +57,14 @@ extension EmulatedRun {
             }
         }
 
+        var rounded: FormatRounding.Counts? = nil
         let dx = [Scalar](unsafeUninitializedCapacity: x.count) { out, initialized in
-            gradient(F.self, x: x, dy: dy, into: SharedValues(out.baseAddress!), means: means, rstds: rstds,
-                     affine: affine, meanTerms: meanTerms, projections: projections, constant: constant)
+            rounded = gradient(F.self, x: x, dy: dy, into: SharedValues(out.baseAddress!), means: means, rstds: rstds,
+                               affine: affine, meanTerms: meanTerms, projections: projections, constant: constant)
             initialized = x.count
         }
 
-        guard parameters > 0 else { return (dx, [], []) }
+        guard parameters > 0 else { return (dx, [], [], rounded) }
         let sums = parameterSums
         if !parametersSummed {
             means.withUnsafeBufferPointer { means in
@@ -74,15 +75,17 @@ extension EmulatedRun {
                 }
             }
         }
-        return (dx, (0..<parameters).map { Double(sums[2 * $0]) }, (0..<parameters).map { Double(sums[2 * $0 + 1]) })
+        return (dx, (0..<parameters).map { Double(sums[2 * $0]) }, (0..<parameters).map { Double(sums[2 * $0 + 1]) },
+                rounded)
     }
 
-    /// dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), or rstd·g with constant statistics, element by element.
+    /// dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), or rstd·g with constant statistics, element by element; the counts
+    /// of what rounding to `storage` made infinite when `chunkRounder` rounded dx.
     private func gradient<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>,
         into dxOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], affine: EmulatedAffine<F.Value>,
         meanTerms: [F.Value], projections: [F.Value], constant: Bool
-    ) {
+    ) -> FormatRounding.Counts? {
         let perPosition = layout.positionStride != 0
         let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: perPosition)
         let terms = EmulatedRowStatistics(means: meanTerms, rstds: projections, perPosition: perPosition)
@@ -90,7 +93,9 @@ extension EmulatedRun {
         let input = SharedInput(x.baseAddress!), gradients = SharedInput(dy.baseAddress!)
         let layout = layout
         let rounding = storageRounding(F.self, Scalar.self)
-        EmulatedUnits(statisticsOf: layout).forEachRow(threads: threads) { row, _ in
+        let units = EmulatedUnits(statisticsOf: layout)
+        let rounder = chunkRounder(F.self, Scalar.self, units: units)
+        units.forEachRow(threads: threads) { row, unit in
             let first = row.firstStat
             let (mean, rstd, stride) = statistics.row(first)
             let (meanTerm, projection, _) = terms.row(first)
@@ -103,17 +108,27 @@ extension EmulatedRun {
                 return F.multiply(rstd[s &* stride], F.subtract(F.subtract(dh, meanTerm[s &* stride]),
                                                                 F.multiply(h, projection[s &* stride])))
             }
-            if rounding != nil || constant {
-                for s in 0..<layout.spatial {
-                    dx[s] = rounding.map { Scalar(fromDouble: $0.round(Double(value(s)))) } ?? Self.element(F.self, value(s))
-                }
-            } else {
+            if let rounding {
+                for s in 0..<layout.spatial { dx[s] = Scalar(fromDouble: rounding.round(Double(value(s)))) }
+                return
+            }
+            let rounding = rounder?.row(set: unit)
+            guard constant else {
                 EmulatedRows.gradient(F.self, EmulatedRowOperands(
                     mean: mean, rstd: rstd, statStride: stride, gamma: gamma, gammaStride: gammaStride,
                     beta: gamma, betaStride: 0, meanTerm: meanTerm, projection: projection),
-                    x: x, dy: dy, dx: dx, count: layout.spatial)
+                    x: x, dy: dy, dx: dx, count: layout.spatial, rounding: rounding)
+                return
+            }
+            var start = 0
+            while start < layout.spatial {
+                let count = rounding == nil ? layout.spatial : min(RowRounding.chunk, layout.spatial - start)
+                for s in start..<start + count { dx[s] = Self.element(F.self, value(s)) }
+                rounding?.round(dx + start, count: count)
+                start += count
             }
         }
+        return rounder?.finish()
     }
 }
 

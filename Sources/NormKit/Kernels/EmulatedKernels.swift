@@ -16,9 +16,8 @@
 /// on several threads and side by side without changing any chain's order.
 enum EmulatedKernels {
     /// What the emulated forward produced: statistics in the accumulation format (as Doubles), x̂ (when asked
-    /// for; empty otherwise) and y as the tensor's elements. y is rounded to `storage` when that is reduced,
-    /// except Float results in a Float tensor, which the caller rounds (`Normalization.store`: one vectorised
-    /// rounding of the same values).
+    /// for; empty otherwise) and y as the tensor's elements, rounded to `storage` when that is reduced (Float
+    /// results in a Float tensor in place, chunk by chunk, with the counts in `rounded`).
     ///
     /// Each entry point switches on the format itself: the passes must be specialised for their format (through
     /// an `any EmulatedFormat.Type` opened at the call they ran unspecialised, about 100× slower, measured).
@@ -29,6 +28,8 @@ enum EmulatedKernels {
         var rstds: [Double]
         var normalized: [Scalar]
         var output: [Scalar]
+        /// What rounding y to `storage` made infinite, when the pass counted it (Float results in a Float tensor).
+        var rounded: FormatRounding.Counts? = nil
         var findings: [NormWarning]
         /// `exactStatistics`, when the pass made it on the way (float32 lanes over whole rows).
         var exact: (means: [Double], sumSquares: [Double])? = nil
@@ -73,17 +74,19 @@ enum EmulatedKernels {
         }
     }
 
-    /// dx (as the tensor's elements, rounded to `storage` on the terms `Forward` states) and dγ, dβ summed over
-    /// the batch in `format`, for the statistics the emulated forward produced.
+    /// dx (as the tensor's elements, rounded to `storage` on the terms `Forward` states, with the counts in
+    /// `rounded` when it counted them) and dγ, dβ summed over the batch in `format`, for the statistics the
+    /// emulated forward produced.
     static func backward<Scalar: NormScalar>(
         spec: LayerSpec, plan: NormPlan, x: [Scalar], dy: [Scalar], means: [Double], rstds: [Double],
         gamma: [Double]?, constantStatistics: Bool, format: DType, storage: DType? = nil, threads: Int = 1
-    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
         let run = EmulatedRun(spec: spec, plan: plan, storage: storage, threads: threads)
         let statistics = EmulatedRun.Statistics(means: means, rstds: rstds)
         return x.withUnsafeBufferPointer { x in
             dy.withUnsafeBufferPointer { dy in
-                func pass<F: EmulatedFormat>(_: F.Type) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+                func pass<F: EmulatedFormat>(_: F.Type)
+                    -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
                     run.backward(F.self, x: x, dy: dy, statistics: statistics, gamma: gamma,
                                  constant: constantStatistics)
                 }

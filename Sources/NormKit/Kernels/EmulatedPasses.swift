@@ -32,11 +32,19 @@ struct EmulatedRun {
         return Scalar(fromDouble: Double(v))
     }
 
-    /// Whether results go to the tensor as they are, leaving the storage rounding to the caller's vectorised pass
-    /// (Float results in a Float tensor), or must be rounded to `storage` here (one rounding from the format).
+    /// Whether results must be rounded to `storage` element by element, straight from the format (one rounding),
+    /// or go to the tensor as they are: Float results in a Float tensor, which `chunkRounder` rounds in place.
     func storageRounding<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _: Scalar.Type) -> DType? {
         guard let storage, storage.isReduced else { return nil }
         return Scalar.self == Float.self && F.Value.self == Float.self ? nil : storage
+    }
+
+    /// Float results in a Float tensor, rounded to a reduced `storage` in place by the row loops as they go
+    /// (`RowRounding`), counted per unit.
+    func chunkRounder<F: EmulatedFormat, Scalar: NormScalar>(_: F.Type, _: Scalar.Type, units: EmulatedUnits)
+        -> RunRounder? {
+        guard F.Value.self == Float.self else { return nil }
+        return RunRounder(storage, sets: units.count, scalar: Scalar.self)
     }
 
     func forward<F: EmulatedFormat, Scalar: NormScalar>(
@@ -45,9 +53,8 @@ struct EmulatedRun {
     ) -> EmulatedKernels.Forward<Scalar> {
         let count = plan.statsShape.count
         let m = plan.setSize
-        let divisor = Double(spec.variance == .unbiased ? m - 1 : m)
-        let centre = spec.centres, method = spec.method, unbiasedVariance = spec.variance == .unbiased
-        let wantsUnbiased = running == nil && (spec.kind.hasRunningStatistics || unbiasedVariance)
+        let centre = spec.centres, method = spec.method
+        let wantsUnbiased = running == nil && (spec.kind.hasRunningStatistics || spec.variance == .unbiased)
         // Per-set values, written by the threads that own the sets (per-position sets are half an input's size).
         let sums: UnsafeMutablePointer<F.Value> = Self.scratch(count)
         let squares: UnsafeMutablePointer<F.Value> = Self.scratch(count)
@@ -58,12 +65,13 @@ struct EmulatedRun {
         defer {
             for p in [sums, squares, meanValues, varianceValues, unbiasedValues, rstdValues] { p.deallocate() }
         }
-        let sum = SharedValues(sums), square = SharedValues(squares), mean = SharedValues(meanValues)
-        let variance = SharedValues(varianceValues), unbiased = SharedValues(unbiasedValues)
+        let variance = SharedValues(varianceValues)
         var overflowedSquare = [Bool](repeating: false, count: count)
         var overflowedSum = [Bool](repeating: false, count: count)
         let input = SharedInput(x.baseAddress!)
         var exact: ExactSums? = nil
+        // y and its rounding counts, when the fused forward made them with the statistics.
+        var fused: (y: [Scalar], rounded: FormatRounding.Counts?)? = nil
 
         if let running {
             for i in 0..<count {
@@ -75,35 +83,12 @@ struct EmulatedRun {
             // The float32 lanes' first pass over x also makes the exact sums the cancellation check reads.
             exact = EightLanes.applies(F.self, Scalar.self) && !units.columns && method != .welford
                 ? ExactSums(count: count, centre: centre) : nil
-            switch method {
-            case .twopass:
-                if centre {
-                    units.walk(threads: threads, SumChain<F, Scalar>(x: input, sums: sum, exact: exact))
-                    eachStatistic(count) { range in for i in range { mean[i] = F.divide(sum[i], by: Double(m)) } }
-                }
-                units.walk(threads: threads, SquareChain<F, Scalar>(x: input, means: SharedInput(meanValues),
-                                                                    squares: square, exact: centre ? nil : exact))
-            case .onepass:
-                units.walk(threads: threads, OnePassChain<F, Scalar>(x: input, sums: sum, squares: square,
-                                                                     exact: exact))
-            case .welford:
-                units.walk(threads: threads, WelfordChain<F, Scalar>(x: input, means: mean, squares: square,
-                                                                     centre: centre))
-            }
-            let factor = F.value(Double(m) / Double(m - 1))
-            eachStatistic(count) { range in
-                for i in range {
-                    if method == .onepass {
-                        let meanSquare = F.divide(square[i], by: Double(m))
-                        if centre { mean[i] = F.divide(sum[i], by: Double(m)) }
-                        variance[i] = centre ? F.subtract(meanSquare, F.multiply(mean[i], mean[i])) : meanSquare
-                        if wantsUnbiased { unbiased[i] = F.multiply(variance[i], factor) }
-                        if unbiasedVariance { variance[i] = unbiased[i] }
-                    } else {
-                        variance[i] = F.divide(square[i], by: divisor)
-                        if wantsUnbiased { unbiased[i] = F.divide(square[i], by: Double(m - 1)) }
-                    }
-                }
+            let values = SetValues(sums: sums, squares: squares, means: meanValues, variances: varianceValues,
+                                   unbiased: unbiasedValues, rstds: rstdValues, wantsUnbiased: wantsUnbiased)
+            if fusesForward(F.self, Scalar.self, units: units, method: method) {
+                fused = fusedForward(F.self, x: x, units: units, values: values, gamma: gamma, beta: beta, exact: exact)
+            } else {
+                walkedStatistics(F.self, x: input, units: units, values: values, exact: exact)
             }
             // A sum that overflowed stays ±∞ or NaN: only such sets are walked again for where it happened.
             for i in 0..<count where !(sums[i].isFinite && squares[i].isFinite) {
@@ -112,10 +97,13 @@ struct EmulatedRun {
         }
 
         let eps = F.value(spec.eps), rstd = SharedValues(rstdValues)
-        eachStatistic(count) { range in for i in range { rstd[i] = F.divide(1, F.squareRoot(F.add(variance[i], eps))) } }
+        if fused == nil {
+            eachStatistic(count) { range in for i in range { rstd[i] = F.divide(1, F.squareRoot(F.add(variance[i], eps))) } }
+        }
         let means = Array(UnsafeBufferPointer(start: meanValues, count: count))
         let rstds = Array(UnsafeBufferPointer(start: rstdValues, count: count))
-        let output = normalize(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
+        let (output, rounded) = fused
+            ?? normalizeCounting(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
         // x̂ is y with neither γ nor β (h·1 = h and h + (−0) = h) and no storage rounding.
         let normalized = keepNormalized
             ? EmulatedRun(spec: spec, plan: plan, storage: nil, threads: threads)
@@ -144,7 +132,7 @@ struct EmulatedRun {
         return EmulatedKernels.Forward(
             means: doubles(meanValues), variances: doubles(varianceValues),
             unbiased: wantsUnbiased ? doubles(unbiasedValues) : nil,
-            rstds: doubles(rstdValues), normalized: normalized, output: output, findings: findings,
+            rstds: doubles(rstdValues), normalized: normalized, output: output, rounded: rounded, findings: findings,
             exact: exact?.complete(EmulatedUnits(statisticsOf: layout), x: input, setSize: m, threads: threads),
             overflowed: overflowedSquare.withUnsafeBufferPointer { square in
                 overflowedSum.withUnsafeBufferPointer { sum in
@@ -156,22 +144,75 @@ struct EmulatedRun {
             })
     }
 
+    /// Every set's statistics, walk after walk over x (each method; `fusedForward` makes twopass's in one visit).
+    private func walkedStatistics<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, x input: SharedInput<Scalar>, units: EmulatedUnits, values: SetValues<F.Value>,
+        exact: ExactSums?
+    ) {
+        let count = plan.statsShape.count, m = plan.setSize
+        let divisor = Double(spec.variance == .unbiased ? m - 1 : m)
+        let centre = spec.centres, method = spec.method, unbiasedVariance = spec.variance == .unbiased
+        let wantsUnbiased = values.wantsUnbiased
+        let sum = SharedValues(values.sums), square = SharedValues(values.squares), mean = SharedValues(values.means)
+        let variance = SharedValues(values.variances), unbiased = SharedValues(values.unbiased)
+        switch method {
+        case .twopass:
+            if centre {
+                units.walk(threads: threads, SumChain<F, Scalar>(x: input, sums: sum, exact: exact))
+                eachStatistic(count) { range in for i in range { mean[i] = F.divide(sum[i], by: Double(m)) } }
+            }
+            units.walk(threads: threads, SquareChain<F, Scalar>(x: input, means: SharedInput(values.means),
+                                                                squares: square, exact: centre ? nil : exact))
+        case .onepass:
+            units.walk(threads: threads, OnePassChain<F, Scalar>(x: input, sums: sum, squares: square,
+                                                                 exact: exact))
+        case .welford:
+            units.walk(threads: threads, WelfordChain<F, Scalar>(x: input, means: mean, squares: square,
+                                                                 centre: centre))
+        }
+        let factor = F.value(Double(m) / Double(m - 1))
+        eachStatistic(count) { range in
+            for i in range {
+                if method == .onepass {
+                    let meanSquare = F.divide(square[i], by: Double(m))
+                    if centre { mean[i] = F.divide(sum[i], by: Double(m)) }
+                    variance[i] = centre ? F.subtract(meanSquare, F.multiply(mean[i], mean[i])) : meanSquare
+                    if wantsUnbiased { unbiased[i] = F.multiply(variance[i], factor) }
+                    if unbiasedVariance { variance[i] = unbiased[i] }
+                } else {
+                    variance[i] = F.divide(square[i], by: divisor)
+                    if wantsUnbiased { unbiased[i] = F.divide(square[i], by: Double(m - 1)) }
+                }
+            }
+        }
+    }
+
     /// y = x̂·γ + β element by element (no sums: any order, any thread); with neither γ nor β, x̂ itself.
     func normalize<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [Double]?,
         beta: [Double]?
     ) -> [Scalar] {
-        [Scalar](unsafeUninitializedCapacity: x.count) { y, count in
-            normalize(F.self, x: x, into: SharedValues(y.baseAddress!), means: means, rstds: rstds, gamma: gamma,
-                      beta: beta)
+        normalizeCounting(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta).y
+    }
+
+    /// `normalize`, with the counts of what rounding to `storage` made infinite when `chunkRounder` rounded y.
+    func normalizeCounting<F: EmulatedFormat, Scalar: NormScalar>(
+        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, means: [F.Value], rstds: [F.Value], gamma: [Double]?,
+        beta: [Double]?
+    ) -> (y: [Scalar], rounded: FormatRounding.Counts?) {
+        var rounded: FormatRounding.Counts? = nil
+        let y = [Scalar](unsafeUninitializedCapacity: x.count) { y, count in
+            rounded = normalize(F.self, x: x, into: SharedValues(y.baseAddress!), means: means, rstds: rstds,
+                                gamma: gamma, beta: beta)
             count = x.count
         }
+        return (y, rounded)
     }
 
     private func normalize<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, into yOut: SharedValues<Scalar>, means: [F.Value],
         rstds: [F.Value], gamma: [Double]?, beta: [Double]?
-    ) {
+    ) -> FormatRounding.Counts? {
         let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: layout.positionStride != 0)
         let affine = EmulatedAffine<F.Value>(gamma: gamma?.mapFilling(F.value), beta: beta?.mapFilling(F.value),
                                              elementwise: layout.elementwise, spatial: layout.spatial)
@@ -179,7 +220,9 @@ struct EmulatedRun {
         let input = SharedInput(x.baseAddress!)
         let layout = layout
         let rounding = storageRounding(F.self, Scalar.self)
-        EmulatedUnits(statisticsOf: layout).forEachRow(threads: threads) { row, _ in
+        let units = EmulatedUnits(statisticsOf: layout)
+        let rounder = chunkRounder(F.self, Scalar.self, units: units)
+        units.forEachRow(threads: threads) { row, unit in
             let (mean, rstd, statStride) = statistics.row(row.firstStat)
             let (gamma, gammaStride) = affine.gammaRow(row.channel)
             let (beta, betaStride) = affine.betaRow(row.channel)
@@ -193,9 +236,11 @@ struct EmulatedRun {
             } else {
                 EmulatedRows.normalize(F.self, EmulatedRowOperands(
                     mean: mean, rstd: rstd, statStride: statStride, gamma: gamma, gammaStride: gammaStride,
-                    beta: beta, betaStride: betaStride), x: x, y: y, count: layout.spatial)
+                    beta: beta, betaStride: betaStride), x: x, y: y, count: layout.spatial,
+                    rounding: rounder?.row(set: unit))
             }
         }
+        return rounder?.finish()
     }
 
     /// Where set `set`'s sums left the finite range: its elements again, in order, with the checks the first

@@ -98,13 +98,11 @@ struct RunRounder: @unchecked Sendable {
     }
 
     func round<S: NormScalar>(_ start: UnsafeMutablePointer<S>, count: Int, set: Int) {
-        var over = 0, bad = 0
-        let floats = UnsafeMutableRawPointer(start).assumingMemoryBound(to: Float.self)
-        if format == .float16 { normlab_round_float16(floats, count, &over, &bad) }
-        else { normlab_round_bfloat16(floats, count, &over, &bad) }
-        counts[2 * set] += over
-        counts[2 * set + 1] += bad
+        row(set: set).round(start, count: count)
     }
+
+    /// The rounding of a row of set (or unit) `set`, counted in that set's counters.
+    func row(set: Int) -> RowRounding { RowRounding(format: format, counts: counts + 2 * set) }
 
     /// The totals; frees the counters.
     func finish() -> FormatRounding.Counts {

@@ -42,7 +42,8 @@ extension Normalization {
         // dγ and dβ already in the element type (and divided), when the kernel could write them so.
         var narrowedParameters: (dgamma: [Scalar], dbeta: [Scalar])? = nil
         if !spec.computesExactly {
-            (dx, dgamma, dbeta) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy, threads: threads)
+            (dx, dgamma, dbeta, roundedByKernel) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy,
+                                                                     threads: threads)
         } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
             (dx, dgamma, dbeta) = evalBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
         } else if allowFastPath && forward.mode == .train

@@ -36,14 +36,16 @@ extension Normalization {
         func stats(_ values: [Double]) -> Tensor<Scalar> {
             Tensor(uncheckedShape: plan.statsShape, scalars: values.mapFilling { Scalar(fromDouble: $0) })
         }
-        return ForwardResult(
-            // y is in the storage format already, or Float in a Float tensor that `store` rounds next: one rounding.
+        var result = ForwardResult(
+            // y is in the storage format already (one rounding); `store` counts what it made infinite unless the pass did.
             spec: spec, plan: plan, mode: usesRunning ? .eval : .train, input: input,
             output: Tensor(uncheckedShape: input.shape, scalars: pass.output),
             mean: spec.centres ? stats(pass.means) : nil, variance: stats(pass.variances), rstd: stats(pass.rstds),
             unbiasedVariance: spec.kind.hasRunningStatistics && !usesRunning ? pass.unbiased.map(stats) : nil,
             warnings: warnings, exactMeans: pass.means, exactRstds: pass.rstds,
             storedNormalized: nil)  // made from x when something reads it (`ForwardResult.normalized`)
+        result.roundedByKernel = pass.rounded
+        return result
     }
 
     /// Sets whose computed σ² is ≤ 0, NaN or more than 10 % from the exact two-pass value (overflowed sets aside:
@@ -102,7 +104,7 @@ extension Normalization {
     /// dx, dγ and dβ (summed over the batch) as the emulated backward computes them.
     static func emulatedBackward<Scalar: NormScalar>(
         forward: ForwardResult<Scalar>, gammaValues: [Double]?, dy: Tensor<Scalar>, threads: Int
-    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?) {
         let spec = forward.spec
         let constant = spec.kind.hasRunningStatistics && forward.mode == .eval
         return EmulatedKernels.backward(spec: spec, plan: forward.plan, x: forward.input.scalars, dy: dy.scalars,
