@@ -39,6 +39,11 @@ static inline void transpose8(const v8f in[8], v8f out[8]) {
     out[7] = __builtin_shufflevector(u3, u7, 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
+typedef int v8i __attribute__((vector_size(32)));
+
+// |v| lane by lane (the sign bit cleared: exact, NaN stays NaN).
+static inline v8f magnitude(v8f v) { return (v8f)((v8i)v & 0x7fffffff); }
+
 // One element of every lane: the step of `kind`.
 #define CHAIN_STEP(xv, dv, gv)                                                                                        \
     {                                                                                                                 \
@@ -58,6 +63,9 @@ static inline void transpose8(const v8f in[8], v8f out[8]) {
             pb = pb + (dv);                                                                                           \
         } else if (kind == 2) {                                                                                       \
             a = a + (xv);                                                                                             \
+        } else if (kind == 6) {                                                                                       \
+            a = a + (xv);                                                                                             \
+            b = b + magnitude(xv);                                                                                    \
         } else if (kind == 3) {                                                                                       \
             v8f d = (xv) - mv;                                                                                        \
             a = a + d * d;                                                                                            \
@@ -150,6 +158,7 @@ void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, con
     case 1: chains8(1, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
     case 2: chains8(2, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
     case 3: chains8(3, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
+    case 6: chains8(6, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
     default: chains8(4, x, dy, offsets, rows, count, mean, rstd, gamma, 0, a, b, 0, 0, 0, 0, 0); break;
     }
 }

@@ -8,7 +8,8 @@
 ///   kind 0, a set's gradient sums: g = dy·γ (γ at gamma[8·r + k][s·gamma_stride]), a += g, b += g·x̂.
 ///   kind 1, a parameter's gradients: a += dy·x̂, b += dy (gamma unused).
 ///   kind 2, a set's sum: a += x.   kind 3, its squares about μ: a += (x − μ)².   kind 4, one pass: a += x, b += x².
-///   (Kinds 2–4 read neither dy, γ nor rstd, and 2 and 4 not μ.)
+///   kind 6, a set's sum and the sum of its magnitudes: a += x, b += |x|.
+///   (Kinds 2–4 and 6 read neither dy, γ nor rstd, and 2, 4 and 6 not μ.)
 /// a and b start at +0; gamma_stride is 0 (one γ per row) or 1 (one per element).
 void normlab_emulated_chains8_f32(int kind, const float *x, const float *dy, const long *offsets, long rows,
                                   long count, const float *mean, const float *rstd, const float *const *gamma,

@@ -20,115 +20,124 @@ extension EmulatedRun {
         defer { affine.free() }
         let terms = EmulatedTerms<F, Scalar>(x: SharedInput(x.baseAddress!), dy: SharedInput(dy.baseAddress!),
                                              layout: layout, affine: affine)
-        var meanTerms = [F.Value](repeating: 0, count: count), projections = meanTerms
         let parameters = plan.affineShape?.count ?? 0
         let parameterSums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(parameters, 1))
         defer { parameterSums.deallocate() }
         var parametersSummed = false
-
-        if !constant {
-            means.withUnsafeBufferPointer { means in
-                rstds.withUnsafeBufferPointer { rstds in
-                    let sums: UnsafeMutablePointer<F.Value> = .allocate(capacity: 2 * max(count, 1))
-                    defer { sums.deallocate() }
-                    if parameters > 0 && EightLanes.applies(F.self, Scalar.self) {
-                        func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
-                            UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
-                        }
-                        func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
-                            UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
-                        }
-                        parametersSummed = EightLanes.fusedBackwardSums(
-                            layout, x: floats(x.baseAddress!), dy: floats(dy.baseAddress!),
-                            means: floats(means.baseAddress!), rstds: floats(rstds.baseAddress!),
-                            gammaRow: { UnsafeRawPointer(affine.gammaRow($0).0).assumingMemoryBound(to: Float.self) },
-                            setSums: floats(sums), parameterSums: floats(parameterSums), threads: threads)
-                    }
-                    if !parametersSummed {
-                        EmulatedUnits(statisticsOf: layout).walk(threads: threads, GradientSumsChain(
-                            terms: terms, means: SharedInput(means.baseAddress!),
-                            rstds: SharedInput(rstds.baseAddress!), sums: SharedValues(sums)))
-                    }
-                    for i in 0..<count {
-                        meanTerms[i] = centre ? F.divide(sums[2 * i], by: m) : 0
-                        projections[i] = F.divide(sums[2 * i + 1], by: divisor)
-                    }
-                }
-            }
-        }
-
-        var rounded: FormatRounding.Counts? = nil
-        let dx = [Scalar](unsafeUninitializedCapacity: x.count) { out, initialized in
-            rounded = gradient(F.self, x: x, dy: dy, into: SharedValues(out.baseAddress!), means: means, rstds: rstds,
-                               affine: affine, meanTerms: meanTerms, projections: projections, constant: constant)
-            initialized = x.count
-        }
-
-        guard parameters > 0 else { return (dx, [], [], rounded) }
-        let sums = parameterSums
-        if !parametersSummed {
-            means.withUnsafeBufferPointer { means in
-                rstds.withUnsafeBufferPointer { rstds in
-                    EmulatedUnits(parametersOf: layout).walk(threads: threads, ParameterChain(
-                        terms: terms, means: SharedInput(means.baseAddress!), rstds: SharedInput(rstds.baseAddress!),
-                        sums: SharedValues(sums)))
-                }
-            }
-        }
-        return (dx, (0..<parameters).map { Double(sums[2 * $0]) }, (0..<parameters).map { Double(sums[2 * $0 + 1]) },
-                rounded)
-    }
-
-    /// dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), or rstd·g with constant statistics, element by element; the counts
-    /// of what rounding to `storage` made infinite when `chunkRounder` rounded dx.
-    private func gradient<F: EmulatedFormat, Scalar: NormScalar>(
-        _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>,
-        into dxOut: SharedValues<Scalar>, means: [F.Value], rstds: [F.Value], affine: EmulatedAffine<F.Value>,
-        meanTerms: [F.Value], projections: [F.Value], constant: Bool
-    ) -> FormatRounding.Counts? {
+        let units = EmulatedUnits(statisticsOf: layout)
         let perPosition = layout.positionStride != 0
         let statistics = EmulatedRowStatistics(means: means, rstds: rstds, perPosition: perPosition)
-        let terms = EmulatedRowStatistics(means: meanTerms, rstds: projections, perPosition: perPosition)
-        defer { statistics.free(); terms.free() }
-        let input = SharedInput(x.baseAddress!), gradients = SharedInput(dy.baseAddress!)
-        let layout = layout
-        let rounding = storageRounding(F.self, Scalar.self)
-        let units = EmulatedUnits(statisticsOf: layout)
+        // Each set's Σg/m and Σg·x̂/d, in the places of μ and rstd (0 with constant statistics, which read neither).
+        let setTerms = EmulatedRowStatistics(means: [F.Value](repeating: 0, count: count),
+                                             rstds: [F.Value](repeating: 0, count: count), perPosition: perPosition)
+        defer { statistics.free(); setTerms.free() }
         let rounder = chunkRounder(F.self, Scalar.self, units: units)
-        units.forEachRow(threads: threads) { row, unit in
-            let first = row.firstStat
-            let (mean, rstd, stride) = statistics.row(first)
-            let (meanTerm, projection, _) = terms.row(first)
-            let (gamma, gammaStride) = affine.gammaRow(row.channel)
-            let x = input.base + row.offset, dy = gradients.base + row.offset, dx = dxOut.base + row.offset
-            @inline(__always) func value(_ s: Int) -> F.Value {
-                let dh = F.multiply(F.value(scalar: dy[s]), gamma[s &* gammaStride])
-                if constant { return F.multiply(rstd[s &* stride], dh) }
-                let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s &* stride]), rstd[s &* stride])
-                return F.multiply(rstd[s &* stride], F.subtract(F.subtract(dh, meanTerm[s &* stride]),
-                                                                F.multiply(h, projection[s &* stride])))
-            }
-            if let rounding {
-                for s in 0..<layout.spatial { dx[s] = Scalar(fromDouble: rounding.round(Double(value(s)))) }
-                return
-            }
-            let rounding = rounder?.row(set: unit)
-            guard constant else {
-                EmulatedRows.gradient(F.self, EmulatedRowOperands(
-                    mean: mean, rstd: rstd, statStride: stride, gamma: gamma, gammaStride: gammaStride,
-                    beta: gamma, betaStride: 0, meanTerm: meanTerm, projection: projection),
-                    x: x, dy: dy, dx: dx, count: layout.spatial, rounding: rounding)
-                return
-            }
-            var start = 0
-            while start < layout.spatial {
-                let count = rounding == nil ? layout.spatial : min(RowRounding.chunk, layout.spatial - start)
-                for s in start..<start + count { dx[s] = Self.element(F.self, value(s)) }
-                rounding?.round(dx + start, count: count)
-                start += count
+        let sums = SharedValues<F.Value>(.allocate(capacity: 2 * max(count, 1)))
+        defer { sums.base.deallocate() }
+        @Sendable func makeTerms(_ sets: Range<Int>) {
+            for i in sets {
+                setTerms.means[i] = centre ? F.divide(sums[2 * i], by: m) : 0
+                setTerms.rstds[i] = F.divide(sums[2 * i + 1], by: divisor)
             }
         }
-        return rounder?.finish()
+
+        let dx = [Scalar](unsafeUninitializedCapacity: x.count) { out, initialized in
+            let rows = GradientRows<F, Scalar>(
+                statistics: statistics, terms: setTerms, affine: affine, x: SharedInput(x.baseAddress!),
+                dy: SharedInput(dy.baseAddress!), dx: SharedValues(out.baseAddress!), spatial: layout.spatial,
+                constant: constant, rounding: storageRounding(F.self, Scalar.self), rounder: rounder)
+            initialized = x.count
+            guard !constant else {
+                units.forEachRow(threads: threads) { row, unit in rows.run(row, unit: unit) }
+                return
+            }
+            if parameters > 0 && EightLanes.applies(F.self, Scalar.self) {
+                func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
+                    UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+                }
+                func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+                    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+                }
+                // dx of each block of eight sets right after their sums, while its x and dy are in the L2 cache.
+                parametersSummed = EightLanes.fusedBackwardSums(
+                    layout, x: floats(x.baseAddress!), dy: floats(dy.baseAddress!),
+                    means: floats(UnsafePointer(statistics.means)), rstds: floats(UnsafePointer(statistics.rstds)),
+                    gammaRow: { UnsafeRawPointer(affine.gammaRow($0).0).assumingMemoryBound(to: Float.self) },
+                    setSums: floats(sums.base), parameterSums: floats(parameterSums), threads: threads
+                ) { first in
+                    makeTerms(first..<first + 8)
+                    for unit in first..<first + 8 {
+                        for r in 0..<units.rowsPerUnit { rows.run(units.row(unit: unit, r), unit: unit) }
+                    }
+                }
+            }
+            guard !parametersSummed else { return }
+            units.walk(threads: threads, GradientSumsChain(
+                terms: terms, means: SharedInput(statistics.means), rstds: SharedInput(statistics.rstds),
+                sums: sums))
+            makeTerms(0..<count)
+            units.forEachRow(threads: threads) { row, unit in rows.run(row, unit: unit) }
+        }
+        let rounded = rounder?.finish()
+
+        guard parameters > 0 else { return (dx, [], [], rounded) }
+        if !parametersSummed {
+            EmulatedUnits(parametersOf: layout).walk(threads: threads, ParameterChain(
+                terms: terms, means: SharedInput(statistics.means), rstds: SharedInput(statistics.rstds),
+                sums: SharedValues(parameterSums)))
+        }
+        let parameterGradients = (0..<parameters).map { Double(parameterSums[2 * $0]) }
+        return (dx, parameterGradients, (0..<parameters).map { Double(parameterSums[2 * $0 + 1]) }, rounded)
+    }
+}
+
+/// dx = rstd·((g − Σg/m) − x̂·(Σg·x̂/d)), or rstd·g with constant statistics, element by element, a row at a time;
+/// rounded to a reduced storage format on the way (`rounding`: element by element from a wider format; `rounder`:
+/// Float results in place, counted per unit).
+struct GradientRows<F: EmulatedFormat, Scalar: NormScalar>: @unchecked Sendable {
+    let statistics: EmulatedRowStatistics<F.Value>
+    /// Each set's Σg/m (as `means`) and Σg·x̂/d (as `rstds`).
+    let terms: EmulatedRowStatistics<F.Value>
+    let affine: EmulatedAffine<F.Value>
+    let x: SharedInput<Scalar>, dy: SharedInput<Scalar>, dx: SharedValues<Scalar>
+    let spatial: Int
+    let constant: Bool
+    let rounding: DType?
+    let rounder: RunRounder?
+
+    func run(_ row: EmulatedRow, unit: Int) {
+        let first = row.firstStat
+        let (mean, rstd, stride) = statistics.row(first)
+        let (meanTerm, projection, _) = terms.row(first)
+        let (gamma, gammaStride) = affine.gammaRow(row.channel)
+        let x = x.base + row.offset, dy = dy.base + row.offset, dx = dx.base + row.offset
+        let constant = constant
+        @inline(__always) func value(_ s: Int) -> F.Value {
+            let dh = F.multiply(F.value(scalar: dy[s]), gamma[s &* gammaStride])
+            if constant { return F.multiply(rstd[s &* stride], dh) }
+            let h = F.multiply(F.subtract(F.value(scalar: x[s]), mean[s &* stride]), rstd[s &* stride])
+            return F.multiply(rstd[s &* stride], F.subtract(F.subtract(dh, meanTerm[s &* stride]),
+                                                            F.multiply(h, projection[s &* stride])))
+        }
+        if let rounding {
+            for s in 0..<spatial { dx[s] = Scalar(fromDouble: rounding.round(Double(value(s)))) }
+            return
+        }
+        let rounding = rounder?.row(set: unit)
+        guard constant else {
+            EmulatedRows.gradient(F.self, EmulatedRowOperands(
+                mean: mean, rstd: rstd, statStride: stride, gamma: gamma, gammaStride: gammaStride,
+                beta: gamma, betaStride: 0, meanTerm: meanTerm, projection: projection),
+                x: x, dy: dy, dx: dx, count: spatial, rounding: rounding)
+            return
+        }
+        var start = 0
+        while start < spatial {
+            let count = rounding == nil ? spatial : min(RowRounding.chunk, spatial - start)
+            for s in start..<start + count { dx[s] = EmulatedRun.element(F.self, value(s)) }
+            rounding?.round(dx + start, count: count)
+            start += count
+        }
     }
 }
 

@@ -33,6 +33,9 @@ enum EmulatedKernels {
         var findings: [NormWarning]
         /// `exactStatistics`, when the pass made it on the way (float32 lanes over whole rows).
         var exact: (means: [Double], sumSquares: [Double])? = nil
+        /// Every set's σ² provably within 5 % of the exact one (`TwoPassBound`): the cancellation check has nothing
+        /// to find and needs no exact sums.
+        var cancellationRuledOut = false
         /// Sets where a square or a sum overflowed.
         var overflowed: [Bool]
     }

@@ -6,7 +6,7 @@ import CVectorMath
 /// (accumulate=float32 on float16/bfloat16 held in Float, or float32 storage); the formats that round after each
 /// operation, and Double tensors, keep the scalar walk.
 struct EightLanes {
-    enum Kind: Int32 { case gradientSums = 0, parameters, sum, squares, onePass }
+    enum Kind: Int32 { case gradientSums = 0, parameters, sum, squares, onePass, sumAndMagnitudes = 6 }
 
     let offsets: UnsafeMutablePointer<Int>
     let means: UnsafeMutablePointer<Float>
@@ -179,12 +179,14 @@ extension EightLanes {
     /// sample's groups, at least eight a sample in blocks of eight, and γ is per channel (GroupNorm, InstanceNorm).
     /// A block of eight groups owns its channels, and walks the samples in order: each channel's chain adds its rows
     /// sample after sample, as `ParameterChain` does. Set i's sums go to setSums[2i], [2i + 1], channel c's to
-    /// parameterSums[2c], [2c + 1]. False, doing nothing, for any other layout.
+    /// parameterSums[2c], [2c + 1]; `afterBlock(first)` runs once sets first…first + 7 have theirs (on the same
+    /// thread, while their rows are still in cache). False, doing nothing, for any other layout.
     static func fusedBackwardSums(_ layout: EmulatedLayout, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                   means: UnsafePointer<Float>, rstds: UnsafePointer<Float>,
                                   gammaRow: @escaping @Sendable (_ channel: Int) -> UnsafePointer<Float>,
                                   setSums: UnsafeMutablePointer<Float>, parameterSums: UnsafeMutablePointer<Float>,
-                                  threads: Int) -> Bool {
+                                  threads: Int,
+                                  afterBlock: @escaping @Sendable (_ first: Int) -> Void = { _ in }) -> Bool {
         let units = EmulatedUnits(statisticsOf: layout)
         guard !layout.elementwise, layout.positionStride == 0, layout.sampleStride != 0, units.outer == 1,
               layout.groups % 8 == 0 else { return false }
@@ -219,6 +221,7 @@ extension EightLanes {
                         }
                     }}
                     for lane in 0..<8 { (setSums[2 * (first + lane)], setSums[2 * (first + lane) + 1]) = (a[lane], b[lane]) }
+                    afterBlock(first)
                 }
                 for lane in 0..<8 {
                     for r in 0..<k {

@@ -71,7 +71,7 @@ struct EmulatedRun {
         let input = SharedInput(x.baseAddress!)
         var exact: ExactSums? = nil
         // y and its rounding counts, when the fused forward made them with the statistics.
-        var fused: (y: [Scalar], rounded: FormatRounding.Counts?)? = nil
+        var fused: (y: [Scalar], rounded: FormatRounding.Counts?, cancellationRuledOut: Bool)? = nil
 
         if let running {
             for i in 0..<count {
@@ -80,14 +80,14 @@ struct EmulatedRun {
             }
         } else {
             let units = EmulatedUnits(statisticsOf: layout)
-            // The float32 lanes' first pass over x also makes the exact sums the cancellation check reads.
-            exact = EightLanes.applies(F.self, Scalar.self) && !units.columns && method != .welford
-                ? ExactSums(count: count, centre: centre) : nil
             let values = SetValues(sums: sums, squares: squares, means: meanValues, variances: varianceValues,
                                    unbiased: unbiasedValues, rstds: rstdValues, wantsUnbiased: wantsUnbiased)
             if fusesForward(F.self, Scalar.self, units: units, method: method) {
-                fused = fusedForward(F.self, x: x, units: units, values: values, gamma: gamma, beta: beta, exact: exact)
+                fused = fusedForward(F.self, x: x, units: units, values: values, gamma: gamma, beta: beta)
             } else {
+                // The float32 lanes' first pass over x also makes the exact sums the cancellation check reads.
+                exact = EightLanes.applies(F.self, Scalar.self) && !units.columns && method != .welford
+                    ? ExactSums(count: count, centre: centre) : nil
                 walkedStatistics(F.self, x: input, units: units, values: values, exact: exact)
             }
             // A sum that overflowed stays ±∞ or NaN: only such sets are walked again for where it happened.
@@ -102,7 +102,7 @@ struct EmulatedRun {
         }
         let means = Array(UnsafeBufferPointer(start: meanValues, count: count))
         let rstds = Array(UnsafeBufferPointer(start: rstdValues, count: count))
-        let (output, rounded) = fused
+        let (output, rounded) = fused.map { ($0.y, $0.rounded) }
             ?? normalizeCounting(F.self, x: x, means: means, rstds: rstds, gamma: gamma, beta: beta)
         // x̂ is y with neither γ nor β (h·1 = h and h + (−0) = h) and no storage rounding.
         let normalized = keepNormalized
@@ -134,6 +134,7 @@ struct EmulatedRun {
             unbiased: wantsUnbiased ? doubles(unbiasedValues) : nil,
             rstds: doubles(rstdValues), normalized: normalized, output: output, rounded: rounded, findings: findings,
             exact: exact?.complete(EmulatedUnits(statisticsOf: layout), x: input, setSize: m, threads: threads),
+            cancellationRuledOut: fused?.cancellationRuledOut ?? false,
             overflowed: overflowedSquare.withUnsafeBufferPointer { square in
                 overflowedSum.withUnsafeBufferPointer { sum in
                     [Bool](unsafeUninitializedCapacity: count) { out, initialized in

@@ -54,6 +54,7 @@ extension Normalization {
         spec: LayerSpec, plan: NormPlan, input: Tensor<Scalar>, pass: EmulatedKernels.Forward<Scalar>, format: DType,
         threads: Int
     ) -> NormWarning? {
+        if pass.cancellationRuledOut { return nil }
         let (exactMeans, sumSquares) = pass.exact ?? EmulatedKernels.exactStatistics(
             of: input.scalars, plan: plan, centre: spec.centres, threads: threads)
         let divisor = Double(spec.variance == .unbiased ? plan.setSize - 1 : plan.setSize)
