@@ -1,7 +1,8 @@
 /// Backward in an accumulation format: Σg and Σg·x̂ per set (chains over the statistics' units), dx element by
 /// element, then dγ and dβ (chains over the parameters' units: a channel's rows in sample order, or per element
 /// of a sample a column over the batch). In float32 lanes with one sample's groups per set and γ per channel, both
-/// kinds of chains run in one walk over x and dy (`EightLanes.fusedBackwardSums`).
+/// kinds of chains run in one walk over x and dy (`EightLanes.fusedBackwardSums`), and each block of eight sets has
+/// its dx made right after its sums, while its rows of x and dy are still in the L2 cache.
 extension EmulatedRun {
     func backward<F: EmulatedFormat, Scalar: NormScalar>(
         _ format: F.Type, x: UnsafeBufferPointer<Scalar>, dy: UnsafeBufferPointer<Scalar>, statistics: Statistics,
