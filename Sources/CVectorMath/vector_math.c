@@ -73,6 +73,26 @@ static void round_float16_f16c(float *values, long count, long *overflowed, long
 }
 #endif
 
+typedef uint64_t __attribute__((may_alias)) normlab_wide_bits;
+
+// An exponent of all ones (∞ or NaN) anywhere, on the bits: integer operations with no chain of float additions
+// (x − x summed in Swift's SIMD lanes waited on each addition: 0.4 cycles an element against about 0.1 here).
+NORMLAB_CLONES
+int normlab_has_non_finite_f32(const float *values, long count) {
+    const normlab_bits *bits = (const normlab_bits *)values;
+    uint32_t found = 0;
+    for (long i = 0; i < count; i++) found |= (bits[i] & 0x7f800000u) == 0x7f800000u;
+    return found != 0;
+}
+
+NORMLAB_CLONES
+int normlab_has_non_finite_f64(const double *values, long count) {
+    const normlab_wide_bits *bits = (const normlab_wide_bits *)values;
+    uint64_t found = 0;
+    for (long i = 0; i < count; i++) found |= (bits[i] & 0x7ff0000000000000u) == 0x7ff0000000000000u;
+    return found != 0;
+}
+
 NORMLAB_CLONES
 void normlab_round_float16_portable(float *values, long count, long *overflowed, long *non_finite) {
     normlab_bits *bits = (normlab_bits *)values;

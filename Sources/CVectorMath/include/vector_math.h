@@ -22,6 +22,10 @@ void normlab_round_float16(float *values, long count, long *overflowed, long *no
 /// The same without F16C (bit operations), which `normlab_round_float16` uses on CPUs that lack it; for tests.
 void normlab_round_float16_portable(float *values, long count, long *overflowed, long *non_finite);
 
+/// Whether any of `count` values is NaN or ±∞.
+int normlab_has_non_finite_f32(const float *values, long count);
+int normlab_has_non_finite_f64(const double *values, long count);
+
 /// *sum += Σd and *square += Σd² over x[0 ..< count], d = x − shift in Float64 (each float widened exactly), in no
 /// particular order: the exact statistics that judge an emulated pass (`EmulatedKernels.exactStatistics`).
 void normlab_add_shifted_sums_f32(const float *x, long count, double shift, double *sum, double *square);

@@ -65,22 +65,25 @@ enum StridedKernels {
     static func evalRows<S: NormScalar>(
         plan: NormPlan, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double], gamma: [Double]?,
         beta: [Double]?, y: UnsafeMutableBufferPointer<S>, threads: Int,
-        summary: UnsafeMutablePointer<SummaryMoments>? = nil
+        summary: UnsafeMutablePointer<SummaryMoments>? = nil, nonFiniteRows: UnsafeMutablePointer<Bool>? = nil
     ) {
         let channels = plan.channels, spatial = plan.spatial
         let maps = (0..<channels).map { c in
             AffineMap<S>(mean: means[c], rstd: rstds[c], gamma: gamma?[c] ?? 1, beta: beta?[c] ?? 0)
         }
         nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
+        nonisolated(unsafe) let nonFinite = nonFiniteRows
         maps.withUnsafeBufferPointer { mapBuffer in
             nonisolated(unsafe) let mp = mapBuffer.baseAddress!
             FastKernels.parallel(plan.batch * channels, threads: threads) { range in
                 for row in range {
                     let offset = row * spatial
                     Lanes.apply(mp[row % channels], xp + offset, yp + offset, count: spatial)
-                    if let summaryParts {  // while the row is in cache
+                    // While the row is in cache.
+                    if let summaryParts {
                         (summaryParts + row).initialize(to: SummaryMoments(UnsafeBufferPointer(start: yp + offset, count: spatial)))
                     }
+                    nonFinite?[row] = Normalization.hasNonFinite(UnsafeBufferPointer(start: yp + offset, count: spatial))
                 }
             }
         }
@@ -92,10 +95,12 @@ enum StridedKernels {
     @_specialize(where S == Double)
     static func evalElementRows<S: NormScalar>(
         plan: NormPlan, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double], gamma: [S]?, beta: [S]?,
-        y: UnsafeMutableBufferPointer<S>, threads: Int, summary: UnsafeMutablePointer<SummaryMoments>? = nil
+        y: UnsafeMutableBufferPointer<S>, threads: Int, summary: UnsafeMutablePointer<SummaryMoments>? = nil,
+        nonFiniteRows: UnsafeMutablePointer<Bool>? = nil
     ) {
         let channels = plan.channels, spatial = plan.spatial
         nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
+        nonisolated(unsafe) let nonFinite = nonFiniteRows
         FastKernels.withBuffer(gamma) { g in FastKernels.withBuffer(beta) { b in
         means.withUnsafeBufferPointer { mu in rstds.withUnsafeBufferPointer { r in
             nonisolated(unsafe) let gammaOf = g, betaOf = b, meanOf = mu.baseAddress!, rstdOf = r.baseAddress!
@@ -104,9 +109,11 @@ enum StridedKernels {
                     let c = row % channels, offset = row * spatial, at = c * spatial
                     FastKernels.elementAffineRow(x: xp + offset, y: yp + offset, count: spatial, mean: meanOf[c],
                                                  rstd: rstdOf[c], gamma: gammaOf.map { $0 + at }, beta: betaOf.map { $0 + at })
-                    if let summaryParts {  // while the row is in cache
+                    // While the row is in cache.
+                    if let summaryParts {
                         (summaryParts + row).initialize(to: SummaryMoments(UnsafeBufferPointer(start: yp + offset, count: spatial)))
                     }
+                    nonFinite?[row] = Normalization.hasNonFinite(UnsafeBufferPointer(start: yp + offset, count: spatial))
                 }
             }
         }}}}

@@ -97,9 +97,8 @@ public enum Normalization {
         }
     }
 
-    /// Whether any element is NaN or infinite: x − x is 0 for every finite x and NaN otherwise, summed in eight
-    /// independent lanes (vectorised; the count below branches per element); over a million elements in 8 parts
-    /// on up to `threads` threads.
+    /// Whether any element is NaN or infinite (`normlab_has_non_finite_f32`: on the bits, vectorised; the count
+    /// below branches per element); over a million elements in 8 parts on up to `threads` threads.
     static func hasNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>, threads: Int = 1) -> Bool {
         let parts = input.count >= 1 << 20 ? 8 : 1
         guard parts > 1, threads > 1 else { return input.scalars.withUnsafeBufferPointer { hasNonFinite($0) } }
@@ -117,26 +116,13 @@ public enum Normalization {
         return (0..<parts).contains { found[$0] }
     }
 
-    private static func hasNonFinite<Scalar: NormScalar>(_ x: UnsafeBufferPointer<Scalar>) -> Bool {
-        func check<T: BinaryFloatingPoint & SIMDScalar>(_ x: UnsafeBufferPointer<T>) -> Bool {
-            var lanes = SIMD8<T>(repeating: 0)
-            let whole = x.count & ~7
-            var i = 0
-            while i < whole {
-                let v = UnsafeRawPointer(x.baseAddress! + i).loadUnaligned(as: SIMD8<T>.self)
-                lanes += v - v
-                i += 8
-            }
-            var tail: T = 0
-            while i < x.count { tail += x[i] - x[i]; i += 1 }
-            return !(lanes.sum() + tail).isFinite
-        }
+    static func hasNonFinite<Scalar: NormScalar>(_ x: UnsafeBufferPointer<Scalar>) -> Bool {
         // Scalar is Float or Double, and the memory is bound to that type.
-        let base = UnsafeRawPointer(x.baseAddress)
+        guard let base = UnsafeRawPointer(x.baseAddress) else { return false }
         if Scalar.self == Float.self {
-            return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Float.self), count: x.count))
+            return normlab_has_non_finite_f32(base.assumingMemoryBound(to: Float.self), x.count) != 0
         }
-        return check(UnsafeBufferPointer(start: base?.assumingMemoryBound(to: Double.self), count: x.count))
+        return normlab_has_non_finite_f64(base.assumingMemoryBound(to: Double.self), x.count) != 0
     }
 
     static func countNonFinite<Scalar: NormScalar>(_ input: Tensor<Scalar>) -> Int {

@@ -21,17 +21,24 @@ extension Normalization {
         let parts = SummaryParts(count: spec.reduce == .group && summarizing && plan.spatial >= SummaryParts.shortestSet
                                  ? plan.batch * plan.channels : 0)
         defer { parts.deallocate() }
+        // Without the summary, each row's y checked for NaN and ±∞ as it is written (a pass over x after cost a
+        // sixth of the forward): y is not finite wherever x is not. Short rows as the summary's (a call per row).
+        let rowCount = spec.reduce == .group && parts.count == 0 && plan.spatial >= SummaryParts.shortestSet
+            ? kernelPlan.batch * kernelPlan.channels : 0
+        let nonFiniteRows = UnsafeMutablePointer<Bool>.allocate(capacity: max(rowCount, 1))
+        defer { nonFiniteRows.deallocate() }
+        let checked = rowCount > 0 ? nonFiniteRows : nil
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
                 if rows {
                     StridedKernels.evalRows(plan: kernelPlan, x: x, means: kernelMeans, rstds: kernelRstds,
                                             gamma: gammaValues(), beta: betaValues(), y: y, threads: threads,
-                                            summary: parts.pointer)
+                                            summary: parts.pointer, nonFiniteRows: checked)
                 } else if spec.reduce == .group {
                     // Element-wise γ, β per channel set: row by row with γ and β running along, x̂ made on demand.
                     StridedKernels.evalElementRows(plan: kernelPlan, x: x, means: kernelMeans, rstds: kernelRstds,
                                                    gamma: gamma?.scalars, beta: beta?.scalars, y: y, threads: threads,
-                                                   summary: parts.pointer)
+                                                   summary: parts.pointer, nonFiniteRows: checked)
                 } else {
                     normalized = [Scalar](unsafeUninitializedCapacity: input.count) { h, hCount in
                         StridedKernels.evalForward(spec: spec, plan: kernelPlan, x: x, means: kernelMeans,
@@ -48,6 +55,7 @@ extension Normalization {
         let warnings = Self.warnings(spec: spec, setSize: plan.setSize, usesRunning: true, variances: variances,
                                      nonFinite: {
                                          if let moments, moments.isFinite { return 0 }
+                                         if let checked, !(0..<rowCount).contains(where: { checked[$0] }) { return 0 }
                                          return hasNonFinite(input, threads: threads) ? countNonFinite(input) : 0
                                      })
         func stats(_ values: [Double]) -> Tensor<Scalar> {
