@@ -87,8 +87,8 @@ extension EmulatedRun {
                 terms: terms, means: SharedInput(statistics.means), rstds: SharedInput(statistics.rstds),
                 sums: SharedValues(parameterSums)))
         }
-        let parameterGradients = (0..<parameters).map { Double(parameterSums[2 * $0]) }
-        return (dx, parameterGradients, (0..<parameters).map { Double(parameterSums[2 * $0 + 1]) }, rounded)
+        return (dx, (0..<parameters).map { Double(parameterSums[2 * $0]) },
+                (0..<parameters).map { Double(parameterSums[2 * $0 + 1]) }, rounded)
     }
 }
 
