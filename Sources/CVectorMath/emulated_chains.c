@@ -180,3 +180,30 @@ void normlab_emulated_chains8_exact_f32(int kind, const float *x, const long *of
     default: chains8(4, x, x, offsets, rows, count, mean, mean, 0, 0, a, b, 0, 0, 1, shift, exact); break;
     }
 }
+
+// Columns side by side: column s's chains are lane s % 8 of its vector, so a row's elements load as they lie.
+NORMLAB_CLONES
+void normlab_emulated_column_parameters_f32(const float *x, const float *dy, const long *offsets,
+                                            const long *stat_offsets, long rows, long count, const float *mean,
+                                            const float *rstd, long stat_stride, float *restrict a,
+                                            float *restrict b) {
+    for (long s = 0; s < count; s++) a[s] = 0, b[s] = 0;
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + offsets[r], *dyr = dy + offsets[r];
+        const float *m = mean + stat_offsets[r], *q = rstd + stat_offsets[r];
+        if (stat_stride == 0) {
+            const float mr = m[0], qr = q[0];
+            for (long s = 0; s < count; s++) {
+                float h = (xr[s] - mr) * qr;
+                a[s] = a[s] + dyr[s] * h;
+                b[s] = b[s] + dyr[s];
+            }
+        } else {
+            for (long s = 0; s < count; s++) {
+                float h = (xr[s] - m[s]) * q[s];
+                a[s] = a[s] + dyr[s] * h;
+                b[s] = b[s] + dyr[s];
+            }
+        }
+    }
+}

@@ -31,4 +31,12 @@ void normlab_emulated_chains8_exact_f32(int kind, const float *x, const long *of
                                         const float *mean, float a[8], float b[8], const double shift[8],
                                         double exact[16]);
 
+/// Kind 1 (a parameter's gradients) over columns: for each row r (count floats at x + offsets[r], dy likewise, its
+/// statistics from mean + stat_offsets[r] and rstd + stat_offsets[r], one for the row (stat_stride 0) or one per
+/// position (1)), a[s] += dy·x̂ and b[s] += dy at every position s, rows in order; a and b start at +0 (written here).
+/// Each column's chain is the scalar chain, lane-wise IEEE, never contracted.
+void normlab_emulated_column_parameters_f32(const float *x, const float *dy, const long *offsets,
+                                            const long *stat_offsets, long rows, long count, const float *mean,
+                                            const float *rstd, long stat_stride, float *a, float *b);
+
 #endif

@@ -143,6 +143,29 @@ extension ParameterChain {
     }
 }
 
+extension ParameterChain {
+    /// dγ and dβ of a unit's columns (γ per element: a channel's positions, or a row of the `shape=` forms), each
+    /// column's sums over the unit's rows in row order, the columns side by side in the lanes
+    /// (`normlab_emulated_column_parameters_f32`) where the scalar walk took one element at a time.
+    func walkColumnLanes(_ units: EmulatedUnits, unit: Int) -> Bool {
+        guard EightLanes.applies(F.self, Scalar.self) else { return false }
+        let rows = units.rowsPerUnit, count = units.spatial, positionStride = terms.layout.positionStride
+        let offsets = UnsafeMutablePointer<Int>.allocate(capacity: 2 * rows)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count)
+        defer { offsets.deallocate(); sums.deallocate() }
+        for r in 0..<rows {
+            let row = units.row(unit: unit, r)
+            (offsets[r], offsets[rows + r]) = (row.offset, row.firstStat)
+        }
+        func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+        normlab_emulated_column_parameters_f32(floats(terms.x.base), floats(terms.dy.base), offsets, offsets + rows,
+                                               rows, count, floats(means.base), floats(rstds.base), positionStride,
+                                               sums, sums + count)
+        for s in 0..<count { finish((value(sums[s]), value(sums[count + s])), units.index(unit: unit, column: s)) }
+        return true
+    }
+}
+
 extension SumChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool {
         guard EightLanes.applies(F.self, Scalar.self) else { return false }

@@ -108,10 +108,14 @@ protocol EmulatedChain: Sendable {
     /// Units first…first + 7 as eight lanes of one vector (`EmulatedLanes.swift`), finished as `finish` would be;
     /// false, doing nothing, where this chain's format or layout has no such loop.
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool
+    /// A unit of columns with its columns in vector lanes (each column's chain is one lane, so no transposes), finished
+    /// as `finish` would be; false, doing nothing, where this chain has no such loop.
+    func walkColumnLanes(_ units: EmulatedUnits, unit: Int) -> Bool
 }
 
 extension EmulatedChain {
     func walkEight(_ units: EmulatedUnits, first: Int) -> Bool { false }
+    func walkColumnLanes(_ units: EmulatedUnits, unit: Int) -> Bool { false }
 }
 
 extension EmulatedUnits {
@@ -162,7 +166,7 @@ extension EmulatedUnits {
     private func walkColumns<Chain: EmulatedChain>(_ range: Range<Int>, _ chain: Chain) {
         let states = UnsafeMutablePointer<Chain.State>.allocate(capacity: spatial)
         defer { states.deallocate() }
-        for unit in range {
+        for unit in range where !chain.walkColumnLanes(self, unit: unit) {
             for s in 0..<spatial { (states + s).initialize(to: chain.start(index(unit: unit, column: s))) }
             for r in 0..<rowsPerUnit {
                 let place = row(unit: unit, r)
