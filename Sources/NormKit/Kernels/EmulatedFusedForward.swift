@@ -102,7 +102,7 @@ enum TwoPassBound {
     static func rulesOutCancellation(setSize m: Int, magnitudeSum: Double?, squares: Double) -> Bool {
         let u = 0x1p-24, n = Double(m)
         func gamma(_ k: Double) -> Double { k * u / (1 - k * u) }
-        guard squares.isFinite, gamma(n + 3) < 0.01 else { return false }
+        guard squares.isFinite, (n + 3) * u < 0.5 else { return false }  // γ's formula holds; the end decides
         var meanError = 0.0
         if let magnitudeSum {
             guard magnitudeSum.isFinite else { return false }
