@@ -141,6 +141,66 @@
         ROW_SUMS_ADD(W, d, h)                                                                                         \
     }
 
+// dx of a tile with γ and one sum per row (`layer norm over=n,c`), `count` rows from row `first` side by side along
+// the tile: each step's five constants are loaded once for them (row after row they were five of seven loads per
+// element, the loop's limit), and their sums are chains of additions side by side. Each row's sums take its columns
+// in the same order, folded into Float64 every eight steps, and are added to γ's and β's in row order: the same bits
+// as GRADIENT_STEP.
+enum { SIDE_BY_SIDE = 4 };
+static inline __attribute__((always_inline)) void
+gradient_rows(const normlab_column_sets *sets, const tile_constants *c, const float *mean_terms,
+              const float *projections, const float *x, const float *dy, long part, normlab_column_affine affine,
+              float *dx, double *sum_dy, double *sum_dy_xhat, long sums_row_stride, long first, const long count) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    const float *gamma = affine.gamma;
+    long at[SIDE_BY_SIDE];
+    vec8 g[SIDE_BY_SIDE], part_d[SIDE_BY_SIDE], part_dh[SIDE_BY_SIDE];
+    d8 sum_d[SIDE_BY_SIDE], sum_dh[SIDE_BY_SIDE];
+    for (long k = 0; k < count; k++) {
+        at[k] = ROW_AT(first + k);
+        g[k] = splat8(gamma[ROW_INDEX(first + k) * affine.row_stride]);
+        part_d[k] = part_dh[k] = splat8(0);
+        sum_d[k] = sum_dh[k] = wzero8;
+    }
+    long j = 0, steps = 0;
+    for (; j + 8 <= part; j += 8) {
+        const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
+        const vec8 mean_term = load8(mean_terms + j), projection = load8(projections + j);
+        for (long k = 0; k < count; k++) {
+            const vec8 d = load8(dy + at[k] + j), h = (load8(x + at[k] + j) - mean) * rstd + shift;
+            store8(dx + at[k] + j, rstd * ((d * g[k] - mean_term) - h * projection));
+            part_d[k] += d;
+            part_dh[k] += d * h;
+        }
+        if (++steps % FOLD == 0)
+            for (long k = 0; k < count; k++) {
+                sum_d[k] = wadd8(sum_d[k], widen8(part_d[k]));
+                sum_dh[k] = wadd8(sum_dh[k], widen8(part_dh[k]));
+                part_d[k] = part_dh[k] = splat8(0);
+            }
+    }
+    const long rest = j;
+    for (long k = 0; k < count; k++) {
+        // The row's last columns one at a time, then its sums, as ROW_SUMS_ADD(1) and ROW_SUMS_END make them.
+        float part_d1 = 0, part_dh1 = 0;
+        double sum_d1 = 0, sum_dh1 = 0;
+        long count1 = 0;
+        for (j = rest; j < part; j++) {
+            const float d = dy[at[k] + j], h = (x[at[k] + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
+            dx[at[k] + j] = c->rstd[j] * ((d * g[k][0] - mean_terms[j]) - h * projections[j]);
+            part_d1 += d;
+            part_dh1 += d * h;
+            if (++count1 % FOLD == 0) { sum_d1 += part_d1; sum_dh1 += part_dh1; part_d1 = part_dh1 = 0; }
+        }
+        const d8 total_d = wadd8(sum_d[k], widen8(part_d[k])), total_dh = wadd8(sum_dh[k], widen8(part_dh[k]));
+        const v4d a = total_d.lo + total_d.hi, b = total_dh.lo + total_dh.hi;
+        const long s = ROW_INDEX(first + k) * sums_row_stride;
+        sum_dy[s] += ((a[0] + a[1]) + (a[2] + a[3])) + (sum_d1 + (double)part_d1);
+        sum_dy_xhat[s] += ((b[0] + b[1]) + (b[2] + b[3])) + (sum_dh1 + (double)part_dh1);
+    }
+}
+
 static inline __attribute__((always_inline)) void
 backward_tiles(const normlab_column_sets *sets, const float *all_x, const float *all_dy, long width,
                const double *given_mean, const double *given_rstd, normlab_column_affine all_affine, float *all_dx,
@@ -179,7 +239,6 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         const int gradient_sums = !pair;
         float *const sums_dh = mean_terms, *const sums_dh_d = projections;
         int ok;
-        const int rstd_later = 0;
         // Forward's constants, or made here. (A column forward made in Float64 lanes has a NaN shift, so a NaN
         // Σdx̂·x̂ and projection: TERMS_STEP finds its tile out of range, as the statistics would.)
         if (kept_shift && !pair) {
@@ -236,6 +295,14 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                 for (; j < part; j++) PAIR_ROW_SUMS_STEP(1)
                 ROW_SUMS_END
             }
+        } else if (gamma_kind == GAMMA_PER_ROW && sums_kind == SUMS_PER_ROW) {
+            long r = 0;
+            for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE)
+                gradient_rows(sets, &c, mean_terms, projections, x, dy, part, affine, dx, sum_dy, sum_dy_xhat,
+                              sums_row_stride, r, SIDE_BY_SIDE);
+            if (r < rows)
+                gradient_rows(sets, &c, mean_terms, projections, x, dy, part, affine, dx, sum_dy, sum_dy_xhat,
+                              sums_row_stride, r, rows - r);
         } else {
             // Row after row, as forward's x̂ and y (each element alone; a sum shared by rows still takes them in
             // row order).

@@ -91,8 +91,7 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
 
 // A tile's statistics; 0 when a column's numbers are out of range (the tile then runs in Float64 lanes).
 // One square root and division per column, run back to back for the whole tile so they pipeline (fused into the
-// step above, each waited for the last: a third of forward's time) — unless rstd_later: the caller makes them block
-// by block (normalise_tile_row_affine).
+// step above, each waited for the last: a third of forward's time).
 #define TILE_STATISTICS(ok, zeros)                                                                                    \
     {                                                                                                                 \
         mask16 ok16 = true16, zeros16 = {0};                                                                          \
@@ -106,7 +105,7 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
         zeros8 += __builtin_shufflevector(zeros16, zeros16, 0, 1, 2, 3, 4, 5, 6, 7) +                                 \
                   __builtin_shufflevector(zeros16, zeros16, 8, 9, 10, 11, 12, 13, 14, 15);                            \
         zeros = (long)(((zeros8[0] + zeros8[1]) + (zeros8[2] + zeros8[3])) + ((zeros8[4] + zeros8[5]) + (zeros8[6] + zeros8[7]))) - zeros1; \
-        if (ok && !rstd_later) {                                                                                      \
+        if (ok) {                                                                                                     \
             for (j = 0; j + 8 <= part; j += 8) RSTD_AT(8, &c, j)                                                      \
             for (; j < part; j++) RSTD_AT(1, &c, j)                                                                   \
         }                                                                                                             \
