@@ -141,12 +141,77 @@
         ROW_SUMS_ADD(W, d, h)                                                                                         \
     }
 
+// Rows a tile's row loops take side by side (kept_sums_rows, gradient_rows).
+enum { SIDE_BY_SIDE = 4 };
+
+// KEPT_SUMS_STEP's sums for a whole tile of at most sixteen rows with γ per row or none, four rows side by side along
+// the tile rather than all the rows sixteen columns at a time: x and dy are read as eight runs at once, not
+// thirty-two streams (a column's sums, in L1 between row groups, still take its rows in order: the first eight into
+// sums_dh and sums_dh_d, the rest into `high` and added once, ROWS_SUM2's order). `high` holds 2·TILE floats.
+static inline __attribute__((always_inline)) void
+kept_sums_rows(const normlab_column_sets *sets, const tile_constants *c, const float *x, const float *dy, long part,
+               normlab_column_affine affine, float *sums_dh, float *sums_dh_d, float *high, const long rows,
+               const int gamma_kind) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    const float *gamma = affine.gamma;
+    float *high_dh = high, *high_dh_d = high + TILE;
+    for (long first = 0; first < rows; first += SIDE_BY_SIDE) {
+        const long count = rows - first < SIDE_BY_SIDE ? rows - first : SIDE_BY_SIDE;
+        float *sum_a = first < FOLD ? sums_dh : high_dh, *sum_b = first < FOLD ? sums_dh_d : high_dh_d;
+        const int fresh = first == 0 || first == FOLD;
+        long at[SIDE_BY_SIDE];
+        vec8 g[SIDE_BY_SIDE];
+        for (long k = 0; k < count; k++) {
+            at[k] = ROW_AT(first + k);
+            g[k] = splat8(gamma_kind == GAMMA_PER_ROW ? gamma[ROW_INDEX(first + k) * affine.row_stride] : 1);
+        }
+        long j = 0;
+        for (; j + 8 <= part; j += 8) {
+            const vec8 mean = load8(c->mean + j);
+            vec8 a = fresh ? splat8(0) : load8(sum_a + j), b = fresh ? splat8(0) : load8(sum_b + j);
+            for (long k = 0; k < count; k++) {
+                const vec8 d = load8(x + at[k] + j) - mean;
+                vec8 dh = load8(dy + at[k] + j);
+                if (gamma_kind == GAMMA_PER_ROW) dh = dh * g[k];
+                a += dh;
+                b += dh * d;
+            }
+            store8(sum_a + j, a);
+            store8(sum_b + j, b);
+        }
+        for (; j < part; j++) {
+            const float mean = c->mean[j];
+            float a = fresh ? 0 : sum_a[j], b = fresh ? 0 : sum_b[j];
+            for (long k = 0; k < count; k++) {
+                const float d = x[at[k] + j] - mean;
+                float dh = dy[at[k] + j];
+                if (gamma_kind == GAMMA_PER_ROW) dh = dh * g[k][0];
+                a += dh;
+                b += dh * d;
+            }
+            sum_a[j] = a;
+            sum_b[j] = b;
+        }
+    }
+    if (rows > FOLD) {
+        long j = 0;
+        for (; j + 8 <= part; j += 8) {
+            store8(sums_dh + j, load8(sums_dh + j) + load8(high_dh + j));
+            store8(sums_dh_d + j, load8(sums_dh_d + j) + load8(high_dh_d + j));
+        }
+        for (; j < part; j++) {
+            sums_dh[j] = sums_dh[j] + high_dh[j];
+            sums_dh_d[j] = sums_dh_d[j] + high_dh_d[j];
+        }
+    }
+}
+
 // dx of a tile with γ and one sum per row (`layer norm over=n,c`), `count` rows from row `first` side by side along
 // the tile: each step's five constants are loaded once for them (row after row they were five of seven loads per
 // element, the loop's limit), and their sums are chains of additions side by side. Each row's sums take its columns
 // in the same order, folded into Float64 every eight steps, and are added to γ's and β's in row order: the same bits
 // as GRADIENT_STEP.
-enum { SIDE_BY_SIDE = 4 };
 static inline __attribute__((always_inline)) void
 gradient_rows(const normlab_column_sets *sets, const tile_constants *c, const float *mean_terms,
               const float *projections, const float *x, const float *dy, long part, normlab_column_affine affine,
@@ -236,6 +301,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         double *sum_dy_xhat = all_sum_dy_xhat ? all_sum_dy_xhat + first * sums_column_stride : 0;
         tile_constants c;
         float mean_terms[TILE], projections[TILE], column_dy[shared_terms ? TILE : 1], column_dy_xhat[shared_terms ? TILE : 1];
+        float high_sums[kept_shift && rows > FOLD && rows <= 2 * FOLD ? 2 * TILE : 1];
         const int gradient_sums = !pair;
         float *const sums_dh = mean_terms, *const sums_dh_d = projections;
         int ok;
@@ -245,10 +311,14 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
             memcpy(c.mean, kept_mean + first, part * sizeof(float));
             memcpy(c.rstd, kept_rstd + first, part * sizeof(float));
             memcpy(c.shift, kept_shift + first, part * sizeof(float));
-            long j = 0;
-            for (; j + 16 <= part; j += 16) KEPT_SUMS_STEP(16)  // two chains of additions side by side
-            for (; j + 8 <= part; j += 8) KEPT_SUMS_STEP(8)
-            for (; j < part; j++) KEPT_SUMS_STEP(1)
+            if (rows <= 2 * FOLD && (gamma_kind == GAMMA_PER_ROW || gamma_kind == GAMMA_NONE)) {
+                kept_sums_rows(sets, &c, x, dy, part, affine, sums_dh, sums_dh_d, high_sums, rows, gamma_kind);
+            } else {
+                long j = 0;
+                for (; j + 16 <= part; j += 16) KEPT_SUMS_STEP(16)  // two chains of additions side by side
+                for (; j + 8 <= part; j += 8) KEPT_SUMS_STEP(8)
+                for (; j < part; j++) KEPT_SUMS_STEP(1)
+            }
             ok = 1;
         } else {
             long zeros;  // counted by forward; backward's sets are the same
