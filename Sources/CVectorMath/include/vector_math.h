@@ -26,6 +26,11 @@ void normlab_round_float16_portable(float *values, long count, long *overflowed,
 int normlab_has_non_finite_f32(const float *values, long count);
 int normlab_has_non_finite_f64(const double *values, long count);
 
+/// out[i] = keep·old[i] + momentum·batch[i] in Float64, rounded once to the element type: BatchNorm's running
+/// statistics, each element as `NormLayer.blend` makes it (no fused multiply-add).
+void normlab_blend_f32(const float *old, const float *batch, float *out, long count, double keep, double momentum);
+void normlab_blend_f64(const double *old, const double *batch, double *out, long count, double keep, double momentum);
+
 /// *sum += Σd and *square += Σd² over x[0 ..< count], d = x − shift in Float64 (each float widened exactly), in no
 /// particular order: the exact statistics that judge an emulated pass (`EmulatedKernels.exactStatistics`).
 void normlab_add_shifted_sums_f32(const float *x, long count, double shift, double *sum, double *square);

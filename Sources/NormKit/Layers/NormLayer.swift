@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// A normalisation layer with its state: the per-sample shape it locked to on its first input, γ and β,
 /// BatchNorm's running statistics and mode, the last forward pass, and the gradients accumulated over backward
 /// calls (as PyTorch's `.grad` and PyDLLib's `+=` do) with their count.
@@ -132,13 +134,24 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         return result
     }
 
-    /// A plain indexed loop: called from outside NormKit this generic code is not specialised, and `zip(…).map`
-    /// then looked up generic metadata per element (80 ms of a 200,000-element per-element BatchNorm step).
+    /// float32 and float64 in C (vectorised), other types a plain indexed loop: called from outside NormKit this
+    /// generic code is not specialised, and `zip(…).map` then looked up generic metadata per element (80 ms of a
+    /// 200,000-element per-element BatchNorm step). The same operations either way.
     private static func blend(_ old: Tensor<Scalar>, keep: Double, batch: Tensor<Scalar>, momentum: Double) -> Tensor<Scalar> {
         let values = [Scalar](unsafeUninitializedCapacity: old.count) { out, count in
             old.scalars.withUnsafeBufferPointer { o in
                 batch.scalars.withUnsafeBufferPointer { b in
-                    for i in 0..<o.count { out[i] = Scalar(fromDouble: keep * o[i].asDouble + momentum * b[i].asDouble) }
+                    let (op, bp, outp) = (UnsafeRawPointer(o.baseAddress), UnsafeRawPointer(b.baseAddress),
+                                          UnsafeMutableRawPointer(out.baseAddress))
+                    if Scalar.self == Float.self, let op, let bp, let outp {
+                        normlab_blend_f32(op.assumingMemoryBound(to: Float.self), bp.assumingMemoryBound(to: Float.self),
+                                          outp.assumingMemoryBound(to: Float.self), o.count, keep, momentum)
+                    } else if Scalar.self == Double.self, let op, let bp, let outp {
+                        normlab_blend_f64(op.assumingMemoryBound(to: Double.self), bp.assumingMemoryBound(to: Double.self),
+                                          outp.assumingMemoryBound(to: Double.self), o.count, keep, momentum)
+                    } else {
+                        for i in 0..<o.count { out[i] = Scalar(fromDouble: keep * o[i].asDouble + momentum * b[i].asDouble) }
+                    }
                 }
             }
             count = old.count
