@@ -141,9 +141,6 @@
         ROW_SUMS_ADD(W, d, h)                                                                                         \
     }
 
-// Rows a tile's row loops take side by side (kept_sums_rows, gradient_rows).
-enum { SIDE_BY_SIDE = 4 };
-
 // KEPT_SUMS_STEP's sums for a whole tile of at most sixteen rows with γ per row or none, four rows side by side along
 // the tile rather than all the rows sixteen columns at a time: x and dy are read as eight runs at once, not
 // thirty-two streams (a column's sums, in L1 between row groups, still take its rows in order: the first eight into

@@ -9,6 +9,11 @@
 
 enum { AHEAD = 128 };  // columns: half a KB of each row
 
+// Rows the general loops take side by side along a tile, where they go row after row (y and dx with γ per row, the
+// sums from kept constants): one step's constants loaded for all of them, and a few streams at once rather than
+// every row's.
+enum { SIDE_BY_SIDE = 4 };
+
 // μ₀, rstd and c of a tile's columns, as x̂ is made from them.
 typedef struct {
     float mean[TILE], rstd[TILE], shift[TILE];

@@ -56,12 +56,11 @@ normalise_tile_row_affine(const normlab_column_sets *sets, const tile_constants 
     const long stride = sets->row_stride;
     const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
     const float *gamma = affine.gamma, *beta = affine.beta;
-    enum { STEP = 4 };
     long r = 0;
-    for (; r + STEP <= rows; r += STEP) {
-        long at[STEP];
-        vec8 g[STEP], b[STEP];
-        for (long k = 0; k < STEP; k++) {
+    for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE) {
+        long at[SIDE_BY_SIDE];
+        vec8 g[SIDE_BY_SIDE], b[SIDE_BY_SIDE];
+        for (long k = 0; k < SIDE_BY_SIDE; k++) {
             at[k] = ROW_AT(r + k);
             g[k] = splat8(gamma[ROW_INDEX(r + k) * affine.row_stride]);
             b[k] = splat8(beta[ROW_INDEX(r + k) * affine.row_stride]);
@@ -69,13 +68,13 @@ normalise_tile_row_affine(const normlab_column_sets *sets, const tile_constants 
         long j = 0;
         for (; j + 8 <= part; j += 8) {
             const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
-            for (long k = 0; k < STEP; k++) {
+            for (long k = 0; k < SIDE_BY_SIDE; k++) {
                 const vec8 h = (load8(x + at[k] + j) - mean) * rstd + shift;
                 store8(y + at[k] + j, g[k] * h + b[k]);
             }
         }
         for (; j < part; j++)
-            for (long k = 0; k < STEP; k++) {
+            for (long k = 0; k < SIDE_BY_SIDE; k++) {
                 const float h = (x[at[k] + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
                 y[at[k] + j] = g[k][0] * h + b[k][0];
             }

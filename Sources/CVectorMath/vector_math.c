@@ -75,9 +75,6 @@ static void round_float16_f16c(float *values, long count, long *overflowed, long
 
 typedef uint64_t __attribute__((may_alias)) normlab_wide_bits;
 
-// An exponent of all ones (∞ or NaN) anywhere, on the bits: integer operations with no chain of float additions
-// (x − x summed in Swift's SIMD lanes waited on each addition; with this, BatchNorm eval's forward, which checks y
-// row by row, went from 0.44 to 0.32 ms at (8, 64, 56, 56)).
 // A per-element BatchNorm's statistics are as many as a sample's elements (200,704 at (8, 64, 56, 56)): the loop in
 // Swift, two doubles at a time without AVX, was a tenth of PyDLLib BatchNorm's REPL forward.
 NORMLAB_CLONES
@@ -90,6 +87,9 @@ void normlab_blend_f64(const double *old, const double *batch, double *out, long
     for (long i = 0; i < count; i++) out[i] = keep * old[i] + momentum * batch[i];
 }
 
+// An exponent of all ones (∞ or NaN) anywhere, on the bits: integer operations with no chain of float additions
+// (x − x summed in Swift's SIMD lanes waited on each addition; with this, BatchNorm eval's forward, which checks y
+// row by row, went from 0.44 to 0.32 ms at (8, 64, 56, 56)).
 NORMLAB_CLONES
 int normlab_has_non_finite_f32(const float *values, long count) {
     const normlab_bits *bits = (const normlab_bits *)values;
