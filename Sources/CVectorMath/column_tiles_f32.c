@@ -176,6 +176,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         double *sum_dy = all_sum_dy ? all_sum_dy + first * sums_column_stride : 0;
         double *sum_dy_xhat = all_sum_dy_xhat ? all_sum_dy_xhat + first * sums_column_stride : 0;
         tile_constants c;
+        own_constants(&c);
         float mean_terms[TILE], projections[TILE], column_dy[shared_terms ? TILE : 1], column_dy_xhat[shared_terms ? TILE : 1];
         float high_sums[kept_shift && rows > FOLD && rows <= 2 * FOLD ? 2 * TILE : 1];
         const int gradient_sums = !pair;
@@ -184,9 +185,9 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         // Forward's constants, or made here. (A column forward made in Float64 lanes has a NaN shift, so a NaN
         // Σdx̂·x̂ and projection: TERMS_STEP finds its tile out of range, as the statistics would.)
         if (kept_shift && !pair) {
-            memcpy(c.mean, kept_mean + first, part * sizeof(float));
-            memcpy(c.rstd, kept_rstd + first, part * sizeof(float));
-            memcpy(c.shift, kept_shift + first, part * sizeof(float));
+            c.mean = (float *)kept_mean + first;  // read only
+            c.rstd = (float *)kept_rstd + first;
+            c.shift = (float *)kept_shift + first;
             if (rows <= 2 * FOLD && (gamma_kind == GAMMA_PER_ROW || gamma_kind == GAMMA_NONE)) {
                 kept_sums_rows(sets, &c, x, dy, part, affine, sums_dh, sums_dh_d, high_sums, rows, gamma_kind);
             } else {

@@ -14,10 +14,18 @@ enum { AHEAD = 128 };  // columns: half a KB of each row
 // every row's.
 enum { SIDE_BY_SIDE = 4 };
 
-// μ₀, rstd and c of a tile's columns, as x̂ is made from them.
+// μ₀, rstd and c of a tile's columns, as x̂ is made from them: in the struct's own arrays, or where a caller keeps
+// them (backward: forward's kept constants; forward: the narrowed statistics' μ₀ and c), which saves copying them.
 typedef struct {
-    float mean[TILE], rstd[TILE], shift[TILE];
+    float *mean, *rstd, *shift;
+    float own_mean[TILE], own_rstd[TILE], own_shift[TILE];
 } tile_constants;
+
+static inline void own_constants(tile_constants *c) {
+    c->mean = c->own_mean;
+    c->rstd = c->own_rstd;
+    c->shift = c->own_shift;
+}
 
 // How backward reads γ and where it adds dy and dy·x̂ (γ's and β's sums): known when a call's layout is (the common
 // ones get loops without the tests), or read from the call (ANY).

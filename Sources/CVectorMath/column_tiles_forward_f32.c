@@ -115,6 +115,11 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
                                                                        : (normlab_narrowed_statistics){0};
         const normlab_narrowed_statistics *narrowed = all_narrowed ? &narrowed_tile : 0;
         tile_constants c;
+        own_constants(&c);
+        if (narrowed && narrowed->shift) {  // kept for backward (normlab_narrowed_statistics): made there
+            c.mean = narrowed->first_mean;
+            c.shift = narrowed->shift;
+        }
         int ok;
         long zeros;
         const int row_affine = !xhat && y && gamma && beta && affine.column_stride == 0;
@@ -131,10 +136,6 @@ forward_tiles(const normlab_column_sets *sets, const float *all_x, long width, n
         else if (row_affine) normalise_tile_row_affine(sets, &c, x, part, affine, y, rows);
         else if (only_y && !gamma) normalise_tile(sets, &c, x, part, affine, 0, y, 0, 1, 0, 0, 0, rows);
         else normalise_tile(sets, &c, x, part, affine, xhat, y, xhat != 0, y != 0, gamma != 0, beta != 0, per_element, rows);
-        if (narrowed && narrowed->shift) {  // kept for backward (normlab_narrowed_statistics)
-            memcpy(narrowed->first_mean, c.mean, part * sizeof(float));
-            memcpy(narrowed->shift, c.shift, part * sizeof(float));
-        }
     }
 }
 
