@@ -121,12 +121,14 @@ enum StridedKernels {
 
     /// Backward through BatchNorm in eval mode per channel with element-wise γ: one thread per channel takes its
     /// row in every sample in order, so each element's dγ and dβ are summed over the batch in sample order. Writes
-    /// every element of dγ and dβ (they need not be cleared first).
+    /// every element of dγ and dβ (they need not be cleared first) — or, with `narrowed` (float32), every element of
+    /// those, each the value narrowing dγ's and dβ's Float64 sums afterwards would make.
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func evalElementRowsBackward<S: NormScalar>(
         plan: NormPlan, dy: UnsafeBufferPointer<S>, x: UnsafeBufferPointer<S>, means: [Double], rstds: [Double],
-        gamma: [S], dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int
+        gamma: [S], dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double], dbeta: inout [Double], threads: Int,
+        narrowed: FastKernels.NarrowedParameters? = nil
     ) {
         let channels = plan.channels, spatial = plan.spatial, batch = plan.batch
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
@@ -143,9 +145,10 @@ enum StridedKernels {
                 defer { partial?.deallocate() }
                 for c in range {
                     let at = c * spatial
+                    let narrowedHere = narrowed?.advanced(by: at)
                     if let partial, floatEvalGradient(plan: plan, channel: c, dy: gp, x: xp, dx: dxp, mean: meanOf[c],
                                                       rstd: rstdOf[c], gamma: gammaOf + at, dgamma: dg + at,
-                                                      dbeta: db + at, partial: partial) {
+                                                      dbeta: db + at, partial: partial, narrowed: narrowedHere) {
                         continue
                     }
                     (dg + at).update(repeating: 0, count: spatial)
@@ -156,6 +159,10 @@ enum StridedKernels {
                                                               count: spatial, mean: meanOf[c], rstd: rstdOf[c],
                                                               gamma: gammaOf + at, dgamma: dg + at, dbeta: db + at)
                     }
+                    if let narrowedHere {
+                        normlab_narrow_sums(narrowedHere.gamma, dg + at, spatial, narrowedHere.scaling, narrowedHere.factor)
+                        normlab_narrow_sums(narrowedHere.beta, db + at, spatial, narrowedHere.scaling, narrowedHere.factor)
+                    }
                 }
             }
         }}}}}
@@ -163,11 +170,13 @@ enum StridedKernels {
 
     /// One channel of `evalElementRowsBackward` on float32 rows in float32 lanes; false (nothing done) when its μ or
     /// rstd is outside float32's range. Sums over at most eight samples in float32, added into Float64 in order (the
-    /// first addition 0 + the partial sum, so dγ and dβ need no clearing). `partial` holds zeros, and is left so.
+    /// first addition 0 + the partial sum, so dγ and dβ need no clearing) — the last addition written to `narrowed`
+    /// in float32 where given. `partial` holds zeros, and is left so.
     static func floatEvalGradient<S: NormScalar>(
         plan: NormPlan, channel c: Int, dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>,
         mean: Double, rstd: Double, gamma: UnsafePointer<S>, dgamma: UnsafeMutablePointer<Double>,
-        dbeta: UnsafeMutablePointer<Double>, partial: UnsafeMutablePointer<Float>
+        dbeta: UnsafeMutablePointer<Double>, partial: UnsafeMutablePointer<Float>,
+        narrowed: FastKernels.NarrowedParameters? = nil
     ) -> Bool {
         let spatial = plan.spatial, channels = plan.channels, batch = plan.batch
         func f32(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
@@ -180,6 +189,13 @@ enum StridedKernels {
             if done == 0 { return false }  // the first sample already: μ and rstd are the channel's
             if n % 8 == 7 || n == batch - 1 {  // (normlab_fold_float_sums clears the partial sums it adds)
                 let first = n < 8
+                if n == batch - 1, let narrowed {
+                    normlab_fold_float_sums_narrowed(narrowed.gamma, first ? nil : dgamma, partialGamma, spatial,
+                                                     narrowed.scaling, narrowed.factor)
+                    normlab_fold_float_sums_narrowed(narrowed.beta, first ? nil : dbeta, partialBeta, spatial,
+                                                     narrowed.scaling, narrowed.factor)
+                    continue
+                }
                 normlab_fold_float_sums(dgamma, first ? nil : dgamma, partialGamma, spatial)
                 normlab_fold_float_sums(dbeta, first ? nil : dbeta, partialBeta, spatial)
             }

@@ -45,7 +45,8 @@ extension Normalization {
             (dx, dgamma, dbeta, roundedByKernel) = emulatedBackward(forward: forward, gammaValues: gammaValues, dy: dy,
                                                                      threads: threads)
         } else if allowFastPath && forward.mode == .eval && spec.kind.hasRunningStatistics {
-            (dx, dgamma, dbeta) = evalBackward(forward: forward, gamma: gamma, dy: dy, threads: threads)
+            (dx, dgamma, dbeta, narrowedParameters) = evalBackward(
+                forward: forward, gamma: gamma, dy: dy, threads: threads, narrowingDividedBy: plain ? batchDivisor : nil)
         } else if allowFastPath && forward.mode == .train
             && (FastKernels.applies(spec, plan) || ColumnKernels.applies(spec)) {
             (dx, dgamma, dbeta, roundedByKernel, narrowedParameters) = fastBackward(
@@ -138,12 +139,15 @@ extension Normalization {
         return (dx, dgamma, dbeta, rounder?.finish(), narrowing ? (narrowedGamma, narrowedBeta) : nil)
     }
 
-    /// BatchNorm in eval mode (`StridedKernels.evalBackward`): the statistics are constants.
+    /// BatchNorm in eval mode (`StridedKernels.evalBackward`): the statistics are constants. With
+    /// `narrowingDividedBy`, float32 element-wise γ per channel hands back dγ and dβ in float32, divided by it, as
+    /// `narrowed` (written by each channel's last fold; the Float64 ones then hold nothing to read).
     @_specialize(where Scalar == Float)
     @_specialize(where Scalar == Double)
     static func evalBackward<Scalar: NormScalar>(
-        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int
-    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double]) {
+        forward: ForwardResult<Scalar>, gamma: Tensor<Scalar>?, dy: Tensor<Scalar>, threads: Int,
+        narrowingDividedBy divisor: Double? = nil
+    ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], narrowed: (dgamma: [Scalar], dbeta: [Scalar])?) {
         let spec = forward.spec
         let paramCount = forward.plan.affineShape?.count ?? 0
         // Grouped channels: the group's statistics per channel (the plan and statistics were checked by forward).
@@ -157,15 +161,28 @@ extension Normalization {
                     : [Double](repeating: 0, count: paramCount)
         }
         var dgamma = sums(), dbeta = sums()
+        let narrowing = written && divisor != nil && Scalar.self == Float.self
+        let narrowedCount = narrowing ? paramCount : 0
+        func unset() -> [Scalar] { [Scalar](unsafeUninitializedCapacity: narrowedCount) { $1 = narrowedCount } }
+        var narrowedGamma = unset(), narrowedBeta = unset()
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
                 forward.input.scalars.withUnsafeBufferPointer { x in
                     if written {
                         // Per channel with element-wise γ (ones when none was given): row by row in C.
-                        StridedKernels.evalElementRowsBackward(
-                            plan: plan, dy: g, x: x, means: means, rstds: rstds,
-                            gamma: gamma?.scalars ?? [Scalar](repeating: 1, count: paramCount), dx: out,
-                            dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                        narrowedGamma.withUnsafeMutableBufferPointer { ng in narrowedBeta.withUnsafeMutableBufferPointer { nb in
+                            var narrowed: FastKernels.NarrowedParameters? = nil
+                            if narrowing, let ng = ng.baseAddress, let nb = nb.baseAddress {
+                                narrowed = FastKernels.NarrowedParameters(
+                                    gamma: UnsafeMutableRawPointer(ng).assumingMemoryBound(to: Float.self),
+                                    beta: UnsafeMutableRawPointer(nb).assumingMemoryBound(to: Float.self),
+                                    dividedBy: divisor ?? 1)
+                            }
+                            StridedKernels.evalElementRowsBackward(
+                                plan: plan, dy: g, x: x, means: means, rstds: rstds,
+                                gamma: gamma?.scalars ?? [Scalar](repeating: 1, count: paramCount), dx: out,
+                                dgamma: &dgamma, dbeta: &dbeta, threads: threads, narrowed: narrowed)
+                        }}
                     } else {
                         StridedKernels.evalBackward(spec: spec, plan: plan, dy: g, x: x, means: means,
                                                     rstds: rstds, gamma: gamma?.scalars.map(\.asDouble),
@@ -175,7 +192,7 @@ extension Normalization {
             }
             count = dy.count
         }
-        return (dx, dgamma, dbeta)
+        return (dx, dgamma, dbeta, narrowing ? (narrowedGamma, narrowedBeta) : nil)
     }
 
     /// dx, and dγ, dβ summed over the batch, element by element: every layer, every convention, eval mode.
