@@ -181,24 +181,18 @@ enum StridedKernels {
         let spatial = plan.spatial, channels = plan.channels, batch = plan.batch
         func f32(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
         let partialGamma = partial, partialBeta = partial + spatial
+        // The terms' folds into dγ and dβ (every eighth sample and the last), as the train-mode element-wise paths make
+        // them; the first writes 0 + the partial sums, so dγ and dβ need no clearing.
+        let sums = FastKernels.ParameterSums(Float.self, gamma: dgamma, beta: dbeta, count: spatial,
+                                             stageGamma: partialGamma, stageBeta: partialBeta, floatLanes: true,
+                                             narrowed: narrowed)
         for n in 0..<batch {
             let offset = (n * channels + c) * spatial
             let done = normlab_element_affine_eval_gradient_f32_lanes(
                 f32(dy + offset), f32(x + offset), UnsafeMutableRawPointer(dx + offset).assumingMemoryBound(to: Float.self),
                 spatial, mean, rstd, f32(gamma), partialGamma, partialBeta)
             if done == 0 { return false }  // the first sample already: μ and rstd are the channel's
-            if n % 8 == 7 || n == batch - 1 {  // (normlab_fold_float_sums clears the partial sums it adds)
-                let first = n < 8
-                if n == batch - 1, let narrowed {
-                    normlab_fold_float_sums_narrowed(narrowed.gamma, first ? nil : dgamma, partialGamma, spatial,
-                                                     narrowed.scaling, narrowed.factor)
-                    normlab_fold_float_sums_narrowed(narrowed.beta, first ? nil : dbeta, partialBeta, spatial,
-                                                     narrowed.scaling, narrowed.factor)
-                    continue
-                }
-                normlab_fold_float_sums(dgamma, first ? nil : dgamma, partialGamma, spatial)
-                normlab_fold_float_sums(dbeta, first ? nil : dbeta, partialBeta, spatial)
-            }
+            sums.fold(after: n, of: batch, count: spatial)  // (the folds clear the partial sums they add)
         }
         return true
     }
