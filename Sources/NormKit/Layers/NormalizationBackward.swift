@@ -109,10 +109,7 @@ extension Normalization {
         var narrowedGamma = unset(), narrowedBeta = unset()
         func narrowed(_ ng: UnsafeMutableBufferPointer<Scalar>,
                       _ nb: UnsafeMutableBufferPointer<Scalar>) -> FastKernels.NarrowedParameters? {
-            guard narrowing, let g = ng.baseAddress, let b = nb.baseAddress else { return nil }
-            return FastKernels.NarrowedParameters(gamma: UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self),
-                                                  beta: UnsafeMutableRawPointer(b).assumingMemoryBound(to: Float.self),
-                                                  dividedBy: divisor ?? 1)
+            narrowing ? narrowedParameters(ng, nb, dividedBy: divisor ?? 1) : nil
         }
         let dx = [Scalar](unsafeUninitializedCapacity: dy.count) { out, count in
             dy.scalars.withUnsafeBufferPointer { g in
@@ -137,6 +134,17 @@ extension Normalization {
             count = dy.count
         }
         return (dx, dgamma, dbeta, rounder?.finish(), narrowing ? (narrowedGamma, narrowedBeta) : nil)
+    }
+
+    /// Where a float32 pass writes dγ and dβ (the arrays at `gamma`, `beta`), divided by `divisor`; nil for arrays
+    /// without storage.
+    static func narrowedParameters<Scalar>(_ gamma: UnsafeMutableBufferPointer<Scalar>,
+                                           _ beta: UnsafeMutableBufferPointer<Scalar>,
+                                           dividedBy divisor: Double) -> FastKernels.NarrowedParameters? {
+        guard let g = gamma.baseAddress, let b = beta.baseAddress else { return nil }
+        return FastKernels.NarrowedParameters(gamma: UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self),
+                                              beta: UnsafeMutableRawPointer(b).assumingMemoryBound(to: Float.self),
+                                              dividedBy: divisor)
     }
 
     /// BatchNorm in eval mode (`StridedKernels.evalBackward`): the statistics are constants. With
@@ -171,13 +179,7 @@ extension Normalization {
                     if written {
                         // Per channel with element-wise γ (ones when none was given): row by row in C.
                         narrowedGamma.withUnsafeMutableBufferPointer { ng in narrowedBeta.withUnsafeMutableBufferPointer { nb in
-                            var narrowed: FastKernels.NarrowedParameters? = nil
-                            if narrowing, let ng = ng.baseAddress, let nb = nb.baseAddress {
-                                narrowed = FastKernels.NarrowedParameters(
-                                    gamma: UnsafeMutableRawPointer(ng).assumingMemoryBound(to: Float.self),
-                                    beta: UnsafeMutableRawPointer(nb).assumingMemoryBound(to: Float.self),
-                                    dividedBy: divisor ?? 1)
-                            }
+                            let narrowed = narrowing ? narrowedParameters(ng, nb, dividedBy: divisor ?? 1) : nil
                             StridedKernels.evalElementRowsBackward(
                                 plan: plan, dy: g, x: x, means: means, rstds: rstds,
                                 gamma: gamma?.scalars ?? [Scalar](repeating: 1, count: paramCount), dx: out,
