@@ -1,6 +1,7 @@
 // The float32 column kernels' general loops, backward (see column_sets_f32.c for the arithmetic): a tile's statistics
 // and the two sums per column first, one loop of square roots and divisions, then dx, each row loop reading the tile's
-// rows again from L1. They run sets of more than eight rows, and backward with one sum per row (γ per channel).
+// rows again from cache (L2: sixteen rows of a 2,048-column tile are 128 KB). They run sets of more than eight rows,
+// and backward with one sum per row (γ per channel).
 #include "column_tiles_f32.h"
 #include "column_rows_f32.h"
 

@@ -46,47 +46,45 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
     }
 }
 
-// y with γ and β per row (`layer norm over=n,c`: a row is a channel of a sample), four rows at a time along the
-// tile: each step's constants are loaded once for four rows, and y is written as four runs. Sixteen rows' streams
-// at once, thirty-two columns a step, cost twice the time of the same copy in four (a C benchmark: 0.42 against 0.21
-// ms a pass at (8, 64, 56, 56)). The same operations per element as normalise_tile.
+// y with γ and β per row (`layer norm over=n,c`: a row is a channel of a sample) for `count` rows from row `first`,
+// side by side along the tile: each step's constants are loaded once for them, and y is written as a few runs.
 static inline __attribute__((always_inline)) void
-normalise_tile_row_affine(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
-                          normlab_column_affine affine, float *y, const long rows) {
+row_affine_rows(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
+                normlab_column_affine affine, float *y, long first, const long count) {
     const long stride = sets->row_stride;
     const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
     const float *gamma = affine.gamma, *beta = affine.beta;
+    long at[SIDE_BY_SIDE];
+    vec8 g[SIDE_BY_SIDE], b[SIDE_BY_SIDE];
+    for (long k = 0; k < count; k++) {
+        at[k] = ROW_AT(first + k);
+        g[k] = splat8(gamma[ROW_INDEX(first + k) * affine.row_stride]);
+        b[k] = splat8(beta[ROW_INDEX(first + k) * affine.row_stride]);
+    }
+    long j = 0;
+    for (; j + 8 <= part; j += 8) {
+        const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
+        for (long k = 0; k < count; k++) {
+            const vec8 h = (load8(x + at[k] + j) - mean) * rstd + shift;
+            store8(y + at[k] + j, g[k] * h + b[k]);
+        }
+    }
+    for (; j < part; j++)
+        for (long k = 0; k < count; k++) {
+            const float h = (x[at[k] + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
+            y[at[k] + j] = g[k][0] * h + b[k][0];
+        }
+}
+
+// The tile's rows four at a time (the last group may be fewer). Sixteen rows' streams at once, thirty-two columns a
+// step, cost twice the time of the same copy in four (a C benchmark: 0.42 against 0.21 ms a pass at (8, 64, 56, 56)).
+// The same operations per element as normalise_tile.
+static inline __attribute__((always_inline)) void
+normalise_tile_row_affine(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
+                          normlab_column_affine affine, float *y, const long rows) {
     long r = 0;
-    for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE) {
-        long at[SIDE_BY_SIDE];
-        vec8 g[SIDE_BY_SIDE], b[SIDE_BY_SIDE];
-        for (long k = 0; k < SIDE_BY_SIDE; k++) {
-            at[k] = ROW_AT(r + k);
-            g[k] = splat8(gamma[ROW_INDEX(r + k) * affine.row_stride]);
-            b[k] = splat8(beta[ROW_INDEX(r + k) * affine.row_stride]);
-        }
-        long j = 0;
-        for (; j + 8 <= part; j += 8) {
-            const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
-            for (long k = 0; k < SIDE_BY_SIDE; k++) {
-                const vec8 h = (load8(x + at[k] + j) - mean) * rstd + shift;
-                store8(y + at[k] + j, g[k] * h + b[k]);
-            }
-        }
-        for (; j < part; j++)
-            for (long k = 0; k < SIDE_BY_SIDE; k++) {
-                const float h = (x[at[k] + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
-                y[at[k] + j] = g[k][0] * h + b[k][0];
-            }
-    }
-    for (; r < rows; r++) {
-        const long at = ROW_AT(r), p = ROW_INDEX(r) * affine.row_stride;
-        const float g = gamma[p], b = beta[p];
-        for (long j = 0; j < part; j++) {
-            const float h = (x[at + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
-            y[at + j] = g * h + b;
-        }
-    }
+    for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE) row_affine_rows(sets, c, x, part, affine, y, r, SIDE_BY_SIDE);
+    if (r < rows) row_affine_rows(sets, c, x, part, affine, y, r, rows - r);
 }
 
 static inline __attribute__((always_inline)) void
