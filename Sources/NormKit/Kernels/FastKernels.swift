@@ -132,13 +132,11 @@ enum FastKernels {
                 for block in range {
                     let here = rows.locate(block), following = rows.locate(block + 1)
                     // A float16/bfloat16 y is rounded set by set, while the set is in cache, and then summed for
-                    // the summary line when it was asked for — unless its rows were summed as they were written.
-                    var rowMoments: SummaryMoments? = nil
+                    // the summary line when it was asked for.
                     defer {
                         if let rounder { rows.forEachRun(block) { rounder.round(yp + $0, count: $1, set: block) } }
                         if let summaryParts {
-                            (summaryParts + block).initialize(
-                                to: rowMoments ?? SummaryParts.moments(of: yp) { rows.forEachRun(block, $0) })
+                            (summaryParts + block).initialize(to: SummaryParts.moments(of: yp) { rows.forEachRun(block, $0) })
                         }
                     }
                     var mean = 0.0
@@ -241,10 +239,6 @@ enum FastKernels {
                         if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                         continue
                     }
-                    // A set larger than L2 (LayerNorm's) would be read back from memory for its summary: rows long
-                    // enough to repay a call each are summed as each is written, while it is in L1.
-                    let summarizeRows = summaryParts != nil && rounder == nil && spatial >= SummaryParts.shortestRow
-                    if summarizeRows { rowMoments = .empty }
                     for r in 0..<rows.count {
                         let c = here.channel(r)
                         let base = here.offset(r)
@@ -262,7 +256,6 @@ enum FastKernels {
                                 Lanes.apply(map, xp + base, yp + base, count: spatial)
                             }
                         }
-                        if summarizeRows { rowMoments?.merge(SummaryMoments(UnsafeBufferPointer(start: yp + base, count: spatial))) }
                     }
                     if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                 }

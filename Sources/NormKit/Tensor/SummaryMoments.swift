@@ -104,8 +104,6 @@ public struct SummaryMoments: Sendable, Equatable {
 struct SummaryParts: @unchecked Sendable {
     /// Sets shorter than this are not summed by the kernel (a call per set would cost more than the pass after it).
     static let shortestSet = 256
-    /// Rows shorter than this are summed with their set, after it, not one at a time as they are written.
-    static let shortestRow = 1024
 
     /// nil when no summary was asked for.
     let pointer: UnsafeMutablePointer<SummaryMoments>?
