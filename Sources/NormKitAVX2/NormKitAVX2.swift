@@ -12,6 +12,10 @@ package enum NormKitAVX2 {
             applyAndShiftedSum: { high, scale, offset, x, y, count, next, shift in
                 FloatLanes.applyAndShiftedSum(FloatMap(high: high, scale: scale, offset: offset), x, y, count: count, next: next, shift: shift)
             },
+            applyAndShiftedSumSummarizing: { high, scale, offset, x, y, count, next, shift, summaryShift, moments in
+                FloatLanes.applyAndShiftedSumSummarizing(FloatMap(high: high, scale: scale, offset: offset), x, y, count: count,
+                                                         next: next, shift: shift, summaryShift: summaryShift, moments: moments)
+            },
             centredSquares: { FloatLanes.centredSquares($0, count: $1, mean: $2) },
             apply: { high, scale, offset, x, y, count in
                 FloatLanes.apply(FloatMap(high: high, scale: scale, offset: offset), x, y, count: count)

@@ -54,6 +54,27 @@ struct LaneBuildTests {
             // The fused loop's sum is the separate loop's, to the bit.
             #expect(s1.bitPattern == NormLanes.FloatLanes.shiftedSum(nxp, count: count, shift: -7).bitPattern)
 
+            // And summarising y on the way changes neither y nor the sum; its sums match a pass over y afterwards.
+            var y3 = y1, y4 = y1, sums3 = [0.0, 0.0, .infinity, -.infinity], sums4 = sums3
+            let yShift: Float = count > 0 ? y1[0] : 0
+            let s3 = y3.withUnsafeMutableBufferPointer { yb in
+                NormLanes.FloatLanes.applyAndShiftedSumSummarizing(m1, xp, yb.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
+                                                                   next: nxp, shift: -7, summaryShift: yShift, moments: &sums3)
+            }
+            let s4 = y4.withUnsafeMutableBufferPointer { yb in
+                NormLanesAVX2.FloatLanes.applyAndShiftedSumSummarizing(m2, xp, yb.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
+                                                                       next: nxp, shift: -7, summaryShift: yShift, moments: &sums4)
+            }
+            #expect(s3.bitPattern == s1.bitPattern && s4.bitPattern == s1.bitPattern)
+            #expect(y3.map(\.bitPattern) == y1.map(\.bitPattern) && y4.map(\.bitPattern) == y1.map(\.bitPattern))
+            #expect(sums3.map(\.bitPattern) == sums4.map(\.bitPattern))
+            if count > 0 {
+                let shifted = y1.map { Double($0) - Double(yShift) }
+                let exactSum = shifted.reduce(0, +), exactSquares = shifted.reduce(0) { $0 + $1 * $1 }
+                #expect(abs(sums3[0] - exactSum) <= 1e-12 * shifted.reduce(0) { $0 + abs($1) } && abs(sums3[1] - exactSquares) <= 1e-12 * exactSquares)
+                #expect(sums3[2] == Double(y1.min()!) && sums3[3] == Double(y1.max()!))
+            }
+
             var d1 = [Float](repeating: 0, count: count), d2 = d1
             d1.withUnsafeMutableBufferPointer {
                 NormLanes.FloatLanes.gradient(gp, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,

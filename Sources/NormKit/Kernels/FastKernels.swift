@@ -132,11 +132,13 @@ enum FastKernels {
                 for block in range {
                     let here = rows.locate(block), following = rows.locate(block + 1)
                     // A float16/bfloat16 y is rounded set by set, while the set is in cache, and then summed for
-                    // the summary line when it was asked for.
+                    // the summary line when it was asked for — unless the rows were summed as they were written.
+                    var rowMoments: SummaryMoments? = nil
                     defer {
                         if let rounder { rows.forEachRun(block) { rounder.round(yp + $0, count: $1, set: block) } }
                         if let summaryParts {
-                            (summaryParts + block).initialize(to: SummaryParts.moments(of: yp) { rows.forEachRun(block, $0) })
+                            (summaryParts + block).initialize(
+                                to: rowMoments ?? SummaryParts.moments(of: yp) { rows.forEachRun(block, $0) })
                         }
                     }
                     var mean = 0.0
@@ -239,6 +241,11 @@ enum FastKernels {
                         if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                         continue
                     }
+                    // A float32 y's summary sums are made as its rows are written: their Float64 arithmetic fills the
+                    // normalise loop's waits on memory, where a pass over the set afterwards would read it again.
+                    let summarizeRows = summaryParts != nil && rounder == nil && !elementAffine && S.self == Float.self
+                    var rowSums = (shifted: 0.0, squares: 0.0, low: Double.infinity, high: -Double.infinity)
+                    var summaryShift: Float = 0
                     for r in 0..<rows.count {
                         let c = here.channel(r)
                         let base = here.offset(r)
@@ -249,13 +256,29 @@ enum FastKernels {
                         } else {
                             let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: parameters.gamma[c],
                                                    beta: parameters.beta[c])
-                            if fuse {
+                            if summarizeRows {
+                                // Shifted by the set's first y (exact: the lanes compute it the same way).
+                                if r == 0 { summaryShift = unsafeBitCast(map.apply(xp[base]), to: Float.self) }
+                                // The last set of a range sums its own x as "next" and drops the total.
+                                let next = fuse ? xp + following.offset(r) : xp + base
+                                let total = withUnsafeMutableBytes(of: &rowSums) { sums in
+                                    FloatKernel.applyAndShiftedSumSummarizing(
+                                        unsafeBitCast(map, to: AffineMap<Float>.self), Lanes.cast(xp + base), Lanes.cast(yp + base),
+                                        count: spatial, next: Lanes.cast(next), shift: fuse ? unsafeBitCast(nextShift, to: Float.self) : 0,
+                                        summaryShift: summaryShift, moments: sums.baseAddress!.assumingMemoryBound(to: Double.self))
+                                }
+                                if fuse { nextTotal += total.isFinite ? total : Lanes.wideShiftedSum(next, count: spatial, shift: nextShift) }
+                            } else if fuse {
                                 nextTotal += Lanes.applyAndShiftedSum(map, xp + base, yp + base, count: spatial,
                                                                       next: xp + following.offset(r), shift: nextShift)
                             } else {
                                 Lanes.apply(map, xp + base, yp + base, count: spatial)
                             }
                         }
+                    }
+                    if summarizeRows {
+                        rowMoments = SummaryMoments(count: plan.setSize, shift: Double(summaryShift), shifted: rowSums.shifted,
+                                                    shiftedSquares: rowSums.squares, low: rowSums.low, high: rowSums.high)
                     }
                     if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                 }

@@ -17,6 +17,10 @@ package struct FloatLaneTable: Sendable {
     package typealias ShiftedSum = @convention(c) (UnsafePointer<Float>, Int, Float) -> Double
     package typealias ApplyAndShiftedSum = @convention(c) (Float, Float, Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
                                                            Int, UnsafePointer<Float>, Float) -> Double
+    /// `ApplyAndShiftedSum` plus y's summary sums: (…, summary shift, out = running (Σ(y − shift), Σ(y − shift)², min, max)).
+    package typealias ApplyAndShiftedSumSummarizing = @convention(c) (Float, Float, Float, UnsafePointer<Float>,
+                                                                      UnsafeMutablePointer<Float>, Int, UnsafePointer<Float>,
+                                                                      Float, Float, UnsafeMutablePointer<Double>) -> Double
     package typealias CentredSquares = @convention(c) (UnsafePointer<Float>, Int, Double) -> Double
     package typealias Apply = @convention(c) (Float, Float, Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     package typealias GradientSums = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, Int, Double,
@@ -54,6 +58,7 @@ package struct FloatLaneTable: Sendable {
 
     package let shiftedSum: ShiftedSum
     package let applyAndShiftedSum: ApplyAndShiftedSum
+    package let applyAndShiftedSumSummarizing: ApplyAndShiftedSumSummarizing
     package let centredSquares: CentredSquares
     package let apply: Apply
     package let gradientSums: GradientSums
@@ -68,7 +73,8 @@ package struct FloatLaneTable: Sendable {
     package let elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged
     package let moments: Moments
 
-    package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum, centredSquares: CentredSquares, apply: Apply,
+    package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum,
+                 applyAndShiftedSumSummarizing: ApplyAndShiftedSumSummarizing, centredSquares: CentredSquares, apply: Apply,
                  gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient,
                  applyElementwise: ApplyElementwise, applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum,
                  elementwiseGradientSums: ElementwiseGradientSums,
@@ -77,6 +83,7 @@ package struct FloatLaneTable: Sendable {
                  elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
+        self.applyAndShiftedSumSummarizing = applyAndShiftedSumSummarizing
         self.centredSquares = centredSquares
         self.apply = apply
         self.gradientSums = gradientSums
@@ -127,6 +134,18 @@ package enum FloatKernel {
         if let wide { return wide.applyAndShiftedSum(map.high, map.scale, map.offset, x, y, count, next, shift) }
         let m = NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
         return NormLanes.FloatLanes.applyAndShiftedSum(m, x, y, count: count, next: next, shift: shift)
+    }
+
+    @inline(__always)
+    static func applyAndShiftedSumSummarizing(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                              count: Int, next: UnsafePointer<Float>, shift: Float, summaryShift: Float,
+                                              moments: UnsafeMutablePointer<Double>) -> Double {
+        if let wide {
+            return wide.applyAndShiftedSumSummarizing(map.high, map.scale, map.offset, x, y, count, next, shift, summaryShift, moments)
+        }
+        let m = NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
+        return NormLanes.FloatLanes.applyAndShiftedSumSummarizing(m, x, y, count: count, next: next, shift: shift,
+                                                                 summaryShift: summaryShift, moments: moments)
     }
 
     @inline(__always)

@@ -120,13 +120,14 @@ enum Lanes {
         return (sumY, sumYD)
     }
 
+    /// The same memory as another element type (where S is known to be T).
     @inline(__always)
-    private static func cast<S, T>(_ pointer: UnsafePointer<S>) -> UnsafePointer<T> {
+    static func cast<S, T>(_ pointer: UnsafePointer<S>) -> UnsafePointer<T> {
         UnsafeRawPointer(pointer).assumingMemoryBound(to: T.self)
     }
 
     @inline(__always)
-    private static func cast<S, T>(_ pointer: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<T> {
+    static func cast<S, T>(_ pointer: UnsafeMutablePointer<S>) -> UnsafeMutablePointer<T> {
         UnsafeMutableRawPointer(pointer).assumingMemoryBound(to: T.self)
     }
 }

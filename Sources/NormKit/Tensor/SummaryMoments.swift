@@ -27,8 +27,7 @@ public struct SummaryMoments: Sendable, Equatable {
     /// One part: the values in one pass.
     public init<S: NormScalar>(_ values: UnsafeBufferPointer<S>) {
         guard let base = values.baseAddress, values.count > 0 else { self = .empty; return }
-        let n = Double(values.count)
-        let shift: Double, shifted: Double, shiftedSquares: Double
+        let shift: Double, shifted: Double, shiftedSquares: Double, low: Double, high: Double
         if S.self == Float.self {
             let p = UnsafeRawPointer(base).assumingMemoryBound(to: Float.self)
             let m = FloatKernel.moments(p, count: values.count, shift: p[0])
@@ -48,21 +47,24 @@ public struct SummaryMoments: Sendable, Equatable {
                 highs.replace(with: v, where: v .> highs)
                 i += 4
             }
-            var tailSum = 0.0, tailSquares = 0.0, low = lows.min(), high = highs.max()
+            var tailSum = 0.0, tailSquares = 0.0, runLow = lows.min(), runHigh = highs.max()
             while i < values.count {
                 let v = values[i].asDouble, d = v - shift
                 tailSum += d
                 tailSquares += d * d
-                low = Swift.min(low, v)
-                high = Swift.max(high, v)
+                runLow = Swift.min(runLow, v)
+                runHigh = Swift.max(runHigh, v)
                 i += 1
             }
-            (shifted, shiftedSquares, self.low, self.high) = (sums.sum() + tailSum, squares.sum() + tailSquares, low, high)
+            (shifted, shiftedSquares, low, high) = (sums.sum() + tailSum, squares.sum() + tailSquares, runLow, runHigh)
         }
-        count = values.count
-        sum = shift * n + shifted
-        let raw = shiftedSquares - shifted * shifted / n
-        squares = raw.isNaN ? .nan : Swift.max(0, raw)
+        self.init(count: values.count, shift: shift, shifted: shifted, shiftedSquares: shiftedSquares, low: low, high: high)
+    }
+
+    /// From sums about a shift, Σ(x − shift) and Σ(x − shift)² (a kernel's, made as it wrote the values).
+    init(count: Int, shift: Double, shifted: Double, shiftedSquares: Double, low: Double, high: Double) {
+        let n = Double(count), raw = shiftedSquares - shifted * shifted / n
+        self.init(count: count, sum: shift * n + shifted, squares: raw.isNaN ? .nan : Swift.max(0, raw), low: low, high: high)
     }
 
     /// Over a million values: 8 fixed parts on up to `threads` threads, combined in part order.
