@@ -121,34 +121,7 @@ public enum FloatLanes {
     @inline(never)
     public static func applyAndShiftedSum(_ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                    count: Int, next: UnsafePointer<Float>, shift: Float) -> Double {
-        let hi = V(repeating: map.high), s = V(repeating: map.scale), t = V(repeating: map.offset)
-        let k = V(repeating: shift)
-        var wide = SIMD4<Double>()
-        var i = 0
-        while i + 16 <= count {
-            let end = i + min(chunk / 2, (count - i) & ~15)
-            var a = V()
-            while i < end {
-                store((load(x + i) - hi) * s + t, y + i)
-                a += load(next + i) - k
-                i &+= 16
-            }
-            fold(a, into: &wide)
-        }
-        var a4 = SIMD4<Float>()
-        while i + 4 <= count {
-            store4((load4(x + i) - hi.lowHalf.lowHalf) * s.lowHalf.lowHalf + t.lowHalf.lowHalf, y + i)
-            a4 += load4(next + i) - k.lowHalf.lowHalf
-            i &+= 4
-        }
-        wide += widen(a4)
-        var total = total(wide)
-        while i < count {
-            y[i] = map.apply(x[i])
-            total += Double(next[i] - shift)
-            i += 1
-        }
-        return total
+        applyAndShiftedSum(map, x, y, count: count, next: next, shift: shift, summary: nil)
     }
 
     /// Σ(x − μ)² as Σ(x − high)² − m·low² (equal when μ is the mean of x, since then Σ(x − high) = m·low), so the

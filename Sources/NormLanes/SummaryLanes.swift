@@ -48,9 +48,18 @@ extension FloatLanes {
         _ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
         next: UnsafePointer<Float>, shift: Float, summaryShift: Float, moments: UnsafeMutablePointer<Double>
     ) -> Double {
+        applyAndShiftedSum(map, x, y, count: count, next: next, shift: shift, summary: (summaryShift, moments))
+    }
+
+    /// Both: y = map(x) and Σ(next − shift), with y's summary sums added to `summary` when there is one (a constant
+    /// nil at the call folds the summary away).
+    @inline(__always)
+    static func applyAndShiftedSum(_ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                                   next: UnsafePointer<Float>, shift: Float,
+                                   summary: (shift: Float, moments: UnsafeMutablePointer<Double>)?) -> Double {
         let hi = V(repeating: map.high), s = V(repeating: map.scale), t = V(repeating: map.offset)
         let k = V(repeating: shift)
-        let sv = SIMD4<Double>(repeating: Double(summaryShift))
+        let sv = SIMD4<Double>(repeating: Double(summary?.shift ?? 0))
         var lows = H(repeating: .infinity), highs = H(repeating: -.infinity)
         var ySums = SIMD4<Double>(), ySquares = SIMD4<Double>()
         var wide = SIMD4<Double>()
@@ -62,27 +71,31 @@ extension FloatLanes {
                 let v = (load(x + i) - hi) * s + t
                 store(v, y + i)
                 a += load(next + i) - k
-                let low = lower(v.lowHalf, v.highHalf), high = higher(v.lowHalf, v.highHalf)
-                lows.replace(with: low, where: low .< lows)
-                highs.replace(with: high, where: high .> highs)
-                let d0 = widen(v.lowHalf.lowHalf) - sv, d1 = widen(v.lowHalf.highHalf) - sv
-                let d2 = widen(v.highHalf.lowHalf) - sv, d3 = widen(v.highHalf.highHalf) - sv
-                ySums += (d0 + d1) + (d2 + d3)
-                ySquares += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+                if summary != nil {
+                    let low = lower(v.lowHalf, v.highHalf), high = higher(v.lowHalf, v.highHalf)
+                    lows.replace(with: low, where: low .< lows)
+                    highs.replace(with: high, where: high .> highs)
+                    let d0 = widen(v.lowHalf.lowHalf) - sv, d1 = widen(v.lowHalf.highHalf) - sv
+                    let d2 = widen(v.highHalf.lowHalf) - sv, d3 = widen(v.highHalf.highHalf) - sv
+                    ySums += (d0 + d1) + (d2 + d3)
+                    ySquares += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+                }
                 i &+= 16
             }
             fold(a, into: &wide)
         }
-        var a4 = SIMD4<Float>()
+        // Rows of 14×14 or 7×7 leave a few elements: four at a time, then one.
         var ySum = total(ySums), ySquare = total(ySquares)
         var yLow = Double(smallest(lows)), yHigh = Double(largest(highs))
         @inline(__always) func summarize(_ value: Float) {
+            guard summary != nil else { return }
             let v = Double(value), d = v - sv[0]
             ySum += d
             ySquare += d * d
             yLow = Swift.min(yLow, v)
             yHigh = Swift.max(yHigh, v)
         }
+        var a4 = SIMD4<Float>()
         while i + 4 <= count {
             let v = (load4(x + i) - hi.lowHalf.lowHalf) * s.lowHalf.lowHalf + t.lowHalf.lowHalf
             store4(v, y + i)
@@ -98,10 +111,12 @@ extension FloatLanes {
             summarize(y[i])
             i += 1
         }
-        moments[0] += ySum
-        moments[1] += ySquare
-        moments[2] = Swift.min(moments[2], yLow)
-        moments[3] = Swift.max(moments[3], yHigh)
+        if let moments = summary?.moments {
+            moments[0] += ySum
+            moments[1] += ySquare
+            moments[2] = Swift.min(moments[2], yLow)
+            moments[3] = Swift.max(moments[3], yHigh)
+        }
         return total
     }
 
