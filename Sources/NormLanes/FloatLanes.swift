@@ -117,7 +117,8 @@ public enum FloatLanes {
     }
 
     /// `apply(map, x, y)` and `shiftedSum(next, shift)` in one loop: the next set's row streams in from memory
-    /// while this one is normalised and written.
+    /// while this one is normalised and written. The loop is in SummaryLanes.swift, shared with the twin that also
+    /// sums y for the summary line.
     @inline(never)
     public static func applyAndShiftedSum(_ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                    count: Int, next: UnsafePointer<Float>, shift: Float) -> Double {
