@@ -12,9 +12,9 @@ package enum NormKitAVX2 {
             applyAndShiftedSum: { high, scale, offset, x, y, count, next, shift in
                 FloatLanes.applyAndShiftedSum(FloatMap(high: high, scale: scale, offset: offset), x, y, count: count, next: next, shift: shift)
             },
-            applyAndShiftedSumSummarizing: { high, scale, offset, x, y, count, next, shift, summaryShift, moments in
+            applyAndShiftedSumSummarizing: { high, scale, offset, x, y, count, next, shift, summary in
                 FloatLanes.applyAndShiftedSumSummarizing(FloatMap(high: high, scale: scale, offset: offset), x, y, count: count,
-                                                         next: next, shift: shift, summaryShift: summaryShift, moments: moments)
+                                                         next: next, shift: shift, summary: summary)
             },
             centredSquares: { FloatLanes.centredSquares($0, count: $1, mean: $2) },
             apply: { high, scale, offset, x, y, count in
@@ -40,6 +40,10 @@ package enum NormKitAVX2 {
             applyElementwiseAndShiftedSum: { x, y, count, mean, rstd, gamma, beta, next, shift in
                 FloatLanes.applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta,
                                                          next: next, shift: shift)
+            },
+            applyElementwiseAndShiftedSumSummarizing: { x, y, count, mean, rstd, gamma, beta, next, shift, summary in
+                FloatLanes.applyElementwiseAndShiftedSumSummarizing(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma,
+                                                                    beta: beta, next: next, shift: shift, summary: summary)
             },
             elementwiseGradientSums: { dy, x, gamma, count, mean, rstd, out in
                 let sums = FloatLanes.elementwiseGradientSums(dy, x, gamma: gamma, count: count, mean: mean, rstd: rstd)

@@ -31,18 +31,43 @@ extension FloatLanes {
                                                      count: Int, mean: Double, rstd: Double, gamma: UnsafePointer<Float>,
                                                      beta: UnsafePointer<Float>, next: UnsafePointer<Float>,
                                                      shift: Float) -> Double {
+        applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta, next: next,
+                                      shift: shift, summary: nil)
+    }
+
+    /// `applyElementwiseAndShiftedSum` (the same y and sum, bit for bit) that also writes y's summary sums to
+    /// `summary` (`RunningSummary.write`).
+    @inline(never)
+    public static func applyElementwiseAndShiftedSumSummarizing(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, mean: Double, rstd: Double,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, next: UnsafePointer<Float>, shift: Float,
+        summary: UnsafeMutablePointer<Double>
+    ) -> Double {
+        applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta, next: next,
+                                      shift: shift, summary: summary)
+    }
+
+    /// Both, as `applyAndShiftedSum(…, summary:)` is for per-channel γ and β.
+    @inline(__always)
+    static func applyElementwiseAndShiftedSum(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                                              mean: Double, rstd: Double, gamma: UnsafePointer<Float>,
+                                              beta: UnsafePointer<Float>, next: UnsafePointer<Float>, shift: Float,
+                                              summary: UnsafeMutablePointer<Double>?) -> Double {
         let (high, low) = split(mean)
         let r = Float(rstd), lr = Float(low * rstd)
         let hi = V(repeating: high), rv = V(repeating: r), lv = V(repeating: lr)
         let k = V(repeating: shift)
+        var running = RunningSummary(shift: count > 0 ? ((x[0] - high) * r - lr) * gamma[0] + beta[0] : 0)
         var wide = SIMD4<Double>()
         var i = 0
         while i + 16 <= count {
             let end = i + min(chunk / 2, (count - i) & ~15)
             var a = V()
             while i < end {
-                store(((load(x + i) - hi) * rv - lv) * load(gamma + i) + load(beta + i), y + i)
+                let v = ((load(x + i) - hi) * rv - lv) * load(gamma + i) + load(beta + i)
+                store(v, y + i)
                 a += load(next + i) - k
+                if summary != nil { running.add(v) }
                 i &+= 16
             }
             fold(a, into: &wide)
@@ -50,8 +75,10 @@ extension FloatLanes {
         var a4 = SIMD4<Float>()
         while i + 4 <= count {
             let h4 = (load4(x + i) - hi.lowHalf.lowHalf) * rv.lowHalf.lowHalf - lv.lowHalf.lowHalf
-            store4(h4 * load4(gamma + i) + load4(beta + i), y + i)
+            let v = h4 * load4(gamma + i) + load4(beta + i)
+            store4(v, y + i)
             a4 += load4(next + i) - k.lowHalf.lowHalf
+            if summary != nil { for lane in 0..<4 { running.add(v[lane]) } }
             i &+= 4
         }
         wide += widen(a4)
@@ -59,8 +86,10 @@ extension FloatLanes {
         while i < count {
             y[i] = ((x[i] - high) * r - lr) * gamma[i] + beta[i]
             total += Double(next[i] - shift)
+            if summary != nil { running.add(y[i]) }
             i += 1
         }
+        if let summary { running.write(summary) }
         return total
     }
 

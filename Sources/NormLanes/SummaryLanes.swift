@@ -38,30 +38,73 @@ extension FloatLanes {
     }
 }
 
+/// y's summary sums made by a loop as it writes y: Σ(y − shift), Σ(y − shift)², min and max in Float64 lanes (y − shift
+/// exact, as `moments` makes them), with the shift the loop's first y. A pass over y after it is written re-reads it
+/// from L2 or memory, and these Float64 sums cost as much as the normalisation; inside the loop they fill its waits
+/// on memory.
+struct RunningSummary {
+    let shift: Float
+    private let sv: SIMD4<Double>
+    private var lows = FloatLanes.H(repeating: .infinity), highs = FloatLanes.H(repeating: -.infinity)
+    private var sums = SIMD4<Double>(), squares = SIMD4<Double>()
+    private var tail = (sum: 0.0, squares: 0.0, low: Double.infinity, high: -Double.infinity)
+
+    @inline(__always)
+    init(shift: Float) {
+        self.shift = shift
+        sv = SIMD4<Double>(repeating: Double(shift))
+    }
+
+    @inline(__always)
+    mutating func add(_ v: FloatLanes.V) {
+        let low = FloatLanes.lower(v.lowHalf, v.highHalf), high = FloatLanes.higher(v.lowHalf, v.highHalf)
+        lows.replace(with: low, where: low .< lows)
+        highs.replace(with: high, where: high .> highs)
+        let d0 = FloatLanes.widen(v.lowHalf.lowHalf) - sv, d1 = FloatLanes.widen(v.lowHalf.highHalf) - sv
+        let d2 = FloatLanes.widen(v.highHalf.lowHalf) - sv, d3 = FloatLanes.widen(v.highHalf.highHalf) - sv
+        sums += (d0 + d1) + (d2 + d3)
+        squares += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+    }
+
+    @inline(__always)
+    mutating func add(_ value: Float) {
+        let v = Double(value), d = v - sv[0]
+        tail.sum += d
+        tail.squares += d * d
+        tail.low = Swift.min(tail.low, v)
+        tail.high = Swift.max(tail.high, v)
+    }
+
+    /// out = (shift, Σ(y − shift), Σ(y − shift)², min, max).
+    @inline(__always)
+    func write(_ out: UnsafeMutablePointer<Double>) {
+        out[0] = Double(shift)
+        out[1] = FloatLanes.total(sums) + tail.sum
+        out[2] = FloatLanes.total(squares) + tail.squares
+        out[3] = Swift.min(Double(FloatLanes.smallest(lows)), tail.low)
+        out[4] = Swift.max(Double(FloatLanes.largest(highs)), tail.high)
+    }
+}
+
 extension FloatLanes {
-    /// `applyAndShiftedSum` (the same y and the same sum, bit for bit) that also adds y's summary sums to `moments`
-    /// — (Σ(y − summaryShift), Σ(y − summaryShift)², min, max), in Float64 as `moments` makes them — while y is in
-    /// registers: a pass over a set's y after it is written re-reads it from L2 or memory, and its Float64 sums
-    /// cost as much as the normalisation (this loop waits on memory with its arithmetic units idle).
+    /// `applyAndShiftedSum` (the same y and the same sum, bit for bit) that also writes y's summary sums to
+    /// `summary` (`RunningSummary.write`).
     @inline(never)
     public static func applyAndShiftedSumSummarizing(
         _ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
-        next: UnsafePointer<Float>, shift: Float, summaryShift: Float, moments: UnsafeMutablePointer<Double>
+        next: UnsafePointer<Float>, shift: Float, summary: UnsafeMutablePointer<Double>
     ) -> Double {
-        applyAndShiftedSum(map, x, y, count: count, next: next, shift: shift, summary: (summaryShift, moments))
+        applyAndShiftedSum(map, x, y, count: count, next: next, shift: shift, summary: summary)
     }
 
-    /// Both: y = map(x) and Σ(next − shift), with y's summary sums added to `summary` when there is one (a constant
-    /// nil at the call folds the summary away).
+    /// Both: y = map(x) and Σ(next − shift), and y's summary sums when `summary` is not nil (a constant nil at the
+    /// call folds them away).
     @inline(__always)
     static func applyAndShiftedSum(_ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
-                                   next: UnsafePointer<Float>, shift: Float,
-                                   summary: (shift: Float, moments: UnsafeMutablePointer<Double>)?) -> Double {
+                                   next: UnsafePointer<Float>, shift: Float, summary: UnsafeMutablePointer<Double>?) -> Double {
         let hi = V(repeating: map.high), s = V(repeating: map.scale), t = V(repeating: map.offset)
         let k = V(repeating: shift)
-        let sv = SIMD4<Double>(repeating: Double(summary?.shift ?? 0))
-        var lows = H(repeating: .infinity), highs = H(repeating: -.infinity)
-        var ySums = SIMD4<Double>(), ySquares = SIMD4<Double>()
+        var running = RunningSummary(shift: count > 0 ? map.apply(x[0]) : 0)
         var wide = SIMD4<Double>()
         var i = 0
         while i + 16 <= count {
@@ -71,36 +114,18 @@ extension FloatLanes {
                 let v = (load(x + i) - hi) * s + t
                 store(v, y + i)
                 a += load(next + i) - k
-                if summary != nil {
-                    let low = lower(v.lowHalf, v.highHalf), high = higher(v.lowHalf, v.highHalf)
-                    lows.replace(with: low, where: low .< lows)
-                    highs.replace(with: high, where: high .> highs)
-                    let d0 = widen(v.lowHalf.lowHalf) - sv, d1 = widen(v.lowHalf.highHalf) - sv
-                    let d2 = widen(v.highHalf.lowHalf) - sv, d3 = widen(v.highHalf.highHalf) - sv
-                    ySums += (d0 + d1) + (d2 + d3)
-                    ySquares += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
-                }
+                if summary != nil { running.add(v) }
                 i &+= 16
             }
             fold(a, into: &wide)
         }
         // Rows of 14×14 or 7×7 leave a few elements: four at a time, then one.
-        var ySum = total(ySums), ySquare = total(ySquares)
-        var yLow = Double(smallest(lows)), yHigh = Double(largest(highs))
-        @inline(__always) func summarize(_ value: Float) {
-            guard summary != nil else { return }
-            let v = Double(value), d = v - sv[0]
-            ySum += d
-            ySquare += d * d
-            yLow = Swift.min(yLow, v)
-            yHigh = Swift.max(yHigh, v)
-        }
         var a4 = SIMD4<Float>()
         while i + 4 <= count {
             let v = (load4(x + i) - hi.lowHalf.lowHalf) * s.lowHalf.lowHalf + t.lowHalf.lowHalf
             store4(v, y + i)
             a4 += load4(next + i) - k.lowHalf.lowHalf
-            for lane in 0..<4 { summarize(v[lane]) }
+            if summary != nil { for lane in 0..<4 { running.add(v[lane]) } }
             i &+= 4
         }
         wide += widen(a4)
@@ -108,15 +133,10 @@ extension FloatLanes {
         while i < count {
             y[i] = map.apply(x[i])
             total += Double(next[i] - shift)
-            summarize(y[i])
+            if summary != nil { running.add(y[i]) }
             i += 1
         }
-        if let moments = summary?.moments {
-            moments[0] += ySum
-            moments[1] += ySquare
-            moments[2] = Swift.min(moments[2], yLow)
-            moments[3] = Swift.max(moments[3], yHigh)
-        }
+        if let summary { running.write(summary) }
         return total
     }
 

@@ -55,26 +55,19 @@ struct LaneBuildTests {
             #expect(s1.bitPattern == NormLanes.FloatLanes.shiftedSum(nxp, count: count, shift: -7).bitPattern)
 
             // And summarising y on the way changes neither y nor the sum; its sums match a pass over y afterwards.
-            var y3 = y1, y4 = y1, sums3 = [0.0, 0.0, .infinity, -.infinity], sums4 = sums3
-            let yShift: Float = count > 0 ? y1[0] : 0
+            var y3 = y1, y4 = y1, sums3 = [Double](repeating: 0, count: 5), sums4 = sums3
             let s3 = y3.withUnsafeMutableBufferPointer { yb in
                 NormLanes.FloatLanes.applyAndShiftedSumSummarizing(m1, xp, yb.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
-                                                                   next: nxp, shift: -7, summaryShift: yShift, moments: &sums3)
+                                                                   next: nxp, shift: -7, summary: &sums3)
             }
             let s4 = y4.withUnsafeMutableBufferPointer { yb in
                 NormLanesAVX2.FloatLanes.applyAndShiftedSumSummarizing(m2, xp, yb.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
-                                                                       next: nxp, shift: -7, summaryShift: yShift, moments: &sums4)
+                                                                       next: nxp, shift: -7, summary: &sums4)
             }
             #expect(s3.bitPattern == s1.bitPattern && s4.bitPattern == s1.bitPattern)
             #expect(y3.map(\.bitPattern) == y1.map(\.bitPattern) && y4.map(\.bitPattern) == y1.map(\.bitPattern))
             #expect(sums3.map(\.bitPattern) == sums4.map(\.bitPattern))
-            if count > 0 {
-                let shifted = y1.map { Double($0) - Double(yShift) }
-                let exactSum = shifted.reduce(0, +), exactSquares = shifted.reduce(0) { $0 + $1 * $1 }
-                #expect(abs(sums3[0] - exactSum) <= 1e-12 * shifted.reduce(0) { $0 + abs($1) } && abs(sums3[1] - exactSquares) <= 1e-12 * exactSquares)
-                #expect(sums3[2] == Double(y1.min()!) && sums3[3] == Double(y1.max()!))
-            }
-
+            expectSummary(sums3, of: y1)
             var d1 = [Float](repeating: 0, count: count), d2 = d1
             d1.withUnsafeMutableBufferPointer {
                 NormLanes.FloatLanes.gradient(gp, xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, count: count,
@@ -144,6 +137,20 @@ struct LaneBuildTests {
             #expect(y3.map(\.bitPattern) == y1.map(\.bitPattern) && y4.map(\.bitPattern) == y1.map(\.bitPattern))
             let separate = NormLanes.FloatLanes.shiftedSum(gp, count: count, shift: shift)
             #expect(s3.bitPattern == separate.bitPattern && s4.bitPattern == separate.bitPattern, "\(s3) \(s4) \(separate)")
+            // Summarising y on the way: the same y and sum, and y's summary sums.
+            var y5 = y3, y6 = y3, sums5 = [Double](repeating: 0, count: 5), sums6 = sums5
+            let s5 = y5.withUnsafeMutableBufferPointer {
+                NormLanes.FloatLanes.applyElementwiseAndShiftedSumSummarizing(xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                    count: count, mean: mean, rstd: rstd, gamma: gammap, beta: betap, next: gp, shift: shift, summary: &sums5)
+            }
+            let s6 = y6.withUnsafeMutableBufferPointer {
+                NormLanesAVX2.FloatLanes.applyElementwiseAndShiftedSumSummarizing(xp, $0.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!,
+                    count: count, mean: mean, rstd: rstd, gamma: gammap, beta: betap, next: gp, shift: shift, summary: &sums6)
+            }
+            #expect(s5.bitPattern == separate.bitPattern && s6.bitPattern == separate.bitPattern)
+            #expect(y5.map(\.bitPattern) == y1.map(\.bitPattern) && y6.map(\.bitPattern) == y1.map(\.bitPattern))
+            #expect(sums5.map(\.bitPattern) == sums6.map(\.bitPattern))
+            expectSummary(sums5, of: y1)
             let a = NormLanes.FloatLanes.elementwiseGradientSums(gp, xp, gamma: gammap, count: count, mean: mean, rstd: rstd)
             let b = NormLanesAVX2.FloatLanes.elementwiseGradientSums(gp, xp, gamma: gammap, count: count, mean: mean, rstd: rstd)
             #expect(a.dy.bitPattern == b.dy.bitPattern && a.dyXhat.bitPattern == b.dyXhat.bitPattern)
@@ -260,4 +267,16 @@ struct InstalledLanesTests {
         #expect(!FloatKernel.detectAVX2())
         #endif
     }
+}
+
+/// (shift, Σ(y − shift), Σ(y − shift)², min, max) from a loop that wrote y: the shift is y's first value, the rest
+/// as a Float64 pass over y would make them.
+func expectSummary(_ sums: [Double], of y: [Float], sourceLocation: SourceLocation = #_sourceLocation) {
+    guard let first = y.first else { return }
+    #expect(sums[0] == Double(first), sourceLocation: sourceLocation)
+    let shifted = y.map { Double($0) - Double(first) }
+    let scale = shifted.reduce(0) { $0 + abs($1) }, squares = shifted.reduce(0) { $0 + $1 * $1 }
+    #expect(abs(sums[1] - shifted.reduce(0, +)) <= 1e-12 * scale && abs(sums[2] - squares) <= 1e-12 * squares,
+            sourceLocation: sourceLocation)
+    #expect(sums[3] == Double(y.min()!) && sums[4] == Double(y.max()!), sourceLocation: sourceLocation)
 }

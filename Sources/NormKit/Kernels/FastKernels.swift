@@ -220,12 +220,26 @@ enum FastKernels {
                         // A set's runs (its K·S, or BatchNorm's rows) with γ, β at the run's first channel, each
                         // summing the same run of the next set.
                         let runs = rows.batchNorm ? rows.count : 1, length = rows.batchNorm ? spatial : rows.count * spatial
+                        // y's summary sums made as each run is written, as the rows below do.
+                        let summarizeRuns = summaryParts != nil && rounder == nil
+                        if summarizeRuns { rowMoments = .empty }
                         for run in 0..<runs {
                             let base = here.offset(run), at = here.channel(run) * spatial
                             let xr = UnsafeRawPointer(xp + base).assumingMemoryBound(to: Float.self)
                             let yr = UnsafeMutableRawPointer(yp + base).assumingMemoryBound(to: Float.self)
                             let g = UnsafeRawPointer(gammaOf + at).assumingMemoryBound(to: Float.self)
                             let b = UnsafeRawPointer(betaOf + at).assumingMemoryBound(to: Float.self)
+                            if summarizeRuns {
+                                // The last set of a range sums its own x as "next" and drops the total.
+                                let next = fuse ? xp + following.offset(run) : xp + base
+                                let sum = SummaryParts.adding(to: &rowMoments, count: length) { summary in
+                                    FloatKernel.applyElementwiseAndShiftedSumSummarizing(
+                                        xr, yr, count: length, mean: mean, rstd: rstd, gamma: g, beta: b, next: Lanes.cast(next),
+                                        shift: fuse ? unsafeBitCast(nextShift, to: Float.self) : 0, summary: summary)
+                                }
+                                if fuse { nextTotal += sum.isFinite ? sum : Lanes.wideShiftedSum(next, count: length, shift: nextShift) }
+                                continue
+                            }
                             guard fuse else {
                                 FloatKernel.applyElementwise(xr, yr, count: length, mean: mean, rstd: rstd, gamma: g, beta: b)
                                 continue
@@ -241,11 +255,10 @@ enum FastKernels {
                         if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                         continue
                     }
-                    // A float32 y's summary sums are made as its rows are written: their Float64 arithmetic fills the
-                    // normalise loop's waits on memory, where a pass over the set afterwards would read it again.
+                    // A float32 y's summary sums are made as its rows are written (`RunningSummary`), not by a pass
+                    // over the set afterwards.
                     let summarizeRows = summaryParts != nil && rounder == nil && !elementAffine && S.self == Float.self
-                    var rowSums = (shifted: 0.0, squares: 0.0, low: Double.infinity, high: -Double.infinity)
-                    var summaryShift: Float = 0
+                    if summarizeRows { rowMoments = .empty }
                     for r in 0..<rows.count {
                         let c = here.channel(r)
                         let base = here.offset(r)
@@ -257,15 +270,13 @@ enum FastKernels {
                             let map = AffineMap<S>(mean: mean, rstd: rstd, gamma: parameters.gamma[c],
                                                    beta: parameters.beta[c])
                             if summarizeRows {
-                                // Shifted by the set's first y (exact: the lanes compute it the same way).
-                                if r == 0 { summaryShift = unsafeBitCast(map.apply(xp[base]), to: Float.self) }
                                 // The last set of a range sums its own x as "next" and drops the total.
                                 let next = fuse ? xp + following.offset(r) : xp + base
-                                let total = withUnsafeMutableBytes(of: &rowSums) { sums in
+                                let total = SummaryParts.adding(to: &rowMoments, count: spatial) { summary in
                                     FloatKernel.applyAndShiftedSumSummarizing(
                                         unsafeBitCast(map, to: AffineMap<Float>.self), Lanes.cast(xp + base), Lanes.cast(yp + base),
                                         count: spatial, next: Lanes.cast(next), shift: fuse ? unsafeBitCast(nextShift, to: Float.self) : 0,
-                                        summaryShift: summaryShift, moments: sums.baseAddress!.assumingMemoryBound(to: Double.self))
+                                        summary: summary)
                                 }
                                 if fuse { nextTotal += total.isFinite ? total : Lanes.wideShiftedSum(next, count: spatial, shift: nextShift) }
                             } else if fuse {
@@ -275,10 +286,6 @@ enum FastKernels {
                                 Lanes.apply(map, xp + base, yp + base, count: spatial)
                             }
                         }
-                    }
-                    if summarizeRows {
-                        rowMoments = SummaryMoments(count: plan.setSize, shift: Double(summaryShift), shifted: rowSums.shifted,
-                                                    shiftedSquares: rowSums.squares, low: rowSums.low, high: rowSums.high)
                     }
                     if fuse { pendingMean = nextShift.asDouble + nextTotal / m }
                 }

@@ -17,10 +17,10 @@ package struct FloatLaneTable: Sendable {
     package typealias ShiftedSum = @convention(c) (UnsafePointer<Float>, Int, Float) -> Double
     package typealias ApplyAndShiftedSum = @convention(c) (Float, Float, Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
                                                            Int, UnsafePointer<Float>, Float) -> Double
-    /// `ApplyAndShiftedSum` plus y's summary sums: (…, summary shift, out = running (Σ(y − shift), Σ(y − shift)², min, max)).
+    /// `ApplyAndShiftedSum` plus y's summary sums: summary = (shift, Σ(y − shift), Σ(y − shift)², min, max).
     package typealias ApplyAndShiftedSumSummarizing = @convention(c) (Float, Float, Float, UnsafePointer<Float>,
                                                                       UnsafeMutablePointer<Float>, Int, UnsafePointer<Float>,
-                                                                      Float, Float, UnsafeMutablePointer<Double>) -> Double
+                                                                      Float, UnsafeMutablePointer<Double>) -> Double
     package typealias CentredSquares = @convention(c) (UnsafePointer<Float>, Int, Double) -> Double
     package typealias Apply = @convention(c) (Float, Float, Float, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     package typealias GradientSums = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, Int, Double,
@@ -38,6 +38,9 @@ package struct FloatLaneTable: Sendable {
     package typealias ApplyElementwiseAndShiftedSum = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Double,
                                                                       Double, UnsafePointer<Float>, UnsafePointer<Float>,
                                                                       UnsafePointer<Float>, Float) -> Double
+    package typealias ApplyElementwiseAndShiftedSumSummarizing = @convention(c) (
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Double, Double, UnsafePointer<Float>, UnsafePointer<Float>,
+        UnsafePointer<Float>, Float, UnsafeMutablePointer<Double>) -> Double
     package typealias ElementwiseGradientSums = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
                                                                 Int, Double, Double, UnsafeMutablePointer<Double>) -> Void
     package typealias ElementwiseGradient = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
@@ -66,6 +69,7 @@ package struct FloatLaneTable: Sendable {
     package let gradient: Gradient
     package let applyElementwise: ApplyElementwise
     package let applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum
+    package let applyElementwiseAndShiftedSumSummarizing: ApplyElementwiseAndShiftedSumSummarizing
     package let elementwiseGradientSums: ElementwiseGradientSums
     package let elementwiseGradient: ElementwiseGradient
     package let elementwiseGradientAndSums: ElementwiseGradientAndSums
@@ -77,6 +81,7 @@ package struct FloatLaneTable: Sendable {
                  applyAndShiftedSumSummarizing: ApplyAndShiftedSumSummarizing, centredSquares: CentredSquares, apply: Apply,
                  gradientSums: GradientSums, gradientAndSums: GradientAndSums, gradient: Gradient,
                  applyElementwise: ApplyElementwise, applyElementwiseAndShiftedSum: ApplyElementwiseAndShiftedSum,
+                 applyElementwiseAndShiftedSumSummarizing: ApplyElementwiseAndShiftedSumSummarizing,
                  elementwiseGradientSums: ElementwiseGradientSums,
                  elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
                  elementwiseGradientStaged: ElementwiseGradientStaged,
@@ -91,6 +96,7 @@ package struct FloatLaneTable: Sendable {
         self.gradient = gradient
         self.applyElementwise = applyElementwise
         self.applyElementwiseAndShiftedSum = applyElementwiseAndShiftedSum
+        self.applyElementwiseAndShiftedSumSummarizing = applyElementwiseAndShiftedSumSummarizing
         self.elementwiseGradientSums = elementwiseGradientSums
         self.elementwiseGradient = elementwiseGradient
         self.elementwiseGradientAndSums = elementwiseGradientAndSums
@@ -138,14 +144,11 @@ package enum FloatKernel {
 
     @inline(__always)
     static func applyAndShiftedSumSummarizing(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                              count: Int, next: UnsafePointer<Float>, shift: Float, summaryShift: Float,
-                                              moments: UnsafeMutablePointer<Double>) -> Double {
-        if let wide {
-            return wide.applyAndShiftedSumSummarizing(map.high, map.scale, map.offset, x, y, count, next, shift, summaryShift, moments)
-        }
+                                              count: Int, next: UnsafePointer<Float>, shift: Float,
+                                              summary: UnsafeMutablePointer<Double>) -> Double {
+        if let wide { return wide.applyAndShiftedSumSummarizing(map.high, map.scale, map.offset, x, y, count, next, shift, summary) }
         let m = NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
-        return NormLanes.FloatLanes.applyAndShiftedSumSummarizing(m, x, y, count: count, next: next, shift: shift,
-                                                                 summaryShift: summaryShift, moments: moments)
+        return NormLanes.FloatLanes.applyAndShiftedSumSummarizing(m, x, y, count: count, next: next, shift: shift, summary: summary)
     }
 
     @inline(__always)
@@ -212,6 +215,17 @@ package enum FloatKernel {
         if let wide { return wide.applyElementwiseAndShiftedSum(x, y, count, mean, rstd, gamma, beta, next, shift) }
         return NormLanes.FloatLanes.applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma,
                                                                   beta: beta, next: next, shift: shift)
+    }
+
+    @inline(__always)
+    static func applyElementwiseAndShiftedSumSummarizing(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, mean: Double, rstd: Double,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, next: UnsafePointer<Float>, shift: Float,
+        summary: UnsafeMutablePointer<Double>
+    ) -> Double {
+        if let wide { return wide.applyElementwiseAndShiftedSumSummarizing(x, y, count, mean, rstd, gamma, beta, next, shift, summary) }
+        return NormLanes.FloatLanes.applyElementwiseAndShiftedSumSummarizing(
+            x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta, next: next, shift: shift, summary: summary)
     }
 
     /// `elementwiseGradient` on this run and `elementwiseGradientSums` on the next, in one pass.

@@ -126,6 +126,16 @@ struct SummaryParts: @unchecked Sendable {
         return total
     }
 
+    /// `part` merged with the moments of a run that `write` summed as it wrote it: `write` fills (shift, Σ(y − shift),
+    /// Σ(y − shift)², min, max) (`RunningSummary`) and returns what it returns.
+    @inline(__always)
+    static func adding<R>(to part: inout SummaryMoments?, count: Int, _ write: (UnsafeMutablePointer<Double>) -> R) -> R {
+        var sums = (0.0, 0.0, 0.0, 0.0, 0.0)
+        let result = withUnsafeMutablePointer(to: &sums) { $0.withMemoryRebound(to: Double.self, capacity: 5, write) }
+        part?.merge(SummaryMoments(count: count, shift: sums.0, shifted: sums.1, shiftedSquares: sums.2, low: sums.3, high: sums.4))
+        return result
+    }
+
     /// The moments of `runs` (offset, count) of `values`, combined in run order.
     @inline(__always)
     static func moments<S: NormScalar>(of values: UnsafePointer<S>, runs: (_ body: (Int, Int) -> Void) -> Void) -> SummaryMoments {
