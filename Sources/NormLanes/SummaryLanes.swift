@@ -55,7 +55,7 @@ struct RunningSummary {
         sv = SIMD4<Double>(repeating: Double(shift))
     }
 
-    @inline(__always)
+    @_transparent
     mutating func add(_ v: FloatLanes.V) {
         let low = FloatLanes.lower(v.lowHalf, v.highHalf), high = FloatLanes.higher(v.lowHalf, v.highHalf)
         lows.replace(with: low, where: low .< lows)
@@ -66,7 +66,7 @@ struct RunningSummary {
         squares += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
     }
 
-    @inline(__always)
+    @_transparent
     mutating func add(_ value: Float) {
         let v = Double(value), d = v - sv[0]
         tail.sum += d
