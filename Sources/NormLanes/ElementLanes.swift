@@ -67,7 +67,7 @@ extension FloatLanes {
                 let v = ((load(x + i) - hi) * rv - lv) * load(gamma + i) + load(beta + i)
                 store(v, y + i)
                 a += load(next + i) - k
-                if summary != nil { running.add(v) }
+                if summary != nil { running.addByCall(v) }
                 i &+= 16
             }
             fold(a, into: &wide)
