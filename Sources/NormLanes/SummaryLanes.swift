@@ -1,7 +1,9 @@
 /// The summary line's moments of a float32 tensor (NormLabCore's `Wording.summaryLine`): compiled twice like the
 /// other lane files, so AVX2 machines get 8-wide float compares and 4-wide Float64 sums. Min and max in float32
 /// lanes (exact); the sums of x − shift and of its squares in Float64 lanes, eight elements a step: the same
-/// operations in the same order in both builds, so the same bits.
+/// operations in the same order in both builds, so the same bits. Below them, the same sums made by the normalise
+/// loop as it writes y (`RunningSummary`), and that loop itself, shared by `applyAndShiftedSum` and its summarising
+/// twin.
 extension FloatLanes {
     /// (Σ(x − shift), Σ(x − shift)², min, max) over `count` elements; NaN is skipped by min and max and makes the
     /// sums NaN.
