@@ -27,7 +27,7 @@ extension FloatLanes {
             i &+= 8
         }
         var sum = total(s0 + s1), squares = total(q0 + q1)
-        var low = Double(lows.min()), high = Double(highs.max())
+        var low = Double(smallest(lows)), high = Double(largest(highs))
         while i < count {
             let v = Double(p[i]), d = v - s
             sum += d
