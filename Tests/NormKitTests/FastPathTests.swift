@@ -22,6 +22,9 @@ import Testing
         // steps of 16, then 8, then one): over=n,c's sixteen rows (8 samples × 2 channels, its own loops), fifteen
         // rows from a table (5 samples × 3 channels), and BatchNorm per element over 12 samples.
         (.batchnorm, 2, [8, 4, 37]), (.batchnorm, 3, [5, 9, 29]), (.batchnorm, nil, [12, 3, 13]),
+        // Rows of one element per channel over many samples: float32 dγ, dβ go through stages of eight sets per
+        // chunk of the 16, folded mid-chunk and at its end; with 3 groups the chunks start mid-sample.
+        (.layernorm, nil, [300, 20]), (.groupnorm, 3, [150, 6]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {

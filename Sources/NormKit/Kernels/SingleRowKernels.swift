@@ -1,11 +1,14 @@
+import CVectorMath
+
 /// Rows of one element per channel — LayerNorm and RMSNorm over the last dims, GroupNorm on (N, C) inputs — where a
 /// statistics set is one contiguous run with γ running along it. Forward runs in `FastKernels.forward` (its
 /// `singles` branch); their backward is here, fused with dγ and dβ.
 extension FastKernels {
     /// Backward for rows of one element (LayerNorm and RMSNorm over the last dims, GroupNorm on (N, C)): per set —
     /// K contiguous elements, set b at offset b·K, its γ at channel (b mod G)·K — Σ γ·dy and Σ γ·dy·x̂, then dx,
-    /// accumulating dy·x̂ and dy into per-chunk dγ, dβ in the same pass. The sets are split into 16 fixed chunks
-    /// (not per thread), summed in chunk order: the same bits for any thread count.
+    /// accumulating dy·x̂ and dy into per-chunk dγ, dβ in the same pass (float32: through stages of at most eight
+    /// sets' terms). The sets are split into 16 fixed chunks (not per thread), summed in chunk order: the same bits for
+    /// any thread count.
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func singleRowsBackward<S: NormScalar>(
@@ -27,6 +30,14 @@ extension FastKernels {
         defer { floatGamma.deallocate() }
         if S.self == Float.self { for c in 0..<channels { floatGamma[c] = Float(gamma[c]) } }
         nonisolated(unsafe) let floatGammaBase = UnsafePointer(floatGamma)
+        // float32: each element's dy·x̂ and dy go into float32 stages for at most eight sets of a chunk, then into the
+        // chunk's Float64 sums (as element-wise γ over a batch does): a Float64 load, add and store per term made
+        // about half of this backward's time.
+        let stageSize = S.self == Float.self ? 2 * chunks * channels : 0
+        let stages = UnsafeMutablePointer<Float>.allocate(capacity: max(stageSize, 1))
+        defer { stages.deallocate() }
+        stages.initialize(repeating: 0, count: max(stageSize, 1))
+        nonisolated(unsafe) let stageBase = stages
         means.withUnsafeBufferPointer { meanBuffer in
         rstds.withUnsafeBufferPointer { rstdBuffer in
             nonisolated(unsafe) let meanOf = meanBuffer.baseAddress!, rstdOf = rstdBuffer.baseAddress!
@@ -34,6 +45,14 @@ extension FastKernels {
                 let range = (sets * chunk / chunks)..<(sets * (chunk + 1) / chunks)
                 // float32: the next set's sums, made while this set's dx was (the same bits as made alone).
                 var pending: (dy: Double, dyXhat: Double)? = nil
+                let stageGamma = stageBase + 2 * chunk * channels, stageBeta = stageGamma + channels
+                // Each group's stages hold the terms of the chunk's sets of that group since its last fold.
+                func fold(group: Int) {
+                    let c0 = group * width
+                    let pg = pp + 2 * chunk * channels + c0, pb = pp + (2 * chunk + 1) * channels + c0
+                    normlab_fold_float_sums(pg, pg, stageGamma + c0, width)
+                    normlab_fold_float_sums(pb, pb, stageBeta + c0, width)
+                }
                 for set in range {
                     let c0 = (set % groups) * width
                     let pg = pp + 2 * chunk * channels + c0, pb = pp + (2 * chunk + 1) * channels + c0, gc = gammaBase + c0
@@ -47,19 +66,22 @@ extension FastKernels {
                             ?? FloatKernel.elementwiseGradientSums(dyF, xF, gamma: gF, count: width, mean: mean, rstd: rstd)
                         let dxF = UnsafeMutableRawPointer(dxRun).assumingMemoryBound(to: Float.self)
                         let meanTerm = centre ? sums.dy / m : 0, projection = sums.dyXhat / divisor
-                        guard set + 1 < range.upperBound else {
-                            FloatKernel.elementwiseGradient(dyF, xF, dxF, gamma: gF, count: width, mean: mean, rstd: rstd,
-                                                            meanTerm: meanTerm, projection: projection,
-                                                            partialGamma: pg, partialBeta: pb)
-                            continue
+                        let staged = (set - range.lowerBound) / groups  // sets of this group before this one in the chunk
+                        if set + 1 < range.upperBound {
+                            let next = set + 1
+                            pending = FloatKernel.elementwiseGradientAndSumsStaged(
+                                dyF, xF, dxF, gamma: gF, count: width, mean: mean, rstd: rstd, meanTerm: meanTerm,
+                                projection: projection, stageGamma: stageGamma + c0, stageBeta: stageBeta + c0,
+                                nextDy: UnsafeRawPointer(gp + next * width).assumingMemoryBound(to: Float.self),
+                                nextX: UnsafeRawPointer(xp + next * width).assumingMemoryBound(to: Float.self),
+                                nextGamma: floatGammaBase + (next % groups) * width, nextMean: meanOf[next],
+                                nextRstd: rstdOf[next])
+                        } else {
+                            FloatKernel.elementwiseGradientStaged(dyF, xF, dxF, gamma: gF, count: width, mean: mean,
+                                                                  rstd: rstd, meanTerm: meanTerm, projection: projection,
+                                                                  stageGamma: stageGamma + c0, stageBeta: stageBeta + c0)
                         }
-                        let next = set + 1
-                        pending = FloatKernel.elementwiseGradientAndSums(
-                            dyF, xF, dxF, gamma: gF, count: width, mean: mean, rstd: rstd, meanTerm: meanTerm,
-                            projection: projection, partialGamma: pg, partialBeta: pb,
-                            nextDy: UnsafeRawPointer(gp + next * width).assumingMemoryBound(to: Float.self),
-                            nextX: UnsafeRawPointer(xp + next * width).assumingMemoryBound(to: Float.self),
-                            nextGamma: floatGammaBase + (next % groups) * width, nextMean: meanOf[next], nextRstd: rstdOf[next])
+                        if staged % 8 == 7 { fold(group: set % groups) }
                         continue
                     }
                     let mv = SIMD4<Double>(repeating: mean), rv = SIMD4<Double>(repeating: rstd)
@@ -91,6 +113,9 @@ extension FastKernels {
                         pb[i] += d
                     }
                 }
+                // The chunk's last sets of each group: their stages still hold fewer than eight sets' terms.
+                guard S.self == Float.self else { return }
+                for set in range.suffix(groups) where (set - range.lowerBound) / groups % 8 != 7 { fold(group: set % groups) }
             }
         }}
         for c in 0..<channels {
