@@ -77,6 +77,14 @@ package enum NormKitAVX2 {
                 out[0] = sums.dy
                 out[1] = sums.dyXhat
             },
+            setStatistics: { x, count, sets, m, centre, totals, means, squares in
+                FloatLanes.setStatistics(x, count: count, sets: sets, m: m, centre: centre, totals: totals, means: means,
+                                         squares: squares)
+            },
+            applySets: { x, y, count, sets, means, rstds, gamma, beta, firstGroup, groups in
+                FloatLanes.applySets(x, y, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma, beta: beta,
+                                     firstGroup: firstGroup, groups: groups)
+            },
             moments: { x, count, shift, out in
                 let m = FloatLanes.moments(x, count: count, shift: shift)
                 (out[0], out[1], out[2], out[3]) = (m.sum, m.squares, m.low, m.high)

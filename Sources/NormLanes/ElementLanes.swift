@@ -8,6 +8,13 @@ extension FloatLanes {
     @inline(never)
     public static func applyElementwise(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
                                         mean: Double, rstd: Double, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
+        applyElementwiseInline(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
+    }
+
+    /// `applyElementwise`'s loops, for callers that run many short rows in one call (`SetLanes.swift`).
+    @inline(__always)
+    static func applyElementwiseInline(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, mean: Double,
+                                       rstd: Double, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
         let (high, low) = split(mean)
         let r = Float(rstd), lr = Float(low * rstd)
         let hi = V(repeating: high), rv = V(repeating: r), lv = V(repeating: lr)

@@ -89,6 +89,12 @@ public enum FloatLanes {
     /// repeats this structure exactly, so a row's sum has the same bits whichever of the two computed it.
     @inline(never)
     public static func shiftedSum(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> Double {
+        shiftedSumInline(x, count: count, shift: shift)
+    }
+
+    /// `shiftedSum`'s loops, for callers that run many short rows in one call (`SetLanes.swift`).
+    @inline(__always)
+    static func shiftedSumInline(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> Double {
         let k = V(repeating: shift)
         var wide = SIMD4<Double>()
         var i = 0
@@ -129,7 +135,30 @@ public enum FloatLanes {
     /// lanes subtract once.
     @inline(never)
     public static func centredSquares(_ x: UnsafePointer<Float>, count: Int, mean: Double) -> Double {
+        centredSquaresInline(x, count: count, mean: mean)
+    }
+
+    /// `centredSquares`' loops, for callers that run many short rows in one call (`SetLanes.swift`).
+    @inline(__always)
+    static func centredSquaresInline(_ x: UnsafePointer<Float>, count: Int, mean: Double) -> Double {
         let (high, low) = split(mean)
+        var total = centredSquaresHead(x, count: count, high: high)
+        var i = squaresTail(count)
+        while i < count {
+            let d = x[i] - high
+            total += Double(d * d)
+            i += 1
+        }
+        return max(0, total - Double(count) * low * low)
+    }
+
+    /// Where `centredSquares`' last elements, one at a time, begin.
+    @inline(__always)
+    static func squaresTail(_ count: Int) -> Int { count & ~31 }
+
+    /// `centredSquares` up to its last elements: Σ(x − high)² over the whole 32-element steps.
+    @inline(__always)
+    static func centredSquaresHead(_ x: UnsafePointer<Float>, count: Int, high: Float) -> Double {
         let hi = V(repeating: high)
         var wide = SIMD4<Double>()
         var i = 0
@@ -144,13 +173,7 @@ public enum FloatLanes {
             }
             fold(a + b, into: &wide)
         }
-        var total = total(wide)
-        while i < count {
-            let d = x[i] - high
-            total += Double(d * d)
-            i += 1
-        }
-        return max(0, total - Double(count) * low * low)
+        return total(wide)
     }
 
     @inline(never)

@@ -25,6 +25,8 @@ import Testing
         // Rows of one element per channel over many samples: float32 dγ, dβ go through stages of eight sets per
         // chunk of the 16, folded mid-chunk and at its end; with 3 groups the chunks start mid-sample.
         (.layernorm, nil, [300, 20]), (.groupnorm, 3, [150, 6]),
+        // Short sets (float32: batches of 64 sets through `shortSinglesForward`): 3 and 24 elements a set.
+        (.groupnorm, 32, [9, 96]), (.groupnorm, 8, [70, 192]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {

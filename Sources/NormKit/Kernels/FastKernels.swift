@@ -126,7 +126,16 @@ enum FastKernels {
         stats.withPointers { out in
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
+            let shortSets = floatSingles && rounder == nil && rows.count <= shortSet
+            nonisolated(unsafe) let statistics = out
             parallel(blocks, threads: threads) { range in
+                if shortSets {
+                    shortSinglesForward(range: range, width: rows.count, groups: rows.groups, centre: centre, m: m,
+                                        divisor: divisor, eps: eps, x: Lanes.cast(xp), y: Lanes.cast(yp),
+                                        gamma: floatParameters.gamma, beta: floatParameters.beta, statistics: statistics,
+                                        summary: summaryParts)
+                    return
+                }
                 // μ of the current set when the previous set's normalise pass already summed it.
                 var pendingMean: Double? = nil
                 for block in range {

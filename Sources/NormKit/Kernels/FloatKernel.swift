@@ -58,6 +58,12 @@ package struct FloatLaneTable: Sendable {
         UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Double, Double,
         Double, Double, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
         UnsafePointer<Float>, Double, Double, UnsafeMutablePointer<Double>) -> Void
+    /// Many short sets in one call (`SetLanes.swift`).
+    package typealias SetStatistics = @convention(c) (UnsafePointer<Float>, Int, Int, Double, Bool, UnsafeMutablePointer<Double>,
+                                                      UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> Void
+    package typealias ApplySets = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
+                                                  UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Float>,
+                                                  UnsafePointer<Float>, Int, Int) -> Void
 
     package let shiftedSum: ShiftedSum
     package let applyAndShiftedSum: ApplyAndShiftedSum
@@ -75,6 +81,8 @@ package struct FloatLaneTable: Sendable {
     package let elementwiseGradientAndSums: ElementwiseGradientAndSums
     package let elementwiseGradientStaged: ElementwiseGradientStaged
     package let elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged
+    package let setStatistics: SetStatistics
+    package let applySets: ApplySets
     package let moments: Moments
 
     package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum,
@@ -85,7 +93,8 @@ package struct FloatLaneTable: Sendable {
                  elementwiseGradientSums: ElementwiseGradientSums,
                  elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
                  elementwiseGradientStaged: ElementwiseGradientStaged,
-                 elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, moments: Moments) {
+                 elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, setStatistics: SetStatistics,
+                 applySets: ApplySets, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.applyAndShiftedSumSummarizing = applyAndShiftedSumSummarizing
@@ -102,6 +111,8 @@ package struct FloatLaneTable: Sendable {
         self.elementwiseGradientAndSums = elementwiseGradientAndSums
         self.elementwiseGradientStaged = elementwiseGradientStaged
         self.elementwiseGradientAndSumsStaged = elementwiseGradientAndSumsStaged
+        self.setStatistics = setStatistics
+        self.applySets = applySets
         self.moments = moments
     }
 }
@@ -315,6 +326,26 @@ package enum FloatKernel {
             dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
             stageGamma: stageGamma, stageBeta: stageBeta, nextDy: nextDy, nextX: nextX, nextGamma: nextGamma,
             nextMean: nextMean, nextRstd: nextRstd)
+    }
+
+    /// Statistics of `sets` consecutive short sets (`FloatLanes.setStatistics`).
+    @inline(__always)
+    static func setStatistics(_ x: UnsafePointer<Float>, count: Int, sets: Int, m: Double, centre: Bool,
+                              totals: UnsafeMutablePointer<Double>, means: UnsafeMutablePointer<Double>,
+                              squares: UnsafeMutablePointer<Double>) {
+        if let wide { return wide.setStatistics(x, count, sets, m, centre, totals, means, squares) }
+        NormLanes.FloatLanes.setStatistics(x, count: count, sets: sets, m: m, centre: centre, totals: totals, means: means,
+                                           squares: squares)
+    }
+
+    /// y of `sets` consecutive short sets (`FloatLanes.applySets`).
+    @inline(__always)
+    static func applySets(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, sets: Int,
+                          means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<Float>,
+                          beta: UnsafePointer<Float>, firstGroup: Int, groups: Int) {
+        if let wide { return wide.applySets(x, y, count, sets, means, rstds, gamma, beta, firstGroup, groups) }
+        NormLanes.FloatLanes.applySets(x, y, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma, beta: beta,
+                                       firstGroup: firstGroup, groups: groups)
     }
 
     /// (Σ(x − shift), Σ(x − shift)², min, max) of a float32 run, for summaries.

@@ -1,0 +1,73 @@
+/// Many short sets in one call: rows of one element per channel split into groups of a few channels (GroupNorm on
+/// (N, C) inputs, 24 elements a set for (4096, 768) with G = 32), where a call, a square root and a division per set
+/// through the per-set path cost more than the set's arithmetic. Each set runs the same loops as the per-set calls
+/// (`shiftedSumInline`, `centredSquaresInline`, `applyElementwiseInline`), so its numbers have the same bits; the
+/// square roots of a batch of sets run back to back in the caller, where they pipeline.
+extension FloatLanes {
+    /// For `sets` consecutive sets of `count` elements from `x`: the float32 lanes' Σ(x − x₀) (x₀ the set's first
+    /// element) into `totals`, and with μ = x₀ + (0 + total)/m (or 0 when not `centre`) the lanes' Σ(x − μ)² into
+    /// `squares` and μ into `means`. A total or sum of squares past float32's range is left as the lanes made it
+    /// (not finite): the caller makes that set again with the Float64 fallbacks.
+    @inline(never)
+    public static func setStatistics(_ x: UnsafePointer<Float>, count: Int, sets: Int, m: Double, centre: Bool,
+                                     totals: UnsafeMutablePointer<Double>, means: UnsafeMutablePointer<Double>,
+                                     squares: UnsafeMutablePointer<Double>) {
+        for s in 0..<sets {
+            var mean = 0.0
+            if centre {
+                let row = x + s * count, shift = row[0]
+                let total = shiftedSumInline(row, count: count, shift: shift)
+                totals[s] = total
+                mean = Double(shift) + (0.0 + total) / m
+            }
+            means[s] = mean
+        }
+        // Σ(x − μ)² four sets at a time: each set's last elements are a chain of Float64 additions (all of a set
+        // shorter than 32), and four sets' chains side by side run four times as fast as one after another.
+        var s = 0
+        while s + 4 <= sets {
+            let rows = (x + s * count, x + (s + 1) * count, x + (s + 2) * count, x + (s + 3) * count)
+            let split0 = split(means[s]), split1 = split(means[s + 1]), split2 = split(means[s + 2])
+            let split3 = split(means[s + 3])
+            var t0 = centredSquaresHead(rows.0, count: count, high: split0.high)
+            var t1 = centredSquaresHead(rows.1, count: count, high: split1.high)
+            var t2 = centredSquaresHead(rows.2, count: count, high: split2.high)
+            var t3 = centredSquaresHead(rows.3, count: count, high: split3.high)
+            var i = squaresTail(count)
+            while i < count {
+                let d0 = rows.0[i] - split0.high, d1 = rows.1[i] - split1.high
+                let d2 = rows.2[i] - split2.high, d3 = rows.3[i] - split3.high
+                t0 += Double(d0 * d0)
+                t1 += Double(d1 * d1)
+                t2 += Double(d2 * d2)
+                t3 += Double(d3 * d3)
+                i += 1
+            }
+            let c = Double(count)
+            squares[s] = 0.0 + max(0, t0 - c * split0.low * split0.low)
+            squares[s + 1] = 0.0 + max(0, t1 - c * split1.low * split1.low)
+            squares[s + 2] = 0.0 + max(0, t2 - c * split2.low * split2.low)
+            squares[s + 3] = 0.0 + max(0, t3 - c * split3.low * split3.low)
+            s += 4
+        }
+        while s < sets {
+            squares[s] = 0.0 + centredSquaresInline(x + s * count, count: count, mean: means[s])
+            s += 1
+        }
+    }
+
+    /// y = x̂·γ + β for `sets` consecutive sets of `count` elements, set s with μ and rstd at index s and γ, β at
+    /// ((firstGroup + s) mod groups)·count.
+    @inline(never)
+    public static func applySets(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, sets: Int,
+                                 means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<Float>,
+                                 beta: UnsafePointer<Float>, firstGroup: Int, groups: Int) {
+        var group = firstGroup
+        for s in 0..<sets {
+            let at = s * count, parameters = group * count
+            applyElementwiseInline(x + at, y + at, count: count, mean: means[s], rstd: rstds[s], gamma: gamma + parameters,
+                                   beta: beta + parameters)
+            group = group + 1 == groups ? 0 : group + 1
+        }
+    }
+}

@@ -1,0 +1,1 @@
+../NormLanes/SetLanes.swift
