@@ -85,6 +85,11 @@ package enum NormKitAVX2 {
                 FloatLanes.applySets(x, y, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma, beta: beta,
                                      firstGroup: firstGroup, groups: groups)
             },
+            gradientSets: { dy, x, dx, count, sets, means, rstds, gamma, sg, sb, firstGroup, groups, m, divisor, centre in
+                FloatLanes.gradientSets(dy, x, dx, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma,
+                                        stageGamma: sg, stageBeta: sb, firstGroup: firstGroup, groups: groups, m: m,
+                                        divisor: divisor, centre: centre)
+            },
             moments: { x, count, shift, out in
                 let m = FloatLanes.moments(x, count: count, shift: shift)
                 (out[0], out[1], out[2], out[3]) = (m.sum, m.squares, m.low, m.high)

@@ -105,6 +105,14 @@ extension FloatLanes {
     public static func elementwiseGradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                                                gamma: UnsafePointer<Float>, count: Int, mean: Double,
                                                rstd: Double) -> (dy: Double, dyXhat: Double) {
+        elementwiseGradientSumsInline(dy, x, gamma: gamma, count: count, mean: mean, rstd: rstd)
+    }
+
+    /// `elementwiseGradientSums`' loops, for callers that run many short rows in one call (`SetLanes.swift`).
+    @inline(__always)
+    static func elementwiseGradientSumsInline(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                              gamma: UnsafePointer<Float>, count: Int, mean: Double,
+                                              rstd: Double) -> (dy: Double, dyXhat: Double) {
         let (high, low) = split(mean)
         let r = Float(rstd), lr = Float(low * rstd)
         let hi = H(repeating: high), rv = H(repeating: r), lv = H(repeating: lr)

@@ -70,4 +70,27 @@ extension FloatLanes {
             group = group + 1 == groups ? 0 : group + 1
         }
     }
+
+    /// Backward for `sets` consecutive sets of `count` elements, set s with μ and rstd at index s and γ at
+    /// ((firstGroup + s) mod groups)·count: its Σγ·dy and Σγ·dy·x̂, meanTerm = Σγ·dy / m (0 when not `centre`) and
+    /// projection = Σγ·dy·x̂ / divisor, then dx, with dy·x̂ and dy added into the float32 stages at the set's γ —
+    /// the per-set loops (`elementwiseGradientSums`, `elementwiseGradientStaged`), so the same bits.
+    @inline(never)
+    public static func gradientSets(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                    count: Int, sets: Int, means: UnsafePointer<Double>, rstds: UnsafePointer<Double>,
+                                    gamma: UnsafePointer<Float>, stageGamma: UnsafeMutablePointer<Float>,
+                                    stageBeta: UnsafeMutablePointer<Float>, firstGroup: Int, groups: Int, m: Double,
+                                    divisor: Double, centre: Bool) {
+        var group = firstGroup
+        for s in 0..<sets {
+            let at = s * count, parameters = group * count
+            let sums = elementwiseGradientSumsInline(dy + at, x + at, gamma: gamma + parameters, count: count, mean: means[s],
+                                                     rstd: rstds[s])
+            let meanTerm = centre ? sums.dy / m : 0, projection = sums.dyXhat / divisor
+            gradient(dy + at, x + at, dx + at, gamma: gamma + parameters, count: count, mean: means[s], rstd: rstds[s],
+                     meanTerm: meanTerm, projection: projection,
+                     terms: StagedTerms(gamma: stageGamma + parameters, beta: stageBeta + parameters))
+            group = group + 1 == groups ? 0 : group + 1
+        }
+    }
 }

@@ -69,4 +69,42 @@ import Testing
             }
         }
     }
+
+    /// `gradientSets` against `elementwiseGradientSums` and `elementwiseGradientStaged` set by set: dx and the stages.
+    @Test(arguments: [(1, 9), (3, 7), (24, 13), (33, 5), (96, 6)])
+    func gradientSetsMatchThePerSetLoops(_ count: Int, _ sets: Int) throws {
+        let shape = try Shape([sets * count]), groups = 3, firstGroup = 1
+        let x: [Float] = Tensor<Double>.randn(shape, seed: 84).scalars.map { Float(10 + 2 * $0) }
+        let dy: [Float] = Tensor<Double>.randn(shape, seed: 85).converted().scalars
+        let gamma: [Float] = Tensor<Double>.randn(try Shape([groups * count]), seed: 86).converted().scalars
+        let means = (0..<sets).map { 10 + 0.01 * Double($0) }, rstds = (0..<sets).map { 0.5 + 0.001 * Double($0) }
+        let m = Double(count), divisor = Double(max(1, count - 1))
+        for centre in [true, false] {
+            var dxExpected = [Float](repeating: .nan, count: x.count)
+            var stagesExpected = [Float](repeating: 0, count: 2 * groups * count)
+            for s in 0..<sets {
+                let at = s * count, g = ((firstGroup + s) % groups) * count
+                x.withUnsafeBufferPointer { xb in dy.withUnsafeBufferPointer { db in gamma.withUnsafeBufferPointer { gb in
+                dxExpected.withUnsafeMutableBufferPointer { dxb in stagesExpected.withUnsafeMutableBufferPointer { sb in
+                    let sums = NormLanes.FloatLanes.elementwiseGradientSums(db.baseAddress! + at, xb.baseAddress! + at,
+                                                                            gamma: gb.baseAddress! + g, count: count,
+                                                                            mean: means[s], rstd: rstds[s])
+                    NormLanes.FloatLanes.elementwiseGradientStaged(
+                        db.baseAddress! + at, xb.baseAddress! + at, dxb.baseAddress! + at, gamma: gb.baseAddress! + g,
+                        count: count, mean: means[s], rstd: rstds[s], meanTerm: centre ? sums.dy / m : 0,
+                        projection: sums.dyXhat / divisor, stageGamma: sb.baseAddress! + g,
+                        stageBeta: sb.baseAddress! + groups * count + g)
+                }}}}}
+            }
+            for (name, gradientSets) in [("baseline", NormLanes.FloatLanes.gradientSets), ("AVX2", NormLanesAVX2.FloatLanes.gradientSets)] {
+                var dx = [Float](repeating: .nan, count: x.count), stages = [Float](repeating: 0, count: 2 * groups * count)
+                stages.withUnsafeMutableBufferPointer { sb in
+                    gradientSets(dy, x, &dx, count, sets, means, rstds, gamma, sb.baseAddress!, sb.baseAddress! + groups * count,
+                                 firstGroup, groups, m, divisor, centre)
+                }
+                #expect(zip(dx, dxExpected).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(name) \(count)×\(sets): dx")
+                #expect(zip(stages, stagesExpected).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(name) \(count)×\(sets): stages")
+            }
+        }
+    }
 }

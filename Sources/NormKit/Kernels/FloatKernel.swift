@@ -64,6 +64,10 @@ package struct FloatLaneTable: Sendable {
     package typealias ApplySets = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
                                                   UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Float>,
                                                   UnsafePointer<Float>, Int, Int) -> Void
+    package typealias GradientSets = @convention(c) (
+        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, UnsafePointer<Double>,
+        UnsafePointer<Double>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
+        Double, Double, Bool) -> Void
 
     package let shiftedSum: ShiftedSum
     package let applyAndShiftedSum: ApplyAndShiftedSum
@@ -83,6 +87,7 @@ package struct FloatLaneTable: Sendable {
     package let elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged
     package let setStatistics: SetStatistics
     package let applySets: ApplySets
+    package let gradientSets: GradientSets
     package let moments: Moments
 
     package init(shiftedSum: ShiftedSum, applyAndShiftedSum: ApplyAndShiftedSum,
@@ -94,7 +99,7 @@ package struct FloatLaneTable: Sendable {
                  elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
                  elementwiseGradientStaged: ElementwiseGradientStaged,
                  elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, setStatistics: SetStatistics,
-                 applySets: ApplySets, moments: Moments) {
+                 applySets: ApplySets, gradientSets: GradientSets, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.applyAndShiftedSumSummarizing = applyAndShiftedSumSummarizing
@@ -113,6 +118,7 @@ package struct FloatLaneTable: Sendable {
         self.elementwiseGradientAndSumsStaged = elementwiseGradientAndSumsStaged
         self.setStatistics = setStatistics
         self.applySets = applySets
+        self.gradientSets = gradientSets
         self.moments = moments
     }
 }
@@ -346,6 +352,22 @@ package enum FloatKernel {
         if let wide { return wide.applySets(x, y, count, sets, means, rstds, gamma, beta, firstGroup, groups) }
         NormLanes.FloatLanes.applySets(x, y, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma, beta: beta,
                                        firstGroup: firstGroup, groups: groups)
+    }
+
+    /// Backward of `sets` consecutive short sets (`FloatLanes.gradientSets`).
+    @inline(__always)
+    static func gradientSets(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                             count: Int, sets: Int, means: UnsafePointer<Double>, rstds: UnsafePointer<Double>,
+                             gamma: UnsafePointer<Float>, stageGamma: UnsafeMutablePointer<Float>,
+                             stageBeta: UnsafeMutablePointer<Float>, firstGroup: Int, groups: Int, m: Double, divisor: Double,
+                             centre: Bool) {
+        if let wide {
+            return wide.gradientSets(dy, x, dx, count, sets, means, rstds, gamma, stageGamma, stageBeta, firstGroup, groups, m,
+                                     divisor, centre)
+        }
+        NormLanes.FloatLanes.gradientSets(dy, x, dx, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma,
+                                          stageGamma: stageGamma, stageBeta: stageBeta, firstGroup: firstGroup,
+                                          groups: groups, m: m, divisor: divisor, centre: centre)
     }
 
     /// (Σ(x − shift), Σ(x − shift)², min, max) of a float32 run, for summaries.

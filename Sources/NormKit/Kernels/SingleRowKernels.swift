@@ -53,6 +53,25 @@ extension FastKernels {
                     normlab_fold_float_sums(pg, pg, stageGamma + c0, width)
                     normlab_fold_float_sums(pb, pb, stageBeta + c0, width)
                 }
+                if S.self == Float.self && width <= shortSet {
+                    // Short sets: batches of eight sets of every group (where the stages fold), each in one lane
+                    // call, then every group's stages folded (one with no terms in the batch adds 0, which changes
+                    // no sum: none is −0).
+                    let pg = pp + 2 * chunk * channels, pb = pp + (2 * chunk + 1) * channels
+                    var start = range.lowerBound
+                    while start < range.upperBound {
+                        let batch = min(8 * groups, range.upperBound - start), at = start * width
+                        FloatKernel.gradientSets(Lanes.cast(gp + at), Lanes.cast(xp + at), Lanes.cast(dxp + at), count: width,
+                                                 sets: batch, means: meanOf + start, rstds: rstdOf + start,
+                                                 gamma: floatGammaBase, stageGamma: stageGamma, stageBeta: stageBeta,
+                                                 firstGroup: start % groups, groups: groups, m: m, divisor: divisor,
+                                                 centre: centre)
+                        normlab_fold_float_sums(pg, pg, stageGamma, channels)
+                        normlab_fold_float_sums(pb, pb, stageBeta, channels)
+                        start += batch
+                    }
+                    return
+                }
                 for set in range {
                     let c0 = (set % groups) * width
                     let pg = pp + 2 * chunk * channels + c0, pb = pp + (2 * chunk + 1) * channels + c0, gc = gammaBase + c0
