@@ -66,6 +66,7 @@ out = {
     "batchnorm eval": timed(cnn, lambda x: F.batch_norm(x, rm, rv, w, b, False, 0.1, 1e-5), [w, b]),
     "layernorm shape=768": timed(tokens, lambda x: F.layer_norm(x, (768,), w768, b768, 1e-5), [w768, b768]),
     "rmsnorm shape=768": timed(tokens, lambda x: F.rms_norm(x, (768,), w768), [w768]),
+    "groupnorm 32 on (4096, 768)": timed(tokens, lambda x: F.group_norm(x, 32, w768, b768, 1e-5), [w768, b768]),
 }
 out["torch_version"] = torch.__version__
 print(json.dumps(out))
