@@ -77,14 +77,15 @@ package enum NormKitAVX2 {
                 out[0] = sums.dy
                 out[1] = sums.dyXhat
             },
-            setStatistics: { x, count, sets, m, centre, totals, means, squares in
-                FloatLanes.setStatistics(x, count: count, sets: sets, m: m, centre: centre, totals: totals, means: means,
-                                         squares: squares)
+            setStatistics: { x, count, rows, sets, m, centre, totals, means, squares in
+                FloatLanes.setStatistics(x, count: count, rows: rows, sets: sets, m: m, centre: centre, totals: totals,
+                                         means: means, squares: squares)
             },
             applySets: { x, y, count, sets, means, rstds, gamma, beta, firstGroup, groups in
                 FloatLanes.applySets(x, y, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma, beta: beta,
                                      firstGroup: firstGroup, groups: groups)
             },
+            applyRows: { x, y, count, rows, maps in FloatLanes.applyRows(x, y, count: count, rows: rows, maps: maps) },
             gradientSets: { dy, x, dx, count, sets, means, rstds, gamma, sg, sb, firstGroup, groups, m, divisor, centre in
                 FloatLanes.gradientSets(dy, x, dx, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma,
                                         stageGamma: sg, stageBeta: sb, firstGroup: firstGroup, groups: groups, m: m,

@@ -178,6 +178,12 @@ public enum FloatLanes {
 
     @inline(never)
     public static func apply(_ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        applyInline(map, x, y, count: count)
+    }
+
+    /// `apply`'s loops, for callers that run many short rows in one call (`SetLanes.swift`).
+    @inline(__always)
+    static func applyInline(_ map: FloatMap, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         let hi = V(repeating: map.high), s = V(repeating: map.scale), t = V(repeating: map.offset)
         var i = 0
         while i + 16 <= count {

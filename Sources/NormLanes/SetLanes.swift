@@ -1,24 +1,28 @@
-/// Many short sets in one call: rows of one element per channel split into groups of a few channels (GroupNorm on
-/// (N, C) inputs, 24 elements a set for (4096, 768) with G = 32), where a call, a square root and a division per set
+/// Many short sets in one call — rows of one element per channel split into groups of a few channels (GroupNorm on
+/// (N, C) inputs, 24 elements a set for (4096, 768) with G = 32), and sets of a few short rows (GroupNorm on
+/// (1024, 256, 2, 2): eight rows of four) — where a call, a square root and a division per set
 /// through the per-set path cost more than the set's arithmetic. Each set runs the same loops as the per-set calls
 /// (`shiftedSumInline`, `centredSquaresInline`, `applyElementwiseInline`), so its numbers have the same bits; the
 /// square roots of a batch of sets run back to back in the caller, where they pipeline.
 extension FloatLanes {
-    /// For `sets` consecutive sets of `count` elements from `x`: the float32 lanes' Σ(x − x₀) (x₀ the set's first
-    /// element) into `totals`, and with μ = x₀ + (0 + total)/m (or 0 when not `centre`) the lanes' Σ(x − μ)² into
-    /// `squares` and μ into `means`. A total or sum of squares past float32's range is left as the lanes made it
-    /// (not finite): the caller makes that set again with the Float64 fallbacks.
+    /// For `sets` consecutive sets of `count` elements from `x`, each `rows` rows of count / rows: Σ(x − x₀) (x₀ the
+    /// set's first element) as 0 + the float32 lanes' sum of each row, row by row, into `totals`, and with
+    /// μ = x₀ + total/m (or 0 when not `centre`) the lanes' Σ(x − μ)² over the whole set into `squares` and μ into
+    /// `means`. A row's sum or a set's squares past float32's range leave a total or squares that are not finite:
+    /// the caller makes that set again with the Float64 fallbacks.
     @inline(never)
-    public static func setStatistics(_ x: UnsafePointer<Float>, count: Int, sets: Int, m: Double, centre: Bool,
+    public static func setStatistics(_ x: UnsafePointer<Float>, count: Int, rows: Int, sets: Int, m: Double, centre: Bool,
                                      totals: UnsafeMutablePointer<Double>, means: UnsafeMutablePointer<Double>,
                                      squares: UnsafeMutablePointer<Double>) {
+        let length = count / rows
         for s in 0..<sets {
             var mean = 0.0
             if centre {
-                let row = x + s * count, shift = row[0]
-                let total = shiftedSumInline(row, count: count, shift: shift)
+                let set = x + s * count, shift = set[0]
+                var total = 0.0
+                for r in 0..<rows { total += shiftedSumInline(set + r * length, count: length, shift: shift) }
                 totals[s] = total
-                mean = Double(shift) + (0.0 + total) / m
+                mean = Double(shift) + total / m
             }
             means[s] = mean
         }
@@ -53,6 +57,17 @@ extension FloatLanes {
         while s < sets {
             squares[s] = 0.0 + centredSquaresInline(x + s * count, count: count, mean: means[s])
             s += 1
+        }
+    }
+
+    /// y = (x − high)·scale + offset for `rows` consecutive rows of `count` elements, row r with its map's three
+    /// numbers at maps[3r ..< 3r + 3] (per-channel γ, β: a row is a channel of a set).
+    @inline(never)
+    public static func applyRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, rows: Int,
+                                 maps: UnsafePointer<Float>) {
+        for r in 0..<rows {
+            let map = FloatMap(high: maps[3 * r], scale: maps[3 * r + 1], offset: maps[3 * r + 2])
+            applyInline(map, x + r * count, y + r * count, count: count)
         }
     }
 

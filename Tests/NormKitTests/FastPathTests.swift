@@ -27,6 +27,8 @@ import Testing
         (.layernorm, nil, [300, 20]), (.groupnorm, 3, [150, 6]),
         // Short sets (float32: batches of 64 sets through `shortSinglesForward`): 3 and 24 elements a set.
         (.groupnorm, 32, [9, 96]), (.groupnorm, 8, [70, 192]),
+        // Short sets of a few short rows (`shortRowsForward`): 4 channels × 6 positions, and 7 positions a set.
+        (.groupnorm, 8, [40, 32, 2, 3]), (.instancenorm, nil, [30, 16, 7]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {

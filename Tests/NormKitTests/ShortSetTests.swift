@@ -8,18 +8,18 @@ import Testing
 /// shorter than 32 is in the squares' one-at-a-time tail, which the set lanes run four sets side by side) and
 /// however many sets (not a multiple of four).
 @Suite struct ShortSetTests {
-    typealias Lanes = (setStatistics: (UnsafePointer<Float>, Int, Int, Double, Bool, UnsafeMutablePointer<Double>,
+    typealias Lanes = (setStatistics: (UnsafePointer<Float>, Int, Int, Int, Double, Bool, UnsafeMutablePointer<Double>,
                                        UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> Void,
                        applySets: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int, UnsafePointer<Double>,
                                    UnsafePointer<Double>, UnsafePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void)
 
     static var builds: [(String, Lanes)] { [
-        ("baseline", (setStatistics: { NormLanes.FloatLanes.setStatistics($0, count: $1, sets: $2, m: $3, centre: $4,
-                                                                          totals: $5, means: $6, squares: $7) },
+        ("baseline", (setStatistics: { NormLanes.FloatLanes.setStatistics($0, count: $1, rows: $2, sets: $3, m: $4, centre: $5,
+                                                                          totals: $6, means: $7, squares: $8) },
                       applySets: { NormLanes.FloatLanes.applySets($0, $1, count: $2, sets: $3, means: $4, rstds: $5,
                                                                   gamma: $6, beta: $7, firstGroup: $8, groups: $9) })),
-        ("AVX2", (setStatistics: { NormLanesAVX2.FloatLanes.setStatistics($0, count: $1, sets: $2, m: $3, centre: $4,
-                                                                         totals: $5, means: $6, squares: $7) },
+        ("AVX2", (setStatistics: { NormLanesAVX2.FloatLanes.setStatistics($0, count: $1, rows: $2, sets: $3, m: $4, centre: $5,
+                                                                         totals: $6, means: $7, squares: $8) },
                   applySets: { NormLanesAVX2.FloatLanes.applySets($0, $1, count: $2, sets: $3, means: $4, rstds: $5,
                                                                  gamma: $6, beta: $7, firstGroup: $8, groups: $9) })),
     ] }
@@ -38,7 +38,7 @@ import Testing
             for centre in [true, false] {
                 var totals = [Double](repeating: 0, count: sets), means = totals, squares = totals
                 x.withUnsafeBufferPointer { xb in
-                    lanes.setStatistics(xb.baseAddress!, count, sets, m, centre, &totals, &means, &squares)
+                    lanes.setStatistics(xb.baseAddress!, count, 1, sets, m, centre, &totals, &means, &squares)
                 }
                 let rstds = squares.map { 1 / ($0 / m + 1e-5).squareRoot() }
                 var y = [Float](repeating: .nan, count: x.count)
@@ -105,6 +105,43 @@ import Testing
                 #expect(zip(dx, dxExpected).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(name) \(count)×\(sets): dx")
                 #expect(zip(stages, stagesExpected).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(name) \(count)×\(sets): stages")
             }
+        }
+    }
+
+    /// Sets of several rows (per-channel γ): each row's sum, row by row, into the set's total, the set's squares over
+    /// the whole set, and each row's y through its own map — against `shiftedSum`, `centredSquares` and `apply`.
+    @Test(arguments: [(4, 8, 9), (7, 1, 6), (2, 3, 5), (49, 3, 4), (1, 5, 7)])
+    func rowSetsMatchThePerRowLoops(_ length: Int, _ rows: Int, _ sets: Int) throws {
+        let count = length * rows, shape = try Shape([sets * count])
+        // Rows of very different sizes, so that the order in which their sums are added shows in the last bits.
+        let x: [Float] = Tensor<Double>.randn(shape, seed: 87).scalars.enumerated().map { i, v in
+            Float(v * [1, 1e15, 1e-6][(i / length) % 3])
+        }
+        let m = Double(count)
+        var totals = [Double](repeating: 0, count: sets), means = totals, squares = totals
+        NormLanesAVX2.FloatLanes.setStatistics(x, count: count, rows: rows, sets: sets, m: m, centre: true, totals: &totals,
+                                               means: &means, squares: &squares)
+        var maps = [Float](), expectedY = [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { xb in expectedY.withUnsafeMutableBufferPointer { yb in
+            for s in 0..<sets {
+                let set = xb.baseAddress! + s * count
+                var total = 0.0
+                for r in 0..<rows { total += NormLanes.FloatLanes.shiftedSum(set + r * length, count: length, shift: set[0]) }
+                let mean = Double(set[0]) + total / m
+                let squared = 0.0 + NormLanes.FloatLanes.centredSquares(set, count: count, mean: mean)
+                #expect(totals[s].bitPattern == total.bitPattern && means[s].bitPattern == mean.bitPattern
+                        && squares[s].bitPattern == squared.bitPattern, "\(length)×\(rows)×\(sets) set \(s)")
+                for r in 0..<rows {
+                    let map = NormLanes.FloatMap(high: Float(mean), scale: Float(0.5 + Double(r)), offset: Float(s) - 2)
+                    maps += [map.high, map.scale, map.offset]
+                    NormLanes.FloatLanes.apply(map, set + r * length, yb.baseAddress! + s * count + r * length, count: length)
+                }
+            }
+        }}
+        for applyRows in [NormLanes.FloatLanes.applyRows, NormLanesAVX2.FloatLanes.applyRows] {
+            var y = [Float](repeating: .nan, count: x.count)
+            applyRows(x, &y, length, sets * rows, maps)
+            #expect(zip(y, expectedY).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(length)×\(rows)×\(sets): y")
         }
     }
 }

@@ -127,6 +127,8 @@ enum FastKernels {
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
             let shortSets = floatSingles && rounder == nil && rows.count <= shortSet
+            let shortRows = S.self == Float.self && !elementAffine && !rows.batchNorm && rounder == nil
+                && summaryParts == nil && rows.count * spatial <= shortSet
             nonisolated(unsafe) let statistics = out
             parallel(blocks, threads: threads) { range in
                 if shortSets {
@@ -134,6 +136,12 @@ enum FastKernels {
                                         divisor: divisor, eps: eps, x: Lanes.cast(xp), y: Lanes.cast(yp),
                                         gamma: floatParameters.gamma, beta: floatParameters.beta, statistics: statistics,
                                         summary: summaryParts)
+                    return
+                }
+                if shortRows {
+                    shortRowsForward(range: range, rows: rows, centre: centre, m: m, divisor: divisor, eps: eps,
+                                     x: Lanes.cast(xp), y: Lanes.cast(yp), gamma: parameters.gamma, beta: parameters.beta,
+                                     statistics: statistics)
                     return
                 }
                 // μ of the current set when the previous set's normalise pass already summed it.

@@ -59,8 +59,11 @@ package struct FloatLaneTable: Sendable {
         Double, Double, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
         UnsafePointer<Float>, Double, Double, UnsafeMutablePointer<Double>) -> Void
     /// Many short sets in one call (`SetLanes.swift`).
-    package typealias SetStatistics = @convention(c) (UnsafePointer<Float>, Int, Int, Double, Bool, UnsafeMutablePointer<Double>,
-                                                      UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> Void
+    package typealias SetStatistics = @convention(c) (UnsafePointer<Float>, Int, Int, Int, Double, Bool,
+                                                      UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>,
+                                                      UnsafeMutablePointer<Double>) -> Void
+    package typealias ApplyRows = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
+                                                  UnsafePointer<Float>) -> Void
     package typealias ApplySets = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
                                                   UnsafePointer<Double>, UnsafePointer<Double>, UnsafePointer<Float>,
                                                   UnsafePointer<Float>, Int, Int) -> Void
@@ -87,6 +90,7 @@ package struct FloatLaneTable: Sendable {
     package let elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged
     package let setStatistics: SetStatistics
     package let applySets: ApplySets
+    package let applyRows: ApplyRows
     package let gradientSets: GradientSets
     package let moments: Moments
 
@@ -99,7 +103,7 @@ package struct FloatLaneTable: Sendable {
                  elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
                  elementwiseGradientStaged: ElementwiseGradientStaged,
                  elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, setStatistics: SetStatistics,
-                 applySets: ApplySets, gradientSets: GradientSets, moments: Moments) {
+                 applySets: ApplySets, applyRows: ApplyRows, gradientSets: GradientSets, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.applyAndShiftedSumSummarizing = applyAndShiftedSumSummarizing
@@ -118,6 +122,7 @@ package struct FloatLaneTable: Sendable {
         self.elementwiseGradientAndSumsStaged = elementwiseGradientAndSumsStaged
         self.setStatistics = setStatistics
         self.applySets = applySets
+        self.applyRows = applyRows
         self.gradientSets = gradientSets
         self.moments = moments
     }
@@ -336,12 +341,20 @@ package enum FloatKernel {
 
     /// Statistics of `sets` consecutive short sets (`FloatLanes.setStatistics`).
     @inline(__always)
-    static func setStatistics(_ x: UnsafePointer<Float>, count: Int, sets: Int, m: Double, centre: Bool,
+    static func setStatistics(_ x: UnsafePointer<Float>, count: Int, rows: Int, sets: Int, m: Double, centre: Bool,
                               totals: UnsafeMutablePointer<Double>, means: UnsafeMutablePointer<Double>,
                               squares: UnsafeMutablePointer<Double>) {
-        if let wide { return wide.setStatistics(x, count, sets, m, centre, totals, means, squares) }
-        NormLanes.FloatLanes.setStatistics(x, count: count, sets: sets, m: m, centre: centre, totals: totals, means: means,
-                                           squares: squares)
+        if let wide { return wide.setStatistics(x, count, rows, sets, m, centre, totals, means, squares) }
+        NormLanes.FloatLanes.setStatistics(x, count: count, rows: rows, sets: sets, m: m, centre: centre, totals: totals,
+                                           means: means, squares: squares)
+    }
+
+    /// y of `rows` consecutive short rows, each with its own map (`FloatLanes.applyRows`).
+    @inline(__always)
+    static func applyRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, rows: Int,
+                          maps: UnsafePointer<Float>) {
+        if let wide { return wide.applyRows(x, y, count, rows, maps) }
+        NormLanes.FloatLanes.applyRows(x, y, count: count, rows: rows, maps: maps)
     }
 
     /// y of `sets` consecutive short sets (`FloatLanes.applySets`).
