@@ -86,6 +86,12 @@ package enum NormKitAVX2 {
                                      firstGroup: firstGroup, groups: groups)
             },
             applyRows: { x, y, count, rows, maps in FloatLanes.applyRows(x, y, count: count, rows: rows, maps: maps) },
+            gradientSumsRows: { dy, x, count, rows, rowsPerSet, means, sums in
+                FloatLanes.gradientSumsRows(dy, x, count: count, rows: rows, rowsPerSet: rowsPerSet, means: means, sums: sums)
+            },
+            gradientRows: { dy, x, dx, count, rows, constants in
+                FloatLanes.gradientRows(dy, x, dx, count: count, rows: rows, constants: constants)
+            },
             gradientSets: { dy, x, dx, count, sets, means, rstds, gamma, sg, sb, firstGroup, groups, m, divisor, centre in
                 FloatLanes.gradientSets(dy, x, dx, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma,
                                         stageGamma: sg, stageBeta: sb, firstGroup: firstGroup, groups: groups, m: m,

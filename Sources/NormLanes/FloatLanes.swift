@@ -205,6 +205,13 @@ public enum FloatLanes {
     @inline(never)
     public static func gradientSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
                              mean: Double) -> (dy: Double, dyCentred: Double) {
+        gradientSumsInline(dy, x, count: count, mean: mean)
+    }
+
+    /// `gradientSums`' loops, for callers that run many short rows in one call (`SetLanes.swift`).
+    @inline(__always)
+    static func gradientSumsInline(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
+                                   mean: Double) -> (dy: Double, dyCentred: Double) {
         let (high, low) = split(mean)
         let hi = H(repeating: high)
         var wideY = SIMD4<Double>(), wideYD = SIMD4<Double>()
@@ -299,6 +306,15 @@ public enum FloatLanes {
     @inline(never)
     public static func gradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                          count: Int, mean: Double, rstd: Double, gamma: Double, meanTerm: Double, projection: Double) {
+        gradientInline(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma, meanTerm: meanTerm,
+                       projection: projection)
+    }
+
+    /// `gradient`'s loops, for callers that run many short rows in one call (`SetLanes.swift`).
+    @inline(__always)
+    static func gradientInline(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                               count: Int, mean: Double, rstd: Double, gamma: Double, meanTerm: Double,
+                               projection: Double) {
         let (high, low) = split(mean)
         let r = Float(rstd), g = Float(gamma), rp = Float(rstd * projection)
         let mt = Float(meanTerm - low * rstd * projection)

@@ -108,4 +108,27 @@ extension FloatLanes {
             group = group + 1 == groups ? 0 : group + 1
         }
     }
+
+    /// (Σ dy, Σ dy·(x − μ)) of `rows` consecutive rows of `count` elements (`gradientSums`' loops), row r with μ at
+    /// means[r / rowsPerSet], into sums[2r] and sums[2r + 1].
+    @inline(never)
+    public static func gradientSumsRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int, rows: Int,
+                                        rowsPerSet: Int, means: UnsafePointer<Double>, sums: UnsafeMutablePointer<Double>) {
+        for r in 0..<rows {
+            let row = gradientSumsInline(dy + r * count, x + r * count, count: count, mean: means[r / rowsPerSet])
+            (sums[2 * r], sums[2 * r + 1]) = (row.dy, row.dyCentred)
+        }
+    }
+
+    /// dx of `rows` consecutive rows of `count` elements (`gradient`'s loops), row r with its μ, rstd, γ, meanTerm and
+    /// projection at constants[5r ..< 5r + 5].
+    @inline(never)
+    public static func gradientRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                    count: Int, rows: Int, constants: UnsafePointer<Double>) {
+        for r in 0..<rows {
+            let c = constants + 5 * r, at = r * count
+            gradientInline(dy + at, x + at, dx + at, count: count, mean: c[0], rstd: c[1], gamma: c[2], meanTerm: c[3],
+                           projection: c[4])
+        }
+    }
 }

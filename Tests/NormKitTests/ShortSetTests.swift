@@ -144,4 +144,39 @@ import Testing
             #expect(zip(y, expectedY).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(length)×\(rows)×\(sets): y")
         }
     }
+
+    /// Rows' backward sums and dx (`gradientSumsRows`, `gradientRows`) against `gradientSums` and `gradient` row by row.
+    @Test(arguments: [(4, 8, 3), (7, 1, 5), (9, 2, 4), (31, 3, 2), (1, 4, 3)])
+    func rowGradientsMatchThePerRowLoops(_ length: Int, _ k: Int, _ sets: Int) throws {
+        let rows = k * sets, shape = try Shape([rows * length])
+        let x: [Float] = Tensor<Double>.randn(shape, seed: 88).scalars.map { Float(100 + $0) }
+        let dy: [Float] = Tensor<Double>.randn(shape, seed: 89).converted().scalars
+        let means = (0..<sets).map { 100 + 0.1 * Double($0) }
+        var constants = [Double]()
+        for r in 0..<rows {
+            let rstd: Double = 0.9 + 0.01 * Double(r), gamma: Double = 1.5 - 0.1 * Double(r % k)
+            constants += [means[r / k], rstd, gamma, 0.03, -0.02]
+        }
+        var expectedSums = [Double](), expectedDx = [Float](repeating: .nan, count: x.count)
+        for r in 0..<rows {
+            let at = r * length
+            x.withUnsafeBufferPointer { xb in dy.withUnsafeBufferPointer { db in expectedDx.withUnsafeMutableBufferPointer { dxb in
+                let sums = NormLanes.FloatLanes.gradientSums(db.baseAddress! + at, xb.baseAddress! + at, count: length,
+                                                             mean: means[r / k])
+                expectedSums += [sums.dy, sums.dyCentred]
+                let c = Array(constants[5 * r ..< 5 * r + 5])
+                NormLanes.FloatLanes.gradient(db.baseAddress! + at, xb.baseAddress! + at, dxb.baseAddress! + at, count: length,
+                                              mean: c[0], rstd: c[1], gamma: c[2], meanTerm: c[3], projection: c[4])
+            }}}
+        }
+        let builds = [(NormLanes.FloatLanes.gradientSumsRows, NormLanes.FloatLanes.gradientRows),
+                      (NormLanesAVX2.FloatLanes.gradientSumsRows, NormLanesAVX2.FloatLanes.gradientRows)]
+        for (sumsRows, gradientRows) in builds {
+            var sums = [Double](repeating: .nan, count: 2 * rows), dx = [Float](repeating: .nan, count: x.count)
+            sumsRows(dy, x, length, rows, k, means, &sums)
+            gradientRows(dy, x, &dx, length, rows, constants)
+            #expect(zip(sums, expectedSums).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(length)×\(k)×\(sets): sums")
+            #expect(zip(dx, expectedDx).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(length)×\(k)×\(sets): dx")
+        }
+    }
 }

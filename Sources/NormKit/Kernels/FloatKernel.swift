@@ -62,6 +62,10 @@ package struct FloatLaneTable: Sendable {
     package typealias SetStatistics = @convention(c) (UnsafePointer<Float>, Int, Int, Int, Double, Bool,
                                                       UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>,
                                                       UnsafeMutablePointer<Double>) -> Void
+    package typealias GradientSumsRows = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int,
+                                                         UnsafePointer<Double>, UnsafeMutablePointer<Double>) -> Void
+    package typealias GradientRows = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
+                                                     Int, Int, UnsafePointer<Double>) -> Void
     package typealias ApplyRows = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
                                                   UnsafePointer<Float>) -> Void
     package typealias ApplySets = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
@@ -91,6 +95,8 @@ package struct FloatLaneTable: Sendable {
     package let setStatistics: SetStatistics
     package let applySets: ApplySets
     package let applyRows: ApplyRows
+    package let gradientSumsRows: GradientSumsRows
+    package let gradientRows: GradientRows
     package let gradientSets: GradientSets
     package let moments: Moments
 
@@ -103,7 +109,8 @@ package struct FloatLaneTable: Sendable {
                  elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
                  elementwiseGradientStaged: ElementwiseGradientStaged,
                  elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, setStatistics: SetStatistics,
-                 applySets: ApplySets, applyRows: ApplyRows, gradientSets: GradientSets, moments: Moments) {
+                 applySets: ApplySets, applyRows: ApplyRows, gradientSumsRows: GradientSumsRows, gradientRows: GradientRows,
+                 gradientSets: GradientSets, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
         self.applyAndShiftedSumSummarizing = applyAndShiftedSumSummarizing
@@ -123,6 +130,8 @@ package struct FloatLaneTable: Sendable {
         self.setStatistics = setStatistics
         self.applySets = applySets
         self.applyRows = applyRows
+        self.gradientSumsRows = gradientSumsRows
+        self.gradientRows = gradientRows
         self.gradientSets = gradientSets
         self.moments = moments
     }
@@ -365,6 +374,22 @@ package enum FloatKernel {
         if let wide { return wide.applySets(x, y, count, sets, means, rstds, gamma, beta, firstGroup, groups) }
         NormLanes.FloatLanes.applySets(x, y, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma, beta: beta,
                                        firstGroup: firstGroup, groups: groups)
+    }
+
+    /// (Σ dy, Σ dy·(x − μ)) of consecutive short rows (`FloatLanes.gradientSumsRows`).
+    @inline(__always)
+    static func gradientSumsRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int, rows: Int, rowsPerSet: Int,
+                                 means: UnsafePointer<Double>, sums: UnsafeMutablePointer<Double>) {
+        if let wide { return wide.gradientSumsRows(dy, x, count, rows, rowsPerSet, means, sums) }
+        NormLanes.FloatLanes.gradientSumsRows(dy, x, count: count, rows: rows, rowsPerSet: rowsPerSet, means: means, sums: sums)
+    }
+
+    /// dx of consecutive short rows (`FloatLanes.gradientRows`).
+    @inline(__always)
+    static func gradientRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                             count: Int, rows: Int, constants: UnsafePointer<Double>) {
+        if let wide { return wide.gradientRows(dy, x, dx, count, rows, constants) }
+        NormLanes.FloatLanes.gradientRows(dy, x, dx, count: count, rows: rows, constants: constants)
     }
 
     /// Backward of `sets` consecutive short sets (`FloatLanes.gradientSets`).

@@ -97,6 +97,56 @@ extension FastKernels {
         }}
     }
 
+    /// Backward for float32 sets of a few short rows with per-channel γ (`shortRowsForward`'s sets): batches of up to
+    /// 64 sets — every row's (Σ dy, Σ dy·(x − μ)) in one call, each set's Σ γ·dy and Σ γ·dy·x̂ and the per-(sample,
+    /// channel) parts of dγ, dβ made here row by row as `backward` makes them, every row's dx in one call. The same
+    /// bits as `backward`'s per-set path, which made a call or two per row.
+    static func shortRowsBackward(
+        range: Range<Int>, rows: Rows, centre: Bool, m: Double, divisor: Double, dy: UnsafePointer<Float>,
+        x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, means: UnsafePointer<Double>, rstds: UnsafePointer<Double>,
+        gamma: UnsafePointer<Double>, partialGamma: UnsafeMutablePointer<Double>?, partialBeta: UnsafeMutablePointer<Double>?
+    ) {
+        let batch = 64, k = rows.count, spatial = rows.spatial, size = k * spatial
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * batch * k) { sums in
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 5 * batch * k) { constants in
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let sets = min(batch, range.upperBound - start), at = start * size
+                FloatKernel.gradientSumsRows(dy + at, x + at, count: spatial, rows: sets * k, rowsPerSet: k,
+                                             means: means + start, sums: sums.baseAddress!)
+                for s in 0..<sets {
+                    let set = start + s, here = rows.locate(set), mean = means[set], rstd = rstds[set]
+                    var sumD = 0.0, sumDX = 0.0
+                    for r in 0..<k {
+                        let c = here.channel(r), n = here.sample(r), row = s * k + r
+                        var rowSums = (dy: sums[2 * row], dyCentred: sums[2 * row + 1])
+                        if !(rowSums.dy.isFinite && rowSums.dyCentred.isFinite) {
+                            // Past float32's range: the Float64 sums, as the per-set path falls back to them.
+                            let base = here.offset(r)
+                            rowSums = Lanes.gradientSums(dy + base, x + base, count: spatial, mean: mean)
+                        }
+                        let gc = gamma[c]
+                        sumD += gc * rowSums.dy
+                        sumDX += gc * rstd * rowSums.dyCentred
+                        if let partialGamma, let partialBeta {
+                            partialGamma[n * rows.channels + c] = rstd * rowSums.dyCentred
+                            partialBeta[n * rows.channels + c] = rowSums.dy
+                        }
+                    }
+                    let meanTerm = centre ? sumD / m : 0, projection = sumDX / divisor
+                    for r in 0..<k {
+                        let at = 5 * (s * k + r)
+                        (constants[at], constants[at + 1], constants[at + 2]) = (mean, rstd, gamma[here.channel(r)])
+                        (constants[at + 3], constants[at + 4]) = (meanTerm, projection)
+                    }
+                }
+                FloatKernel.gradientRows(dy + at, x + at, dx + at, count: spatial, rows: sets * k,
+                                         constants: constants.baseAddress!)
+                start += sets
+            }
+        }}
+    }
+
     /// rstd = 1/√(σ² + eps) for `count` sets from `start`, four at a time in SIMD4 lanes (lane-wise IEEE square roots
     /// and divisions: each lane's bits are the scalar ones), so the slow operations pipeline.
     static func rstds(_ out: Statistics.Pointers, from start: Int, count: Int, eps: Double) {
