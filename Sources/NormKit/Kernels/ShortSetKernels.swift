@@ -1,8 +1,12 @@
 /// Many short statistics sets a call: the per-set path's fixed costs outweigh a short set's arithmetic.
 extension FastKernels {
-    /// float32 sets this short or shorter run forward in batches (`shortSinglesForward`, `shortRowsForward`) and rows
-    /// of one element per channel backward in batches (`singleRowsBackward`).
+    /// float32 sets this short or shorter run forward in batches (`shortSinglesForward`, `shortRowsForward`), and
+    /// backward too when their rows are shorter than 32 (`shortRowsBackward`).
     static let shortSet = 192
+
+    /// Float32 rows of one element per channel run backward set by set in batches (`FloatLanes.gradientSets`: the
+    /// set's sums, then its dx reading the set again) when a set's dy and x (128 KB at this length) stay in L2.
+    static let rowsInCache = 16_384
 
     /// Forward for float32 rows of one element per channel in short sets (GroupNorm on (N, C) with a few channels a
     /// group: 24 elements a set for (4096, 768) with G = 32): batches of up to 64 sets, each batch's statistics in

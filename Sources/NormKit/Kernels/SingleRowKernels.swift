@@ -53,10 +53,11 @@ extension FastKernels {
                     normlab_fold_float_sums(pg, pg, stageGamma + c0, width)
                     normlab_fold_float_sums(pb, pb, stageBeta + c0, width)
                 }
-                if S.self == Float.self && width <= shortSet {
-                    // Short sets: batches of eight sets of every group (where the stages fold), each in one lane
-                    // call, then every group's stages folded (one with no terms in the batch adds 0, which changes
-                    // no sum: none is −0).
+                if S.self == Float.self && width <= rowsInCache {
+                    // Batches of eight sets of every group (where the stages fold), each in one lane call, then every
+                    // group's stages folded (one with no terms in the batch adds 0, which changes no sum: none is −0).
+                    // Each set's sums, then its dx from cache, beat the loop below (dx with the next set's sums) for
+                    // sets of any length that stay in cache: LayerNorm shape=768 on (4096, 768) 1.87 → 1.58 ms.
                     let pg = pp + 2 * chunk * channels, pb = pp + (2 * chunk + 1) * channels
                     var start = range.lowerBound
                     while start < range.upperBound {
