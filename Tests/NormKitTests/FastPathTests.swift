@@ -29,6 +29,8 @@ import Testing
         (.groupnorm, 32, [9, 96]), (.groupnorm, 8, [70, 192]),
         // Short sets of a few short rows (`shortRowsForward`): 4 channels × 6 positions, and 7 positions a set.
         (.groupnorm, 8, [40, 32, 2, 3]), (.instancenorm, nil, [30, 16, 7]),
+        // Rows of one element longer than `rowsInCache` (16,384): backward's loop that makes the next set's sums.
+        (.layernorm, nil, [3, 16_500]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {

@@ -30,7 +30,10 @@ import Testing
         return total.map { Float($0) }
     }
 
-    @Test(arguments: [([300, 20], 1, true), ([150, 6], 3, false), ([37, 33], 1, true), ([9, 4], 2, false)])
+    /// Sets up to `FastKernels.rowsInCache` run in batches (`gradientSets`), longer ones in the loop that makes dx
+    /// with the next set's sums: 144 sets of 16,385 put nine sets in a chunk, so that loop folds mid-chunk too.
+    @Test(arguments: [([300, 20], 1, true), ([150, 6], 3, false), ([37, 33], 1, true), ([9, 4], 2, false),
+                      ([144, FastKernels.rowsInCache + 1], 1, true)])
     func dbetaFollowsItsStages(_ dims: [Int], _ groups: Int, _ lastDims: Bool) throws {
         let shape = try Shape(dims)
         let spec = lastDims ? try LayerSpec(kind: .layernorm, normalizedShape: [dims[1]])
