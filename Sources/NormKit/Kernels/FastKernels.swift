@@ -126,7 +126,7 @@ enum FastKernels {
         stats.withPointers { out in
             nonisolated(unsafe) let means = out.means, vars = out.variances, rstds = out.rstds, sq = out.sumSquares
             let spatial = rows.spatial
-            let shortSets = floatSingles && rounder == nil && rows.count <= shortSet
+            let shortSets = floatSingles && rounder == nil && summaryParts == nil && rows.count <= shortSet
             let shortRows = S.self == Float.self && !elementAffine && !rows.batchNorm && rounder == nil
                 && summaryParts == nil && rows.count * spatial <= shortSet
             nonisolated(unsafe) let statistics = out
@@ -134,8 +134,7 @@ enum FastKernels {
                 if shortSets {
                     shortSinglesForward(range: range, width: rows.count, groups: rows.groups, centre: centre, m: m,
                                         divisor: divisor, eps: eps, x: Lanes.cast(xp), y: Lanes.cast(yp),
-                                        gamma: floatParameters.gamma, beta: floatParameters.beta, statistics: statistics,
-                                        summary: summaryParts)
+                                        gamma: floatParameters.gamma, beta: floatParameters.beta, statistics: statistics)
                     return
                 }
                 if shortRows {

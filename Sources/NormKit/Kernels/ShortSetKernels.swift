@@ -1,7 +1,8 @@
 /// Many short statistics sets a call: the per-set path's fixed costs outweigh a short set's arithmetic.
 extension FastKernels {
     /// float32 sets this short or shorter run forward in batches (`shortSinglesForward`, `shortRowsForward`), and
-    /// backward too when their rows are shorter than 32 (`shortRowsBackward`).
+    /// backward too when their rows are shorter than 32 (`shortRowsBackward`). No summary line is summed by the
+    /// kernels for sets this short (`SummaryParts.shortestSet`).
     static let shortSet = 192
 
     /// Float32 rows of one element per channel run backward set by set in batches (`FloatLanes.gradientSets`: the
@@ -17,7 +18,7 @@ extension FastKernels {
     static func shortSinglesForward(
         range: Range<Int>, width: Int, groups: Int, centre: Bool, m: Double, divisor: Double, eps: Double,
         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
-        statistics out: Statistics.Pointers, summary: UnsafeMutablePointer<SummaryMoments>?
+        statistics out: Statistics.Pointers
     ) {
         let batch = 64
         withUnsafeTemporaryAllocation(of: Double.self, capacity: batch) { totals in
@@ -42,11 +43,6 @@ extension FastKernels {
                 FloatKernel.applySets(first, y + start * width, count: width, sets: sets, means: out.means + start,
                                       rstds: out.rstds + start, gamma: gamma, beta: beta, firstGroup: start % groups,
                                       groups: groups)
-                if let summary {
-                    for set in start..<(start + sets) {
-                        (summary + set).initialize(to: SummaryParts.moments(of: UnsafePointer(y)) { $0(set * width, width) })
-                    }
-                }
                 start += sets
             }
         }
