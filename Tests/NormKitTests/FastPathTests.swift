@@ -29,6 +29,8 @@ import Testing
         (.groupnorm, 32, [9, 96]), (.groupnorm, 8, [70, 192]),
         // Short sets of a few short rows (`shortRowsForward`): 4 channels × 6 positions, and 7 positions a set.
         (.groupnorm, 8, [40, 32, 2, 3]), (.instancenorm, nil, [30, 16, 7]),
+        // Longer sets of rows shorter than 32 go the same way: 32 rows of 9 (two batches), 70 rows of 5.
+        (.groupnorm, 2, [40, 64, 3, 3]), (.layernorm, nil, [3, 70, 5]),
         // Rows of one element longer than `rowsInCache` (16,384): backward's loop that makes the next set's sums.
         (.layernorm, nil, [3, 16_500]),
     ]

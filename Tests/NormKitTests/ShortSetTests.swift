@@ -179,4 +179,26 @@ import Testing
             #expect(zip(dx, expectedDx).allSatisfy { $0.bitPattern == $1.bitPattern }, "\(length)×\(k)×\(sets): dx")
         }
     }
+
+    /// Sets of 256 or more with rows shorter than 32: forward runs in batches (`shortRowsForward`) unless a summary is
+    /// asked for (the REPL's `forward`), when the per-set path sums y as it writes it. Both must give the same y and
+    /// statistics, bit for bit.
+    @Test(arguments: [(LayerKind.layernorm, nil, [9, 70, 5]), (.groupnorm, 2, [40, 64, 3, 3]), (.groupnorm, 4, [5, 256, 2, 2])]
+          as [(LayerKind, Int?, [Int])])
+    func batchedForwardMatchesThePerSetPath(_ kind: LayerKind, _ groups: Int?, _ dims: [Int]) throws {
+        let spec = try LayerSpec(kind: kind, groups: groups)
+        let shape = try Shape(dims)
+        let values = Tensor<Double>.randn(shape, seed: 90).scalars.enumerated().map { i, v in Float(1e4 + v * [1, 1e3, 1e-2][i % 3]) }
+        let x = Tensor<Float>(uncheckedShape: shape, scalars: values)
+        let plan = try NormPlan(spec: spec, inputShape: shape)
+        let gamma: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 91).converted()
+        let beta: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 92).converted()
+        for threads in [1, 3] {
+            let batched = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+            let perSet = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads,
+                                                   summarizing: true)
+            #expect(batched.output == perSet.output, "\(dims), \(threads) threads: y")
+            #expect(batched.mean == perSet.mean && batched.variance == perSet.variance, "\(dims), \(threads) threads: μ, σ²")
+        }
+    }
 }

@@ -57,7 +57,7 @@ extension FastKernels {
         y: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Double>, beta: UnsafePointer<Double>,
         statistics out: Statistics.Pointers
     ) {
-        let batch = 64, k = rows.count, spatial = rows.spatial, size = k * spatial
+        let k = rows.count, spatial = rows.spatial, size = k * spatial, batch = max(1, min(64, 2048 / k))
         withUnsafeTemporaryAllocation(of: Double.self, capacity: batch) { totals in
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * batch * k) { maps in
             var start = range.lowerBound
@@ -106,7 +106,7 @@ extension FastKernels {
         x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, means: UnsafePointer<Double>, rstds: UnsafePointer<Double>,
         gamma: UnsafePointer<Double>, partialGamma: UnsafeMutablePointer<Double>?, partialBeta: UnsafeMutablePointer<Double>?
     ) {
-        let batch = 64, k = rows.count, spatial = rows.spatial, size = k * spatial
+        let k = rows.count, spatial = rows.spatial, size = k * spatial, batch = max(1, min(64, 2048 / k))
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * batch * k) { sums in
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 5 * batch * k) { constants in
             var start = range.lowerBound
