@@ -1,8 +1,8 @@
 /// Many short statistics sets a call: the per-set path's fixed costs outweigh a short set's arithmetic.
 extension FastKernels {
-    /// float32 sets this short or shorter run forward in batches (`shortSinglesForward`, `shortRowsForward`), and
-    /// backward too when their rows are shorter than 32 (`shortRowsBackward`). No summary line is summed by the
-    /// kernels for sets this short (`SummaryParts.shortestSet`).
+    /// float32 sets this short or shorter run forward in batches (`shortSinglesForward`, `shortRowsForward`); sets of
+    /// any size whose rows are shorter than 32 do too, forward when no summary is asked for and backward
+    /// (`shortRowsBackward`). No summary line is summed by the kernels for sets under `SummaryParts.shortestSet`.
     static let shortSet = 192
 
     /// Float32 rows of one element per channel run backward set by set in batches (`FloatLanes.gradientSets`: the
@@ -48,8 +48,8 @@ extension FastKernels {
         }
     }
 
-    /// Forward for float32 sets of a few short rows with per-channel γ, β (GroupNorm on (1024, 256, 2, 2): eight rows
-    /// of four): batches of up to 64 sets — their statistics in one call (each row's sum, row by row, then the set's
+    /// Forward for float32 sets of short rows with per-channel γ, β (GroupNorm on (1024, 256, 2, 2): eight rows of
+    /// four; LayerNorm there: 256 rows of four): batches of up to 64 sets (at most 2,048 rows) — their statistics in one call (each row's sum, row by row, then the set's
     /// squares, as `forward` makes them), rstd four sets at a time, each row's map (`AffineMap`) made here, y in one
     /// call. The same numbers, bit for bit, as `forward`'s per-set path, which made a call or two per row.
     static func shortRowsForward(
@@ -97,8 +97,8 @@ extension FastKernels {
         }}
     }
 
-    /// Backward for float32 sets of a few short rows with per-channel γ (`shortRowsForward`'s sets): batches of up to
-    /// 64 sets — every row's (Σ dy, Σ dy·(x − μ)) in one call, each set's Σ γ·dy and Σ γ·dy·x̂ and the per-(sample,
+    /// Backward for float32 sets of rows shorter than 32 with per-channel γ: batches of up to 64 sets (at most 2,048
+    /// rows) — every row's (Σ dy, Σ dy·(x − μ)) in one call, each set's Σ γ·dy and Σ γ·dy·x̂ and the per-(sample,
     /// channel) parts of dγ, dβ made here row by row as `backward` makes them, every row's dx in one call. The same
     /// bits as `backward`'s per-set path, which made a call or two per row.
     static func shortRowsBackward(
