@@ -25,21 +25,8 @@ extension FastKernels {
             var start = range.lowerBound
             while start < range.upperBound {
                 let sets = min(batch, range.upperBound - start), first = x + start * width
-                FloatKernel.setStatistics(first, count: width, rows: 1, sets: sets, m: m, centre: centre, totals: totals.baseAddress!,
-                                          means: out.means + start, squares: out.sumSquares + start)
-                for s in 0..<sets {
-                    let set = start + s
-                    if !out.sumSquares[set].isFinite || (centre && !totals[s].isFinite) {
-                        // As the per-set path makes it: each sum in Float64 where the float32 lanes' overflowed.
-                        let row = x + set * width
-                        var mean = 0.0
-                        if centre { mean = Double(row[0]) + (0.0 + Lanes.shiftedSum(row, count: width, shift: row[0])) / m }
-                        out.means[set] = mean
-                        out.sumSquares[set] = 0.0 + Lanes.centredSquares(row, count: width, mean: mean)
-                    }
-                    out.variances[set] = out.sumSquares[set] / divisor
-                }
-                rstds(out, from: start, count: sets, eps: eps)
+                batchStatistics(x, sets: start..<(start + sets), rows: 1, spatial: width, centre: centre, m: m,
+                                divisor: divisor, eps: eps, totals: totals.baseAddress!, statistics: out)
                 FloatKernel.applySets(first, y + start * width, count: width, sets: sets, means: out.means + start,
                                       rstds: out.rstds + start, gamma: gamma, beta: beta, firstGroup: start % groups,
                                       groups: groups)
@@ -49,9 +36,9 @@ extension FastKernels {
     }
 
     /// Forward for float32 sets of short rows with per-channel γ, β (GroupNorm on (1024, 256, 2, 2): eight rows of
-    /// four; LayerNorm there: 256 rows of four): batches of up to 64 sets (at most 2,048 rows) — their statistics in one call (each row's sum, row by row, then the set's
-    /// squares, as `forward` makes them), rstd four sets at a time, each row's map (`AffineMap`) made here, y in one
-    /// call. The same numbers, bit for bit, as `forward`'s per-set path, which made a call or two per row.
+    /// four; LayerNorm there: 256 rows of four): batches of up to 64 sets (at most 2,048 rows) — their statistics
+    /// (`batchStatistics`), each row's map (`AffineMap`) made here, y in one call. The same numbers, bit for bit, as
+    /// `forward`'s per-set path, which made a call or two per row.
     static func shortRowsForward(
         range: Range<Int>, rows: Rows, centre: Bool, m: Double, divisor: Double, eps: Double, x: UnsafePointer<Float>,
         y: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Double>, beta: UnsafePointer<Double>,
@@ -63,26 +50,8 @@ extension FastKernels {
             var start = range.lowerBound
             while start < range.upperBound {
                 let sets = min(batch, range.upperBound - start), first = x + start * size
-                FloatKernel.setStatistics(first, count: size, rows: k, sets: sets, m: m, centre: centre,
-                                          totals: totals.baseAddress!, means: out.means + start,
-                                          squares: out.sumSquares + start)
-                for s in 0..<sets {
-                    let set = start + s
-                    if !out.sumSquares[set].isFinite || (centre && !totals[s].isFinite) {
-                        // As the per-set path makes it: each sum in Float64 where the float32 lanes' overflowed.
-                        let at = x + set * size
-                        var mean = 0.0
-                        if centre {
-                            var total = 0.0
-                            for r in 0..<k { total += Lanes.shiftedSum(at + r * spatial, count: spatial, shift: at[0]) }
-                            mean = Double(at[0]) + total / m
-                        }
-                        out.means[set] = mean
-                        out.sumSquares[set] = 0.0 + Lanes.centredSquares(at, count: size, mean: mean)
-                    }
-                    out.variances[set] = out.sumSquares[set] / divisor
-                }
-                rstds(out, from: start, count: sets, eps: eps)
+                batchStatistics(x, sets: start..<(start + sets), rows: k, spatial: spatial, centre: centre, m: m,
+                                divisor: divisor, eps: eps, totals: totals.baseAddress!, statistics: out)
                 for s in 0..<sets {
                     let here = rows.locate(start + s), mean = out.means[start + s], rstd = out.rstds[start + s]
                     for r in 0..<k {
@@ -145,6 +114,33 @@ extension FastKernels {
                 start += sets
             }
         }}
+    }
+
+    /// μ, σ², rstd and Σ(x − μ)² of the consecutive `sets`, each `rows` rows of `spatial` (`FloatLanes.setStatistics`),
+    /// as the per-set path makes them: a set whose float32 sums overflowed made again with the Float64 fallbacks
+    /// (each row's sum, row by row, then the set's squares). `totals` holds at least `sets.count` values.
+    static func batchStatistics(
+        _ x: UnsafePointer<Float>, sets: Range<Int>, rows k: Int, spatial: Int, centre: Bool, m: Double, divisor: Double,
+        eps: Double, totals: UnsafeMutablePointer<Double>, statistics out: Statistics.Pointers
+    ) {
+        let size = k * spatial, start = sets.lowerBound
+        FloatKernel.setStatistics(x + start * size, count: size, rows: k, sets: sets.count, m: m, centre: centre,
+                                  totals: totals, means: out.means + start, squares: out.sumSquares + start)
+        for set in sets {
+            if !out.sumSquares[set].isFinite || (centre && !totals[set - start].isFinite) {
+                let at = x + set * size
+                var mean = 0.0
+                if centre {
+                    var total = 0.0
+                    for r in 0..<k { total += Lanes.shiftedSum(at + r * spatial, count: spatial, shift: at[0]) }
+                    mean = Double(at[0]) + total / m
+                }
+                out.means[set] = mean
+                out.sumSquares[set] = 0.0 + Lanes.centredSquares(at, count: size, mean: mean)
+            }
+            out.variances[set] = out.sumSquares[set] / divisor
+        }
+        rstds(out, from: start, count: sets.count, eps: eps)
     }
 
     /// rstd = 1/√(σ² + eps) for `count` sets from `start`, four at a time in SIMD4 lanes (lane-wise IEEE square roots
