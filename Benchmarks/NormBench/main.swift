@@ -12,19 +12,31 @@ import NormLabCore
 normlab_keep_large_blocks()  // as normlab itself does
 NormKitAVX2.install()
 
-// `normlab-bench loop forward|step ITERATIONS [THREADS [N C H W G]]`: one GroupNorm shape in float32 (default
-// (8,64,56,56) G=32) in a loop and nothing else, for a profiler (perf record .build/release/normlab-bench loop step 2000).
+// `normlab-bench loop forward|step ITERATIONS [THREADS [N C H W G | FORM]]`: one GroupNorm shape in float32 (default
+// (8,64,56,56) G=32), or one form of `layers` by name, in a loop and nothing else, for a profiler
+// (perf record .build/release/normlab-bench loop step 2000 1 "batchnorm affine=element").
 if CommandLine.arguments.count > 2, CommandLine.arguments[1] == "loop" {
     let arguments = CommandLine.arguments
     let iterations = arguments.count > 3 ? Int(arguments[3]) ?? 1000 : 1000
     let threads = arguments.count > 4 ? Int(arguments[4]) ?? 1 : 1
+    let withBackward = CommandLine.arguments[2] == "step"
+    // A form of `normlab-bench layers` by its whole name: loop step 2000 1 "batchnorm affine=element".
+    if arguments.count == 6, Int(arguments[5]) == nil {
+        guard let form = try LayerBenchmark.forms().first(where: { $0.name == arguments[5] }) else {
+            fatalError("no layers form named \(arguments[5]): \((try? LayerBenchmark.forms().map(\.name)) ?? [])")
+        }
+        let prepared = try LayerBenchmark.Prepared(form)
+        for _ in 0..<iterations {
+            if withBackward { try prepared.step(threads: threads) } else { _ = try prepared.forward(threads: threads) }
+        }
+        exit(0)
+    }
     let numbers = arguments.count > 9 ? arguments[5...9].compactMap { Int($0) } : [8, 64, 56, 56, 32]
-    guard numbers.count == 5 else { fatalError("usage: normlab-bench loop forward|step ITERATIONS [THREADS [N C H W G]]") }
+    guard numbers.count == 5 else { fatalError("usage: normlab-bench loop forward|step ITERATIONS [THREADS [N C H W G | FORM]]") }
     let shape = try Shape(Array(numbers[0..<4]))
     let spec = try LayerSpec(kind: .groupnorm, groups: numbers[4])
     let x = Tensor<Float>.randn(shape, seed: 0), dy = Tensor<Float>.randn(shape, seed: 1)
     let gamma = Tensor<Float>.ones(try Shape([numbers[1]])), beta = Tensor<Float>.zeros(try Shape([numbers[1]]))
-    let withBackward = CommandLine.arguments[2] == "step"
     for _ in 0..<iterations {
         let result = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
         if withBackward { _ = try Normalization.backward(forward: result, gamma: gamma, outputGradient: dy, threads: threads) }
