@@ -30,10 +30,13 @@ import Testing
         return total.map { Float($0) }
     }
 
-    /// Sets up to `FastKernels.rowsInCache` run in batches (`gradientSets`), longer ones in the loop that makes dx
-    /// with the next set's sums: 144 sets of 16,385 put nine sets in a chunk, so that loop folds mid-chunk too.
+    /// Sets up to `FastKernels.rowsInCache` run in batches (`gradientSets`), longer ones by spans of their width
+    /// (`longSetsBackward`), which takes a chunk's one term, or one fold, into the total directly: 144 sets of 16,385
+    /// put nine sets in a chunk (a fold mid-chunk), 80 sets in two groups two or three of a group (chunks of five
+    /// that start mid-group), 63 in three groups one or two, 6 sets one.
     @Test(arguments: [([300, 20], 1, true), ([150, 6], 3, false), ([37, 33], 1, true), ([9, 4], 2, false),
-                      ([144, FastKernels.rowsInCache + 1], 1, true)])
+                      ([144, FastKernels.rowsInCache + 1], 1, true), ([40, 2 * (FastKernels.rowsInCache + 1)], 2, false),
+                      ([21, 3 * (FastKernels.rowsInCache + 1)], 3, false), ([6, FastKernels.rowsInCache + 3], 1, true)])
     func dbetaFollowsItsStages(_ dims: [Int], _ groups: Int, _ lastDims: Bool) throws {
         let shape = try Shape(dims)
         let spec = lastDims ? try LayerSpec(kind: .layernorm, normalizedShape: [dims[1]])

@@ -113,13 +113,14 @@ enum FastKernels {
         let singles = spec.affine == .channel && rows.spatial == 1 && !rows.batchNorm
         let elementAffine = spec.affine == .element || singles
         var stats = Statistics(count: blocks)
-        // Element-wise γ and β (a sample's size) are read where they are; per-channel ones in Float64 here.
-        let parameters = Parameters(gamma: gamma, beta: beta, count: spec.affine == .element ? 0 : plan.channels)
-        defer { parameters.deallocate() }
         // float32 runs of single-element channels go through the float32 lanes, which read γ and β as Float.
         let floatSingles = singles && S.self == Float.self
-        let floatParameters = FloatParameters(floatSingles ? parameters : nil, count: plan.channels)
+        let floatParameters = FloatParameters(gamma: gamma, beta: beta, count: floatSingles ? plan.channels : 0)
         defer { floatParameters.deallocate() }
+        // Element-wise γ and β (a sample's size) are read where they are; other per-channel ones in Float64 here.
+        let parameters = Parameters(gamma: gamma, beta: beta,
+                                    count: spec.affine == .element || floatSingles ? 0 : plan.channels)
+        defer { parameters.deallocate() }
         nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
         withBuffer(gamma) { gammaElements in withBuffer(beta) { betaElements in
         nonisolated(unsafe) let gammaOf = gammaElements, betaOf = betaElements
@@ -382,13 +383,10 @@ enum FastKernels {
             }}}}}
             return
         }
-        // Per-channel γ in Float64.
-        let parameters = Parameters(gamma: gamma, beta: nil as [S]?, count: channels)
-        defer { parameters.deallocate() }
         // As in forward, rows of one element are one contiguous run per set, with γ running along it.
         if channelAffine && spatial == 1 && !rows.batchNorm {
             singleRowsBackward(plan: plan, centre: centre, m: m, divisor: divisor, dy: dy, x: x, means: means, rstds: rstds,
-                               gamma: parameters.gamma, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
+                               gamma: gamma, dx: dx, dgamma: &dgamma, dbeta: &dbeta, threads: threads)
             if let rounder, let base = dx.baseAddress {
                 // A pass over dx after the rows, split as the rows were (each chunk counted in its own slot).
                 nonisolated(unsafe) let start = base
@@ -402,6 +400,9 @@ enum FastKernels {
             }
             return
         }
+        // Per-channel γ in Float64.
+        let parameters = Parameters(gamma: gamma, beta: nil as [S]?, count: channels)
+        defer { parameters.deallocate() }
         // Per (sample, channel) partial sums for dγ and dβ, summed over the batch afterwards in sample order.
         var partialGamma = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)
         var partialBeta = [Double](repeating: 0, count: channelAffine ? batch * channels : 0)

@@ -59,27 +59,40 @@ extension FastKernels {
         func deallocate() { storage.deallocate() }
     }
 
-    /// γ and β rounded to Float for the float32 lanes of single-element channels (empty when `source` is nil).
+    /// γ and β in Float for the float32 lanes of single-element channels.
     struct FloatParameters: @unchecked Sendable {
         let gamma: UnsafePointer<Float>
         let beta: UnsafePointer<Float>
         private let storage: UnsafeMutablePointer<Float>
 
-        init(_ source: Parameters?, count: Int) {
-            let n = source == nil ? 0 : count
-            let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 2 * n))
-            if let source {
-                for i in 0..<n {
-                    storage[i] = Float(source.gamma[i])
-                    storage[n + i] = Float(source.beta[i])
-                }
+        /// From the tensors' own values (float32 ones copied as they are; ones and zeros when absent), or empty when
+        /// `count` is 0.
+        init<S: NormScalar>(gamma: [S]?, beta: [S]?, count: Int) {
+            let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 2 * count))
+            if count > 0 {
+                Self.fill(storage, from: gamma, count: count, missing: 1)
+                Self.fill(storage + count, from: beta, count: count, missing: 0)
             }
             self.storage = storage
-            gamma = UnsafePointer(storage)
-            beta = UnsafePointer(storage + n)
+            self.gamma = UnsafePointer(storage)
+            self.beta = UnsafePointer(storage + count)
         }
 
         func deallocate() { storage.deallocate() }
+
+        /// `count` values as Float (`missing` when there are none): float32 ones copied as they are.
+        static func fill<S: NormScalar>(_ target: UnsafeMutablePointer<Float>, from values: [S]?, count: Int,
+                                        missing: Float) {
+            guard let values else { target.initialize(repeating: missing, count: count); return }
+            values.withUnsafeBufferPointer { v in
+                if S.self == Float.self {
+                    UnsafeMutableRawPointer(target).copyMemory(from: UnsafeRawPointer(v.baseAddress!),
+                                                               byteCount: count * MemoryLayout<Float>.stride)
+                } else {
+                    for i in 0..<count { target[i] = Float(v[i].asDouble) }
+                }
+            }
+        }
     }
 
     /// γ and β in the element type (ones and zeros when absent), for kernels whose parameters are per element:
