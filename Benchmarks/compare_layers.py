@@ -58,6 +58,7 @@ tokens = lambda: torch.randn(4096, 768)
 w, b = torch.ones(64), torch.zeros(64)
 rm, rv = torch.zeros(64), torch.ones(64)
 w768, b768 = torch.ones(768), torch.zeros(768)
+wc, bc = torch.ones(64, 56, 56), torch.zeros(64, 56, 56)
 out = {
     "groupnorm 32": timed(cnn, lambda x: F.group_norm(x, 32, w, b, 1e-5), [w, b]),
     "layernorm": timed(cnn, lambda x: F.group_norm(x, 1, w, b, 1e-5), [w, b]),
@@ -66,6 +67,7 @@ out = {
     "batchnorm eval": timed(cnn, lambda x: F.batch_norm(x, rm, rv, w, b, False, 0.1, 1e-5), [w, b]),
     "layernorm shape=768": timed(tokens, lambda x: F.layer_norm(x, (768,), w768, b768, 1e-5), [w768, b768]),
     "rmsnorm shape=768": timed(tokens, lambda x: F.rms_norm(x, (768,), w768), [w768]),
+    "layernorm shape=64,56,56": timed(cnn, lambda x: F.layer_norm(x, (64, 56, 56), wc, bc, 1e-5), [wc, bc]),
     "groupnorm 32 on (4096, 768)": timed(tokens, lambda x: F.group_norm(x, 32, w768, b768, 1e-5), [w768, b768]),
 }
 out["torch_version"] = torch.__version__

@@ -49,6 +49,9 @@ enum LayerBenchmark {
             Form(name: "norm over=n,c groups=32", spec: try batchGroups(.channels), dims: cnn, mode: .train),
             Form(name: "layernorm shape=768", spec: try LayerSpec(kind: .layernorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
             Form(name: "rmsnorm shape=768", spec: try LayerSpec(kind: .rmsnorm, normalizedShape: [768]), dims: [4096, 768], mode: .train),
+            // nn.LayerNorm([64, 56, 56]) on a CNN activation: eight sets of a sample's size, rows of one element.
+            Form(name: "layernorm shape=64,56,56", spec: try LayerSpec(kind: .layernorm, normalizedShape: [64, 56, 56]),
+                 dims: cnn, mode: .train),
             // Short sets: 24 elements each (768 channels in 32 groups, no spatial dims).
             Form(name: "groupnorm 32 on (4096, 768)", spec: try spec(.groupnorm, 32), dims: [4096, 768], mode: .train),
             Form(name: "groupnorm 32 float16", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train, storage: .float16),
