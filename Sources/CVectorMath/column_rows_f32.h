@@ -129,4 +129,82 @@ gradient_rows(const normlab_column_sets *sets, const tile_constants *c, const fl
     }
 }
 
+// Sets of two with γ and one sum per row (`layer groupnorm G reduce=channels` where a group holds two channels): the
+// range test of the pair's dx̂ gap, dx, and both rows' sums in one pass along the tile, where PAIR_RANGE_STEP,
+// GRADIENT_PAIR_STEP and a PAIR_ROW_SUMS_STEP pass per row read the tile four times. Each row's sums take its columns
+// in the same order, folded into Float64 every eight steps, and are added to γ's and β's row 0 first, as ROW_SUMS_END
+// adds them: the same bits. Returns 0, having added nothing, when a column is out of range (the caller then runs the
+// tile in Float64 lanes, which writes every dx again).
+static inline __attribute__((always_inline)) int
+pair_rows(const normlab_column_sets *sets, const tile_constants *c, const float *x, const float *dy, long part,
+          normlab_column_affine affine, float *dx, double *sum_dy, double *sum_dy_xhat, long sums_row_stride) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    const float eps = (float)sets->eps;
+    const long at0 = ROW_AT(0), at1 = ROW_AT(1);
+    const float *gamma = affine.gamma;
+    const float g0 = gamma[ROW_INDEX(0) * affine.row_stride], g1 = gamma[ROW_INDEX(1) * affine.row_stride];
+    vec8 part_d0 = splat8(0), part_dh0 = splat8(0), part_d1 = splat8(0), part_dh1 = splat8(0);
+    d8 sum_d0 = wzero8, sum_dh0 = wzero8, sum_d1 = wzero8, sum_dh1 = wzero8;
+    mask8 ok8 = true8;
+    long j = 0, steps = 0;
+    for (; j + 8 <= part; j += 8) {
+        const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
+        const vec8 d0 = load8(dy + at0 + j), h0 = (load8(x + at0 + j) - mean) * rstd + shift;
+        const vec8 d1 = load8(dy + at1 + j), h1 = (load8(x + at1 + j) - mean) * rstd + shift;
+        const vec8 dh0 = d0 * splat8(g0), dh1 = d1 * splat8(g1), gap = dh0 - dh1;
+        ok8 &= (gap > -0x1p100f) & (gap < 0x1p100f);
+        const vec8 k = ((0.5f * eps * rstd) * rstd) * rstd;
+        store8(dx + at0 + j, (dh0 - dh1) * k);
+        store8(dx + at1 + j, (dh1 - dh0) * k);
+        part_d0 += d0;
+        part_dh0 += d0 * h0;
+        part_d1 += d1;
+        part_dh1 += d1 * h1;
+        if (++steps % FOLD == 0) {
+            sum_d0 = wadd8(sum_d0, widen8(part_d0));
+            sum_dh0 = wadd8(sum_dh0, widen8(part_dh0));
+            sum_d1 = wadd8(sum_d1, widen8(part_d1));
+            sum_dh1 = wadd8(sum_dh1, widen8(part_dh1));
+            part_d0 = part_dh0 = part_d1 = part_dh1 = splat8(0);
+        }
+    }
+    // The last columns one at a time, as ROW_SUMS_ADD(1) sums them.
+    float one_d0 = 0, one_dh0 = 0, one_d1 = 0, one_dh1 = 0;
+    double wide_d0 = 0, wide_dh0 = 0, wide_d1 = 0, wide_dh1 = 0;
+    int ok1 = 1;
+    long ones = 0;
+    for (; j < part; j++) {
+        const float mean = c->mean[j], rstd = c->rstd[j], shift = c->shift[j];
+        const float d0 = dy[at0 + j], h0 = (x[at0 + j] - mean) * rstd + shift;
+        const float d1 = dy[at1 + j], h1 = (x[at1 + j] - mean) * rstd + shift;
+        const float dh0 = d0 * g0, dh1 = d1 * g1, gap = dh0 - dh1;
+        ok1 &= (gap > -0x1p100f) & (gap < 0x1p100f);
+        const float k = ((0.5f * eps * rstd) * rstd) * rstd;
+        dx[at0 + j] = (dh0 - dh1) * k;
+        dx[at1 + j] = (dh1 - dh0) * k;
+        one_d0 += d0;
+        one_dh0 += d0 * h0;
+        one_d1 += d1;
+        one_dh1 += d1 * h1;
+        if (++ones % FOLD == 0) {
+            wide_d0 += (double)one_d0, wide_dh0 += (double)one_dh0, wide_d1 += (double)one_d1, wide_dh1 += (double)one_dh1;
+            one_d0 = one_dh0 = one_d1 = one_dh1 = 0;
+        }
+    }
+    if (!(all8(ok8) && ok1)) return 0;
+    sum_d0 = wadd8(sum_d0, widen8(part_d0));
+    sum_dh0 = wadd8(sum_dh0, widen8(part_dh0));
+    sum_d1 = wadd8(sum_d1, widen8(part_d1));
+    sum_dh1 = wadd8(sum_dh1, widen8(part_dh1));
+    const v4d a0 = sum_d0.lo + sum_d0.hi, b0 = sum_dh0.lo + sum_dh0.hi;
+    const v4d a1 = sum_d1.lo + sum_d1.hi, b1 = sum_dh1.lo + sum_dh1.hi;
+    const long s0 = ROW_INDEX(0) * sums_row_stride, s1 = ROW_INDEX(1) * sums_row_stride;
+    sum_dy[s0] += ((a0[0] + a0[1]) + (a0[2] + a0[3])) + (wide_d0 + (double)one_d0);
+    sum_dy_xhat[s0] += ((b0[0] + b0[1]) + (b0[2] + b0[3])) + (wide_dh0 + (double)one_dh0);
+    sum_dy[s1] += ((a1[0] + a1[1]) + (a1[2] + a1[3])) + (wide_d1 + (double)one_d1);
+    sum_dy_xhat[s1] += ((b1[0] + b1[1]) + (b1[2] + b1[3])) + (wide_dh1 + (double)one_dh1);
+    return 1;
+}
+
 #endif

@@ -203,7 +203,11 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
             TILE_STATISTICS(ok, zeros)
             (void)zeros;
         }
-        if (ok) {
+        if (ok && pair && gamma_kind == GAMMA_PER_ROW && sums_kind == SUMS_PER_ROW) {
+            // Range test, dx and the rows' sums in one pass.
+            if (pair_rows(sets, &c, x, dy, part, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride)) continue;
+            ok = 0;
+        } else if (ok) {
             mask8 ok8 = true8;
             mask1 ok1 = true1;
             long j = 0;
@@ -275,9 +279,14 @@ backward_tiles_any(const normlab_column_sets *sets, const float *x, const float 
                    double *sum_dy, double *sum_dy_xhat, long sums_row_stride, long sums_column_stride,
                    const float *kept_mean, const float *kept_rstd, const float *kept_shift) {
     // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`), γ per channel
-    if (sets->rows == 16 && affine.gamma && !affine.column_stride && sum_dy && sums_column_stride != 1)
+    const int per_row = affine.gamma && !affine.column_stride && sum_dy && sums_column_stride != 1;
+    if (sets->rows == 16 && per_row)
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
                        sums_column_stride, kept_mean, kept_rstd, kept_shift, 16, GAMMA_PER_ROW, SUMS_PER_ROW);
+    // Per-position sets of a group's two channels with γ per channel (`layer groupnorm 32 reduce=channels`)
+    else if (sets->rows == 2 && per_row)
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
+                       sums_column_stride, kept_mean, kept_rstd, kept_shift, 2, GAMMA_PER_ROW, SUMS_PER_ROW);
     else
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
                        sums_column_stride, kept_mean, kept_rstd, kept_shift, sets->rows, ANY, ANY);

@@ -14,12 +14,18 @@ import Testing
         twelveChannels.apply(.pydllib)
         var perElement = try LayerSpec(kind: .batchnorm)
         perElement.apply(.pydllib)
+        // PyTorch's conventions per position (`reduce=channels`): γ per channel, so one sum per row (`pair_rows`).
+        var perChannelGamma = try LayerSpec(kind: .groupnorm, groups: 4)
+        perChannelGamma.reduce = .channels
         var grouped = try LayerSpec(kind: .batchnorm)
         grouped.groups = 2
         grouped.reduce = .channels
         // 11 samples: dγ's float32 per-element sums are added into Float64 after the 8th sample and the last.
         return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]), ("GroupNorm, 2 rows, 11 samples", twoChannels, [11, 8, 3, 7]),
                 ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]),
+                // 77 columns (nine steps of eight, a fold after the eighth, five one at a time); 4,900 (two tiles).
+                ("GroupNorm γ per channel, 2 rows", perChannelGamma, [3, 8, 7, 11]),
+                ("GroupNorm γ per channel, 2 rows, two tiles", perChannelGamma, [2, 8, 70, 70]),
                 ("BatchNorm per element, 20 rows", perElement, [20, 3, 29]),
                 // 93 columns: five blocks of sixteen, one of eight, five after them.
                 ("BatchNorm per element, 8 rows", perElement, [8, 3, 31]),
