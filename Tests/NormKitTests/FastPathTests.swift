@@ -33,6 +33,9 @@ import Testing
         (.groupnorm, 2, [40, 64, 3, 3]), (.layernorm, nil, [3, 70, 5]),
         // Rows of one element longer than `rowsInCache` (16,384): backward's loop that makes the next set's sums.
         (.layernorm, nil, [3, 16_500]),
+        // One position per channel: per-position sets (reduce=channels) are then a group's channels of a sample, and
+        // run on the rows kernels (`LayerSpec.onKernels`).
+        (.groupnorm, 4, [6, 8, 1, 1]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {

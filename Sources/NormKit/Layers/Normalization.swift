@@ -161,7 +161,8 @@ public enum Normalization {
     ) throws(NormError) -> ForwardResult<Scalar> {
         // y's summary set by set: worth it where sets are long enough that one more call per set is nothing.
         let summarize = summarizing && plan.setSize >= SummaryParts.shortestSet
-        if ColumnKernels.applies(spec) {
+        let (kernelSpec, kernelPlan) = spec.onKernels(plan, input.shape)
+        if ColumnKernels.applies(kernelSpec) {
             return columnForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,
                                  summarizing: summarizing)
         }
@@ -173,7 +174,7 @@ public enum Normalization {
         // The kernels write every element: no need to zero the buffers first.
         let output = [Scalar](unsafeUninitializedCapacity: input.count) { y, yCount in
             input.scalars.withUnsafeBufferPointer { x in
-                stats = FastKernels.forward(spec: spec, plan: plan, x: x, gamma: gamma?.scalars, beta: beta?.scalars,
+                stats = FastKernels.forward(spec: kernelSpec, plan: kernelPlan, x: x, gamma: gamma?.scalars, beta: beta?.scalars,
                                             y: y, threads: threads, rounder: rounder, summary: parts.pointer)
             }
             yCount = input.count

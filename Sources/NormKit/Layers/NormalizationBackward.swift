@@ -89,7 +89,7 @@ extension Normalization {
         narrowingDividedBy divisor: Double? = nil
     ) -> (dx: [Scalar], dgamma: [Double], dbeta: [Double], rounded: FormatRounding.Counts?,
           narrowed: (dgamma: [Scalar], dbeta: [Scalar])?) {
-        let plan = forward.plan, spec = forward.spec
+        let (spec, plan) = forward.spec.onKernels(forward.plan, forward.input.shape)
         let columnPath = ColumnKernels.applies(spec)
         // The row kernels round a float16/bfloat16 dx set by set, in cache; the others leave it to a pass after.
         let rounder = columnPath ? nil : RunRounder(forward.storage, sets: plan.statsShape.count, scalar: Scalar.self)

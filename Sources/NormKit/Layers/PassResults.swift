@@ -127,13 +127,14 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
                 spec: spec, plan: plan, x: input.scalars, means: exactMeans, rstds: exactRstds,
                 format: spec.accumulate.format(storage: storage)))
         }
-        if mode == .train && ColumnKernels.applies(spec) {
+        let (kernelSpec, kernelPlan) = spec.onKernels(plan, input.shape)
+        if mode == .train && ColumnKernels.applies(kernelSpec) {
             return ColumnKernels.normalized(spec: spec, plan: plan, x: input, threads: 1)
         }
         let statistics = statistics.values
         let values = [Scalar](unsafeUninitializedCapacity: input.count) { xhat, count in
             input.scalars.withUnsafeBufferPointer { x in
-                FastKernels.normalized(spec: spec, plan: plan, x: x, means: statistics.exactMeans,
+                FastKernels.normalized(spec: kernelSpec, plan: kernelPlan, x: x, means: statistics.exactMeans,
                                        rstds: statistics.exactRstds, into: xhat, threads: 1)
             }
             count = input.count
