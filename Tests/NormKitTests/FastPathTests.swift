@@ -268,6 +268,43 @@ import Testing
         }
     }
 
+    /// BatchNorm per channel on (N, C) (nn.BatchNorm1d) has a channel's column over the batch as its set, BatchNorm
+    /// per element's, and runs on those column kernels (`LayerSpec.onKernels`; a float32 forward there keeps each
+    /// column's constants for backward): every result, the unbiased variance for the running statistics included, as
+    /// the general path's; the layer as declared, with its statistics' shape.
+    @Test func batchNormOnTwoDimensionsRunsOnTheColumns() throws {
+        for affine in Affine.allCases {
+            var spec = try LayerSpec(kind: .batchnorm)
+            spec.affine = affine
+            let shape = try Shape([37, 21])
+            let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 61).map { 2 + 3 * $0 }.converted()
+            let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 62).converted()
+            let plan = try NormPlan(spec: spec, inputShape: shape)
+            let gamma: Tensor<Float>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 63).converted() }
+            let beta: Tensor<Float>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 64).converted() }
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: 2)
+            #expect(fast.keptColumnConstants != nil, "\(affine): not on the column kernels")
+            #expect(fast.spec == spec && fast.mean?.shape.dims == [21], "\(affine)")
+            let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: 2)
+            let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .train,
+                                                              running: nil, threads: 1, allowFastPath: false)
+            let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: gamma, outputGradient: dy,
+                                                                   threads: 1, allowFastPath: false)
+            let pairs: [(String, Tensor<Float>?, Tensor<Float>?)] = [
+                ("y", fast.output, reference.output), ("xhat", fast.normalized, reference.normalized),
+                ("mean", fast.mean, reference.mean), ("var", fast.variance, reference.variance),
+                ("unbiased", fast.unbiasedVariance, reference.unbiasedVariance), ("dx", grads.dx, referenceGrads.dx),
+                ("dgamma", grads.dgamma, referenceGrads.dgamma), ("dbeta", grads.dbeta, referenceGrads.dbeta),
+            ]
+            for (name, a, b) in pairs {
+                guard let a, let b else { #expect((a == nil) == (b == nil), "\(affine) \(name)"); continue }
+                let scale = b.scalars.map { abs(Double($0)) }.max() ?? 1
+                let worst = zip(a.scalars, b.scalars).map { abs(Double($0) - Double($1)) }.max() ?? 0
+                #expect(a.shape == b.shape && worst <= 1e-5 * max(1, scale), "\(affine) \(name): \(worst)")
+            }
+        }
+    }
+
     /// Per-position statistics are half as many values as the input: a pass does not make them until something reads
     /// them, backward does not need them, and when they are made they are the ones the pass normalised with.
     @Test func perPositionStatisticsAreMadeWhenRead() throws {

@@ -260,16 +260,26 @@ public struct LayerSpec: Sendable, Equatable {
         return reduce == .group ? .rows : .batchGroupColumns
     }
 
-    /// The layer whose kernels run this one on `plan`'s input: itself, but for sets per position (`reduce=channels`,
-    /// PyDLLib's GroupNorm) on an input with one position ((N, C)): each set is then a group's channels of one sample,
-    /// the sets of the rows kernels (rows of one element per channel), where the column kernels took one column per
-    /// call (PyDLLib's GroupNorm 32 on (4096, 768): 58 ms backward, against 2.7 for GroupNorm 32); γ of shape (C) is
-    /// per channel whichever way it was declared.
+    /// The layer whose kernels run this one on `plan`'s input: itself, but for inputs with one position per channel,
+    /// where two reductions make the same sets and one family of kernels runs them far faster. Sets per position
+    /// (`reduce=channels`, PyDLLib's GroupNorm) on (N, C) or (N, C, 1, 1) are a group's channels of one sample: the rows
+    /// kernels' sets (rows of one element per channel), where the column kernels took one column per call (PyDLLib's
+    /// GroupNorm 32 on (4096, 768): 58 ms backward, against 2.7 for GroupNorm 32). BatchNorm per channel on (N, C)
+    /// (nn.BatchNorm1d) is a column over the batch: BatchNorm per element's sets, where the rows kernels took one
+    /// element per row (on (4096, 768): 107 ms backward). γ of shape (C) is per channel and per element alike.
     func onKernels(_ plan: NormPlan, _ inputShape: Shape) -> (spec: LayerSpec, plan: NormPlan) {
-        guard plan.spatial == 1, reduce == .channels, fastKernel == .positions else { return (self, plan) }
+        guard plan.spatial == 1, plan.normalizedShape == nil else { return (self, plan) }
         var spec = self
-        spec.reduce = .group
-        if spec.affine == .element { spec.affine = .channel }
+        switch fastKernel {
+        case .positions:
+            spec.reduce = .group
+            if spec.affine == .element { spec.affine = .channel }
+        case .rows where kind.statisticsSpanBatch && !groupsSpanBatch && plan.spatialDims.isEmpty:
+            spec.reduce = .channels
+            if spec.affine == .channel { spec.affine = .element }
+        default:
+            return (self, plan)
+        }
         guard let rows = try? NormPlan(spec: spec, inputShape: inputShape) else { return (self, plan) }
         return (spec, rows)
     }

@@ -163,8 +163,11 @@ public enum Normalization {
         let summarize = summarizing && plan.setSize >= SummaryParts.shortestSet
         let (kernelSpec, kernelPlan) = spec.onKernels(plan, input.shape)
         if ColumnKernels.applies(kernelSpec) {
-            return columnForward(spec: spec, plan: plan, input: input, gamma: gamma, beta: beta, threads: threads,
-                                 summarizing: summarizing)
+            var result = columnForward(spec: kernelSpec, plan: kernelPlan, input: input, gamma: gamma, beta: beta,
+                                       threads: threads, summarizing: summarizing)
+            // The layer as it was declared (`onKernels` changes only which kernels make the same sets and shapes).
+            (result.spec, result.plan) = (spec, plan)
+            return result
         }
         let m = plan.setSize
         var stats: FastKernels.Statistics? = nil

@@ -109,9 +109,9 @@ extension String {
 /// Everything a forward pass computed, kept so a learner can look at it and backward can use it.
 public struct ForwardResult<Scalar: NormScalar>: Sendable {
     /// The conventions the pass ran with.
-    public let spec: LayerSpec
+    public internal(set) var spec: LayerSpec
     /// Which elements shared statistics.
-    public let plan: NormPlan
+    public internal(set) var plan: NormPlan
     /// train, or eval (BatchNorm with its running statistics).
     public let mode: Mode
     /// x, as the pass saw it.
@@ -127,9 +127,10 @@ public struct ForwardResult<Scalar: NormScalar>: Sendable {
                 spec: spec, plan: plan, x: input.scalars, means: exactMeans, rstds: exactRstds,
                 format: spec.accumulate.format(storage: storage)))
         }
-        let (kernelSpec, kernelPlan) = spec.onKernels(plan, input.shape)
+        // The kernels the pass ran on (eval mode keeps the layer's own).
+        let (kernelSpec, kernelPlan) = mode == .train ? spec.onKernels(plan, input.shape) : (spec, plan)
         if mode == .train && ColumnKernels.applies(kernelSpec) {
-            return ColumnKernels.normalized(spec: spec, plan: plan, x: input, threads: 1)
+            return ColumnKernels.normalized(spec: kernelSpec, plan: kernelPlan, x: input, threads: 1)
         }
         let statistics = statistics.values
         let values = [Scalar](unsafeUninitializedCapacity: input.count) { xhat, count in
