@@ -82,15 +82,18 @@ import Testing
     }
 
     /// BatchNorm in eval mode: the fused map from the running statistics against the general path, per channel and
-    /// per element, and the same bits for any thread count.
-    @Test(arguments: [(Reduce.group, nil), (.channels, nil), (.group, 8), (.channels, 4)] as [(Reduce, Int?)])
-    func batchNormEvalMatchesTheGeneralPath(_ reduce: Reduce, _ groups: Int?) throws {
+    /// per element, and the same bits for any thread count; on (N, C) and (N, C, 1, 1) per channel a sample's channels
+    /// side by side (`StridedKernels.evalColumns`).
+    @Test(arguments: [(Reduce.group, nil, [3, 40, 33]), (.channels, nil, [3, 40, 33]), (.group, 8, [3, 40, 33]),
+                      (.channels, 4, [3, 40, 33]), (.group, nil, [37, 70]), (.group, nil, [5, 8, 1, 1]),
+                      (.channels, nil, [37, 70])] as [(Reduce, Int?, [Int])])
+    func batchNormEvalMatchesTheGeneralPath(_ reduce: Reduce, _ groups: Int?, _ dims: [Int]) throws {
         for affine in Affine.allCases {
             var spec = try LayerSpec(kind: .batchnorm)
             spec.groups = groups
             spec.reduce = reduce
             spec.affine = affine
-            let shape = try Shape([3, 40, 33])
+            let shape = try Shape(dims)
             let x = Tensor<Double>.randn(shape, seed: 5).map { 1 + 3 * $0 }
             let plan = try NormPlan(spec: spec, inputShape: shape)
             let gamma = plan.affineShape.map { Tensor<Double>.randn($0, seed: 7) }

@@ -71,6 +71,10 @@ enum StridedKernels {
         let maps = (0..<channels).map { c in
             AffineMap<S>(mean: means[c], rstd: rstds[c], gamma: gamma?[c] ?? 1, beta: beta?[c] ?? 0)
         }
+        if spatial == 1 && summary == nil && nonFiniteRows == nil {
+            evalColumns(maps, batch: plan.batch, x: x, y: y, threads: threads)
+            return
+        }
         nonisolated(unsafe) let xp = x.baseAddress!, yp = y.baseAddress!, summaryParts = summary
         nonisolated(unsafe) let nonFinite = nonFiniteRows
         maps.withUnsafeBufferPointer { mapBuffer in
@@ -247,7 +251,7 @@ enum StridedKernels {
         rstds: [Double], gamma: [Double]?, dx: UnsafeMutableBufferPointer<S>, dgamma: inout [Double],
         dbeta: inout [Double], threads: Int
     ) {
-        if spec.reduce == .group && spec.affine != .element {
+        if spec.reduce == .group && (spec.affine != .element || plan.spatial == 1) {
             evalRowsBackward(spec: spec, plan: plan, dy: dy, x: x, means: means, rstds: rstds, gamma: gamma, dx: dx,
                              dgamma: &dgamma, dbeta: &dbeta, threads: threads)
             return
@@ -327,6 +331,11 @@ enum StridedKernels {
     ) {
         let channels = plan.channels, spatial = plan.spatial, batch = plan.batch
         let wantParameters = spec.affine != .none
+        if spatial == 1 {
+            evalColumnsBackward(plan: plan, dy: dy, x: x, means: means, rstds: rstds, gamma: gamma, dx: dx,
+                                dgamma: &dgamma, dbeta: &dbeta, wantParameters: wantParameters, threads: threads)
+            return
+        }
         nonisolated(unsafe) let gp = dy.baseAddress!, xp = x.baseAddress!, dxp = dx.baseAddress!
         let sums = UnsafeMutablePointer<Double>.allocate(capacity: 2 * channels)
         defer { sums.deallocate() }

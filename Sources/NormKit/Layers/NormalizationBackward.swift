@@ -162,8 +162,9 @@ extension Normalization {
         let (plan, means, rstds) = (try? Normalization.perChannelStatistics(
             spec: spec, plan: forward.plan, means: forward.exactMeans, rstds: forward.exactRstds))
             ?? (forward.plan, forward.exactMeans, forward.exactRstds)
-        // Element-wise γ per channel writes every element of dγ and dβ; the others add into zeros.
-        let written = spec.reduce == .group && spec.affine == .element
+        // Element-wise γ per channel writes every element of dγ and dβ; the others add into zeros. (On one position
+        // it is per channel: the channel rows' loops.)
+        let written = spec.reduce == .group && spec.affine == .element && plan.spatial > 1
         func sums() -> [Double] {
             written ? [Double](unsafeUninitializedCapacity: paramCount) { _, count in count = paramCount }
                     : [Double](repeating: 0, count: paramCount)

@@ -15,8 +15,9 @@ extension Normalization {
         // The kernels see grouped channels as BatchNorm per channel.
         let perChannel = try perChannelStatistics(spec: spec, plan: plan, means: means, rstds: rstds)
         let kernelPlan = perChannel.plan, kernelMeans = perChannel.means, kernelRstds = perChannel.rstds
-        // Per channel with channel-wise γ: row by row on the lanes, x̂ made on demand; otherwise element by element.
-        let rows = spec.reduce == .group && spec.affine != .element
+        // Per channel with channel-wise γ (or element-wise on one position: the same (C) values): row by row on the
+        // lanes, x̂ made on demand; otherwise element by element.
+        let rows = spec.reduce == .group && (spec.affine != .element || kernelPlan.spatial == 1)
         var normalized: [Scalar]? = nil
         let parts = SummaryParts(count: spec.reduce == .group && summarizing && plan.spatial >= SummaryParts.shortestSet
                                  ? plan.batch * plan.channels : 0)
