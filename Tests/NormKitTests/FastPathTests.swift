@@ -274,12 +274,13 @@ import Testing
     /// BatchNorm per channel on (N, C) (nn.BatchNorm1d) has a channel's column over the batch as its set, BatchNorm
     /// per element's, and runs on those column kernels (`LayerSpec.onKernels`; a float32 forward there keeps each
     /// column's constants for backward): every result, the unbiased variance for the running statistics included, as
-    /// the general path's; the layer as declared, with its statistics' shape.
-    @Test func batchNormOnTwoDimensionsRunsOnTheColumns() throws {
+    /// the general path's; the layer as declared, with its statistics' shape. (N, C, 1, 1) runs as (N, C).
+    @Test(arguments: [[37, 21], [9, 6, 1, 1]])
+    func batchNormOnTwoDimensionsRunsOnTheColumns(_ dims: [Int]) throws {
         for affine in Affine.allCases {
             var spec = try LayerSpec(kind: .batchnorm)
             spec.affine = affine
-            let shape = try Shape([37, 21])
+            let shape = try Shape(dims)
             let x: Tensor<Float> = Tensor<Double>.randn(shape, seed: 61).map { 2 + 3 * $0 }.converted()
             let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 62).converted()
             let plan = try NormPlan(spec: spec, inputShape: shape)
@@ -287,7 +288,7 @@ import Testing
             let beta: Tensor<Float>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 64).converted() }
             let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: 2)
             #expect(fast.keptColumnConstants != nil, "\(affine): not on the column kernels")
-            #expect(fast.spec == spec && fast.mean?.shape.dims == [21], "\(affine)")
+            #expect(fast.spec == spec && fast.mean?.shape.dims == [dims[1]] && fast.plan == plan, "\(affine)")
             let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: 2)
             let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .train,
                                                               running: nil, threads: 1, allowFastPath: false)

@@ -265,8 +265,9 @@ public struct LayerSpec: Sendable, Equatable {
     /// (`reduce=channels`, PyDLLib's GroupNorm) on (N, C) or (N, C, 1, 1) are a group's channels of one sample: the rows
     /// kernels' sets (rows of one element per channel), where the column kernels took one column per call (PyDLLib's
     /// GroupNorm 32 on (4096, 768): 58 ms backward, against 2.7 for GroupNorm 32). BatchNorm per channel on (N, C)
-    /// (nn.BatchNorm1d) is a column over the batch: BatchNorm per element's sets, where the rows kernels took one
-    /// element per row (on (4096, 768): 107 ms backward). γ of shape (C) is per channel and per element alike.
+    /// (nn.BatchNorm1d; (N, C, 1, 1) as (N, C)) is a column over the batch: BatchNorm per element's sets, where the rows
+    /// kernels took one element per row (on (4096, 768): 107 ms backward). γ of shape (C) is per channel and per element
+    /// alike.
     func onKernels(_ plan: NormPlan, _ inputShape: Shape) -> (spec: LayerSpec, plan: NormPlan) {
         guard plan.spatial == 1, plan.normalizedShape == nil else { return (self, plan) }
         var spec = self
@@ -274,14 +275,16 @@ public struct LayerSpec: Sendable, Equatable {
         case .positions:
             spec.reduce = .group
             if spec.affine == .element { spec.affine = .channel }
-        case .rows where kind.statisticsSpanBatch && !groupsSpanBatch && plan.spatialDims.isEmpty:
+        case .rows where kind.statisticsSpanBatch && !groupsSpanBatch:
             spec.reduce = .channels
             if spec.affine == .channel { spec.affine = .element }
         default:
             return (self, plan)
         }
-        guard let rows = try? NormPlan(spec: spec, inputShape: inputShape) else { return (self, plan) }
-        return (spec, rows)
+        // BatchNorm's sets as (N, C) ones, so that the statistics keep the layer's shape, (C).
+        let shape = spec.reduce == .channels ? (try? Shape([plan.batch, plan.channels])) ?? inputShape : inputShape
+        guard let kernelPlan = try? NormPlan(spec: spec, inputShape: shape) else { return (self, plan) }
+        return (spec, kernelPlan)
     }
 
     /// Whether the layer centres its input (every kind but RMSNorm).
