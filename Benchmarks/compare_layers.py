@@ -59,6 +59,7 @@ w, b = torch.ones(64), torch.zeros(64)
 rm, rv = torch.zeros(64), torch.ones(64)
 w768, b768 = torch.ones(768), torch.zeros(768)
 wc, bc = torch.ones(64, 56, 56), torch.zeros(64, 56, 56)
+rm768, rv768 = torch.zeros(768), torch.ones(768)
 out = {
     "groupnorm 32": timed(cnn, lambda x: F.group_norm(x, 32, w, b, 1e-5), [w, b]),
     "layernorm": timed(cnn, lambda x: F.group_norm(x, 1, w, b, 1e-5), [w, b]),
@@ -69,6 +70,8 @@ out = {
     "rmsnorm shape=768": timed(tokens, lambda x: F.rms_norm(x, (768,), w768), [w768]),
     "layernorm shape=64,56,56": timed(cnn, lambda x: F.layer_norm(x, (64, 56, 56), wc, bc, 1e-5), [wc, bc]),
     "groupnorm 32 on (4096, 768)": timed(tokens, lambda x: F.group_norm(x, 32, w768, b768, 1e-5), [w768, b768]),
+    "batchnorm on (4096, 768)": timed(tokens, lambda x: F.batch_norm(x, rm768.clone(), rv768.clone(), w768, b768, True, 0.1, 1e-5), [w768, b768]),
+    "batchnorm eval on (4096, 768)": timed(tokens, lambda x: F.batch_norm(x, rm768, rv768, w768, b768, False, 0.1, 1e-5), [w768, b768]),
 }
 out["torch_version"] = torch.__version__
 print(json.dumps(out))

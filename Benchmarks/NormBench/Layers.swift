@@ -54,6 +54,9 @@ enum LayerBenchmark {
                  dims: cnn, mode: .train),
             // Short sets: 24 elements each (768 channels in 32 groups, no spatial dims).
             Form(name: "groupnorm 32 on (4096, 768)", spec: try spec(.groupnorm, 32), dims: [4096, 768], mode: .train),
+            // nn.BatchNorm1d after a linear layer: a channel's column over the batch.
+            Form(name: "batchnorm on (4096, 768)", spec: try spec(.batchnorm), dims: [4096, 768], mode: .train),
+            Form(name: "batchnorm eval on (4096, 768)", spec: try spec(.batchnorm), dims: [4096, 768], mode: .eval),
             Form(name: "groupnorm 32 float16", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train, storage: .float16),
             Form(name: "groupnorm 32 bfloat16", spec: try spec(.groupnorm, 32), dims: cnn, mode: .train, storage: .bfloat16),
             Form(name: "batchnorm float16", spec: try spec(.batchnorm), dims: cnn, mode: .train, storage: .float16),

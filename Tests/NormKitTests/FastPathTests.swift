@@ -275,7 +275,7 @@ import Testing
     /// per element's, and runs on those column kernels (`LayerSpec.onKernels`; a float32 forward there keeps each
     /// column's constants for backward): every result, the unbiased variance for the running statistics included, as
     /// the general path's; the layer as declared, with its statistics' shape. (N, C, 1, 1) runs as (N, C).
-    @Test(arguments: [[37, 21], [9, 6, 1, 1]])
+    @Test(arguments: [[37, 21], [9, 6, 1, 1], [300, 130]])
     func batchNormOnTwoDimensionsRunsOnTheColumns(_ dims: [Int]) throws {
         for affine in Affine.allCases {
             var spec = try LayerSpec(kind: .batchnorm)
@@ -305,6 +305,14 @@ import Testing
                 let scale = b.scalars.map { abs(Double($0)) }.max() ?? 1
                 let worst = zip(a.scalars, b.scalars).map { abs(Double($0) - Double($1)) }.max() ?? 0
                 #expect(a.shape == b.shape && worst <= 1e-5 * max(1, scale), "\(affine) \(name): \(worst)")
+            }
+            // 300 samples on 2 or 3 threads run in narrower tiles (two a thread): the same bits.
+            for threads in [1, 3] {
+                let other = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+                let otherGrads = try Normalization.backward(forward: other, gamma: gamma, outputGradient: dy, threads: threads)
+                #expect(other.output == fast.output && other.unbiasedVariance == fast.unbiasedVariance
+                        && otherGrads.dx == grads.dx && otherGrads.dgamma == grads.dgamma && otherGrads.dbeta == grads.dbeta,
+                        "\(dims) \(affine): \(threads) threads and 2 differ")
             }
         }
     }

@@ -71,7 +71,7 @@ extension ColumnKernels {
         xhat: UnsafeMutablePointer<S>?, y: UnsafeMutablePointer<S>?, statistics: Bool, summarizing: Bool = false,
         narrowing: NarrowedStatistics<S>? = nil, threads: Int
     ) -> ForwardFindings {
-        let layout = Layout(spec, plan, floatLanes: S.self == Float.self)
+        let layout = Layout(spec, plan, floatLanes: S.self == Float.self, threads: threads)
         return FastKernels.withBuffer(y == nil ? nil : gamma?.scalars) { g in
             FastKernels.withBuffer(y == nil ? nil : beta?.scalars) { b in
                 let parameters = Parameters(gamma: g, beta: b, spec: spec, plan: plan, layout: layout)
@@ -159,7 +159,7 @@ extension ColumnKernels {
         dgamma: inout [Double], dbeta: inout [Double], threads: Int, narrowed: FastKernels.NarrowedParameters? = nil,
         kept: KeptColumnConstants<S>? = nil
     ) -> Bool {
-        let layout = Layout(spec, plan, floatLanes: S.self == Float.self)
+        let layout = Layout(spec, plan, floatLanes: S.self == Float.self, threads: threads)
         return FastKernels.withBuffer(gamma?.scalars) { g in
             let parameters = Parameters(gamma: g, beta: nil, spec: spec, plan: plan, layout: layout)
             defer { parameters.deallocate() }
