@@ -36,6 +36,8 @@ import Testing
         // One position per channel: per-position sets (reduce=channels) are then a group's channels of a sample, and
         // run on the rows kernels (`LayerSpec.onKernels`).
         (.groupnorm, 4, [6, 8, 1, 1]),
+        // BatchNorm over a group's channels on one position: as BatchNorm on (N, G, K).
+        (.batchnorm, 4, [40, 12]), (.batchnorm, 2, [9, 6, 1, 1]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {
