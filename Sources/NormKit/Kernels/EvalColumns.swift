@@ -41,8 +41,9 @@ extension StridedKernels {
         rstds.withUnsafeBufferPointer { rstdBuffer in
             nonisolated(unsafe) let scale = scaleBuffer.baseAddress!, mean = meanBuffer.baseAddress!
             nonisolated(unsafe) let rstd = rstdBuffer.baseAddress!
-            // Spans of 64 channels, each running every sample.
-            let span = 64, spans = (channels + span - 1) / span
+            // Spans of channels, each running every sample: whole rows on one thread, two spans a thread on more
+            // (spans of 64 channels read runs of 256 bytes a row, and two threads were no faster than one).
+            let span = max(64, (channels + 2 * threads - 1) / (2 * threads)), spans = (channels + span - 1) / span
             FastKernels.parallel(spans, threads: threads) { range in
                 let low = range.lowerBound * span, high = min(channels, range.upperBound * span)
                 for n in 0..<batch {
