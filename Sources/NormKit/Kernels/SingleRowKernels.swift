@@ -134,7 +134,6 @@ extension FastKernels {
         }
     }
 
-
     /// Sets longer than `rowsInCache` (LayerNorm shape=(C, H, W): a few sets, each a sample's size): each set's sums
     /// first, in parallel over the sets; then dx, dγ and dβ in parallel over spans of the sets' width, each span running
     /// every set. A span repeats the arithmetic of `singleRowsBackward`'s chunks — the same chunks of sets, float32
@@ -175,12 +174,11 @@ extension FastKernels {
                 defer { stage.deallocate(); partial.deallocate() }
                 stage.initialize(repeating: 0, count: 2 * span)
                 let total = partial + 2 * span
-                total.initialize(repeating: 0, count: 2 * span)
                 for s in range {
                     let low = s * span, count = min(span, width - low)
                     for group in 0..<groups {
                         let c = group * width + low
-                        total.update(repeating: 0, count: 2 * span)
+                        total.initialize(repeating: 0, count: 2 * span)
                         for chunk in 0..<chunks {
                             let lower = sets * chunk / chunks, upper = sets * (chunk + 1) / chunks
                             let first = lower + (group - lower % groups + groups) % groups
@@ -189,7 +187,7 @@ extension FastKernels {
                             // the total directly (0 + p is p). More terms than a fold holds need the partial sums.
                             let wide = members > (S.self == Float.self ? 8 : 1)
                             let sums = wide ? partial : total
-                            if wide { partial.update(repeating: 0, count: 2 * span) }
+                            if wide { partial.initialize(repeating: 0, count: 2 * span) }
                             for set in stride(from: first, to: upper, by: groups) {
                                 let at = set * width + low, mean = meanOf[set], rstd = rstdOf[set]
                                 let (meanTerm, projection) = termsOf[set]
