@@ -38,6 +38,8 @@ import Testing
         (.groupnorm, 4, [6, 8, 1, 1]),
         // BatchNorm over a group's channels on one position: as BatchNorm on (N, G, K).
         (.batchnorm, 4, [40, 12]), (.batchnorm, 2, [9, 6, 1, 1]),
+        // BatchNorm per channel on small positions: backward a thread's channels side by side, sample by sample.
+        (.batchnorm, nil, [40, 6, 2, 3]), (.batchnorm, nil, [9, 5, 31]),
     ]
 
     func check<S: NormScalar>(_ type: S.Type, tolerance: Double, affine: Affine, reduce: Reduce = .group) throws {

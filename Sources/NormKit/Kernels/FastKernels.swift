@@ -416,7 +416,17 @@ enum FastKernels {
             // (Rows of 32 or more stream better one by one, each row's dx making the next set's sums: InstanceNorm on
             // (256, 256, 7, 7) backward 2.4 ms so against 2.7 in batches.)
             let shortRows = S.self == Float.self && !rows.batchNorm && rounder == nil && spatial < 32
+            // BatchNorm per channel on small positions: a thread's channels side by side, sample by sample.
+            let shortChannelRows = S.self == Float.self && rows.batchNorm && rows.channelsPerGroup == 1 && rounder == nil
+                && spatial < 32
             parallel(blocks, threads: threads) { range in
+                if shortChannelRows {
+                    batchNormShortRowsBackward(range: range, rows: rows, centre: centre, m: m, divisor: divisor,
+                                               dy: Lanes.cast(gp), x: Lanes.cast(xp), dx: Lanes.cast(dxp), means: meanOf,
+                                               rstds: rstdOf, gamma: parameters.gamma,
+                                               partialGamma: channelAffine ? pg : nil, partialBeta: channelAffine ? pb : nil)
+                    return
+                }
                 if shortRows {
                     shortRowsBackward(range: range, rows: rows, centre: centre, m: m, divisor: divisor, dy: Lanes.cast(gp),
                                       x: Lanes.cast(xp), dx: Lanes.cast(dxp), means: meanOf, rstds: rstdOf,

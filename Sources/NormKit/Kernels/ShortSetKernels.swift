@@ -116,6 +116,55 @@ extension FastKernels {
         }}
     }
 
+    /// Backward for BatchNorm per channel on float32 rows shorter than 32 (small positions): the channels of `range`
+    /// side by side, sample by sample — a sample's rows of those channels are contiguous — every row's (Σ dy,
+    /// Σ dy·(x − μ)) in one call a sample, each channel's Σ γ·dy, Σ γ·dy·x̂ and per-(sample, channel) parts of dγ, dβ
+    /// added in sample order as `backward`'s per-set path adds them, then every row's dx in one call a sample. The
+    /// same bits as that path, which made a call or two per row.
+    static func batchNormShortRowsBackward(
+        range: Range<Int>, rows: Rows, centre: Bool, m: Double, divisor: Double, dy: UnsafePointer<Float>,
+        x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, means: UnsafePointer<Double>, rstds: UnsafePointer<Double>,
+        gamma: UnsafePointer<Double>, partialGamma: UnsafeMutablePointer<Double>?, partialBeta: UnsafeMutablePointer<Double>?
+    ) {
+        let channels = rows.channels, spatial = rows.spatial, batch = rows.count
+        let first = range.lowerBound, width = range.count
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * width) { sums in
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * width) { totals in
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 5 * width) { constants in
+            totals.initialize(repeating: 0)
+            for n in 0..<batch {
+                let at = (n * channels + first) * spatial
+                FloatKernel.gradientSumsRows(dy + at, x + at, count: spatial, rows: width, rowsPerSet: 1,
+                                             means: means + first, sums: sums.baseAddress!)
+                for j in 0..<width {
+                    let c = first + j, rstd = rstds[c]
+                    var rowSums = (dy: sums[2 * j], dyCentred: sums[2 * j + 1])
+                    if !(rowSums.dy.isFinite && rowSums.dyCentred.isFinite) {
+                        // Past float32's range: the Float64 sums, as the per-set path falls back to them.
+                        let base = at + j * spatial
+                        rowSums = Lanes.gradientSums(dy + base, x + base, count: spatial, mean: means[c])
+                    }
+                    totals[2 * j] += gamma[c] * rowSums.dy
+                    totals[2 * j + 1] += gamma[c] * rstd * rowSums.dyCentred
+                    if let partialGamma, let partialBeta {
+                        partialGamma[n * channels + c] = rstd * rowSums.dyCentred
+                        partialBeta[n * channels + c] = rowSums.dy
+                    }
+                }
+            }
+            for j in 0..<width {
+                let c = first + j, at = 5 * j
+                (constants[at], constants[at + 1], constants[at + 2]) = (means[c], rstds[c], gamma[c])
+                (constants[at + 3], constants[at + 4]) = (centre ? totals[2 * j] / m : 0, totals[2 * j + 1] / divisor)
+            }
+            for n in 0..<batch {
+                let at = (n * channels + first) * spatial
+                FloatKernel.gradientRows(dy + at, x + at, dx + at, count: spatial, rows: width,
+                                         constants: constants.baseAddress!)
+            }
+        }}}
+    }
+
     /// μ, σ², rstd and Σ(x − μ)² of the consecutive `sets`, each `rows` rows of `spatial` (`FloatLanes.setStatistics`),
     /// as the per-set path makes them: a set whose float32 sums overflowed made again with the Float64 fallbacks
     /// (each row's sum, row by row, then the set's squares). `totals` holds at least `sets.count` values.
