@@ -92,6 +92,12 @@ package enum NormKitAVX2 {
             gradientRows: { dy, x, dx, count, rows, constants in
                 FloatLanes.gradientRows(dy, x, dx, count: count, rows: rows, constants: constants)
             },
+            rowShiftedSums: { x, count, rows, shifts, sums in
+                FloatLanes.rowShiftedSums(x, count: count, rows: rows, shifts: shifts, sums: sums)
+            },
+            rowCentredSquares: { x, count, rows, means, squares in
+                FloatLanes.rowCentredSquares(x, count: count, rows: rows, means: means, squares: squares)
+            },
             gradientSets: { dy, x, dx, count, sets, means, rstds, gamma, sg, sb, firstGroup, groups, m, divisor, centre in
                 FloatLanes.gradientSets(dy, x, dx, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma,
                                         stageGamma: sg, stageBeta: sb, firstGroup: firstGroup, groups: groups, m: m,

@@ -131,4 +131,19 @@ extension FloatLanes {
                            projection: c[4])
         }
     }
+
+    /// `shiftedSum` of each of `rows` consecutive rows of `count` elements, row r shifted by shifts[r] (BatchNorm's
+    /// channels side by side in one sample: each row shifted by its own set's first element), into sums[r].
+    @inline(never)
+    public static func rowShiftedSums(_ x: UnsafePointer<Float>, count: Int, rows: Int, shifts: UnsafePointer<Float>,
+                                      sums: UnsafeMutablePointer<Double>) {
+        for r in 0..<rows { sums[r] = shiftedSumInline(x + r * count, count: count, shift: shifts[r]) }
+    }
+
+    /// `centredSquares` of each of `rows` consecutive rows of `count` elements, row r about means[r], into squares[r].
+    @inline(never)
+    public static func rowCentredSquares(_ x: UnsafePointer<Float>, count: Int, rows: Int, means: UnsafePointer<Double>,
+                                         squares: UnsafeMutablePointer<Double>) {
+        for r in 0..<rows { squares[r] = centredSquaresInline(x + r * count, count: count, mean: means[r]) }
+    }
 }

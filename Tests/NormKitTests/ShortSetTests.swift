@@ -180,15 +180,52 @@ import Testing
         }
     }
 
+    /// `rowShiftedSums` and `rowCentredSquares` (BatchNorm's channels side by side) against `shiftedSum` and
+    /// `centredSquares` row by row, each row with its own shift and mean, in both builds, bit for bit.
+    @Test(arguments: [(1, 9), (4, 7), (6, 5), (31, 3), (32, 2), (33, 4)])
+    func rowSumsMatchTheRowByRowSums(_ count: Int, _ rows: Int) throws {
+        let x = Tensor<Double>.randn(try Shape([rows, count]), seed: 95).scalars.enumerated().map { i, v in
+            Float(v * [1, 1e4, 1e-3][(i / count) % 3] + 7)
+        }
+        let shifts = (0..<rows).map { x[$0 * count + min(1, count - 1)] }, means = (0..<rows).map { 7 + Double($0) / 3 }
+        typealias Sums = (UnsafePointer<Float>, Int, Int, UnsafePointer<Float>, UnsafeMutablePointer<Double>) -> Void
+        typealias Squares = (UnsafePointer<Float>, Int, Int, UnsafePointer<Double>, UnsafeMutablePointer<Double>) -> Void
+        let builds: [(String, Sums, Squares)] = [
+            ("baseline", { NormLanes.FloatLanes.rowShiftedSums($0, count: $1, rows: $2, shifts: $3, sums: $4) },
+             { NormLanes.FloatLanes.rowCentredSquares($0, count: $1, rows: $2, means: $3, squares: $4) }),
+            ("AVX2", { NormLanesAVX2.FloatLanes.rowShiftedSums($0, count: $1, rows: $2, shifts: $3, sums: $4) },
+             { NormLanesAVX2.FloatLanes.rowCentredSquares($0, count: $1, rows: $2, means: $3, squares: $4) }),
+        ]
+        for (name, sums, squares) in builds {
+            var gotSums = [Double](repeating: 0, count: rows), gotSquares = [Double](repeating: 0, count: rows)
+            sums(x, count, rows, shifts, &gotSums)
+            squares(x, count, rows, means, &gotSquares)
+            for r in 0..<rows {
+                let row = Array(x[(r * count)..<((r + 1) * count)])
+                let expectedSum = NormLanes.FloatLanes.shiftedSum(row, count: count, shift: shifts[r])
+                let expectedSquares = NormLanes.FloatLanes.centredSquares(row, count: count, mean: means[r])
+                #expect(gotSums[r].bitPattern == expectedSum.bitPattern, "\(name) \(count)×\(rows) row \(r): sum")
+                #expect(gotSquares[r].bitPattern == expectedSquares.bitPattern, "\(name) \(count)×\(rows) row \(r): squares")
+            }
+        }
+    }
+
     /// Sets of 256 or more with rows shorter than 32: forward runs in batches (`shortRowsForward`) unless a summary is
     /// asked for (the REPL's `forward`), when the per-set path sums y as it writes it. Both must give the same y and
     /// statistics, bit for bit.
-    @Test(arguments: [(LayerKind.layernorm, nil, [9, 70, 5]), (.groupnorm, 2, [40, 64, 3, 3]), (.groupnorm, 4, [5, 256, 2, 2])]
+    @Test(arguments: [(LayerKind.layernorm, nil, [9, 70, 5]), (.groupnorm, 2, [40, 64, 3, 3]), (.groupnorm, 4, [5, 256, 2, 2]),
+                      // BatchNorm per channel on small positions (`batchNormShortRowsForward`): sets of 384 and 620.
+                      (.batchnorm, nil, [64, 6, 2, 3]), (.batchnorm, nil, [20, 5, 31])]
           as [(LayerKind, Int?, [Int])])
     func batchedForwardMatchesThePerSetPath(_ kind: LayerKind, _ groups: Int?, _ dims: [Int]) throws {
         let spec = try LayerSpec(kind: kind, groups: groups)
         let shape = try Shape(dims)
-        let values = Tensor<Double>.randn(shape, seed: 90).scalars.enumerated().map { i, v in Float(1e4 + v * [1, 1e3, 1e-2][i % 3]) }
+        // BatchNorm's sets span the batch: samples of magnitudes far enough apart that Float64 sums of the rows' sums
+        // round, so the order they are added in shows.
+        let sample = shape.count / dims[0]
+        let values = Tensor<Double>.randn(shape, seed: 90).scalars.enumerated().map { i, v in
+            kind == .batchnorm ? Float(v * [1, 1e9, 1e-6][(i / sample) % 3]) : Float(1e4 + v * [1, 1e3, 1e-2][i % 3])
+        }
         let x = Tensor<Float>(uncheckedShape: shape, scalars: values)
         let plan = try NormPlan(spec: spec, inputShape: shape)
         let gamma: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 91).converted()
@@ -199,6 +236,9 @@ import Testing
                                                    summarizing: true)
             #expect(batched.output == perSet.output, "\(dims), \(threads) threads: y")
             #expect(batched.mean == perSet.mean && batched.variance == perSet.variance, "\(dims), \(threads) threads: μ, σ²")
+            // The Float64 statistics too (a difference in their last bits seldom survives rounding to float32).
+            #expect(batched.exactMeans == perSet.exactMeans && batched.exactRstds == perSet.exactRstds,
+                    "\(dims), \(threads) threads: Float64 μ, rstd")
         }
     }
 }

@@ -130,12 +130,21 @@ enum FastKernels {
             let shortSets = floatSingles && rounder == nil && summaryParts == nil && rows.count <= shortSet
             let shortRows = S.self == Float.self && !elementAffine && !rows.batchNorm && rounder == nil
                 && summaryParts == nil && (rows.count * spatial <= shortSet || spatial < 32)
+            // BatchNorm per channel on small positions: a thread's channels side by side, sample by sample.
+            let shortChannelRows = S.self == Float.self && !elementAffine && rows.batchNorm && rows.channelsPerGroup == 1
+                && centre && rounder == nil && summaryParts == nil && spatial < 32
             nonisolated(unsafe) let statistics = out
             parallel(blocks, threads: threads) { range in
                 if shortSets {
                     shortSinglesForward(range: range, width: rows.count, groups: rows.groups, centre: centre, m: m,
                                         divisor: divisor, eps: eps, x: Lanes.cast(xp), y: Lanes.cast(yp),
                                         gamma: floatParameters.gamma, beta: floatParameters.beta, statistics: statistics)
+                    return
+                }
+                if shortChannelRows {
+                    batchNormShortRowsForward(range: range, rows: rows, m: m, divisor: divisor, eps: eps, x: Lanes.cast(xp),
+                                              y: Lanes.cast(yp), gamma: parameters.gamma, beta: parameters.beta,
+                                              statistics: statistics)
                     return
                 }
                 if shortRows {

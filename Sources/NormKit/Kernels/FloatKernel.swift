@@ -64,6 +64,10 @@ package struct FloatLaneTable: Sendable {
                                                       UnsafeMutablePointer<Double>) -> Void
     package typealias GradientSumsRows = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, Int, Int, Int,
                                                          UnsafePointer<Double>, UnsafeMutablePointer<Double>) -> Void
+    package typealias RowShiftedSums = @convention(c) (UnsafePointer<Float>, Int, Int, UnsafePointer<Float>,
+                                                       UnsafeMutablePointer<Double>) -> Void
+    package typealias RowCentredSquares = @convention(c) (UnsafePointer<Float>, Int, Int, UnsafePointer<Double>,
+                                                          UnsafeMutablePointer<Double>) -> Void
     package typealias GradientRows = @convention(c) (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>,
                                                      Int, Int, UnsafePointer<Double>) -> Void
     package typealias ApplyRows = @convention(c) (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int,
@@ -97,6 +101,8 @@ package struct FloatLaneTable: Sendable {
     package let applyRows: ApplyRows
     package let gradientSumsRows: GradientSumsRows
     package let gradientRows: GradientRows
+    package let rowShiftedSums: RowShiftedSums
+    package let rowCentredSquares: RowCentredSquares
     package let gradientSets: GradientSets
     package let moments: Moments
 
@@ -110,6 +116,7 @@ package struct FloatLaneTable: Sendable {
                  elementwiseGradientStaged: ElementwiseGradientStaged,
                  elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, setStatistics: SetStatistics,
                  applySets: ApplySets, applyRows: ApplyRows, gradientSumsRows: GradientSumsRows, gradientRows: GradientRows,
+                 rowShiftedSums: RowShiftedSums, rowCentredSquares: RowCentredSquares,
                  gradientSets: GradientSets, moments: Moments) {
         self.shiftedSum = shiftedSum
         self.applyAndShiftedSum = applyAndShiftedSum
@@ -132,6 +139,8 @@ package struct FloatLaneTable: Sendable {
         self.applyRows = applyRows
         self.gradientSumsRows = gradientSumsRows
         self.gradientRows = gradientRows
+        self.rowShiftedSums = rowShiftedSums
+        self.rowCentredSquares = rowCentredSquares
         self.gradientSets = gradientSets
         self.moments = moments
     }
@@ -382,6 +391,22 @@ package enum FloatKernel {
                                  means: UnsafePointer<Double>, sums: UnsafeMutablePointer<Double>) {
         if let wide { return wide.gradientSumsRows(dy, x, count, rows, rowsPerSet, means, sums) }
         NormLanes.FloatLanes.gradientSumsRows(dy, x, count: count, rows: rows, rowsPerSet: rowsPerSet, means: means, sums: sums)
+    }
+
+    /// Each consecutive row's shifted sum with its own shift (`FloatLanes.rowShiftedSums`).
+    @inline(__always)
+    static func rowShiftedSums(_ x: UnsafePointer<Float>, count: Int, rows: Int, shifts: UnsafePointer<Float>,
+                               sums: UnsafeMutablePointer<Double>) {
+        if let wide { return wide.rowShiftedSums(x, count, rows, shifts, sums) }
+        NormLanes.FloatLanes.rowShiftedSums(x, count: count, rows: rows, shifts: shifts, sums: sums)
+    }
+
+    /// Each consecutive row's Σ(x − μ)² about its own μ (`FloatLanes.rowCentredSquares`).
+    @inline(__always)
+    static func rowCentredSquares(_ x: UnsafePointer<Float>, count: Int, rows: Int, means: UnsafePointer<Double>,
+                                  squares: UnsafeMutablePointer<Double>) {
+        if let wide { return wide.rowCentredSquares(x, count, rows, means, squares) }
+        NormLanes.FloatLanes.rowCentredSquares(x, count: count, rows: rows, means: means, squares: squares)
     }
 
     /// dx of consecutive short rows (`FloatLanes.gradientRows`).

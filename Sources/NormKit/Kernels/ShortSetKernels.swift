@@ -66,6 +66,54 @@ extension FastKernels {
         }}
     }
 
+    /// Forward for BatchNorm per channel on float32 rows shorter than 32 (small positions): the channels of `range`
+    /// side by side, sample by sample — every row's Σ(x − x₀) (x₀ its channel's first element) in one call a sample,
+    /// added in sample order into its channel's total, then every row's Σ(x − μ)² likewise, then every row's y in one
+    /// call a sample — the per-set path's operations in its order (a call or three per row there): the same bits.
+    static func batchNormShortRowsForward(
+        range: Range<Int>, rows: Rows, m: Double, divisor: Double, eps: Double, x: UnsafePointer<Float>,
+        y: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Double>, beta: UnsafePointer<Double>,
+        statistics out: Statistics.Pointers
+    ) {
+        let channels = rows.channels, spatial = rows.spatial, batch = rows.count
+        let first = range.lowerBound, width = range.count
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * width) { sums in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * width) { floats in
+            let totals = sums.baseAddress! + width, shifts = floats.baseAddress!, maps = floats.baseAddress! + width
+            for j in 0..<width { (shifts + j).initialize(to: x[(first + j) * spatial]) }
+            totals.initialize(repeating: 0, count: width)
+            func rowAt(_ n: Int, _ j: Int) -> UnsafePointer<Float> { x + (n * channels + first + j) * spatial }
+            for n in 0..<batch {
+                FloatKernel.rowShiftedSums(rowAt(n, 0), count: spatial, rows: width, shifts: shifts, sums: sums.baseAddress!)
+                for j in 0..<width {
+                    let sum = sums[j]
+                    totals[j] += sum.isFinite ? sum : Lanes.wideShiftedSum(rowAt(n, j), count: spatial, shift: shifts[j])
+                }
+            }
+            for j in 0..<width { out.means[first + j] = Double(shifts[j]) + totals[j] / m }
+            totals.update(repeating: 0, count: width)
+            for n in 0..<batch {
+                FloatKernel.rowCentredSquares(rowAt(n, 0), count: spatial, rows: width, means: out.means + first,
+                                              squares: sums.baseAddress!)
+                for j in 0..<width {
+                    let squares = sums[j]
+                    totals[j] += squares.isFinite ? squares
+                        : Lanes.wideSquares(rowAt(n, j), count: spatial, mean: out.means[first + j])
+                }
+            }
+            for j in 0..<width {
+                let c = first + j, variance = totals[j] / divisor, rstd = 1 / (variance + eps).squareRoot()
+                (out.variances[c], out.rstds[c], out.sumSquares[c]) = (variance, rstd, totals[j])
+                let map = AffineMap<Float>(mean: out.means[c], rstd: rstd, gamma: gamma[c], beta: beta[c])
+                (maps[3 * j], maps[3 * j + 1], maps[3 * j + 2]) = (map.high, map.scale, map.offset)
+            }
+            for n in 0..<batch {
+                let at = (n * channels + first) * spatial
+                FloatKernel.applyRows(x + at, y + at, count: spatial, rows: width, maps: maps)
+            }
+        }}
+    }
+
     /// Backward for float32 sets of rows shorter than 32 with per-channel γ: batches of up to 64 sets (at most 2,048
     /// rows) — every row's (Σ dy, Σ dy·(x − μ)) in one call, each set's Σ γ·dy and Σ γ·dy·x̂ and the per-(sample,
     /// channel) parts of dγ, dβ made here row by row as `backward` makes them, every row's dx in one call. The same
