@@ -35,7 +35,7 @@ import Testing
         (.layernorm, nil, [3, 16_500]),
         // One position per channel: per-position sets (reduce=channels) are then a group's channels of a sample, and
         // run on the rows kernels (`LayerSpec.onKernels`).
-        (.groupnorm, 4, [6, 8, 1, 1]),
+        (.groupnorm, 4, [6, 8, 1, 1]), (.rmsnorm, 2, [5, 8]), (.instancenorm, nil, [4, 6]), (.layernorm, nil, [3, 10, 1, 1]),
         // BatchNorm over a group's channels on one position: as BatchNorm on (N, G, K).
         (.batchnorm, 4, [40, 12]), (.batchnorm, 2, [9, 6, 1, 1]),
         // BatchNorm per channel on small positions: backward a thread's channels side by side, sample by sample.
