@@ -101,10 +101,11 @@ extension FastKernels {
                         : Lanes.wideSquares(rowAt(n, j), count: spatial, mean: out.means[first + j])
                 }
             }
+            for j in 0..<width { (out.variances[first + j], out.sumSquares[first + j]) = (totals[j] / divisor, totals[j]) }
+            rstds(out, from: first, count: width, eps: eps)
             for j in 0..<width {
-                let c = first + j, variance = totals[j] / divisor, rstd = 1 / (variance + eps).squareRoot()
-                (out.variances[c], out.rstds[c], out.sumSquares[c]) = (variance, rstd, totals[j])
-                let map = AffineMap<Float>(mean: out.means[c], rstd: rstd, gamma: gamma[c], beta: beta[c])
+                let c = first + j
+                let map = AffineMap<Float>(mean: out.means[c], rstd: out.rstds[c], gamma: gamma[c], beta: beta[c])
                 (maps[3 * j], maps[3 * j + 1], maps[3 * j + 2]) = (map.high, map.scale, map.offset)
             }
             for n in 0..<batch {
@@ -136,12 +137,9 @@ extension FastKernels {
                     var sumD = 0.0, sumDX = 0.0
                     for r in 0..<k {
                         let c = here.channel(r), n = here.sample(r), row = s * k + r
-                        var rowSums = (dy: sums[2 * row], dyCentred: sums[2 * row + 1])
-                        if !(rowSums.dy.isFinite && rowSums.dyCentred.isFinite) {
-                            // Past float32's range: the Float64 sums, as the per-set path falls back to them.
-                            let base = here.offset(r)
-                            rowSums = Lanes.gradientSums(dy + base, x + base, count: spatial, mean: mean)
-                        }
+                        let base = here.offset(r)
+                        let rowSums = rowGradientSums(sums.baseAddress!, row, dy: dy + base, x: x + base, count: spatial,
+                                                      mean: mean)
                         let gc = gamma[c]
                         sumD += gc * rowSums.dy
                         sumDX += gc * rstd * rowSums.dyCentred
@@ -186,12 +184,9 @@ extension FastKernels {
                                              means: means + first, sums: sums.baseAddress!)
                 for j in 0..<width {
                     let c = first + j, rstd = rstds[c]
-                    var rowSums = (dy: sums[2 * j], dyCentred: sums[2 * j + 1])
-                    if !(rowSums.dy.isFinite && rowSums.dyCentred.isFinite) {
-                        // Past float32's range: the Float64 sums, as the per-set path falls back to them.
-                        let base = at + j * spatial
-                        rowSums = Lanes.gradientSums(dy + base, x + base, count: spatial, mean: means[c])
-                    }
+                    let base = at + j * spatial
+                    let rowSums = rowGradientSums(sums.baseAddress!, j, dy: dy + base, x: x + base, count: spatial,
+                                                  mean: means[c])
                     totals[2 * j] += gamma[c] * rowSums.dy
                     totals[2 * j + 1] += gamma[c] * rstd * rowSums.dyCentred
                     if let partialGamma, let partialBeta {
@@ -211,6 +206,15 @@ extension FastKernels {
                                          constants: constants.baseAddress!)
             }
         }}}
+    }
+
+    /// Row `row`'s (Σ dy, Σ dy·(x − μ)) from a `gradientSumsRows` call's `sums`, or — past float32's range — made
+    /// again in Float64 from the row at `dy`, `x`, as the per-set path falls back to them.
+    @inline(__always)
+    static func rowGradientSums(_ sums: UnsafePointer<Double>, _ row: Int, dy: UnsafePointer<Float>, x: UnsafePointer<Float>,
+                                count: Int, mean: Double) -> (dy: Double, dyCentred: Double) {
+        let made = (dy: sums[2 * row], dyCentred: sums[2 * row + 1])
+        return made.dy.isFinite && made.dyCentred.isFinite ? made : Lanes.gradientSums(dy, x, count: count, mean: mean)
     }
 
     /// μ, σ², rstd and Σ(x − μ)² of the consecutive `sets`, each `rows` rows of `spatial` (`FloatLanes.setStatistics`),

@@ -264,7 +264,7 @@ public struct LayerSpec: Sendable, Equatable {
     /// where two reductions make the same sets and one family of kernels runs them far faster. Sets per position
     /// (`reduce=channels`, PyDLLib's GroupNorm) on (N, C) or (N, C, 1, 1) are a group's channels of one sample: the rows
     /// kernels' sets (rows of one element per channel), where the column kernels took one column per call (PyDLLib's
-    /// GroupNorm 32 on (4096, 768): 58 ms backward, against 2.7 for GroupNorm 32). BatchNorm per channel on (N, C)
+    /// GroupNorm 32 on (4096, 768): 58–88 ms backward, against 2.7 for GroupNorm 32). BatchNorm per channel on (N, C)
     /// (nn.BatchNorm1d; (N, C, 1, 1) as (N, C)) is a column over the batch: BatchNorm per element's sets, where the rows
     /// kernels took one element per row (on (4096, 768): 107 ms backward). γ of shape (C) is per channel and per element
     /// alike.
