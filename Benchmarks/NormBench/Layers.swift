@@ -40,9 +40,14 @@ enum LayerBenchmark {
             Form(name: "rmsnorm", spec: try spec(.rmsnorm), dims: cnn, mode: .train),
             Form(name: "batchnorm", spec: try spec(.batchnorm), dims: cnn, mode: .train),
             Form(name: "batchnorm preset=pydllib", spec: try spec(.batchnorm, nil, .pydllib), dims: cnn, mode: .train),
+            // PyDLLib's LayerNorm and InstanceNorm: statistics per position over a sample's 64 channels, and over one
+            // channel (a set of one element: x̂ = 0).
+            Form(name: "layernorm preset=pydllib", spec: try spec(.layernorm, nil, .pydllib), dims: cnn, mode: .train),
+            Form(name: "instancenorm preset=pydllib", spec: try spec(.instancenorm, nil, .pydllib), dims: cnn, mode: .train),
             Form(name: "batchnorm eval", spec: try spec(.batchnorm), dims: cnn, mode: .eval),
             Form(name: "groupnorm 32 affine=element", spec: try element(spec(.groupnorm, 32)), dims: cnn, mode: .train),
             Form(name: "layernorm affine=element", spec: try element(spec(.layernorm)), dims: cnn, mode: .train),
+            Form(name: "instancenorm affine=element", spec: try element(spec(.instancenorm)), dims: cnn, mode: .train),
             Form(name: "batchnorm affine=element", spec: try element(spec(.batchnorm)), dims: cnn, mode: .train),
             Form(name: "batchnorm eval affine=element", spec: try element(spec(.batchnorm)), dims: cnn, mode: .eval),
             Form(name: "norm over=n,c,s groups=32", spec: try batchGroups(.group), dims: cnn, mode: .train),

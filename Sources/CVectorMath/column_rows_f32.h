@@ -129,6 +129,45 @@ gradient_rows(const normlab_column_sets *sets, const tile_constants *c, const fl
     }
 }
 
+// GRADIENT_STEP's dx for `count` rows from `first` side by side, with γ per element and dy, dy·x̂ added into float32
+// stages per element (per-position sets of many rows with element-wise γ: PyDLLib's LayerNorm): a step's constants
+// loaded once for all of them. Each element's operations are GRADIENT_STEP's: the same bits.
+static inline __attribute__((always_inline)) void
+gradient_rows_staged(const normlab_column_sets *sets, const tile_constants *c, const float *mean_terms,
+                     const float *projections, const float *x, const float *dy, long part, normlab_column_affine affine,
+                     float *dx, float *stage_dy, float *stage_dy_xhat, long sums_row_stride, long first,
+                     const long count) {
+    const long stride = sets->row_stride;
+    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
+    const float *gamma = affine.gamma;
+    long at[SIDE_BY_SIDE], p[SIDE_BY_SIDE], s[SIDE_BY_SIDE];
+    for (long k = 0; k < count; k++) {
+        at[k] = ROW_AT(first + k);
+        p[k] = ROW_INDEX(first + k) * affine.row_stride;
+        s[k] = ROW_INDEX(first + k) * sums_row_stride;
+    }
+    long j = 0;
+    for (; j + 8 <= part; j += 8) {
+        const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
+        const vec8 mean_term = load8(mean_terms + j), projection = load8(projections + j);
+        for (long k = 0; k < count; k++) {
+            const vec8 d = load8(dy + at[k] + j), h = (load8(x + at[k] + j) - mean) * rstd + shift;
+            const vec8 dh = d * load8(gamma + p[k] + j);
+            store8(dx + at[k] + j, rstd * ((dh - mean_term) - h * projection));
+            store8(stage_dy + s[k] + j, load8(stage_dy + s[k] + j) + d);
+            store8(stage_dy_xhat + s[k] + j, load8(stage_dy_xhat + s[k] + j) + d * h);
+        }
+    }
+    for (; j < part; j++)
+        for (long k = 0; k < count; k++) {
+            const float d = dy[at[k] + j], h = (x[at[k] + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
+            const float dh = d * gamma[p[k] + j];
+            dx[at[k] + j] = c->rstd[j] * ((dh - mean_terms[j]) - h * projections[j]);
+            stage_dy[s[k] + j] = stage_dy[s[k] + j] + d;
+            stage_dy_xhat[s[k] + j] = stage_dy_xhat[s[k] + j] + d * h;
+        }
+}
+
 // Sets of two with γ and one sum per row (`layer groupnorm G reduce=channels` where a group holds two channels): the
 // range test of the pair's dx̂ gap, dx, and both rows' sums in one pass along the tile, where PAIR_RANGE_STEP,
 // GRADIENT_PAIR_STEP and a PAIR_ROW_SUMS_STEP pass per row read the tile four times. Each row's sums take its columns

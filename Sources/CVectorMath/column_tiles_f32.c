@@ -9,6 +9,8 @@
 
 #include "clones.h"
 
+#include <stdlib.h>
+
 // The columns at j of the row at row_at (its γ at row_p, or row_gamma for the whole row) in backward: their offset
 // `at`, dy, x̂ and dx̂ = dy·γ.
 #define BACKWARD_ELEMENTS(W, row_at, row_p, row_gamma)                                                                \
@@ -104,7 +106,11 @@
         BACKWARD_ELEMENTS(W, row_at, row_p, row_gamma)                                                                \
         const vec##W scale = shared_terms ? rstd * load##W(gamma + j) : rstd;                                         \
         store##W(dx + at, scale * ((dh - mean_term) - h * projection));                                              \
-        if (sums_kind == SUMS_PER_ELEMENT) {                                                                          \
+        if (sums_kind == SUMS_PER_ELEMENT && float_sums) {                                                            \
+            const long s = row_sums_at + j;                                                                           \
+            store##W(float_sum_dy + s, load##W(float_sum_dy + s) + d);                                                \
+            store##W(float_sum_dy_xhat + s, load##W(float_sum_dy_xhat + s) + d * h);                                  \
+        } else if (sums_kind == SUMS_PER_ELEMENT) {                                                                   \
             const long s = row_sums_at + j;                                                                           \
             accumulate##W(sum_dy + s, d);                                                                             \
             accumulate##W(sum_dy_xhat + s, d * h);                                                                    \
@@ -143,18 +149,42 @@
         ROW_SUMS_ADD(W, d, h)                                                                                         \
     }
 
+// A tile out of float32's comfortable range, with per-element sums in float32 stages: the Float64 lanes into sums of
+// its own, each rounded to float32 and added into the stages (as add_local_sums, column_sets_f32.c, for blocks).
+static void wide_tile_into_stages(const normlab_column_sets *sets, const float *x, const float *dy, long part,
+                                  normlab_column_affine affine, float *dx, float *stage_dy, float *stage_dy_xhat,
+                                  long sums_row_stride) {
+    const long rows = sets->rows;
+    const long *const row_index = sets->row_index;
+    double *local = calloc((size_t)(2 * rows * part), sizeof(double));
+    if (!local) abort();  // a few hundred KB at most; nothing sensible is left to do without them
+    normlab_columns_backward_f32_wide(sets, x, dy, part, 0, 0, affine, dx, local, local + rows * part, part, 1);
+    for (long r = 0; r < rows; r++) {
+        const long s = ROW_INDEX(r) * sums_row_stride, l = ROW_INDEX(r) * part;
+        for (long c = 0; c < part; c++) {
+            stage_dy[s + c] += (float)local[l + c];
+            stage_dy_xhat[s + c] += (float)local[rows * part + l + c];
+        }
+    }
+    free(local);
+}
+
 static inline __attribute__((always_inline)) void
 backward_tiles(const normlab_column_sets *sets, const float *all_x, const float *all_dy, long width,
                const double *given_mean, const double *given_rstd, normlab_column_affine all_affine, float *all_dx,
-               double *all_sum_dy, double *all_sum_dy_xhat, long sums_row_stride, long sums_column_stride,
+               double *all_sum_dy, double *all_sum_dy_xhat, float *all_float_sum_dy, float *all_float_sum_dy_xhat,
+               long sums_row_stride, long sums_column_stride,
                const float *kept_mean, const float *kept_rstd, const float *kept_shift,
-               const long fixed_rows, const int fixed_gamma, const int fixed_sums) {
+               const long fixed_rows, const int fixed_gamma, const int fixed_sums, const int fixed_float_sums) {
     const unsigned known = 0;
     CONSTANTS
     const int declared_gamma = fixed_gamma != ANY ? fixed_gamma
                                : !all_affine.gamma ? GAMMA_NONE
                                : all_affine.column_stride ? GAMMA_PER_ELEMENT : GAMMA_PER_ROW;
+    // Per-element sums in float32 stages (the caller adds them into Float64 after at most eight samples).
+    const int float_sums = fixed_float_sums;
     const int declared_sums = fixed_sums != ANY ? fixed_sums
+                              : float_sums ? SUMS_PER_ELEMENT
                               : !all_sum_dy ? SUMS_NONE
                               : sums_column_stride == 1 ? SUMS_PER_ELEMENT : SUMS_PER_ROW;
     const int pair = rows == 2 && centre;
@@ -163,7 +193,7 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
     // (rstd·γ)·((dy − Σdy/m) − x̂·Σdy·x̂/divisor), with neither dx̂ nor a Float64 addition per row (as BACKWARD_BLOCK,
     // column_sets_f32.c, for sets of at most eight rows).
     const int shared_terms = declared_gamma == GAMMA_PER_ELEMENT && all_affine.row_stride == 0 &&
-                             declared_sums == SUMS_PER_ELEMENT && sums_row_stride == 0 && !pair;
+                             declared_sums == SUMS_PER_ELEMENT && sums_row_stride == 0 && !pair && !float_sums;
     const int gamma_kind = shared_terms ? GAMMA_NONE : declared_gamma;
     const int sums_kind = shared_terms ? SUMS_NONE : declared_sums;
     double *const mean_out = 0, *const variance_out = 0, *const rstd_out = 0, *const sum_squares_out = 0;
@@ -176,6 +206,8 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
         float *dx = all_dx + first;
         double *sum_dy = all_sum_dy ? all_sum_dy + first * sums_column_stride : 0;
         double *sum_dy_xhat = all_sum_dy_xhat ? all_sum_dy_xhat + first * sums_column_stride : 0;
+        float *float_sum_dy = float_sums ? all_float_sum_dy + first : 0;
+        float *float_sum_dy_xhat = float_sums ? all_float_sum_dy_xhat + first : 0;
         tile_constants c;
         own_constants(&c);
         float mean_terms[TILE], projections[TILE], column_dy[shared_terms ? TILE : 1], column_dy_xhat[shared_terms ? TILE : 1];
@@ -220,6 +252,10 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
             }
             ok = all8(ok8) && all1(ok1);
         }
+        if (!ok && float_sums) {
+            wide_tile_into_stages(sets, x, dy, part, affine, dx, float_sum_dy, float_sum_dy_xhat, sums_row_stride);
+            continue;
+        }
         if (!ok) {
             normlab_columns_backward_f32_wide(sets, x, dy, part, given_mean ? given_mean + first : 0,
                                               given_rstd ? given_rstd + first : 0, affine, dx, sum_dy, sum_dy_xhat,
@@ -247,6 +283,14 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                 for (; j < part; j++) PAIR_ROW_SUMS_STEP(1)
                 ROW_SUMS_END
             }
+        } else if (gamma_kind == GAMMA_PER_ELEMENT && sums_kind == SUMS_PER_ELEMENT && float_sums) {
+            long r = 0;
+            for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE)
+                gradient_rows_staged(sets, &c, mean_terms, projections, x, dy, part, affine, dx, float_sum_dy,
+                                     float_sum_dy_xhat, sums_row_stride, r, SIDE_BY_SIDE);
+            if (r < rows)
+                gradient_rows_staged(sets, &c, mean_terms, projections, x, dy, part, affine, dx, float_sum_dy,
+                                     float_sum_dy_xhat, sums_row_stride, r, rows - r);
         } else if (gamma_kind == GAMMA_PER_ROW && sums_kind == SUMS_PER_ROW) {
             long r = 0;
             for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE)
@@ -278,18 +322,19 @@ backward_tiles_any(const normlab_column_sets *sets, const float *x, const float 
                    const double *given_mean, const double *given_rstd, normlab_column_affine affine, float *dx,
                    double *sum_dy, double *sum_dy_xhat, long sums_row_stride, long sums_column_stride,
                    const float *kept_mean, const float *kept_rstd, const float *kept_shift) {
+    float *const no_stage = 0;
     // BatchNorm over a group's two channels of eight samples (`layer norm over=n,c`), γ per channel
     const int per_row = affine.gamma && !affine.column_stride && sum_dy && sums_column_stride != 1;
     if (sets->rows == 16 && per_row)
-        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
-                       sums_column_stride, kept_mean, kept_rstd, kept_shift, 16, GAMMA_PER_ROW, SUMS_PER_ROW);
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
+                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 16, GAMMA_PER_ROW, SUMS_PER_ROW, 0);
     // Per-position sets of a group's two channels with γ per channel (`layer groupnorm 32 reduce=channels`)
     else if (sets->rows == 2 && per_row)
-        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
-                       sums_column_stride, kept_mean, kept_rstd, kept_shift, 2, GAMMA_PER_ROW, SUMS_PER_ROW);
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
+                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 2, GAMMA_PER_ROW, SUMS_PER_ROW, 0);
     else
-        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
-                       sums_column_stride, kept_mean, kept_rstd, kept_shift, sets->rows, ANY, ANY);
+        backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
+                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, sets->rows, ANY, ANY, 0);
 }
 
 NORMLAB_CLONES
@@ -312,4 +357,18 @@ void normlab_columns_backward_f32_from_constants(const normlab_column_sets *sets
     else
         normlab_columns_backward_f32(sets, x, dy, width, 0, 0, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride,
                                      sums_column_stride);
+}
+
+NORMLAB_CLONES
+void normlab_columns_backward_f32_tiles_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
+                                                   long width, normlab_column_affine affine, float *dx,
+                                                   float *sum_dy, float *sum_dy_xhat, long sums_row_stride,
+                                                   const float *first_mean, const float *rstd, const float *shift) {
+    // γ per element (given, or ones the caller made), the common case, with its loops known.
+    if (affine.gamma && affine.column_stride == 1)
+        backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1, first_mean,
+                       rstd, shift, sets->rows, GAMMA_PER_ELEMENT, SUMS_PER_ELEMENT, 1);
+    else
+        backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1, first_mean,
+                       rstd, shift, sets->rows, ANY, SUMS_PER_ELEMENT, 1);
 }

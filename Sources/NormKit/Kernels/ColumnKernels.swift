@@ -308,17 +308,23 @@ enum ColumnKernels {
                                           f(kept.firstMean), f(kept.rstd), f(kept.shift))
     }
 
-    /// backwardTile for float32 sets of at most eight rows whose per-element sums are float32 arrays.
+    /// backwardTile for float32 sets whose per-element sums are float32 arrays; sets of more than eight rows take
+    /// forward's constants (`kept`) where there are some.
     @inline(__always)
     static func backwardTileFloatSums<S: NormScalar>(
         _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
         dx: UnsafeMutablePointer<S>, sumDy: UnsafeMutablePointer<Float>, sumDyXhat: UnsafeMutablePointer<Float>,
-        sumsRowStride: Int
+        sumsRowStride: Int, kept: KeptPointers<S>? = nil
     ) {
         var sets = layout.sets
         func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
-        normlab_columns_backward_f32_float_sums(&sets, f(x), f(dy), width, affine,
-                                                UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self),
-                                                sumDy, sumDyXhat, sumsRowStride)
+        let out = UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self)
+        guard layout.rows > 8 else {
+            normlab_columns_backward_f32_float_sums(&sets, f(x), f(dy), width, affine, out, sumDy, sumDyXhat, sumsRowStride)
+            return
+        }
+        normlab_columns_backward_f32_tiles_float_sums(&sets, f(x), f(dy), width, affine, out, sumDy, sumDyXhat,
+                                                      sumsRowStride, kept.map { f($0.firstMean) },
+                                                      kept.map { f($0.rstd) }, kept.map { f($0.shift) })
     }
 }

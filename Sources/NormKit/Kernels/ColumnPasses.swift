@@ -261,8 +261,10 @@ extension ColumnKernels {
         let spans = (tiles + spanTiles - 1) / spanTiles
         let spanColumns = spanTiles * tile
         let units = groups * spans
-        // float32 sets of at most eight rows keep dγ's and dβ's per-element sums in float32 between Float64 additions.
-        let floatSums = S.self == Float.self && perElement && layout.rows <= 8
+        // float32 keeps dγ's and dβ's per-element sums in float32 between Float64 additions: at most eight samples'
+        // terms (or, BatchNorm with grouped channels, a set's rows: at most eight). With a set's rows many, a Float64
+        // load, addition and store per term made most of PyDLLib LayerNorm's backward at (8, 64, 56, 56).
+        let floatSums = S.self == Float.self && perElement && (layout.rows <= 8 || !layout.batchGroups)
         // float32 dγ and dβ straight from the last fold, where the caller gave somewhere to put them.
         let narrowing = floatSums ? narrowed : nil
         // Per channel: one partial sum per (unit, row), summed over the spans in order afterwards.
@@ -303,7 +305,8 @@ extension ColumnKernels {
                                 backwardTileFloatSums(layout, x: xp + offset, dy: gp + offset, width: columns.count,
                                                       affine: parameters.affine(block: b, first: first), dx: dxp + offset,
                                                       sumDy: stage + at, sumDyXhat: stage + k * spanColumns + at,
-                                                      sumsRowStride: spanColumns)
+                                                      sumsRowStride: spanColumns,
+                                                      kept: keptPointers?.advanced(by: b * layout.columns + first))
                                 continue
                             }
                             var sumDy: UnsafeMutablePointer<Double>? = nil, sumDyXhat: UnsafeMutablePointer<Double>? = nil
