@@ -175,6 +175,7 @@ forward_any(const normlab_column_sets *sets, const float *x, long width, normlab
 // A few small set sizes get loops of a known length (unrolled, no per-row tests); others the general loops.
 #define BY_ROWS(call, ...)                                                                                            \
     switch (sets->rows) {                                                                                             \
+    case 1: call(__VA_ARGS__, 1); break; /* sets of one element: PyDLLib's InstanceNorm */                            \
     case 2: call(__VA_ARGS__, 2); break;                                                                              \
     case 4: call(__VA_ARGS__, 4); break;                                                                              \
     case 8: call(__VA_ARGS__, 8); break;                                                                              \

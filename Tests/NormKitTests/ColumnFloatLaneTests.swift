@@ -14,6 +14,9 @@ import Testing
         twelveChannels.apply(.pydllib)
         var perElement = try LayerSpec(kind: .batchnorm)
         perElement.apply(.pydllib)
+        // PyDLLib's InstanceNorm: a set is one element (the loops of one row).
+        var oneChannel = try LayerSpec(kind: .instancenorm)
+        oneChannel.apply(.pydllib)
         // PyTorch's conventions per position (`reduce=channels`): γ per channel, so one sum per row (`pair_rows`).
         var perChannelGamma = try LayerSpec(kind: .groupnorm, groups: 4)
         perChannelGamma.reduce = .channels
@@ -22,7 +25,7 @@ import Testing
         grouped.reduce = .channels
         // 11 samples: dγ's float32 per-element sums are added into Float64 after the 8th sample and the last.
         return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]), ("GroupNorm, 2 rows, 11 samples", twoChannels, [11, 8, 3, 7]),
-                ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]),
+                ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]), ("InstanceNorm, 1 row", oneChannel, [9, 4, 7, 5]),
                 // 77 columns (nine steps of eight, a fold after the eighth, five one at a time); 4,900 (two tiles).
                 ("GroupNorm γ per channel, 2 rows", perChannelGamma, [3, 8, 7, 11]),
                 ("GroupNorm γ per channel, 2 rows, two tiles", perChannelGamma, [2, 8, 70, 70]),
