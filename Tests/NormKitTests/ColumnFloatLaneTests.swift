@@ -12,6 +12,9 @@ import Testing
         twoChannels.apply(.pydllib)
         var twelveChannels = try LayerSpec(kind: .groupnorm, groups: 1)
         twelveChannels.apply(.pydllib)
+        // Two groups: 8 and 6 rows a set with 16 and 12 channels (more than four rows run on the general loops).
+        var twoGroups = try LayerSpec(kind: .groupnorm, groups: 2)
+        twoGroups.apply(.pydllib)
         var perElement = try LayerSpec(kind: .batchnorm)
         perElement.apply(.pydllib)
         // PyDLLib's InstanceNorm: a set is one element (the loops of one row).
@@ -26,6 +29,7 @@ import Testing
         // 11 samples: dγ's float32 per-element sums are added into Float64 after the 8th sample and the last.
         return [("GroupNorm, 2 rows", twoChannels, [3, 8, 7, 11]), ("GroupNorm, 2 rows, 11 samples", twoChannels, [11, 8, 3, 7]),
                 ("GroupNorm, 12 rows", twelveChannels, [2, 12, 43]), ("InstanceNorm, 1 row", oneChannel, [9, 4, 7, 5]),
+                ("GroupNorm, 8 rows", twoGroups, [3, 16, 5, 7]), ("GroupNorm, 6 rows, 11 samples", twoGroups, [11, 12, 3, 5]),
                 // 77 columns (nine steps of eight, a fold after the eighth, five one at a time); 4,900 (two tiles).
                 ("GroupNorm γ per channel, 2 rows", perChannelGamma, [3, 8, 7, 11]),
                 ("GroupNorm γ per channel, 2 rows, two tiles", perChannelGamma, [2, 8, 70, 70]),

@@ -85,7 +85,7 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
                                              long width, normlab_column_affine affine, float *dx, float *sum_dy,
                                              float *sum_dy_xhat, long sums_row_stride);
 
-/// normlab_columns_backward_f32_float_sums for sets of more than eight rows (per-position sets of a large group: PyDLLib's
+/// normlab_columns_backward_f32_float_sums on the general loops (per-position sets of more than four rows: PyDLLib's
 /// LayerNorm, a sample's 64 channels at a position), with forward's constants from the tile's first column when
 /// first_mean is not NULL (as normlab_columns_backward_f32_from_constants) or the statistics made again from x.
 void normlab_columns_backward_f32_tiles_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
