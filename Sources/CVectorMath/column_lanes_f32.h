@@ -126,7 +126,8 @@ enum { KNOWN_PLAIN_ROWS = 1, KNOWN_ELEMENT_AFFINE = 2, KNOWN_CENTRED = 4, KNOWN_
     const int m_scaled = (known & KNOWN_POWERS_OF_TWO) || normlab_power_of_two(sets->m);                            \
     const int divisor_scaled = (known & KNOWN_POWERS_OF_TWO) || normlab_power_of_two(sets->divisor);                \
     const float m_scale = 1.0f / m_float, divisor_scale = 1.0f / divisor_float;                                       \
-    (void)row_index; (void)eps;
+    const float single_rstd = 1.0f / __builtin_sqrtf(0.0f + eps); /* rstd of a set of one element in range */         \
+    (void)row_index; (void)eps; (void)single_rstd;
 
 // Sets of two rows a, b (PyDLLib's GroupNorm per position): μ₀ = a, so the corrected two-pass form comes to
 // d = (0, b − a), μ − μ₀ = δ = (b − a)/2 and Σ(x − μ)² = 2δ² (its general terms (b − a)² − (b − a)·δ are 4δ², 2δ²

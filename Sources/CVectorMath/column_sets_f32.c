@@ -52,7 +52,10 @@
     vec##W variance = DIVIDE(squares, divisor), shifted = variance + eps;                                             \
     ok = (shifted >= 0x1p-120f) & (shifted <= 0x1p120f);                                                              \
     if (!(rows == 2 && centre)) ok &= (mean - mean == 0) & (offset - offset == 0);                                    \
-    vec##W rstd = 1.0f / __builtin_elementwise_sqrt(shifted), shift = -offset * rstd;
+    /* A set of one element (PyDLLib's InstanceNorm): σ² is 0 wherever the block is in range, so σ² + eps is 0 + eps */ \
+    /* in every lane, and its square root and division are made once per call. */                                    \
+    vec##W rstd = rows == 1 && centre ? splat##W(single_rstd) : 1.0f / __builtin_elementwise_sqrt(shifted);           \
+    vec##W shift = -offset * rstd;
 
 // One block of W columns forward (forward_blocks): sixteen, then eight. Sixteen columns use every byte of the 64-byte
 // lines they read and write at once; in blocks of eight, BatchNorm per element's rows — a sample apart, a multiple of
