@@ -150,12 +150,18 @@ package struct FloatLaneTable: Sendable {
 /// `-target-cpu haswell` may use, the baseline NormLanes otherwise. `NORMLAB_KERNELS=baseline` in the environment
 /// forces the baseline build.
 package enum FloatKernel {
-    /// Set once, at start-up, before any pass runs (`install`); read by the kernels' threads afterwards.
-    nonisolated(unsafe) static var wide: FloatLaneTable? = nil
+    /// Set once, at start-up, before any pass runs (`install`); read by the kernels' threads afterwards. A pointer to
+    /// the table, not the table: `if let` on an optional table copied its 200 bytes before every lane call, and the
+    /// call's function pointer was then read back from the fresh copy — a stall per call that took a third of
+    /// GroupNorm 32's backward on rows of 49 ((32, 512, 7, 7)).
+    nonisolated(unsafe) static var wide: UnsafePointer<FloatLaneTable>? = nil
 
     /// Use `table` from now on, if this CPU can run it. Call before the first pass.
     package static func install(_ table: FloatLaneTable) {
-        if cpuHasAVX2 { wide = table }
+        guard cpuHasAVX2 else { return }
+        let stored = UnsafeMutablePointer<FloatLaneTable>.allocate(capacity: 1)  // for the life of the process
+        stored.initialize(to: table)
+        wide = UnsafePointer(stored)
     }
 
     package static var usesAVX2: Bool { wide != nil }
@@ -170,14 +176,14 @@ package enum FloatKernel {
 
     @inline(__always)
     static func shiftedSum(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> Double {
-        if let wide { return wide.shiftedSum(x, count, shift) }
+        if let wide { return wide.pointee.shiftedSum(x, count, shift) }
         return NormLanes.FloatLanes.shiftedSum(x, count: count, shift: shift)
     }
 
     @inline(__always)
     static func applyAndShiftedSum(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                    count: Int, next: UnsafePointer<Float>, shift: Float) -> Double {
-        if let wide { return wide.applyAndShiftedSum(map.high, map.scale, map.offset, x, y, count, next, shift) }
+        if let wide { return wide.pointee.applyAndShiftedSum(map.high, map.scale, map.offset, x, y, count, next, shift) }
         let m = NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
         return NormLanes.FloatLanes.applyAndShiftedSum(m, x, y, count: count, next: next, shift: shift)
     }
@@ -186,20 +192,20 @@ package enum FloatKernel {
     static func applyAndShiftedSumSummarizing(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                               count: Int, next: UnsafePointer<Float>, shift: Float,
                                               summary: UnsafeMutablePointer<Double>) -> Double {
-        if let wide { return wide.applyAndShiftedSumSummarizing(map.high, map.scale, map.offset, x, y, count, next, shift, summary) }
+        if let wide { return wide.pointee.applyAndShiftedSumSummarizing(map.high, map.scale, map.offset, x, y, count, next, shift, summary) }
         let m = NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset)
         return NormLanes.FloatLanes.applyAndShiftedSumSummarizing(m, x, y, count: count, next: next, shift: shift, summary: summary)
     }
 
     @inline(__always)
     static func centredSquares(_ x: UnsafePointer<Float>, count: Int, mean: Double) -> Double {
-        if let wide { return wide.centredSquares(x, count, mean) }
+        if let wide { return wide.pointee.centredSquares(x, count, mean) }
         return NormLanes.FloatLanes.centredSquares(x, count: count, mean: mean)
     }
 
     @inline(__always)
     static func apply(_ map: AffineMap<Float>, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        if let wide { return wide.apply(map.high, map.scale, map.offset, x, y, count) }
+        if let wide { return wide.pointee.apply(map.high, map.scale, map.offset, x, y, count) }
         NormLanes.FloatLanes.apply(NormLanes.FloatMap(high: map.high, scale: map.scale, offset: map.offset), x, y, count: count)
     }
 
@@ -208,7 +214,7 @@ package enum FloatKernel {
                              mean: Double) -> (dy: Double, dyCentred: Double) {
         if let wide {
             var out = (0.0, 0.0)
-            withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: Double.self, capacity: 2) { wide.gradientSums(dy, x, count, mean, $0) } }
+            withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: Double.self, capacity: 2) { wide.pointee.gradientSums(dy, x, count, mean, $0) } }
             return (out.0, out.1)
         }
         return NormLanes.FloatLanes.gradientSums(dy, x, count: count, mean: mean)
@@ -223,7 +229,7 @@ package enum FloatKernel {
             var out = (0.0, 0.0)
             withUnsafeMutablePointer(to: &out) {
                 $0.withMemoryRebound(to: Double.self, capacity: 2) {
-                    wide.gradientAndSums(dy, x, dx, count, mean, rstd, gamma, meanTerm, projection, nextDy, nextX, nextMean, $0)
+                    wide.pointee.gradientAndSums(dy, x, dx, count, mean, rstd, gamma, meanTerm, projection, nextDy, nextX, nextMean, $0)
                 }
             }
             return (out.0, out.1)
@@ -236,7 +242,7 @@ package enum FloatKernel {
     @inline(__always)
     static func gradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                          count: Int, mean: Double, rstd: Double, gamma: Double, meanTerm: Double, projection: Double) {
-        if let wide { return wide.gradient(dy, x, dx, count, mean, rstd, gamma, meanTerm, projection) }
+        if let wide { return wide.pointee.gradient(dy, x, dx, count, mean, rstd, gamma, meanTerm, projection) }
         NormLanes.FloatLanes.gradient(dy, x, dx, count: count, mean: mean, rstd: rstd, gamma: gamma,
                                       meanTerm: meanTerm, projection: projection)
     }
@@ -244,7 +250,7 @@ package enum FloatKernel {
     @inline(__always)
     static func applyElementwise(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, mean: Double,
                                  rstd: Double, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
-        if let wide { return wide.applyElementwise(x, y, count, mean, rstd, gamma, beta) }
+        if let wide { return wide.pointee.applyElementwise(x, y, count, mean, rstd, gamma, beta) }
         NormLanes.FloatLanes.applyElementwise(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta)
     }
 
@@ -252,7 +258,7 @@ package enum FloatKernel {
     static func applyElementwiseAndShiftedSum(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
                                               mean: Double, rstd: Double, gamma: UnsafePointer<Float>,
                                               beta: UnsafePointer<Float>, next: UnsafePointer<Float>, shift: Float) -> Double {
-        if let wide { return wide.applyElementwiseAndShiftedSum(x, y, count, mean, rstd, gamma, beta, next, shift) }
+        if let wide { return wide.pointee.applyElementwiseAndShiftedSum(x, y, count, mean, rstd, gamma, beta, next, shift) }
         return NormLanes.FloatLanes.applyElementwiseAndShiftedSum(x, y, count: count, mean: mean, rstd: rstd, gamma: gamma,
                                                                   beta: beta, next: next, shift: shift)
     }
@@ -263,7 +269,7 @@ package enum FloatKernel {
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, next: UnsafePointer<Float>, shift: Float,
         summary: UnsafeMutablePointer<Double>
     ) -> Double {
-        if let wide { return wide.applyElementwiseAndShiftedSumSummarizing(x, y, count, mean, rstd, gamma, beta, next, shift, summary) }
+        if let wide { return wide.pointee.applyElementwiseAndShiftedSumSummarizing(x, y, count, mean, rstd, gamma, beta, next, shift, summary) }
         return NormLanes.FloatLanes.applyElementwiseAndShiftedSumSummarizing(
             x, y, count: count, mean: mean, rstd: rstd, gamma: gamma, beta: beta, next: next, shift: shift, summary: summary)
     }
@@ -280,7 +286,7 @@ package enum FloatKernel {
         if let wide {
             var out = (0.0, 0.0)
             withUnsafeMutableBytes(of: &out) { raw in
-                wide.elementwiseGradientAndSums(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma,
+                wide.pointee.elementwiseGradientAndSums(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma,
                                                 partialBeta, nextDy, nextX, nextGamma, nextMean, nextRstd,
                                                 raw.baseAddress!.assumingMemoryBound(to: Double.self))
             }
@@ -298,7 +304,7 @@ package enum FloatKernel {
         if let wide {
             var out = (0.0, 0.0)
             withUnsafeMutablePointer(to: &out) {
-                $0.withMemoryRebound(to: Double.self, capacity: 2) { wide.elementwiseGradientSums(dy, x, gamma, count, mean, rstd, $0) }
+                $0.withMemoryRebound(to: Double.self, capacity: 2) { wide.pointee.elementwiseGradientSums(dy, x, gamma, count, mean, rstd, $0) }
             }
             return (out.0, out.1)
         }
@@ -311,7 +317,7 @@ package enum FloatKernel {
                                     projection: Double, partialGamma: UnsafeMutablePointer<Double>,
                                     partialBeta: UnsafeMutablePointer<Double>) {
         if let wide {
-            return wide.elementwiseGradient(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma, partialBeta)
+            return wide.pointee.elementwiseGradient(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, partialGamma, partialBeta)
         }
         NormLanes.FloatLanes.elementwiseGradient(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd,
                                                  meanTerm: meanTerm, projection: projection, partialGamma: partialGamma,
@@ -326,7 +332,7 @@ package enum FloatKernel {
         stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>
     ) {
         if let wide {
-            return wide.elementwiseGradientStaged(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma, stageBeta)
+            return wide.pointee.elementwiseGradientStaged(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma, stageBeta)
         }
         NormLanes.FloatLanes.elementwiseGradientStaged(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd,
                                                        meanTerm: meanTerm, projection: projection, stageGamma: stageGamma,
@@ -345,7 +351,7 @@ package enum FloatKernel {
         if let wide {
             var out = (0.0, 0.0)
             withUnsafeMutableBytes(of: &out) { raw in
-                wide.elementwiseGradientAndSumsStaged(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma,
+                wide.pointee.elementwiseGradientAndSumsStaged(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma,
                                                       stageBeta, nextDy, nextX, nextGamma, nextMean, nextRstd,
                                                       raw.baseAddress!.assumingMemoryBound(to: Double.self))
             }
@@ -362,7 +368,7 @@ package enum FloatKernel {
     static func setStatistics(_ x: UnsafePointer<Float>, count: Int, rows: Int, sets: Int, m: Double, centre: Bool,
                               totals: UnsafeMutablePointer<Double>, means: UnsafeMutablePointer<Double>,
                               squares: UnsafeMutablePointer<Double>) {
-        if let wide { return wide.setStatistics(x, count, rows, sets, m, centre, totals, means, squares) }
+        if let wide { return wide.pointee.setStatistics(x, count, rows, sets, m, centre, totals, means, squares) }
         NormLanes.FloatLanes.setStatistics(x, count: count, rows: rows, sets: sets, m: m, centre: centre, totals: totals,
                                            means: means, squares: squares)
     }
@@ -371,7 +377,7 @@ package enum FloatKernel {
     @inline(__always)
     static func applyRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, rows: Int,
                           maps: UnsafePointer<Float>) {
-        if let wide { return wide.applyRows(x, y, count, rows, maps) }
+        if let wide { return wide.pointee.applyRows(x, y, count, rows, maps) }
         NormLanes.FloatLanes.applyRows(x, y, count: count, rows: rows, maps: maps)
     }
 
@@ -380,7 +386,7 @@ package enum FloatKernel {
     static func applySets(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, sets: Int,
                           means: UnsafePointer<Double>, rstds: UnsafePointer<Double>, gamma: UnsafePointer<Float>,
                           beta: UnsafePointer<Float>, firstGroup: Int, groups: Int) {
-        if let wide { return wide.applySets(x, y, count, sets, means, rstds, gamma, beta, firstGroup, groups) }
+        if let wide { return wide.pointee.applySets(x, y, count, sets, means, rstds, gamma, beta, firstGroup, groups) }
         NormLanes.FloatLanes.applySets(x, y, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma, beta: beta,
                                        firstGroup: firstGroup, groups: groups)
     }
@@ -389,7 +395,7 @@ package enum FloatKernel {
     @inline(__always)
     static func gradientSumsRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int, rows: Int, rowsPerSet: Int,
                                  means: UnsafePointer<Double>, sums: UnsafeMutablePointer<Double>) {
-        if let wide { return wide.gradientSumsRows(dy, x, count, rows, rowsPerSet, means, sums) }
+        if let wide { return wide.pointee.gradientSumsRows(dy, x, count, rows, rowsPerSet, means, sums) }
         NormLanes.FloatLanes.gradientSumsRows(dy, x, count: count, rows: rows, rowsPerSet: rowsPerSet, means: means, sums: sums)
     }
 
@@ -397,7 +403,7 @@ package enum FloatKernel {
     @inline(__always)
     static func rowShiftedSums(_ x: UnsafePointer<Float>, count: Int, rows: Int, shifts: UnsafePointer<Float>,
                                sums: UnsafeMutablePointer<Double>) {
-        if let wide { return wide.rowShiftedSums(x, count, rows, shifts, sums) }
+        if let wide { return wide.pointee.rowShiftedSums(x, count, rows, shifts, sums) }
         NormLanes.FloatLanes.rowShiftedSums(x, count: count, rows: rows, shifts: shifts, sums: sums)
     }
 
@@ -405,7 +411,7 @@ package enum FloatKernel {
     @inline(__always)
     static func rowCentredSquares(_ x: UnsafePointer<Float>, count: Int, rows: Int, means: UnsafePointer<Double>,
                                   squares: UnsafeMutablePointer<Double>) {
-        if let wide { return wide.rowCentredSquares(x, count, rows, means, squares) }
+        if let wide { return wide.pointee.rowCentredSquares(x, count, rows, means, squares) }
         NormLanes.FloatLanes.rowCentredSquares(x, count: count, rows: rows, means: means, squares: squares)
     }
 
@@ -413,7 +419,7 @@ package enum FloatKernel {
     @inline(__always)
     static func gradientRows(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                              count: Int, rows: Int, constants: UnsafePointer<Double>) {
-        if let wide { return wide.gradientRows(dy, x, dx, count, rows, constants) }
+        if let wide { return wide.pointee.gradientRows(dy, x, dx, count, rows, constants) }
         NormLanes.FloatLanes.gradientRows(dy, x, dx, count: count, rows: rows, constants: constants)
     }
 
@@ -425,7 +431,7 @@ package enum FloatKernel {
                              stageBeta: UnsafeMutablePointer<Float>, firstGroup: Int, groups: Int, m: Double, divisor: Double,
                              centre: Bool) {
         if let wide {
-            return wide.gradientSets(dy, x, dx, count, sets, means, rstds, gamma, stageGamma, stageBeta, firstGroup, groups, m,
+            return wide.pointee.gradientSets(dy, x, dx, count, sets, means, rstds, gamma, stageGamma, stageBeta, firstGroup, groups, m,
                                      divisor, centre)
         }
         NormLanes.FloatLanes.gradientSets(dy, x, dx, count: count, sets: sets, means: means, rstds: rstds, gamma: gamma,
@@ -437,7 +443,7 @@ package enum FloatKernel {
     package static func moments(_ x: UnsafePointer<Float>, count: Int, shift: Float) -> (sum: Double, squares: Double, low: Double, high: Double) {
         if let wide {
             var out = (0.0, 0.0, 0.0, 0.0)
-            withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: Double.self, capacity: 4) { wide.moments(x, count, shift, $0) } }
+            withUnsafeMutablePointer(to: &out) { $0.withMemoryRebound(to: Double.self, capacity: 4) { wide.pointee.moments(x, count, shift, $0) } }
             return out
         }
         return NormLanes.FloatLanes.moments(x, count: count, shift: shift)
