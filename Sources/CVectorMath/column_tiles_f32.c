@@ -327,14 +327,17 @@ backward_tiles_any(const normlab_column_sets *sets, const float *x, const float 
     const int per_row = affine.gamma && !affine.column_stride && sum_dy && sums_column_stride != 1;
     if (sets->rows == 16 && per_row)
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
-                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 16, GAMMA_PER_ROW, SUMS_PER_ROW, 0);
+                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 16, GAMMA_PER_ROW, SUMS_PER_ROW,
+                       0);
     // Per-position sets of a group's two channels with γ per channel (`layer groupnorm 32 reduce=channels`)
     else if (sets->rows == 2 && per_row)
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
-                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 2, GAMMA_PER_ROW, SUMS_PER_ROW, 0);
+                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 2, GAMMA_PER_ROW, SUMS_PER_ROW,
+                       0);
     else
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
-                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, sets->rows, ANY, ANY, 0);
+                       sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, sets->rows, ANY, ANY,
+                       0);
 }
 
 NORMLAB_CLONES
