@@ -54,33 +54,41 @@ import Testing
             let plan = try NormPlan(spec: spec, inputShape: shape)
             let gamma: Tensor<S>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 7).converted() }
             let beta: Tensor<S>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: 8).converted() }
-            let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .train,
-                                                              running: nil, threads: 1, allowFastPath: false)
-            let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: gamma, outputGradient: dy,
-                                                                   threads: 1, allowFastPath: false)
-            var first: (ForwardResult<S>, Gradients<S>)? = nil
-            for threads in [1, 2, 3, 8] {
-                let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
-                let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
-                let pairs: [(String, Tensor<S>?, Tensor<S>?)] = [
-                    ("y", fast.output, reference.output), ("xhat", fast.normalized, reference.normalized),
-                    ("var", fast.variance, reference.variance), ("dx", grads.dx, referenceGrads.dx),
-                    ("dgamma", grads.dgamma, referenceGrads.dgamma), ("dbeta", grads.dbeta, referenceGrads.dbeta),
-                ]
-                for (name, a, b) in pairs {
-                    guard let a, let b else { #expect((a == nil) == (b == nil)); continue }
-                    let scale = b.scalars.map { abs($0.asDouble) }.max() ?? 1
-                    let worst = zip(a.scalars, b.scalars).map { abs($0.asDouble - $1.asDouble) }.max() ?? 0
-                    #expect(worst <= tolerance * max(1, scale), "\(kind) \(dims) \(name): \(worst)")
-                }
-                if let (f, g) = first {
-                    #expect(f.output == fast.output && f.normalized == fast.normalized && f.variance == fast.variance,
-                            "\(kind) \(dims): forward differs between 1 and \(threads) threads")
-                    #expect(g.dx == grads.dx && g.dgamma == grads.dgamma && g.dbeta == grads.dbeta,
-                            "\(kind) \(dims): backward differs between 1 and \(threads) threads")
-                } else {
-                    first = (fast, grads)
-                }
+            try Self.compare(spec, x: x, dy: dy, gamma: gamma, beta: beta, tolerance: tolerance,
+                             threadCounts: [1, 2, 3, 8], label: "\(kind) \(dims)")
+        }
+    }
+
+    /// The fast path against the general one for `spec` on x and dy, within `tolerance` of each tensor's largest value,
+    /// and the same bits for every thread count.
+    static func compare<S: NormScalar>(_ spec: LayerSpec, x: Tensor<S>, dy: Tensor<S>, gamma: Tensor<S>?, beta: Tensor<S>?,
+                                       tolerance: Double, threadCounts: [Int], label: String) throws {
+        let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .train,
+                                                          running: nil, threads: 1, allowFastPath: false)
+        let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: gamma, outputGradient: dy,
+                                                               threads: 1, allowFastPath: false)
+        var first: (ForwardResult<S>, Gradients<S>)? = nil
+        for threads in threadCounts {
+            let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+            let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
+            let pairs: [(String, Tensor<S>?, Tensor<S>?)] = [
+                ("y", fast.output, reference.output), ("xhat", fast.normalized, reference.normalized),
+                ("var", fast.variance, reference.variance), ("dx", grads.dx, referenceGrads.dx),
+                ("dgamma", grads.dgamma, referenceGrads.dgamma), ("dbeta", grads.dbeta, referenceGrads.dbeta),
+            ]
+            for (name, a, b) in pairs {
+                guard let a, let b else { #expect((a == nil) == (b == nil), "\(label) \(name)"); continue }
+                let scale = b.scalars.map { abs($0.asDouble) }.max() ?? 1
+                let worst = zip(a.scalars, b.scalars).map { abs($0.asDouble - $1.asDouble) }.max() ?? 0
+                #expect(worst <= tolerance * max(1, scale), "\(label) \(name): \(worst)")
+            }
+            if let (f, g) = first {
+                #expect(f.output == fast.output && f.normalized == fast.normalized && f.variance == fast.variance,
+                        "\(label): forward differs between \(threadCounts[0]) and \(threads) threads")
+                #expect(g.dx == grads.dx && g.dgamma == grads.dgamma && g.dbeta == grads.dbeta,
+                        "\(label): backward differs between \(threadCounts[0]) and \(threads) threads")
+            } else {
+                first = (fast, grads)
             }
         }
     }

@@ -43,27 +43,7 @@ import Testing
         let plan = try NormPlan(spec: spec, inputShape: shape)
         let gamma: Tensor<S>? = plan.affineShape.map { Tensor<Double>.randn($0, seed: seed + 2).converted() }
         let beta: Tensor<S>? = spec.bias ? plan.affineShape.map { Tensor<Double>.randn($0, seed: seed + 3).converted() } : nil
-        let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .train,
-                                                          running: nil, threads: 1, allowFastPath: false)
-        let referenceGrads = try Normalization.computeBackward(forward: reference, gamma: gamma, outputGradient: dy,
-                                                               threads: 1, allowFastPath: false)
-        var first: [Tensor<S>]? = nil
-        for threads in [1, 2, 3] {
-            let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
-            let grads = try Normalization.backward(forward: fast, gamma: gamma, outputGradient: dy, threads: threads)
-            let pairs: [(String, Tensor<S>?, Tensor<S>?)] = [
-                ("y", fast.output, reference.output), ("xhat", fast.normalized, reference.normalized),
-                ("var", fast.variance, reference.variance), ("dx", grads.dx, referenceGrads.dx),
-                ("dgamma", grads.dgamma, referenceGrads.dgamma), ("dbeta", grads.dbeta, referenceGrads.dbeta),
-            ]
-            for (name, a, b) in pairs {
-                guard let a, let b else { #expect((a == nil) == (b == nil), "\(name)"); continue }
-                let scale = b.scalars.map { abs($0.asDouble) }.max() ?? 1
-                let worst = zip(a.scalars, b.scalars).map { abs($0.asDouble - $1.asDouble) }.max() ?? 0
-                #expect(worst <= tolerance * max(1, scale), "\(spec.kind) \(shape) \(name): \(worst)")
-            }
-            let all = pairs.compactMap(\.1)
-            if let first { #expect(first == all, "\(spec.kind) \(shape): differs on \(threads) threads") } else { first = all }
-        }
+        try FastPathTests.compare(spec, x: x, dy: dy, gamma: gamma, beta: beta, tolerance: tolerance,
+                                  threadCounts: [1, 2, 3], label: "\(spec.kind) \(shape)")
     }
 }
