@@ -365,13 +365,13 @@ void normlab_columns_backward_f32_from_constants(const normlab_column_sets *sets
 NORMLAB_CLONES
 void normlab_columns_backward_f32_tiles_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
                                                    long width, normlab_column_affine affine, float *dx,
-                                                   float *sum_dy, float *sum_dy_xhat, long sums_row_stride,
-                                                   const float *first_mean, const float *rstd, const float *shift) {
+                                                   float *sum_dy, float *sum_dy_xhat, long sums_row_stride) {
+    const float *const no_constants = 0;
     // γ per element (given, or ones the caller made), the common case, with its loops known.
     if (affine.gamma && affine.column_stride == 1)
-        backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1, first_mean,
-                       rstd, shift, sets->rows, GAMMA_PER_ELEMENT, SUMS_PER_ELEMENT, 1);
+        backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1,
+                       no_constants, no_constants, no_constants, sets->rows, GAMMA_PER_ELEMENT, SUMS_PER_ELEMENT, 1);
     else
-        backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1, first_mean,
-                       rstd, shift, sets->rows, ANY, SUMS_PER_ELEMENT, 1);
+        backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1,
+                       no_constants, no_constants, no_constants, sets->rows, ANY, SUMS_PER_ELEMENT, 1);
 }

@@ -86,12 +86,10 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
                                              float *sum_dy_xhat, long sums_row_stride);
 
 /// normlab_columns_backward_f32_float_sums on the general loops (per-position sets of more than four rows: PyDLLib's
-/// LayerNorm, a sample's 64 channels at a position), with forward's constants from the tile's first column when
-/// first_mean is not NULL (as normlab_columns_backward_f32_from_constants) or the statistics made again from x.
+/// LayerNorm, a sample's 64 channels at a position). The statistics are always made again from x.
 void normlab_columns_backward_f32_tiles_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
                                                    long width, normlab_column_affine affine, float *dx,
-                                                   float *sum_dy, float *sum_dy_xhat, long sums_row_stride,
-                                                   const float *first_mean, const float *rstd, const float *shift);
+                                                   float *sum_dy, float *sum_dy_xhat, long sums_row_stride);
 
 /// Where a float32 pass puts dγ and dβ itself: gamma[j] and beta[j] for column j, each the Float64 sum over the
 /// column's rows taken as it is (scaling 0), times factor (1) or divided by it (2), then rounded to float32.

@@ -309,13 +309,14 @@ enum ColumnKernels {
     }
 
     /// backwardTile for float32 sets whose per-element sums are float32 arrays. Sets of more than four rows run on the
-    /// general loops (forward's constants, `kept`, where there are some), which beat the blocks of eight columns from
-    /// five rows on (PyDLLib's GroupNorm with 8 channels a group at (8, 64, 56, 56), one thread: 2.0–2.6 → 1.4 ms).
+    /// general loops, which beat the blocks of eight columns from five rows on (PyDLLib's GroupNorm with 8 channels a
+    /// group at (8, 64, 56, 56), one thread: 2.0–2.6 → 1.4 ms). Both make the statistics again from x: forward keeps
+    /// no constants for these sets (keeping them made PyDLLib LayerNorm's backward no faster).
     @inline(__always)
     static func backwardTileFloatSums<S: NormScalar>(
         _ layout: Layout, x: UnsafePointer<S>, dy: UnsafePointer<S>, width: Int, affine: normlab_column_affine,
         dx: UnsafeMutablePointer<S>, sumDy: UnsafeMutablePointer<Float>, sumDyXhat: UnsafeMutablePointer<Float>,
-        sumsRowStride: Int, kept: KeptPointers<S>? = nil
+        sumsRowStride: Int
     ) {
         var sets = layout.sets
         func f(_ p: UnsafePointer<S>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
@@ -325,7 +326,6 @@ enum ColumnKernels {
             return
         }
         normlab_columns_backward_f32_tiles_float_sums(&sets, f(x), f(dy), width, affine, out, sumDy, sumDyXhat,
-                                                      sumsRowStride, kept.map { f($0.firstMean) },
-                                                      kept.map { f($0.rstd) }, kept.map { f($0.shift) })
+                                                      sumsRowStride)
     }
 }

@@ -305,8 +305,7 @@ extension ColumnKernels {
                                 backwardTileFloatSums(layout, x: xp + offset, dy: gp + offset, width: columns.count,
                                                       affine: parameters.affine(block: b, first: first), dx: dxp + offset,
                                                       sumDy: stage + at, sumDyXhat: stage + k * spanColumns + at,
-                                                      sumsRowStride: spanColumns,
-                                                      kept: keptPointers?.advanced(by: b * layout.columns + first))
+                                                      sumsRowStride: spanColumns)
                                 continue
                             }
                             var sumDy: UnsafeMutablePointer<Double>? = nil, sumDyXhat: UnsafeMutablePointer<Double>? = nil
