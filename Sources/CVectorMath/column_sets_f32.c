@@ -35,6 +35,13 @@
     mask##W ok;                                                                                                       \
     if (rows == 2 && centre) {                                                                                        \
         PAIR_STATISTICS(W, v[0], v[1], d[0], d[1])                                                                    \
+    } else if (rows == 1 && centre) {                                                                                 \
+        /* A set of one element: the steps below but Σd² − Σd·(Σd/m), +0 wherever x is finite (d is ±0, Σd +0) and */ \
+        /* not needed elsewhere (μ is not finite: out of range). μ₀, d and Σd as there, for their zeros' signs.      */ \
+        mean = v[0] + DIVIDE(splat##W(0), m);                                                                         \
+        d[0] = v[0] - mean;                                                                                           \
+        deviations += d[0];                                                                                           \
+        offset = DIVIDE(deviations, m);                                                                               \
     } else {                                                                                                          \
         if (centre) {                                                                                                 \
             vec##W sum = splat##W(0);                                                                                 \
@@ -51,7 +58,9 @@
     }                                                                                                                 \
     vec##W variance = DIVIDE(squares, divisor), shifted = variance + eps;                                             \
     ok = (shifted >= 0x1p-120f) & (shifted <= 0x1p120f);                                                              \
-    if (!(rows == 2 && centre)) ok &= (mean - mean == 0) & (offset - offset == 0);                                    \
+    /* (one element: c = (x − μ)/1 is finite where μ = x + 0 is) */                                                  \
+    if (rows == 1 && centre) ok &= mean - mean == 0;                                                                  \
+    else if (!(rows == 2 && centre)) ok &= (mean - mean == 0) & (offset - offset == 0);                               \
     /* A set of one element (PyDLLib's InstanceNorm): σ² is 0 wherever the block is in range, so σ² + eps is 0 + eps */ \
     /* in every lane, and its square root and division are made once per call. */                                    \
     vec##W rstd = rows == 1 && centre ? splat##W(single_rstd) : 1.0f / __builtin_elementwise_sqrt(shifted);           \
@@ -221,6 +230,7 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
 // of the block's operations).
 #define BACKWARD_BLOCK(W)                                                                                             \
     {                                                                                                                 \
+        if (single_sets && SINGLE_BACKWARD(W)) continue;                                                              \
         BLOCK_STATISTICS(W)                                                                                           \
         vec##W h[8], dh[8], sum = splat##W(0), sum_products = splat##W(0);                                            \
         const vec##W shared_g = shared_affine ? load##W(gamma + j) : splat##W(0);                                     \
@@ -316,6 +326,47 @@ static inline void add_local_sums(const normlab_column_sets *sets, float *sum_dy
         }                                                                                                             \
     }
 
+// Sets of one element (PyDLLib's InstanceNorm), γ not shared by rows, σ² + eps in range: BACKWARD_BLOCK's steps for
+// them without its sums of rows and most of its range tests — in range where x is finite (then so are μ and c) and
+// |γ·dy| < 2¹⁰⁰ (then Σdx̂·x̂ is ±0, x̂ being ±0). The same values (x̂ and dx are ±0, signs and all), and the same sums
+// but one: Σdy·x̂'s term is ±0, and adding it to a float32 stage would leave the stage as it was (a stage starts at
+// +0 and a float sum is −0 only when both terms are, so a stage is never −0, and s + ±0 = s for every other s), so
+// that load and store are left out. A block out of that range is BACKWARD_BLOCK's (this evaluates to 0).
+#define SINGLE_BACKWARD(W)                                                                                            \
+    ({                                                                                                                \
+        const long at_ = ROW_AT(0) + j;                                                                               \
+        const vec##W x_ = load##W(x + at_), dy_ = load##W(dy + at_), rstd_ = splat##W(single_rstd);                    \
+        const vec##W mean_ = x_ + DIVIDE(splat##W(0), m), d_ = x_ - mean_;                                            \
+        const vec##W offset_ = DIVIDE(splat##W(0) + d_, m), xhat_ = d_ * rstd_ + -offset_ * rstd_;                    \
+        vec##W dh_ = dy_;                                                                                             \
+        if (has_gamma) {                                                                                              \
+            const long p_ = ROW_INDEX(0) * affine.row_stride + j * per_element;                                       \
+            dh_ = dy_ * (per_element ? load##W(gamma + p_) : splat##W(gamma[p_]));                                    \
+        }                                                                                                             \
+        const vec##W mean_term_ = DIVIDE(splat##W(0) + dh_, m);                                                       \
+        const int in_range_ = all##W((mean_ - mean_ == 0) & (mean_term_ > -0x1p100f) & (mean_term_ < 0x1p100f));      \
+        if (in_range_) {                                                                                              \
+            const vec##W projection_ = DIVIDE(splat##W(0) + dh_ * xhat_, divisor);                                    \
+            store##W(dx + at_, rstd_ * ((dh_ - mean_term_) - xhat_ * projection_));                                   \
+            const vec##W column_dy_ = splat##W(0) + dy_, column_dy_xhat_ = splat##W(0) + dy_ * xhat_;                 \
+            if (!sum_dy) {                                                                                            \
+            } else if (narrowed_sums) {                                                                               \
+                NARROWED_SUMS_STORE(W, narrowed_sums->gamma + j, column_dy_xhat_, narrowed_sums->scaling)             \
+                NARROWED_SUMS_STORE(W, narrowed_sums->beta + j, column_dy_, narrowed_sums->scaling)                   \
+            } else {                                                                                                  \
+                const long sums_at_ = sums_row_stride == 0 ? j : ROW_INDEX(0) * sums_row_stride + j;                  \
+                const vec##W term_dy_ = sums_row_stride == 0 ? column_dy_ : dy_;                                      \
+                if (float_sums) {                                                                                     \
+                    store##W(float_sum_dy + sums_at_, load##W(float_sum_dy + sums_at_) + term_dy_);                   \
+                } else {                                                                                              \
+                    accumulate##W(sum_dy + sums_at_, term_dy_);                                                       \
+                    accumulate##W(sum_dy_xhat + sums_at_, sums_row_stride == 0 ? column_dy_xhat_ : dy_ * xhat_);      \
+                }                                                                                                     \
+            }                                                                                                         \
+        }                                                                                                             \
+        in_range_;                                                                                                    \
+    })
+
 // Backward by blocks of eight columns, then one column at a time (sets of at most eight rows; per-element sums or
 // none), as forward_blocks.
 static inline __attribute__((always_inline)) void
@@ -336,6 +387,9 @@ backward_blocks(const normlab_column_sets *sets, const float *x, const float *dy
     const long per_element = element_affine ? 1 : affine.column_stride;
     const int has_gamma = element_affine || gamma;
     const int shared_affine = element_affine && (known & KNOWN_SHARED_AFFINE);
+    const float single_shifted = DIVIDE(0.0f, divisor) + eps;  /* σ² + eps of a set of one element */
+    const int single_sets = rows == 1 && centre && !shared_affine && single_shifted >= 0x1p-120f &&
+                            single_shifted <= 0x1p120f;
     long j = 0;
     for (; j + 8 <= width; j += 8) BACKWARD_BLOCK(8)
     for (; j < width; j++) BACKWARD_BLOCK(1)
