@@ -87,6 +87,18 @@ void normlab_blend_f64(const double *old, const double *batch, double *out, long
     for (long i = 0; i < count; i++) out[i] = keep * old[i] + momentum * batch[i];
 }
 
+// .grad's running sums (NormLayer.backward): γ and β per element are a sample's size, and the Swift loop ran four
+// floats at a time without AVX.
+NORMLAB_CLONES
+void normlab_add_into_f32(float *sum, const float *values, long count) {
+    for (long i = 0; i < count; i++) sum[i] = sum[i] + values[i];
+}
+
+NORMLAB_CLONES
+void normlab_add_into_f64(double *sum, const double *values, long count) {
+    for (long i = 0; i < count; i++) sum[i] = sum[i] + values[i];
+}
+
 // An exponent of all ones (∞ or NaN) anywhere, on the bits: integer operations with no chain of float additions
 // (x − x summed in Swift's SIMD lanes waited on each addition; with this, BatchNorm eval's forward, which checks y
 // row by row, went from 0.44 to 0.32 ms at (8, 64, 56, 56)).

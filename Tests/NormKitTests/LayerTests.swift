@@ -148,6 +148,29 @@ import Testing
         #expect(layer.gammaGrad == first.dgamma)
     }
 
+    /// float32 with γ per element: the running sums are added in place (C, vectorised) once the layer holds the only
+    /// copy — one rounding per addition, in backward order, and the gradients a backward returned are left alone.
+    @Test func float32SumsAccumulateInPlace() throws {
+        var spec = try LayerSpec(kind: .groupnorm, groups: 2)
+        spec.affine = .element
+        var layer = try NormLayer<Float>(spec: spec)
+        let shape = try Shape([3, 4, 37])
+        try layer.forward(.randn(shape, seed: 0))
+        let dys = (1...3).map { Tensor<Float>.randn(shape, seed: UInt64($0)) }
+        let passes = try dys.map { try layer.backward($0) }
+        let first = passes[0].dgamma!.scalars, second = passes[1].dgamma!.scalars, third = passes[2].dgamma!.scalars
+        let expected: [Float] = (0..<first.count).map { i in (first[i] + second[i]) + third[i] }
+        #expect(layer.gammaGrad!.scalars == expected)
+        let betas: [[Float]] = passes.map { $0.dbeta!.scalars }
+        let expectedBeta: [Float] = (0..<first.count).map { i in (betas[0][i] + betas[1][i]) + betas[2][i] }
+        #expect(layer.betaGrad!.scalars == expectedBeta)
+        // The first pass's dγ (whose buffer the sums started from) is as a fresh layer makes it: not summed into.
+        var fresh = try NormLayer<Float>(spec: spec)
+        try fresh.forward(.randn(shape, seed: 0))
+        let freshFirst: [Float] = try fresh.backward(dys[0]).dgamma!.scalars
+        #expect(first != expected && first == freshFirst)
+    }
+
     @Test func batchNormRunningStatistics() throws {
         var layer = try NormLayer<Double>(spec: LayerSpec(kind: .batchnorm))
         #expect(layer.mode == .train)

@@ -31,6 +31,10 @@ int normlab_has_non_finite_f64(const double *values, long count);
 void normlab_blend_f32(const float *old, const float *batch, float *out, long count, double keep, double momentum);
 void normlab_blend_f64(const double *old, const double *batch, double *out, long count, double keep, double momentum);
 
+/// sum[i] = sum[i] + values[i], one rounding each, as a plain loop makes it.
+void normlab_add_into_f32(float *sum, const float *values, long count);
+void normlab_add_into_f64(double *sum, const double *values, long count);
+
 /// *sum += Σd and *square += Σd² over x[0 ..< count], d = x − shift in Float64 (each float widened exactly), in no
 /// particular order: the exact statistics that judge an emulated pass (`EmulatedKernels.exactStatistics`).
 void normlab_add_shifted_sums_f32(const float *x, long count, double shift, double *sum, double *square);

@@ -169,25 +169,36 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
         }
         let gradients = try Normalization.backward(forward: lastForward, gamma: gamma, outputGradient: dy, threads: threads)
         // .grad accumulates in the parameters' own format, as PyTorch's does.
-        if let dgamma = gradients.dgamma { gammaGrad = Self.add(gammaGrad, dgamma).rounded(toFormat: storage) }
-        if let dbeta = gradients.dbeta { betaGrad = Self.add(betaGrad, dbeta).rounded(toFormat: storage) }
+        if let dgamma = gradients.dgamma { Self.accumulate(&gammaGrad, dgamma, storage: storage) }
+        if let dbeta = gradients.dbeta { Self.accumulate(&betaGrad, dbeta, storage: storage) }
         backwardCount += 1
         lastGradients = gradients
         lastOutputGradient = dy
         return gradients
     }
 
-    private static func add(_ total: Tensor<Scalar>?, _ value: Tensor<Scalar>) -> Tensor<Scalar> {
-        guard let total else { return value }
-        let sums = [Scalar](unsafeUninitializedCapacity: value.count) { out, count in
-            total.scalars.withUnsafeBufferPointer { t in
-                value.scalars.withUnsafeBufferPointer { v in
-                    for i in 0..<v.count { out[i] = t[i] + v[i] }
+    /// `total` += `value` in the parameters' format: in place where the layer holds the only copy (γ and β per element
+    /// are a sample's size: two new arrays per step, and their pages, otherwise), float32 and float64 in C.
+    private static func accumulate(_ total: inout Tensor<Scalar>?, _ value: Tensor<Scalar>, storage: DType) {
+        guard var sum = total, sum.count == value.count else {  // (counts agree: the sample shape is locked)
+            total = value.rounded(toFormat: storage)
+            return
+        }
+        total = nil  // `sum` the only reference, so the buffer is written in place
+        sum.withUnsafeMutableBufferPointer { s in
+            value.scalars.withUnsafeBufferPointer { v in
+                let (sp, vp) = (UnsafeMutableRawPointer(s.baseAddress), UnsafeRawPointer(v.baseAddress))
+                if Scalar.self == Float.self, let sp, let vp {
+                    normlab_add_into_f32(sp.assumingMemoryBound(to: Float.self), vp.assumingMemoryBound(to: Float.self), v.count)
+                } else if Scalar.self == Double.self, let sp, let vp {
+                    normlab_add_into_f64(sp.assumingMemoryBound(to: Double.self), vp.assumingMemoryBound(to: Double.self),
+                                         v.count)
+                } else {
+                    for i in 0..<v.count { s[i] = s[i] + v[i] }
                 }
             }
-            count = value.count
         }
-        return Tensor(uncheckedShape: value.shape, scalars: sums)
+        total = sum.rounded(toFormat: storage)
     }
 
     /// Forget the accumulated parameter gradients (PyTorch's `zero_grad`).
