@@ -53,6 +53,13 @@ void normlab_eval_row_gradient_f32(const float *dy, const float *x, float *dx, l
 void normlab_eval_row_gradient_f64(const double *dy, const double *x, double *dx, long count, double mean, double rstd,
                                    double scale, double *sums, double *tail);
 
+/// BatchNorm in eval, a run of a sample's elements with per-element constants: dx = dy·scale rounded once to the
+/// element type; with `sum_dy` (and `sum_dy_xhat`), dy and dy·x̂ added into them, x̂ = (x − mean)·rstd, in Float64.
+void normlab_eval_elements_gradient_f32(const float *dy, const float *x, float *dx, long count, const double *scale,
+                                        const double *mean, const double *rstd, double *sum_dy, double *sum_dy_xhat);
+void normlab_eval_elements_gradient_f64(const double *dy, const double *x, double *dx, long count, const double *scale,
+                                        const double *mean, const double *rstd, double *sum_dy, double *sum_dy_xhat);
+
 /// The gradient of one row (dgamma and dbeta required) and, in the same loop, the sums of the row at next_dy, next_x
 /// with the same γ (the same channel in the next sample) and that set's μ and rstd: what the two calls above would
 /// give, with γ read once.

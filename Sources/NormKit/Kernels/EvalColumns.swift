@@ -1,3 +1,5 @@
+import CVectorMath
+
 /// BatchNorm in eval mode per channel on inputs with one position ((N, C), (N, C, 1, 1)): each channel's row is a
 /// single element, so the per-row loops made a call per element. Here a sample's channels run side by side along
 /// its row, each element with its channel's constants and the very operations of the per-row loops — the same bits.
@@ -49,25 +51,8 @@ extension StridedKernels {
                 for n in 0..<batch {
                     let dyRow = gp + n * channels + low, xRow = xp + n * channels + low, dxRow = dxp + n * channels + low
                     let s = scale + low, m = mean + low, r = rstd + low
-                    // Four lanes at a time, each the operations of one element alone.
-                    WideLanes.lanes(high - low) { i in
-                        let d = WideLanes.wide4(dyRow + i)
-                        WideLanes.narrow4(d * WideLanes.get4(s + i), dxRow + i)
-                        if let sd {
-                            let at = sd + low + i, products = sd + channels + low + i
-                            WideLanes.put4(WideLanes.get4(at) + d, at)
-                            WideLanes.put4(WideLanes.get4(products)
-                                           + d * ((WideLanes.wide4(xRow + i) - WideLanes.get4(m + i)) * WideLanes.get4(r + i)),
-                                           products)
-                        }
-                    } one: { i in
-                        let d = dyRow[i].asDouble
-                        dxRow[i] = S(fromDouble: d * s[i])
-                        if let sd {
-                            sd[low + i] += d
-                            sd[channels + low + i] += d * ((xRow[i].asDouble - m[i]) * r[i])
-                        }
-                    }
+                    evalElementsGradient(dy: dyRow, x: xRow, dx: dxRow, count: high - low, scale: s, mean: m, rstd: r,
+                                         sumDy: sd.map { $0 + low }, sumDyXhat: sd.map { $0 + channels + low })
                 }
             }
         }}}
@@ -75,6 +60,36 @@ extension StridedKernels {
         for c in 0..<channels {
             dgamma[c] = sums[channels + c]
             dbeta[c] = sums[c]
+        }
+    }
+
+    /// dx = dy·scale rounded once, and with `sumDy`, dy and dy·x̂ (x̂ = (x − mean)·rstd) added into the sums, element by
+    /// element in Float64: C for float32 and float64 (AVX2 where the CPU has it), the same operations as this loop.
+    @inline(__always)
+    static func evalElementsGradient<S: NormScalar>(
+        dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, scale: UnsafePointer<Double>,
+        mean: UnsafePointer<Double>, rstd: UnsafePointer<Double>, sumDy: UnsafeMutablePointer<Double>?,
+        sumDyXhat: UnsafeMutablePointer<Double>?
+    ) {
+        if S.self == Float.self {
+            normlab_eval_elements_gradient_f32(UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
+                                               UnsafeRawPointer(x).assumingMemoryBound(to: Float.self),
+                                               UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self), count,
+                                               scale, mean, rstd, sumDy, sumDyXhat)
+        } else if S.self == Double.self {
+            normlab_eval_elements_gradient_f64(UnsafeRawPointer(dy).assumingMemoryBound(to: Double.self),
+                                               UnsafeRawPointer(x).assumingMemoryBound(to: Double.self),
+                                               UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Double.self), count,
+                                               scale, mean, rstd, sumDy, sumDyXhat)
+        } else {
+            for i in 0..<count {
+                let d = dy[i].asDouble
+                dx[i] = S(fromDouble: d * scale[i])
+                if let sumDy, let sumDyXhat {
+                    sumDy[i] += d
+                    sumDyXhat[i] += d * ((x[i].asDouble - mean[i]) * rstd[i])
+                }
+            }
         }
     }
 }

@@ -278,22 +278,8 @@ enum StridedKernels {
                 for n in 0..<batch {
                     let offset = n * elements + lo
                     let dyr = gp + offset, xr = xp + offset, dxr = dxp + offset
-                    WideLanes.lanes(count) { e in
-                        let d = WideLanes.wide4(dyr + e)
-                        WideLanes.narrow4(d * WideLanes.get4(sl + e), dxr + e)
-                        if wantParameters {
-                            let h = (WideLanes.wide4(xr + e) - WideLanes.get4(ml + e)) * WideLanes.get4(rl + e)
-                            WideLanes.put4(WideLanes.get4(sumDy + e) + d, sumDy + e)
-                            WideLanes.put4(WideLanes.get4(sumDyH + e) + d * h, sumDyH + e)
-                        }
-                    } one: { e in
-                        let d = dyr[e].asDouble
-                        dxr[e] = S(fromDouble: d * sl[e])
-                        if wantParameters {
-                            sumDy[e] += d
-                            sumDyH[e] += d * ((xr[e].asDouble - ml[e]) * rl[e])
-                        }
-                    }
+                    evalElementsGradient(dy: dyr, x: xr, dx: dxr, count: count, scale: sl, mean: ml, rstd: rl,
+                                         sumDy: wantParameters ? sumDy : nil, sumDyXhat: wantParameters ? sumDyH : nil)
                 }
             }
         }}}}}
