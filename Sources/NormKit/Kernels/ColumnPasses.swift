@@ -261,6 +261,11 @@ extension ColumnKernels {
         let spans = (tiles + spanTiles - 1) / spanTiles
         let spanColumns = spanTiles * tile
         let units = groups * spans
+        // Units a thread runs side by side, sample by sample: a group's sample of PyDLLib's InstanceNorm is 12.5 KB,
+        // and unit after unit (each over every sample) read x and dy in such runs, 800 KB apart; several units of
+        // consecutive groups read one longer run per sample. As many as keep their stages within about 256 KB.
+        let unitBytes = 2 * k * spanColumns * (S.self == Float.self ? 4 : 8)
+        let unitsTogether = max(1, min(8, 262_144 / max(unitBytes, 1)))
         // float32 keeps dγ's and dβ's per-element sums in float32 between Float64 additions: at most eight samples'
         // terms (or, BatchNorm with grouped channels, a set's rows: at most eight). With a set's rows many, a Float64
         // load, addition and store per term made most of PyDLLib LayerNorm's backward at (8, 64, 56, 56).
@@ -285,17 +290,26 @@ extension ColumnKernels {
             nonisolated(unsafe) let dg = dgBuffer.baseAddress, db = dbBuffer.baseAddress
             nonisolated(unsafe) let pg = pgBuffer.baseAddress, pb = pbBuffer.baseAddress
             FastKernels.parallel(units, threads: threads) { range in
-                let sums = UnsafeMutablePointer<Double>.allocate(capacity: perElement ? 2 * k * spanColumns : 0)
-                let stage = UnsafeMutablePointer<Float>.allocate(capacity: floatSums ? 2 * k * spanColumns : 0)
-                defer { sums.deallocate(); stage.deallocate() }
-                if floatSums { stage.initialize(repeating: 0, count: 2 * k * spanColumns) }
-                for unit in range {
-                    let g = unit / spans, firstTile = (unit % spans) * spanTiles
-                    let lastTile = min(firstTile + spanTiles, tiles)
-                    let spanStart = firstTile * tile
-                    if perElement && !floatSums { sums.update(repeating: 0, count: 2 * k * spanColumns) }
-                    var folded = false  // float sums: whether `sums` holds earlier samples' Float64 totals yet
-                    for n in 0..<batch {
+                // A thread's units run a few at a time, sample by sample (`unitsTogether`); each unit keeps its own
+                // sums and stage, so its operations and their order are those of the unit alone.
+                let together = min(unitsTogether, max(1, range.count))
+                let sumsSize = perElement ? 2 * k * spanColumns : 0, stageSize = floatSums ? 2 * k * spanColumns : 0
+                let allSums = UnsafeMutablePointer<Double>.allocate(capacity: together * sumsSize)
+                let allStages = UnsafeMutablePointer<Float>.allocate(capacity: together * stageSize)
+                defer { allSums.deallocate(); allStages.deallocate() }
+                if floatSums { allStages.initialize(repeating: 0, count: together * stageSize) }
+                var folded = [Bool](repeating: false, count: together)  // float sums: `sums` holds Float64 totals yet
+                for chunkStart in stride(from: range.lowerBound, to: range.upperBound, by: together) {
+                    let chunk = chunkStart..<min(chunkStart + together, range.upperBound)
+                    for unit in chunk where perElement && !floatSums {
+                        (allSums + (unit - chunkStart) * sumsSize).update(repeating: 0, count: sumsSize)
+                    }
+                    for i in 0..<chunk.count { folded[i] = false }
+                    for n in 0..<batch { for unit in chunk {
+                        let sums = allSums + (unit - chunkStart) * sumsSize
+                        let stage = allStages + (unit - chunkStart) * stageSize
+                        let g = unit / spans, firstTile = (unit % spans) * spanTiles
+                        let lastTile = min(firstTile + spanTiles, tiles), spanStart = firstTile * tile
                         let b = layout.batchGroups ? g : n * groups + g
                         for t in firstTile..<lastTile {
                             let columns = layout.columns(ofTile: t), first = columns.lowerBound
@@ -333,16 +347,18 @@ extension ColumnKernels {
                                 let target = (g * k + row) * spatial + spanStart
                                 let dySums = row * spanColumns, productSums = (k + row) * spanColumns
                                 if let narrowing {
-                                    normlab_fold_float_sums_narrowed(narrowing.gamma + target, folded ? sums + productSums : nil,
+                                    let earlier = folded[unit - chunkStart]
+                                    normlab_fold_float_sums_narrowed(narrowing.gamma + target, earlier ? sums + productSums : nil,
                                                                      stage + productSums, width, narrowing.scaling,
                                                                      narrowing.factor)
-                                    normlab_fold_float_sums_narrowed(narrowing.beta + target, folded ? sums + dySums : nil,
+                                    normlab_fold_float_sums_narrowed(narrowing.beta + target, earlier ? sums + dySums : nil,
                                                                      stage + dySums, width, narrowing.scaling, narrowing.factor)
                                     continue
                                 }
-                                normlab_fold_float_sums(dg + target, folded ? sums + productSums : nil,
-                                                        stage + productSums, width)
-                                normlab_fold_float_sums(db + target, folded ? sums + dySums : nil, stage + dySums, width)
+                                let earlier = folded[unit - chunkStart]
+                                normlab_fold_float_sums(dg + target, earlier ? sums + productSums : nil, stage + productSums,
+                                                        width)
+                                normlab_fold_float_sums(db + target, earlier ? sums + dySums : nil, stage + dySums, width)
                             }
                         } else {
                             // Only the columns that hold sums: a row shorter than a tile leaves the rest of each of the
@@ -351,12 +367,17 @@ extension ColumnKernels {
                             let width = min(lastTile * tile, spatial) - spanStart
                             for row in 0..<(2 * k) {
                                 let at = row * spanColumns
-                                normlab_fold_float_sums(sums + at, folded ? sums + at : nil, stage + at, width)
+                                normlab_fold_float_sums(sums + at, folded[unit - chunkStart] ? sums + at : nil, stage + at,
+                                                        width)
                             }
-                            folded = true
+                            folded[unit - chunkStart] = true
                         }
-                    }
-                    if perElement && !floatSums, let dg, let db, parameterCount > 0 {
+                    }}
+                    for unit in chunk where perElement && !floatSums {
+                        guard let dg, let db, parameterCount > 0 else { break }
+                        let sums = allSums + (unit - chunkStart) * sumsSize
+                        let g = unit / spans, firstTile = (unit % spans) * spanTiles
+                        let lastTile = min(firstTile + spanTiles, tiles), spanStart = firstTile * tile
                         let width = min(lastTile * tile, spatial) - spanStart
                         for row in 0..<k {
                             let target = (g * k + row) * spatial + spanStart
