@@ -126,6 +126,24 @@ enum ColumnKernels {
             groups = plan.groups
             channels = plan.channels
             spatial = plan.spatial
+            let parameterBytes = 2 * channelRows * spatial * (floatLanes ? 4 : 8)
+            let fitting = positions && !batchGroups && spec.affine == .element ? min(8, 262_144 / max(parameterBytes, 1)) : 1
+            groupsTogether = (1...max(1, fitting)).last { plan.groups % $0 == 0 } ?? 1
+        }
+
+        /// Groups whose blocks forward runs together sample after sample: per-position sets with γ and β per element
+        /// go a few groups at a time over every sample, as many as keep those groups' γ and β (a sample's size in all)
+        /// within about 256 KB, so they stay in L2 across the samples rather than coming from L3 for each (PyDLLib's
+        /// GroupNorm forward 0.43 → 0.39 ms at (8, 64, 56, 56)); others one, sample after sample.
+        let groupsTogether: Int
+
+        /// The block forward runs i-th: sample after sample within a chunk of `groupsTogether` groups.
+        func forwardBlock(_ i: Int) -> Int {
+            guard groupsTogether > 1 else { return i }
+            let samples = blocks / groups
+            let inChunk = i % groupsTogether, rest = i / groupsTogether
+            let n = rest % samples, chunk = rest / samples
+            return n * groups + chunk * groupsTogether + inChunk
         }
 
         /// Row r's offset from its block's first element.

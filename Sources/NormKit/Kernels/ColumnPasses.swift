@@ -110,7 +110,7 @@ extension ColumnKernels {
                 let tileStatistics = width == 0 ? nil : FastKernels.Statistics.Pointers(
                     means: scratch, variances: scratch + width, rstds: scratch + 2 * width, sumSquares: scratch + 3 * width)
                 for unit in range {
-                    let b = unit / tiles, columns = layout.columns(ofTile: unit % tiles)
+                    let b = layout.forwardBlock(unit / tiles), columns = layout.columns(ofTile: unit % tiles)
                     let offset = layout.base(ofBlock: b) + columns.lowerBound
                     let at = b * layout.columns + columns.lowerBound
                     // The whole pass's arrays, or the tile's scratch (its values from 0).
@@ -127,8 +127,8 @@ extension ColumnKernels {
                     }
                     zeroOut[unit] = outputs.zeroVariances
                     finiteOut[unit] = outputs.finite
-                    if let summaryParts, let yp {
-                        (summaryParts + unit).initialize(to: SummaryParts.moments(of: UnsafePointer(yp + offset)) { run in
+                    if let summaryParts, let yp {  // in block order, whatever order the blocks ran in
+                        (summaryParts + b * tiles + unit % tiles).initialize(to: SummaryParts.moments(of: UnsafePointer(yp + offset)) { run in
                             for r in 0..<rows { run(layout.rowOffset(r), columns.count) }
                         })
                     }
