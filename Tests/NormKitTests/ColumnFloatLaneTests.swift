@@ -151,6 +151,38 @@ import Testing
         #expect(worst <= 1e-4 * scale, "dx off by \(worst) against a scale of \(scale)")
     }
 
+    /// Sets of one element (PyDLLib's InstanceNorm), whose float32 loops of their own (column_sets_f32.c) skip the
+    /// general steps: where x is finite, x̂ is ±0, so y is β exactly (β non-zero), dx is 0, dγ's terms are ±0 and dβ's
+    /// are dy — in blocks of sixteen and eight, their tails, and blocks of each beside a NaN, on 1 and 3 threads.
+    @Test func setsOfOneElementGiveBetaAndNoGradient() throws {
+        var spec = try LayerSpec(kind: .instancenorm)
+        spec.apply(.pydllib)
+        spec.paramGrad = .sum
+        let shape = try Shape([3, 5, 7, 11])  // 77 positions: blocks, then a tail
+        var values = Tensor<Double>.randn(shape, seed: 41).map { 1e3 * $0 }.scalars
+        values[100] = .nan
+        let x: Tensor<Float> = Tensor<Double>(uncheckedShape: shape, scalars: values).converted()
+        let plan = try NormPlan(spec: spec, inputShape: shape)
+        let gamma: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 42).converted()
+        let beta: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 43).map { $0 + ($0 < 0 ? -0.1 : 0.1) }.converted()
+        let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 44).converted()
+        let sample = plan.affineShape!.count
+        for threads in [1, 3] {
+            let pass = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, threads: threads)
+            let grads = try Normalization.backward(forward: pass, gamma: gamma, outputGradient: dy, threads: threads)
+            for i in 0..<x.count where i % sample != 100 % sample {  // elements whose column has no NaN
+                #expect(pass.output.scalars[i] == beta.scalars[i % sample], "y[\(i)]")
+                #expect(grads.dx.scalars[i] == 0, "dx[\(i)]")
+            }
+            #expect(pass.output.scalars[100].isNaN && grads.dx.scalars[100].isNaN)
+            for e in 0..<sample where e != 100 % sample {
+                #expect(grads.dgamma!.scalars[e] == 0, "dgamma[\(e)]")
+                let sum = (0..<3).reduce(0.0) { $0 + Double(dy.scalars[$1 * sample + e]) }
+                #expect(abs(Double(grads.dbeta!.scalars[e]) - sum) <= 1e-6 * max(1, abs(sum)), "dbeta[\(e)]")
+            }
+        }
+    }
+
     /// PyDLLib's GroupNorm and BatchNorm, whose sets are pairs on 8 channels (G = 4) and on a batch of two.
     static func pydllibSetsOfTwo() throws -> (LayerSpec, LayerSpec) {
         var groupNorm = try LayerSpec(kind: .groupnorm, groups: 4)
