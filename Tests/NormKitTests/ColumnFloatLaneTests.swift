@@ -164,7 +164,8 @@ import Testing
         let x: Tensor<Float> = Tensor<Double>(uncheckedShape: shape, scalars: values).converted()
         let plan = try NormPlan(spec: spec, inputShape: shape)
         let gamma: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 42).converted()
-        let beta: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 43).map { $0 + ($0 < 0 ? -0.1 : 0.1) }.converted()
+        let beta: Tensor<Float> = Tensor<Double>.randn(plan.affineShape!, seed: 43)
+            .map { $0 + ($0 < 0 ? -0.1 : 0.1) }.converted()  // no zero: y is β exactly
         let dy: Tensor<Float> = Tensor<Double>.randn(shape, seed: 44).converted()
         let sample = plan.affineShape!.count
         for threads in [1, 3] {

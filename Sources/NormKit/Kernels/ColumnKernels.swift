@@ -127,7 +127,8 @@ enum ColumnKernels {
             channels = plan.channels
             spatial = plan.spatial
             let parameterBytes = 2 * channelRows * spatial * (floatLanes ? 4 : 8)
-            let fitting = positions && !batchGroups && spec.affine == .element ? min(8, 262_144 / max(parameterBytes, 1)) : 1
+            let elementParameters = positions && !batchGroups && spec.affine == .element
+            let fitting = elementParameters ? min(8, 262_144 / max(parameterBytes, 1)) : 1
             groupsTogether = (1...max(1, fitting)).last { plan.groups % $0 == 0 } ?? 1
         }
 

@@ -77,10 +77,12 @@ extension ColumnKernels {
                     }
                     zeroOut[unit] = outputs.zeroVariances
                     finiteOut[unit] = outputs.finite
-                    if let summaryParts, let yp {  // in block order, whatever order the blocks ran in
-                        (summaryParts + b * tiles + unit % tiles).initialize(to: SummaryParts.moments(of: UnsafePointer(yp + offset)) { run in
+                    if let summaryParts, let yp {
+                        let moments = SummaryParts.moments(of: UnsafePointer(yp + offset)) { run in
                             for r in 0..<rows { run(layout.rowOffset(r), columns.count) }
-                        })
+                        }
+                        // In block order, whatever order the blocks ran in: the same total.
+                        (summaryParts + b * tiles + unit % tiles).initialize(to: moments)
                     }
                 }
             }
@@ -298,17 +300,20 @@ extension ColumnKernels {
                                 let dySums = row * spanColumns, productSums = (k + row) * spanColumns
                                 if let narrowing {
                                     let earlier = folded[unit - chunkStart]
-                                    normlab_fold_float_sums_narrowed(narrowing.gamma + target, earlier ? sums + productSums : nil,
+                                    normlab_fold_float_sums_narrowed(narrowing.gamma + target,
+                                                                     earlier ? sums + productSums : nil,
                                                                      stage + productSums, width, narrowing.scaling,
                                                                      narrowing.factor)
                                     normlab_fold_float_sums_narrowed(narrowing.beta + target, earlier ? sums + dySums : nil,
-                                                                     stage + dySums, width, narrowing.scaling, narrowing.factor)
+                                                                     stage + dySums, width, narrowing.scaling,
+                                                                     narrowing.factor)
                                     continue
                                 }
                                 let earlier = folded[unit - chunkStart]
-                                normlab_fold_float_sums(dg + target, earlier ? sums + productSums : nil, stage + productSums,
+                                normlab_fold_float_sums(dg + target, earlier ? sums + productSums : nil,
+                                                        stage + productSums, width)
+                                normlab_fold_float_sums(db + target, earlier ? sums + dySums : nil, stage + dySums,
                                                         width)
-                                normlab_fold_float_sums(db + target, earlier ? sums + dySums : nil, stage + dySums, width)
                             }
                         } else {
                             // Only the columns that hold sums: a row shorter than a tile leaves the rest of each of the
@@ -317,8 +322,8 @@ extension ColumnKernels {
                             let width = min(lastTile * tile, spatial) - spanStart
                             for row in 0..<(2 * k) {
                                 let at = row * spanColumns
-                                normlab_fold_float_sums(sums + at, folded[unit - chunkStart] ? sums + at : nil, stage + at,
-                                                        width)
+                                let earlier = folded[unit - chunkStart]
+                                normlab_fold_float_sums(sums + at, earlier ? sums + at : nil, stage + at, width)
                             }
                             folded[unit - chunkStart] = true
                         }

@@ -67,9 +67,9 @@ extension StridedKernels {
     /// element in Float64: C for float32 and float64 (AVX2 where the CPU has it), the same operations as this loop.
     @inline(__always)
     static func evalElementsGradient<S: NormScalar>(
-        dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, scale: UnsafePointer<Double>,
-        mean: UnsafePointer<Double>, rstd: UnsafePointer<Double>, sumDy: UnsafeMutablePointer<Double>?,
-        sumDyXhat: UnsafeMutablePointer<Double>?
+        dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int,
+        scale: UnsafePointer<Double>, mean: UnsafePointer<Double>, rstd: UnsafePointer<Double>,
+        sumDy: UnsafeMutablePointer<Double>?, sumDyXhat: UnsafeMutablePointer<Double>?
     ) {
         if S.self == Float.self {
             normlab_eval_elements_gradient_f32(UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),

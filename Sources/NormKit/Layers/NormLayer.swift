@@ -189,10 +189,11 @@ public struct NormLayer<Scalar: NormScalar>: Sendable {
             value.scalars.withUnsafeBufferPointer { v in
                 let (sp, vp) = (UnsafeMutableRawPointer(s.baseAddress), UnsafeRawPointer(v.baseAddress))
                 if Scalar.self == Float.self, let sp, let vp {
-                    normlab_add_into_f32(sp.assumingMemoryBound(to: Float.self), vp.assumingMemoryBound(to: Float.self), v.count)
-                } else if Scalar.self == Double.self, let sp, let vp {
-                    normlab_add_into_f64(sp.assumingMemoryBound(to: Double.self), vp.assumingMemoryBound(to: Double.self),
+                    normlab_add_into_f32(sp.assumingMemoryBound(to: Float.self), vp.assumingMemoryBound(to: Float.self),
                                          v.count)
+                } else if Scalar.self == Double.self, let sp, let vp {
+                    normlab_add_into_f64(sp.assumingMemoryBound(to: Double.self),
+                                         vp.assumingMemoryBound(to: Double.self), v.count)
                 } else {
                     for i in 0..<v.count { s[i] = s[i] + v[i] }
                 }
