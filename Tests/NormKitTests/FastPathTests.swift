@@ -95,10 +95,11 @@ import Testing
 
     /// BatchNorm in eval mode: the fused map from the running statistics against the general path, per channel and
     /// per element, and the same bits for any thread count; on (N, C) and (N, C, 1, 1) per channel a sample's channels
-    /// side by side (`StridedKernels.evalColumns`).
+    /// side by side (`StridedKernels.evalColumns`), and with more than 256 samples their sums in chunks of 256
+    /// (`evalColumnsBackward`: three chunks, whole rows on one thread, spans of channels on two and three).
     @Test(arguments: [(Reduce.group, nil, [3, 40, 33]), (.channels, nil, [3, 40, 33]), (.group, 8, [3, 40, 33]),
                       (.channels, 4, [3, 40, 33]), (.group, nil, [37, 70]), (.group, nil, [5, 8, 1, 1]),
-                      (.channels, nil, [37, 70])] as [(Reduce, Int?, [Int])])
+                      (.channels, nil, [37, 70]), (.group, nil, [700, 70])] as [(Reduce, Int?, [Int])])
     func batchNormEvalMatchesTheGeneralPath(_ reduce: Reduce, _ groups: Int?, _ dims: [Int]) throws {
         for affine in Affine.allCases {
             var spec = try LayerSpec(kind: .batchnorm)
@@ -114,6 +115,7 @@ import Testing
             let reference = try Normalization.computeForward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .eval,
                                                               running: running, threads: 1, allowFastPath: false)
             var outputs: [Tensor<Double>] = []
+            var gradients: [[Tensor<Double>?]] = []
             for threads in [1, 2, 3] {
                 let fast = try Normalization.forward(spec: spec, input: x, gamma: gamma, beta: beta, mode: .eval,
                                                      running: running, threads: threads)
@@ -133,8 +135,10 @@ import Testing
                     #expect(worst <= 1e-12 * scale, "\(reduce) \(affine) \(name): \(worst)")
                 }
                 outputs.append(fast.output)
+                gradients.append([grads.dx, grads.dgamma, grads.dbeta])
             }
             #expect(outputs.allSatisfy { $0 == outputs[0] }, "\(reduce) \(affine): eval output differs between thread counts")
+            #expect(gradients.allSatisfy { $0 == gradients[0] }, "\(reduce) \(affine): eval gradients differ between thread counts")
         }
     }
 
