@@ -64,14 +64,6 @@ package enum NormKitAVX2 {
                                                      meanTerm: meanTerm, projection: projection, stageGamma: stageGamma,
                                                      stageBeta: stageBeta)
             },
-            elementwiseGradientAndSumsStaged: { dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, sg, sb, nextDy, nextX,
-                                                nextGamma, nextMean, nextRstd, out in
-                let sums = FloatLanes.elementwiseGradientAndSumsStaged(
-                    dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
-                    stageGamma: sg, stageBeta: sb, nextDy: nextDy, nextX: nextX, nextGamma: nextGamma, nextMean: nextMean,
-                    nextRstd: nextRstd)
-                storePair(sums.dy, sums.dyXhat, out)
-            },
             setStatistics: { x, count, rows, sets, m, centre, totals, means, squares in
                 FloatLanes.setStatistics(x, count: count, rows: rows, sets: sets, m: m, centre: centre, totals: totals,
                                          means: means, squares: squares)

@@ -276,20 +276,6 @@ extension FloatLanes {
                         nextX: nextX, nextGamma: nextGamma, nextMean: nextMean, nextRstd: nextRstd)
     }
 
-    /// `elementwiseGradientAndSums` with dy·x̂ and dy added into float32 stages.
-    @inline(never)
-    public static func elementwiseGradientAndSumsStaged(
-        _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
-        count: Int, mean: Double, rstd: Double, meanTerm: Double, projection: Double,
-        stageGamma: UnsafeMutablePointer<Float>, stageBeta: UnsafeMutablePointer<Float>,
-        nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
-        nextRstd: Double
-    ) -> (dy: Double, dyXhat: Double) {
-        gradientAndSums(dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm,
-                        projection: projection, terms: StagedTerms(gamma: stageGamma, beta: stageBeta), nextDy: nextDy,
-                        nextX: nextX, nextGamma: nextGamma, nextMean: nextMean, nextRstd: nextRstd)
-    }
-
     @inline(__always)
     static func gradientAndSums<Terms: ParameterTerms>(
         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,

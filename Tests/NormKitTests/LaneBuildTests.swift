@@ -196,18 +196,18 @@ struct LaneBuildTests {
                 #expect(d5.map(\.bitPattern) == d1.map(\.bitPattern))
                 stages.append(s5)
             }
-            for fused in [NormLanes.FloatLanes.elementwiseGradientAndSumsStaged,
-                          NormLanesAVX2.FloatLanes.elementwiseGradientAndSumsStaged] {
-                var d6 = [Float](repeating: 0, count: count), s6 = [Float](repeating: 0.5, count: 2 * count)
-                let sums = d6.withUnsafeMutableBufferPointer { d in s6.withUnsafeMutableBufferPointer { st in
-                    let base = st.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!
-                    return fused(gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gammap, count, mean, rstd, 0.01,
-                                 0.3, base, base + count, xp, gp, betap, nextMean, nextRstd)
-                }}
-                #expect(d6.map(\.bitPattern) == d1.map(\.bitPattern))
-                #expect(sums.dy.bitPattern == alone.dy.bitPattern && sums.dyXhat.bitPattern == alone.dyXhat.bitPattern)
-                stages.append(s6)
-            }
+            // Fused in C (with a prefetch of the next run): the same dx, stages and sums.
+            var dxC = [Float](repeating: 0, count: count), stagesC = [Float](repeating: 0.5, count: 2 * count)
+            let sums = dxC.withUnsafeMutableBufferPointer { d in stagesC.withUnsafeMutableBufferPointer { st in
+                let base = st.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!
+                return FloatKernel.elementwiseGradientAndSumsStaged(
+                    gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gamma: gammap, count: count, mean: mean,
+                    rstd: rstd, meanTerm: 0.01, projection: 0.3, stageGamma: base, stageBeta: base + count, nextDy: xp,
+                    nextX: gp, nextGamma: betap, nextMean: nextMean, nextRstd: nextRstd)
+            }}
+            #expect(dxC.map(\.bitPattern) == d1.map(\.bitPattern))
+            #expect(sums.dy.bitPattern == alone.dy.bitPattern && sums.dyXhat.bitPattern == alone.dyXhat.bitPattern)
+            stages.append(stagesC)
             #expect(stages.allSatisfy { $0.map(\.bitPattern) == stages[0].map(\.bitPattern) })
             for i in 0..<count {
                 let (high, low) = (Float(mean), mean - Double(Float(mean)))

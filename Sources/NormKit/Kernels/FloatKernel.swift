@@ -1,5 +1,6 @@
 import NormLanes
 import CPUFeatures
+import CVectorMath
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -54,10 +55,6 @@ package struct FloatLaneTable: Sendable {
     package typealias ElementwiseGradientStaged = @convention(c) (
         UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Double, Double,
         Double, Double, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) -> Void
-    package typealias ElementwiseGradientAndSumsStaged = @convention(c) (
-        UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Double, Double,
-        Double, Double, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>,
-        UnsafePointer<Float>, Double, Double, UnsafeMutablePointer<Double>) -> Void
     /// Many short sets in one call (`SetLanes.swift`).
     package typealias SetStatistics = @convention(c) (UnsafePointer<Float>, Int, Int, Int, Double, Bool,
                                                       UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>,
@@ -95,7 +92,6 @@ package struct FloatLaneTable: Sendable {
     package let elementwiseGradient: ElementwiseGradient
     package let elementwiseGradientAndSums: ElementwiseGradientAndSums
     package let elementwiseGradientStaged: ElementwiseGradientStaged
-    package let elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged
     package let setStatistics: SetStatistics
     package let applySets: ApplySets
     package let applyRows: ApplyRows
@@ -113,8 +109,7 @@ package struct FloatLaneTable: Sendable {
                  applyElementwiseAndShiftedSumSummarizing: ApplyElementwiseAndShiftedSumSummarizing,
                  elementwiseGradientSums: ElementwiseGradientSums,
                  elementwiseGradient: ElementwiseGradient, elementwiseGradientAndSums: ElementwiseGradientAndSums,
-                 elementwiseGradientStaged: ElementwiseGradientStaged,
-                 elementwiseGradientAndSumsStaged: ElementwiseGradientAndSumsStaged, setStatistics: SetStatistics,
+                 elementwiseGradientStaged: ElementwiseGradientStaged, setStatistics: SetStatistics,
                  applySets: ApplySets, applyRows: ApplyRows, gradientSumsRows: GradientSumsRows, gradientRows: GradientRows,
                  rowShiftedSums: RowShiftedSums, rowCentredSquares: RowCentredSquares,
                  gradientSets: GradientSets, moments: Moments) {
@@ -133,7 +128,6 @@ package struct FloatLaneTable: Sendable {
         self.elementwiseGradient = elementwiseGradient
         self.elementwiseGradientAndSums = elementwiseGradientAndSums
         self.elementwiseGradientStaged = elementwiseGradientStaged
-        self.elementwiseGradientAndSumsStaged = elementwiseGradientAndSumsStaged
         self.setStatistics = setStatistics
         self.applySets = applySets
         self.applyRows = applyRows
@@ -339,7 +333,9 @@ package enum FloatKernel {
                                                        stageBeta: stageBeta)
     }
 
-    /// `elementwiseGradientAndSums` with dy·x̂ and dy added into float32 stages.
+    /// `elementwiseGradientAndSums` with dy·x̂ and dy added into float32 stages: in C (element_staged_f32.c), which
+    /// can prefetch the next run; the same bits as `elementwiseGradientStaged` on this run and `elementwiseGradientSums`
+    /// on the next (LaneBuildTests).
     @inline(__always)
     static func elementwiseGradientAndSumsStaged(
         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
@@ -348,19 +344,19 @@ package enum FloatKernel {
         nextDy: UnsafePointer<Float>, nextX: UnsafePointer<Float>, nextGamma: UnsafePointer<Float>, nextMean: Double,
         nextRstd: Double
     ) -> (dy: Double, dyXhat: Double) {
-        if let wide {
-            var out = (0.0, 0.0)
-            withUnsafeMutableBytes(of: &out) { raw in
-                wide.pointee.elementwiseGradientAndSumsStaged(dy, x, dx, gamma, count, mean, rstd, meanTerm, projection, stageGamma,
-                                                      stageBeta, nextDy, nextX, nextGamma, nextMean, nextRstd,
-                                                      raw.baseAddress!.assumingMemoryBound(to: Double.self))
-            }
-            return out
-        }
-        return NormLanes.FloatLanes.elementwiseGradientAndSumsStaged(
-            dy, x, dx, gamma: gamma, count: count, mean: mean, rstd: rstd, meanTerm: meanTerm, projection: projection,
-            stageGamma: stageGamma, stageBeta: stageBeta, nextDy: nextDy, nextX: nextX, nextGamma: nextGamma,
-            nextMean: nextMean, nextRstd: nextRstd)
+        // Its constants rounded to float32 as the lane loops round them.
+        let (high, low) = (Float(mean), mean - Double(Float(mean)))
+        let (nextHigh, nextLow) = (Float(nextMean), nextMean - Double(Float(nextMean)))
+        let constants = (high, Float(rstd), Float(low * rstd), Float(meanTerm), Float(projection))
+        let nextConstants = (nextHigh, Float(nextRstd), Float(nextLow * nextRstd))
+        var out = (0.0, 0.0)
+        withUnsafeBytes(of: constants) { c in withUnsafeBytes(of: nextConstants) { n in withUnsafeMutableBytes(of: &out) { o in
+            normlab_element_gradient_and_sums_staged_f32(
+                dy, x, dx, gamma, count, c.baseAddress!.assumingMemoryBound(to: Float.self), stageGamma, stageBeta, nextDy,
+                nextX, nextGamma, n.baseAddress!.assumingMemoryBound(to: Float.self),
+                o.baseAddress!.assumingMemoryBound(to: Double.self))
+        }}}
+        return out
     }
 
     /// Statistics of `sets` consecutive short sets (`FloatLanes.setStatistics`).
