@@ -387,10 +387,20 @@ backward_float_sums(const normlab_column_sets *sets, const float *x, const float
 }
 
 NORMLAB_CLONES
+void normlab_columns_backward_f32_float_sums_general(const normlab_column_sets *sets, const float *x, const float *dy,
+                                                     long width, normlab_column_affine affine, float *dx,
+                                                     float *sum_dy, float *sum_dy_xhat, long sums_row_stride) {
+    BY_ROWS(backward_float_sums, sets, x, dy, width, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride)
+}
+
 void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
                                              long width, normlab_column_affine affine, float *dx, float *sum_dy,
                                              float *sum_dy_xhat, long sums_row_stride) {
-    BY_ROWS(backward_float_sums, sets, x, dy, width, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride)
+    if (normlab_pairs_backward_applies(sets, affine, sums_row_stride))
+        normlab_pairs_backward_f32_float_sums(sets, x, dy, width, affine, dx, sum_dy, sum_dy_xhat, sums_row_stride);
+    else
+        normlab_columns_backward_f32_float_sums_general(sets, x, dy, width, affine, dx, sum_dy, sum_dy_xhat,
+                                                        sums_row_stride);
 }
 
 static inline __attribute__((always_inline)) void

@@ -85,6 +85,20 @@ void normlab_columns_backward_f32_float_sums(const normlab_column_sets *sets, co
                                              long width, normlab_column_affine affine, float *dx, float *sum_dy,
                                              float *sum_dy_xhat, long sums_row_stride);
 
+/// normlab_columns_backward_f32_float_sums for every set size and layout on the block loops (sets of at most eight
+/// rows), without the loop of its own that sets of two with γ per element take (column_pairs_f32.c): the same bits.
+void normlab_columns_backward_f32_float_sums_general(const normlab_column_sets *sets, const float *x, const float *dy,
+                                                     long width, normlab_column_affine affine, float *dx,
+                                                     float *sum_dy, float *sum_dy_xhat, long sums_row_stride);
+
+/// Whether normlab_columns_backward_f32_float_sums takes the loop for sets of two (column_pairs_f32.c): two plain rows,
+/// centred, γ per element, per-row sums, m and the divisor powers of two.
+int normlab_pairs_backward_applies(const normlab_column_sets *sets, normlab_column_affine affine,
+                                   long sums_row_stride);
+void normlab_pairs_backward_f32_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
+                                           long width, normlab_column_affine affine, float *dx, float *stage_dy,
+                                           float *stage_dy_xhat, long sums_row_stride);
+
 /// normlab_columns_backward_f32_float_sums on the general loops (per-position sets of more than four rows: PyDLLib's
 /// LayerNorm, a sample's 64 channels at a position). The statistics are always made again from x.
 void normlab_columns_backward_f32_tiles_float_sums(const normlab_column_sets *sets, const float *x, const float *dy,
