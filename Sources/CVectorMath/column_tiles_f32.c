@@ -223,6 +223,8 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
             c.shift = (float *)kept_shift + first;
             if (rows <= 2 * FOLD && (gamma_kind == GAMMA_PER_ROW || gamma_kind == GAMMA_NONE)) {
                 kept_sums_rows(sets, &c, x, dy, part, affine, sums_dh, sums_dh_d, high_sums, rows, gamma_kind);
+            } else if (TALL(rows, part) && rows > 2 * FOLD) {
+                tall_deviation_sums(sets, x, dy, part, c.mean, affine, 0, 1, gamma_kind, 0, 0, sums_dh, sums_dh_d);
             } else {
                 long j = 0;
                 for (; j + 16 <= part; j += 16) KEPT_SUMS_STEP(16)  // two chains of additions side by side

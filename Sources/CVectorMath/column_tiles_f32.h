@@ -32,6 +32,8 @@ static inline void own_constants(tile_constants *c) {
 enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_NONE = 0, SUMS_PER_ELEMENT = 1,
        SUMS_PER_ROW = 2 };
 
+#include "column_tall_f32.h"
+
 // dx̂ = dy·γ of the columns at j (dy in `dh`), γ at row_p along the row, or row_gamma for the whole row.
 #define TIMES_GAMMA(W, dh, row_p, row_gamma)                                                                          \
     if (gamma_kind == GAMMA_PER_ELEMENT) dh = dh * load##W(gamma + (row_p) + j);                                     \
@@ -75,6 +77,23 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
             if (centre) offset = DIVIDE(deviations, m);                                                               \
             if (centre) squares = max0_##W(squares - deviations * offset);                                            \
         }                                                                                                             \
+        STATISTICS_FINISH(W)                                                                                          \
+    }
+
+// STATISTICS_STEP for a tall tile whose sums tall_first_sums and tall_deviation_sums made (column_tall_f32.h): μ₀ in
+// c.mean, Σd in c.shift and Σd² in c.rstd until this step writes their own values.
+#define TALL_STATISTICS_STEP(W)                                                                                       \
+    {                                                                                                                 \
+        vec##W mean = centre ? load##W(c.mean + j) : splat##W(0), offset = splat##W(0);                              \
+        vec##W deviations = load##W(c.shift + j), squares = load##W(c.rstd + j);                                      \
+        if (centre) offset = DIVIDE(deviations, m);                                                                   \
+        if (centre) squares = max0_##W(squares - deviations * offset);                                                \
+        STATISTICS_FINISH(W)                                                                                          \
+    }
+
+// The rest of a column's statistics from μ₀, μ − μ₀ (offset) and Σ(x − μ)² (squares).
+#define STATISTICS_FINISH(W)                                                                                          \
+    {                                                                                                                 \
         vec##W variance = DIVIDE(squares, divisor), shifted = variance + eps;                                         \
         ok##W &= (shifted >= 0x1p-120f) & (shifted <= 0x1p120f);                                                      \
         if (!(rows == 2 && centre)) ok##W &= (mean - mean == 0) & (offset - offset == 0);                             \
@@ -111,9 +130,24 @@ enum { ANY = -1, GAMMA_NONE = 0, GAMMA_PER_ROW = 1, GAMMA_PER_ELEMENT = 2, SUMS_
         mask8 ok8 = true8, zeros8 = {0, 0, 0, 0, 0, 0, 0, 0};                                                         \
         mask1 ok1 = true1, zeros1 = 0;                                                                                \
         long j = 0;                                                                                                   \
-        for (; j + 16 <= part; j += 16) STATISTICS_STEP(16)                                                           \
-        for (; j + 8 <= part; j += 8) STATISTICS_STEP(8)                                                              \
-        for (; j < part; j++) STATISTICS_STEP(1)                                                                      \
+        if (TALL(rows, part) && rows > 2 * FOLD + 1) { /* each sum, Σ(x − x₀) too, on ROWS_SUM's wide path */     \
+            if (centre) {                                                                                             \
+                tall_first_sums(sets, x, part, c.rstd);                                                               \
+                const float *first_ = x + ROW_AT(0);                                                                  \
+                for (; j + 8 <= part; j += 8) store8(c.mean + j, load8(first_ + j) + DIVIDE(load8(c.rstd + j), m));   \
+                for (; j < part; j++) c.mean[j] = first_[j] + DIVIDE(c.rstd[j], m);                                   \
+            } else {                                                                                                  \
+                for (; j < part; j++) c.mean[j] = 0;                                                                  \
+            }                                                                                                         \
+            tall_deviation_sums(sets, x, dy, part, c.mean, affine, 1, gradient_sums, gamma_kind, c.shift, c.rstd,     \
+                                sums_dh, sums_dh_d);                                                                  \
+            for (j = 0; j + 8 <= part; j += 8) TALL_STATISTICS_STEP(8)                                                \
+            for (; j < part; j++) TALL_STATISTICS_STEP(1)                                                             \
+        } else {                                                                                                      \
+            for (; j + 16 <= part; j += 16) STATISTICS_STEP(16)                                                       \
+            for (; j + 8 <= part; j += 8) STATISTICS_STEP(8)                                                          \
+            for (; j < part; j++) STATISTICS_STEP(1)                                                                  \
+        }                                                                                                             \
         ok = all16(ok16) && all8(ok8) && all1(ok1);                                                                   \
         zeros8 += __builtin_shufflevector(zeros16, zeros16, 0, 1, 2, 3, 4, 5, 6, 7) +                                 \
                   __builtin_shufflevector(zeros16, zeros16, 8, 9, 10, 11, 12, 13, 14, 15);                            \
