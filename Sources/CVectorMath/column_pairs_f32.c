@@ -16,13 +16,17 @@ enum { AHEAD_PAIRS = 512 };
 // Block k (0 or 8) of the step at j: statistics (μ₀ = a, d = (0, b − a)), x̂, dx̂ = dy·γ, the range tests, and dx.
 #define PAIR_BLOCK(k)                                                                                                 \
     const v8f a##k = load8(x + j + k), b##k = load8(x + stride + j + k);                                              \
-    const v8f d0_##k = a##k - a##k, d1_##k = b##k - a##k, offset##k = d1_##k * m_scale;                                 \
+    const v8f d0_##k = a##k - a##k, d1_##k = b##k - a##k;                                                             \
+    const v8f offset##k = d1_##k * m_scale;                                                                           \
     const v8f shifted##k = ((offset##k * offset##k) * 2.0f) * divisor_scale + eps;                                    \
-    mask8 ok##k = (shifted##k >= 0x1p-120f) & (shifted##k <= 0x1p120f);                                                \
-    const v8f rstd##k = 1.0f / __builtin_elementwise_sqrt(shifted##k), shift##k = -offset##k * rstd##k;                 \
-    const v8f h0_##k = d0_##k * rstd##k + shift##k, h1_##k = d1_##k * rstd##k + shift##k;                                \
-    const v8f dy0_##k = load8(dy + j + k), dy1_##k = load8(dy + stride + j + k);                                       \
-    const v8f dh0_##k = dy0_##k * load8(gamma0 + j + k), dh1_##k = dy1_##k * load8(gamma1 + j + k);                     \
+    mask8 ok##k = (shifted##k >= 0x1p-120f) & (shifted##k <= 0x1p120f);                                               \
+    const v8f rstd##k = 1.0f / __builtin_elementwise_sqrt(shifted##k);                                                \
+    const v8f shift##k = -offset##k * rstd##k;                                                                        \
+    const v8f h0_##k = d0_##k * rstd##k + shift##k;                                                                   \
+    const v8f h1_##k = d1_##k * rstd##k + shift##k;                                                                   \
+    const v8f dy0_##k = load8(dy + j + k), dy1_##k = load8(dy + stride + j + k);                                      \
+    const v8f dh0_##k = dy0_##k * load8(gamma0 + j + k);                                                              \
+    const v8f dh1_##k = dy1_##k * load8(gamma1 + j + k);                                                              \
     const v8f gap##k = dh0_##k - dh1_##k;                                                                             \
     ok##k &= (gap##k > -0x1p100f) & (gap##k < 0x1p100f);                                                              \
     const v8f pair##k = ((0.5f * eps * rstd##k) * rstd##k) * rstd##k;

@@ -76,28 +76,34 @@ tall_first_sums(const normlab_column_sets *sets, const float *x, long part, floa
     }
 
 // A row group's parts (rows g… to `end`) of the columns at j, added into the strip's Float64 sums, or (last) added
-// and narrowed into the outputs. The group's rows go four at a time along the strip (eight rows of x and dy were sixteen
-// streams, slower on two threads' tiles of 128 columns): its float32 parts wait in the strip's arrays in between.
+// and narrowed into the outputs. The group's rows go four at a time along the strip (eight rows of x and dy were
+// sixteen streams, slower on two threads' tiles of 128 columns): its float32 parts wait in the strip's arrays between.
 #define TALL_GROUP(W, start, end, last)                                                                               \
-    for (long h = g; h < (end) || ((last) && h == g); h += TALL_SIDE) { /* the last group may have no rows */          \
+    for (long h = g; h < (end) || ((last) && h == g); h += TALL_SIDE) { /* the last group may have no rows */         \
         const long h_end = (end) - h < TALL_SIDE ? (end) : h + TALL_SIDE;                                             \
         for (j = (start); j + W <= s + width; j += W) {                                                               \
             const long w = j - s;                                                                                     \
             vec##W pa = splat##W(0), pb = splat##W(0), pc = splat##W(0), pd = splat##W(0);                            \
-            if (h > g) { pa = load##W(part_a + w); pb = load##W(part_b + w); pc = load##W(part_c + w); pd = load##W(part_d + w); } \
+            if (h > g) {                                                                                              \
+                pa = load##W(part_a + w); pb = load##W(part_b + w);                                                   \
+                pc = load##W(part_c + w); pd = load##W(part_d + w);                                                   \
+            }                                                                                                         \
             for (long r = h; r < h_end; r++) TALL_TERMS(W, r)                                                         \
             if (h_end < (end)) {                                                                                      \
-                store##W(part_a + w, pa); store##W(part_b + w, pb); store##W(part_c + w, pc); store##W(part_d + w, pd); \
+                store##W(part_a + w, pa); store##W(part_b + w, pb);                                                   \
+                store##W(part_c + w, pc); store##W(part_d + w, pd);                                                   \
                 continue;                                                                                             \
             }                                                                                                         \
             if (deviations) {                                                                                         \
-                const wide##W a = wadd##W(wload##W(wide_a + w), widen##W(pa)), b = wadd##W(wload##W(wide_b + w), widen##W(pb)); \
-                if (last) { store##W(deviations_out + j, narrow##W(a)); store##W(squares_out + j, narrow##W(b)); }      \
+                const wide##W a = wadd##W(wload##W(wide_a + w), widen##W(pa));                                        \
+                const wide##W b = wadd##W(wload##W(wide_b + w), widen##W(pb));                                        \
+                if (last) { store##W(deviations_out + j, narrow##W(a)); store##W(squares_out + j, narrow##W(b)); }    \
                 else { wstore##W(wide_a + w, a); wstore##W(wide_b + w, b); }                                          \
             }                                                                                                         \
             if (gradients) {                                                                                          \
-                const wide##W c = wadd##W(wload##W(wide_c + w), widen##W(pc)), e = wadd##W(wload##W(wide_d + w), widen##W(pd)); \
-                if (last) { store##W(dh_out + j, narrow##W(c)); store##W(dh_d_out + j, narrow##W(e)); }                \
+                const wide##W c = wadd##W(wload##W(wide_c + w), widen##W(pc));                                        \
+                const wide##W e = wadd##W(wload##W(wide_d + w), widen##W(pd));                                        \
+                if (last) { store##W(dh_out + j, narrow##W(c)); store##W(dh_d_out + j, narrow##W(e)); }               \
                 else { wstore##W(wide_c + w, c); wstore##W(wide_d + w, e); }                                          \
             }                                                                                                         \
         }                                                                                                             \

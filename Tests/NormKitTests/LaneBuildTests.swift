@@ -201,9 +201,9 @@ struct LaneBuildTests {
             let sums = dxC.withUnsafeMutableBufferPointer { d in stagesC.withUnsafeMutableBufferPointer { st in
                 let base = st.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!
                 return FloatKernel.elementwiseGradientAndSumsStaged(
-                    gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gamma: gammap, count: count, mean: mean,
-                    rstd: rstd, meanTerm: 0.01, projection: 0.3, stageGamma: base, stageBeta: base + count, nextDy: xp,
-                    nextX: gp, nextGamma: betap, nextMean: nextMean, nextRstd: nextRstd)
+                    gp, xp, d.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!, gamma: gammap, count: count,
+                    mean: mean, rstd: rstd, meanTerm: 0.01, projection: 0.3, stageGamma: base, stageBeta: base + count,
+                    nextDy: xp, nextX: gp, nextGamma: betap, nextMean: nextMean, nextRstd: nextRstd)
             }}
             #expect(dxC.map(\.bitPattern) == d1.map(\.bitPattern))
             #expect(sums.dy.bitPattern == alone.dy.bitPattern && sums.dyXhat.bitPattern == alone.dyXhat.bitPattern)

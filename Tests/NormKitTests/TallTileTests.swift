@@ -17,18 +17,23 @@ struct TallTileTests {
             var x = Tensor<Float>.randn(shape, seed: 21).scalars
             for i in 0..<n { x[i * c + 1] = 10_000 + 0.01 * x[i * c + 1]; x[i * c + 2] = 3; x[i * c + c - 1] *= 1e-3 }
             let dy = Tensor<Float>.randn(shape, seed: 22).scalars
-            let gamma = Tensor<Float>.randn(try Shape([c]), seed: 23).scalars, beta = Tensor<Float>.randn(try Shape([c]), seed: 24).scalars
+            let gamma = Tensor<Float>.randn(try Shape([c]), seed: 23).scalars
+            let beta = Tensor<Float>.randn(try Shape([c]), seed: 24).scalars
             func run(_ columns: Range<Int>, threads: Int) throws -> [String: [Float]] {
                 let width = columns.count, sliceShape = try Shape([n, width])
-                func slice(_ a: [Float]) -> [Float] { (0..<n).flatMap { i in a[(i * c + columns.lowerBound)..<(i * c + columns.upperBound)] } }
-                let xs = try Tensor(shape: sliceShape, scalars: slice(x)), dys = try Tensor(shape: sliceShape, scalars: slice(dy))
+                func slice(_ a: [Float]) -> [Float] {
+                    (0..<n).flatMap { i in a[(i * c + columns.lowerBound)..<(i * c + columns.upperBound)] }
+                }
+                let xs = try Tensor(shape: sliceShape, scalars: slice(x))
+                let dys = try Tensor(shape: sliceShape, scalars: slice(dy))
                 let g = try Tensor(shape: Shape([width]), scalars: Array(gamma[columns]))
                 let b = try Tensor(shape: Shape([width]), scalars: Array(beta[columns]))
                 let forward = try Normalization.forward(spec: spec, input: xs, gamma: g, beta: b, threads: threads)
-                let grads = try Normalization.backward(forward: forward, gamma: g, outputGradient: dys, threads: threads)
-                return ["y": forward.output.scalars, "xhat": forward.normalized.scalars, "mean": forward.mean?.scalars ?? [],
-                        "var": forward.variance.scalars, "dx": grads.dx.scalars, "dgamma": grads.dgamma?.scalars ?? [],
-                        "dbeta": grads.dbeta?.scalars ?? []]
+                let grads = try Normalization.backward(forward: forward, gamma: g, outputGradient: dys,
+                                                       threads: threads)
+                return ["y": forward.output.scalars, "xhat": forward.normalized.scalars,
+                        "mean": forward.mean?.scalars ?? [], "var": forward.variance.scalars, "dx": grads.dx.scalars,
+                        "dgamma": grads.dgamma?.scalars ?? [], "dbeta": grads.dbeta?.scalars ?? []]
             }
             for threads in [1, 3] {
                 let whole = try run(0..<c, threads: threads)
@@ -36,9 +41,10 @@ struct TallTileTests {
                     let part = try run(columns, threads: 1)
                     for (name, values) in part {
                         let perRow = values.count == n * columns.count
+                        let all = whole[name]!
                         let expected: [Float] = perRow
-                            ? (0..<n).flatMap { i in whole[name]![(i * c + columns.lowerBound)..<(i * c + columns.upperBound)] }
-                            : Array(whole[name]![columns])
+                            ? (0..<n).flatMap { i in all[(i * c + columns.lowerBound)..<(i * c + columns.upperBound)] }
+                            : Array(all[columns])
                         #expect(values.map(\.bitPattern) == expected.map(\.bitPattern),
                                 "\(name), (\(n), \(c)) \(affine), channels \(columns), \(threads) threads")
                     }

@@ -334,8 +334,8 @@ package enum FloatKernel {
     }
 
     /// `elementwiseGradientAndSums` with dy·x̂ and dy added into float32 stages: in C (element_staged_f32.c), which
-    /// can prefetch the next run; the same bits as `elementwiseGradientStaged` on this run and `elementwiseGradientSums`
-    /// on the next (LaneBuildTests).
+    /// can prefetch the next run; the same bits as `elementwiseGradientStaged` on this run and
+    /// `elementwiseGradientSums` on the next (LaneBuildTests).
     @inline(__always)
     static func elementwiseGradientAndSumsStaged(
         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, gamma: UnsafePointer<Float>,
@@ -350,12 +350,16 @@ package enum FloatKernel {
         let constants = (high, Float(rstd), Float(low * rstd), Float(meanTerm), Float(projection))
         let nextConstants = (nextHigh, Float(nextRstd), Float(nextLow * nextRstd))
         var out = (0.0, 0.0)
-        withUnsafeBytes(of: constants) { c in withUnsafeBytes(of: nextConstants) { n in withUnsafeMutableBytes(of: &out) { o in
-            normlab_element_gradient_and_sums_staged_f32(
-                dy, x, dx, gamma, count, c.baseAddress!.assumingMemoryBound(to: Float.self), stageGamma, stageBeta, nextDy,
-                nextX, nextGamma, n.baseAddress!.assumingMemoryBound(to: Float.self),
-                o.baseAddress!.assumingMemoryBound(to: Double.self))
-        }}}
+        withUnsafeBytes(of: constants) { c in
+            withUnsafeBytes(of: nextConstants) { n in
+                withUnsafeMutableBytes(of: &out) { o in
+                    normlab_element_gradient_and_sums_staged_f32(
+                        dy, x, dx, gamma, count, c.baseAddress!.assumingMemoryBound(to: Float.self), stageGamma,
+                        stageBeta, nextDy, nextX, nextGamma, n.baseAddress!.assumingMemoryBound(to: Float.self),
+                        o.baseAddress!.assumingMemoryBound(to: Double.self))
+                }
+            }
+        }
         return out
     }
 
