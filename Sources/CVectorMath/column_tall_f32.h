@@ -75,6 +75,15 @@ tall_first_sums(const normlab_column_sets *sets, const float *x, long part, floa
         }                                                                                                             \
     }
 
+// Two parts added into their Float64 sums at the strip's column w, or (last) added and narrowed into the outputs at j.
+#define TALL_ADD(W, part_x, part_y, wide_x, wide_y, out_x, out_y, last)                                               \
+    {                                                                                                                 \
+        const wide##W x_ = wadd##W(wload##W(wide_x + w), widen##W(part_x));                                           \
+        const wide##W y_ = wadd##W(wload##W(wide_y + w), widen##W(part_y));                                           \
+        if (last) { store##W(out_x + j, narrow##W(x_)); store##W(out_y + j, narrow##W(y_)); }                         \
+        else { wstore##W(wide_x + w, x_); wstore##W(wide_y + w, y_); }                                                \
+    }
+
 // A row group's parts (rows g… to `end`) of the columns at j, added into the strip's Float64 sums, or (last) added
 // and narrowed into the outputs. The group's rows go four at a time along the strip (eight rows of x and dy were
 // sixteen streams, slower on two threads' tiles of 128 columns): its float32 parts wait in the strip's arrays between.
@@ -94,18 +103,8 @@ tall_first_sums(const normlab_column_sets *sets, const float *x, long part, floa
                 store##W(part_c + w, pc); store##W(part_d + w, pd);                                                   \
                 continue;                                                                                             \
             }                                                                                                         \
-            if (deviations) {                                                                                         \
-                const wide##W a = wadd##W(wload##W(wide_a + w), widen##W(pa));                                        \
-                const wide##W b = wadd##W(wload##W(wide_b + w), widen##W(pb));                                        \
-                if (last) { store##W(deviations_out + j, narrow##W(a)); store##W(squares_out + j, narrow##W(b)); }    \
-                else { wstore##W(wide_a + w, a); wstore##W(wide_b + w, b); }                                          \
-            }                                                                                                         \
-            if (gradients) {                                                                                          \
-                const wide##W c = wadd##W(wload##W(wide_c + w), widen##W(pc));                                        \
-                const wide##W e = wadd##W(wload##W(wide_d + w), widen##W(pd));                                        \
-                if (last) { store##W(dh_out + j, narrow##W(c)); store##W(dh_d_out + j, narrow##W(e)); }               \
-                else { wstore##W(wide_c + w, c); wstore##W(wide_d + w, e); }                                          \
-            }                                                                                                         \
+            if (deviations) TALL_ADD(W, pa, pb, wide_a, wide_b, deviations_out, squares_out, last)                    \
+            if (gradients) TALL_ADD(W, pc, pd, wide_c, wide_d, dh_out, dh_d_out, last)                                \
         }                                                                                                             \
     }
 
