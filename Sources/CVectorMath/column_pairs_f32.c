@@ -11,6 +11,8 @@
 
 #include "clones.h"
 
+// Each row's x and dy 512 floats (2 KB) ahead: backward 0.64 ms median against 0.67 with 256, 0.67 with 1024, and
+// 0.69 without (REPL, PyDLLib GroupNorm 32 at (8, 64, 56, 56), one thread).
 enum { AHEAD_PAIRS = 512 };
 
 // Block k (0 or 8) of the step at j: statistics (μ₀ = a, d = (0, b − a)), x̂, dx̂ = dy·γ, the range tests, and dx.

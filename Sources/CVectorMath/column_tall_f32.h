@@ -1,7 +1,7 @@
 #ifndef NORMLAB_COLUMN_TALL_F32_H
 #define NORMLAB_COLUMN_TALL_F32_H
 
-// Tiles of more than sixteen rows (BatchNorm on (N, C): thousands; PyDLLib's LayerNorm: a sample's 64 channels) make
+// Tiles of more than seventeen rows and bigger than half of L2 (BatchNorm on (N, C) with thousands of samples) make
 // their column sums row group by row group along the tile, not column block by column block down every row: a column
 // block down 4096 rows of 3 KB touched a line of each, a page apart, which no prefetcher follows. Each column's sum
 // takes the same terms in the same order as ROWS_SUM / ROWS_SUM2 / ROWS_SUM4's wide path (column_lanes_f32.h): eight

@@ -20,7 +20,8 @@ typedef double v4d __attribute__((vector_size(32)));
 #define store8(p, v) do { v8f n_ = (v); memcpy((p), &n_, sizeof n_); } while (0)
 #define splat8(f) ((v8f){(f), (f), (f), (f), (f), (f), (f), (f)})
 
-// Half a KB of each of the next run's streams ahead: eight of the loop's steps.
+// 512 floats (2 KB, 32 of the loop's steps) ahead in each of the next run's streams: BatchNorm `affine=element`
+// backward 0.71 ms median with 512, 0.78 with 128, 0.73 with 1024 (REPL, (8, 64, 56, 56), one thread).
 enum { NEXT_AHEAD = 512 };
 
 // Eight elements of this run: dx, and dy·x̂ and dy added into the stages.

@@ -75,9 +75,10 @@ void normlab_element_affine_gradient_and_sums_f64(const double *dy, const double
                                                   double next_rstd, double next_sums[2]);
 
 /// dx of one row with γ per element, dy·x̂ and dy added into float32 stages, and the sums of dx̂ = dy·γ and dx̂·x̂ of
-/// the next run (next_dy, next_x, next_gamma): NormLanes' elementwiseGradientAndSumsStaged to the bit, prefetching the
-/// next run. constants: μ's float32 high part, rstd, the low part times rstd, the mean term and the projection, each
-/// rounded to float32 as that loop rounds them; next_constants the next run's first three.
+/// the next run (next_dy, next_x, next_gamma): NormLanes' elementwiseGradientStaged on this run and
+/// elementwiseGradientSums on the next, to the bit, in one loop that prefetches the next run. constants: μ's float32
+/// high part, rstd, the low part times rstd, the mean term and the projection, each rounded to float32 as the lane
+/// loops round them; next_constants the next run's first three.
 void normlab_element_gradient_and_sums_staged_f32(const float *dy, const float *x, float *dx, const float *gamma,
                                                   long count, const float constants[5], float *stage_gamma,
                                                   float *stage_beta, const float *next_dy, const float *next_x,
