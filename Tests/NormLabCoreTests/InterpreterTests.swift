@@ -16,6 +16,24 @@ import Testing
         for name in ["dy", "dx", "dgamma", "dbeta"] { #expect(i.session[name] != nil, "\(name)") }
     }
 
+    /// `time` runs on copies: the session's layer keeps its accumulated dγ and dβ, bit for bit, and its count of
+    /// backward passes, whatever it times.
+    @Test func timingLeavesTheLayerAsItWas() throws {
+        let (i, sink) = makeInterpreter()
+        run(i, sink, "set dtype float32", "tensor x = randn 2 4 3 3 seed 0", "layer groupnorm 2 affine=element", "forward",
+            "backward", "backward")
+        let before = try #require(i.session.layer?.gammaGrad).tensor(as: Float.self).scalars.map(\.bitPattern)
+        let beta = try #require(i.session.layer?.betaGrad).tensor(as: Float.self).scalars.map(\.bitPattern)
+        for what in ["forward", "backward", "step"] {
+            let (out, err) = run(i, sink, "time \(what) runs=3")
+            #expect(err.isEmpty && out.contains("time \(what): "), "\(out) \(err)")
+        }
+        #expect(try #require(i.session.layer?.gammaGrad).tensor(as: Float.self).scalars.map(\.bitPattern) == before)
+        #expect(try #require(i.session.layer?.betaGrad).tensor(as: Float.self).scalars.map(\.bitPattern) == beta)
+        let (out, _) = run(i, sink, "backward")
+        #expect(out.contains("accumulated over 3 backward passes"), "\(out)")
+    }
+
     /// x̂ and x − μ are made when first read, with the values of the forward that named them, even after x changes.
     @Test func intermediatesAreMadeWhenFirstRead() throws {
         let (i, sink) = makeInterpreter()

@@ -98,12 +98,18 @@ struct Time: Command, Equatable {
     @_specialize(where S == Float)
     @_specialize(where S == Double)
     static func timedRun<S: NormScalar>(_ what: TimedStep, layer: NormLayer<S>, x: Tensor<S>, dy: Tensor<S>, threads: Int) throws -> () throws -> Void {
-        var probe = layer
+        // Each run works on a copy of the layer, so the session's is left as it was. The copies start with no
+        // gradient, as a training step after zero_grad does: with the session's .grad in them (storage they share),
+        // each backward would first copy it to add into it — a copy no backward in a session makes (element-wise γ:
+        // a sample's size, twice).
+        var base = layer
+        base.zeroGrad()
+        var probe = base
         try probe.forward(x, threads: threads)
         switch what {
         case .forward:
             return {
-                var copy = layer
+                var copy = base
                 try copy.forward(x, threads: threads)
             }
         case .backward:
@@ -114,7 +120,7 @@ struct Time: Command, Equatable {
             }
         case .step:
             return {
-                var copy = layer
+                var copy = base
                 try copy.forward(x, threads: threads)
                 try copy.backward(dy, threads: threads)
             }
