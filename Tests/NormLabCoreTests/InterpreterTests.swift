@@ -20,8 +20,8 @@ import Testing
     /// backward passes, whatever it times.
     @Test func timingLeavesTheLayerAsItWas() throws {
         let (i, sink) = makeInterpreter()
-        run(i, sink, "set dtype float32", "tensor x = randn 2 4 3 3 seed 0", "layer groupnorm 2 affine=element", "forward",
-            "backward", "backward")
+        run(i, sink, "set dtype float32", "tensor x = randn 2 4 3 3 seed 0", "layer groupnorm 2 affine=element",
+            "forward", "backward", "backward")
         let before = try #require(i.session.layer?.gammaGrad).tensor(as: Float.self).scalars.map(\.bitPattern)
         let beta = try #require(i.session.layer?.betaGrad).tensor(as: Float.self).scalars.map(\.bitPattern)
         for what in ["forward", "backward", "step"] {
