@@ -32,6 +32,11 @@
         *zero_variances += counted;                                                                                   \
     }
 
+// SINGLE_BACKWARD reads x and dy 512 floats (2 KB) ahead: a unit's runs are a group's 12.5 KB of each sample, 800 KB
+// apart. Backward 0.57 / 0.58 -> 0.52 / 0.54 ms, two threads 0.33 / 0.38 -> 0.30 / 0.32 (min / median, REPL,
+// (8, 64, 56, 56) float32); forward's loop was no faster with it.
+enum { SINGLE_AHEAD = 512 };
+
 // Sets of one element (PyDLLib's InstanceNorm), γ not shared by rows, σ² + eps in range: BACKWARD_BLOCK's steps for
 // them without its sums of rows and most of its range tests — in range where x is finite (then so are μ and c) and
 // |γ·dy| < 2¹⁰⁰ (then Σdx̂·x̂ is ±0, x̂ being ±0). The same values (x̂ and dx are ±0, signs and all), and the same sums
@@ -41,6 +46,8 @@
 #define SINGLE_BACKWARD(W)                                                                                            \
     ({                                                                                                                \
         const long at_ = ROW_AT(0) + j;                                                                               \
+        __builtin_prefetch(x + at_ + SINGLE_AHEAD);                                                                   \
+        __builtin_prefetch(dy + at_ + SINGLE_AHEAD);                                                                  \
         const vec##W x_ = load##W(x + at_), dy_ = load##W(dy + at_), rstd_ = splat##W(single_rstd);                    \
         const vec##W mean_ = x_ + DIVIDE(splat##W(0), m), d_ = x_ - mean_;                                            \
         const vec##W offset_ = DIVIDE(splat##W(0) + d_, m), xhat_ = d_ * rstd_ + -offset_ * rstd_;                    \
