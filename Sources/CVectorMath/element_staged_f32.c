@@ -15,7 +15,9 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef double v4d __attribute__((vector_size(32)));
 
-// Macros, not functions: a function returning eight floats would change the ABI between the two builds.
+// Macros, not functions: a function returning eight floats would change the ABI between the two builds. Not
+// column_lanes_f32.h's: its splat8 adds the value to +0, turning a −0 constant into +0, where the Swift lanes' splat
+// (SIMD8(repeating:)) keeps it — and x − (−0) and x − (+0) differ when x is −0.
 #define load8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define store8(p, v) do { v8f n_ = (v); memcpy((p), &n_, sizeof n_); } while (0)
 #define splat8(f) ((v8f){(f), (f), (f), (f), (f), (f), (f), (f)})

@@ -1,4 +1,5 @@
 import CVectorMath
+import NormKit
 import Testing
 
 /// Sets of two rows with γ per element into float32 stages (PyDLLib's GroupNorm, two channels a group) have a loop of
@@ -6,14 +7,8 @@ import Testing
 /// numbers and on the ones that send a block to the Float64 lanes (NaN, ±inf, huge γ·dy gaps, σ² + eps out of range),
 /// at every width (steps of sixteen, a block of eight after them, single columns).
 struct ColumnPairTests {
-    struct Generator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return state >> 11
-        }
-        mutating func normal() -> Float { Float((Double(next() % 2_000_001) / 1_000_000 - 1) * 1.7) }
-    }
+    /// Uniform in ±1.7 from NormKit's own generator.
+    static func normal(_ random: inout SplitMix64) -> Float { Float((random.nextUniform() * 2 - 1) * 1.7) }
 
     static let specials: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 3e38, -3e38, 1e-40, 1e30]
 
@@ -21,25 +16,25 @@ struct ColumnPairTests {
     func pairLoopGivesTheBlockLoopsBits(width: Int) {
         for (caseIndex, (eps, divisor, special)) in [(1e-5, 2.0, false), (1e-6, 1.0, false), (0.0, 2.0, true),
                                                      (1e-30, 2.0, true), (1e-5, 2.0, true)].enumerated() {
-            var random = Generator(state: UInt64(width * 31 + caseIndex))
+            var random = SplitMix64(seed: UInt64(width * 31 + caseIndex))
             let stride = width + 3, sumsStride = width + 5
-            var x = (0..<(2 * stride)).map { _ in random.normal() }
-            var dy = (0..<(2 * stride)).map { _ in random.normal() }
-            var gamma = (0..<(2 * stride)).map { _ in random.normal() }
+            var x = (0..<(2 * stride)).map { _ in Self.normal(&random) }
+            var dy = (0..<(2 * stride)).map { _ in Self.normal(&random) }
+            var gamma = (0..<(2 * stride)).map { _ in Self.normal(&random) }
             for j in Swift.stride(from: 0, to: width, by: 5) { x[stride + j] = x[j] }  // σ² = 0: eps alone
             if special {
                 for _ in 0..<max(1, width / 6) {
-                    let at = Int(random.next() % UInt64(2 * stride))
-                    switch random.next() % 3 {
-                    case 0: x[at] = Self.specials[Int(random.next() % UInt64(Self.specials.count))]
-                    case 1: dy[at] = Self.specials[Int(random.next() % UInt64(Self.specials.count))]
-                    default: gamma[at] = [1e35, -1e35, 0, .nan][Int(random.next() % 4)]
+                    let at = random.nextInt(below: 2 * stride)
+                    switch random.nextInt(below: 3) {
+                    case 0: x[at] = Self.specials[random.nextInt(below: Self.specials.count)]
+                    case 1: dy[at] = Self.specials[random.nextInt(below: Self.specials.count)]
+                    default: gamma[at] = [1e35, -1e35, 0, .nan][random.nextInt(below: 4)]
                     }
                 }
             } else {
                 for j in 0..<(2 * stride) { x[j] = 1000 + 0.01 * x[j] }  // far from 0: μ₀ and c keep the fraction
             }
-            let stages = (0..<(4 * sumsStride)).map { _ in random.normal() }
+            let stages = (0..<(4 * sumsStride)).map { _ in Self.normal(&random) }
             func run(_ pairs: Bool) -> (dx: [Float], stages: [Float]) {
                 var dx = [Float](repeating: -7, count: 2 * stride), out = stages
                 var sets = normlab_column_sets(rows: 2, row_stride: stride, row_offsets: nil, row_index: nil, m: 2,
