@@ -23,6 +23,11 @@ import Testing
         // PyTorch's conventions per position (`reduce=channels`): γ per channel, so one sum per row (`pair_rows`).
         var perChannelGamma = try LayerSpec(kind: .groupnorm, groups: 4)
         perChannelGamma.reduce = .channels
+        // PyDLLib's LayerNorm: a position's channels, γ and β per element. 13 rows go four at a time and one after;
+        // 2,500 columns in two tiles (1,264 and 1,236: four columns after the last step of eight); 64 rows over
+        // 1,600 columns in four tiles of 400.
+        var positionChannels = try LayerSpec(kind: .layernorm)
+        positionChannels.apply(.pydllib)
         var grouped = try LayerSpec(kind: .batchnorm)
         grouped.groups = 2
         grouped.reduce = .channels
@@ -36,7 +41,9 @@ import Testing
                 ("BatchNorm per element, 20 rows", perElement, [20, 3, 29]),
                 // 93 columns: five blocks of sixteen, one of eight, five after them.
                 ("BatchNorm per element, 8 rows", perElement, [8, 3, 31]),
-                ("grouped BatchNorm, 15 rows", grouped, [5, 6, 37])]
+                ("grouped BatchNorm, 15 rows", grouped, [5, 6, 37]),
+                ("LayerNorm, 13 rows, two tiles", positionChannels, [2, 13, 50, 50]),
+                ("LayerNorm, 64 rows, four tiles", positionChannels, [2, 64, 40, 40])]
     }
 
     func compare(_ spec: LayerSpec, _ x: Tensor<Float>, tolerance: Double, _ label: String) throws {
@@ -243,6 +250,24 @@ import Testing
                 }
             }
             #expect(checked == shape.count / 2 && unequal == 0, "\(label): \(unequal) of \(checked) sets not ±x̂")
+        }
+    }
+
+    /// Tile widths: whole cache lines, never more than asked for, one tile when it holds every column, and an even
+    /// number of tiles wherever a thread's share matters (up to 16 tiles; the first odd count is 23 tiles of 256).
+    @Test func tilesComeInEvenNumbers() {
+        #expect(ColumnKernels.Layout.evenTiles(columns: 3136, most: 512) == 400)
+        #expect(ColumnKernels.Layout.evenTiles(columns: 300, most: 512) == 512)
+        #expect(ColumnKernels.Layout.evenTiles(columns: 512, most: 512) == 512)
+        #expect(ColumnKernels.Layout.evenTiles(columns: 513, most: 512) == 272)
+        for most in [256, 512, 1024, 2048, 4096] {
+            for columns in stride(from: 1, to: 40_000, by: 7) {
+                let width = ColumnKernels.Layout.evenTiles(columns: columns, most: most)
+                let tiles = (columns + width - 1) / width, label = "\(columns) columns, at most \(most): \(width)"
+                #expect(width <= most && (width == most || width % 16 == 0), "\(label)")
+                if columns <= most { #expect(width == most, "\(label)") }
+                if width != most || (tiles > 1 && tiles <= 16) { #expect(tiles % 2 == 0, "\(label), \(tiles) tiles") }
+            }
         }
     }
 }

@@ -119,7 +119,8 @@ enum ColumnKernels {
                 width = min(8 * ColumnKernels.tile, 1 << (Int.bitWidth - 1 - share.leadingZeroBitCount))
             } else if floatLanes {
                 let fitting = max(ColumnKernels.tile, (32768 / rows))
-                width = min(Int(NORMLAB_COLUMN_TILE_F32), 1 << (Int.bitWidth - 1 - fitting.leadingZeroBitCount))
+                let most = min(Int(NORMLAB_COLUMN_TILE_F32), 1 << (Int.bitWidth - 1 - fitting.leadingZeroBitCount))
+                width = Layout.evenTiles(columns: columns, most: most)
             } else {
                 width = ColumnKernels.tile
             }
@@ -158,6 +159,23 @@ enum ColumnKernels {
         let width: Int
 
         var tilesPerBlock: Int { (columns + width - 1) / width }
+
+        /// A tile width of at most `most` columns: a multiple of 16 (whole cache lines) that cuts `columns` into an
+        /// even number of tiles, the fewest of the next few even counts that allows it; else `most` (one tile holds
+        /// them all, or none of those counts works). Backward's units are a group's tiles: PyDLLib's LayerNorm at
+        /// (8, 64, 56, 56) in tiles of 512 columns had seven (six of 512 and one of 64), split 4 : 3 over two
+        /// threads, 2,048 columns on one and 1,088 on the other; now eight, seven of 400 and one of 336. The width
+        /// depends on the shape only, never on the thread count: the tiles decide which columns run in Float64 lanes
+        /// together, and per-channel sums are added tile by tile.
+        static func evenTiles(columns: Int, most: Int) -> Int {
+            let fewest = (columns + most - 1) / most
+            guard fewest > 1 else { return most }
+            for tiles in stride(from: (fewest + 1) / 2 * 2, through: fewest + 5, by: 2) {
+                let width = ((columns + tiles - 1) / tiles + 15) / 16 * 16
+                if width <= most && (columns + width - 1) / width % 2 == 0 { return width }
+            }
+            return most
+        }
 
         /// The first channel of block b (its group's first channel; 0 for BatchNorm per element).
         func firstChannel(ofBlock b: Int) -> Int { positions ? (b % groups) * channelRows : 0 }
