@@ -91,7 +91,6 @@ gradient_rows(const normlab_column_sets *sets, const tile_constants *c, const fl
         part_d[k] = part_dh[k] = splat8(0);
         sum_d[k] = sum_dh[k] = wzero8;
     }
-    NEXT_GROUP_ROWS(ahead, first, count)
     long j = 0, steps = 0;
     for (; j + 8 <= part; j += 8) {
         const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
@@ -99,7 +98,6 @@ gradient_rows(const normlab_column_sets *sets, const tile_constants *c, const fl
         for (long k = 0; k < count; k++) {
             const vec8 d = load8(dy + at[k] + j), h = (load8(x + at[k] + j) - mean) * rstd + shift;
             store8(dx + at[k] + j, rstd * ((d * g[k] - mean_term) - h * projection));
-            __builtin_prefetch(dx + ahead[k] + j, 1);
             part_d[k] += d;
             part_dh[k] += d * h;
         }

@@ -15,9 +15,10 @@ enum { AHEAD = 128 };  // columns: half a KB of each row
 enum { SIDE_BY_SIDE = 4 };
 
 // The offsets of the rows `count` on from each of `count` rows from `first` (the next group's; a row's own in the last
-// group). The side-by-side loops fetch their output there for writing as they go: outputs in short runs, a tile's width
-// each a row apart, otherwise wait at their first writes for each line (PyDLLib's LayerNorm backward, (8, 64, 56, 56):
-// dx written to an L1 scratch instead, a trial, took 0.70 ms against 1.31).
+// group). gradient_rows_staged fetches its dx there for writing as it goes: dx in short runs, a tile's width each a
+// row apart, otherwise waits at its first write to each line (PyDLLib's LayerNorm backward, (8, 64, 56, 56): dx
+// written to an L1 scratch instead, a trial, took 0.70 ms against 1.31). gradient_rows does not (`norm over=n,c
+// groups=32`, 16 rows with γ per row: backward 0.541/0.573 ms with the fetch, 0.506/0.538 without).
 #define NEXT_GROUP_ROWS(ahead, first, count)                                                                          \
     long ahead[SIDE_BY_SIDE];                                                                                         \
     for (long k_ = 0; k_ < (count); k_++)                                                                             \
