@@ -152,10 +152,11 @@ enum ColumnKernels {
         func rowOffset(_ r: Int) -> Int { rowTable.map { $0.offsets[r] } ?? r * sets.row_stride }
 
         /// Columns per call. Per-position sets make their statistics again per call (kept on the stack): float64 a
-        /// tile of 256; float32 as many as keep the call's rows within about 128 KB (in L2 while they are read
-        /// again), up to 4096 — the rows are then read and written in long runs (over=n,c's 16 rows in runs of
-        /// 8 KB, PyDLLib's GroupNorm's two in whole rows) rather than 1 KB. BatchNorm per element, whose statistics
-        /// are arrays: 2048 — runs of 8 KB (float32), which the prefetchers follow.
+        /// tile of 256; float32 at most as many as keep the call's rows within about 128 KB (in L2 while they are
+        /// read again), up to 4096, in an even number of tiles (`evenTiles`) — the rows are then read and written in
+        /// long runs (over=n,c's 16 rows in runs of about 6 KB, PyDLLib's GroupNorm's two in whole rows) rather than
+        /// 1 KB. BatchNorm per element, whose statistics are arrays: 2048 — runs of 8 KB (float32), which the
+        /// prefetchers follow.
         let width: Int
 
         var tilesPerBlock: Int { (columns + width - 1) / width }
