@@ -14,16 +14,6 @@ enum { AHEAD = 128 };  // columns: half a KB of each row
 // every row's.
 enum { SIDE_BY_SIDE = 4 };
 
-// The offsets of the rows `count` on from each of `count` rows from `first` (the next group's; a row's own in the last
-// group). gradient_rows_staged fetches its dx there for writing as it goes: dx in short runs, a tile's width each a
-// row apart, otherwise waits at its first write to each line (PyDLLib's LayerNorm backward, (8, 64, 56, 56): dx
-// written to an L1 scratch instead, a trial, took 0.70 ms against 1.31). gradient_rows does not (`norm over=n,c
-// groups=32`, 16 rows with γ per row: backward 0.541/0.573 ms with the fetch, 0.506/0.538 without).
-#define NEXT_GROUP_ROWS(ahead, first, count)                                                                          \
-    long ahead[SIDE_BY_SIDE];                                                                                         \
-    for (long k_ = 0; k_ < (count); k_++)                                                                             \
-        ahead[k_] = (first) + k_ + (count) < sets->rows ? ROW_AT((first) + k_ + (count)) : ROW_AT((first) + k_);
-
 // μ₀, rstd and c of a tile's columns, as x̂ is made from them: in the struct's own arrays, or where a caller keeps
 // them (backward: forward's kept constants; forward: the narrowed statistics' μ₀ and c), which saves copying them.
 typedef struct {
