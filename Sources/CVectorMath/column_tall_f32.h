@@ -15,8 +15,8 @@
 enum { TALL_STRIP = 512, TALL_SIDE = 4 };
 
 // Tiles that go row group by row group: those bigger than half of L2. A smaller one stays in L2 while its column
-// blocks go down its rows, and PyDLLib's LayerNorm (64 rows of 512 columns, 128 KB) was slower by rows (REPL time
-// backward at (8, 64, 56, 56) 1.01 -> 1.15 ms).
+// blocks go down its rows, and PyDLLib's LayerNorm (64 rows of 512 columns then, 128 KB; of at most 400 since session
+// 28) was slower by rows (REPL time backward at (8, 64, 56, 56) 1.01 -> 1.15 ms).
 #define TALL(rows, columns) ((rows) * (columns) > 131072)
 
 // Σ(x − x₀) over rows 1… (ROWS_SUM with first = 1) into sum_out.

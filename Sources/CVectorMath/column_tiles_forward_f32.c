@@ -46,78 +46,52 @@ normalise_tile(const normlab_column_sets *sets, const tile_constants *c, const f
     }
 }
 
-// y with γ and β per row (`layer norm over=n,c`: a row is a channel of a sample) for `count` rows from row `first`,
-// side by side along the tile: each step's constants are loaded once for them, and y is written as a few runs.
+// y for `count` rows from row `first`, side by side along the tile: each step's μ₀, rstd and c loaded once for them,
+// and y written as a few runs. γ and β per row (`layer norm over=n,c`: a row is a channel of a sample), splat once,
+// or per element (PyDLLib's LayerNorm: row after row, normalise_tile loads the constants again for every row, six
+// loads to a store; a C replica of its pass at (8, 64, 56, 56) took 0.32 ms, 0.26 with four rows side by side, eight
+// no better).
 static inline __attribute__((always_inline)) void
-row_affine_rows(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
-                normlab_column_affine affine, float *y, long first, const long count) {
-    const long stride = sets->row_stride;
-    const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
-    const float *gamma = affine.gamma, *beta = affine.beta;
-    long at[SIDE_BY_SIDE];
-    vec8 g[SIDE_BY_SIDE], b[SIDE_BY_SIDE];
-    for (long k = 0; k < count; k++) {
-        at[k] = ROW_AT(first + k);
-        g[k] = splat8(gamma[ROW_INDEX(first + k) * affine.row_stride]);
-        b[k] = splat8(beta[ROW_INDEX(first + k) * affine.row_stride]);
-    }
-    long j = 0;
-    for (; j + 8 <= part; j += 8) {
-        const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
-        for (long k = 0; k < count; k++) {
-            const vec8 h = (load8(x + at[k] + j) - mean) * rstd + shift;
-            store8(y + at[k] + j, g[k] * h + b[k]);
-        }
-    }
-    for (; j < part; j++)
-        for (long k = 0; k < count; k++) {
-            const float h = (x[at[k] + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
-            y[at[k] + j] = g[k][0] * h + b[k][0];
-        }
-}
-
-// y with γ and β per element for `count` rows from row `first`, side by side along the tile, as row_affine_rows: row
-// after row, normalise_tile loads μ₀, rstd and c again for every row, six loads to a store (PyDLLib's LayerNorm at
-// (8, 64, 56, 56): a C replica of its pass took 0.32 ms, 0.26 with four rows side by side, eight no better).
-static inline __attribute__((always_inline)) void
-element_affine_rows(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
-                    normlab_column_affine affine, float *y, long first, const long count) {
+affine_rows(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
+            normlab_column_affine affine, float *y, long first, const long count, const int per_element) {
     const long stride = sets->row_stride;
     const long *row_offsets = sets->row_offsets, *row_index = sets->row_index;
     const float *gamma = affine.gamma, *beta = affine.beta;
     long at[SIDE_BY_SIDE], p[SIDE_BY_SIDE];
+    vec8 g[SIDE_BY_SIDE], b[SIDE_BY_SIDE];
     for (long k = 0; k < count; k++) {
         at[k] = ROW_AT(first + k);
         p[k] = ROW_INDEX(first + k) * affine.row_stride;
+        g[k] = per_element ? splat8(0) : splat8(gamma[p[k]]);
+        b[k] = per_element ? splat8(0) : splat8(beta[p[k]]);
     }
     long j = 0;
     for (; j + 8 <= part; j += 8) {
         const vec8 mean = load8(c->mean + j), rstd = load8(c->rstd + j), shift = load8(c->shift + j);
         for (long k = 0; k < count; k++) {
             const vec8 h = (load8(x + at[k] + j) - mean) * rstd + shift;
-            store8(y + at[k] + j, load8(gamma + p[k] + j) * h + load8(beta + p[k] + j));
+            if (per_element) store8(y + at[k] + j, load8(gamma + p[k] + j) * h + load8(beta + p[k] + j));
+            else store8(y + at[k] + j, g[k] * h + b[k]);
         }
     }
     for (; j < part; j++)
         for (long k = 0; k < count; k++) {
             const float h = (x[at[k] + j] - c->mean[j]) * c->rstd[j] + c->shift[j];
-            y[at[k] + j] = gamma[p[k] + j] * h + beta[p[k] + j];
+            if (per_element) y[at[k] + j] = gamma[p[k] + j] * h + beta[p[k] + j];
+            else y[at[k] + j] = g[k][0] * h + b[k][0];
         }
 }
 
-// The tile's rows four at a time (the last group may be fewer), γ and β per row or per element. Sixteen rows'
-// streams at once, thirty-two columns a step, cost twice the time of the same copy in four (a C benchmark: 0.42
-// against 0.21 ms a pass at (8, 64, 56, 56)). The same operations per element as normalise_tile.
+// The tile's rows four at a time (the last group may be fewer). Sixteen rows' streams at once, thirty-two columns a
+// step, cost twice the time of the same copy in four (a C benchmark: 0.42 against 0.21 ms a pass at (8, 64, 56, 56)).
+// The same operations per element as normalise_tile.
 static inline __attribute__((always_inline)) void
 normalise_tile_side_by_side(const normlab_column_sets *sets, const tile_constants *c, const float *x, long part,
                             normlab_column_affine affine, float *y, const long rows, const int per_element) {
     long r = 0;
-    for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE) {
-        if (per_element) element_affine_rows(sets, c, x, part, affine, y, r, SIDE_BY_SIDE);
-        else row_affine_rows(sets, c, x, part, affine, y, r, SIDE_BY_SIDE);
-    }
-    if (r < rows && per_element) element_affine_rows(sets, c, x, part, affine, y, r, rows - r);
-    else if (r < rows) row_affine_rows(sets, c, x, part, affine, y, r, rows - r);
+    for (; r + SIDE_BY_SIDE <= rows; r += SIDE_BY_SIDE)
+        affine_rows(sets, c, x, part, affine, y, r, SIDE_BY_SIDE, per_element);
+    if (r < rows) affine_rows(sets, c, x, part, affine, y, r, rows - r, per_element);
 }
 
 static inline __attribute__((always_inline)) void
