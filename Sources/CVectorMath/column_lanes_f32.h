@@ -15,7 +15,8 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int v8i __attribute__((vector_size(32)));
 typedef double v4d __attribute__((vector_size(32)));
-typedef struct { v4d lo, hi; } d8;
+// Eight Float64 lanes: one AVX-512 register, two AVX2 ones (the same lane-wise operations either way).
+typedef double d8 __attribute__((vector_size(64)));
 typedef float v16f __attribute__((vector_size(64)));
 typedef int v16i __attribute__((vector_size(64)));
 typedef struct { d8 lo, hi; } d16;
@@ -81,24 +82,25 @@ typedef struct { d16 lo, hi; } d32;
 #define max0_1(v) ({ float v_ = (v); v_ >= 0 ? v_ : 0.0f; })
 #define wide8 d8
 #define wide1 double
-#define wzero8 ((d8){{0, 0, 0, 0}, {0, 0, 0, 0}})
+#define wzero8 ((d8){0, 0, 0, 0, 0, 0, 0, 0})
 #define wzero1 0.0
-#define widen8(v) ({ v8f w_ = (v); (d8){__builtin_convertvector(__builtin_shufflevector(w_, w_, 0, 1, 2, 3), v4d),      \
-                                       __builtin_convertvector(__builtin_shufflevector(w_, w_, 4, 5, 6, 7), v4d)}; })
+#define widen8(v) ({ v8f w_ = (v); __builtin_convertvector(w_, d8); })
 #define widen1(v) ((double)(v))
-#define wadd8(a, b) ({ d8 a_ = (a), b_ = (b); (d8){a_.lo + b_.lo, a_.hi + b_.hi}; })
+#define wadd8(a, b) ({ d8 a_ = (a), b_ = (b); a_ + b_; })
 #define wadd1(a, b) ((a) + (b))
-#define wmul8(a, s) ({ d8 a_ = (a); (d8){a_.lo * (s), a_.hi * (s)}; })
+#define wmul8(a, s) ({ d8 a_ = (a); a_ * (s); })
 #define wmul1(a, s) ((a) * (s))
-#define wdiv8(a, s) ({ d8 a_ = (a); (d8){a_.lo / (s), a_.hi / (s)}; })
+#define wdiv8(a, s) ({ d8 a_ = (a); a_ / (s); })
 #define wdiv1(a, s) ((a) / (s))
-#define narrow8(a) ({ d8 n_ = (a); __builtin_shufflevector(__builtin_convertvector(n_.lo, v4f),                        \
-                                                            __builtin_convertvector(n_.hi, v4f), 0, 1, 2, 3, 4, 5, 6, 7); })
+#define narrow8(a) ({ d8 n_ = (a); __builtin_convertvector(n_, v8f); })
 #define narrow1(a) ((float)(a))
-#define wload8(p) ({ d8 a_; memcpy(&a_.lo, (p), 32); memcpy(&a_.hi, (p) + 4, 32); a_; })
+#define wload8(p) ({ d8 a_; memcpy(&a_, (p), sizeof a_); a_; })
 #define wload1(p) (*(p))
-#define wstore8(p, a) do { d8 s_ = (a); memcpy((p), &s_.lo, 32); memcpy((p) + 4, &s_.hi, 32); } while (0)
+#define wstore8(p, a) do { d8 s_ = (a); memcpy((p), &s_, sizeof s_); } while (0)
 #define wstore1(p, a) (*(p) = (a))
+// Lanes i and i + 4 added: a d8's two halves, as four Float64 lanes.
+#define halves8(a) ({ d8 h_ = (a); __builtin_shufflevector(h_, h_, 0, 1, 2, 3) +                                        \
+                                   __builtin_shufflevector(h_, h_, 4, 5, 6, 7); })
 // Adds float32 values into a Float64 array.
 #define accumulate8(p, v) wstore8(p, wadd8(wload8(p), widen8(v)))
 #define accumulate1(p, v) (*(p) += (double)(v))

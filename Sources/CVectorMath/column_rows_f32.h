@@ -122,7 +122,7 @@ gradient_rows(const normlab_column_sets *sets, const tile_constants *c, const fl
             if (++count1 % FOLD == 0) { sum_d1 += part_d1; sum_dh1 += part_dh1; part_d1 = part_dh1 = 0; }
         }
         const d8 total_d = wadd8(sum_d[k], widen8(part_d[k])), total_dh = wadd8(sum_dh[k], widen8(part_dh[k]));
-        const v4d a = total_d.lo + total_d.hi, b = total_dh.lo + total_dh.hi;
+        const v4d a = halves8(total_d), b = halves8(total_dh);
         const long s = ROW_INDEX(first + k) * sums_row_stride;
         sum_dy[s] += ((a[0] + a[1]) + (a[2] + a[3])) + (sum_d1 + (double)part_d1);
         sum_dy_xhat[s] += ((b[0] + b[1]) + (b[2] + b[3])) + (sum_dh1 + (double)part_dh1);
@@ -243,8 +243,8 @@ pair_rows(const normlab_column_sets *sets, const tile_constants *c, const float 
     sum_dh0 = wadd8(sum_dh0, widen8(part_dh0));
     sum_d1 = wadd8(sum_d1, widen8(part_d1));
     sum_dh1 = wadd8(sum_dh1, widen8(part_dh1));
-    const v4d a0 = sum_d0.lo + sum_d0.hi, b0 = sum_dh0.lo + sum_dh0.hi;
-    const v4d a1 = sum_d1.lo + sum_d1.hi, b1 = sum_dh1.lo + sum_dh1.hi;
+    const v4d a0 = halves8(sum_d0), b0 = halves8(sum_dh0);
+    const v4d a1 = halves8(sum_d1), b1 = halves8(sum_dh1);
     const long s0 = ROW_INDEX(0) * sums_row_stride, s1 = ROW_INDEX(1) * sums_row_stride;
     sum_dy[s0] += ((a0[0] + a0[1]) + (a0[2] + a0[3])) + (wide_d0 + (double)one_d0);
     sum_dy_xhat[s0] += ((b0[0] + b0[1]) + (b0[2] + b0[3])) + (wide_dh0 + (double)one_dh0);

@@ -92,7 +92,7 @@
     {                                                                                                                 \
         sum_d8 = wadd8(sum_d8, widen8(part_d8));                                                                      \
         sum_dh8 = wadd8(sum_dh8, widen8(part_dh8));                                                                   \
-        v4d a = sum_d8.lo + sum_d8.hi, b = sum_dh8.lo + sum_dh8.hi;                                                   \
+        v4d a = halves8(sum_d8), b = halves8(sum_dh8);                                                                \
         sum_dy[ROW_INDEX(r) * sums_row_stride] += ((a[0] + a[1]) + (a[2] + a[3])) + (sum_d1 + (double)part_d1);       \
         sum_dy_xhat[ROW_INDEX(r) * sums_row_stride] += ((b[0] + b[1]) + (b[2] + b[3])) + (sum_dh1 + (double)part_dh1); \
     }
