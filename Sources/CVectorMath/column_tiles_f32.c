@@ -175,8 +175,8 @@ backward_tiles(const normlab_column_sets *sets, const float *all_x, const float 
                double *all_sum_dy, double *all_sum_dy_xhat, float *all_float_sum_dy, float *all_float_sum_dy_xhat,
                long sums_row_stride, long sums_column_stride,
                const float *kept_mean, const float *kept_rstd, const float *kept_shift,
-               const long fixed_rows, const int fixed_gamma, const int fixed_sums, const int fixed_float_sums) {
-    const unsigned known = 0;
+               const long fixed_rows, const int fixed_gamma, const int fixed_sums, const int fixed_float_sums,
+               const unsigned known) {
     CONSTANTS
     const int declared_gamma = fixed_gamma != ANY ? fixed_gamma
                                : !all_affine.gamma ? GAMMA_NONE
@@ -330,16 +330,16 @@ backward_tiles_any(const normlab_column_sets *sets, const float *x, const float 
     if (sets->rows == 16 && per_row)
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
                        sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 16, GAMMA_PER_ROW, SUMS_PER_ROW,
-                       0);
+                       0, 0);
     // Per-position sets of a group's two channels with γ per channel (`layer groupnorm 32 reduce=channels`)
     else if (sets->rows == 2 && per_row)
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
                        sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, 2, GAMMA_PER_ROW, SUMS_PER_ROW,
-                       0);
+                       0, 0);
     else
         backward_tiles(sets, x, dy, width, given_mean, given_rstd, affine, dx, sum_dy, sum_dy_xhat, no_stage, no_stage,
                        sums_row_stride, sums_column_stride, kept_mean, kept_rstd, kept_shift, sets->rows, ANY, ANY,
-                       0);
+                       0, 0);
 }
 
 NORMLAB_CLONES
@@ -369,11 +369,16 @@ void normlab_columns_backward_f32_tiles_float_sums(const normlab_column_sets *se
                                                    long width, normlab_column_affine affine, float *dx,
                                                    float *sum_dy, float *sum_dy_xhat, long sums_row_stride) {
     const float *const no_constants = 0;
-    // γ per element (given, or ones the caller made), the common case, with its loops known.
-    if (affine.gamma && affine.column_stride == 1)
+    // γ per element (given, or ones the caller made), the common case, with its loops known; rows at multiples of the
+    // stride, centred (PyDLLib's LayerNorm), without the per-row tests for a table of rows.
+    if (affine.gamma && affine.column_stride == 1 && !sets->row_offsets && !sets->row_index && sets->centre)
         backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1,
-                       no_constants, no_constants, no_constants, sets->rows, GAMMA_PER_ELEMENT, SUMS_PER_ELEMENT, 1);
+                       no_constants, no_constants, no_constants, sets->rows, GAMMA_PER_ELEMENT, SUMS_PER_ELEMENT, 1,
+                       KNOWN_PLAIN_ROWS | KNOWN_CENTRED);
+    else if (affine.gamma && affine.column_stride == 1)
+        backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1,
+                       no_constants, no_constants, no_constants, sets->rows, GAMMA_PER_ELEMENT, SUMS_PER_ELEMENT, 1, 0);
     else
         backward_tiles(sets, x, dy, width, 0, 0, affine, dx, 0, 0, sum_dy, sum_dy_xhat, sums_row_stride, 1,
-                       no_constants, no_constants, no_constants, sets->rows, ANY, SUMS_PER_ELEMENT, 1);
+                       no_constants, no_constants, no_constants, sets->rows, ANY, SUMS_PER_ELEMENT, 1, 0);
 }
