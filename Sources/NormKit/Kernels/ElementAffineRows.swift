@@ -353,8 +353,8 @@ extension FastKernels {
     }
 
     /// Backward of element-wise γ for sets within a sample when there are too few groups for the threads
-    /// (LayerNorm's one): each set's Σ γ·dy and Σ γ·dy·x̂ first (each channel row's in parallel over spans of the
-    /// channels, then added row by row, as the unit path sums them), then dx, dγ and dβ over the same spans, each span
+    /// (LayerNorm's one): each set's Σ γ·dy and Σ γ·dy·x̂ first, in parallel over the sets (channel row by channel
+    /// row, as the unit path sums them), then dx, dγ and dβ in parallel over spans of a sample's channels, each span
     /// running every sample in order — so each element's dγ and dβ are summed over the batch in sample order, and
     /// every element gets the same operations as on the unit path: the same bits for any thread count.
     static func elementAffineBackwardBySpans<S: NormScalar>(
@@ -367,39 +367,24 @@ extension FastKernels {
         let sets = batch * groups, sampleSize = channels * spatial
         guard sets > 0, channels > 0 else { return }
         let sums = UnsafeMutablePointer<(dh: Double, dhXhat: Double)>.allocate(capacity: sets)
-        let rowSums = UnsafeMutablePointer<(dh: Double, dhXhat: Double)>.allocate(capacity: batch * channels)
-        defer { sums.deallocate(); rowSums.deallocate() }
+        defer { sums.deallocate() }
         nonisolated(unsafe) let gp = dy, xp = x, dxp = dx, g = gamma, meanOf = means, rstdOf = rstds, out = sums
-        nonisolated(unsafe) let dg = dgamma, db = dbeta, rowOut = rowSums
+        nonisolated(unsafe) let dg = dgamma, db = dbeta
+        parallel(sets, threads: threads) { range in
+            for set in range {
+                let first = (set % groups) * k * spatial, at = (set / groups) * sampleSize + first
+                var total = (dh: 0.0, dhXhat: 0.0)
+                for r in 0..<k {
+                    let row = elementAffineSums(dy: gp + at + r * spatial, x: xp + at + r * spatial, count: spatial,
+                                                mean: meanOf[set], rstd: rstdOf[set], gamma: g + first + r * spatial)
+                    total = (total.dh + row.dh, total.dhXhat + row.dhXhat)
+                }
+                (out + set).initialize(to: total)
+            }
+        }
         // At most one span per set: the rounder counts each span in a set's slot of its own.
         let spans = min(channels, sets, 4 * max(1, threads))
         let widest = (channels + spans - 1) / spans * spatial
-        // Each channel row's two sums in every sample, span by span, so that a span's γ stays in L2 over the samples
-        // (by sets, each thread read all of γ for each of its samples); then each set's, its rows' added in row order
-        // as before: the same bits. LayerNorm `affine=element` at (8, 64, 56, 56), two threads: backward 0.340/0.366
-        // -> 0.329/0.359 ms min/median over 12 rounds; this pass is about 0.09 ms of it, the spans' dx pass 0.23.
-        parallel(spans, threads: threads) { range in
-            for span in range {
-                let low = channels * span / spans, high = channels * (span + 1) / spans
-                for n in 0..<batch {
-                    for c in low..<high {
-                        let set = n * groups + c / k, at = n * sampleSize + c * spatial
-                        (rowOut + n * channels + c).initialize(to: elementAffineSums(
-                            dy: gp + at, x: xp + at, count: spatial, mean: meanOf[set], rstd: rstdOf[set],
-                            gamma: g + c * spatial))
-                    }
-                }
-            }
-        }
-        for set in 0..<sets {
-            let first = (set / groups) * channels + (set % groups) * k
-            var total = (dh: 0.0, dhXhat: 0.0)
-            for r in 0..<k {
-                let row = rowSums[first + r]
-                total = (total.dh + row.dh, total.dhXhat + row.dhXhat)
-            }
-            (sums + set).initialize(to: total)
-        }
         parallel(spans, threads: threads) { range in withStages(S.self, count: widest) { stageGamma, stageBeta in
             for span in range {
                 let low = channels * span / spans, high = channels * (span + 1) / spans
