@@ -4,7 +4,7 @@
 
 // The row loops of element-wise γ, β (FastKernels' rows path, `elementAffineBackward`, BatchNorm eval): four lanes of IEEE
 // double, lane by lane the same operations as one element alone, never contracted into fused multiply-adds — so the
-// AVX2 build and the baseline build give the same bits.
+// AVX-512F, AVX2 and baseline builds give the same bits.
 #pragma clang fp contract(off)
 
 #include "clones.h"

@@ -93,7 +93,8 @@ extension FastKernels {
         return body(stages, stages + size)
     }
 
-    /// y = γ·x̂ + β along a row (`normlab_element_affine_apply`: C, AVX2 where the CPU has it); γ nil is 1, β nil 0.
+    /// y = γ·x̂ + β along a row (`normlab_element_affine_apply`: C, AVX2 or AVX-512F where the CPU has it); γ nil is 1,
+    /// β nil 0.
     @inline(__always)
     static func elementAffineRow<S: NormScalar>(
         x: UnsafePointer<S>, y: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,

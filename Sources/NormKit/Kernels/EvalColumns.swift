@@ -82,7 +82,8 @@ extension StridedKernels {
     static let sampleChunk = 256
 
     /// dx = dy·scale rounded once, and with `sumDy`, dy and dy·x̂ (x̂ = (x − mean)·rstd) added into the sums, element by
-    /// element in Float64: C for float32 and float64 (AVX2 where the CPU has it), the same operations as this loop.
+    /// element in Float64: C for float32 and float64 (AVX2 or AVX-512F where the CPU has it), the same operations as
+    /// this loop.
     @inline(__always)
     static func evalElementsGradient<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int,

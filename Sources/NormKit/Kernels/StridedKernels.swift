@@ -286,7 +286,7 @@ enum StridedKernels {
         reduceToParameters(perElementGamma, perElementBeta, spec: spec, plan: plan, dgamma: &dgamma, dbeta: &dbeta)
     }
 
-    /// `normlab_eval_row_gradient` for the element type (C, AVX2 where the CPU has it).
+    /// `normlab_eval_row_gradient` for the element type (C, AVX2 or AVX-512F where the CPU has it).
     @inline(__always)
     static func evalRowGradient<S: NormScalar>(
         dy: UnsafePointer<S>, x: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, count: Int, mean: Double, rstd: Double,
