@@ -11,6 +11,10 @@
 
 #include "power_of_two.h"
 
+// Before this header's own functions, not only in the files that include it: the AVX-512F clone brings FMA with it, and
+// no loop may contract a multiply and an add into one rounding.
+#pragma clang fp contract(off)
+
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
 typedef int v8i __attribute__((vector_size(32)));
